@@ -1,0 +1,1 @@
+"""Thin typer commands: resolve -> build -> analyze -> render. No arithmetic here."""

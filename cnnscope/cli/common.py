@@ -1,0 +1,79 @@
+"""Options shared by every command, and the one place errors become exit codes."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from enum import Enum
+from typing import Iterator, Optional
+
+import typer
+
+from cnnscope.errors import CnnscopeError
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+    md = "md"
+
+
+InputOpt = typer.Option(None, "--input", "-i", help="Input size CxHxW (default: the model's own).",
+                        metavar="CxHxW")
+BatchOpt = typer.Option(1, "--batch", "-b", help="Batch size (>= 1).")
+FormatOpt = typer.Option(OutputFormat.table, "--format", "-f", help="Output format.",
+                         case_sensitive=False)
+OutputOpt = typer.Option(None, "--output", "-o", help="Write to this file (atomically) instead of stdout.")
+DeviceOpt = typer.Option("meta", "--device", "-d",
+                         help="meta (default: nothing allocated), cpu or cuda.")
+
+
+def fail(err: CnnscopeError) -> None:
+    """Print one line on stderr and exit with the error's code (2 for user errors)."""
+    typer.echo(f"cnnscope: error: {err}", err=True)
+    raise typer.Exit(err.exit_code)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn a CnnscopeError raised inside a command into a one-line message."""
+    try:
+        yield
+    except CnnscopeError as err:
+        fail(err)
+    except KeyboardInterrupt:
+        typer.echo("cnnscope: interrupted", err=True)
+        raise typer.Exit(130)
+
+
+def parse_size(text: Optional[str]) -> Optional[tuple[int, int, int]]:
+    from cnnscope.trace.sizes import parse_input_size
+
+    return parse_input_size(text) if text is not None else None
+
+
+def emit(text: str, output: Optional[str]) -> None:
+    """Write ``text`` to ``output`` atomically, or to stdout."""
+    if output:
+        from cnnscope.report.io import write_text_atomic
+
+        write_text_atomic(output, text)
+        typer.echo(f"wrote {output}", err=True)
+    else:
+        sys.stdout.write(text)
+
+
+def console(output: Optional[str] = None):
+    """A Rich console: the terminal, or a plain-text recorder when writing a file."""
+    from rich.console import Console
+
+    if output:
+        return Console(record=True, width=160, file=open(_devnull(), "w"), color_system=None)
+    return Console()
+
+
+def _devnull() -> str:
+    import os
+
+    return os.devnull

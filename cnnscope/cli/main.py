@@ -1,0 +1,55 @@
+"""The ``cnnscope`` command: a typer app assembled from the command modules of this package.
+
+Every module in ``cnnscope.cli`` with a ``register(app)`` function adds its commands;
+``ORDER`` sorts them in ``--help``. Command modules import heavy packages lazily, so
+``cnnscope --help`` and ``cnnscope params`` stay fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+import typer
+
+import cnnscope.cli as _cli_pkg
+
+app = typer.Typer(
+    name="cnnscope",
+    help="Architecture analyzer and profiler for convolutional networks.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,  # user errors are one line; a bug keeps its plain traceback
+    add_completion=False,
+)
+
+
+def _load_commands() -> None:
+    modules = []
+    for info in pkgutil.iter_modules(_cli_pkg.__path__):
+        if info.name in ("main", "common") or info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"cnnscope.cli.{info.name}")
+        if hasattr(module, "register"):
+            modules.append(module)
+    for module in sorted(modules, key=lambda m: getattr(m, "ORDER", 100)):
+        module.register(app)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
+) -> None:
+    """Architecture analyzer and profiler for convolutional networks."""
+    if version:
+        from cnnscope import __version__
+
+        typer.echo(f"cnnscope {__version__}")
+        raise typer.Exit(0)
+
+
+_load_commands()
+
+
+def run() -> None:
+    """Console-script entry point."""
+    app()

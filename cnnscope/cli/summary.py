@@ -1,0 +1,57 @@
+"""``cnnscope params|flops|layers|summary MODEL``: the per-layer table and totals."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from cnnscope.cli.common import (BatchOpt, DeviceOpt, FormatOpt, InputOpt, OutputFormat,
+                                 OutputOpt, console, emit, parse_size, user_errors)
+
+ORDER = 10
+
+
+def summary(
+    model: str = typer.Argument(..., help="Zoo name (see 'cnnscope zoo') or model spec."),
+    input: Optional[str] = InputOpt,
+    batch: int = BatchOpt,
+    depth: int = typer.Option(0, "--depth", help="Group rows to module depth N (0: every layer). Totals stay exact."),
+    format: OutputFormat = FormatOpt,
+    output: Optional[str] = OutputOpt,
+    device: str = DeviceOpt,
+    counter: str = typer.Option("cnnscope", "--counter", help="cnnscope (default) or fvcore (cross-check; allocates weights on the CPU)."),
+    train: bool = typer.Option(False, "--train", help="Trace training-mode behaviour (batch statistics, dropout, aux heads)."),
+) -> None:
+    """Per-layer params, MACs and FLOPs with exact totals and the counting convention."""
+    with user_errors():
+        from cnnscope.analysis.aggregate import group_by_depth
+        from cnnscope.api import analyze
+        from cnnscope.errors import InvalidOptionError
+        from cnnscope.report import layers as render
+
+        if counter not in ("cnnscope", "fvcore"):
+            raise InvalidOptionError(f"unknown counter {counter!r}", "use cnnscope or fvcore")
+        if depth < 0:
+            raise InvalidOptionError(f"--depth {depth} is negative", "use 0 (every layer) or more")
+        device_arg = None if device == "meta" else device
+        report = analyze(model, parse_size(input), batch, device=device_arg, counter=counter, train=train)
+        rows = group_by_depth(report, depth)
+        if format is OutputFormat.table:
+            con = console(output)
+            render.render_rich(report, rows, con)
+            if output:
+                emit(con.export_text(), output)
+        elif format is OutputFormat.csv:
+            emit(render.to_csv(report, rows), output)
+        elif format is OutputFormat.json:
+            emit(render.to_json(report, rows), output)
+        else:
+            emit(render.to_markdown(report, rows), output)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("params", help="Per-layer params, MACs and FLOPs (alias of summary).")(summary)
+    app.command("flops", help="Per-layer params, MACs and FLOPs (alias of summary).")(summary)
+    app.command("layers", help="Per-layer params, MACs and FLOPs (alias of summary).")(summary)
+    app.command("summary")(summary)

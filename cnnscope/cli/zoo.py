@@ -1,0 +1,49 @@
+"""``cnnscope zoo [PATTERN] [--family F]``: the models, with their papers and sizes."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from cnnscope.cli.common import FormatOpt, OutputFormat, OutputOpt, console, emit, user_errors
+
+ORDER = 0
+
+
+def zoo(
+    pattern: str = typer.Argument("*", help="Glob over model names, e.g. 'resnet*'."),
+    family: Optional[str] = typer.Option(None, "--family", help="Only this family (e.g. ResNet)."),
+    format: OutputFormat = FormatOpt,
+    output: Optional[str] = OutputOpt,
+    counts: bool = typer.Option(True, "--counts/--no-counts", help="Trace each model (meta device) for params and MACs."),
+) -> None:
+    """List the zoo: name, family, paper year, data set, default input, params, MACs."""
+    with user_errors():
+        from cnnscope.analysis.zoo_table import zoo_rows
+        from cnnscope.errors import UnknownModelError
+        from cnnscope.report import zoo_render as render
+
+        rows = zoo_rows(pattern, family, counts=counts)
+        if not rows:
+            from cnnscope.zoo import families
+
+            raise UnknownModelError(
+                f"no model matches {pattern!r}" + (f" in family {family!r}" if family else ""),
+                "families: " + ", ".join(families()),
+            )
+        if format is OutputFormat.table:
+            con = console(output)
+            render.render_rich(rows, con)
+            if output:
+                emit(con.export_text(), output)
+        elif format is OutputFormat.csv:
+            emit(render.to_csv(rows), output)
+        elif format is OutputFormat.json:
+            emit(render.to_json(rows), output)
+        else:
+            emit(render.to_markdown(rows), output)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("zoo")(zoo)

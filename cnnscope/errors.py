@@ -1,0 +1,64 @@
+"""One error hierarchy for everything a user can get wrong.
+
+Library code raises these; the CLI turns each into a single line on stderr and
+exit code 2 (see ``cnnscope.cli.common.fail``). Anything that is not a
+``CnnscopeError`` is a bug in cnnscope and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class CnnscopeError(Exception):
+    """Base class: ``str(err)`` says what is wrong, ``hint`` what to do about it."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class UnknownModelError(CnnscopeError):
+    """A model name that is not in the zoo."""
+
+
+class RegistryError(CnnscopeError):
+    """A model registered twice or with bad metadata (a programming error in a zoo file)."""
+
+
+class InvalidInputSizeError(CnnscopeError):
+    """A malformed ``--input`` value or batch size."""
+
+
+class InputTooSmallError(CnnscopeError):
+    """The input shrinks below one pixel somewhere in the network."""
+
+    def __init__(self, message: str, hint: str | None = None, *, layer: str | None = None,
+                 min_size: int | None = None):
+        super().__init__(message, hint)
+        self.layer = layer
+        self.min_size = min_size
+
+
+class DeviceUnavailableError(CnnscopeError):
+    """``--device cuda`` on a machine without CUDA, or an unknown device string."""
+
+
+class InvalidOptionError(CnnscopeError):
+    """An option value that does not make sense (bad format, bad dtype, ...)."""
+
+
+class UserFileError(CnnscopeError):
+    """A file the user named is missing, unreadable, or not what it should be."""
+
+
+class ModelLoadError(CnnscopeError):
+    """A user model (``file.py:factory``, ``pkg.mod:factory``) could not be loaded."""
+
+
+class TraceError(CnnscopeError):
+    """The model's forward pass failed for a reason that is the input's or the model's."""

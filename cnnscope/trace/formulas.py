@@ -1,0 +1,283 @@
+"""Cost of one op from its shapes: a table of small pure functions.
+
+Each formula takes the op's positional arguments, with every tensor replaced by its
+shape (a ``TensorShape``), and the shapes of its tensor outputs, and returns
+``Cost(macs, flops)``. No torch here: the tracer translates tensors into shapes.
+
+Conventions (README "Counting conventions" explains them with a worked example):
+
+* MACs count multiply-accumulates of convolutions (grouped, depthwise and transposed
+  included), linear layers and matrix products. Biases are not MACs.
+* FLOPs = 2 x MACs + one FLOP per bias add + the elementwise work of every other op:
+
+  - unary/binary elementwise ops (add, mul, relu, sigmoid, ...): 1 per output element
+  - batch norm: 2 per element at inference (a folded scale and shift), 4 in training
+    (batch statistics + normalisation)
+  - max/avg pooling: one per window element per output element (k*k per output);
+    adaptive pooling: one per input element
+  - reductions (sum, mean, amax): one per input element; vector norms: 2 per input
+    element (square + add)
+  - softmax: 3 per element (exp, sum, divide)
+  - interpolation: nearest 0 (a copy); linear 3, bilinear 7, trilinear 15, bicubic 31
+    per output element (2^d multiplies + 2^d - 1 adds for the d-linear weights)
+  - data movement (cat, slice, pad, copy) and views: 0
+
+Ops with no entry here and not known as free are reported as unsupported by the
+tracer, never silently counted as zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import prod
+from typing import Any, Callable, Sequence
+
+Shape = tuple[int, ...]
+
+
+class TensorShape(tuple):
+    """The shape of a tensor argument (a tuple subclass, so it reads like a shape)."""
+
+    @property
+    def numel(self) -> int:
+        return prod(self)
+
+
+@dataclass(frozen=True)
+class Cost:
+    macs: int = 0
+    flops: int = 0
+
+    def __add__(self, other: "Cost") -> "Cost":
+        return Cost(self.macs + other.macs, self.flops + other.flops)
+
+
+Formula = Callable[[Sequence[Any], Sequence[Shape]], Cost]
+
+FORMULAS: dict[str, Formula] = {}
+
+
+def register(*names: str) -> Callable[[Formula], Formula]:
+    """Register one formula for one or more op names; a name registered twice is an error."""
+
+    def decorator(fn: Formula) -> Formula:
+        for name in names:
+            if name in FORMULAS or name in FREE_OPS or name in SHAPE_OPS:
+                raise ValueError(f"a cost formula for {name!r} is already registered")
+            FORMULAS[name] = fn
+        return fn
+
+    return decorator
+
+
+# Ops that only re-index memory: they cost nothing and keep the data's identity.
+SHAPE_OPS = frozenset({
+    "view", "_unsafe_view", "reshape", "flatten", "unflatten", "unsqueeze", "squeeze",
+    "permute", "transpose", "t", "expand", "expand_as", "as_strided", "alias", "detach",
+    "contiguous", "movedim", "view_as", "_reshape_alias", "lift_fresh", "numpy_T",
+})
+
+# Ops that move or create data without arithmetic: zero cost, but they are layers of the
+# dataflow (a concatenation, a crop) and keep their own record.
+FREE_OPS = frozenset({
+    "cat", "stack", "clone", "copy", "_to_copy", "to", "slice", "select", "index",
+    "index_select", "narrow", "split", "split_with_sizes", "chunk", "unbind", "gather",
+    "constant_pad_nd", "pad", "reflection_pad2d", "replication_pad2d", "repeat",
+    "zeros", "zeros_like", "ones", "ones_like", "empty", "empty_like", "full", "full_like",
+    "new_zeros", "new_ones", "new_empty", "new_full", "fill", "arange", "scalar_tensor",
+    "scatter", "one_hot", "roll", "flip", "masked_fill", "index_put", "_index_put_impl",
+    "native_dropout_backward", "dropout", "feature_dropout", "alpha_dropout",
+    "empty_strided", "resize", "set", "sym_size", "sym_stride", "sym_numel",
+    "_local_scalar_dense", "lift_fresh_copy", "embedding",
+})
+
+
+def _out_numel(outs: Sequence[Shape]) -> int:
+    return prod(outs[0]) if outs else 0
+
+
+def _tensor_args(args: Sequence[Any]) -> list[TensorShape]:
+    return [a for a in args if isinstance(a, TensorShape)]
+
+
+# ---------------------------------------------------------------- multiply-accumulate ops
+
+
+@register("convolution", "_convolution", "conv2d", "conv1d", "conv3d", "cudnn_convolution",
+          "mkldnn_convolution", "conv_transpose2d", "conv_transpose1d", "conv_transpose3d")
+def conv_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
+    """Convolution: each output element is a dot product over (C_in/groups) x kernel.
+
+    Transposed convolution scatters each input element over (C_out/groups) x kernel
+    outputs, so its MACs are counted from the input side.
+    aten.convolution(input, weight, bias, stride, padding, dilation, transposed, ...).
+    """
+    x, w = args[0], args[1]
+    bias = args[2] if len(args) > 2 else None
+    transposed = bool(args[6]) if len(args) > 6 and isinstance(args[6], bool) else False
+    per_element = prod(w[1:])  # (C_in/groups or C_out/groups) * kernel elements
+    macs = prod(x) * per_element if transposed else _out_numel(outs) * per_element
+    bias_adds = _out_numel(outs) if isinstance(bias, TensorShape) else 0
+    return Cost(macs, 2 * macs + bias_adds)
+
+
+@register("addmm")
+def addmm_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
+    """bias + (M x K) @ (K x N): M*K*N MACs, plus M*N bias adds."""
+    _, a, b = args[0], args[1], args[2]
+    macs = a[0] * a[1] * b[1]
+    return Cost(macs, 2 * macs + a[0] * b[1])
+
+
+@register("mm")
+def mm_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
+    """(M x K) @ (K x N): M*K*N MACs."""
+    a, b = args[0], args[1]
+    macs = a[0] * a[1] * b[1]
+    return Cost(macs, 2 * macs)
+
+
+@register("bmm")
+def bmm_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
+    """Batched (B x M x K) @ (B x K x N): B*M*K*N MACs."""
+    a, b = args[0], args[1]
+    macs = a[0] * a[1] * a[2] * b[2]
+    return Cost(macs, 2 * macs)
+
+
+@register("baddbmm", "addbmm")
+def baddbmm_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
+    """bias + batched product: B*M*K*N MACs plus one add per output element."""
+    a, b = args[1], args[2]
+    macs = a[0] * a[1] * a[2] * b[2]
+    return Cost(macs, 2 * macs + _out_numel(outs))
+
+
+@register("matmul", "linear", "einsum_bmm")
+def matmul_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
+    """Generic matmul/linear (seen only if not decomposed): output elements x inner size."""
+    tensors = _tensor_args(args)
+    a = tensors[0]
+    macs = _out_numel(outs) * a[-1]
+    bias = tensors[2] if len(tensors) > 2 else None
+    return Cost(macs, 2 * macs + (_out_numel(outs) if bias is not None else 0))
+
+
+# ---------------------------------------------------------------- elementwise ops
+
+ELEMENTWISE_OPS = (
+    "add", "sub", "rsub", "mul", "div", "neg", "abs", "sign", "reciprocal", "square",
+    "relu", "relu6", "hardtanh", "leaky_relu", "elu", "selu", "celu", "gelu", "silu",
+    "mish", "sigmoid", "tanh", "hardsigmoid", "hardswish", "softplus", "threshold",
+    "_prelu_kernel", "prelu", "exp", "log", "log1p", "sqrt", "rsqrt", "pow", "erf",
+    "clamp", "clamp_min", "clamp_max", "maximum", "minimum", "where", "lerp", "addcmul",
+    "addcdiv", "floor", "ceil", "round", "eq", "ne", "gt", "lt", "ge", "le", "logical_not",
+    "bitwise_not", "sin", "cos", "fmod", "remainder", "log_sigmoid_forward", "sgn",
+)
+
+
+@register(*ELEMENTWISE_OPS)
+def elementwise_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
+    """One FLOP per output element."""
+    return Cost(0, _out_numel(outs))
+
+
+@register("_native_batch_norm_legit_no_training")
+def batch_norm_eval_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
+    """Inference batch norm folds into one scale and one shift: 2 per element."""
+    return Cost(0, 2 * _out_numel(outs))
+
+
+@register("native_batch_norm", "_native_batch_norm_legit", "batch_norm",
+          "_batch_norm_impl_index", "cudnn_batch_norm", "native_layer_norm",
+          "native_group_norm", "instance_norm")
+def batch_norm_train_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
+    """Normalisation with statistics from the data: mean, variance, scale, shift: 4 per element."""
+    return Cost(0, 4 * _out_numel(outs))
+
+
+@register("native_dropout")
+def dropout_train_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
+    """Training-mode dropout: draw a mask and scale: 2 per element."""
+    return Cost(0, 2 * _out_numel(outs))
+
+
+# ---------------------------------------------------------------- pooling
+
+
+def _window(args: Sequence[Any]) -> int:
+    kernel = args[1]
+    return prod(kernel) if isinstance(kernel, (list, tuple)) else int(kernel) ** 2
+
+
+@register("max_pool2d_with_indices", "max_pool2d", "max_pool1d", "max_pool3d",
+          "max_pool3d_with_indices", "max_pool1d_with_indices", "avg_pool2d", "avg_pool1d",
+          "avg_pool3d", "mkldnn_max_pool2d")
+def pool_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
+    """One FLOP (compare or add) per window element per output element."""
+    return Cost(0, _out_numel(outs) * _window(args))
+
+
+@register("_adaptive_avg_pool2d", "adaptive_avg_pool2d", "_adaptive_avg_pool3d",
+          "adaptive_avg_pool1d", "adaptive_max_pool2d", "adaptive_max_pool1d",
+          "adaptive_max_pool3d")
+def adaptive_pool_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
+    """Adaptive pooling visits every input element once (exact for non-overlapping windows)."""
+    return Cost(0, prod(args[0]))
+
+
+# ---------------------------------------------------------------- reductions, softmax
+
+
+@register("sum", "mean", "amax", "amin", "max", "min", "prod", "argmax", "argmin",
+          "logsumexp", "cumsum", "any", "all", "var", "std", "var_mean", "std_mean")
+def reduction_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
+    """One FLOP per input element (for a binary max/min: one per output element)."""
+    tensors = _tensor_args(args)
+    if len(tensors) >= 2:  # aten.max(a, b) elementwise form
+        return Cost(0, _out_numel(outs))
+    return Cost(0, prod(tensors[0]) if tensors else 0)
+
+
+@register("linalg_vector_norm", "norm", "frobenius_norm")
+def norm_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
+    """Square and accumulate every input element (2 each), then one root per output."""
+    return Cost(0, 2 * prod(args[0]) + _out_numel(outs))
+
+
+@register("_softmax", "softmax", "_log_softmax", "log_softmax")
+def softmax_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
+    """exp, sum, divide: 3 per element."""
+    return Cost(0, 3 * _out_numel(outs))
+
+
+# ---------------------------------------------------------------- interpolation
+
+
+@register("upsample_nearest1d", "upsample_nearest2d", "upsample_nearest3d",
+          "_upsample_nearest_exact1d", "_upsample_nearest_exact2d", "_upsample_nearest_exact3d")
+def nearest_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
+    """Nearest-neighbour upsampling copies: no arithmetic."""
+    return Cost(0, 0)
+
+
+def _interp(flops_per_output: int) -> Formula:
+    def cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
+        return Cost(0, flops_per_output * _out_numel(outs))
+
+    cost.__doc__ = f"{flops_per_output} FLOPs per output element."
+    return cost
+
+
+register("upsample_linear1d")(_interp(3))
+register("upsample_bilinear2d", "_upsample_bilinear2d_aa", "grid_sampler_2d")(_interp(7))
+register("upsample_trilinear3d")(_interp(15))
+register("upsample_bicubic2d", "_upsample_bicubic2d_aa")(_interp(31))
+
+
+def op_cost(name: str, args: Sequence[Any], outs: Sequence[Shape]) -> Cost | None:
+    """Cost of op ``name``; ``None`` when no formula exists (an unsupported op)."""
+    if name in SHAPE_OPS or name in FREE_OPS:
+        return Cost(0, 0)
+    formula = FORMULAS.get(name)
+    return formula(args, outs) if formula is not None else None

@@ -1,0 +1,153 @@
+"""The record types that flow from the tracer to every table, file and comparison.
+
+This module imports no torch: renderers and analyses read these plain dataclasses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+Shape = tuple[int, ...]
+
+# Convention text printed under every table and written into every file.
+CONVENTION = (
+    "params: trainable + frozen nn.Parameters (buffers such as batch-norm running stats "
+    "excluded). MACs: multiply-accumulates of convolutions (incl. grouped, depthwise, "
+    "transposed), linear layers and matmuls; biases excluded (the papers' and torchvision's "
+    "convention). FLOPs: 2 x MACs + bias adds + elementwise work (batch norm, activations, "
+    "pooling, additions, upsampling; see README 'Counting conventions')."
+)
+
+
+@dataclass(frozen=True)
+class LayerRecord:
+    """One layer call: an nn module from torch.nn, or a torch op called outside one.
+
+    ``kind`` is "module" (a leaf torch.nn layer, e.g. Conv2d), "function" (an op in a
+    forward(): residual add, cat, matmul, interpolate) or "shape" (a view/reshape/
+    flatten: no cost, kept because receptive-field analysis must see it). ``inputs``
+    lists the indices of the records that produced this record's tensor inputs (-1 is the
+    model input), which makes the records a dataflow graph.
+    """
+
+    index: int
+    name: str  # qualified name: "layer1.0.conv1", "layer1.0.add"
+    type: str  # module class ("Conv2d") or op name ("add", "cat", "bmm")
+    kind: str  # "module" | "function" | "shape"
+    inputs: tuple[int, ...]  # producer record indices; -1 = model input
+    input_shapes: tuple[Shape, ...]
+    output_shape: Shape
+    params: int = 0  # own parameters, counted at the first call only
+    trainable_params: int = 0
+    macs: int = 0
+    flops: int = 0
+    activations: int = 0  # elements of the output tensor(s)
+    call_index: int = 0  # 0 for the first call of a module, 1 for its second call...
+    kernel_size: tuple[int, ...] | None = None
+    stride: tuple[int, ...] | None = None
+    padding: tuple[int, ...] | None = None
+    dilation: tuple[int, ...] | None = None
+    groups: int | None = None
+    # Anything else a layer's geometry needs (transposed, output_padding, ceil_mode,
+    # scale_factor, cat dim, slice bounds...), as sorted (key, value) pairs.
+    extra: tuple[tuple[str, Any], ...] = ()
+    unsupported: tuple[str, ...] = ()  # ops inside this layer with no cost formula
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        """``extra`` as a dict."""
+        return dict(self.extra)
+
+    @property
+    def depth(self) -> int:
+        """Nesting depth of the name: "layer1.0.conv1" -> 3."""
+        return self.name.count(".") + 1
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Whole-model sums. ``params`` counts every parameter of the model once."""
+
+    params: int
+    trainable_params: int
+    macs: int
+    flops: int
+    activations: int  # sum of layer output elements (a proxy for activation memory)
+
+    @property
+    def frozen_params(self) -> int:
+        return self.params - self.trainable_params
+
+
+@dataclass(frozen=True)
+class ModelReport:
+    """Everything one trace measured, ready for any renderer or analysis."""
+
+    model: str  # zoo name or user-given spec
+    input_size: Shape  # C x H x W (or any per-sample shape)
+    batch: int
+    device: str  # "meta" unless real tensors were asked for
+    layers: tuple[LayerRecord, ...]
+    totals: Totals
+    output_shapes: tuple[Shape, ...]
+    # op name -> number of calls, for ops with no cost formula (never silently zero).
+    unsupported: tuple[tuple[str, int], ...] = ()
+    # Parameters that no layer consumed in the forward pass (e.g. auxiliary heads in eval).
+    unused_params: int = 0
+    counter: str = "cnnscope"
+    convention: str = CONVENTION
+    notes: tuple[str, ...] = field(default=())
+    # (qualified name, class name) of every module, for grouping rows by module.
+    module_types: tuple[tuple[str, str], ...] = ()
+
+    def visible_layers(self) -> list[LayerRecord]:
+        """Layers a table shows: everything but zero-cost shape bookkeeping."""
+        return [r for r in self.layers if r.kind != "shape"]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict: top-level ``totals`` and a ``layers`` list (exact integers)."""
+        return {
+            "model": self.model,
+            "input_size": list(self.input_size),
+            "batch": self.batch,
+            "device": self.device,
+            "counter": self.counter,
+            "convention": self.convention,
+            "output_shapes": [list(s) for s in self.output_shapes],
+            "totals": {
+                "params": self.totals.params,
+                "trainable_params": self.totals.trainable_params,
+                "frozen_params": self.totals.frozen_params,
+                "macs": self.totals.macs,
+                "flops": self.totals.flops,
+                "activations": self.totals.activations,
+            },
+            "unused_params": self.unused_params,
+            "unsupported_ops": dict(self.unsupported),
+            "notes": list(self.notes),
+            "layers": [layer_to_dict(r) for r in self.visible_layers()],
+        }
+
+
+def layer_to_dict(r: LayerRecord) -> dict[str, Any]:
+    """One layer as a flat JSON-ready dict (shapes as lists)."""
+    return {
+        "name": r.name,
+        "type": r.type,
+        "kind": r.kind,
+        "input_shapes": [list(s) for s in r.input_shapes],
+        "output_shape": list(r.output_shape),
+        "params": r.params,
+        "trainable_params": r.trainable_params,
+        "macs": r.macs,
+        "flops": r.flops,
+        "activations": r.activations,
+        "call_index": r.call_index,
+        "kernel_size": list(r.kernel_size) if r.kernel_size else None,
+        "stride": list(r.stride) if r.stride else None,
+        "padding": list(r.padding) if r.padding else None,
+        "dilation": list(r.dilation) if r.dilation else None,
+        "groups": r.groups,
+        "unsupported": list(r.unsupported),
+    }

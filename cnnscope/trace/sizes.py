@@ -1,0 +1,66 @@
+"""Parsing input sizes and finding the smallest input a network accepts."""
+
+from __future__ import annotations
+
+import re
+from typing import Callable
+
+from cnnscope.errors import InputTooSmallError, InvalidInputSizeError
+
+_SIZE = re.compile(r"^\s*(\d+)\s*[xX×,]\s*(\d+)\s*[xX×,]\s*(\d+)\s*$")
+
+
+def parse_input_size(text: str) -> tuple[int, int, int]:
+    """``"3x224x224"`` -> ``(3, 224, 224)``; anything else is a one-line error."""
+    m = _SIZE.match(text or "")
+    if not m:
+        raise InvalidInputSizeError(
+            f"malformed input size {text!r}", "write it as CxHxW, e.g. --input 3x224x224"
+        )
+    size = tuple(int(g) for g in m.groups())
+    if any(s < 1 for s in size):
+        raise InvalidInputSizeError(
+            f"input size {text!r} has a zero dimension", "every dimension must be >= 1, e.g. 3x224x224"
+        )
+    return size  # type: ignore[return-value]
+
+
+def check_batch(batch: int) -> int:
+    """A batch must be a positive integer."""
+    if batch < 1:
+        raise InvalidInputSizeError(f"batch size {batch} is not positive", "use --batch 1 or more")
+    return batch
+
+
+def smallest_spatial_size(fits: Callable[[int], bool], start: int, limit: int = 4096) -> int | None:
+    """Smallest square side ``s`` for which ``fits(s)`` holds, searching up from 1.
+
+    ``fits`` must be monotone (a network that accepts s accepts s+1): true for the
+    "feature map shrinks below a window" failure, which is what this is used for.
+    Returns None when nothing up to ``limit`` fits.
+    """
+    hi = max(start, 1)
+    while not fits(hi):
+        if hi >= limit:
+            return None
+        hi = min(hi * 2, limit)
+    lo = 0  # fits(lo) is False by convention
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if fits(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def too_small_message(err: InputTooSmallError, channels: int, smallest: int | None) -> InputTooSmallError:
+    """The same error, now naming the smallest input that works."""
+    if smallest is None:
+        return err
+    return InputTooSmallError(
+        err.message,
+        f"the smallest input that works is {channels}x{smallest}x{smallest}",
+        layer=err.layer,
+        min_size=smallest,
+    )

@@ -1,0 +1,480 @@
+"""The one forward pass that measures everything.
+
+``trace_module`` runs a model once under a ``TorchDispatchMode`` that sees every aten op,
+with forward hooks on every module to know where each op happens. By default the model
+lives on the meta device: shapes propagate, no weights are allocated and nothing is
+computed, so any input size or batch costs the same.
+
+It emits one ``LayerRecord`` per call of a leaf ``torch.nn`` layer (Conv2d, BatchNorm2d,
+ReLU...: its cost is the sum of the ops it ran) and one per op called outside such a
+layer (the residual ``add``, a ``cat``, a ``matmul`` in a custom module). Each record
+names the records that produced its inputs, so the records form the dataflow graph the
+receptive-field analysis walks.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from math import prod
+from typing import Any, Iterable
+
+import torch
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+
+from cnnscope.errors import DeviceUnavailableError, InputTooSmallError, TraceError
+from cnnscope.trace.formulas import SHAPE_OPS, TensorShape, op_cost
+from cnnscope.trace.records import LayerRecord, ModelReport, Totals
+
+MODEL_INPUT = -1
+
+# Ops whose arguments describe a layer's spatial geometry (kernel, stride, padding...).
+_CONV_OPS = {"convolution", "_convolution"}
+_POOL_OPS = {"max_pool2d_with_indices", "max_pool2d", "max_pool1d", "max_pool3d",
+             "max_pool3d_with_indices", "avg_pool2d", "avg_pool1d", "avg_pool3d"}
+_ADAPTIVE_OPS = {"_adaptive_avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d",
+                 "_adaptive_avg_pool3d", "adaptive_max_pool3d"}
+_UPSAMPLE_RE = re.compile(r"^_?upsample_")
+# Leaf torch.nn layers whose inner ops must not lend them geometry (LRN pools over channels).
+_NO_GEOMETRY_MODULES = {"LocalResponseNorm", "CrossMapLRN2d"}
+
+
+def op_name(func) -> str:
+    """``aten.relu_.default`` -> ``relu``: the packet name without the in-place suffix."""
+    name = func.overloadpacket.__name__
+    if name.endswith("_") and not name.endswith("__"):
+        name = name[:-1]
+    return name
+
+
+def _is_leaf_nn_layer(module: nn.Module) -> bool:
+    # Only torch's own layers are atomic: their meaning is known. A custom module is
+    # traced through, so its ops (a crop, a gate) stay visible.
+    return type(module).__module__.startswith("torch.nn") and next(module.children(), None) is None
+
+
+def _tuple(v: Any, n: int | None = None) -> tuple[int, ...] | None:
+    if v is None:
+        return None
+    if isinstance(v, (list, tuple)):
+        return tuple(int(x) for x in v)
+    return (int(v),) * (n or 1)
+
+
+def geometry(name: str, args: tuple, out_shapes: list[tuple[int, ...]]) -> dict[str, Any]:
+    """Kernel/stride/padding/dilation/groups and extras of a geometry-bearing op."""
+    if name in _CONV_OPS:
+        w = args[1]
+        nd = len(w) - 2
+        transposed = bool(args[6]) if len(args) > 6 else False
+        g: dict[str, Any] = {
+            "kernel_size": tuple(w[2:]),
+            "stride": _tuple(args[3], nd),
+            "padding": _tuple(args[4], nd),
+            "dilation": _tuple(args[5], nd),
+            "groups": int(args[8]) if len(args) > 8 else 1,
+        }
+        if transposed:
+            g["extra"] = {"transposed": True, "output_padding": _tuple(args[7], nd)}
+        return g
+    if name in _POOL_OPS:
+        x = args[0]
+        nd = 3 if "3d" in name else (1 if "1d" in name else 2)
+        kernel = _tuple(args[1], nd)
+        stride = _tuple(args[2], nd) if len(args) > 2 and args[2] not in (None, [], ()) else kernel
+        padding = _tuple(args[3], nd) if len(args) > 3 else (0,) * nd
+        if name.startswith("max"):
+            dilation = _tuple(args[4], nd) if len(args) > 4 else (1,) * nd
+            ceil_mode = bool(args[5]) if len(args) > 5 else False
+        else:
+            dilation = (1,) * nd
+            ceil_mode = bool(args[4]) if len(args) > 4 else False
+        extra = {"ceil_mode": ceil_mode, "pool": "max" if name.startswith("max") else "avg"}
+        del x
+        return {"kernel_size": kernel, "stride": stride, "padding": padding,
+                "dilation": dilation, "extra": extra}
+    if name in _ADAPTIVE_OPS:
+        return {"extra": {"output_size": tuple(out_shapes[0][2:]), "adaptive": True}}
+    if _UPSAMPLE_RE.match(name):
+        mode = name.split("upsample_")[1].rstrip("123d").replace("_exact", "") or "nearest"
+        return {"extra": {"mode": mode, "output_size": tuple(out_shapes[0][2:])}}
+    if name in ("cat", "stack"):
+        dim = args[1] if len(args) > 1 else 0
+        return {"extra": {"dim": int(dim)}}
+    if name == "slice":
+        dim = args[1] if len(args) > 1 else 0
+        start = args[2] if len(args) > 2 else None
+        end = args[3] if len(args) > 3 else None
+        step = args[4] if len(args) > 4 else 1
+        return {"extra": {"dim": int(dim), "start": start, "end": end, "step": int(step)}}
+    if name == "constant_pad_nd":
+        return {"extra": {"pad": tuple(int(p) for p in args[1])}}
+    if name in ("mean", "sum", "amax", "amin") and len(args) > 1:
+        dims = args[1]
+        return {"extra": {"dim": tuple(dims) if isinstance(dims, (list, tuple)) else dims}}
+    return {}
+
+
+def _shape_of(t: torch.Tensor) -> tuple[int, ...]:
+    return tuple(int(s) for s in t.shape)
+
+
+def _tensors(obj: Any) -> list[torch.Tensor]:
+    leaves, _ = tree_flatten(obj)
+    return [x for x in leaves if isinstance(x, torch.Tensor)]
+
+
+def _shape_args(args: tuple) -> tuple:
+    """Positional args with tensors replaced by TensorShape (lists of tensors kept as lists)."""
+    out = []
+    for a in args:
+        if isinstance(a, torch.Tensor):
+            out.append(TensorShape(_shape_of(a)))
+        elif isinstance(a, (list, tuple)) and a and all(isinstance(x, torch.Tensor) for x in a):
+            out.append([TensorShape(_shape_of(x)) for x in a])
+        else:
+            out.append(a)
+    return tuple(out)
+
+
+@dataclass
+class _Pending:
+    """A record under construction (a leaf layer whose forward is running)."""
+
+    name: str
+    type: str
+    kind: str
+    inputs: tuple[int, ...]
+    input_shapes: tuple[tuple[int, ...], ...]
+    call_index: int = 0
+    params: int = 0
+    trainable: int = 0
+    macs: int = 0
+    flops: int = 0
+    geometry: dict[str, Any] = field(default_factory=dict)
+    unsupported: list[str] = field(default_factory=list)
+
+
+class _TraceState:
+    """Everything the hooks and the dispatch mode share during one forward pass."""
+
+    def __init__(self, model: nn.Module, param_names: dict[int, tuple[int, bool]]):
+        self.records: list[LayerRecord] = []
+        self.producer: dict[int, int] = {}  # id(tensor) -> record index (or MODEL_INPUT)
+        self.keep_alive: list[torch.Tensor] = []  # ids stay unique while we hold them
+        self.param_of: dict[int, int] = {}  # id(tensor) -> id of the parameter it views
+        self.params = param_names  # id(parameter) -> (numel, trainable)
+        self.consumed: set[int] = set()
+        self.names = {id(m): n for n, m in model.named_modules()}
+        self.calls: Counter[int] = Counter()
+        self.stack: list[str] = []  # qualified names of the modules running now
+        self.leaf: _Pending | None = None  # the leaf nn layer running now, if any
+        self.leaf_module: nn.Module | None = None
+        self.name_counts: Counter[str] = Counter()
+        self.unsupported: Counter[str] = Counter()
+        self.failed_at: tuple[str, str] | None = None  # (layer name, op) of a failing op
+        for pid in param_names:
+            self.param_of[pid] = pid
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def mark_output(self, tensors: Iterable[torch.Tensor], index: int) -> None:
+        for t in tensors:
+            self.producer[id(t)] = index
+            self.keep_alive.append(t)
+
+    def producers(self, tensors: Iterable[torch.Tensor]) -> tuple[int, ...]:
+        seen: list[int] = []
+        for t in tensors:
+            p = self.producer.get(id(t))
+            if p is not None and p not in seen:
+                seen.append(p)
+        return tuple(seen)
+
+    def unique_name(self, base: str) -> str:
+        n = self.name_counts[base]
+        self.name_counts[base] += 1
+        return base if n == 0 else f"{base}_{n}"
+
+    def claim_params(self, pids: Iterable[int]) -> tuple[int, int]:
+        total = trainable = 0
+        for pid in pids:
+            if pid in self.consumed or pid not in self.params:
+                continue
+            self.consumed.add(pid)
+            numel, is_trainable = self.params[pid]
+            total += numel
+            trainable += numel if is_trainable else 0
+        return total, trainable
+
+    def finish(self, p: _Pending, outputs: list[torch.Tensor]) -> int:
+        g = p.geometry
+        extra = g.get("extra") or {}
+        out_shapes = [_shape_of(t) for t in outputs]
+        if p.type.startswith("Adaptive") and out_shapes:
+            # AdaptiveAvgPool2d(1) runs as a mean; its geometry is its output size.
+            extra = {"adaptive": True, "output_size": out_shapes[0][2:]}
+        record = LayerRecord(
+            index=len(self.records),
+            name=p.name,
+            type=p.type,
+            kind=p.kind,
+            inputs=p.inputs,
+            input_shapes=p.input_shapes,
+            output_shape=out_shapes[0] if out_shapes else (),
+            params=p.params,
+            trainable_params=p.trainable,
+            macs=p.macs,
+            flops=p.flops,
+            activations=sum(prod(s) for s in out_shapes),
+            call_index=p.call_index,
+            kernel_size=g.get("kernel_size"),
+            stride=g.get("stride"),
+            padding=g.get("padding"),
+            dilation=g.get("dilation"),
+            groups=g.get("groups"),
+            extra=tuple(sorted(extra.items())),
+            unsupported=tuple(sorted(set(p.unsupported))),
+        )
+        self.records.append(record)
+        self.mark_output(outputs, record.index)
+        return record.index
+
+    # ------------------------------------------------------------------ module hooks
+
+    def pre_hook(self, module: nn.Module, args: tuple) -> None:
+        name = self.names.get(id(module), type(module).__name__)
+        self.stack.append(name)
+        if self.leaf is not None or not _is_leaf_nn_layer(module):
+            return
+        call = self.calls[id(module)]
+        self.calls[id(module)] += 1
+        inputs = _tensors(args)
+        own = [id(p) for p in module.parameters(recurse=False)]
+        params, trainable = self.claim_params(own)
+        self.leaf_module = module
+        self.leaf = _Pending(
+            name=name if call == 0 else f"{name}#{call + 1}",
+            type=type(module).__name__,
+            kind="module",
+            inputs=self.producers(inputs),
+            input_shapes=tuple(_shape_of(t) for t in inputs),
+            call_index=call,
+            params=params,
+            trainable=trainable,
+        )
+        if type(module).__name__ in _NO_GEOMETRY_MODULES:
+            self.leaf.geometry = {"extra": {"size": getattr(module, "size", None)}}
+
+    def post_hook(self, module: nn.Module, args: tuple, output: Any) -> None:
+        self.stack.pop()
+        if self.leaf is not None and module is self.leaf_module:
+            pending, self.leaf, self.leaf_module = self.leaf, None, None
+            self.finish(pending, _tensors(output))
+
+    # ------------------------------------------------------------------ ops
+
+    def on_op(self, func, args: tuple, kwargs: dict, out: Any) -> None:
+        name = op_name(func)
+        outputs = _tensors(out)
+        if name.endswith("_with_indices"):
+            outputs = outputs[:1]  # the indices are bookkeeping, not activations
+        out_shapes = [_shape_of(t) for t in outputs]
+        sargs = _shape_args(args)
+        cost = op_cost(name, sargs, out_shapes)
+
+        if self.leaf is not None:  # inside a torch.nn layer: add to its record
+            if cost is None:
+                self.leaf.unsupported.append(name)
+                self.unsupported[name] += 1
+            else:
+                self.leaf.macs += cost.macs
+                self.leaf.flops += cost.flops
+            if not self.leaf.geometry:
+                self.leaf.geometry = geometry(name, sargs, out_shapes)
+            return
+
+        inputs = _tensors((args, kwargs))
+        producers = self.producers(inputs)
+        param_inputs = [self.param_of[id(t)] for t in inputs if id(t) in self.param_of]
+        if not producers and cost is not None and cost.macs == 0 and cost.flops == 0:
+            # Free work on parameters or constants alone (W.unsqueeze(0), zeros(...)) is not
+            # a layer of the dataflow. Views and copies of a parameter stay linked to it, so
+            # that the op that finally consumes it is charged with its parameters.
+            if param_inputs:
+                for t in outputs:
+                    self.param_of[id(t)] = param_inputs[0]
+                    self.keep_alive.append(t)
+            return
+        kind = "shape" if name in SHAPE_OPS else "function"
+        parent = self.stack[-1] if self.stack else ""
+        params, trainable = self.claim_params(param_inputs)
+        pending = _Pending(
+            name=self.unique_name(f"{parent}.{name}" if parent else name),
+            type=name,
+            kind=kind,
+            inputs=producers,
+            input_shapes=tuple(_shape_of(t) for t in inputs if id(t) not in self.param_of),
+            params=params,
+            trainable=trainable,
+            geometry=geometry(name, sargs, out_shapes),
+        )
+        if cost is None:
+            pending.unsupported.append(name)
+            self.unsupported[name] += 1
+        else:
+            pending.macs, pending.flops = cost.macs, cost.flops
+        self.finish(pending, outputs)
+
+    def current_layer(self) -> str:
+        if self.leaf is not None:
+            return self.leaf.name
+        return self.stack[-1] if self.stack else "<model>"
+
+
+class _DispatchCounter(TorchDispatchMode):
+    def __init__(self, state: _TraceState):
+        super().__init__()
+        self.state = state
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        try:
+            out = func(*args, **kwargs)
+        except Exception:
+            if self.state.failed_at is None:
+                self.state.failed_at = (self.state.current_layer(), op_name(func))
+            raise
+        self.state.on_op(func, args, kwargs, out)
+        return out
+
+
+# ---------------------------------------------------------------------- public API
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``None``/"meta" -> meta; "cuda" without CUDA raises a one-line error."""
+    if device is None:
+        return torch.device("meta")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise DeviceUnavailableError(
+            f"unknown device {device!r}", "use meta, cpu or cuda (cuda:N for a given GPU)"
+        ) from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise DeviceUnavailableError(
+            "CUDA is not available on this machine",
+            "use --device cpu (or meta, the default, for counting)",
+        )
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise DeviceUnavailableError(
+            f"no CUDA device {dev.index} (this machine has {torch.cuda.device_count()})",
+            "pick an existing cuda:N",
+        )
+    if dev.type not in ("meta", "cpu", "cuda", "mps"):
+        raise DeviceUnavailableError(f"unsupported device {device!r}", "use meta, cpu or cuda")
+    return dev
+
+
+def trace_module(
+    model: nn.Module,
+    input_size: tuple[int, ...],
+    batch: int = 1,
+    *,
+    model_name: str | None = None,
+    device: str | torch.device | None = None,
+    train: bool = False,
+) -> ModelReport:
+    """Run ``model`` once on a (batch, *input_size) input and measure every layer.
+
+    The model must already live on ``device`` (meta by default: build it under
+    ``with torch.device("meta"):``). ``train=True`` traces training-mode behaviour
+    (batch statistics, dropout, auxiliary heads).
+    """
+    dev = resolve_device(device)
+    params: dict[int, tuple[int, bool]] = {}
+    for p in model.parameters():  # unique parameters: shared weights counted once
+        params.setdefault(id(p), (p.numel(), p.requires_grad))
+    state = _TraceState(model, params)
+    was_training = model.training
+    model.train(train)
+    handles = []
+    for module in model.modules():
+        handles.append(module.register_forward_pre_hook(state.pre_hook))
+        handles.append(module.register_forward_hook(state.post_hook))
+    if dev.type == "meta":
+        x = torch.empty((batch, *input_size), device=dev)
+    else:
+        x = torch.randn((batch, *input_size), device=dev)
+    state.mark_output([x], MODEL_INPUT)
+    label = model_name or type(model).__name__
+    try:
+        with torch.no_grad(), _DispatchCounter(state):
+            output = model(x)
+    except Exception as exc:  # turn what the input caused into a user error
+        raise _explain_failure(exc, state, label, input_size) from None
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+
+    records = tuple(state.records)
+    total_params = sum(n for n, _ in params.values())
+    trainable = sum(n for n, t in params.values() if t)
+    visible = [r for r in records if r.kind != "shape"]
+    totals = Totals(
+        params=total_params,
+        trainable_params=trainable,
+        macs=sum(r.macs for r in records),
+        flops=sum(r.flops for r in records),
+        activations=sum(r.activations for r in visible),
+    )
+    unused = total_params - sum(r.params for r in records)
+    notes = []
+    if unused:
+        notes.append(f"{unused:,} parameters belong to layers this forward pass did not run "
+                     "(e.g. auxiliary heads in eval mode); they are in the params total.")
+    return ModelReport(
+        model=label,
+        input_size=tuple(input_size),
+        batch=batch,
+        device=str(dev),
+        layers=records,
+        totals=totals,
+        output_shapes=tuple(_shape_of(t) for t in _tensors(output)),
+        unsupported=tuple(sorted(state.unsupported.items())),
+        unused_params=unused,
+        notes=tuple(notes),
+        module_types=tuple((n, type(m).__name__) for n, m in model.named_modules()),
+    )
+
+
+_TOO_SMALL = re.compile(
+    r"too small|smaller than|can't be greater than|cannot be greater|non-positive|"
+    r"Output size is|output size .* is too small|negative dimension|Padding size should be",
+    re.IGNORECASE,
+)
+
+
+def _explain_failure(exc: Exception, state: _TraceState, model: str,
+                     input_size: tuple[int, ...]) -> Exception:
+    size = "x".join(str(s) for s in input_size)
+    layer, op = state.failed_at or (state.current_layer(), "?")
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if _TOO_SMALL.search(str(exc)):
+        return InputTooSmallError(
+            f"input {size} is too small for {model}: the feature map shrinks below the "
+            f"window of layer {layer} ({op})",
+            layer=layer,
+        )
+    if "shapes cannot be multiplied" in text or "size mismatch" in text:
+        return TraceError(
+            f"{model} does not accept input {size}: layer {layer} got a feature size it "
+            f"was not built for ({text})",
+            "its classifier is fixed to the default input size; use that size",
+        )
+    return TraceError(f"{model} failed at layer {layer} ({op}) on input {size}: {text}")
