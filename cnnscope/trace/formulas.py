@@ -189,16 +189,26 @@ def batch_norm_eval_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
 
 
 @register("native_batch_norm", "_native_batch_norm_legit", "batch_norm",
-          "_batch_norm_impl_index", "cudnn_batch_norm", "native_layer_norm",
-          "native_group_norm", "instance_norm")
-def batch_norm_train_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
+          "_batch_norm_impl_index", "cudnn_batch_norm")
+def batch_norm_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
+    """Batch norm: 2 per element with running statistics (eval), 4 when it computes them.
+
+    aten.native_batch_norm(input, weight, bias, running_mean, running_var, training, ...).
+    """
+    training = args[5] if len(args) > 5 and isinstance(args[5], bool) else True
+    return Cost(0, (4 if training else 2) * _out_numel(outs))
+
+
+@register("native_layer_norm", "native_group_norm", "instance_norm")
+def norm_with_statistics_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
     """Normalisation with statistics from the data: mean, variance, scale, shift: 4 per element."""
     return Cost(0, 4 * _out_numel(outs))
 
 
-@register("native_dropout")
+@register("native_dropout", "bernoulli")
 def dropout_train_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
-    """Training-mode dropout: draw a mask and scale: 2 per element."""
+    """Training-mode dropout: draw a mask and scale: 2 per element (bernoulli: the draw
+    of a dropout mask written as bernoulli + mul on some devices, also 2 per element)."""
     return Cost(0, 2 * _out_numel(outs))
 
 

@@ -27,6 +27,7 @@ from torch.utils._pytree import tree_flatten
 
 from cnnscope.errors import DeviceUnavailableError, InputTooSmallError, TraceError
 from cnnscope.trace.formulas import SHAPE_OPS, TensorShape, op_cost
+from cnnscope.trace.meta import fast_meta_op
 from cnnscope.trace.records import LayerRecord, ModelReport, Totals
 
 MODEL_INPUT = -1
@@ -343,7 +344,9 @@ class _DispatchCounter(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         try:
-            out = func(*args, **kwargs)
+            out = fast_meta_op(op_name(func), func, args, kwargs)
+            if out is NotImplemented:
+                out = func(*args, **kwargs)
         except Exception:
             if self.state.failed_at is None:
                 self.state.failed_at = (self.state.current_layer(), op_name(func))

@@ -1,0 +1,54 @@
+"""The meta fast path must give exactly the shapes PyTorch's own meta kernels give."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from cnnscope.trace.meta import fast_meta_op
+from cnnscope.trace.tracer import op_name
+
+
+def m(*shape):
+    return torch.empty(*shape, device="meta")
+
+
+CASES = [
+    (torch.ops.aten.native_batch_norm.default, (m(2, 8, 5, 5), m(8), m(8), m(8), m(8), False, 0.1, 1e-5)),
+    (torch.ops.aten.native_batch_norm.default, (m(2, 8, 5, 5), m(8), m(8), m(8), m(8), True, 0.1, 1e-5)),
+    (torch.ops.aten.relu.default, (m(2, 3, 4, 4),)),
+    (torch.ops.aten.hardtanh.default, (m(2, 3, 4, 4), 0.0, 6.0)),
+    (torch.ops.aten.add.Tensor, (m(2, 3, 4, 4), m(1, 3, 1, 1))),
+    (torch.ops.aten.mul.Tensor, (m(2, 3, 4, 4), m(2, 3, 1, 1))),
+    (torch.ops.aten.mul.Tensor, (m(2, 3, 4, 4), 0.5)),
+    (torch.ops.aten.pow.Tensor_Scalar, (m(2, 3), 2)),
+    (torch.ops.aten.addmm.default, (m(10), m(4, 5), m(5, 10))),
+    (torch.ops.aten.mean.dim, (m(2, 8, 7, 7), [-1, -2], True)),
+    (torch.ops.aten.mean.dim, (m(2, 8, 7, 7), [2, 3])),
+    (torch.ops.aten.cat.default, ([m(2, 3, 4, 4), m(2, 5, 4, 4)], 1)),
+    (torch.ops.aten.cat.default, ([m(2, 3, 4, 4), m(2, 3, 4, 4)], -1)),
+]
+
+
+@pytest.mark.parametrize("func,args", CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+def test_fast_path_shapes_equal_pytorch_meta(func, args):
+    fast = fast_meta_op(op_name(func), func, args, {})
+    assert fast is not NotImplemented
+    real = func(*args)
+    fast_t = fast if isinstance(fast, tuple) else (fast,)
+    real_t = real if isinstance(real, tuple) else (real,)
+    assert [tuple(t.shape) for t in fast_t[:1]] == [tuple(t.shape) for t in real_t[:1]]
+    assert fast_t[0].dtype == real_t[0].dtype
+
+
+def test_mismatched_cat_falls_back_to_pytorch_error():
+    func = torch.ops.aten.cat.default
+    args = ([m(2, 3, 4, 4), m(2, 5, 5, 4)], 1)
+    assert fast_meta_op("cat", func, args, {}) is NotImplemented
+    with pytest.raises(RuntimeError):
+        func(*args)
+
+
+def test_non_meta_tensors_are_never_shortcut():
+    x = torch.ones(2, 2)
+    assert fast_meta_op("relu", torch.ops.aten.relu.default, (x,), {}) is NotImplemented
+    assert F.relu(x).sum() == 4

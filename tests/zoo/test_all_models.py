@@ -1,0 +1,67 @@
+"""Every registered model, tested the moment it is registered.
+
+Builds on the meta device, traces at its default input with no unsupported op, gives
+the expected output shape, and matches its published parameter count when it has one.
+"""
+
+import pytest
+
+import cnnscope
+from cnnscope.errors import InputTooSmallError
+from cnnscope.zoo import list_models, model_info
+
+MODELS = list_models()
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_traces_at_default_input(name):
+    info = model_info(name)
+    report = cnnscope.analyze(name)
+    assert report.unsupported == (), f"{name}: ops without a cost formula: {report.unsupported}"
+    out = report.output_shapes[0]
+    assert out[0] == 1 and out[1] == info.num_classes, f"{name}: output {out}"
+    assert report.totals.macs > 0 and report.totals.params > 0
+    # Every parameter is charged to exactly one layer (or reported as unused).
+    assert sum(r.params for r in report.layers) + report.unused_params == report.totals.params
+
+
+@pytest.mark.parametrize("name", [n for n in MODELS if model_info(n).reference_params])
+def test_params_match_published_reference(name):
+    info = model_info(name)
+    assert cnnscope.analyze(name).totals.params == info.reference_params, info.reference_source
+
+
+# Published MAC counts at 224x224 (torchvision's weights metadata "_ops", GFLOPS in its
+# convention of one multiply-add per op).
+TORCHVISION_GMACS = {"resnet50": 4.089, "vgg16": 15.470, "resnet18": 1.814, "resnet152": 11.514,
+                     "densenet121": 2.834, "mobilenet_v2": 0.301, "wide_resnet50_2": 11.398,
+                     "resnext50_32x4d": 4.230}
+
+
+@pytest.mark.parametrize("name", sorted(TORCHVISION_GMACS))
+def test_macs_match_torchvision_published_gflops(name):
+    if name not in MODELS:
+        pytest.skip(f"{name} not registered")
+    macs = cnnscope.analyze(name).totals.macs
+    assert round(macs / 1e9, 3) == pytest.approx(TORCHVISION_GMACS[name], abs=0.0011)
+
+
+def test_exact_macs_of_resnet50_and_vgg16():
+    # The exact integers behind torchvision's 4.09 and 15.47 GFLOPS.
+    assert cnnscope.analyze("resnet50").totals.macs == 4_089_184_256
+    assert cnnscope.analyze("vgg16").totals.macs == 15_470_264_320
+
+
+SMALL = ["lenet5", "alexnet", "vgg11", "resnet18", "googlenet", "densenet121"]
+
+
+@pytest.mark.parametrize("name", [n for n in MODELS if n in SMALL] + [
+    pytest.param(n, marks=pytest.mark.slow) for n in MODELS if n not in SMALL])
+def test_smallest_input_is_tight(name):
+    info = model_info(name)
+    side = cnnscope.smallest_input(name)
+    assert side is not None and side <= info.input_size[1], name
+    c = info.input_size[0]
+    if side > 1:
+        with pytest.raises(InputTooSmallError):
+            cnnscope.analyze(name, (c, side - 1, side - 1))
