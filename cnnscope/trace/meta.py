@@ -65,7 +65,36 @@ def _fast_cat(args: tuple) -> Any:
             return NotImplemented  # PyTorch raises the proper error
     shape = list(first.shape)
     shape[dim] = sum(t.shape[dim] for t in tensors)
-    return first.new_empty(shape)
+    return _empty(first, shape)
+
+
+def _fast_conv(args: tuple) -> Any:
+    """aten.convolution(input, weight, bias, stride, padding, dilation, transposed, output_padding, groups)."""
+    if len(args) < 9:
+        return NotImplemented
+    x, w, _, stride, padding, dilation, transposed, output_padding, groups = args[:9]
+    nd = w.dim() - 2
+    if (x.dim() != nd + 2 or w.device.type != "meta" or w.dtype != x.dtype
+            or not all(isinstance(v, (list, tuple)) and len(v) == nd
+                       for v in (stride, padding, dilation, output_padding))):
+        return NotImplemented
+    groups = int(groups)
+    kernel = w.shape[2:]
+    if transposed:
+        if x.shape[1] != w.shape[0]:
+            return NotImplemented
+        c_out = w.shape[1] * groups
+        spatial = [(n - 1) * s - 2 * p + d * (k - 1) + op + 1 for n, k, s, p, d, op in
+                   zip(x.shape[2:], kernel, stride, padding, dilation, output_padding)]
+    else:
+        if x.shape[1] != w.shape[1] * groups:
+            return NotImplemented
+        c_out = w.shape[0]
+        spatial = [(n + 2 * p - d * (k - 1) - 1) // s + 1 for n, k, s, p, d in
+                   zip(x.shape[2:], kernel, stride, padding, dilation)]
+    if any(n < 1 for n in spatial):
+        return NotImplemented  # PyTorch raises its own "too small" error
+    return _empty(x, (x.shape[0], c_out, *spatial))
 
 
 def fast_meta_op(name: str, func, args: tuple, kwargs: dict) -> Any:
@@ -84,16 +113,18 @@ def fast_meta_op(name: str, func, args: tuple, kwargs: dict) -> Any:
     if x.device.type != "meta":
         return NotImplemented
     inplace = func.overloadpacket.__name__.endswith("_")
+    if name == "convolution":
+        return _fast_conv(args)
     if name in _BATCH_NORM:
         c = x.shape[1] if x.dim() > 1 else 0
-        stats = x.new_empty((c,)) if len(args) > 5 and args[5] is True else x.new_empty((0,))
-        return x.new_empty(x.shape), stats, x.new_empty(stats.shape)
+        stats = _empty(x, (c,)) if len(args) > 5 and args[5] is True else _empty(x, (0,))
+        return _empty(x, x.shape), stats, _empty(x, stats.shape)
     if name in _UNARY:
-        return x if inplace else x.new_empty(x.shape)
+        return x if inplace else _empty(x, x.shape)
     if name == "addmm" and len(args) >= 3 and not inplace:
         a, b = args[1], args[2]
         if a.dim() == 2 and b.dim() == 2 and a.shape[1] == b.shape[0] and a.dtype == b.dtype == x.dtype:
-            return a.new_empty((a.shape[0], b.shape[1]))
+            return _empty(a, (a.shape[0], b.shape[1]))
         return NotImplemented
     if name == "mean" and len(args) >= 2 and isinstance(args[1], (list, tuple)) and x.is_floating_point():
         if kwargs.get("dtype") is not None:
@@ -101,7 +132,7 @@ def fast_meta_op(name: str, func, args: tuple, kwargs: dict) -> Any:
         dims = {d % x.dim() for d in args[1]}
         keep = bool(args[2]) if len(args) > 2 else False
         shape = [1 if i in dims else n for i, n in enumerate(x.shape) if keep or i not in dims]
-        return x.new_empty(shape)
+        return _empty(x, shape)
     if name in _BINARY and len(args) >= 2:
         other = args[1]
         if isinstance(other, torch.Tensor):
@@ -114,5 +145,10 @@ def fast_meta_op(name: str, func, args: tuple, kwargs: dict) -> Any:
             return NotImplemented
         if inplace:
             return x if shape == x.shape else NotImplemented
-        return x.new_empty(shape)
+        return _empty(x, shape)
     return NotImplemented
+
+
+def _empty(like: torch.Tensor, shape) -> torch.Tensor:
+    # torch.empty on meta is a C++ kernel; Tensor.new_empty goes through a Python ref.
+    return torch.empty(tuple(shape), dtype=like.dtype, device="meta")

@@ -22,8 +22,8 @@ from typing import Any, Iterable
 
 import torch
 from torch import nn
+from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
 
 from cnnscope.errors import DeviceUnavailableError, InputTooSmallError, TraceError
 from cnnscope.trace.formulas import SHAPE_OPS, TensorShape, op_cost
@@ -120,12 +120,24 @@ def geometry(name: str, args: tuple, out_shapes: list[tuple[int, ...]]) -> dict[
 
 
 def _shape_of(t: torch.Tensor) -> tuple[int, ...]:
-    return tuple(int(s) for s in t.shape)
+    return tuple(t.shape)  # torch.Size is a tuple of ints
 
 
 def _tensors(obj: Any) -> list[torch.Tensor]:
-    leaves, _ = tree_flatten(obj)
-    return [x for x in leaves if isinstance(x, torch.Tensor)]
+    """Tensors in a nest of tuples/lists/dicts (a lean tree_flatten: this runs per op)."""
+    if isinstance(obj, torch.Tensor):
+        return [obj]
+    out: list[torch.Tensor] = []
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, torch.Tensor):
+            out.append(item)
+        elif isinstance(item, (list, tuple)):
+            stack.extend(reversed(item))
+        elif isinstance(item, dict):
+            stack.extend(reversed(list(item.values())))
+    return out
 
 
 def _shape_args(args: tuple) -> tuple:
@@ -247,7 +259,9 @@ class _TraceState:
     # ------------------------------------------------------------------ module hooks
 
     def pre_hook(self, module: nn.Module, args: tuple) -> None:
-        name = self.names.get(id(module), type(module).__name__)
+        name = self.names.get(id(module))
+        if name is None:  # not part of the traced model
+            return
         self.stack.append(name)
         if self.leaf is not None or not _is_leaf_nn_layer(module):
             return
@@ -271,6 +285,8 @@ class _TraceState:
             self.leaf.geometry = {"extra": {"size": getattr(module, "size", None)}}
 
     def post_hook(self, module: nn.Module, args: tuple, output: Any) -> None:
+        if id(module) not in self.names:
+            return
         self.stack.pop()
         if self.leaf is not None and module is self.leaf_module:
             pending, self.leaf, self.leaf_module = self.leaf, None, None
@@ -405,10 +421,12 @@ def trace_module(
     state = _TraceState(model, params)
     was_training = model.training
     model.train(train)
-    handles = []
-    for module in model.modules():
-        handles.append(module.register_forward_pre_hook(state.pre_hook))
-        handles.append(module.register_forward_hook(state.post_hook))
+    # Two global hooks instead of two per module: registering ~2,000 handles on a large
+    # model cost more than tracing it. Modules outside this model are ignored.
+    handles = [
+        register_module_forward_pre_hook(state.pre_hook),
+        register_module_forward_hook(state.post_hook),
+    ]
     if dev.type == "meta":
         x = torch.empty((batch, *input_size), device=dev)
     else:

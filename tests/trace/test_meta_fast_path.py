@@ -26,6 +26,14 @@ CASES = [
     (torch.ops.aten.mean.dim, (m(2, 8, 7, 7), [2, 3])),
     (torch.ops.aten.cat.default, ([m(2, 3, 4, 4), m(2, 5, 4, 4)], 1)),
     (torch.ops.aten.cat.default, ([m(2, 3, 4, 4), m(2, 3, 4, 4)], -1)),
+    (torch.ops.aten.convolution.default,
+     (m(2, 3, 224, 224), m(64, 3, 7, 7), None, [2, 2], [3, 3], [1, 1], False, [0, 0], 1)),
+    (torch.ops.aten.convolution.default,
+     (m(1, 32, 15, 17), m(64, 8, 3, 5), m(64), [2, 1], [0, 2], [2, 1], False, [0, 0], 4)),
+    (torch.ops.aten.convolution.default,
+     (m(1, 1024, 28, 28), m(1024, 512, 2, 2), m(512), [2, 2], [0, 0], [1, 1], True, [0, 0], 1)),
+    (torch.ops.aten.convolution.default,
+     (m(1, 16, 7, 7), m(16, 4, 3, 3), None, [2, 2], [1, 1], [1, 1], True, [1, 1], 2)),
 ]
 
 
@@ -44,6 +52,14 @@ def test_mismatched_cat_falls_back_to_pytorch_error():
     func = torch.ops.aten.cat.default
     args = ([m(2, 3, 4, 4), m(2, 5, 5, 4)], 1)
     assert fast_meta_op("cat", func, args, {}) is NotImplemented
+    with pytest.raises(RuntimeError):
+        func(*args)
+
+
+def test_conv_too_small_falls_back_to_pytorch_error():
+    func = torch.ops.aten.convolution.default
+    args = (m(1, 3, 4, 4), m(8, 3, 5, 5), None, [1, 1], [0, 0], [1, 1], False, [0, 0], 1)
+    assert fast_meta_op("convolution", func, args, {}) is NotImplemented
     with pytest.raises(RuntimeError):
         func(*args)
 
