@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import contextmanager
 from enum import Enum
@@ -70,7 +71,11 @@ def console(output: Optional[str] = None):
 
     if output:
         return Console(record=True, width=160, file=open(_devnull(), "w"), color_system=None)
-    return Console()
+    con = Console()
+    if not con.is_terminal and "COLUMNS" not in os.environ:
+        # Piped or captured: 80 columns would fold the numbers; use a page-wide table.
+        con = Console(width=160)
+    return con
 
 
 def _devnull() -> str:

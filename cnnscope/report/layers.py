@@ -63,11 +63,12 @@ def render_rich(report: ModelReport, rows: Sequence[LayerRecord], console) -> No
     # Numbers are never cut: numeric columns do not wrap and take the width they need.
     for col in ("output", "params", "MACs", "FLOPs"):
         table.add_column(col, justify="right", no_wrap=True)
-    previous_top = None
+    previous_top = previous_name = None
     for r in rows:
         top = r.name.split(".")[0]
-        if previous_top is not None and top != previous_top:
+        if previous_top is not None and top != previous_top and "." in r.name + (previous_name or ""):
             table.add_section()  # rows are grouped by top-level module
+        previous_name = r.name
         previous_top = top
         name = r.name
         if r.unsupported:

@@ -54,13 +54,19 @@ def smallest_spatial_size(fits: Callable[[int], bool], start: int, limit: int = 
     return hi
 
 
-def too_small_message(err: InputTooSmallError, channels: int, smallest: int | None) -> InputTooSmallError:
-    """The same error, now naming the smallest input that works."""
+def too_small_message(err: InputTooSmallError, channels: int, smallest: int | None,
+                      fixed_size: tuple[int, ...] | None = None) -> InputTooSmallError:
+    """The same error, now naming the smallest input that works.
+
+    ``fixed_size`` is given when the feature maps fit from ``smallest`` up but the
+    classifier accepts only the model's default input (no adaptive pooling).
+    """
     if smallest is None:
         return err
-    return InputTooSmallError(
-        err.message,
-        f"the smallest input that works is {channels}x{smallest}x{smallest}",
-        layer=err.layer,
-        min_size=smallest,
-    )
+    if fixed_size is not None:
+        size = "x".join(str(s) for s in fixed_size)
+        hint = (f"its feature maps fit from {channels}x{smallest}x{smallest} up, but its "
+                f"classifier accepts only {size}")
+    else:
+        hint = f"the smallest input that works is {channels}x{smallest}x{smallest}"
+    return InputTooSmallError(err.message, hint, layer=err.layer, min_size=smallest)

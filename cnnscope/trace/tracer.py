@@ -492,7 +492,7 @@ def _explain_failure(exc: Exception, state: _TraceState, model: str,
             f"window of layer {layer} ({op})",
             layer=layer,
         )
-    if "shapes cannot be multiplied" in text or "size mismatch" in text:
+    if re.search(r"shapes cannot be multiplied|size mismatch|same reduction dim|mat1 and mat2", text):
         return TraceError(
             f"{model} does not accept input {size}: layer {layer} got a feature size it "
             f"was not built for ({text})",
