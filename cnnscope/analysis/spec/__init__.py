@@ -1,0 +1,67 @@
+"""Paper spec tables recomputed from traced models (``cnnscope spec MODEL``).
+
+Each module builds one ``SpecTable``: every computed cell comes from the records of a
+meta-device trace; the paper's printed values are reference data shown beside them,
+and every difference is flagged with the arithmetic behind it.
+
+    >>> from cnnscope.analysis.spec import build
+    >>> build("googlenet").flags[0].reason[:32]
+    'params: 7x7x3x64 = 9,408 weights'
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from cnnscope.analysis.spec.common import Flag, SpecTable  # noqa: F401
+from cnnscope.errors import UnknownModelError
+
+# Table key -> module holding its ``build()``; the order is the order of ``--all``.
+_MODULES = {
+    "googlenet": "googlenet",
+    "resnet": "resnet",
+    "densenet": "densenet",
+    "vgg": "vgg",
+    "mobilenet_v2": "mobilenet_v2",
+}
+# A zoo model of these families gets its family's table (resnet50 -> resnet).
+_FAMILY_TABLES = {"GoogLeNet": "googlenet", "ResNet": "resnet", "DenseNet": "densenet",
+                  "VGG": "vgg"}
+
+
+def table_names() -> list[str]:
+    """The spec tables, in the order ``--all`` writes them."""
+    return list(_MODULES)
+
+
+def resolve_table(name: str) -> str:
+    """A table key from a table name or a zoo model name (``resnet50`` -> ``resnet``)."""
+    key = name.strip().lower()
+    if key in _MODULES:
+        return key
+    from cnnscope.zoo import list_models, model_info
+
+    if key in list_models():
+        table = _FAMILY_TABLES.get(model_info(key).family)
+        if table:
+            return table
+        raise UnknownModelError(f"no spec table for {name!r} (family {model_info(key).family})",
+                                "tables: " + ", ".join(_MODULES))
+    raise UnknownModelError(f"no spec table for {name!r}", "tables: " + ", ".join(_MODULES))
+
+
+def builder(name: str) -> Callable[[], SpecTable]:
+    import importlib
+
+    module = importlib.import_module(f"cnnscope.analysis.spec.{_MODULES[resolve_table(name)]}")
+    return module.build
+
+
+def build(name: str) -> SpecTable:
+    """Build one spec table by table or model name (traces its models on the meta device)."""
+    return builder(name)()
+
+
+def build_all() -> list[SpecTable]:
+    """Every spec table, in ``table_names()`` order."""
+    return [build(n) for n in table_names()]

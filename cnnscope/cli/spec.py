@@ -1,0 +1,61 @@
+"""``cnnscope spec MODEL``: a paper's spec table recomputed from the traced model."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from cnnscope.cli.common import FormatOpt, OutputFormat, console, emit, user_errors
+
+ORDER = 40
+
+
+def spec(
+    model: Optional[str] = typer.Argument(
+        None, help="Table (googlenet, resnet, densenet, vgg, mobilenet_v2) or a zoo model "
+                   "of those families (resnet50 -> resnet)."),
+    all_tables: bool = typer.Option(False, "--all", help="Every spec table. With -o DIR: write "
+                                    "DIR/<table>.csv and DIR/<table>.md (the committed reports)."),
+    format: OutputFormat = FormatOpt,
+    output: Optional[str] = typer.Option(None, "--output", "-o",
+                                         help="Write to this file (a folder with --all)."),
+) -> None:
+    """Paper spec tables (GoogLeNet, ResNet, DenseNet Table 1; VGG; MobileNetV2) recomputed
+    from the traced models, the paper's printed values beside them, differences explained."""
+    with user_errors():
+        from cnnscope.analysis import spec as specs
+        from cnnscope.errors import InvalidOptionError
+        from cnnscope.report import spec_render as render
+
+        if all_tables and model:
+            raise InvalidOptionError("give a MODEL or --all, not both",
+                                     "tables: " + ", ".join(specs.table_names()))
+        if not all_tables and not model:
+            raise InvalidOptionError("missing MODEL", "give a table (" +
+                                     ", ".join(specs.table_names()) + ") or --all")
+        if all_tables and output:
+            from pathlib import Path
+
+            from cnnscope.analysis.spec.regenerate import write_reports
+            from cnnscope.errors import UserFileError
+
+            if Path(output).exists() and not Path(output).is_dir():
+                raise UserFileError(f"{output!r} is a file", "with --all, -o names a folder")
+            for path in write_reports(output):
+                typer.echo(f"wrote {path}", err=True)
+            return
+        names = specs.table_names() if all_tables else [specs.resolve_table(model)]
+        tables = [specs.build(n) for n in names]
+        if format is OutputFormat.table:
+            con = console(output)
+            for t in tables:
+                render.render_rich(t, con)
+            if output:
+                emit(con.export_text(), output)
+        else:
+            emit(render.render_text(tables, format.value), output)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("spec")(spec)

@@ -1,0 +1,100 @@
+"""Renderers of paper spec tables (``analysis.spec.SpecTable``): Rich, CSV, Markdown, JSON.
+
+The table's cells, notes and flags are already text; a renderer only lays them out.
+CSV and Markdown output is deterministic (the committed files under reports/spec are
+compared byte for byte by a test).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Sequence
+
+GENERATED = "Generated from meta-device traces by `cnnscope spec {key}`; regenerate with `{command}`."
+REGENERATE_COMMAND = "python -m cnnscope.analysis.spec.regenerate"
+MAX_WIDTH = 240
+NUMERIC_COLUMNS = ("depth", "pool proj", "params", "paper params", "ops", "paper ops", "t", "c",
+                   "n", "s")
+
+
+def render_rich(table, console) -> None:
+    """Print one spec table, its notes and its source on a Rich console."""
+    from rich import box
+    from rich.table import Table
+
+    from rich.measure import Measurement
+
+    out = Table(title=table.title, header_style="bold", box=box.SIMPLE_HEAD, padding=(0, 1))
+    for col in table.columns:
+        numeric = col in NUMERIC_COLUMNS or col.startswith("#")
+        out.add_column(col, justify="right" if numeric else "left", no_wrap=numeric,
+                       overflow="fold")
+    for row in table.rows:
+        cells = list(row)
+        if cells and cells[-1].startswith(("differs", "paper only", "not in")):
+            cells[-1] = f"[red]{cells[-1]}[/]"
+        elif cells and cells[-1].startswith("near"):
+            cells[-1] = f"[yellow]{cells[-1]}[/]"
+        out.add_row(*cells)
+    # A cell is never cut: a table wider than the terminal (GoogLeNet has 15 columns) is
+    # printed at its natural width and the terminal wraps its lines.
+    natural = Measurement.get(console, console.options.update(max_width=MAX_WIDTH), out).maximum
+    saved = getattr(console, "_width", None)  # None: the console follows the terminal
+    console.width = max(console.width, min(natural, MAX_WIDTH))
+    try:
+        console.print(out, crop=False)
+    finally:
+        console._width = saved
+    console.print(f"Source: {table.source}", highlight=False, markup=False)
+    for note in table.notes:
+        console.print(note, highlight=False, markup=False)
+
+
+def to_csv(table) -> str:
+    """The table as CSV: its columns plus a ``note`` column explaining flagged rows."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow([*table.columns, "note"])
+    for row, note in zip(table.rows, table.row_notes):
+        w.writerow([*row, note])
+    return buf.getvalue()
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|") if text else ""
+
+
+def to_markdown(table, *, command: str = REGENERATE_COMMAND) -> str:
+    """The table as a Markdown section: title, source, table, numbered notes."""
+    lines = [f"## {table.title}", "", f"Source: {table.source}.", ""]
+    lines.append("| " + " | ".join(_md_cell(c) for c in table.columns) + " |")
+    lines.append("| " + " | ".join("---" for _ in table.columns) + " |")
+    for row in table.rows:
+        lines.append("| " + " | ".join(_md_cell(c) for c in row) + " |")
+    lines.append("")
+    for note in table.notes:
+        lines.append(f"- {note}")
+    if table.notes:
+        lines.append("")
+    lines.append(GENERATED.format(key=table.key, command=command))
+    return "\n".join(lines) + "\n"
+
+
+def to_json(tables: Sequence) -> str:
+    """One table as a JSON object, several as {"tables": [...]}."""
+    payload = tables[0].to_dict() if len(tables) == 1 else {"tables": [t.to_dict() for t in tables]}
+    return json.dumps(payload, indent=2) + "\n"
+
+
+def render_text(tables: Sequence, fmt: str) -> str:
+    """CSV, Markdown or JSON text of one or more tables (several CSVs are separated by a
+    blank line and a ``# key`` line)."""
+    if fmt == "json":
+        return to_json(tables)
+    if fmt == "csv":
+        if len(tables) == 1:
+            return to_csv(tables[0])
+        return "\n".join(f"# {t.key}\n{to_csv(t)}" for t in tables)
+    return "\n".join(to_markdown(t) for t in tables)
