@@ -101,7 +101,11 @@ def geometry(name: str, args: tuple, out_shapes: list[tuple[int, ...]]) -> dict[
         return {"extra": {"output_size": tuple(out_shapes[0][2:]), "adaptive": True}}
     if _UPSAMPLE_RE.match(name):
         mode = name.split("upsample_")[1].rstrip("123d").replace("_exact", "") or "nearest"
-        return {"extra": {"mode": mode, "output_size": tuple(out_shapes[0][2:])}}
+        extra = {"mode": mode, "output_size": tuple(out_shapes[0][2:])}
+        # (bi/tri)linear and bicubic: upsample_*(input, output_size, align_corners, ...)
+        if len(args) > 2 and isinstance(args[2], bool):
+            extra["align_corners"] = args[2]
+        return {"extra": extra}
     if name in ("cat", "stack"):
         dim = args[1] if len(args) > 1 else 0
         return {"extra": {"dim": int(dim)}}
