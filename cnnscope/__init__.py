@@ -1,9 +1,66 @@
 """cnnscope: architecture analyzer and profiler for convolutional networks.
 
-The Python API mirrors the CLI: ``analyze`` traces a model into per-layer records.
+The Python API mirrors the CLI (which is a thin layer over it):
+
+- ``analyze(model, input_size=None, batch=1)`` traces a model into a ``ModelReport``
+  (per-layer records, totals, ``to_pandas()``, ``to_csv()``, ``to_json()``);
+- ``compare(models, ...)`` puts models side by side (a ``Comparison``);
+- ``bench(model, ...)`` measures latency and throughput (a ``BenchRow``);
+- ``resolve(spec)`` turns a zoo name or ``file.py:factory`` into a buildable source.
+
+The names load on first use, so ``import cnnscope`` (and ``cnnscope --help``) does not
+import torch.
 """
+
+from __future__ import annotations
+
+from typing import Any
 
 __version__ = "0.1.0"
 
-from cnnscope.api import analyze, smallest_input  # noqa: E402,F401
-from cnnscope.errors import CnnscopeError  # noqa: E402,F401
+_LAZY = {
+    "analyze": "cnnscope.api",
+    "compare": "cnnscope.api",
+    "meta_copy": "cnnscope.api",
+    "smallest_input": "cnnscope.api",
+    "resolve": "cnnscope.models",
+    "ModelSource": "cnnscope.models",
+    "CnnscopeError": "cnnscope.errors",
+    "LayerRecord": "cnnscope.trace.records",
+    "ModelReport": "cnnscope.trace.records",
+}
+
+__all__ = sorted(_LAZY) + ["__version__", "bench"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 'cnnscope' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+# ``cnnscope.bench`` is both the timing package (``from cnnscope.bench import bench_row``)
+# and the API function ``cnnscope.bench(model, ...)``: a module attribute can only be
+# one object, so the package is made callable. Importing it here is cheap (it loads
+# torch only on first use) and fixes the attribute before anything else imports it.
+import importlib as _importlib  # noqa: E402
+import types as _types  # noqa: E402
+
+
+class _CallablePackage(_types.ModuleType):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from cnnscope.api import bench as _bench
+
+        return _bench(*args, **kwargs)
+
+
+bench = _importlib.import_module("cnnscope.bench")
+bench.__class__ = _CallablePackage

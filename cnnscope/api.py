@@ -4,19 +4,26 @@
     >>> report = cnnscope.analyze("resnet50")
     >>> report.totals.macs
     4089184256
+    >>> cnnscope.compare(["vgg16", "googlenet"]).ratio_line(...)  # doctest: +SKIP
+
+Every function accepts what the CLI accepts: a zoo name, ``file.py:factory``,
+``package.module:factory``, ``torchvision:NAME``/``timm:NAME`` (see ``cnnscope.models``),
+and also an ``nn.Module`` instance or a ``ModelSource``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import copy
+from typing import Any, Iterable, Sequence
 
 import torch
 from torch import nn
 
-from cnnscope.errors import InputTooSmallError
+from cnnscope.errors import InputTooSmallError, InvalidOptionError, TraceError
 from cnnscope.models import ModelSource, resolve
 from cnnscope.trace.records import ModelReport
-from cnnscope.trace.sizes import check_batch, smallest_spatial_size, too_small_message
+from cnnscope.trace.sizes import (check_batch, parse_input_size, smallest_spatial_size,
+                                  too_small_message)
 from cnnscope.trace.tracer import resolve_device, trace_module
 
 DEFAULT_INPUT = (3, 224, 224)
@@ -24,7 +31,7 @@ DEFAULT_INPUT = (3, 224, 224)
 
 def analyze(
     model: str | nn.Module | ModelSource,
-    input_size: tuple[int, ...] | None = None,
+    input_size: tuple[int, ...] | str | None = None,
     batch: int = 1,
     *,
     device: str | torch.device | None = None,
@@ -35,16 +42,26 @@ def analyze(
     """Trace a model once and return its per-layer records and totals.
 
     ``model`` is a zoo name (``"resnet50"``), any spec ``resolve`` accepts, or an
-    ``nn.Module`` (traced where it lives). ``input_size`` is C x H x W (default: the
-    model's own). ``device`` None means the meta device: nothing is allocated.
-    ``counter="fvcore"`` counts with fvcore instead, as a cross-check.
+    ``nn.Module``. ``input_size`` is C x H x W, as a tuple or ``"3x224x224"`` (default:
+    the model's own; 3x224x224 for a module or user factory without an ``input_size``
+    attribute). ``device`` None means the meta device: nothing is allocated, and a
+    module that lives elsewhere is traced through a meta copy of its structure (its
+    parameters are never copied or changed). ``counter="fvcore"`` counts with fvcore
+    instead, as a cross-check. Keyword arguments go to the model's builder.
     """
     check_batch(batch)
+    if isinstance(input_size, str):
+        input_size = parse_input_size(input_size)
     dev = resolve_device(device)
     if isinstance(model, nn.Module):
-        size = tuple(input_size or DEFAULT_INPUT)
-        return trace_module(model, size, batch, device=next(model.parameters()).device
-                            if any(True for _ in model.parameters()) else dev, train=train)
+        if model_kwargs:
+            raise InvalidOptionError("keyword arguments need a model name or factory, "
+                                     "not a built nn.Module")
+        if counter != "cnnscope":
+            raise InvalidOptionError(f"counter={counter!r} needs a model name or factory, "
+                                     "not a built nn.Module")
+        size = tuple(input_size or getattr(model, "input_size", None) or DEFAULT_INPUT)
+        return _trace_instance(model, size, batch, dev, train, type(model).__name__)
     source = model if isinstance(model, ModelSource) else resolve(model, **model_kwargs)
     size = tuple(input_size or source.input_size or DEFAULT_INPUT)
     if counter == "fvcore":
@@ -53,10 +70,81 @@ def analyze(
         return fvcore_report(source, size, batch)
     net = source.build(dev)
     try:
-        return trace_module(net, size, batch, model_name=source.name, device=dev, train=train)
+        return _trace_instance(net, size, batch, dev, train, source.name)
     except InputTooSmallError as err:
         smallest = smallest_input(source, size[0], net=net)
-        raise too_small_message(err, size[0], smallest) from None
+        fixed = None
+        if smallest is not None and not _traces(net, (size[0], smallest, smallest)):
+            # Feature maps fit from `smallest` up, but a fixed classifier (no adaptive
+            # pooling) accepts only the default size: say so rather than send the user to
+            # a size that fails next.
+            fixed = source.input_size
+        raise too_small_message(err, size[0], smallest, fixed) from None
+
+
+def _module_device(module: nn.Module) -> torch.device | None:
+    for t in module.parameters():
+        return t.device
+    for t in module.buffers():
+        return t.device
+    return None
+
+
+def meta_copy(module: nn.Module) -> nn.Module:
+    """A copy of ``module`` whose parameters and buffers are meta tensors.
+
+    Nothing of the original changes and no weight is copied: the stand-ins are passed
+    to ``copy.deepcopy`` through its memo, so the copy shares structure (and shared
+    weights stay shared) but holds no storage. Plain tensor attributes that are neither
+    parameters nor buffers are copied as they are.
+    """
+    memo: dict[int, Any] = {}
+    for p in module.parameters():
+        if id(p) not in memo:
+            memo[id(p)] = nn.Parameter(torch.empty_like(p, device="meta"),
+                                       requires_grad=p.requires_grad)
+    for b in module.buffers():
+        if id(b) not in memo:
+            memo[id(b)] = torch.empty_like(b, device="meta")
+    return copy.deepcopy(module, memo)
+
+
+def _trace_instance(module: nn.Module, size: tuple[int, ...], batch: int, dev: torch.device,
+                    train: bool, name: str) -> ModelReport:
+    """Trace a built module on ``dev`` without changing it (hooks are temporary)."""
+    where = _module_device(module)
+    if where is None or (where.type == dev.type and dev.index in (None, where.index)):
+        return trace_module(module, size, batch, model_name=name, device=where or dev, train=train)
+    if dev.type != "meta":
+        raise InvalidOptionError(
+            f"{name} lives on {where}, not on {dev}",
+            f"move it first (model.to('{dev}')) or trace on the meta device (device=None)",
+        )
+    try:
+        clone = meta_copy(module)
+    except Exception as exc:  # a module holding something deepcopy refuses (a lock, a file)
+        raise TraceError(
+            f"cannot make a meta copy of {name} ({type(exc).__name__}: {exc})",
+            f"trace it where it lives: analyze(model, device='{where}')",
+        ) from None
+    try:
+        return trace_module(clone, size, batch, model_name=name, device=dev, train=train)
+    except TraceError as err:
+        if isinstance(err, InputTooSmallError):
+            raise
+        raise TraceError(err.message, err.hint or (
+            f"if the module keeps tensors that are not parameters or buffers, trace it "
+            f"where it lives: device='{where}'")) from None
+
+
+def _traces(net: nn.Module, size: tuple[int, ...]) -> bool:
+    if (_module_device(net) or torch.device("meta")).type != "meta":
+        net = meta_copy(net)  # probe on meta even when analyze ran on a real device
+    try:
+        trace_module(net, size, 1)
+    except Exception:  # noqa: BLE001 - any failure means "does not trace at this size"
+        return False
+    return True
 
 
 def smallest_input(source: ModelSource | str, channels: int | None = None, *,
@@ -65,6 +153,8 @@ def smallest_input(source: ModelSource | str, channels: int | None = None, *,
     src = source if isinstance(source, ModelSource) else resolve(source)
     c = channels or (src.input_size or DEFAULT_INPUT)[0]
     model = net if net is not None else src.build("meta")
+    if (_module_device(model) or torch.device("meta")).type != "meta":
+        model = meta_copy(model)
 
     def fits(side: int) -> bool:
         try:
@@ -77,3 +167,129 @@ def smallest_input(source: ModelSource | str, channels: int | None = None, *,
 
     default = (src.input_size or DEFAULT_INPUT)[1]
     return smallest_spatial_size(fits, start=max(1, default // 8))
+
+
+def compare(
+    models: Sequence[str | nn.Module | ModelSource] | str,
+    input_size: tuple[int, ...] | str | None = None,
+    batch: int = 1,
+    *,
+    dtype: str = "float32",
+    bench: bool = False,
+    device: str | torch.device | None = None,
+    model_kwargs: dict[str, Any] | Sequence[dict[str, Any]] | None = None,
+    bench_options: dict[str, Any] | None = None,
+):
+    """Compare models side by side (``cnnscope compare``); the first is the reference.
+
+    Returns a ``cnnscope.analysis.compare.Comparison``: per model params (and bytes at
+    ``dtype``), MACs, FLOPs, depth in weighted layers, receptive field of the last
+    feature map, peak activation memory, and with ``bench=True`` measured latency and
+    throughput (on ``device``, default cuda when available, else cpu). Every spec is
+    resolved before any model is traced, so an unknown name fails at once.
+    ``input_size`` None gives each model its own default input. ``model_kwargs`` goes
+    to every builder, or give a list with one dict per model. ``bench_options`` are
+    ``cnnscope.bench.BenchSettings`` fields for the timing (e.g. ``{"iters": 20}``).
+    """
+    from cnnscope.analysis.compare import compare_reports, dtype_bytes
+
+    if isinstance(models, (str, nn.Module, ModelSource)):
+        models = [models]
+    dtype_bytes(dtype)  # a bad dtype fails before any work
+    if bench:
+        _bench_dtype(dtype)
+    if isinstance(input_size, str):
+        input_size = parse_input_size(input_size)
+    check_batch(batch)
+    sources = resolve_all(models, model_kwargs)
+    reports = [analyze(s, input_size, batch) for s in sources]
+    benches = None
+    if bench:
+        benches = [_bench_figures(s, r.input_size, batch, device, dtype, bench_options or {})
+                   for s, r in zip(sources, reports)]
+    return compare_reports(reports, dtype, benches)
+
+
+def resolve_all(models: Iterable[str | nn.Module | ModelSource],
+                model_kwargs: dict[str, Any] | Sequence[dict[str, Any]] | None = None,
+                ) -> list[nn.Module | ModelSource]:
+    """Resolve every spec first: a bad name among several fails before any tracing.
+
+    ``model_kwargs`` is one dict for every model, or a list with one dict per model.
+    """
+    models = list(models)
+    if model_kwargs is None or isinstance(model_kwargs, dict):
+        per_model = [dict(model_kwargs or {}) for _ in models]
+    else:
+        per_model = [dict(k) for k in model_kwargs]
+        if len(per_model) != len(models):
+            raise InvalidOptionError("model_kwargs needs one dict per model")
+    out: list[nn.Module | ModelSource] = []
+    for m, kw in zip(models, per_model):
+        if isinstance(m, (nn.Module, ModelSource)):
+            if kw:
+                raise InvalidOptionError("keyword arguments need a model name or factory, "
+                                         "not a built nn.Module or ModelSource")
+            out.append(m)
+        else:
+            out.append(resolve(m, **kw))
+    return out
+
+
+def bench(
+    model: str | ModelSource,
+    input_size: tuple[int, ...] | str | None = None,
+    batch: int = 1,
+    *,
+    device: str | None = None,
+    dtype: str = "fp32",
+    mode: str = "infer",
+    **settings: Any,
+):
+    """Time a model (``cnnscope bench``): returns a ``cnnscope.bench.BenchRow``.
+
+    ``device`` None: cuda when available, else cpu. ``dtype`` fp32 (strict IEEE), tf32,
+    bf16 or fp16 (autocast); ``mode`` infer or train. Other keyword arguments are
+    ``cnnscope.bench.BenchSettings`` fields (``iters``, ``min_time``, ``warmup``,
+    ``channels_last``, ``compile``...). A failed run is a row whose ``status`` says why.
+    """
+    from cnnscope.bench import BenchSettings, bench_row
+
+    check_batch(batch)
+    if isinstance(input_size, str):
+        input_size = parse_input_size(input_size)
+    dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    src = model if isinstance(model, ModelSource) else resolve(model)
+    options = {"ceiling": False, **settings}  # the matmul ceiling is for sweeps, not one row
+    return bench_row(src, batch, dtype, mode,
+                     BenchSettings(device=dev, input_size=tuple(input_size) if input_size else None,
+                                   **options))
+
+
+# compare's --dtype names -> bench's dtype names (bench times only float types).
+_BENCH_DTYPES = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
+
+
+def _bench_dtype(dtype: str) -> str:
+    from cnnscope.analysis.compare import dtype_bytes
+
+    name, _ = dtype_bytes(dtype)
+    if name not in _BENCH_DTYPES:
+        raise InvalidOptionError(f"--bench cannot time {name}", "use float32, float16 or bfloat16")
+    return _BENCH_DTYPES[name]
+
+
+def _bench_figures(source: ModelSource | nn.Module, input_size: tuple[int, ...], batch: int,
+                   device: str | torch.device | None, dtype: str, options: dict[str, Any]):
+    """Timing figures of one model for ``compare --bench``."""
+    from cnnscope.analysis.compare import BenchFigures
+
+    if isinstance(source, nn.Module):
+        raise InvalidOptionError("--bench needs a model name or factory, not a built nn.Module",
+                                 "use cnnscope.bench on it instead")
+    row = bench(source, input_size, batch, device=None if device is None else str(device),
+                dtype=_bench_dtype(dtype), **options)
+    if not row.ok:
+        raise TraceError(f"benchmarking {row.model} failed: {row.error}")
+    return BenchFigures(device=row.device, latency_ms=row.median_ms, throughput=row.throughput,
+                        device_name=row.device_name)

@@ -1,18 +1,37 @@
-"""Turning what the user typed into a model: the one place names are resolved.
+"""Turning what the user typed into a model: the one place model specs are resolved.
 
-A spec is a zoo name (``resnet50``). Other spec forms (``file.py:factory``,
-``package.module:factory``, ``torchvision:resnet50``) resolve here too, so every
-command accepts them the same way.
+Every command and ``cnnscope.analyze`` accept the same specs:
+
+- a zoo name: ``resnet50`` (see ``cnnscope zoo``);
+- ``torchvision:resnet50`` / ``timm:xception41``: a builder of those packages when they
+  are installed, always without pretrained weights (nothing is downloaded);
+- ``path/to/file.py:factory``: a callable in a Python file that returns an ``nn.Module``,
+  or an ``nn.Module`` class (or instance) defined there;
+- ``package.module:factory``: the same, from an importable module.
+
+Keyword arguments (``--arg key=value`` on the command line) go to the builder. User code
+runs only when the user names it: a zoo name never imports anything outside cnnscope.
+The default input of a user model is 3x224x224 unless its factory (or class, or
+instance) has an ``input_size`` attribute, e.g. ``build.input_size = (3, 32, 32)``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib
+import importlib.util
+import inspect
+import os
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
 from torch import nn
 
+from cnnscope.errors import CnnscopeError, ModelLoadError
+from cnnscope.trace.meta import building_on
 from cnnscope.zoo import model_info
 
 
@@ -24,19 +43,262 @@ class ModelSource:
     input_size: tuple[int, int, int] | None  # None when the source does not say
     builder: Callable[..., nn.Module]
     kwargs: tuple[tuple[str, Any], ...] = ()
+    spec: str = ""  # what the user typed ("resnet50", "net.py:build"); lock files keep it
+    origin: str = "zoo"  # "zoo" | "file" | "module" | "torchvision" | "timm"
 
     def build(self, device: torch.device | str = "meta") -> nn.Module:
-        """Instantiate on ``device`` (meta: no memory, no initialisation arithmetic)."""
-        with torch.device(device):
-            return self.builder(**dict(self.kwargs))
+        """Instantiate on ``device`` (meta: no memory, no initialisation arithmetic).
+
+        A builder from user code that raises, or returns something that is not an
+        ``nn.Module``, gives a ``ModelLoadError`` naming the spec.
+        """
+        kwargs = dict(self.kwargs)
+        try:
+            with building_on(device):
+                model = self.builder(**kwargs)
+        except CnnscopeError:
+            raise
+        except Exception as exc:
+            # The zoo's own builders keep their traceback unless the user's --arg values
+            # caused the failure; user code always gets a one-line message.
+            if self.origin == "zoo" and not kwargs:
+                raise
+            args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+            raise ModelLoadError(
+                f"building {self.spec or self.name}{f' with {args}' if args else ''} raised "
+                f"{type(exc).__name__}: {_first_line(exc)}",
+                "check the factory and its --arg values",
+            ) from None
+        if not isinstance(model, nn.Module):
+            raise ModelLoadError(
+                f"{self.spec or self.name} returned {type(model).__name__}, not an nn.Module",
+                "the factory must return a torch.nn.Module",
+            )
+        return model
 
 
 def resolve(spec: str, **kwargs: Any) -> ModelSource:
-    """Resolve a model spec; unknown names raise ``UnknownModelError`` with suggestions."""
-    info = model_info(spec)
-    return ModelSource(
-        name=info.name,
-        input_size=info.input_size,
-        builder=info.factory,
-        kwargs=tuple(sorted(kwargs.items())),
+    """Resolve a model spec (see the module docstring) into a ``ModelSource``.
+
+    Unknown zoo names raise ``UnknownModelError`` with suggestions; user specs that
+    cannot be loaded raise ``ModelLoadError`` naming the file or module.
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise ModelLoadError(f"empty model spec {spec!r}", "give a zoo name or file.py:factory")
+    spec = spec.strip()
+    kw = tuple(sorted(kwargs.items()))
+    if ":" not in spec or _looks_like_drive(spec):
+        if spec.endswith(".py"):
+            raise ModelLoadError(f"{spec!r} names a file but no factory",
+                                 f"write it as {spec}:FACTORY, e.g. {spec}:build")
+        info = model_info(spec)  # zoo name first; unknown names fail with did-you-mean
+        return ModelSource(name=info.name, input_size=info.input_size, builder=info.factory,
+                           kwargs=kw, spec=info.name, origin="zoo")
+    prefix, attr = spec.rsplit(":", 1)
+    if not attr:
+        raise ModelLoadError(f"model spec {spec!r} has no factory after ':'",
+                             "write it as file.py:factory or package.module:factory")
+    if prefix == "torchvision":
+        return _torchvision(spec, attr, kw)
+    if prefix == "timm":
+        return _timm(spec, attr, kw)
+    if prefix.endswith(".py") or "/" in prefix or os.sep in prefix:
+        module = _load_file(prefix)
+        origin = "file"
+        # Tables show "custom_model:build"; lock files keep the path as typed.
+        name = f"{Path(prefix).stem}:{attr}"
+    else:
+        module = _import_module(prefix)
+        origin = "module"
+        name = spec
+    obj = _get_attr(module, attr, prefix)
+    builder, size = _as_builder(obj, spec)
+    return ModelSource(name=name, input_size=size, builder=builder, kwargs=kw, spec=spec,
+                       origin=origin)
+
+
+# ---------------------------------------------------------------------- user code
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _looks_like_drive(spec: str) -> bool:
+    # "C:\\models\\net.py" has a colon that is not the factory separator.
+    return len(spec) > 2 and spec[1] == ":" and spec[0].isalpha() and spec[2] in "\\/" \
+        and spec.count(":") == 1
+
+
+_FILE_CACHE: dict[tuple[str, int], Any] = {}
+
+
+def _load_file(path_text: str):
+    """Import a user's Python file once per (path, mtime); its folder is importable."""
+    path = Path(path_text).expanduser()
+    if not path.is_file():
+        what = "is a folder" if path.is_dir() else "does not exist"
+        raise ModelLoadError(f"model file {path_text!r} {what}",
+                             "give the path of a .py file, e.g. models/net.py:build")
+    path = path.resolve()
+    key = (str(path), path.stat().st_mtime_ns)
+    if key in _FILE_CACHE:
+        return _FILE_CACHE[key]
+    digest = hashlib.sha1(str(path).encode()).hexdigest()[:10]
+    name = f"cnnscope_user_{path.stem}_{digest}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ModelLoadError(f"cannot import {path_text!r} as Python", "is it a .py file?")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses and pickling look their module up here
+    # Sibling imports ("from layers import Block") work as when running the file.
+    sys.path.insert(0, str(path.parent))
+    try:
+        spec.loader.exec_module(module)
+    except BaseException as exc:
+        sys.modules.pop(name, None)
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        where = ""
+        if isinstance(exc, SyntaxError) and exc.lineno:
+            where = f" (line {exc.lineno})"
+        raise ModelLoadError(
+            f"importing model file {path_text!r} raised {type(exc).__name__}{where}: "
+            f"{_first_line(exc)}"
+        ) from None
+    finally:
+        try:
+            sys.path.remove(str(path.parent))
+        except ValueError:
+            pass
+    _FILE_CACHE[key] = module
+    return module
+
+
+def _import_module(dotted: str):
+    try:
+        return importlib.import_module(dotted)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or dotted
+        raise ModelLoadError(
+            f"cannot import module {dotted!r}: no module named {missing!r}",
+            "is it installed, or did you mean a file (path/to/file.py:factory)?",
+        ) from None
+    except Exception as exc:
+        raise ModelLoadError(
+            f"importing module {dotted!r} raised {type(exc).__name__}: {_first_line(exc)}"
+        ) from None
+
+
+def _get_attr(module, attr: str, where: str):
+    obj = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            public = sorted(n for n, v in vars(module).items()
+                            if not n.startswith("_") and _is_model_like(v)
+                            and getattr(v, "__module__", module.__name__) == module.__name__)
+            hint = (f"model factories there: {', '.join(public)}" if public
+                    else "define a function returning an nn.Module, or an nn.Module class")
+            raise ModelLoadError(f"{where} has no attribute {attr!r}", hint)
+        obj = getattr(obj, part)
+    return obj
+
+
+def _is_model_like(obj: Any) -> bool:
+    if isinstance(obj, nn.Module):
+        return True
+    if inspect.isclass(obj):
+        return issubclass(obj, nn.Module)
+    return inspect.isfunction(obj)
+
+
+def _as_builder(obj: Any, spec: str) -> tuple[Callable[..., nn.Module], tuple[int, int, int] | None]:
+    """A builder for an nn.Module class, a factory function or an nn.Module instance."""
+    size = _input_size_attr(obj, spec)
+    if isinstance(obj, nn.Module):
+        instance = obj
+
+        def existing(**kwargs: Any) -> nn.Module:
+            if kwargs:
+                raise ModelLoadError(f"{spec} is an nn.Module instance; --arg needs a factory",
+                                     "name a function or class instead")
+            return instance
+
+        return existing, size
+    if inspect.isclass(obj):
+        if issubclass(obj, nn.Module):
+            return obj, size
+        raise ModelLoadError(f"{spec} is the class {obj.__name__}, not an nn.Module subclass",
+                             "name a function returning an nn.Module, or an nn.Module class")
+    if callable(obj):  # a function, a functools.partial, an object with __call__
+        return obj, size
+    raise ModelLoadError(
+        f"{spec} is a value of type {type(obj).__name__}, not a model factory",
+        "name a function returning an nn.Module, or an nn.Module class",
     )
+
+
+def _input_size_attr(obj: Any, spec: str) -> tuple[int, int, int] | None:
+    size = getattr(obj, "input_size", None)
+    if size is None:
+        return None
+    try:
+        size = tuple(int(s) for s in size)
+    except (TypeError, ValueError):
+        size = ()
+    if len(size) != 3 or any(s < 1 for s in size):
+        raise ModelLoadError(f"{spec}: input_size attribute {getattr(obj, 'input_size')!r} "
+                             "is not (C, H, W)", "set e.g. build.input_size = (3, 224, 224)")
+    return size  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------------- other zoos
+
+
+def _torchvision(spec: str, name: str, kw: tuple) -> ModelSource:
+    try:
+        import torchvision.models as tvm
+    except ImportError:
+        raise ModelLoadError(f"{spec} needs torchvision, which is not installed",
+                             "pip install torchvision") from None
+    try:
+        builder = tvm.get_model_builder(name)
+    except (ValueError, KeyError):
+        raise ModelLoadError(f"torchvision has no model {name!r}",
+                             "see torchvision.models.list_models()") from None
+    if dict(kw).get("weights") not in (None, "None"):
+        raise ModelLoadError("cnnscope never loads weights", "drop the weights argument")
+    kw = tuple((k, v) for k, v in kw if k != "weights")
+    size = (3, 299, 299) if name == "inception_v3" else (3, 224, 224)
+
+    def build(**kwargs: Any) -> nn.Module:
+        return builder(weights=None, **kwargs)
+
+    return ModelSource(name=spec, input_size=size, builder=build, kwargs=kw, spec=spec,
+                       origin="torchvision")
+
+
+def _timm(spec: str, name: str, kw: tuple) -> ModelSource:
+    try:
+        import timm
+    except ImportError:
+        raise ModelLoadError(f"{spec} needs timm, which is not installed",
+                             "pip install timm") from None
+    if not timm.is_model(name):
+        raise ModelLoadError(f"timm has no model {name!r}", "see timm.list_models()")
+    if dict(kw).get("pretrained"):
+        raise ModelLoadError("cnnscope never loads weights", "drop the pretrained argument")
+    kw = tuple((k, v) for k, v in kw if k != "pretrained")
+    size = None
+    try:
+        cfg = timm.models.get_pretrained_cfg(name)
+        size = tuple(cfg.input_size) if cfg is not None and cfg.input_size else None
+    except Exception:  # older timm: no pretrained cfg lookup; fall back to the default
+        size = None
+
+    def build(**kwargs: Any) -> nn.Module:
+        return timm.create_model(name, pretrained=False, **kwargs)
+
+    return ModelSource(name=spec, input_size=size, builder=build, kwargs=kw, spec=spec,
+                       origin="timm")

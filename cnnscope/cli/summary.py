@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
 from cnnscope.cli.common import (BatchOpt, DeviceOpt, FormatOpt, InputOpt, OutputFormat,
                                  OutputOpt, console, emit, parse_size, user_errors)
+from cnnscope.cli.model_args import ArgOpt, parse_args
 
 ORDER = 10
 
@@ -22,6 +23,7 @@ def summary(
     device: str = DeviceOpt,
     counter: str = typer.Option("cnnscope", "--counter", help="cnnscope (default) or fvcore (cross-check; allocates weights on the CPU)."),
     train: bool = typer.Option(False, "--train", help="Trace training-mode behaviour (batch statistics, dropout, aux heads)."),
+    arg: Optional[List[str]] = ArgOpt,
 ) -> None:
     """Per-layer params, MACs and FLOPs with exact totals and the counting convention."""
     with user_errors():
@@ -35,7 +37,8 @@ def summary(
         if depth < 0:
             raise InvalidOptionError(f"--depth {depth} is negative", "use 0 (every layer) or more")
         device_arg = None if device == "meta" else device
-        report = analyze(model, parse_size(input), batch, device=device_arg, counter=counter, train=train)
+        report = analyze(model, parse_size(input), batch, device=device_arg, counter=counter,
+                         train=train, **parse_args(arg))
         rows = group_by_depth(report, depth)
         if format is OutputFormat.table:
             con = console(output)

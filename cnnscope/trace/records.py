@@ -5,6 +5,7 @@ This module imports no torch: renderers and analyses read these plain dataclasse
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,6 +129,64 @@ class ModelReport:
             "notes": list(self.notes),
             "layers": [layer_to_dict(r) for r in self.visible_layers()],
         }
+
+    def to_pandas(self):
+        """A pandas DataFrame, one row per visible layer (the columns of ``layer_to_dict``).
+
+        Shapes stay tuples; ``to_csv`` writes them as ``1x64x112x112``. pandas is imported
+        here, not at module import.
+        """
+        import pandas as pd
+
+        rows = []
+        for r in self.visible_layers():
+            row = layer_to_dict(r)
+            for key in ("output_shape", "kernel_size", "stride", "padding", "dilation"):
+                row[key] = tuple(row[key]) if row[key] is not None else None
+            row["input_shapes"] = tuple(tuple(s) for s in row["input_shapes"])
+            row["unsupported"] = ",".join(row["unsupported"])
+            rows.append(row)
+        columns = list(layer_to_dict(self.layers[0]).keys()) if self.layers else None
+        frame = pd.DataFrame(rows, columns=columns)
+        frame["groups"] = frame["groups"].astype("Int64")  # None stays <NA>, not a float NaN
+        frame.attrs["model"] = self.model
+        frame.attrs["input_size"] = tuple(self.input_size)
+        frame.attrs["batch"] = self.batch
+        return frame
+
+    def to_csv(self, path: str | os.PathLike[str] | None = None) -> str:
+        """The layer table as CSV (exact integers; shapes as ``1x64x112x112``).
+
+        Returns the text; with ``path`` also writes it there atomically.
+        """
+        frame = self.to_pandas()
+
+        def dims(v: Any) -> str:
+            if v is None or (isinstance(v, float) and v != v):
+                return ""
+            if v and isinstance(v[0], tuple):
+                return ";".join("x".join(map(str, s)) for s in v)
+            return "x".join(map(str, v))
+
+        for key in ("input_shapes", "output_shape", "kernel_size", "stride", "padding", "dilation"):
+            frame[key] = frame[key].map(dims)
+        text = frame.to_csv(index=False, lineterminator="\n")
+        if path is not None:
+            from cnnscope.report.io import write_text_atomic
+
+            write_text_atomic(path, text)
+        return text
+
+    def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
+        """``to_dict()`` as indented JSON; with ``path`` also writes it there atomically."""
+        import json
+
+        text = json.dumps(self.to_dict(), indent=2) + "\n"
+        if path is not None:
+            from cnnscope.report.io import write_text_atomic
+
+            write_text_atomic(path, text)
+        return text
 
 
 def layer_to_dict(r: LayerRecord) -> dict[str, Any]:

@@ -1,0 +1,70 @@
+"""``cnnscope compare MODEL MODEL [MORE...]``: models side by side, ratios to the first."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+
+from cnnscope.cli.common import (BatchOpt, FormatOpt, InputOpt, OutputFormat, OutputOpt,
+                                 console, emit, parse_size, user_errors)
+from cnnscope.cli.model_args import ArgOpt, parse_model_args
+
+ORDER = 20
+
+DtypeOpt = typer.Option("float32", "--dtype",
+                        help="Element type for byte figures: float32, float16, bfloat16, int8...")
+
+
+def compare(
+    models: List[str] = typer.Argument(..., help="Two or more models (zoo names or specs); "
+                                                 "the first is the reference."),
+    input: Optional[str] = InputOpt,
+    batch: int = BatchOpt,
+    dtype: str = DtypeOpt,
+    bench: bool = typer.Option(False, "--bench", help="Also measure latency and throughput."),
+    device: Optional[str] = typer.Option(None, "--device", "-d",
+                                         help="Device for --bench (default: cuda if available, else cpu)."),
+    format: OutputFormat = FormatOpt,
+    output: Optional[str] = OutputOpt,
+    plot: Optional[str] = typer.Option(None, "--plot", metavar="FILE.png|svg",
+                                       help="Draw params vs MACs (bubble = peak activations); "
+                                            "needs matplotlib (pip install 'cnnscope[plot]')."),
+    arg: Optional[List[str]] = ArgOpt,
+) -> None:
+    """Params (and bytes), MACs, FLOPs, depth, receptive field, peak activation memory."""
+    with user_errors():
+        from cnnscope.analysis.compare import dtype_bytes
+        from cnnscope.api import compare as run_compare
+        from cnnscope.api import resolve_all
+        from cnnscope.report import compare_render as render
+
+        kwargs = parse_model_args(arg, models)
+        dtype_bytes(dtype)
+        size = parse_size(input)
+        if plot:
+            from cnnscope.report.plot import check_plot_target
+
+            check_plot_target(plot)  # a missing matplotlib fails before any tracing
+        sources = resolve_all(models, kwargs)  # an unknown name fails before any work
+        result = run_compare(sources, size, batch, dtype=dtype, bench=bench, device=device)
+        if format is OutputFormat.table:
+            con = console(output)
+            render.render_rich(result, con)
+            if output:
+                emit(con.export_text(), output)
+        elif format is OutputFormat.csv:
+            emit(render.to_csv(result), output)
+        elif format is OutputFormat.json:
+            emit(render.to_json(result), output)
+        else:
+            emit(render.to_markdown(result), output)
+        if plot:
+            from cnnscope.report.plot import plot_comparison
+
+            plot_comparison(result, plot)
+            typer.echo(f"wrote {plot}", err=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("compare")(compare)

@@ -1,0 +1,57 @@
+"""``cnnscope report MODEL... -o DIR``: layer tables, totals, summaries and the comparison."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+
+from cnnscope.cli.common import BatchOpt, InputOpt, parse_size, user_errors
+from cnnscope.cli.compare import DtypeOpt
+from cnnscope.cli.model_args import ArgOpt, parse_model_args
+
+ORDER = 30
+
+
+def report(
+    models: List[str] = typer.Argument(..., help="Models (zoo names or specs)."),
+    output: str = typer.Option(..., "--output", "-o", help="Folder to write into (created if missing)."),
+    input: Optional[str] = InputOpt,
+    batch: int = BatchOpt,
+    dtype: str = DtypeOpt,
+    depth: int = typer.Option(1, "--depth",
+                              help="Module depth of the Markdown layer table (0: every layer)."),
+    plot: bool = typer.Option(False, "--plot", help="Also draw compare.png (needs matplotlib)."),
+    arg: Optional[List[str]] = ArgOpt,
+) -> None:
+    """Write layer tables (CSV), totals (JSON), Markdown summaries and the comparison to a folder.
+
+    Per model: <model>.layers.csv, <model>.totals.json, <model>.md; with two or more
+    models also compare.csv, compare.json, compare.md. Every file is written atomically.
+    """
+    with user_errors():
+        from cnnscope.analysis.aggregate import group_by_depth
+        from cnnscope.analysis.compare import compare_reports, dtype_bytes
+        from cnnscope.api import analyze, resolve_all
+        from cnnscope.errors import InvalidOptionError
+        from cnnscope.report.files import write_report
+
+        if depth < 0:
+            raise InvalidOptionError(f"--depth {depth} is negative", "use 0 (every layer) or more")
+        dtype_bytes(dtype)
+        size = parse_size(input)
+        if plot and len(models) > 1:
+            from cnnscope.report.plot import require_matplotlib
+
+            require_matplotlib()  # before any tracing
+        sources = resolve_all(models, parse_model_args(arg, models))  # a bad name fails before any work
+        reports = [analyze(s, size, batch) for s in sources]
+        comparison = compare_reports(reports, dtype)
+        rows = [group_by_depth(r, depth) for r in reports]
+        written = write_report(output, reports, comparison, rows, plot=plot)
+        for path in written:
+            typer.echo(f"wrote {path}", err=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("report")(report)

@@ -1,0 +1,79 @@
+"""``cnnscope snapshot`` and ``cnnscope check``: the CI regression gate over lock files.
+
+``check`` exits 0 when every model matches the lock file, 1 with a table of what changed
+(model, field, old, new, delta), 2 on a usage error (a lock file that is missing, not
+JSON or of another schema version; a bad option).
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+
+from cnnscope.cli.common import (BatchOpt, FormatOpt, InputOpt, OutputFormat, OutputOpt,
+                                 console, emit, parse_size, user_errors)
+from cnnscope.cli.model_args import ArgOpt, parse_model_args
+
+ORDER = 40
+
+
+def snapshot(
+    models: Optional[List[str]] = typer.Argument(None, help="Models to record (zoo names or specs)."),
+    zoo: bool = typer.Option(False, "--zoo", help="Record every zoo model (at its default input)."),
+    input: Optional[str] = InputOpt,
+    batch: int = BatchOpt,
+    output: Optional[str] = OutputOpt,
+    arg: Optional[List[str]] = ArgOpt,
+) -> None:
+    """Record params, MACs, FLOPs, output shapes and per-layer params in a lock file."""
+    with user_errors():
+        from cnnscope.analysis.snapshot import dump_lock, make_lock
+        from cnnscope.errors import InvalidOptionError
+
+        specs = list(models or [])
+        if zoo:
+            from cnnscope.zoo import list_models
+
+            specs += [n for n in list_models() if n not in specs]
+        if not specs:
+            raise InvalidOptionError("no model to snapshot", "name models, or use --zoo")
+        lock = make_lock(specs, parse_size(input), batch, parse_model_args(arg, specs))
+        emit(dump_lock(lock), output)
+
+
+def check(
+    lock: str = typer.Argument(..., help="Lock file written by cnnscope snapshot."),
+    rtol: Optional[List[str]] = typer.Option(
+        None, "--rtol", metavar="[FIELD=]VALUE",
+        help="Relative tolerance: '--rtol 0.01' for MACs and FLOPs, or per field "
+             "(params, trainable_params, macs, flops). Default: exact."),
+    model: Optional[List[str]] = typer.Option(None, "--model", "-m", metavar="SPEC",
+                                              help="Check only this model of the lock file (repeatable)."),
+    format: OutputFormat = FormatOpt,
+    output: Optional[str] = OutputOpt,
+) -> None:
+    """Re-trace the models of a lock file: exit 0 if all match, 1 if anything drifted."""
+    with user_errors():
+        from cnnscope.analysis.snapshot import check_lock, parse_rtol
+        from cnnscope.report import files as render
+
+        result = check_lock(lock, parse_rtol(rtol), model or None)
+        if format is OutputFormat.table:
+            con = console(output)
+            render.render_drift_rich(result, con)
+            if output:
+                emit(con.export_text(), output)
+        elif format is OutputFormat.csv:
+            emit(render.drift_csv(result), output)
+        elif format is OutputFormat.json:
+            emit(render.drift_json(result), output)
+        else:
+            emit(render.drift_markdown(result), output)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("snapshot")(snapshot)
+    app.command("check")(check)

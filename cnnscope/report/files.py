@@ -1,0 +1,184 @@
+"""Report files (``cnnscope report``) and the drift table of ``cnnscope check``.
+
+``write_report`` writes, per model, the layer table (``<model>.layers.csv``, built with
+pandas), the totals (``<model>.totals.json``) and a Markdown summary (``<model>.md``), and
+for two or more models the comparison (``compare.csv``, ``compare.json``, ``compare.md``).
+Each file is written atomically (a temp file, then a rename), so an interrupted run
+leaves whole files or none, never a half-written one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Sequence
+
+from cnnscope.analysis.compare import Comparison, ModelSummary
+from cnnscope.errors import UserFileError
+from cnnscope.report import compare_render
+from cnnscope.report.io import write_text_atomic
+from cnnscope.report.units import bytes_h, human, shape, thousands
+from cnnscope.trace.records import ModelReport
+
+# ---------------------------------------------------------------------- report files
+
+
+def file_stem(name: str) -> str:
+    """A file-name-safe stem: "examples/net.py:build" -> "examples_net.py_build"."""
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "model"
+    return stem
+
+
+def totals_json(report: ModelReport, summary: ModelSummary) -> str:
+    """The report's metadata and totals (no layer list) plus the derived figures."""
+    data = report.to_dict()
+    data.pop("layers")
+    derived = summary.to_dict()
+    for key in ("dtype", "param_bytes", "depth", "receptive_field", "peak_activation_bytes",
+                "peak_activation_elements", "peak_activation_layer"):
+        data[key] = derived[key]
+    return json.dumps(data, indent=2) + "\n"
+
+
+def summary_markdown(report: ModelReport, summary: ModelSummary, rows: Sequence,
+                     files: dict[str, str]) -> str:
+    """A Markdown page: headline figures, then the layer table at the given grouping."""
+    from cnnscope.report import layers as layer_render
+
+    t = report.totals
+    lines = [
+        f"# {report.model}",
+        "",
+        f"- input: {report.batch}x{shape(report.input_size)}",
+        f"- params: {thousands(t.params)} ({human(t.params)}; {bytes_h(summary.param_bytes)} "
+        f"at {summary.dtype})",
+        f"- MACs: {thousands(t.macs)} ({human(t.macs, 'MAC')})",
+        f"- FLOPs: {thousands(t.flops)} ({human(t.flops, 'FLOP')})",
+        f"- depth (weighted layers on the deepest path): {summary.depth}",
+        f"- receptive field of the last feature map: "
+        f"{compare_render.format_rf(summary.receptive_field)}",
+        f"- peak activation memory ({summary.dtype}, one inference pass): "
+        f"{bytes_h(summary.peak.bytes)} at {summary.peak.layer}",
+        f"- output: {', '.join(shape(s) for s in report.output_shapes)}",
+        "- files: " + ", ".join(f"[{v}]({v})" for v in files.values()),
+        "",
+    ]
+    return "\n".join(lines) + "\n" + layer_render.to_markdown(report, rows)
+
+
+def write_report(folder: str | Path, reports: Sequence[ModelReport], comparison: Comparison,
+                 grouped_rows: Sequence[Sequence], *, plot: bool = False) -> list[Path]:
+    """Write every report file into ``folder`` (created if missing); return the paths."""
+    out = Path(folder)
+    if out.exists() and not out.is_dir():
+        raise UserFileError(f"{str(folder)!r} is a file", "report -o takes a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserFileError(f"cannot create folder {str(folder)!r}: {exc.strerror}") from None
+    written: list[Path] = []
+    stems: dict[str, int] = {}
+    for report, summary, rows in zip(reports, comparison.models, grouped_rows):
+        stem = file_stem(summary.model)
+        stems[stem] = stems.get(stem, 0) + 1
+        if stems[stem] > 1:
+            stem = f"{stem}_{stems[stem]}"
+        files = {"layers": f"{stem}.layers.csv", "totals": f"{stem}.totals.json",
+                 "summary": f"{stem}.md"}
+        written.append(write_text_atomic(out / files["layers"], report.to_csv()))
+        written.append(write_text_atomic(out / files["totals"], totals_json(report, summary)))
+        written.append(write_text_atomic(out / files["summary"],
+                                         summary_markdown(report, summary, rows, files)))
+    if len(reports) > 1:
+        written.append(write_text_atomic(out / "compare.csv", compare_render.to_csv(comparison)))
+        written.append(write_text_atomic(out / "compare.json", compare_render.to_json(comparison)))
+        written.append(write_text_atomic(out / "compare.md", compare_render.to_markdown(comparison)))
+        if plot:
+            from cnnscope.report.plot import plot_comparison
+
+            written.append(plot_comparison(comparison, str(out / "compare.png")))
+    return written
+
+
+# ---------------------------------------------------------------------- check's drift table
+
+DRIFT_COLUMNS = ("model", "field", "old", "new", "delta")
+MAX_LAYER_ROWS = 20  # per model in the table; CSV and JSON list every row
+
+
+def _cell(v: Any) -> str:
+    return thousands(v) if isinstance(v, int) and not isinstance(v, bool) else str(v)
+
+
+def _delta(d) -> str:
+    if d.delta is None:
+        return "-"
+    r = d.relative
+    rel = "" if r is None else (f" ({r:+.2%})" if abs(r) >= 1e-4 or r == 0
+                                else f" ({'+' if r > 0 else '-'}<0.01%)")
+    return f"{d.delta:+,}{rel}"
+
+
+def drift_rows(result, limit: int | None = MAX_LAYER_ROWS) -> list[tuple[str, ...]]:
+    """Text rows (model, field, old, new, delta); per-layer rows capped at ``limit``."""
+    rows: list[tuple[str, ...]] = []
+    layer_rows: dict[str, int] = {}
+    hidden: dict[str, int] = {}
+    for d in result.drifts:
+        if d.field.startswith("layer ") and limit is not None:
+            layer_rows[d.model] = layer_rows.get(d.model, 0) + 1
+            if layer_rows[d.model] > limit:
+                hidden[d.model] = hidden.get(d.model, 0) + 1
+                continue
+        rows.append((d.model, d.field, _cell(d.old), _cell(d.new), _delta(d)))
+    for model, n in hidden.items():
+        rows.append((model, f"... {n} more layers changed", "", "", "(see --format csv)"))
+    return rows
+
+
+def check_summary(result) -> str:
+    n = len(result.checked)
+    if result.ok:
+        return f"OK: {n} model{'s' if n != 1 else ''} match {result.path}"
+    models = len({d.model for d in result.drifts})
+    return (f"DRIFT: {models} of {n} model{'s' if n != 1 else ''} changed since {result.path} "
+            f"({len(result.drifts)} differences); if intended, regenerate it with cnnscope snapshot")
+
+
+def render_drift_rich(result, console) -> None:
+    from rich.table import Table
+
+    if not result.ok:
+        table = Table(title=f"changes against {result.path}", header_style="bold")
+        for col in DRIFT_COLUMNS:
+            table.add_column(col, justify="right" if col in ("old", "new", "delta") else "left",
+                             overflow="fold")
+        for row in drift_rows(result):
+            table.add_row(*row)
+        console.print(table)
+    for line in (*result.notes, check_summary(result)):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+def drift_csv(result) -> str:
+    """Every drift with exact numbers (pandas)."""
+    import pandas as pd
+
+    frame = pd.DataFrame([d.to_dict() for d in result.drifts],
+                         columns=["model", "field", "old", "new", "delta", "relative"])
+    return frame.to_csv(index=False, lineterminator="\n")
+
+
+def drift_json(result) -> str:
+    return json.dumps(result.to_dict(), indent=2) + "\n"
+
+
+def drift_markdown(result) -> str:
+    out = [f"## cnnscope check {result.path}", ""]
+    if not result.ok:
+        out += ["| " + " | ".join(DRIFT_COLUMNS) + " |", "| --- | --- | ---: | ---: | ---: |"]
+        out += ["| " + " | ".join(row) + " |" for row in drift_rows(result)]
+        out.append("")
+    out += [f"- {line}" for line in (*result.notes, check_summary(result))]
+    return "\n".join(out) + "\n"

@@ -1,0 +1,29 @@
+"""The top-level API: lazy names, ``cnnscope.bench`` as function and package."""
+
+import subprocess
+import sys
+
+import cnnscope
+
+
+def test_import_cnnscope_does_not_import_torch():
+    code = "import sys, cnnscope, cnnscope.cli.main; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_api_names():
+    for name in ("analyze", "compare", "bench", "resolve", "smallest_input", "ModelReport",
+                 "CnnscopeError"):
+        assert callable(getattr(cnnscope, name)), name
+
+
+def test_bench_is_the_package_and_the_function():
+    import cnnscope.bench as package
+    from cnnscope.bench import BenchSettings
+
+    assert package is cnnscope.bench
+    assert BenchSettings(device="cpu").device == "cpu"
+    row = cnnscope.bench("lenet5", device="cpu", iters=3, warmup=1, max_warmup=1)
+    assert row.ok and row.model == "lenet5" and row.median_ms > 0
+    assert abs(row.throughput - 1000.0 / row.median_ms) < 1e-6 * row.throughput  # batch 1
