@@ -1,0 +1,57 @@
+"""``cnnscope rf MODEL``: receptive field, effective stride and padding of every layer."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+
+from cnnscope.cli.common import (FormatOpt, InputOpt, OutputFormat, OutputOpt, console, emit,
+                                 parse_size, user_errors)
+from cnnscope.cli.model_args import ArgOpt, parse_args
+
+ORDER = 30
+
+
+def rf(
+    model: str = typer.Argument(..., help="Zoo name (see 'cnnscope zoo') or model spec."),
+    input: Optional[str] = InputOpt,
+    format: OutputFormat = FormatOpt,
+    output: Optional[str] = OutputOpt,
+    arg: Optional[List[str]] = ArgOpt,
+) -> None:
+    """Receptive field, effective stride and padding per layer, in input pixels.
+
+    Multi-branch merges are checked for alignment (same stride and centre); the summary
+    gives the field of the last spatial feature map before global pooling / flatten / FC.
+    """
+    with user_errors():
+        from cnnscope.analysis.receptive_field import receptive_fields
+        from cnnscope.analysis.shapes import explain_too_small
+        from cnnscope.api import analyze
+        from cnnscope.errors import InputTooSmallError
+        from cnnscope.models import resolve
+        from cnnscope.report import rf_render as render
+
+        source = resolve(model, **parse_args(arg))
+        size = parse_size(input)
+        try:
+            report = analyze(source, size)
+        except InputTooSmallError as err:
+            raise (explain_too_small(source, size or source.input_size or (3, 224, 224), err) or err) from None
+        result = receptive_fields(report)
+        if format is OutputFormat.table:
+            con = console(output)
+            render.render_rich(result, con)
+            if output:
+                emit(con.export_text(), output)
+        elif format is OutputFormat.csv:
+            emit(render.to_csv(result), output)
+        elif format is OutputFormat.json:
+            emit(render.to_json(result), output)
+        else:
+            emit(render.to_markdown(result), output)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("rf")(rf)

@@ -1,0 +1,70 @@
+"""``cnnscope shape MODEL``: every layer's output size with its formula; input limits."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+
+from cnnscope.cli.common import (FormatOpt, InputOpt, OutputFormat, OutputOpt, console, emit,
+                                 parse_size, user_errors)
+from cnnscope.cli.model_args import ArgOpt, parse_args
+
+ORDER = 31
+
+
+def shape(
+    model: str = typer.Argument(..., help="Zoo name (see 'cnnscope zoo') or model spec."),
+    input: Optional[str] = InputOpt,
+    min: bool = typer.Option(False, "--min", help="Also find the smallest square input the network accepts."),
+    near: Optional[int] = typer.Option(None, "--near", metavar="N",
+                                       help="Valid input sizes near N (U-Net: sizes whose pooled maps "
+                                            "are all even; others: sizes the network runs on)."),
+    format: OutputFormat = FormatOpt,
+    output: Optional[str] = OutputOpt,
+    arg: Optional[List[str]] = ArgOpt,
+) -> None:
+    """Per-layer output size with the formula used; --min / --near for input limits.
+
+    An input that is too small fails with the first layer that cannot fit it and why.
+    """
+    with user_errors():
+        from dataclasses import replace
+
+        from cnnscope.analysis import shapes
+        from cnnscope.api import analyze
+        from cnnscope.errors import InputTooSmallError, InvalidOptionError
+        from cnnscope.models import resolve
+        from cnnscope.report import shape_render as render
+
+        if near is not None and near < 1:
+            raise InvalidOptionError(f"--near {near} is not positive", "give a side length, e.g. --near 572")
+        source = resolve(model, **parse_args(arg))
+        size = parse_size(input)
+        try:
+            report = analyze(source, size)
+        except InputTooSmallError as err:
+            better = shapes.explain_too_small(source, size or source.input_size or (3, 224, 224), err)
+            raise (better or err) from None
+        result = shapes.output_sizes(report)
+        if min:
+            smallest, reason = shapes.minimum_input(source, report.input_size[0])
+            result = replace(result, min_input=smallest, min_reason=reason)
+        if near is not None:
+            sizes, rule = shapes.valid_sizes_near(source, near, report.input_size[0])
+            result = replace(result, near=near, valid_near=sizes, valid_rule=rule)
+        if format is OutputFormat.table:
+            con = console(output)
+            render.render_rich(result, con)
+            if output:
+                emit(con.export_text(), output)
+        elif format is OutputFormat.csv:
+            emit(render.to_csv(result), output)
+        elif format is OutputFormat.json:
+            emit(render.to_json(result), output)
+        else:
+            emit(render.to_markdown(result), output)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("shape")(shape)

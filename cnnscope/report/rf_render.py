@@ -1,0 +1,152 @@
+"""Renderers of ``cnnscope rf``: rich table, CSV, JSON, Markdown.
+
+They take a ``ReceptiveFieldReport`` (``cnnscope.analysis.receptive_field``) and hold no
+arithmetic: per-axis values print once when every axis agrees (``196``), else per axis
+(``19x25``, H then W).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from fractions import Fraction
+from typing import Any, Iterable
+
+from cnnscope.report.units import shape
+
+MAX_WARNINGS_SHOWN = 20  # in the table footer; files carry every warning
+
+
+def number(v: Any) -> str:
+    """Exact text of an int or Fraction: 16, 0.5, 15.5, 1/3 (no rounding, ever)."""
+    if v is None:
+        return "-"
+    if isinstance(v, Fraction):
+        if v.denominator == 1:
+            return str(v.numerator)
+        d = v.denominator
+        while d % 2 == 0:
+            d //= 2
+        while d % 5 == 0:
+            d //= 5
+        if d == 1:  # a terminating decimal prints exactly
+            return f"{float(v):.10f}".rstrip("0")
+        return f"{v.numerator}/{v.denominator}"
+    return str(v)
+
+
+def per_axis(values: Iterable[Any]) -> str:
+    """One value when all axes agree, else ``HxW``; ``-`` when there is none."""
+    vals = [number(v) for v in values]
+    if not vals or all(v == "-" for v in vals):
+        return "-"
+    return vals[0] if len(set(vals)) == 1 else "x".join(vals)
+
+
+def notes(f, axis_names: tuple[str, ...] = ("H", "W")) -> str:
+    """Short flags for a row: global, +ctx, misaligned, varying field sizes."""
+    out = []
+    if f.status == "global":
+        out.append("global")
+    elif f.status == "partial":
+        out.append("global on " + "/".join(
+            n for n, v in zip(axis_names, f.receptive_field) if v is None))
+    elif f.status == "unknown":
+        out.append("unknown")
+    if f.global_context and f.status != "global":
+        out.append("+ctx")
+    lo, hi = f.receptive_field_min, f.receptive_field
+    if any(a is not None and b is not None and a != b for a, b in zip(lo, hi)):
+        out.append(f"sizes {per_axis(lo)}..{per_axis(hi)}")
+    if any("not aligned" in w for w in f.warnings):
+        out.append("MISALIGNED")
+    elif f.warnings:
+        out.append("see warnings")
+    return ", ".join(out)
+
+
+def title(result) -> str:
+    return f"{result.model}  input {shape(result.input_size)}  receptive fields (input pixels)"
+
+
+def final_line(result) -> str:
+    f = result.final
+    if f is None:
+        return "final: no spatial feature map on the way to the output"
+    ctx = " (+ global context: gated or normalised with whole-input statistics)" \
+        if f.global_context else ""
+    return (f"final spatial map {f.name} ({shape(f.output_shape[1:])}): receptive field "
+            f"{per_axis(f.receptive_field)}, stride {per_axis(f.effective_stride)}, "
+            f"padding {per_axis(f.effective_padding)}, centre {per_axis(f.centre)}{ctx}")
+
+
+def footer_lines(result, limit: int | None = MAX_WARNINGS_SHOWN) -> list[str]:
+    lines = [final_line(result)]
+    warnings = list(result.warnings)
+    if warnings:
+        lines.append(f"{len(warnings)} warning(s):")
+        shown = warnings if limit is None else warnings[:limit]
+        lines.extend(f"  {w}" for w in shown)
+        if len(shown) < len(warnings):
+            lines.append(f"  ... {len(warnings) - len(shown)} more (see --format json)")
+    lines.append("Convention: " + result.convention)
+    return lines
+
+
+def _cells(f) -> list[str]:
+    return [per_axis(f.receptive_field), per_axis(f.effective_stride),
+            per_axis(f.effective_padding), per_axis(f.centre)]
+
+
+def render_rich(result, console) -> None:
+    """Print the per-layer table, the final map's field and every warning."""
+    from rich.table import Table
+
+    table = Table(title=title(result), header_style="bold")
+    table.add_column("layer", overflow="fold", ratio=1)
+    table.add_column("type", overflow="fold")
+    table.add_column("output", justify="right", no_wrap=True)
+    for col in ("RF", "stride", "padding", "centre"):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("notes", overflow="fold")
+    previous_top = None
+    for f in result.visible_layers():
+        top = f.name.split(".")[0]
+        if previous_top is not None and top != previous_top:
+            table.add_section()
+        previous_top = top
+        table.add_row(f.name, f.type, shape(f.output_shape[1:]), *_cells(f), notes(f, result.axis_names))
+    console.print(table)
+    for line in footer_lines(result):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+def to_csv(result) -> str:
+    """One row per layer; per-axis values as ``H`` or ``HxW``."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["name", "type", "output_shape", "status", "receptive_field", "effective_stride",
+                "effective_padding", "centre", "receptive_field_min", "global_context", "warnings"])
+    for f in result.visible_layers():
+        w.writerow([f.name, f.type, shape(f.output_shape), f.status, *_cells(f),
+                    per_axis(f.receptive_field_min), int(f.global_context),
+                    " | ".join(f.warnings)])
+    return buf.getvalue()
+
+
+def to_json(result) -> str:
+    """``layers`` list and ``final`` object (per-axis lists; fractions as floats)."""
+    return json.dumps(result.to_dict(), indent=2) + "\n"
+
+
+def to_markdown(result) -> str:
+    out = [f"## {title(result)}", "",
+           "| layer | type | output | RF | stride | padding | centre | notes |",
+           "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for f in result.visible_layers():
+        out.append(f"| {f.name} | {f.type} | {shape(f.output_shape[1:])} | "
+                   + " | ".join(_cells(f)) + f" | {notes(f, result.axis_names)} |")
+    out.append("")
+    out.extend(f"- {line.strip()}" for line in footer_lines(result, limit=None))
+    return "\n".join(out) + "\n"

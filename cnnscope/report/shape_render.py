@@ -1,0 +1,76 @@
+"""Renderers of ``cnnscope shape``: rich table, CSV, JSON, Markdown (no arithmetic here)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from cnnscope.report.units import shape
+
+FORMULA_NOTE = ("conv/pool: out = floor((n + 2p - d(k-1) - 1)/s + 1) (ceil with ceil_mode, "
+                "dropping a last window that would start in the padding); transposed conv: "
+                "out = (n - 1)s - 2p + d(k-1) + output_padding + 1")
+
+
+def title(result) -> str:
+    return f"{result.model}  input {result.batch}x{shape(result.input_size)}  output sizes"
+
+
+def footer_lines(result) -> list[str]:
+    lines = [f"output {', '.join(shape(s) for s in result.output_shapes)}"]
+    if result.min_input is not None:
+        lines.append(f"smallest input: {shape(result.min_input)}")
+        if result.min_reason:
+            lines.append(f"  one pixel less fails: {result.min_reason}")
+    if result.near is not None:
+        sizes = ", ".join(str(s) for s in (result.valid_near or ())) or "none found"
+        lines.append(f"valid sizes near {result.near}: {sizes} (rule: {result.valid_rule})")
+    lines.extend(result.notes)
+    lines.append("Formulas: " + FORMULA_NOTE)
+    return lines
+
+
+def render_rich(result, console) -> None:
+    from rich.table import Table
+
+    table = Table(title=title(result), header_style="bold")
+    table.add_column("layer", overflow="fold", ratio=1)
+    table.add_column("type", overflow="fold")
+    table.add_column("input", justify="right", no_wrap=True)
+    table.add_column("output", justify="right", no_wrap=True)
+    table.add_column("formula", overflow="fold", ratio=2)
+    for r in result.rows:
+        formula = r.formula if r.consistent else f"{r.formula} [red](traced size differs)[/]"
+        table.add_row(r.name, r.type, shape(r.input_shape[1:]), shape(r.output_shape[1:]),
+                      formula)
+    console.print(table)
+    for line in footer_lines(result):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+def to_csv(result) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["name", "type", "input_shape", "output_shape", "formula", "consistent"])
+    for r in result.rows:
+        w.writerow([r.name, r.type, shape(r.input_shape), shape(r.output_shape), r.formula,
+                    int(r.consistent)])
+    return buf.getvalue()
+
+
+def to_json(result) -> str:
+    data = result.to_dict()
+    data["formulas"] = FORMULA_NOTE
+    return json.dumps(data, indent=2) + "\n"
+
+
+def to_markdown(result) -> str:
+    out = [f"## {title(result)}", "", "| layer | type | input | output | formula |",
+           "| --- | --- | ---: | ---: | --- |"]
+    for r in result.rows:
+        out.append(f"| {r.name} | {r.type} | {shape(r.input_shape[1:])} | "
+                   f"{shape(r.output_shape[1:])} | {r.formula} |")
+    out.append("")
+    out.extend(f"- {line.strip()}" for line in footer_lines(result))
+    return "\n".join(out) + "\n"
