@@ -1,0 +1,42 @@
+"""Timing on CUDA and the CPU: warm-up, events, statistics, memory, achieved TFLOP/s.
+
+    >>> from cnnscope.bench import BenchSettings, bench_row
+    >>> row = bench_row("resnet18", batch=8, dtype="fp32", mode="infer",
+    ...                 settings=BenchSettings(device="cpu", iters=10))
+    >>> row.median_ms, row.throughput, row.achieved_tflops
+
+Importing this package does not import torch; ``records`` and ``stats`` are torch-free
+(the renderers use them), the rest is loaded on first use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_LAZY = {
+    "BenchSettings": "cnnscope.bench.runner",
+    "RowSpec": "cnnscope.bench.runner",
+    "bench_row": "cnnscope.bench.runner",
+    "run_sweep": "cnnscope.bench.runner",
+    "plan_rows": "cnnscope.bench.runner",
+    "default_models": "cnnscope.bench.runner",
+    "matmul_ceiling": "cnnscope.bench.ceiling",
+    "collect_env": "cnnscope.bench.env",
+    "BenchResult": "cnnscope.bench.records",
+    "BenchRow": "cnnscope.bench.records",
+    "PerLayer": "cnnscope.bench.records",
+    "LayerTiming": "cnnscope.bench.records",
+    "MatmulCeiling": "cnnscope.bench.records",
+    "summarize": "cnnscope.bench.stats",
+    "SettleRule": "cnnscope.bench.stats",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'cnnscope.bench' has no attribute {name!r}")

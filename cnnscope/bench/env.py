@@ -1,0 +1,112 @@
+"""The environment a benchmark ran in, recorded with its results.
+
+A timing means little without the software and hardware that produced it: torch and
+CUDA/cuDNN versions, the driver, the device, the math settings (TF32, cudnn.benchmark)
+and, on a CPU, the threads and the load of the machine.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from functools import lru_cache
+from typing import Any
+
+import torch
+
+
+@lru_cache(maxsize=None)
+def cpu_name() -> str:
+    """The CPU model as the OS names it ("AMD EPYC 7B12"), or the architecture."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    if sys.platform == "darwin":
+        try:
+            out = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True,
+                                 text=True, timeout=5)
+            if out.returncode == 0 and out.stdout.strip():
+                return out.stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def device_name(device: torch.device | str) -> str:
+    """"NVIDIA H100 80GB HBM3" for a GPU; "AMD EPYC (2 logical CPUs)" for the CPU."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    return f"{cpu_name()} ({os.cpu_count()} logical CPUs)"
+
+
+@lru_cache(maxsize=None)
+def nvidia_driver_version() -> str | None:
+    """The NVIDIA driver version from nvidia-smi (torch does not expose it), or None."""
+    exe = shutil.which("nvidia-smi")
+    if not exe:
+        return None
+    try:
+        out = subprocess.run([exe, "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = out.stdout.strip().splitlines()
+    return lines[0].strip() if out.returncode == 0 and lines else None
+
+
+def tf32_settings() -> dict[str, Any]:
+    """The fp32 math settings for matmuls and cuDNN convolutions, in whichever API exists."""
+    matmul = torch.backends.cuda.matmul
+    conv = getattr(torch.backends.cudnn, "conv", None)
+    if hasattr(matmul, "fp32_precision") and conv is not None and hasattr(conv, "fp32_precision"):
+        return {"matmul_fp32_precision": matmul.fp32_precision,
+                "cudnn_conv_fp32_precision": conv.fp32_precision}
+    return {"matmul_allow_tf32": bool(matmul.allow_tf32),
+            "cudnn_allow_tf32": bool(torch.backends.cudnn.allow_tf32)}
+
+
+def collect_env(device: torch.device | str, *, cudnn_benchmark: bool | None = None) -> dict[str, Any]:
+    """A JSON-ready description of the software, the device and the settings."""
+    from cnnscope import __version__
+
+    dev = torch.device(device)
+    env: dict[str, Any] = {
+        "cnnscope": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "device": str(dev),
+        "device_type": dev.type,
+        "device_name": device_name(dev),
+        "cpu": cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda_runtime": torch.version.cuda,  # None on a CPU-only build
+        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        "cudnn_benchmark": bool(torch.backends.cudnn.benchmark if cudnn_benchmark is None
+                                else cudnn_benchmark),
+        "mkldnn": torch.backends.mkldnn.is_available(),
+    }
+    try:
+        env["load_average"] = [round(x, 2) for x in os.getloadavg()]
+    except (OSError, AttributeError):
+        env["load_average"] = None
+    if dev.type == "cuda":
+        props = torch.cuda.get_device_properties(dev)
+        env.update({
+            "driver": nvidia_driver_version(),
+            "compute_capability": f"{props.major}.{props.minor}",
+            "device_memory_bytes": int(props.total_memory),
+            "multiprocessors": int(props.multi_processor_count),
+            "cuda_devices": torch.cuda.device_count(),
+        })
+        env.update(tf32_settings())
+    return env

@@ -1,0 +1,182 @@
+"""What a benchmark produces: rows, per-layer timings, ceilings. Plain dataclasses, no torch.
+
+The renderers in ``cnnscope.report.bench_render`` read these; nothing here imports torch,
+so a renderer or a test can use them without it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+STATUSES = ("ok", "oom", "error", "unsupported")
+
+# Printed under every bench table and written into every bench file.
+FLOP_BASIS = (
+    "achieved TFLOP/s are matmul-equivalent: 2 x the traced MACs (convolutions, linear "
+    "layers, matmuls; cnnscope's count, elementwise work excluded) divided by the median "
+    "time, the same basis as the dense matmul ceiling (2*N^3 per N x N product). "
+    "Training: forward = 1 x forward MACs, backward = 2 x (grad of inputs + grad of "
+    "weights, the standard estimate), whole step = 3 x; the optimizer's own work is not counted."
+)
+
+
+@dataclass(frozen=True)
+class MatmulCeiling:
+    """The best dense matmul rate measured on a device in one dtype."""
+
+    device_name: str
+    dtype: str  # "fp32" | "tf32" | "bf16" | "fp16"
+    tflops: float  # 2*N^3 / median time of one N x N @ N x N product
+    n: int  # the N that gave the best rate
+    measured_at: str  # ISO timestamp (UTC)
+    torch_version: str
+    cached: bool = False  # read from the cache file rather than measured in this run
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class LayerTiming:
+    """One leaf layer call's median forward (and backward) time, joined with its MACs."""
+
+    name: str  # qualified module name, "#2" for its second call (as in the trace)
+    type: str  # module class
+    macs: int | None  # forward MACs from the trace (None when the trace has no such layer)
+    fwd_ms: float
+    bwd_ms: float | None = None  # None for inference or when no gradient reached the layer
+
+    @property
+    def fwd_tflops(self) -> float | None:
+        return _tflops(2 * self.macs, self.fwd_ms) if self.macs else None
+
+    @property
+    def bwd_tflops(self) -> float | None:
+        # Backward of a conv/linear computes the gradient of its input and of its weight:
+        # 2 x the forward MACs (the first layer skips the input gradient; still counted 2x).
+        return _tflops(4 * self.macs, self.bwd_ms) if self.macs and self.bwd_ms else None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["fwd_tflops"] = self.fwd_tflops
+        d["bwd_tflops"] = self.bwd_tflops
+        return d
+
+
+@dataclass(frozen=True)
+class PerLayer:
+    """Per-layer timings of one row and the totals that show the cost of measuring them."""
+
+    layers: tuple[LayerTiming, ...]
+    samples: int  # hooked iterations the medians come from
+    sum_fwd_ms: float  # sum of the layers' median forward times
+    hooked_fwd_ms: float  # median whole forward pass with the hooks on
+    clean_fwd_ms: float | None  # median whole forward pass without hooks (the row's figure)
+    sum_bwd_ms: float | None = None
+    hooked_bwd_ms: float | None = None
+    clean_bwd_ms: float | None = None
+    # Backward of the loss and of the ops after the last hooked layer (before any layer's
+    # backward starts): time charged to no layer.
+    loss_bwd_ms: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: v for k, v in asdict(self).items() if k != "layers"}
+        d["layers"] = [layer.to_dict() for layer in self.layers]
+        return d
+
+
+@dataclass(frozen=True)
+class BenchRow:
+    """One (model, device, batch, dtype, mode) measurement.
+
+    Timing fields are None unless ``status`` is "ok": a row is never reported from a run
+    that failed. ``median_ms`` is the whole pass (inference) or the whole training step
+    (forward + loss + backward + optimizer step).
+    """
+
+    model: str
+    device: str  # "cpu", "cuda:0"
+    device_name: str
+    batch: int
+    dtype: str
+    mode: str  # "infer" | "train"
+    input_size: tuple[int, ...]
+    status: str = "ok"
+    error: str | None = None
+    samples: int = 0
+    median_ms: float | None = None
+    p10_ms: float | None = None
+    p25_ms: float | None = None
+    p75_ms: float | None = None
+    p90_ms: float | None = None
+    mean_ms: float | None = None
+    fwd_median_ms: float | None = None  # training only: forward + loss
+    fwd_iqr_ms: float | None = None
+    bwd_median_ms: float | None = None  # training only: loss.backward()
+    bwd_iqr_ms: float | None = None
+    opt_median_ms: float | None = None  # training only: optimizer.step()
+    throughput: float | None = None  # images/s at the median: batch / median
+    throughput_sustained: float | None = None  # images/s over the whole timed run
+    peak_memory_bytes: int | None = None
+    peak_memory_kind: str | None = None  # what the peak measures (device allocator / process RSS)
+    macs: int | None = None  # forward MACs of the traced model at this batch
+    achieved_tflops: float | None = None  # whole pass / step, matmul-equivalent
+    fwd_tflops: float | None = None
+    bwd_tflops: float | None = None
+    ceiling_tflops: float | None = None  # dense matmul ceiling, same device and dtype
+    ceiling_fraction: float | None = None  # achieved / ceiling
+    warmup_iters: int = 0
+    warmup_settled: bool | None = None  # None: fixed warm-up, settling not checked
+    channels_last: bool = False
+    compiled: bool = False
+    cuda_graphs: bool = False
+    notes: tuple[str, ...] = ()
+    per_layer: PerLayer | None = None
+
+    @property
+    def iqr_ms(self) -> float | None:
+        if self.p75_ms is None or self.p25_ms is None:
+            return None
+        return self.p75_ms - self.p25_ms
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: v for k, v in asdict(self).items() if k != "per_layer"}
+        d["input_size"] = list(self.input_size)
+        d["notes"] = list(self.notes)
+        d["iqr_ms"] = self.iqr_ms
+        d["per_layer"] = self.per_layer.to_dict() if self.per_layer else None
+        return d
+
+
+@dataclass
+class BenchResult:
+    """A sweep: the environment, the ceilings and the rows measured (so far)."""
+
+    env: dict[str, Any]
+    settings: dict[str, Any]
+    rows: list[BenchRow] = field(default_factory=list)
+    ceilings: dict[str, MatmulCeiling] = field(default_factory=dict)  # dtype -> ceiling
+    interrupted: bool = False  # Ctrl-C: rows holds what finished before it
+    planned: int = 0  # rows the sweep meant to measure
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "env": self.env,
+            "settings": self.settings,
+            "flop_basis": FLOP_BASIS,
+            "ceilings": {k: c.to_dict() for k, c in self.ceilings.items()},
+            "interrupted": self.interrupted,
+            "planned_rows": self.planned,
+            "rows": [r.to_dict() for r in self.rows],
+        }
+
+
+def _tflops(flops: float, ms: float | None) -> float | None:
+    if not ms or ms <= 0:
+        return None
+    return flops / (ms * 1e-3) / 1e12

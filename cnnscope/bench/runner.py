@@ -1,0 +1,618 @@
+"""One benchmark row, and a sweep of them.
+
+A row is (model, device, batch, dtype, mode). Its method:
+
+1. Trace the model on the meta device (``cnnscope.analyze``) for its MACs, output
+   shapes and layer names: nothing is allocated.
+2. Build the model with real (seeded, randomly initialised) weights directly on the
+   device; ``eval()`` for inference, ``train()`` for training. A fresh model per row,
+   so rows do not share optimizer state, BatchNorm statistics or compiled code.
+3. Inference step: ``model(x)`` under ``torch.inference_mode()``. Training step:
+   ``zero_grad`` (untimed, as in timm), then forward + loss, ``backward()``,
+   ``optimizer.step()`` (SGD, momentum 0.9, Nesterov, as timm's benchmark.py uses),
+   each phase timed on its own.
+4. Warm-up until the timings settle (``stats.SettleRule``), at least ``--warmup``
+   iterations: cuDNN autotuning (``cudnn.benchmark``), ``torch.compile`` and CUDA-graph
+   capture all happen here, never in the timed part.
+5. Timed iterations (``--iters`` N, or as many as fit ``--min-time``): on CUDA, events
+   recorded in the stream and one synchronisation at the end; on the CPU, the monotonic
+   clock. Peak memory is reset after warm-up and read after the timed iterations.
+6. Median, quartiles and p10/p90 of the samples; throughput = batch / median; achieved
+   TFLOP/s from the traced MACs (see ``records.FLOP_BASIS``), as a fraction of the
+   device's measured matmul ceiling in the same dtype.
+
+Out of memory gives an "oom" row and frees what the row allocated; any other failure an
+"error" row. Neither carries a timing. Ctrl-C stops a sweep and keeps the finished rows.
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+import time
+from contextlib import contextmanager, nullcontext
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Iterator, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils._pytree import tree_flatten
+
+from cnnscope.bench.ceiling import matmul_ceiling
+from cnnscope.bench.env import collect_env, device_name
+from cnnscope.bench.precision import DTYPES, autocast, check_dtype, fp32_math
+from cnnscope.bench.records import BenchResult, BenchRow, MatmulCeiling
+from cnnscope.bench.stats import SettleRule, summarize, warm_up
+from cnnscope.bench.timing import Timer, phase_times, timer_for
+from cnnscope.errors import CnnscopeError, DeviceUnavailableError, InvalidOptionError
+from cnnscope.models import ModelSource, resolve
+from cnnscope.trace.records import ModelReport
+from cnnscope.trace.tracer import resolve_device
+
+MODES = ("infer", "train")
+
+# One model per main family for ``cnnscope bench`` with no model; only the registered ones
+# run. A family not listed here contributes its first ImageNet model.
+DEFAULT_MODELS = (
+    "alexnet", "vgg16", "googlenet", "inception_v3", "resnet50", "resnext50_32x4d",
+    "wide_resnet50_2", "densenet121", "mobilenet_v2", "xception", "se_resnet50",
+    "hrnetv2_w18",
+)
+
+# The most timed iterations a --min-time run takes (a tiny model on a GPU would
+# otherwise queue tens of thousands of events).
+MAX_SAMPLES = 1000
+
+
+class UnsupportedConfig(Exception):
+    """The model cannot run this way (e.g. a CUDA graph cannot capture it): an
+    "unsupported" row, not an error."""
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """Everything about a sweep that is the same for every row."""
+
+    device: str = "cpu"
+    warmup: int = 5  # minimum warm-up iterations
+    max_warmup: int = 50  # warm-up gives up settling here
+    iters: int | None = None  # exactly this many timed iterations; None: --min-time
+    min_time: float = 2.0  # seconds of timed iterations when iters is None
+    min_samples: int = 5  # timed iterations at least, with min_time
+    seed: int = 0
+    channels_last: bool = False
+    compile: bool = False
+    cuda_graphs: bool = False
+    per_layer: bool = False
+    cudnn_benchmark: bool = True
+    input_size: tuple[int, ...] | None = None
+    ceiling: bool = True
+    remeasure_ceiling: bool = False
+
+    def check(self) -> torch.device:
+        """The device, after checking every option; a one-line error for a bad one."""
+        if self.device in (None, "", "meta"):
+            raise InvalidOptionError("bench needs a real device", "use --device cpu or --device cuda")
+        try:
+            dev = resolve_device(self.device)
+        except DeviceUnavailableError as err:
+            # The tracer's hint points at the meta device, which cannot be timed.
+            raise DeviceUnavailableError(err.message, "use --device cpu") from None
+        if dev.type == "cuda" and dev.index is None:
+            dev = torch.device("cuda", torch.cuda.current_device())
+        if self.iters is not None and self.iters < 1:
+            raise InvalidOptionError(f"--iters {self.iters} is not positive", "use 1 or more")
+        if self.min_time <= 0:
+            raise InvalidOptionError(f"--min-time {self.min_time} is not positive", "use e.g. 2.0 seconds")
+        if self.warmup < 0 or self.max_warmup < 0:
+            raise InvalidOptionError("warm-up counts cannot be negative", "use --warmup 0 or more")
+        if self.cuda_graphs and dev.type != "cuda":
+            raise InvalidOptionError("--cuda-graphs needs a CUDA device", "drop it, or use --device cuda")
+        if self.per_layer and (self.compile or self.cuda_graphs):
+            raise InvalidOptionError("--per-layer times eager layers",
+                                     "run it without --compile and --cuda-graphs")
+        return dev
+
+    @property
+    def settle_rule(self) -> SettleRule:
+        return SettleRule(min_iters=self.warmup, max_iters=max(self.max_warmup, self.warmup))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["input_size"] = list(self.input_size) if self.input_size else None
+        return d
+
+
+# ----------------------------------------------------------------------------- sources
+
+
+def default_models() -> list[str]:
+    """One model per main family of the zoo (only registered models)."""
+    from cnnscope.zoo import all_models, list_models
+
+    registered = set(list_models())
+    chosen = [n for n in DEFAULT_MODELS if n in registered]
+    from cnnscope.zoo import model_info
+
+    families = {model_info(n).family for n in chosen}
+    for info in all_models():
+        if info.family not in families and info.dataset == "ImageNet":
+            chosen.append(info.name)
+            families.add(info.family)
+    return chosen
+
+
+def parse_list(text: str | Sequence[str], what: str) -> list[str]:
+    """"fp32,bf16" -> ["fp32", "bf16"]; repeated options are joined the same way."""
+    parts = [text] if isinstance(text, str) else list(text)
+    out = [p.strip().lower() for part in parts for p in str(part).split(",") if p.strip()]
+    if not out:
+        raise InvalidOptionError(f"no {what} given", f"e.g. --{what} ...")
+    return list(dict.fromkeys(out))  # de-duplicated, order kept
+
+
+def parse_batches(text: str | Sequence[str]) -> list[int]:
+    values = []
+    for item in parse_list(text, "batch"):
+        try:
+            b = int(item)
+        except ValueError:
+            raise InvalidOptionError(f"batch size {item!r} is not an integer", "e.g. --batch 1,32,128") from None
+        if b < 1:
+            raise InvalidOptionError(f"batch size {b} is not positive", "use --batch 1 or more")
+        values.append(b)
+    return values
+
+
+def parse_modes(text: str | Sequence[str]) -> list[str]:
+    modes = parse_list(text, "mode")
+    for m in modes:
+        if m not in MODES:
+            raise InvalidOptionError(f"unknown mode {m!r}", "use infer, train or infer,train")
+    return modes
+
+
+def parse_dtypes(text: str | Sequence[str], device: torch.device) -> list[str]:
+    return [check_dtype(d, device) for d in parse_list(text, "dtype")]
+
+
+# ----------------------------------------------------------------------------- one row
+
+
+def make_loss(output_shapes: Sequence[tuple[int, ...]], device: torch.device
+              ) -> Callable[[Any], torch.Tensor]:
+    """A loss over every output tensor, with fixed random targets made once.
+
+    Class scores (N, C) or per-pixel scores (N, C, H, W): cross-entropy against random
+    class indices. Anything else: mean squared error against a random tensor. Auxiliary
+    outputs are summed in with weight 1 (the weight changes no timing).
+    """
+    targets: list[tuple[str, torch.Tensor]] = []
+    for shape in output_shapes:
+        if len(shape) >= 2 and shape[1] > 1:
+            targets.append(("ce", torch.randint(0, shape[1], (shape[0], *shape[2:]), device=device)))
+        else:
+            targets.append(("mse", torch.randn(shape, device=device)))
+
+    def loss_fn(output: Any) -> torch.Tensor:
+        outs = [t for t in tree_flatten(output)[0] if isinstance(t, torch.Tensor)]
+        if len(outs) != len(targets):
+            raise RuntimeError(f"the model returned {len(outs)} tensors, the trace saw {len(targets)}")
+        total = None
+        for out, (kind, target) in zip(outs, targets):
+            # cross_entropy runs in float32 under autocast; mse_loss is given float32.
+            loss = F.cross_entropy(out, target) if kind == "ce" else F.mse_loss(out.float(), target)
+            total = loss if total is None else total + loss
+        return total
+
+    return loss_fn
+
+
+class Workload:
+    """A model, an input and (training) a loss and optimizer, ready to run steps."""
+
+    def __init__(self, model: nn.Module, x: torch.Tensor, report: ModelReport, dtype: str,
+                 train: bool, settings: BenchSettings, device: torch.device):
+        self.model = model
+        self.x = x
+        self.dtype = dtype
+        self.train = train
+        self.device = device
+        self.net: Callable[..., Any] = model
+        self.graph: Any = None
+        self.static: Any = None
+        if settings.compile:
+            # reduce-overhead is inductor's CUDA-graph mode: --compile --cuda-graphs.
+            mode = "reduce-overhead" if settings.cuda_graphs else None
+            self.net = torch.compile(model, mode=mode)
+        if train:
+            self.loss_fn = make_loss(report.output_shapes, device)
+            # timm's benchmark.py trains with create_optimizer_v2("sgd"): SGD, momentum 0.9,
+            # Nesterov; the same here so that train steps compare.
+            self.opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9, nesterov=True)
+        self.manual_graph = settings.cuda_graphs and not settings.compile
+        self.phases: tuple[str, ...] = ("fwd", "bwd", "opt") if train else ("fwd",)
+
+    # -- eager steps: marks around each phase
+    def _infer_step(self, timer: Timer) -> list[Any]:
+        with torch.inference_mode():
+            m0 = timer.mark()
+            with autocast(self.device, self.dtype):
+                self.net(self.x)
+            m1 = timer.mark()
+        return [m0, m1]
+
+    def _train_step(self, timer: Timer) -> list[Any]:
+        self.opt.zero_grad(set_to_none=True)
+        m0 = timer.mark()
+        with autocast(self.device, self.dtype):
+            out = self.net(self.x)
+            loss = self.loss_fn(out)
+        m1 = timer.mark()
+        loss.backward()  # outside autocast: backward ops follow the forward's dtypes
+        m2 = timer.mark()
+        self.opt.step()
+        m3 = timer.mark()
+        return [m0, m1, m2, m3]
+
+    # -- CUDA graph: capture once, replay
+    def capture(self) -> None:
+        """Capture one whole step into a CUDA graph (docs: "Whole-network capture").
+
+        Eager warm-up runs on a side stream first, as the documentation requires (it
+        also creates the optimizer's momentum buffers outside the capture).
+        """
+        dev = self.device
+        side = torch.cuda.Stream(dev)
+        side.wait_stream(torch.cuda.current_stream(dev))
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                if self.train:
+                    self.opt.zero_grad(set_to_none=True)
+                self._graph_body(cache_enabled=True)
+        torch.cuda.current_stream(dev).wait_stream(side)
+        if self.train:
+            self.opt.zero_grad(set_to_none=True)  # backward in the capture allocates .grad
+        graph = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.graph(graph):
+                self._graph_body(cache_enabled=False)
+        except Exception as exc:  # capture refuses sync points, host reads, dynamic shapes
+            raise UnsupportedConfig(f"CUDA graph capture failed: {_first_line(exc)}") from None
+        self.graph = graph
+        self.phases = ("graph",)
+
+    def _graph_body(self, cache_enabled: bool) -> None:
+        if self.train:
+            with autocast(self.device, self.dtype, cache_enabled=cache_enabled):
+                loss = self.loss_fn(self.model(self.x))
+            loss.backward()
+            self.opt.step()
+        else:
+            with torch.inference_mode(), autocast(self.device, self.dtype, cache_enabled=cache_enabled):
+                self.static = self.model(self.x)
+
+    def _graph_step(self, timer: Timer) -> list[Any]:
+        m0 = timer.mark()
+        self.graph.replay()
+        m1 = timer.mark()
+        return [m0, m1]
+
+    def step(self, timer: Timer) -> list[Any]:
+        """Run one iteration; return its marks (len(phases) + 1 tokens)."""
+        if self.graph is not None:
+            return self._graph_step(timer)
+        return self._train_step(timer) if self.train else self._infer_step(timer)
+
+
+class PeakMemory:
+    """Peak memory over a stretch of a run.
+
+    CUDA: ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats``: the
+    tensors alive at the worst moment (weights, activations, gradients, optimizer state),
+    without the caching allocator's reserve or the CUDA context.
+    CPU: the process's peak resident set. On Linux the kernel's high-water mark is reset
+    first (``/proc/self/clear_refs``), so it covers the timed iterations; elsewhere it is
+    ``getrusage`` ru_maxrss, the peak since the process started. Either way it is the
+    whole process (Python, torch's libraries), not the model alone.
+    """
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.kind: str | None = None
+
+    def reset(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.kind = "cuda max_memory_allocated"
+            return
+        try:
+            with open("/proc/self/clear_refs", "w") as fh:
+                fh.write("5")  # "5": reset the peak RSS (Documentation/filesystems/proc.rst)
+            self.kind = "process peak RSS (timed iterations)"
+        except OSError:
+            self.kind = "process peak RSS (since start)"
+
+    def read(self) -> int | None:
+        if self.device.type == "cuda":
+            return int(torch.cuda.max_memory_allocated(self.device))
+        if self.kind == "process peak RSS (timed iterations)":
+            try:
+                with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
+                    for line in fh:
+                        if line.startswith("VmHWM:"):
+                            return int(line.split()[1]) * 1024
+            except (OSError, ValueError, IndexError):
+                pass
+        try:
+            import resource
+
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        except (ImportError, OSError):
+            return None
+        self.kind = "process peak RSS (since start)"
+        return int(peak if sys.platform == "darwin" else peak * 1024)  # macOS: bytes; Linux: KiB
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def is_oom(exc: BaseException) -> bool:
+    """Out of memory on any device: torch's OOM error, the CPU allocator's, Python's."""
+    oom_type = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
+    if isinstance(exc, (oom_type, MemoryError)):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("out of memory" in text.lower()
+                                              or "can't allocate memory" in text)
+
+
+def free_memory(device: torch.device, *, failed: bool = True) -> None:
+    """Return what a finished or failed row held to the device.
+
+    A full garbage collection (a few hundred ms with torch loaded) is needed after a
+    failure (a traceback's frames form cycles) and on CUDA always: a model kept alive by a
+    reference cycle would count in the next row's peak memory. On the CPU a successful
+    row's tensors are freed by reference counting when the row returns.
+    """
+    if failed or device.type == "cuda":
+        gc.collect()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.empty_cache()
+
+
+@contextmanager
+def _device_scope(device: torch.device, cudnn_benchmark: bool) -> Iterator[None]:
+    saved = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = cudnn_benchmark
+    try:
+        with torch.cuda.device(device) if device.type == "cuda" else nullcontext():
+            yield
+    finally:
+        torch.backends.cudnn.benchmark = saved
+
+
+def _timed_loop(work: Workload, timer: Timer, settings: BenchSettings) -> list[list[Any]]:
+    """Timed iterations, no synchronisation inside: marks are resolved after the loop."""
+    marks: list[list[Any]] = []
+    start = time.perf_counter()
+    while True:
+        marks.append(work.step(timer))
+        n = len(marks)
+        if settings.iters is not None:
+            if n >= settings.iters:
+                break
+        elif (n >= settings.min_samples and time.perf_counter() - start >= settings.min_time) \
+                or n >= MAX_SAMPLES:
+            break
+    timer.sync()
+    return marks
+
+
+def _tflops(flops: float, ms: float | None) -> float | None:
+    return flops / (ms * 1e-3) / 1e12 if ms and ms > 0 else None
+
+
+def _measure(source: ModelSource, size: tuple[int, ...], batch: int, dtype: str, mode: str,
+             settings: BenchSettings, device: torch.device) -> dict[str, Any]:
+    from cnnscope.api import analyze
+
+    train = mode == "train"
+    report = analyze(source, size, batch, train=train)  # meta device: MACs, shapes, names
+    torch.manual_seed(settings.seed)
+    model = source.build(device)
+    model.train(train)
+    x = torch.randn((batch, *size), device=device)
+    if settings.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    work = Workload(model, x, report, dtype, train, settings, device)
+    timer = timer_for(device)
+    notes: list[str] = []
+    if work.manual_graph:
+        work.capture()
+        notes.append("CUDA graph: one replay per step; no forward/backward split")
+
+    def warm_step() -> float:
+        marks = work.step(timer)
+        timer.sync()
+        return timer.elapsed_ms(marks[0], marks[-1])
+
+    warm = warm_up(warm_step, settings.settle_rule)
+    if warm.settled is False:
+        notes.append(f"warm-up did not settle within {warm.iters} iterations "
+                     f"(last windows differ by more than {settings.settle_rule.tolerance:.0%})")
+    memory = PeakMemory(device)
+    memory.reset()
+    marks = _timed_loop(work, timer, settings)
+    peak = memory.read()
+    times = [phase_times(timer, m, work.phases) for m in marks]
+    total = summarize([t["total"] for t in times])
+    span_ms = timer.elapsed_ms(marks[0][0], marks[-1][-1])
+    macs = report.totals.macs
+    fields: dict[str, Any] = dict(
+        samples=total.n, median_ms=total.median, p10_ms=total.p10, p25_ms=total.p25,
+        p75_ms=total.p75, p90_ms=total.p90, mean_ms=total.mean,
+        throughput=batch / (total.median * 1e-3),
+        throughput_sustained=batch * total.n / (span_ms * 1e-3) if span_ms > 0 else None,
+        peak_memory_bytes=peak, peak_memory_kind=memory.kind, macs=macs,
+        warmup_iters=warm.iters, warmup_settled=warm.settled,
+    )
+    if train:
+        fields["achieved_tflops"] = _tflops(3 * 2 * macs, total.median)
+        if "bwd" in work.phases:
+            fwd = summarize([t["fwd"] for t in times])
+            bwd = summarize([t["bwd"] for t in times])
+            opt = summarize([t["opt"] for t in times])
+            fields.update(fwd_median_ms=fwd.median, fwd_iqr_ms=fwd.iqr, bwd_median_ms=bwd.median,
+                          bwd_iqr_ms=bwd.iqr, opt_median_ms=opt.median,
+                          fwd_tflops=_tflops(2 * macs, fwd.median),
+                          bwd_tflops=_tflops(2 * 2 * macs, bwd.median))
+    else:
+        fields["achieved_tflops"] = _tflops(2 * macs, total.median)
+        fields["fwd_median_ms"] = total.median
+        fields["fwd_iqr_ms"] = total.iqr
+        fields["fwd_tflops"] = fields["achieved_tflops"]
+    if report.unsupported:
+        ops = ", ".join(op for op, _ in report.unsupported)
+        notes.append(f"ops without a cost formula ({ops}): MACs and TFLOP/s are a lower bound")
+    if settings.per_layer:
+        from cnnscope.bench.per_layer import time_layers
+
+        fields["per_layer"] = time_layers(
+            work, timer, min(total.n, 100), report,
+            clean_fwd_ms=fields.get("fwd_median_ms"), clean_bwd_ms=fields.get("bwd_median_ms"))
+    fields["notes"] = tuple(notes)
+    return fields
+
+
+def bench_row(source: ModelSource | str, batch: int, dtype: str, mode: str,
+              settings: BenchSettings, *, ceiling: MatmulCeiling | None = None) -> BenchRow:
+    """Measure one row. Failures become "oom"/"error"/"unsupported" rows without timings;
+    KeyboardInterrupt propagates (after the row's memory is freed)."""
+    device = settings.check()
+    src = resolve(source) if isinstance(source, str) else source
+    size = tuple(settings.input_size or src.input_size or (3, 224, 224))
+    check_dtype(dtype, device)
+    if mode not in MODES:
+        raise InvalidOptionError(f"unknown mode {mode!r}", "use infer or train")
+    base = dict(model=src.name, device=str(device), device_name=device_name(device), batch=batch,
+                dtype=dtype, mode=mode, input_size=size, channels_last=settings.channels_last,
+                compiled=settings.compile, cuda_graphs=settings.cuda_graphs)
+    row: BenchRow
+    try:
+        with _device_scope(device, settings.cudnn_benchmark), fp32_math(device, dtype):
+            fields = _measure(src, size, batch, dtype, mode, settings, device)
+    except KeyboardInterrupt:
+        raise  # the sweep frees the memory once the traceback is gone
+    except UnsupportedConfig as exc:
+        row = BenchRow(**base, status="unsupported", error=str(exc))
+    except Exception as exc:  # noqa: BLE001 - a failed row is reported, the sweep goes on
+        if is_oom(exc):
+            row = BenchRow(**base, status="oom", error=f"out of memory at batch {batch}")
+        elif isinstance(exc, CnnscopeError):
+            row = BenchRow(**base, status="error", error=str(exc))
+        else:
+            row = BenchRow(**base, status="error", error=f"{type(exc).__name__}: {_first_line(exc)}")
+    else:
+        if ceiling is not None and fields.get("achieved_tflops") and ceiling.tflops:
+            fields["ceiling_tflops"] = ceiling.tflops
+            fields["ceiling_fraction"] = fields["achieved_tflops"] / ceiling.tflops
+            if fields["ceiling_fraction"] > 1.0:
+                # On a CPU the convolution library (oneDNN) is not the BLAS torch.mm calls,
+                # and a ceiling measured under other load is stale: say so, keep the figure.
+                fields["notes"] = fields.get("notes", ()) + (
+                    "achieved rate exceeds the measured matmul ceiling: the ceiling came from "
+                    "a slower matmul library or under other load (--remeasure-ceiling)",)
+        row = BenchRow(**base, status="ok", **fields)
+    # The except blocks are over, so no traceback keeps the row's tensors alive now.
+    free_memory(device, failed=not row.ok)
+    return row
+
+
+# ----------------------------------------------------------------------------- a sweep
+
+
+@dataclass(frozen=True)
+class RowSpec:
+    source: ModelSource
+    batch: int
+    dtype: str
+    mode: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.source.name} b{self.batch} {self.dtype} {self.mode}"
+
+
+def plan_rows(sources: Sequence[ModelSource], batches: Sequence[int], dtypes: Sequence[str],
+              modes: Sequence[str]) -> list[RowSpec]:
+    """Rows in sweep order: model, dtype, mode, then batch (ascending, so an OOM ends a run
+    of rows that already has the smaller batches)."""
+    return [RowSpec(s, b, d, m) for s in sources for d in dtypes for m in modes
+            for b in sorted(batches)]
+
+
+def run_sweep(specs: Sequence[RowSpec], settings: BenchSettings, *,
+              on_start: Callable[[int, RowSpec], None] | None = None,
+              on_done: Callable[[int, BenchRow], None] | None = None) -> BenchResult:
+    """Measure every row in ``specs``; Ctrl-C returns what finished, marked interrupted."""
+    device = settings.check()
+    result = BenchResult(env=collect_env(device, cudnn_benchmark=settings.cudnn_benchmark),
+                         settings=settings.to_dict(), planned=len(specs))
+    result.settings["device"] = str(device)
+    try:
+        for i, spec in enumerate(specs):
+            if on_start:
+                on_start(i, spec)
+            ceiling = None
+            if settings.ceiling:
+                ceiling = result.ceilings.get(spec.dtype)
+                if ceiling is None:
+                    ceiling = _ceiling(device, spec.dtype, settings, result)
+            row = bench_row(spec.source, spec.batch, spec.dtype, spec.mode, settings, ceiling=ceiling)
+            result.rows.append(row)
+            if on_done:
+                on_done(i, row)
+    except KeyboardInterrupt:
+        result.interrupted = True
+    if result.interrupted:
+        free_memory(device)  # outside the except block: the traceback no longer holds tensors
+    return result
+
+
+def _ceiling(device: torch.device, dtype: str, settings: BenchSettings,
+             result: BenchResult) -> MatmulCeiling | None:
+    try:
+        with _device_scope(device, settings.cudnn_benchmark):
+            ceiling = matmul_ceiling(device, dtype, remeasure=settings.remeasure_ceiling)
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # noqa: BLE001 - no ceiling is no fraction, not a failed sweep
+        result.env.setdefault("ceiling_errors", {})[dtype] = _first_line(exc)
+        free_memory(device)
+        return None
+    result.ceilings[dtype] = ceiling
+    return ceiling
+
+
+def split_specs(items: Sequence[str]) -> list[str]:
+    """Model specs as typed, comma-separated lists split (case kept: specs can be paths)."""
+    out = [p.strip() for item in items for p in item.split(",") if p.strip()]
+    return list(dict.fromkeys(out))
+
+
+def resolve_models(names: Sequence[str], kwargs: Sequence[dict[str, Any]] | None = None
+                   ) -> list[ModelSource]:
+    """Zoo names (or specs) to sources; an unknown name fails before anything runs.
+    ``kwargs``: one dict of builder arguments per name."""
+    per_model = list(kwargs) if kwargs is not None else [{} for _ in names]
+    return [resolve(n, **kw) for n, kw in zip(names, per_model)]
+
+
+__all__ = ["BenchSettings", "RowSpec", "Workload", "bench_row", "default_models", "plan_rows",
+           "run_sweep", "resolve_models", "DTYPES", "MODES"]

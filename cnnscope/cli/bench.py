@@ -1,0 +1,133 @@
+"""``cnnscope bench [MODEL...]``: forward/backward timing on CUDA or the CPU."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+
+from cnnscope.cli.common import FormatOpt, InputOpt, OutputFormat, OutputOpt, console, emit, user_errors
+from cnnscope.cli.model_args import ArgOpt, parse_model_args
+
+ORDER = 50
+
+
+def bench(
+    models: Optional[List[str]] = typer.Argument(
+        None, help="Zoo names or model specs (space or comma separated). None: one model per main family."),
+    device: Optional[str] = typer.Option(
+        None, "--device", "-d", help="cuda, cuda:N or cpu (default: cuda when available, else cpu)."),
+    batch: str = typer.Option("1", "--batch", "-b", help="Batch sizes, comma separated: 1,32,128."),
+    dtype: str = typer.Option("fp32", "--dtype", help="fp32, tf32, bf16, fp16 (comma separated). "
+                              "fp32 is strict IEEE (TF32 off); bf16/fp16 use autocast."),
+    mode: str = typer.Option("infer", "--mode", "-m", help="infer, train or infer,train."),
+    input: Optional[str] = InputOpt,
+    channels_last: bool = typer.Option(False, "--channels-last", help="NHWC memory layout for model and input."),
+    compile: bool = typer.Option(False, "--compile", help="torch.compile the model (compilation is in the warm-up, not timed)."),
+    cuda_graphs: bool = typer.Option(False, "--cuda-graphs", help="Capture each step in a CUDA graph and replay it (with --compile: mode reduce-overhead)."),
+    warmup: int = typer.Option(5, "--warmup", help="Minimum warm-up iterations; more run until timings settle."),
+    max_warmup: int = typer.Option(50, "--max-warmup", help="Warm-up stops here even if timings have not settled."),
+    iters: Optional[int] = typer.Option(None, "--iters", "-n", help="Timed iterations (default: as many as --min-time allows)."),
+    min_time: Optional[float] = typer.Option(None, "--min-time", help="Seconds of timed iterations per row (default 2; at least 5 iterations)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the weights and inputs."),
+    per_layer: bool = typer.Option(False, "--per-layer", help="Also time every layer's forward/backward (hooks) with its achieved TFLOP/s "
+                                   "(--format csv then writes the per-layer rows)."),
+    top: int = typer.Option(0, "--top", help="With --per-layer: show only the N slowest layers in the table (files keep all)."),
+    cudnn_benchmark: bool = typer.Option(True, "--cudnn-benchmark/--no-cudnn-benchmark", help="Let cuDNN autotune convolutions (in the warm-up)."),
+    ceiling: bool = typer.Option(True, "--ceiling/--no-ceiling", help="Measure (or read from the cache) the dense matmul ceiling per dtype."),
+    remeasure_ceiling: bool = typer.Option(False, "--remeasure-ceiling", help="Measure the matmul ceiling again instead of using the cache."),
+    format: OutputFormat = FormatOpt,
+    output: Optional[str] = OutputOpt,
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr."),
+    arg: Optional[List[str]] = ArgOpt,
+) -> None:
+    """Time forward and backward passes: median, spread, img/s, peak memory, achieved TFLOP/s.
+
+    Examples: 'cnnscope bench resnet50 --device cuda --batch 1,32,128 --dtype fp32,bf16
+    --mode infer,train'; 'cnnscope bench densenet121 --device cpu --per-layer'.
+    """
+    with user_errors():
+        from cnnscope.bench import runner
+        from cnnscope.cli.common import parse_size
+        from cnnscope.errors import InvalidOptionError
+
+        if iters is not None and min_time is not None:
+            raise InvalidOptionError("--iters and --min-time both given", "use one of them")
+        if top < 0:
+            raise InvalidOptionError(f"--top {top} is negative", "use 0 (all layers) or more")
+        dev_text = device or _default_device()
+        settings = runner.BenchSettings(
+            device=dev_text, warmup=warmup, max_warmup=max_warmup, iters=iters,
+            min_time=2.0 if min_time is None else min_time, seed=seed,
+            channels_last=channels_last, compile=compile, cuda_graphs=cuda_graphs,
+            per_layer=per_layer, cudnn_benchmark=cudnn_benchmark, input_size=parse_size(input),
+            ceiling=ceiling, remeasure_ceiling=remeasure_ceiling,
+        )
+        dev = settings.check()
+        batches = runner.parse_batches(batch)
+        dtypes = runner.parse_dtypes(dtype, dev)
+        modes = runner.parse_modes(mode)
+        names = runner.split_specs(models) if models else runner.default_models()
+        # Unknown names fail before anything runs.
+        sources = runner.resolve_models(names, parse_model_args(arg, names))
+        specs = runner.plan_rows(sources, batches, dtypes, modes)
+        result = _run(runner, specs, settings, progress)
+        _emit(result, format, output, top, per_layer)
+        if result.interrupted:
+            typer.echo(f"cnnscope: interrupted: {len(result.rows)} of {result.planned} rows measured",
+                       err=True)
+            raise typer.Exit(130)
+        failed = [r for r in result.rows if r.status == "error"]
+        if failed:
+            typer.echo(f"cnnscope: {len(failed)} row(s) failed: {failed[0].error}", err=True)
+            raise typer.Exit(1)
+
+
+def _default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _run(runner, specs, settings, show_progress: bool):
+    from rich.console import Console
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn,
+                               TextColumn, TimeElapsedColumn)
+
+    err = Console(stderr=True)
+    if not show_progress or not err.is_terminal:
+        return runner.run_sweep(specs, settings)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                  MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True) as bar:
+        task = bar.add_task("bench", total=len(specs))
+
+        def on_start(i, spec):
+            bar.update(task, description=spec.label)
+
+        def on_done(i, row):
+            bar.advance(task)
+            if row.status != "ok":
+                bar.console.print(f"{row.model} b{row.batch} {row.dtype} {row.mode}: "
+                                  f"{row.status} ({row.error})", highlight=False, markup=False)
+
+        return runner.run_sweep(specs, settings, on_start=on_start, on_done=on_done)
+
+
+def _emit(result, format: OutputFormat, output: Optional[str], top: int, per_layer: bool) -> None:
+    from cnnscope.report import bench_render as render
+
+    if format is OutputFormat.table:
+        con = console(output)
+        render.render_rich(result, con, top=top)
+        if output:
+            emit(con.export_text(), output)
+    elif format is OutputFormat.csv:
+        emit(render.to_csv_layers(result) if per_layer else render.to_csv(result), output)
+    elif format is OutputFormat.json:
+        emit(render.to_json(result), output)
+    else:
+        emit(render.to_markdown(result, top=top), output)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("bench")(bench)

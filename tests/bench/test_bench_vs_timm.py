@@ -1,0 +1,34 @@
+"""benchmarks/bench_vs_timm.py runs (on the CPU, a tiny model, a few steps)."""
+
+import importlib.util
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_vs_timm.py"
+
+
+def load():
+    spec = importlib.util.spec_from_file_location("bench_vs_timm", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_timm_method_reports_samples_per_second():
+    mod = load()
+    import torch
+
+    for mode in ("infer", "train"):
+        r = mod.timm_method("lenet5", 2, "fp32", mode, torch.device("cpu"), channels_last=False,
+                            num_warm_iter=1, num_bench_iter=2)
+        assert r["samples_per_sec"] > 0 and r["step_time_ms"] > 0
+
+
+def test_script_writes_the_side_by_side_table(tmp_path, capsys):
+    mod = load()
+    out = tmp_path / "vs.md"
+    rc = mod.main(["--device", "cpu", "--models", "lenet5", "--batch", "1", "--dtype", "fp32",
+                   "--mode", "infer", "--num-warm-iter", "1", "--num-bench-iter", "2",
+                   "--iters", "2", "--warmup", "1", "-o", str(out)])
+    assert rc == 0
+    text = out.read_text()
+    assert "timm method img/s" in text and "| `lenet5` | 1 | fp32 | infer |" in text
