@@ -97,6 +97,47 @@ def _fast_conv(args: tuple) -> Any:
     return _empty(x, (x.shape[0], c_out, *spatial))
 
 
+def _pool_out(n: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> int:
+    # PyTorch's pooling_output_shape: ceil mode may not start a window in the padding.
+    span = n + 2 * p - d * (k - 1) - 1
+    out = (span + (s - 1 if ceil_mode else 0)) // s + 1
+    if ceil_mode and (out - 1) * s >= n + p:
+        out -= 1
+    return out
+
+
+def _fast_pool2d(name: str, args: tuple) -> Any:
+    """max_pool2d_with_indices(x, k, s, p, d, ceil) / avg_pool2d(x, k, s, p, ceil, ...)."""
+    x = args[0]
+    if x.dim() not in (3, 4):
+        return NotImplemented
+
+    def pair(v, default):
+        v = default if v is None or (isinstance(v, (list, tuple)) and len(v) == 0) else v
+        v = list(v) if isinstance(v, (list, tuple)) else [v]
+        return v * 2 if len(v) == 1 else v
+
+    kernel = pair(args[1], None)
+    stride = pair(args[2] if len(args) > 2 else None, kernel)
+    padding = pair(args[3] if len(args) > 3 else 0, 0)
+    if name.startswith("max"):
+        dilation = pair(args[4] if len(args) > 4 else 1, 1)
+        ceil_mode = bool(args[5]) if len(args) > 5 else False
+    else:
+        dilation = [1, 1]
+        ceil_mode = bool(args[4]) if len(args) > 4 else False
+    if any(p > k // 2 for p, k in zip(padding, kernel)):
+        return NotImplemented  # PyTorch raises "pad should be at most half of kernel size"
+    spatial = [_pool_out(n, k, s, p, d, ceil_mode)
+               for n, k, s, p, d in zip(x.shape[-2:], kernel, stride, padding, dilation)]
+    if any(n < 1 for n in spatial):
+        return NotImplemented  # PyTorch raises its own "too small" error
+    out = _empty(x, (*x.shape[:-2], *spatial))
+    if name.startswith("max"):
+        return out, torch.empty(out.shape, dtype=torch.int64, device="meta")
+    return out
+
+
 def fast_meta_op(name: str, func, args: tuple, kwargs: dict) -> Any:
     """The op's result computed from shapes alone, or ``NotImplemented`` to run it normally.
 
@@ -115,6 +156,8 @@ def fast_meta_op(name: str, func, args: tuple, kwargs: dict) -> Any:
     inplace = func.overloadpacket.__name__.endswith("_")
     if name == "convolution":
         return _fast_conv(args)
+    if name in ("max_pool2d_with_indices", "avg_pool2d"):
+        return _fast_pool2d(name, args)
     if name in _BATCH_NORM:
         c = x.shape[1] if x.dim() > 1 else 0
         stats = _empty(x, (c,)) if len(args) > 5 and args[5] is True else _empty(x, (0,))
@@ -138,7 +181,9 @@ def fast_meta_op(name: str, func, args: tuple, kwargs: dict) -> Any:
         if isinstance(other, torch.Tensor):
             if other.device.type != "meta" or other.dtype != x.dtype:
                 return NotImplemented  # leave type promotion to PyTorch
-            shape = torch.broadcast_shapes(x.shape, other.shape)
+            shape = _broadcast(tuple(x.shape), tuple(other.shape))
+            if shape is None:
+                return NotImplemented  # PyTorch raises the proper error
         elif isinstance(other, (int, float)) and not isinstance(other, bool) and x.is_floating_point():
             shape = x.shape
         else:
@@ -147,6 +192,18 @@ def fast_meta_op(name: str, func, args: tuple, kwargs: dict) -> Any:
             return x if shape == x.shape else NotImplemented
         return _empty(x, shape)
     return NotImplemented
+
+
+def _broadcast(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...] | None:
+    # torch.broadcast_shapes would import sympy (0.5 s) on its first call.
+    n = max(len(a), len(b))
+    a, b = (1,) * (n - len(a)) + a, (1,) * (n - len(b)) + b
+    out = []
+    for x, y in zip(a, b):
+        if x != y and 1 not in (x, y):
+            return None
+        out.append(y if x == 1 else x)
+    return tuple(out)
 
 
 def _empty(like: torch.Tensor, shape) -> torch.Tensor:

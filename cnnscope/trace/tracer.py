@@ -375,6 +375,27 @@ class _DispatchCounter(TorchDispatchMode):
         return out
 
 
+def _skip_dynamo_import() -> None:
+    """Spare the first traced op a 1.5 s ``import torch._dynamo``.
+
+    TorchDispatchMode wraps every subclass's ``__torch_dispatch__`` in
+    ``torch._disable_dynamo``, whose first call imports torch._dynamo only to mark the
+    function as not to be compiled. The tracer never runs under torch.compile, so we
+    fill the wrapper's cache with the plain function. If torch._dynamo is already
+    loaded (someone is compiling), the wrapper is left to do its normal job.
+    """
+    import sys
+
+    if "torch._dynamo" in sys.modules:
+        return
+    raw = getattr(_DispatchCounter.__dict__.get("__torch_dispatch__"), "__wrapped__", None)
+    if raw is not None and getattr(raw, "__dynamo_disable", None) is None:
+        setattr(raw, "__dynamo_disable", raw)
+
+
+_skip_dynamo_import()
+
+
 # ---------------------------------------------------------------------- public API
 
 

@@ -28,6 +28,13 @@ CASES = [
     (torch.ops.aten.cat.default, ([m(2, 3, 4, 4), m(2, 3, 4, 4)], -1)),
     (torch.ops.aten.convolution.default,
      (m(2, 3, 224, 224), m(64, 3, 7, 7), None, [2, 2], [3, 3], [1, 1], False, [0, 0], 1)),
+    (torch.ops.aten.max_pool2d_with_indices.default, (m(1, 64, 112, 112), [3, 3], [2, 2], [1, 1])),
+    (torch.ops.aten.max_pool2d_with_indices.default, (m(1, 64, 112, 112), [3, 3], [2, 2], [0, 0], [1, 1], True)),
+    (torch.ops.aten.max_pool2d_with_indices.default, (m(1, 8, 13, 13), [3, 3], [2, 2], [1, 1], [1, 1], True)),
+    (torch.ops.aten.max_pool2d_with_indices.default, (m(1, 8, 14, 15), [3, 2], [], [1, 0], [2, 1], False)),
+    (torch.ops.aten.avg_pool2d.default, (m(1, 256, 56, 56), [2, 2], [2, 2])),
+    (torch.ops.aten.avg_pool2d.default, (m(1, 8, 9, 9), [3, 3], [2, 2], [1, 1], True)),
+    (torch.ops.aten.avg_pool2d.default, (m(8, 7, 7), [7, 7], [1, 1])),
     (torch.ops.aten.convolution.default,
      (m(1, 32, 15, 17), m(64, 8, 3, 5), m(64), [2, 1], [0, 2], [2, 1], False, [0, 0], 4)),
     (torch.ops.aten.convolution.default,
@@ -62,6 +69,14 @@ def test_conv_too_small_falls_back_to_pytorch_error():
     assert fast_meta_op("convolution", func, args, {}) is NotImplemented
     with pytest.raises(RuntimeError):
         func(*args)
+
+
+def test_broadcast_matches_torch():
+    from cnnscope.trace.meta import _broadcast
+
+    for a, b in [((2, 3, 4, 4), (1, 3, 1, 1)), ((4,), (2, 1)), ((), (3, 2)), ((5, 1), (1, 6))]:
+        assert _broadcast(a, b) == tuple(torch.broadcast_shapes(a, b))
+    assert _broadcast((2, 3), (4, 3)) is None
 
 
 def test_non_meta_tensors_are_never_shortcut():
