@@ -17,7 +17,6 @@ import cnnscope.cli as _cli_pkg
 app = typer.Typer(
     name="cnnscope",
     help="Architecture analyzer and profiler for convolutional networks.",
-    no_args_is_help=True,
     pretty_exceptions_enable=False,  # user errors are one line; a bug keeps its plain traceback
     add_completion=False,
 )
@@ -35,15 +34,19 @@ def _load_commands() -> None:
         module.register(app)
 
 
-@app.callback()
+@app.callback(invoke_without_command=True)
 def _root(
-    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
+    ctx: typer.Context,
+    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
 ) -> None:
     """Architecture analyzer and profiler for convolutional networks."""
     if version:
         from cnnscope import __version__
 
         typer.echo(f"cnnscope {__version__}")
+        raise typer.Exit(0)
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
         raise typer.Exit(0)
 
 

@@ -150,3 +150,12 @@ def test_every_command_has_help():
     for name, command in group.commands.items():
         assert command.help, f"command {name} has no help text"
         assert run(name, "--help").exit_code == 0
+
+
+def test_version_and_bare_command():
+    from cnnscope import __version__
+
+    res = run("--version")
+    assert res.exit_code == 0 and res.stdout.strip() == f"cnnscope {__version__}"
+    bare = run()
+    assert bare.exit_code == 0 and "params" in bare.stdout
