@@ -6,7 +6,14 @@ from typing import List, Optional
 
 import typer
 
-from cnnscope.cli.common import FormatOpt, InputOpt, OutputFormat, OutputOpt, console, emit, user_errors
+from cnnscope.cli.common import (
+    FormatOpt,
+    InputOpt,
+    OutputFormat,
+    OutputOpt,
+    user_errors,
+    write_output,
+)
 from cnnscope.cli.model_args import ArgOpt, parse_model_args
 
 ORDER = 50
@@ -91,8 +98,14 @@ def _default_device() -> str:
 
 def _run(runner, specs, settings, show_progress: bool):
     from rich.console import Console
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn,
-                               TextColumn, TimeElapsedColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     err = Console(stderr=True)
     if not show_progress or not err.is_terminal:
@@ -116,17 +129,11 @@ def _run(runner, specs, settings, show_progress: bool):
 def _emit(result, format: OutputFormat, output: Optional[str], top: int, per_layer: bool) -> None:
     from cnnscope.report import bench_render as render
 
-    if format is OutputFormat.table:
-        con = console(output)
-        render.render_rich(result, con, top=top)
-        if output:
-            emit(con.export_text(), output)
-    elif format is OutputFormat.csv:
-        emit(render.to_csv_layers(result) if per_layer else render.to_csv(result), output)
-    elif format is OutputFormat.json:
-        emit(render.to_json(result), output)
-    else:
-        emit(render.to_markdown(result, top=top), output)
+    write_output(format, output,
+                 rich=lambda con: render.render_rich(result, con, top=top),
+                 csv=lambda: render.to_csv_layers(result) if per_layer else render.to_csv(result),
+                 json=lambda: render.to_json(result),
+                 md=lambda: render.to_markdown(result, top=top))
 
 
 def register(app: typer.Typer) -> None:

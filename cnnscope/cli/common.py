@@ -6,7 +6,7 @@ import os
 import sys
 from contextlib import contextmanager
 from enum import Enum
-from typing import Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import typer
 
@@ -82,3 +82,20 @@ def _devnull() -> str:
     import os
 
     return os.devnull
+
+
+def write_output(format: OutputFormat, output: Optional[str], *, rich: Callable[[Any], None],
+                 csv: Callable[[], str], json: Callable[[], str], md: Callable[[], str]) -> None:
+    """Write one result in the chosen format: every command's last step.
+
+    ``rich(console)`` prints the table (recorded as plain text when ``output`` is a file);
+    ``csv``, ``json`` and ``md`` return the text. Only the chosen one runs.
+    """
+    if format is OutputFormat.table:
+        con = console(output)
+        rich(con)
+        if output:
+            emit(con.export_text(), output)
+        return
+    text = {OutputFormat.csv: csv, OutputFormat.json: json, OutputFormat.md: md}[format]()
+    emit(text, output)

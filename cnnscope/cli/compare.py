@@ -6,8 +6,16 @@ from typing import List, Optional
 
 import typer
 
-from cnnscope.cli.common import (BatchOpt, FormatOpt, InputOpt, OutputFormat, OutputOpt,
-                                 console, emit, parse_size, user_errors)
+from cnnscope.cli.common import (
+    BatchOpt,
+    FormatOpt,
+    InputOpt,
+    OutputFormat,
+    OutputOpt,
+    parse_size,
+    user_errors,
+    write_output,
+)
 from cnnscope.cli.model_args import ArgOpt, parse_model_args
 
 ORDER = 20
@@ -48,17 +56,11 @@ def compare(
             check_plot_target(plot)  # a missing matplotlib fails before any tracing
         sources = resolve_all(models, kwargs)  # an unknown name fails before any work
         result = run_compare(sources, size, batch, dtype=dtype, bench=bench, device=device)
-        if format is OutputFormat.table:
-            con = console(output)
-            render.render_rich(result, con)
-            if output:
-                emit(con.export_text(), output)
-        elif format is OutputFormat.csv:
-            emit(render.to_csv(result), output)
-        elif format is OutputFormat.json:
-            emit(render.to_json(result), output)
-        else:
-            emit(render.to_markdown(result), output)
+        write_output(format, output,
+                     rich=lambda con: render.render_rich(result, con),
+                     csv=lambda: render.to_csv(result),
+                     json=lambda: render.to_json(result),
+                     md=lambda: render.to_markdown(result))
         if plot:
             from cnnscope.report.plot import plot_comparison
 

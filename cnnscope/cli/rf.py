@@ -6,8 +6,15 @@ from typing import List, Optional
 
 import typer
 
-from cnnscope.cli.common import (FormatOpt, InputOpt, OutputFormat, OutputOpt, console, emit,
-                                 parse_size, user_errors)
+from cnnscope.cli.common import (
+    FormatOpt,
+    InputOpt,
+    OutputFormat,
+    OutputOpt,
+    parse_size,
+    user_errors,
+    write_output,
+)
 from cnnscope.cli.model_args import ArgOpt, parse_args
 
 ORDER = 30
@@ -40,17 +47,11 @@ def rf(
         except InputTooSmallError as err:
             raise (explain_too_small(source, size or source.input_size or (3, 224, 224), err) or err) from None
         result = receptive_fields(report)
-        if format is OutputFormat.table:
-            con = console(output)
-            render.render_rich(result, con)
-            if output:
-                emit(con.export_text(), output)
-        elif format is OutputFormat.csv:
-            emit(render.to_csv(result), output)
-        elif format is OutputFormat.json:
-            emit(render.to_json(result), output)
-        else:
-            emit(render.to_markdown(result), output)
+        write_output(format, output,
+                     rich=lambda con: render.render_rich(result, con),
+                     csv=lambda: render.to_csv(result),
+                     json=lambda: render.to_json(result),
+                     md=lambda: render.to_markdown(result))
 
 
 def register(app: typer.Typer) -> None:

@@ -6,8 +6,15 @@ from typing import List, Optional
 
 import typer
 
-from cnnscope.cli.common import (FormatOpt, InputOpt, OutputFormat, OutputOpt, console, emit,
-                                 parse_size, user_errors)
+from cnnscope.cli.common import (
+    FormatOpt,
+    InputOpt,
+    OutputFormat,
+    OutputOpt,
+    parse_size,
+    user_errors,
+    write_output,
+)
 from cnnscope.cli.model_args import ArgOpt, parse_args
 
 ORDER = 31
@@ -53,17 +60,11 @@ def shape(
         if near is not None:
             sizes, rule = shapes.valid_sizes_near(source, near, report.input_size[0])
             result = replace(result, near=near, valid_near=sizes, valid_rule=rule)
-        if format is OutputFormat.table:
-            con = console(output)
-            render.render_rich(result, con)
-            if output:
-                emit(con.export_text(), output)
-        elif format is OutputFormat.csv:
-            emit(render.to_csv(result), output)
-        elif format is OutputFormat.json:
-            emit(render.to_json(result), output)
-        else:
-            emit(render.to_markdown(result), output)
+        write_output(format, output,
+                     rich=lambda con: render.render_rich(result, con),
+                     csv=lambda: render.to_csv(result),
+                     json=lambda: render.to_json(result),
+                     md=lambda: render.to_markdown(result))
 
 
 def register(app: typer.Typer) -> None:

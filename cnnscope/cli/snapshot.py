@@ -11,8 +11,17 @@ from typing import List, Optional
 
 import typer
 
-from cnnscope.cli.common import (BatchOpt, FormatOpt, InputOpt, OutputFormat, OutputOpt,
-                                 console, emit, parse_size, user_errors)
+from cnnscope.cli.common import (
+    BatchOpt,
+    FormatOpt,
+    InputOpt,
+    OutputFormat,
+    OutputOpt,
+    emit,
+    parse_size,
+    user_errors,
+    write_output,
+)
 from cnnscope.cli.model_args import ArgOpt, parse_model_args
 
 ORDER = 40
@@ -59,17 +68,11 @@ def check(
         from cnnscope.report import files as render
 
         result = check_lock(lock, parse_rtol(rtol), model or None)
-        if format is OutputFormat.table:
-            con = console(output)
-            render.render_drift_rich(result, con)
-            if output:
-                emit(con.export_text(), output)
-        elif format is OutputFormat.csv:
-            emit(render.drift_csv(result), output)
-        elif format is OutputFormat.json:
-            emit(render.drift_json(result), output)
-        else:
-            emit(render.drift_markdown(result), output)
+        write_output(format, output,
+                     rich=lambda con: render.render_drift_rich(result, con),
+                     csv=lambda: render.drift_csv(result),
+                     json=lambda: render.drift_json(result),
+                     md=lambda: render.drift_markdown(result))
     if not result.ok:
         raise typer.Exit(1)
 

@@ -6,8 +6,17 @@ from typing import List, Optional
 
 import typer
 
-from cnnscope.cli.common import (BatchOpt, DeviceOpt, FormatOpt, InputOpt, OutputFormat,
-                                 OutputOpt, console, emit, parse_size, user_errors)
+from cnnscope.cli.common import (
+    BatchOpt,
+    DeviceOpt,
+    FormatOpt,
+    InputOpt,
+    OutputFormat,
+    OutputOpt,
+    parse_size,
+    user_errors,
+    write_output,
+)
 from cnnscope.cli.model_args import ArgOpt, parse_args
 
 ORDER = 10
@@ -40,17 +49,11 @@ def summary(
         report = analyze(model, parse_size(input), batch, device=device_arg, counter=counter,
                          train=train, **parse_args(arg))
         rows = group_by_depth(report, depth)
-        if format is OutputFormat.table:
-            con = console(output)
-            render.render_rich(report, rows, con)
-            if output:
-                emit(con.export_text(), output)
-        elif format is OutputFormat.csv:
-            emit(render.to_csv(report, rows), output)
-        elif format is OutputFormat.json:
-            emit(render.to_json(report, rows), output)
-        else:
-            emit(render.to_markdown(report, rows), output)
+        write_output(format, output,
+                     rich=lambda con: render.render_rich(report, rows, con),
+                     csv=lambda: render.to_csv(report, rows),
+                     json=lambda: render.to_json(report, rows),
+                     md=lambda: render.to_markdown(report, rows))
 
 
 def register(app: typer.Typer) -> None:

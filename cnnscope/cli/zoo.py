@@ -6,7 +6,13 @@ from typing import Optional
 
 import typer
 
-from cnnscope.cli.common import FormatOpt, OutputFormat, OutputOpt, console, emit, user_errors
+from cnnscope.cli.common import (
+    FormatOpt,
+    OutputFormat,
+    OutputOpt,
+    user_errors,
+    write_output,
+)
 
 ORDER = 0
 
@@ -32,17 +38,11 @@ def zoo(
                 f"no model matches {pattern!r}" + (f" in family {family!r}" if family else ""),
                 "families: " + ", ".join(families()),
             )
-        if format is OutputFormat.table:
-            con = console(output)
-            render.render_rich(rows, con)
-            if output:
-                emit(con.export_text(), output)
-        elif format is OutputFormat.csv:
-            emit(render.to_csv(rows), output)
-        elif format is OutputFormat.json:
-            emit(render.to_json(rows), output)
-        else:
-            emit(render.to_markdown(rows), output)
+        write_output(format, output,
+                     rich=lambda con: render.render_rich(rows, con),
+                     csv=lambda: render.to_csv(rows),
+                     json=lambda: render.to_json(rows),
+                     md=lambda: render.to_markdown(rows))
 
 
 def register(app: typer.Typer) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cnnscope.analysis.compare import Comparison, format_ratio
+from cnnscope.analysis.compare import Comparison, ModelSummary, format_ratio
 from cnnscope.report.units import bytes_h, human, shape, thousands
 
 

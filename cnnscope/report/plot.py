@@ -7,11 +7,11 @@ command fails with a one-line message saying so. The figure is written atomicall
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 from cnnscope.analysis.compare import Comparison
 from cnnscope.errors import InvalidOptionError, UserFileError
+from cnnscope.report.io import write_bytes_atomic
 from cnnscope.report.units import bytes_h
 
 FORMATS = {".png": "png", ".svg": "svg"}
@@ -73,24 +73,4 @@ def plot_comparison(c: Comparison, path: str) -> Path:
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format=fmt)
-    return _write_bytes_atomic(path, buf.getvalue())
-
-
-def _write_bytes_atomic(path: str, data: bytes) -> Path:
-    import tempfile
-
-    target = Path(path)
-    folder = target.parent if str(target.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a figure is for sharing
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return target
+    return write_bytes_atomic(path, buf.getvalue())
