@@ -9,13 +9,31 @@ shapes directly, and ``nn.init`` is a no-op while a model is built on meta.
 
 from __future__ import annotations
 
+import gc
 from contextlib import contextmanager
 from typing import Any, Iterator
 
 import torch
+from torch import nn
+from torch.nn.modules.batchnorm import _NormBase
+from torch.nn.modules.conv import _ConvNd
 
 _INIT_FUNCTIONS = [name for name in dir(torch.nn.init)
                    if name.endswith("_") and not name.startswith("_")]
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """No cyclic garbage collection inside: building or tracing makes tens of thousands of
+    young objects, and each collection they trigger rescans every older object (15% of a
+    zoo trace). The collector runs again as usual afterwards."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 @contextmanager
@@ -30,14 +48,56 @@ def building_on(device: torch.device | str) -> Iterator[None]:
             yield
         return
     saved = {name: getattr(torch.nn.init, name) for name in _INIT_FUNCTIONS}
+    module_setattr = torch.nn.Module.__setattr__
+    resets = [(cls, cls.__dict__[attr], attr) for cls, attr in _RESETS]
     try:
         for name in _INIT_FUNCTIONS:
             setattr(torch.nn.init, name, _no_init)
-        with dev:
+        # Only while building: another thread using torch.nn at the same moment would see
+        # the same (equivalent) behaviour, only faster.
+        torch.nn.Module.__setattr__ = _plain_setattr
+        for cls, _, attr in resets:
+            setattr(cls, attr, _no_reset)
+        with dev, paused_gc():
             yield
     finally:
+        torch.nn.Module.__setattr__ = module_setattr
+        for cls, fn, attr in resets:
+            setattr(cls, attr, fn)
         for name, fn in saved.items():
             setattr(torch.nn.init, name, fn)
+
+
+_PLAIN_VALUES = {int, float, bool, str, tuple, type(None)}
+_module_setattr = torch.nn.Module.__setattr__
+
+
+def _plain_setattr(self: torch.nn.Module, name: str, value: Any) -> None:
+    """``nn.Module.__setattr__`` with a shortcut for plain values (strides, channel counts).
+
+    A layer's constructor sets a dozen of these; the full method checks each against
+    Parameter, Module and Buffer (a third of a model's build time) only to store it as a
+    plain attribute. That is what this does directly, when the name is not already a
+    parameter, buffer or submodule; anything else takes the full method.
+    """
+    if type(value) in _PLAIN_VALUES:
+        d = self.__dict__
+        if not (name in d.get("_parameters", ()) or name in d.get("_buffers", ())
+                or name in d.get("_modules", ())):
+            object.__setattr__(self, name, value)
+            return
+    _module_setattr(self, name, value)
+
+
+# Methods of torch's layers that only set initial values: on meta there are none to set,
+# and their tensor arithmetic (fan-in, bounds, fill_) is a quarter of a build.
+_RESETS = [(_ConvNd, "reset_parameters"), (nn.Linear, "reset_parameters"),
+           (_NormBase, "reset_running_stats"), (_NormBase, "reset_parameters"),
+           (nn.GroupNorm, "reset_parameters"), (nn.LayerNorm, "reset_parameters")]
+
+
+def _no_reset(self: Any) -> None:
+    return None
 
 
 def _no_init(tensor: Any, *args: Any, **kwargs: Any) -> Any:
@@ -46,7 +106,13 @@ def _no_init(tensor: Any, *args: Any, **kwargs: Any) -> Any:
 
 _UNARY = {"relu", "relu6", "hardtanh", "sigmoid", "tanh", "gelu", "silu", "elu", "leaky_relu",
           "hardswish", "hardsigmoid", "mish", "softplus", "neg", "abs", "exp", "sqrt", "rsqrt"}
-_BINARY = {"add", "sub", "mul", "div", "pow"}
+_BINARY = {"add", "sub", "rsub", "mul", "div", "pow"}
+_POOLS = {"max_pool2d_with_indices", "avg_pool2d", "max_pool3d_with_indices", "avg_pool3d"}
+_RESIZE = {"upsample_nearest1d", "upsample_nearest2d", "upsample_nearest3d", "upsample_linear1d",
+           "upsample_bilinear2d", "upsample_bicubic2d", "upsample_trilinear3d",
+           "_upsample_nearest_exact1d", "_upsample_nearest_exact2d", "_upsample_nearest_exact3d",
+           "_adaptive_avg_pool2d", "_adaptive_avg_pool3d", "adaptive_avg_pool1d"}
+_LIKE = {"zeros_like", "ones_like", "empty_like"}
 _BATCH_NORM = {"native_batch_norm", "_native_batch_norm_legit_no_training",
                "_native_batch_norm_legit"}
 
@@ -106,36 +172,68 @@ def _pool_out(n: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> int:
     return out
 
 
-def _fast_pool2d(name: str, args: tuple) -> Any:
-    """max_pool2d_with_indices(x, k, s, p, d, ceil) / avg_pool2d(x, k, s, p, ceil, ...)."""
+def _fast_pool(name: str, args: tuple) -> Any:
+    """max_pool{2,3}d_with_indices(x, k, s, p, d, ceil) / avg_pool{2,3}d(x, k, s, p, ceil, ...)."""
     x = args[0]
-    if x.dim() not in (3, 4):
+    nd = 3 if "3d" in name else 2
+    if x.dim() not in (nd + 1, nd + 2):
         return NotImplemented
 
-    def pair(v, default):
+    def expand(v, default):
         v = default if v is None or (isinstance(v, (list, tuple)) and len(v) == 0) else v
         v = list(v) if isinstance(v, (list, tuple)) else [v]
-        return v * 2 if len(v) == 1 else v
+        return v * nd if len(v) == 1 else v
 
-    kernel = pair(args[1], None)
-    stride = pair(args[2] if len(args) > 2 else None, kernel)
-    padding = pair(args[3] if len(args) > 3 else 0, 0)
+    kernel = expand(args[1], None)
+    stride = expand(args[2] if len(args) > 2 else None, kernel)
+    padding = expand(args[3] if len(args) > 3 else 0, 0)
     if name.startswith("max"):
-        dilation = pair(args[4] if len(args) > 4 else 1, 1)
+        dilation = expand(args[4] if len(args) > 4 else 1, 1)
         ceil_mode = bool(args[5]) if len(args) > 5 else False
     else:
-        dilation = [1, 1]
+        dilation = [1] * nd
         ceil_mode = bool(args[4]) if len(args) > 4 else False
+    if not all(len(v) == nd for v in (kernel, stride, padding, dilation)):
+        return NotImplemented
     if any(p > k // 2 for p, k in zip(padding, kernel)):
         return NotImplemented  # PyTorch raises "pad should be at most half of kernel size"
     spatial = [_pool_out(n, k, s, p, d, ceil_mode)
-               for n, k, s, p, d in zip(x.shape[-2:], kernel, stride, padding, dilation)]
+               for n, k, s, p, d in zip(x.shape[-nd:], kernel, stride, padding, dilation)]
     if any(n < 1 for n in spatial):
         return NotImplemented  # PyTorch raises its own "too small" error
-    out = _empty(x, (*x.shape[:-2], *spatial))
+    out = _empty(x, (*x.shape[:-nd], *spatial))
     if name.startswith("max"):
         return out, torch.empty(out.shape, dtype=torch.int64, device="meta")
     return out
+
+
+def _fast_resize(name: str, func, args: tuple) -> Any:
+    """Ops whose output spatial size is an argument: upsample_*.default, adaptive pools."""
+    x = args[0]
+    size = args[1] if len(args) > 1 else None
+    if func._overloadname != "default" or not isinstance(size, (list, tuple)) or not size:
+        return NotImplemented  # the .vec overloads take scale factors: let PyTorch resolve them
+    if not all(isinstance(n, int) and n >= 1 for n in size) or x.dim() < len(size) + 1:
+        return NotImplemented
+    if any(n == 0 for n in x.shape[x.dim() - len(size):]):
+        return NotImplemented  # PyTorch raises on an empty input map
+    if "upsample" in name and x.dim() != len(size) + 2:
+        return NotImplemented
+    return _empty(x, (*x.shape[:x.dim() - len(size)], *size))
+
+
+def _fast_pad(args: tuple) -> Any:
+    """constant_pad_nd(x, pad, value): pad pairs run from the last dimension backwards."""
+    x, pad = args[0], args[1]
+    if not isinstance(pad, (list, tuple)) or len(pad) % 2 or len(pad) // 2 > x.dim():
+        return NotImplemented
+    shape = list(x.shape)
+    for i in range(len(pad) // 2):
+        dim = x.dim() - 1 - i
+        shape[dim] += pad[2 * i] + pad[2 * i + 1]
+    if any(n < 1 for n in shape):
+        return NotImplemented  # PyTorch decides what an emptied or negative size means
+    return _empty(x, shape)
 
 
 def fast_meta_op(name: str, func, args: tuple, kwargs: dict) -> Any:
@@ -156,8 +254,14 @@ def fast_meta_op(name: str, func, args: tuple, kwargs: dict) -> Any:
     inplace = func.overloadpacket.__name__.endswith("_")
     if name == "convolution":
         return _fast_conv(args)
-    if name in ("max_pool2d_with_indices", "avg_pool2d"):
-        return _fast_pool2d(name, args)
+    if name in _POOLS:
+        return _fast_pool(name, args)
+    if name in _RESIZE:
+        return _fast_resize(name, func, args)
+    if name == "constant_pad_nd" and len(args) >= 2:
+        return _fast_pad(args)
+    if name == "_softmax" and len(args) == 3 and args[2] is False and x.is_floating_point():
+        return _empty(x, x.shape)
     if name in _BATCH_NORM:
         c = x.shape[1] if x.dim() > 1 else 0
         stats = _empty(x, (c,)) if len(args) > 5 and args[5] is True else _empty(x, (0,))
@@ -169,7 +273,19 @@ def fast_meta_op(name: str, func, args: tuple, kwargs: dict) -> Any:
         if a.dim() == 2 and b.dim() == 2 and a.shape[1] == b.shape[0] and a.dtype == b.dtype == x.dtype:
             return _empty(a, (a.shape[0], b.shape[1]))
         return NotImplemented
-    if name == "mean" and len(args) >= 2 and isinstance(args[1], (list, tuple)) and x.is_floating_point():
+    if name in _LIKE and len(args) == 1:
+        if any(v is not None and k not in ("memory_format", "pin_memory") for k, v in kwargs.items()
+               if not (k == "dtype" and v == x.dtype) and not (k == "device" and v == x.device)):
+            return NotImplemented
+        return _empty(x, x.shape)
+    if name in ("mm", "bmm") and len(args) == 2 and isinstance(args[1], torch.Tensor):
+        a, b = x, args[1]
+        nd = 2 if name == "mm" else 3
+        if (a.dim() == b.dim() == nd and a.shape[-1] == b.shape[-2] and a.dtype == b.dtype
+                and b.device.type == "meta" and (nd == 2 or a.shape[0] == b.shape[0])):
+            return _empty(a, (*a.shape[:-1], b.shape[-1]))
+        return NotImplemented
+    if name in ("mean", "sum") and len(args) >= 2 and isinstance(args[1], (list, tuple)) and x.is_floating_point():
         if kwargs.get("dtype") is not None:
             return NotImplemented
         dims = {d % x.dim() for d in args[1]}

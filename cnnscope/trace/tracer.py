@@ -22,12 +22,11 @@ from typing import Any, Iterable
 
 import torch
 from torch import nn
-from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from cnnscope.errors import DeviceUnavailableError, InputTooSmallError, TraceError
 from cnnscope.trace.formulas import SHAPE_OPS, TensorShape, op_cost
-from cnnscope.trace.meta import fast_meta_op
+from cnnscope.trace.meta import fast_meta_op, paused_gc
 from cnnscope.trace.records import LayerRecord, ModelReport, Totals
 
 MODEL_INPUT = -1
@@ -54,7 +53,7 @@ def op_name(func) -> str:
 def _is_leaf_nn_layer(module: nn.Module) -> bool:
     # Only torch's own layers are atomic: their meaning is known. A custom module is
     # traced through, so its ops (a crop, a gate) stay visible.
-    return type(module).__module__.startswith("torch.nn") and next(module.children(), None) is None
+    return not module._modules and type(module).__module__.startswith("torch.nn")
 
 
 def _tuple(v: Any, n: int | None = None) -> tuple[int, ...] | None:
@@ -178,14 +177,13 @@ class _Pending:
 class _TraceState:
     """Everything the hooks and the dispatch mode share during one forward pass."""
 
-    def __init__(self, model: nn.Module, param_names: dict[int, tuple[int, bool]]):
+    def __init__(self, param_names: dict[int, tuple[int, bool]], *, memoize: bool = False):
         self.records: list[LayerRecord] = []
         self.producer: dict[int, int] = {}  # id(tensor) -> record index (or MODEL_INPUT)
         self.keep_alive: list[torch.Tensor] = []  # ids stay unique while we hold them
         self.param_of: dict[int, int] = {}  # id(tensor) -> id of the parameter it views
         self.params = param_names  # id(parameter) -> (numel, trainable)
         self.consumed: set[int] = set()
-        self.names = {id(m): n for n, m in model.named_modules()}
         self.calls: Counter[int] = Counter()
         self.stack: list[str] = []  # qualified names of the modules running now
         self.leaf: _Pending | None = None  # the leaf nn layer running now, if any
@@ -193,6 +191,8 @@ class _TraceState:
         self.name_counts: Counter[str] = Counter()
         self.unsupported: Counter[str] = Counter()
         self.failed_at: tuple[str, str] | None = None  # (layer name, op) of a failing op
+        # Leaf-layer results by (layer configuration, input shapes): see _LeafMemo.
+        self.memo: _LeafMemo | None = _LeafMemo() if memoize else None
         for pid in param_names:
             self.param_of[pid] = pid
 
@@ -260,41 +260,59 @@ class _TraceState:
         self.mark_output(outputs, record.index)
         return record.index
 
-    # ------------------------------------------------------------------ module hooks
+    # ------------------------------------------------------------------ module calls
 
-    def pre_hook(self, module: nn.Module, args: tuple) -> None:
-        name = self.names.get(id(module))
-        if name is None:  # not part of the traced model
-            return
-        self.stack.append(name)
-        if self.leaf is not None or not _is_leaf_nn_layer(module):
-            return
+    def traced_forward(self, name: str, module: nn.Module, forward):
+        """``module.forward`` wrapped to keep the module stack and measure leaf layers.
+
+        An instance attribute instead of global hooks: with no hooks registered, PyTorch
+        takes its fast call path, and a leaf layer can skip its forward entirely when the
+        memo already knows the answer.
+        """
+        leaf = _is_leaf_nn_layer(module)
+
+        def forward_traced(*args, **kwargs):
+            self.stack.append(name)
+            if leaf and self.leaf is None:
+                out = self.run_leaf(name, module, forward, args, kwargs)
+            else:
+                out = forward(*args, **kwargs)
+            self.stack.pop()  # not on an exception: the failure names the layer that raised
+            return out
+
+        return forward_traced
+
+    def run_leaf(self, name: str, module: nn.Module, forward, args: tuple, kwargs: dict) -> Any:
         call = self.calls[id(module)]
         self.calls[id(module)] += 1
         inputs = _tensors(args)
-        own = [id(p) for p in module.parameters(recurse=False)]
-        params, trainable = self.claim_params(own)
-        self.leaf_module = module
-        self.leaf = _Pending(
-            name=name if call == 0 else f"{name}#{call + 1}",
-            type=type(module).__name__,
-            kind="module",
-            inputs=self.producers(inputs),
-            input_shapes=tuple(_shape_of(t) for t in inputs),
-            call_index=call,
-            params=params,
-            trainable=trainable,
-        )
-        if type(module).__name__ in _NO_GEOMETRY_MODULES:
-            self.leaf.geometry = {"extra": {"size": getattr(module, "size", None)}}
-
-    def post_hook(self, module: nn.Module, args: tuple, output: Any) -> None:
-        if id(module) not in self.names:
-            return
-        self.stack.pop()
-        if self.leaf is not None and module is self.leaf_module:
-            pending, self.leaf, self.leaf_module = self.leaf, None, None
-            self.finish(pending, _tensors(output))
+        params, trainable = self.claim_params(id(p) for p in module._parameters.values()
+                                              if p is not None)
+        record_name = name if call == 0 else f"{name}#{call + 1}"
+        producers = self.producers(inputs)
+        input_shapes = tuple(_shape_of(t) for t in inputs)
+        key = self.memo.key(module, args, kwargs, inputs) if self.memo is not None else None
+        known = self.memo.get(key) if key is not None else None
+        if known is not None:
+            record = known.replay(len(self.records), record_name, producers, input_shapes,
+                                  params, trainable, call)
+            self.records.append(record)
+            self.unsupported.update(known.unsupported)
+            out = known.outputs(inputs)
+            self.mark_output((out,) if known.single else out, record.index)
+            return out
+        pending = _Pending(name=record_name, type=type(module).__name__, kind="module",
+                           inputs=producers, input_shapes=input_shapes, call_index=call,
+                           params=params, trainable=trainable)
+        if pending.type in _NO_GEOMETRY_MODULES:
+            pending.geometry = {"extra": {"size": getattr(module, "size", None)}}
+        self.leaf, self.leaf_module = pending, module
+        out = forward(*args, **kwargs)
+        self.leaf = self.leaf_module = None
+        index = self.finish(pending, _tensors(out))
+        if key is not None:
+            self.memo.store(key, self.records[index], pending.unsupported, inputs, out)
+        return out
 
     # ------------------------------------------------------------------ ops
 
@@ -354,6 +372,117 @@ class _TraceState:
         if self.leaf is not None:
             return self.leaf.name
         return self.stack[-1] if self.stack else "<model>"
+
+
+_MISSING = object()
+_PLAIN = {int, float, bool, str, type(None)}
+
+
+def _config_of(module: nn.Module) -> tuple | None:
+    """Everything that decides what a torch.nn layer does with an input of a given shape.
+
+    Its public attributes (in_channels, stride, training, align_corners...) and the shapes
+    of its parameters and buffers. ``None`` when an attribute is not a plain value: such a
+    layer is never replayed.
+    """
+    items = []
+    for k, v in module.__dict__.items():
+        if k[0] == "_" or k == "forward":  # forward: the tracer's own wrapper
+            continue
+        if type(v) in _PLAIN or (type(v) is tuple and all(type(x) in _PLAIN for x in v)):
+            items.append((k, v))
+        else:
+            return None
+    tensors = tuple((k, None if t is None else (tuple(t.shape), t.dtype))
+                    for d in (module._parameters, module._buffers) for k, t in d.items())
+    return type(module), tuple(items), tensors
+
+
+@dataclass(frozen=True)
+class _Known:
+    """What one leaf call recorded: replayed for an identical layer on an identical input."""
+
+    template: LayerRecord  # the first call's record; a replay changes only who and where
+    unsupported: tuple[str, ...]  # ops without a formula, as often as they ran
+    single: bool  # the layer returned a bare tensor (else a tuple)
+    # Per output: the index of the input it is (in-place layers, Identity), or its layout.
+    layout: tuple[tuple[int | None, tuple[int, ...], tuple[int, ...], torch.dtype], ...]
+
+    def replay(self, index: int, name: str, inputs: tuple[int, ...],
+               input_shapes: tuple[tuple[int, ...], ...], params: int, trainable: int,
+               call: int) -> LayerRecord:
+        t = self.template
+        return LayerRecord(index, name, t.type, t.kind, inputs, input_shapes, t.output_shape,
+                           params, trainable, t.macs, t.flops, t.activations, call,
+                           t.kernel_size, t.stride, t.padding, t.dilation, t.groups, t.extra,
+                           t.unsupported)
+
+    def outputs(self, inputs: list[torch.Tensor]) -> Any:
+        with torch._C._DisableTorchDispatch():  # new tensors are not ops of the model
+            outs = tuple(inputs[i] if i is not None else
+                         torch.empty_strided(shape, stride, dtype=dtype, device="meta")
+                         for i, shape, stride, dtype in self.layout)
+        return outs[0] if self.single else outs
+
+
+class _LeafMemo:
+    """Leaf layers already measured in this trace, by (configuration, input layouts).
+
+    On the meta device a torch.nn layer's output shapes, cost and geometry depend only on
+    its configuration and its inputs' shapes, so the 36 identical bottlenecks of ResNet-152's
+    conv4_x are measured once and replayed 35 times without running their forward. The
+    first call always runs for real, so a replay is exactly what that call recorded.
+    """
+
+    def __init__(self) -> None:
+        self.configs: dict[int, tuple | None] = {}
+        self.known: dict[tuple, _Known] = {}
+
+    def key(self, module: nn.Module, args: tuple, kwargs: dict,
+            inputs: list[torch.Tensor]) -> tuple | None:
+        if kwargs or len(inputs) != len(args):
+            return None  # non-tensor arguments may change what the layer does
+        config = self.configs.get(id(module), _MISSING)
+        if config is _MISSING:
+            config = self.configs[id(module)] = _config_of(module)
+        if config is None:
+            return None
+        return config, tuple((t.shape, t.dtype, t.stride()) for t in inputs)
+
+    def get(self, key: tuple) -> _Known | None:
+        return self.known.get(key)
+
+    def store(self, key: tuple, record: LayerRecord, unsupported: list[str],
+              inputs: list[torch.Tensor], out: Any) -> None:
+        single = isinstance(out, torch.Tensor)
+        outs = (out,) if single else out
+        if not isinstance(outs, tuple) or not all(isinstance(t, torch.Tensor) for t in outs):
+            return  # an unusual output structure: always run this layer
+        layout = []
+        for t in outs:
+            alias = next((i for i, x in enumerate(inputs) if x is t), None)
+            layout.append((alias, tuple(t.shape), tuple(t.stride()), t.dtype))
+        self.known[key] = _Known(record, tuple(unsupported), single, tuple(layout))
+
+
+def _patch_forwards(modules: list[tuple[str, nn.Module]],
+                    state: _TraceState) -> list[tuple[nn.Module, Any]]:
+    patched = []
+    for name, module in modules:
+        if isinstance(module, torch.jit.ScriptModule):
+            continue  # its forward is compiled; its ops are still seen, under its parent
+        own = module.__dict__.get("forward", _MISSING)
+        module.__dict__["forward"] = state.traced_forward(name, module, module.forward)
+        patched.append((module, own))
+    return patched
+
+
+def _restore_forwards(patched: list[tuple[nn.Module, Any]]) -> None:
+    for module, own in patched:
+        if own is _MISSING:
+            module.__dict__.pop("forward", None)
+        else:
+            module.__dict__["forward"] = own
 
 
 class _DispatchCounter(TorchDispatchMode):
@@ -432,26 +561,29 @@ def trace_module(
     model_name: str | None = None,
     device: str | torch.device | None = None,
     train: bool = False,
+    memoize: bool = True,
 ) -> ModelReport:
     """Run ``model`` once on a (batch, *input_size) input and measure every layer.
 
     The model must already live on ``device`` (meta by default: build it under
     ``with torch.device("meta"):``). ``train=True`` traces training-mode behaviour
-    (batch statistics, dropout, auxiliary heads).
+    (batch statistics, dropout, auxiliary heads). ``memoize=False`` runs every leaf
+    layer's forward even when an identical layer on an identical input was already
+    measured (the tests compare both ways).
     """
     dev = resolve_device(device)
     params: dict[int, tuple[int, bool]] = {}
     for p in model.parameters():  # unique parameters: shared weights counted once
         params.setdefault(id(p), (p.numel(), p.requires_grad))
-    state = _TraceState(model, params)
-    was_training = model.training
-    model.train(train)
-    # Two global hooks instead of two per module: registering ~2,000 handles on a large
-    # model cost more than tracing it. Modules outside this model are ignored.
-    handles = [
-        register_module_forward_pre_hook(state.pre_hook),
-        register_module_forward_hook(state.post_hook),
-    ]
+    # The memo replays a leaf layer from its shapes alone, which is only right when
+    # nothing is computed: on meta.
+    state = _TraceState(params, memoize=memoize and dev.type == "meta")
+    modules = list(model.named_modules())
+    # Each module's own flag is restored afterwards (a user may keep some layers in eval).
+    modes = [(m, m.training) for _, m in modules]
+    if any(flag != train for _, flag in modes):
+        model.train(train)
+    patched = _patch_forwards(modules, state)
     if dev.type == "meta":
         x = torch.empty((batch, *input_size), device=dev)
     else:
@@ -459,14 +591,15 @@ def trace_module(
     state.mark_output([x], MODEL_INPUT)
     label = model_name or type(model).__name__
     try:
-        with torch.no_grad(), _DispatchCounter(state):
+        with torch.no_grad(), paused_gc(), _DispatchCounter(state):
             output = model(x)
     except Exception as exc:  # turn what the input caused into a user error
         raise _explain_failure(exc, state, label, input_size) from None
     finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
+        _restore_forwards(patched)
+        for module, flag in modes:
+            if module.training != flag:
+                object.__setattr__(module, "training", flag)  # a plain attribute: skip nn's checks
 
     records = tuple(state.records)
     total_params = sum(n for n, _ in params.values())
@@ -495,7 +628,7 @@ def trace_module(
         unsupported=tuple(sorted(state.unsupported.items())),
         unused_params=unused,
         notes=tuple(notes),
-        module_types=tuple((n, type(m).__name__) for n, m in model.named_modules()),
+        module_types=tuple((n, type(m).__name__) for n, m in modules),
     )
 
 

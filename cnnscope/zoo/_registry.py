@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import importlib
 import inspect
+import pkgutil
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -96,9 +98,31 @@ def register_model(
     return decorator
 
 
-def _ensure_loaded() -> None:
-    # Importing the package imports every family file, which fills the registry.
-    import cnnscope.zoo  # noqa: F401
+_ALL_LOADED = False
+
+
+def _ensure_loaded(name: str | None = None) -> None:
+    """Import the family file that registers ``name`` (found in the index), or all of them.
+
+    One file for one model keeps ``cnnscope params resnet50`` from importing twenty.
+    """
+    global _ALL_LOADED
+    if _ALL_LOADED or (name is not None and name in _REGISTRY):
+        return
+    if name is not None:
+        from cnnscope.zoo._index import MODULE_OF
+
+        if name in MODULE_OF:
+            importlib.import_module(f"cnnscope.zoo.{MODULE_OF[name]}")
+            if name in _REGISTRY:
+                return
+    import cnnscope.zoo as package
+
+    # Every public module of the package is a family file: adding a family is adding a file.
+    for mod in sorted(m.name for m in pkgutil.iter_modules(package.__path__)
+                      if not m.name.startswith("_")):
+        importlib.import_module(f"cnnscope.zoo.{mod}")
+    _ALL_LOADED = True
 
 
 def list_models(pattern: str = "*", family: str | None = None) -> list[str]:
@@ -112,10 +136,11 @@ def list_models(pattern: str = "*", family: str | None = None) -> list[str]:
 
 def model_info(name: str) -> ModelInfo:
     """Metadata of a registered model; an unknown name raises with suggestions."""
-    _ensure_loaded()
+    _ensure_loaded(name)
     try:
         return _REGISTRY[name]
     except KeyError:
+        _ensure_loaded()  # suggestions come from every model
         close = difflib.get_close_matches(name.lower(), list(_REGISTRY), n=4, cutoff=0.5)
         hint = f"did you mean: {', '.join(close)}?" if close else "run 'cnnscope zoo' to list the models"
         raise UnknownModelError(f"unknown model {name!r}", hint) from None

@@ -122,8 +122,9 @@ class EuclideanRBF(nn.Module):
     def __init__(self, in_features: int, num_classes: int) -> None:
         super().__init__()
         weight = torch.empty(num_classes, in_features)
-        with torch.no_grad():
-            weight.uniform_(-1.0, 1.0).sign_()
+        if not weight.is_meta:  # a meta tensor has no values to set (and sign_ is slow there)
+            with torch.no_grad():
+                weight.uniform_(-1.0, 1.0).sign_()
         self.weight = nn.Parameter(weight, requires_grad=False)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -1,0 +1,84 @@
+"""The leaf memo replays a measured layer; a replay must equal running the layer.
+
+``trace_module(memoize=False)`` runs every leaf layer's forward through the dispatch
+mode: it is the reference the memoized trace is checked against, record by record.
+"""
+
+import pytest
+import torch
+from torch import nn
+
+from cnnscope.trace.meta import building_on
+from cnnscope.trace.tracer import trace_module
+from cnnscope.zoo import get_model, list_models, model_info
+
+# Families with repeated identical layers (most replays), in-place layers, interpolation,
+# grouped and transposed convolutions, routing matmuls, LRN, gates.
+QUICK = ["lenet5", "alexnet", "resnet50", "resnet50_v1", "densenet121", "googlenet",
+         "inception_v3", "mobilenet_v2", "xception", "se_resnet50", "hrnetv2_w18", "unet",
+         "capsnet", "highway", "residual_attention_56", "nin"]
+
+
+def _both(name: str, train: bool = False):
+    with building_on("meta"):
+        net = get_model(name)
+    size = model_info(name).input_size
+    return (trace_module(net, size, 2, model_name=name, train=train),
+            trace_module(net, size, 2, model_name=name, train=train, memoize=False))
+
+
+def _assert_same(fast, slow):
+    assert fast.totals == slow.totals
+    assert fast.output_shapes == slow.output_shapes
+    assert fast.unsupported == slow.unsupported
+    assert len(fast.layers) == len(slow.layers)
+    for a, b in zip(fast.layers, slow.layers):
+        assert a == b, (a.name, b.name)
+
+
+@pytest.mark.parametrize("name", QUICK)
+def test_memoized_trace_equals_running_every_layer(name):
+    _assert_same(*_both(name))
+
+
+@pytest.mark.parametrize("name", ["resnet18", "densenet121", "mobilenet_v2", "googlenet"])
+def test_memoized_trace_equals_running_every_layer_in_train_mode(name):
+    _assert_same(*_both(name, train=True))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [n for n in list_models() if n not in QUICK])
+def test_memoized_trace_equals_running_every_layer_whole_zoo(name):
+    _assert_same(*_both(name))
+
+
+def test_layers_differing_only_in_an_unprinted_option_are_not_confused():
+    # nn.Upsample's repr omits align_corners; the memo key must still tell them apart.
+    net = nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                        nn.Upsample(size=(16, 16), mode="bilinear", align_corners=True))
+    with building_on("meta"):
+        net = net.to("meta")
+    layers = trace_module(net, (3, 8, 8)).layers
+    extras = [dict(r.extra).get("align_corners") for r in layers]
+    assert extras == [False, True]
+
+
+def test_trace_restores_forward_and_each_modules_training_flag():
+    class Custom(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+            self.bn = nn.BatchNorm2d(4)
+
+        def forward(self, x):
+            return self.bn(self.conv(x))
+
+    net = Custom().to("meta")
+    net.train()
+    net.bn.eval()  # a frozen batch norm inside a training model
+    own = net.conv.forward
+    net.conv.forward = own  # an instance-level forward set by the user
+    trace_module(net, (3, 8, 8))
+    assert net.training and not net.bn.training and net.conv.training
+    assert "forward" not in net.__dict__ and "forward" not in net.bn.__dict__
+    assert net.conv.__dict__["forward"] is own
