@@ -8,7 +8,9 @@ Every module in ``cnnscope.cli`` with a ``register(app)`` function adds its comm
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
+import sys
 
 import typer
 
@@ -54,5 +56,34 @@ _load_commands()
 
 
 def run() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: run the command, then exit without interpreter teardown.
+
+    Once a command has written its output, Python would still free every module and
+    object one by one before the process ends: 0.4 s with torch loaded, more than
+    building and tracing ResNet-152. So the exit is direct (``os._exit``), after what a
+    normal exit guarantees: atexit handlers run and stdout/stderr are flushed. A bug's
+    traceback still goes the normal way.
+    """
+    try:
+        app()
+        code = 0
+    except SystemExit as done:
+        code = done.code
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):  # sys.exit("message"): print it, as Python does
+        print(code, file=sys.stderr)
+        code = 1
+    _exit_now(code)
+
+
+def _exit_now(code: int) -> None:
+    import atexit
+
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, ValueError):  # reader gone (| head) or stream closed
+            pass
+    os._exit(code)

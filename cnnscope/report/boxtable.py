@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Sequence, Union
 
 from rich.cells import cell_len
-from rich.text import Text
+from rich.text import Span, Text
 
 # A cell is its text, or (text, style) for a styled one.
 Cell = Union[str, "tuple[str, str]"]
@@ -35,30 +35,52 @@ def box_table(columns: Sequence[Column], rows: Sequence[Sequence[Cell] | None], 
               header_style: str = "bold") -> Text:
     """The table as styled text, at most ``max_width`` cells wide where folding allows."""
     cells = [None if row is None else [_split(c) for c in row] for row in rows]
-    widths = [max([cell_len(col.header)] + [cell_len(r[i][0]) for r in cells if r is not None])
+    widths = [max([_width(col.header)] + [_width(r[i][0]) for r in cells if r is not None])
               for i, col in enumerate(columns)]
     _fit(widths, columns, max_width)
     total = sum(widths) + 3 * len(widths) + 1
 
-    out = Text()
+    out = _Builder()
     if title:
         for line in _fold(title, total):
-            out.append(_center(line, total) + "\n", style="italic")
-    out.append(_rule("┏", "┳", "┓", "━", widths) + "\n")
-    _append_row(out, [(col.header, header_style) for col in columns], columns, widths, "┃")
-    out.append(_rule("┡", "╇", "┩", "━", widths) + "\n")
+            out.add(_center(line, total) + "\n", "italic")
+    out.add(_rule("┏", "┳", "┓", "━", widths) + "\n")
+    _add_row(out, [(col.header, header_style) for col in columns], columns, widths, "┃")
+    out.add(_rule("┡", "╇", "┩", "━", widths) + "\n")
     seen_row = pending_rule = False
     for row in cells:
         if row is None:
             pending_rule = seen_row  # drawn only between two rows, as Rich does
             continue
         if pending_rule:
-            out.append(_rule("├", "┼", "┤", "─", widths) + "\n")
+            out.add(_rule("├", "┼", "┤", "─", widths) + "\n")
             pending_rule = False
-        _append_row(out, row, columns, widths, "│")
+        _add_row(out, row, columns, widths, "│")
         seen_row = True
-    out.append(_rule("└", "┴", "┘", "─", widths))
-    return out
+    out.add(_rule("└", "┴", "┘", "─", widths))
+    return out.text()
+
+
+class _Builder:
+    """Text in one piece: one ``Text`` built at the end instead of thousands of appends."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.spans: list[Span] = []
+        self.length = 0
+
+    def add(self, text: str, style: str | None = None) -> None:
+        if style and text.strip():
+            self.spans.append(Span(self.length, self.length + len(text.rstrip("\n")), style))
+        self.parts.append(text)
+        self.length += len(text)
+
+    def text(self) -> Text:
+        return Text("".join(self.parts), spans=self.spans)
+
+
+def _width(text: str) -> int:
+    return len(text) if text.isascii() else cell_len(text)
 
 
 def _split(cell: Cell) -> tuple[str, str | None]:
@@ -79,18 +101,18 @@ def _fit(widths: list[int], columns: Sequence[Column], max_width: int) -> None:
 
 def _fold(text: str, width: int) -> list[str]:
     """Lines of at most ``width`` cells: break at spaces, cut words longer than a line."""
-    if cell_len(text) <= width:
+    if _width(text) <= width:
         return [text]
     lines: list[str] = []
     line = ""
     for word in text.split(" "):
         candidate = f"{line} {word}" if line else word
-        if cell_len(candidate) <= width:
+        if _width(candidate) <= width:
             line = candidate
             continue
         if line:
             lines.append(line)
-        while cell_len(word) > width:
+        while _width(word) > width:
             lines.append(word[:width])
             word = word[width:]
         line = word
@@ -100,7 +122,7 @@ def _fold(text: str, width: int) -> list[str]:
 
 
 def _center(text: str, width: int) -> str:
-    pad = width - cell_len(text)
+    pad = width - _width(text)
     left = pad // 2
     return " " * left + text + " " * (pad - left)
 
@@ -109,28 +131,19 @@ def _rule(left: str, mid: str, right: str, fill: str, widths: Sequence[int]) -> 
     return left + mid.join(fill * (w + 2) for w in widths) + right
 
 
-def _append_row(out: Text, row: Sequence[tuple[str, str | None]], columns: Sequence[Column],
-                widths: Sequence[int], bar: str) -> None:
-    folded = [_fold(text, w) if cell_len(text) > w else [text]
+def _add_row(out: _Builder, row: Sequence[tuple[str, str | None]], columns: Sequence[Column],
+             widths: Sequence[int], bar: str) -> None:
+    folded = [_fold(text, w) if _width(text) > w else [text]
               for (text, _), w in zip(row, widths)]
     for line_no in range(max(len(f) for f in folded)):
-        parts = [bar]
-        spans = []  # (start, end, style) within this line
-        offset = len(bar)
+        out.add(bar)
         for (_, style), lines, col, w in zip(row, folded, columns, widths):
             text = lines[line_no] if line_no < len(lines) else ""
-            pad = " " * (w - cell_len(text))
-            cell = " " + (pad + text if col.right else text + pad) + " " + bar
+            pad = " " * (w - _width(text))
             if style and text:
-                start = offset + 1 + (len(pad) if col.right else 0)
-                spans.append((start, start + len(text), style))
-            parts.append(cell)
-            offset += len(cell)
-        line = "".join(parts)
-        if not spans:
-            out.append(line + "\n")
-            continue
-        base = len(out)
-        out.append(line + "\n")
-        for start, end, style in spans:
-            out.stylize(style, base + start, base + end)
+                out.add(" " + pad if col.right else " ")
+                out.add(text, style)
+                out.add((pad if not col.right else "") + " " + bar)
+            else:
+                out.add(" " + (pad + text if col.right else text + pad) + " " + bar)
+        out.add("\n")

@@ -1,0 +1,39 @@
+"""The console entry point exits directly (no interpreter teardown) but loses nothing."""
+
+import subprocess
+import sys
+
+
+def _run(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+
+
+def test_output_exit_code_and_atexit_handlers_survive_the_direct_exit(tmp_path):
+    out = tmp_path / "lenet5.csv"
+    code = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('atexit ran', file=sys.stderr))\n"
+        f"sys.argv = ['cnnscope', 'params', 'lenet5', '--format', 'csv', '-o', {str(out)!r}]\n"
+        "print('buffered line', end='')\n"  # no newline: only a flush writes it
+        "from cnnscope.cli.main import run\n"
+        "run()\n"
+    )
+    done = _run(code)
+    assert done.returncode == 0
+    assert done.stdout == "buffered line"
+    assert "atexit ran" in done.stderr
+    lines = out.read_text().splitlines()
+    assert lines[0].startswith("name,type,kind") and len(lines) > 10
+
+
+def test_user_errors_keep_their_exit_code_and_message():
+    done = _run("import sys; sys.argv = ['cnnscope', 'params', 'resnet5']\n"
+                "from cnnscope.cli.main import run; run()")
+    assert done.returncode == 2
+    assert "unknown model 'resnet5'" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_python_m_cnnscope_uses_the_same_entry_point():
+    done = subprocess.run([sys.executable, "-m", "cnnscope", "--version"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.startswith("cnnscope ")
