@@ -25,7 +25,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from cnnscope.errors import DeviceUnavailableError, InputTooSmallError, TraceError
-from cnnscope.trace.formulas import SHAPE_OPS, TensorShape, op_cost
+from cnnscope.trace.formulas import FORMULAS, FREE_OPS, SHAPE_OPS, TensorShape, op_cost
 from cnnscope.trace.meta import fast_meta_op, paused_gc
 from cnnscope.trace.records import LayerRecord, ModelReport, Totals
 
@@ -425,18 +425,41 @@ class _Known:
         return outs[0] if self.single else outs
 
 
+# Measured leaf calls, shared by every meta trace of this process (a zoo pass, compare,
+# a size search): by (layer configuration, input layouts). Emptied when the cost-formula
+# tables change size (a formula was registered) and when it grows past _KNOWN_LIMIT.
+_KNOWN: dict[tuple, _Known] = {}
+_KNOWN_LIMIT = 50_000
+_known_for: tuple[int, int, int] | None = None
+
+
+def clear_memo() -> None:
+    """Forget every measured layer (benchmarks use it to time a first trace)."""
+    _KNOWN.clear()
+
+
+def _shared_known() -> dict[tuple, _Known]:
+    global _known_for
+    tables = (len(FORMULAS), len(FREE_OPS), len(SHAPE_OPS))
+    if tables != _known_for or len(_KNOWN) > _KNOWN_LIMIT:
+        _KNOWN.clear()
+        _known_for = tables
+    return _KNOWN
+
+
 class _LeafMemo:
-    """Leaf layers already measured in this trace, by (configuration, input layouts).
+    """Leaf layers already measured, by (configuration, input layouts).
 
     On the meta device a torch.nn layer's output shapes, cost and geometry depend only on
     its configuration and its inputs' shapes, so the 36 identical bottlenecks of ResNet-152's
-    conv4_x are measured once and replayed 35 times without running their forward. The
-    first call always runs for real, so a replay is exactly what that call recorded.
+    conv4_x are measured once and replayed 35 times without running their forward, and a
+    layer met in an earlier trace of this process is replayed too. The first call always
+    runs for real, so a replay is exactly what that call recorded.
     """
 
     def __init__(self) -> None:
-        self.configs: dict[int, tuple | None] = {}
-        self.known: dict[tuple, _Known] = {}
+        self.configs: dict[int, tuple | None] = {}  # per trace: module ids are reused
+        self.known = _shared_known()
 
     def key(self, module: nn.Module, args: tuple, kwargs: dict,
             inputs: list[torch.Tensor]) -> tuple | None:

@@ -82,3 +82,19 @@ def test_trace_restores_forward_and_each_modules_training_flag():
     assert net.training and not net.bn.training and net.conv.training
     assert "forward" not in net.__dict__ and "forward" not in net.bn.__dict__
     assert net.conv.__dict__["forward"] is own
+
+
+def test_registering_a_formula_empties_the_memo_shared_between_traces():
+    from cnnscope.trace import formulas
+    from cnnscope.trace.formulas import Cost
+
+    net = nn.Sequential(nn.PixelShuffle(2)).to("meta")
+    assert trace_module(net, (8, 4, 4)).unsupported == (("pixel_shuffle", 1),)
+    assert trace_module(net, (8, 4, 4)).unsupported == (("pixel_shuffle", 1),)  # replayed
+    formulas.register("pixel_shuffle")(lambda args, outs: Cost(0, 0))
+    try:
+        report = trace_module(net, (8, 4, 4))
+        assert report.unsupported == () and report.layers[0].unsupported == ()
+    finally:
+        del formulas.FORMULAS["pixel_shuffle"]
+    assert trace_module(net, (8, 4, 4)).unsupported == (("pixel_shuffle", 1),)
