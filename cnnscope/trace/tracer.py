@@ -184,7 +184,7 @@ class _TraceState:
         self.param_of: dict[int, int] = {}  # id(tensor) -> id of the parameter it views
         self.params = param_names  # id(parameter) -> (numel, trainable)
         self.consumed: set[int] = set()
-        self.calls: Counter[int] = Counter()
+        self.calls: dict[int, int] = {}  # id(module) -> calls so far
         self.stack: list[str] = []  # qualified names of the modules running now
         self.leaf: _Pending | None = None  # the leaf nn layer running now, if any
         self.leaf_module: nn.Module | None = None
@@ -283,11 +283,12 @@ class _TraceState:
         return forward_traced
 
     def run_leaf(self, name: str, module: nn.Module, forward, args: tuple, kwargs: dict) -> Any:
-        call = self.calls[id(module)]
-        self.calls[id(module)] += 1
-        inputs = _tensors(args)
-        params, trainable = self.claim_params(id(p) for p in module._parameters.values()
-                                              if p is not None)
+        call = self.calls.get(id(module), 0)
+        self.calls[id(module)] = call + 1
+        inputs = [args[0]] if len(args) == 1 and isinstance(args[0], torch.Tensor) else _tensors(args)
+        own = module._parameters
+        params, trainable = self.claim_params(
+            id(p) for p in own.values() if p is not None) if own else (0, 0)
         record_name = name if call == 0 else f"{name}#{call + 1}"
         producers = self.producers(inputs)
         input_shapes = tuple(_shape_of(t) for t in inputs)
@@ -297,7 +298,8 @@ class _TraceState:
             record = known.replay(len(self.records), record_name, producers, input_shapes,
                                   params, trainable, call)
             self.records.append(record)
-            self.unsupported.update(known.unsupported)
+            if known.unsupported:
+                self.unsupported.update(known.unsupported)
             out = known.outputs(inputs)
             self.mark_output((out,) if known.single else out, record.index)
             return out
