@@ -22,6 +22,7 @@ _LAZY = {
     "analyze": "cnnscope.api",
     "compare": "cnnscope.api",
     "meta_copy": "cnnscope.api",
+    "meta_stand_ins": "cnnscope.api",
     "smallest_input": "cnnscope.api",
     "resolve": "cnnscope.models",
     "ModelSource": "cnnscope.models",

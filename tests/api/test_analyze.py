@@ -23,7 +23,7 @@ SMALL_PARAMS = 3 * 4 * 3 * 3 + 4 + 64 * 10 + 10
 SMALL_MACS = 4 * 8 * 8 * 3 * 3 * 3 + 64 * 10
 
 
-def test_cpu_module_is_traced_through_a_meta_copy_and_left_unchanged():
+def test_cpu_module_is_traced_on_meta_stand_ins_and_left_unchanged():
     torch.manual_seed(0)
     net = small_net()
     before = {k: v.clone() for k, v in net.state_dict().items()}
@@ -36,10 +36,21 @@ def test_cpu_module_is_traced_through_a_meta_copy_and_left_unchanged():
     assert report.output_shapes == ((1, 10),)
     # Nothing changed: same tensors, same values, same mode, no hooks left behind.
     assert [p.data_ptr() for p in net.parameters()] == ptrs
-    assert all(p.device.type == "cpu" for p in net.parameters())
+    assert all(t.device.type == "cpu" for t in [*net.parameters(), *net.buffers()])
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
     assert net.training
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in net.modules())
+
+
+def test_stand_ins_are_swapped_back_when_the_trace_fails():
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
+    params = [id(p) for p in net.parameters()]
+    buffers = [id(b) for b in net.buffers()]
+    with pytest.raises(Exception):
+        cnnscope.analyze(net, (5, 8, 8))  # wrong channel count: the first conv fails
+    assert [id(p) for p in net.parameters()] == params
+    assert [id(b) for b in net.buffers()] == buffers
+    assert all(t.device.type == "cpu" for t in [*net.parameters(), *net.buffers()])
 
 
 def test_frozen_and_shared_parameters_keep_their_counts():
