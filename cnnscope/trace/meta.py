@@ -10,6 +10,7 @@ shapes directly, and ``nn.init`` is a no-op while a model is built on meta.
 from __future__ import annotations
 
 import gc
+import threading
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -49,34 +50,72 @@ def paused_gc() -> Iterator[None]:
 
 @contextmanager
 def building_on(device: torch.device | str) -> Iterator[None]:
-    """``with torch.device(device)``, and on meta, ``torch.nn.init.*_`` do nothing.
+    """``with torch.device(device)``; on meta, with the shortcuts of a lean build.
 
-    Initial values of meta tensors do not exist, so initialising them only burns time.
+    On meta there are no initial values to set, so ``torch.nn.init.*_`` and torch's
+    ``reset_parameters`` skip meta tensors, ``nn.Module.__setattr__`` stores plain values
+    directly, and the garbage collector waits. The shortcuts are installed while at
+    least one meta build runs (counted under a lock, so threads and nesting are safe);
+    each one still does the full work for a tensor that is not on meta, so a CPU model
+    built by another thread at the same moment is initialised as usual.
     """
     dev = torch.device(device)
     if dev.type != "meta":
         with dev:
             yield
         return
-    saved = {name: getattr(torch.nn.init, name) for name in _INIT_FUNCTIONS}
-    module_setattr = torch.nn.Module.__setattr__
-    resets = [(cls, cls.__dict__[attr], attr) for cls, attr in _RESETS]
+    global _active_builds
+    with _install_lock:
+        if _active_builds == 0:
+            _install_shortcuts()
+        _active_builds += 1
     try:
-        for name in _INIT_FUNCTIONS:
-            setattr(torch.nn.init, name, _no_init)
-        # Only while building: another thread using torch.nn at the same moment would see
-        # the same (equivalent) behaviour, only faster.
-        torch.nn.Module.__setattr__ = _plain_setattr
-        for cls, _, attr in resets:
-            setattr(cls, attr, _no_reset)
         with dev, paused_gc():
             yield
     finally:
-        torch.nn.Module.__setattr__ = module_setattr
-        for cls, fn, attr in resets:
-            setattr(cls, attr, fn)
-        for name, fn in saved.items():
-            setattr(torch.nn.init, name, fn)
+        with _install_lock:
+            _active_builds -= 1
+            if _active_builds == 0:
+                _remove_shortcuts()
+
+
+_install_lock = threading.Lock()
+_active_builds = 0
+
+
+def _install_shortcuts() -> None:
+    for name, fn in _ORIGINAL_INIT.items():
+        setattr(torch.nn.init, name, _init_unless_meta(fn))
+    torch.nn.Module.__setattr__ = _plain_setattr
+    for cls, attr, fn in _ORIGINAL_RESETS:
+        setattr(cls, attr, _reset_unless_meta(fn))
+
+
+def _remove_shortcuts() -> None:
+    for name, fn in _ORIGINAL_INIT.items():
+        setattr(torch.nn.init, name, fn)
+    torch.nn.Module.__setattr__ = _module_setattr
+    for cls, attr, fn in _ORIGINAL_RESETS:
+        setattr(cls, attr, fn)
+
+
+def _init_unless_meta(init: Any) -> Any:
+    def init_unless_meta(tensor: Any, *args: Any, **kwargs: Any) -> Any:
+        if getattr(tensor, "is_meta", False):
+            return tensor  # a meta tensor has no values to set
+        return init(tensor, *args, **kwargs)
+
+    return init_unless_meta
+
+
+def _reset_unless_meta(reset: Any) -> Any:
+    def reset_unless_meta(self: nn.Module) -> None:
+        for t in (*self._parameters.values(), *self._buffers.values()):
+            if t is not None and not t.is_meta:
+                return reset(self)
+        return None
+
+    return reset_unless_meta
 
 
 _PLAIN_VALUES = {int, float, bool, str, tuple, type(None)}
@@ -107,12 +146,8 @@ _RESETS = [(_ConvNd, "reset_parameters"), (nn.Linear, "reset_parameters"),
            (nn.GroupNorm, "reset_parameters"), (nn.LayerNorm, "reset_parameters")]
 
 
-def _no_reset(self: Any) -> None:
-    return None
-
-
-def _no_init(tensor: Any, *args: Any, **kwargs: Any) -> Any:
-    return tensor
+_ORIGINAL_INIT = {name: getattr(torch.nn.init, name) for name in _INIT_FUNCTIONS}
+_ORIGINAL_RESETS = [(cls, attr, cls.__dict__[attr]) for cls, attr in _RESETS]
 
 
 _UNARY = {"relu", "relu6", "hardtanh", "sigmoid", "tanh", "gelu", "silu", "elu", "leaky_relu",

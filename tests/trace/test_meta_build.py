@@ -68,3 +68,19 @@ def test_plain_setattr_keeps_modules_rules():
             conv.weight = 3
         conv.stride = (2, 2)
     assert conv.stride == (2, 2) and "stride" not in conv._parameters
+
+
+def test_a_cpu_layer_made_during_a_meta_build_is_still_initialised():
+    # Another thread may build a CPU model while a meta build runs: the shortcuts skip
+    # only meta tensors. Kaiming-uniform bounds for Conv2d(16, 8, 3): 1/sqrt(16*3*3).
+    init_before = torch.nn.init.kaiming_uniform_
+    with building_on("meta"):
+        with building_on("meta"):  # nested builds: shortcuts stay until the outer one ends
+            pass
+        assert torch.nn.init.kaiming_uniform_ is not init_before
+        conv = nn.Conv2d(16, 8, 3, device="cpu")
+        bn = nn.BatchNorm2d(8, device="cpu")
+    assert torch.nn.init.kaiming_uniform_ is init_before
+    bound = 1 / (16 * 3 * 3) ** 0.5
+    assert conv.weight.abs().max() <= bound and conv.weight.std() > bound / 4
+    assert torch.equal(bn.running_var, torch.ones(8)) and torch.equal(bn.weight.data, torch.ones(8))
