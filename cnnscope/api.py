@@ -81,7 +81,12 @@ def analyze(
             # pooling) accepts only the default size: say so rather than send the user to
             # a size that fails next.
             fixed = source.input_size
-        raise too_small_message(err, size[0], smallest, fixed) from None
+        err = too_small_message(err, size[0], smallest, fixed)
+        # Name the first torch.nn layer whose window the map no longer fills, with its
+        # output-size arithmetic (one more meta pass, only on this error path).
+        from cnnscope.analysis.shapes import explain_too_small
+
+        raise (explain_too_small(source, size, err) or err) from None
 
 
 def _module_device(module: nn.Module) -> torch.device | None:

@@ -34,18 +34,13 @@ def rf(
     """
     with user_errors():
         from cnnscope.analysis.receptive_field import receptive_fields
-        from cnnscope.analysis.shapes import explain_too_small
         from cnnscope.api import analyze
-        from cnnscope.errors import InputTooSmallError
         from cnnscope.models import resolve
         from cnnscope.report import rf_render as render
 
         source = resolve(model, **parse_args(arg))
         size = parse_size(input)
-        try:
-            report = analyze(source, size)
-        except InputTooSmallError as err:
-            raise (explain_too_small(source, size or source.input_size or (3, 224, 224), err) or err) from None
+        report = analyze(source, size)  # a too-small input is explained by analyze
         result = receptive_fields(report)
         write_output(format, output,
                      rich=lambda con: render.render_rich(result, con),

@@ -40,7 +40,7 @@ def shape(
 
         from cnnscope.analysis import shapes
         from cnnscope.api import analyze
-        from cnnscope.errors import InputTooSmallError, InvalidOptionError
+        from cnnscope.errors import InvalidOptionError
         from cnnscope.models import resolve
         from cnnscope.report import shape_render as render
 
@@ -48,11 +48,7 @@ def shape(
             raise InvalidOptionError(f"--near {near} is not positive", "give a side length, e.g. --near 572")
         source = resolve(model, **parse_args(arg))
         size = parse_size(input)
-        try:
-            report = analyze(source, size)
-        except InputTooSmallError as err:
-            better = shapes.explain_too_small(source, size or source.input_size or (3, 224, 224), err)
-            raise (better or err) from None
+        report = analyze(source, size)  # a too-small input is explained by analyze
         result = shapes.output_sizes(report)
         if min:
             smallest, reason = shapes.minimum_input(source, report.input_size[0])

@@ -1,7 +1,6 @@
 """``cnnscope params/flops/layers``: outputs, JSON keys and every bad input of issue 2."""
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -98,6 +97,10 @@ def test_batch_below_one():
 def test_input_too_small_names_layer_and_smallest_size():
     res = run("params", "vgg16", "--input", "3x16x16")
     assert_one_line_error(res, "too small", "features.", "smallest input that works is 3x32x32")
+    # 16 -> 8 -> 4 -> 2 -> 1 after four 2x2/2 pools; the fifth (features.30) gets a 1x1 map:
+    # floor((1 + 2*0 - 1*(2-1) - 1)/2 + 1) = floor(-1/2 + 1) = 0.
+    assert "layer features.30 (MaxPool2d) receives a 1x1 map" in res.output
+    assert "floor((1 + 2*0 - 1*(2-1) - 1)/2 + 1) = 0" in res.output
     # Five 2x2 max pools need 32 = 2**5 pixels; 32 works (adaptive pool), 31 does not.
     assert run("params", "vgg16", "--input", "3x32x32", "--format", "json").exit_code == 0
     assert run("params", "vgg16", "--input", "3x31x31").exit_code == 2

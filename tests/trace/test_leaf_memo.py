@@ -5,7 +5,6 @@ mode: it is the reference the memoized trace is checked against, record by recor
 """
 
 import pytest
-import torch
 from torch import nn
 
 from cnnscope.trace.meta import building_on
