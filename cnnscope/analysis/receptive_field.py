@@ -603,8 +603,12 @@ def _step(r: LayerRecord, ins: list[tuple[int, _State, tuple[int, ...]]], n_axes
         st, shp = ins[0][1], ins[0][2]
         context = any(d == len(shp) - 1 for d in st.dims if d is not None)
     elif t in SOFTMAX_OPS:
-        st = ins[0][1]
-        if any(isinstance(a, AxisField) for a in st.axes):
+        st, shp = ins[0][1], ins[0][2]
+        dim = r.attrs.get("dim")
+        if dim is not None:
+            # Normalised over a spatial dim: every unit depends on that whole row.
+            context = (dim % len(shp)) in {d for d in st.dims if d is not None} if shp else False
+        elif any(isinstance(a, AxisField) for a in st.axes):
             warnings.append("softmax dimension not recorded; assumed to be the channels")
     if not _same_spatial(ins, out_shape):
         return _opaque_if_spatial(r, ins, n_axes, names, names_of)
@@ -975,7 +979,10 @@ def _reshape(r: LayerRecord, inp, n_axes: int) -> _Step:
     if out == shp and t not in ("permute", "transpose", "t", "movedim", "numpy_T"):
         return _Step(st)
     axes, dims = list(st.axes), list(st.dims)
-    if t in ("permute", "transpose", "t", "movedim", "numpy_T"):
+    moved = _moved_dims(t, r.attrs.get("dims"), len(shp)) if len(out) == len(shp) else None
+    if moved is not None:  # the tracer recorded the permutation: follow it exactly
+        dims = [None if d is None else moved[d] for d in st.dims]
+    elif t in ("permute", "transpose", "t", "movedim", "numpy_T"):
         used: set[int] = set()
         for a, d in enumerate(st.dims):
             if d is None:
@@ -1010,6 +1017,21 @@ def _reshape(r: LayerRecord, inp, n_axes: int) -> _Step:
             if e is None and axes[a] != CONSTANT:
                 axes[a] = GLOBAL  # merged with another dim: the spatial layout is gone
     return _Step(_State(tuple(dims), tuple(axes), st.context), warnings)
+
+
+def _moved_dims(t: str, recorded: Any, ndim: int) -> list[int] | None:
+    """Input dim -> output dim of a recorded permute/transpose, or None if not recorded."""
+    if not recorded or ndim == 0:
+        return None
+    if t == "permute" and len(recorded) == ndim:
+        order = [d % ndim for d in recorded]  # output dim i is input dim order[i]
+        return [order.index(d) for d in range(ndim)]
+    if t == "transpose" and len(recorded) == 2:
+        a, b = (d % ndim for d in recorded)
+        moved = list(range(ndim))
+        moved[a], moved[b] = b, a
+        return moved
+    return None
 
 
 def _reshape_dim(shp: Sequence[int], out: Sequence[int], d: int) -> int | None:

@@ -38,6 +38,7 @@ _POOL_OPS = {"max_pool2d_with_indices", "max_pool2d", "max_pool1d", "max_pool3d"
 _ADAPTIVE_OPS = {"_adaptive_avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d",
                  "_adaptive_avg_pool3d", "adaptive_max_pool3d"}
 _UPSAMPLE_RE = re.compile(r"^_?upsample_")
+_PAD_RE = re.compile(r"^(reflection|replication)_pad[123]d$")
 # Leaf torch.nn layers whose inner ops must not lend them geometry (LRN pools over channels).
 _NO_GEOMETRY_MODULES = {"LocalResponseNorm", "CrossMapLRN2d"}
 
@@ -99,7 +100,8 @@ def geometry(name: str, args: tuple, out_shapes: list[tuple[int, ...]]) -> dict[
     if name in _ADAPTIVE_OPS:
         return {"extra": {"output_size": tuple(out_shapes[0][2:]), "adaptive": True}}
     if _UPSAMPLE_RE.match(name):
-        mode = name.split("upsample_")[1].rstrip("123d").replace("_exact", "") or "nearest"
+        # _upsample_nearest_exact2d -> "nearest-exact", as F.interpolate names the mode
+        mode = name.split("upsample_")[1].rstrip("123d").replace("_exact", "-exact") or "nearest"
         extra = {"mode": mode, "output_size": tuple(out_shapes[0][2:])}
         # (bi/tri)linear and bicubic: upsample_*(input, output_size, align_corners, ...)
         if len(args) > 2 and isinstance(args[2], bool):
@@ -114,8 +116,15 @@ def geometry(name: str, args: tuple, out_shapes: list[tuple[int, ...]]) -> dict[
         end = args[3] if len(args) > 3 else None
         step = args[4] if len(args) > 4 else 1
         return {"extra": {"dim": int(dim), "start": start, "end": end, "step": int(step)}}
-    if name == "constant_pad_nd":
+    if name == "constant_pad_nd" or (_PAD_RE.match(name) and len(args) > 1):
         return {"extra": {"pad": tuple(int(p) for p in args[1])}}
+    # Where dims go and which dim a softmax normalises: receptive fields need both.
+    if name == "permute" and len(args) > 1:
+        return {"extra": {"dims": tuple(int(d) for d in args[1])}}
+    if name == "transpose" and len(args) > 2:
+        return {"extra": {"dims": (int(args[1]), int(args[2]))}}
+    if name in ("_softmax", "_log_softmax", "softmax", "log_softmax") and len(args) > 1:
+        return {"extra": {"dim": int(args[1])}}
     if name in ("mean", "sum", "amax", "amin") and len(args) > 1:
         dims = args[1]
         return {"extra": {"dim": tuple(dims) if isinstance(dims, (list, tuple)) else dims}}

@@ -510,10 +510,12 @@ def test_resampling_at_a_non_integer_ratio_against_gradients():
             self.conv = nn.Conv2d(1, 1, 3, padding=1)
 
         def forward(self, x):
-            kw = {} if self.mode == "nearest" else {"align_corners": False}
+            kw = {} if self.mode.startswith("nearest") else {"align_corners": False}
             return F.interpolate(self.conv(x), size=(25, 25), mode=self.mode, **kw)
 
-    for mode in ("nearest", "bilinear", "bicubic"):
+    # nearest reads src floor(o * 10/25), nearest-exact floor((o + 1/2) * 10/25): the same
+    # ratio, different taps, so the two must not be confused.
+    for mode in ("nearest", "nearest-exact", "bilinear", "bicubic"):
         model = positive(Resize(mode))
         rf = fields_of(model, (1, 10, 10))
         f = rf.layers[-1].axes[0]
@@ -656,3 +658,66 @@ def test_pooling_one_axis_is_partial():
     head = rf.by_name("head")
     assert head.status == "partial"
     assert head.receptive_field == (5, None)  # H: 3 + 2; W: every column
+
+
+# ---------------------------------------------------------------------- recorded dims
+
+
+class SwapAxes(nn.Module):
+    """A 3-tall kernel, then H and W swapped, then a 5-tall kernel: on the input's axes
+    the field is 3 along H and 5 along W. The map is square, so the sizes alone cannot
+    tell where H went: the tracer's recorded permutation must."""
+
+    def __init__(self, how: str):
+        super().__init__()
+        self.how = how
+        self.a = nn.Conv2d(1, 1, (3, 1), padding=(1, 0))
+        self.b = nn.Conv2d(1, 1, (5, 1), padding=(2, 0))
+
+    def forward(self, x):
+        x = self.a(x)
+        x = x.transpose(2, 3) if self.how == "transpose" else x.permute(0, 1, 3, 2)
+        return self.b(x)
+
+
+@pytest.mark.parametrize("how", ["transpose", "permute"])
+def test_recorded_permutation_is_followed_on_a_square_map(how):
+    model = positive(SwapAxes(how))
+    rf = fields_of(model, (1, 12, 12))
+    b = rf.by_name("b")
+    assert b.receptive_field == (3, 5) and not b.warnings
+    # Gradients agree: the output's H axis is the input's W axis, so unit u of the output
+    # along H (axis 0) reads input columns u-2..u+2 along W.
+    x = torch.ones((1, 1, 12, 12), dtype=torch.float64, requires_grad=True)
+    (g,) = torch.autograd.grad(model(x)[0, 0, 6, 6], x)
+    rows, cols = torch.nonzero(g[0, 0]).T
+    assert (int(rows.min()), int(rows.max())) == (5, 7)  # 3 along H
+    assert (int(cols.min()), int(cols.max())) == (4, 8)  # 5 along W
+
+
+class SoftmaxOver(nn.Module):
+    def __init__(self, dim):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.sm = nn.Softmax(dim=dim)
+
+    def forward(self, x):
+        return self.sm(self.conv(x))
+
+
+def test_softmax_dim_is_recorded_channels_pointwise_spatial_global():
+    over_channels = fields_of(SoftmaxOver(1), (1, 8, 8)).by_name("sm")
+    assert over_channels.receptive_field == (3, 3)
+    assert not over_channels.global_context and not over_channels.warnings
+    over_width = fields_of(SoftmaxOver(3), (1, 8, 8)).by_name("sm")
+    assert over_width.global_context and not over_width.warnings  # a whole row normalises it
+
+
+def test_reflection_pad_amounts_are_recorded():
+    # ReflectionPad2d((left 2, right 0, top 0, bottom 3)), then a 3x3 valid conv: the
+    # field's padding is 0 on H and 2 on W (the recurrence's P). Lopsided on purpose: a
+    # guess from the sizes alone (half of the growth before) would say 1 and 1.
+    model = nn.Sequential(nn.ReflectionPad2d((2, 0, 0, 3)), nn.Conv2d(1, 1, 3))
+    rf = fields_of(model, (1, 10, 10))
+    assert [a.padding for a in rf.by_name("1").axes] == [0, 2]
+    assert not rf.by_name("0").warnings
