@@ -396,17 +396,16 @@ def _config_of(module: nn.Module) -> tuple | None:
     of its parameters and buffers. ``None`` when an attribute is not a plain value: such a
     layer is never replayed.
     """
-    items = []
-    for k, v in module.__dict__.items():
-        if k[0] == "_" or k == "forward":  # forward: the tracer's own wrapper
-            continue
-        if type(v) in _PLAIN or (type(v) is tuple and all(type(x) in _PLAIN for x in v)):
-            items.append((k, v))
-        else:
+    items = tuple((k, v) for k, v in module.__dict__.items()
+                  if k[0] != "_" and k != "forward")  # forward: the tracer's own wrapper
+    for _, v in items:
+        t = type(v)
+        if t not in _PLAIN and not (t is tuple and _PLAIN.issuperset(map(type, v))):
             return None
-    tensors = tuple((k, None if t is None else (tuple(t.shape), t.dtype))
-                    for d in (module._parameters, module._buffers) for k, t in d.items())
-    return type(module), tuple(items), tensors
+    d = module.__dict__
+    tensors = tuple((k, None if t is None else (t.shape, t.dtype))
+                    for k, t in (*d["_parameters"].items(), *d["_buffers"].items()))
+    return type(module), items, tensors
 
 
 @dataclass(frozen=True)
@@ -606,17 +605,23 @@ def trace_module(
     measured (the tests compare both ways).
     """
     dev = resolve_device(device)
+    modules = list(model.named_modules())
     params: dict[int, tuple[int, bool]] = {}
-    for p in model.parameters():  # unique parameters: shared weights counted once
-        params.setdefault(id(p), (p.numel(), p.requires_grad))
+    for _, m in modules:  # unique parameters: shared weights counted once
+        for p in m._parameters.values():
+            if p is not None and id(p) not in params:
+                params[id(p)] = (p.numel(), p.requires_grad)
     # The memo replays a leaf layer from its shapes alone, which is only right when
     # nothing is computed: on meta.
     state = _TraceState(params, memoize=memoize and dev.type == "meta")
-    modules = list(model.named_modules())
     # Each module's own flag is restored afterwards (a user may keep some layers in eval).
     modes = [(m, m.training) for _, m in modules]
     if any(flag != train for _, flag in modes):
-        model.train(train)
+        if all(type(m).train is nn.Module.train for _, m in modules):
+            for m, _ in modes:  # what Module.train does, without its per-module overhead
+                object.__setattr__(m, "training", train)
+        else:
+            model.train(train)  # a module with its own train() (e.g. freezing batch norm)
     patched = _patch_forwards(modules, state)
     if dev.type == "meta":
         x = torch.empty((batch, *input_size), device=dev)
