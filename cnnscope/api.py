@@ -122,9 +122,9 @@ def meta_stand_ins(module: nn.Module) -> Iterator[nn.Module]:
 
     Each parameter or buffer slot gets a meta tensor of the same shape, dtype and
     requires_grad (shared weights share one stand-in), and its original object back on
-    exit, whatever happens: the weights are never read, written or copied. It is 15x
-    faster than ``meta_copy`` (5 ms vs 70 ms for ResNet-152) but, for its duration, the
-    module must not be used elsewhere (another thread).
+    exit, whatever happens: the weights are never read, written or copied. It is about
+    7x faster than ``meta_copy`` (10 ms vs 70 ms for ResNet-152's 930 tensors) but, for
+    its duration, the module must not be used elsewhere (another thread).
     """
     stand_in: dict[int, torch.Tensor] = {}
     swapped: list[tuple[dict, str, torch.Tensor]] = []
