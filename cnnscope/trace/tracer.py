@@ -15,6 +15,7 @@ receptive-field analysis walks.
 from __future__ import annotations
 
 import re
+import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from math import prod
@@ -605,6 +606,18 @@ def trace_module(
     measured (the tests compare both ways).
     """
     dev = resolve_device(device)
+    # One trace at a time per process: a trace swaps each module's forward in and out,
+    # and two threads tracing one model would restore each other's wrappers. Tracing is
+    # Python-bound anyway (the GIL), so this costs no throughput.
+    with _TRACE_LOCK:
+        return _trace(model, input_size, batch, model_name, dev, train, memoize)
+
+
+_TRACE_LOCK = threading.RLock()  # re-entrant: a model's forward may itself call analyze
+
+
+def _trace(model: nn.Module, input_size: tuple[int, ...], batch: int, model_name: str | None,
+           dev: torch.device, train: bool, memoize: bool) -> ModelReport:
     modules = list(model.named_modules())
     params: dict[int, tuple[int, bool]] = {}
     for _, m in modules:  # unique parameters: shared weights counted once

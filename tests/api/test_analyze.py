@@ -147,3 +147,30 @@ def test_to_json_has_the_totals(tmp_path):
     assert data["totals"]["params"] == SMALL_PARAMS
     assert data["totals"]["macs"] == SMALL_MACS
     assert json.loads((tmp_path / "r.json").read_text()) == data
+
+
+def test_threads_analysing_one_module_at_once_get_the_same_answer():
+    # Traces swap forwards and tensors in and out; they take turns, so each thread gets
+    # the single-threaded answer and the module is left as it was.
+    import threading
+
+    net = small_net()
+    reports, errors = [], []
+
+    def work():
+        try:
+            for _ in range(5):
+                reports.append(cnnscope.analyze(net, (3, 8, 8)))
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(reports) == 20
+    assert {(r.totals.params, r.totals.macs) for r in reports} == {(SMALL_PARAMS, SMALL_MACS)}
+    assert all(p.device.type == "cpu" for p in net.parameters())
+    assert all("forward" not in m.__dict__ for m in net.modules())
