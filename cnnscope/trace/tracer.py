@@ -1,9 +1,11 @@
 """The one forward pass that measures everything.
 
 ``trace_module`` runs a model once under a ``TorchDispatchMode`` that sees every aten op,
-with forward hooks on every module to know where each op happens. By default the model
-lives on the meta device: shapes propagate, no weights are allocated and nothing is
-computed, so any input size or batch costs the same.
+with each module's ``forward`` wrapped for the length of the trace to know where each op
+happens. By default the model lives on the meta device: shapes propagate, no weights are
+allocated and nothing is computed, so any input size or batch costs the same. On meta, a
+leaf layer already measured with the same configuration and input layout is replayed
+from its record (``_LeafMemo``) instead of run again.
 
 It emits one ``LayerRecord`` per call of a leaf ``torch.nn`` layer (Conv2d, BatchNorm2d,
 ReLU...: its cost is the sum of the ops it ran) and one per op called outside such a
@@ -185,7 +187,7 @@ class _Pending:
 
 
 class _TraceState:
-    """Everything the hooks and the dispatch mode share during one forward pass."""
+    """Everything the forward wrappers and the dispatch mode share during one pass."""
 
     def __init__(self, param_names: dict[int, tuple[int, bool]], *, memoize: bool = False):
         self.records: list[LayerRecord] = []
