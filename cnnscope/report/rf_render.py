@@ -101,23 +101,22 @@ def _cells(f) -> list[str]:
 
 def render_rich(result, console) -> None:
     """Print the per-layer table, the final map's field and every warning."""
-    from rich.table import Table
+    from cnnscope.report.boxtable import SECTION, Column, box_table
 
-    table = Table(title=title(result), header_style="bold")
-    table.add_column("layer", overflow="fold", ratio=1)
-    table.add_column("type", overflow="fold")
-    table.add_column("output", justify="right", no_wrap=True)
-    for col in ("RF", "stride", "padding", "centre"):
-        table.add_column(col, justify="right", no_wrap=True)
-    table.add_column("notes", overflow="fold")
+    columns = [Column("layer", fold=True), Column("type", fold=True),
+               *(Column(c, right=True) for c in ("output", "RF", "stride", "padding", "centre")),
+               Column("notes", fold=True)]
+    rows: list = []
     previous_top = None
     for f in result.visible_layers():
         top = f.name.split(".")[0]
         if previous_top is not None and top != previous_top:
-            table.add_section()
+            rows.append(SECTION)
         previous_top = top
-        table.add_row(f.name, f.type, shape(f.output_shape[1:]), *_cells(f), notes(f, result.axis_names))
-    console.print(table)
+        rows.append([f.name, f.type, shape(f.output_shape[1:]), *_cells(f),
+                     notes(f, result.axis_names)])
+    console.print(box_table(columns, rows, title=title(result), max_width=console.width),
+                  highlight=False, soft_wrap=True)
     for line in footer_lines(result):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
 

@@ -32,19 +32,16 @@ def footer_lines(result) -> list[str]:
 
 
 def render_rich(result, console) -> None:
-    from rich.table import Table
+    from cnnscope.report.boxtable import Column, box_table
 
-    table = Table(title=title(result), header_style="bold")
-    table.add_column("layer", overflow="fold", ratio=1)
-    table.add_column("type", overflow="fold")
-    table.add_column("input", justify="right", no_wrap=True)
-    table.add_column("output", justify="right", no_wrap=True)
-    table.add_column("formula", overflow="fold", ratio=2)
-    for r in result.rows:
-        formula = r.formula if r.consistent else f"{r.formula} [red](traced size differs)[/]"
-        table.add_row(r.name, r.type, shape(r.input_shape[1:]), shape(r.output_shape[1:]),
-                      formula)
-    console.print(table)
+    columns = [Column("layer", fold=True), Column("type", fold=True),
+               Column("input", right=True), Column("output", right=True),
+               Column("formula", fold=True)]
+    rows = [[r.name, r.type, shape(r.input_shape[1:]), shape(r.output_shape[1:]),
+             r.formula if r.consistent else (f"{r.formula} (traced size differs)", "red")]
+            for r in result.rows]
+    console.print(box_table(columns, rows, title=title(result), max_width=console.width),
+                  highlight=False, soft_wrap=True)
     for line in footer_lines(result):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
 

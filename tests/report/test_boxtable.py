@@ -71,3 +71,55 @@ def test_a_table_wider_than_the_page_folds_names_never_numbers():
     assert all(len(line) <= 30 for line in lines)
     assert "1,234,567,890" in text  # the number is whole, on one line
     assert "".join(line.split("│")[1].strip() for line in lines[3:-1]) == long_name
+
+
+def _rich_rf_table(result, width: int) -> str:
+    # The layout rf_render.render_rich had with rich.table.Table (the reference).
+    from cnnscope.report.rf_render import _cells, notes
+    from cnnscope.report.rf_render import title as rf_title
+
+    table = Table(title=rf_title(result), header_style="bold")
+    table.add_column("layer", overflow="fold", ratio=1)
+    table.add_column("type", overflow="fold")
+    table.add_column("output", justify="right", no_wrap=True)
+    for col in ("RF", "stride", "padding", "centre"):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("notes", overflow="fold")
+    previous_top = None
+    for f in result.visible_layers():
+        top = f.name.split(".")[0]
+        if previous_top is not None and top != previous_top:
+            table.add_section()
+        previous_top = top
+        table.add_row(f.name, f.type, shape(f.output_shape[1:]), *_cells(f), notes(f, result.axis_names))
+    return _print(table, width)
+
+
+def _rich_shape_table(result, width: int) -> str:
+    from cnnscope.report.shape_render import title as shape_title
+
+    table = Table(title=shape_title(result), header_style="bold")
+    table.add_column("layer", overflow="fold", ratio=1)
+    table.add_column("type", overflow="fold")
+    table.add_column("input", justify="right", no_wrap=True)
+    table.add_column("output", justify="right", no_wrap=True)
+    table.add_column("formula", overflow="fold", ratio=2)
+    for r in result.rows:
+        table.add_row(r.name, r.type, shape(r.input_shape[1:]), shape(r.output_shape[1:]), r.formula)
+    return _print(table, width)
+
+
+@pytest.mark.parametrize("model", ["alexnet", "resnet18", "googlenet"])
+def test_rf_and_shape_tables_equal_rich_tables(model):
+    from cnnscope.analysis.receptive_field import receptive_fields
+    from cnnscope.analysis.shapes import output_sizes
+    from cnnscope.report import rf_render, shape_render
+
+    report = cnnscope.analyze(model)
+    for result, render, reference in ((receptive_fields(report), rf_render, _rich_rf_table),
+                                      (output_sizes(report), shape_render, _rich_shape_table)):
+        con = Console(width=160, file=io.StringIO(), color_system=None)
+        render.render_rich(result, con)
+        ours = con.file.getvalue()
+        expected = reference(result, 160)
+        assert ours[: len(expected)] == expected
