@@ -21,8 +21,10 @@ def spec(
     output: Optional[str] = typer.Option(None, "--output", "-o",
                                          help="Write to this file (a folder with --all)."),
 ) -> None:
-    """Paper spec tables (GoogLeNet, ResNet, DenseNet Table 1; VGG; MobileNetV2) recomputed
-    from the traced models, the paper's printed values beside them, differences explained."""
+    """Paper spec tables (GoogLeNet, ResNet, DenseNet, VGG, MobileNetV2) from the traced models.
+
+    The paper's printed values stand beside the computed ones, and differences are explained.
+    """
     with user_errors():
         from cnnscope.analysis import spec as specs
         from cnnscope.errors import InvalidOptionError
