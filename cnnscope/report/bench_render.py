@@ -82,12 +82,12 @@ def env_line(env: dict[str, Any]) -> str:
     if env.get("device_type") == "cuda":
         parts += [f"CUDA {env.get('cuda_runtime')}", f"cuDNN {env.get('cudnn')}",
                   f"driver {env.get('driver') or 'unknown'}",
-                  f"capability {env.get('compute_capability')}"]
-    else:
+                  f"capability {env.get('compute_capability')}",
+                  f"cudnn.benchmark={env.get('cudnn_benchmark')}"]
+    else:  # cudnn.benchmark means nothing to a CPU run: not printed (the JSON keeps it)
         parts += [f"{env.get('torch_threads')} torch threads"]
         if env.get("load_average"):
             parts.append("load average " + " ".join(str(x) for x in env["load_average"]))
-    parts.append(f"cudnn.benchmark={env.get('cudnn_benchmark')}")
     return ", ".join(parts)
 
 

@@ -205,3 +205,16 @@ def test_rates_below_one_tflops_are_shown_in_gflops():
     assert flops_unit([0.0123, None, 0.5]) == ("GFLOP/s", 1000.0)
     assert flops_unit([0.5, 12.0]) == ("TFLOP/s", 1.0)
     assert tflops(0.0123, 1000.0) == "12.3"
+
+
+def test_environment_line_names_what_applies_to_the_device():
+    from cnnscope.report.bench_render import env_line
+
+    cuda = env_line({"device_type": "cuda", "torch": "2.13.0", "cuda_runtime": "12.8",
+                     "cudnn": 91000, "driver": "570.1", "compute_capability": "9.0",
+                     "cudnn_benchmark": True})
+    assert cuda == ("torch 2.13.0, CUDA 12.8, cuDNN 91000, driver 570.1, capability 9.0, "
+                    "cudnn.benchmark=True")
+    cpu = env_line({"device_type": "cpu", "torch": "2.13.0", "torch_threads": 2,
+                    "load_average": [0.5, 0.4, 0.3], "cudnn_benchmark": True})
+    assert cpu == "torch 2.13.0, 2 torch threads, load average 0.5 0.4 0.3"
