@@ -6,7 +6,7 @@ so a renderer or a test can use them without it.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 STATUSES = ("ok", "oom", "error", "unsupported")
@@ -36,6 +36,10 @@ class MatmulCeiling:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "MatmulCeiling":
+        return cls(**_own_fields(cls, data))
+
 
 @dataclass(frozen=True)
 class LayerTiming:
@@ -63,6 +67,10 @@ class LayerTiming:
         d["bwd_tflops"] = self.bwd_tflops
         return d
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "LayerTiming":
+        return cls(**_own_fields(cls, data))  # the rates are derived again, not read
+
 
 @dataclass(frozen=True)
 class PerLayer:
@@ -84,6 +92,12 @@ class PerLayer:
         d = {k: v for k, v in asdict(self).items() if k != "layers"}
         d["layers"] = [layer.to_dict() for layer in self.layers]
         return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "PerLayer":
+        own = _own_fields(cls, data)
+        own["layers"] = tuple(LayerTiming.from_dict(layer) for layer in data.get("layers", ()))
+        return cls(**own)
 
 
 @dataclass(frozen=True)
@@ -152,6 +166,15 @@ class BenchRow:
         d["per_layer"] = self.per_layer.to_dict() if self.per_layer else None
         return d
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "BenchRow":
+        """The row ``to_dict`` wrote (e.g. read back from ``--format json``)."""
+        own = _own_fields(cls, data)
+        own["input_size"] = tuple(data["input_size"])
+        own["notes"] = tuple(data.get("notes") or ())
+        own["per_layer"] = PerLayer.from_dict(data["per_layer"]) if data.get("per_layer") else None
+        return cls(**own)
+
 
 @dataclass
 class BenchResult:
@@ -174,6 +197,23 @@ class BenchResult:
             "planned_rows": self.planned,
             "rows": [r.to_dict() for r in self.rows],
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "BenchResult":
+        """A sweep read back from the JSON ``to_dict`` wrote, to render it again."""
+        return cls(env=dict(data.get("env") or {}), settings=dict(data.get("settings") or {}),
+                   rows=[BenchRow.from_dict(r) for r in data.get("rows", ())],
+                   ceilings={k: MatmulCeiling.from_dict(c)
+                             for k, c in (data.get("ceilings") or {}).items()},
+                   interrupted=bool(data.get("interrupted", False)),
+                   planned=int(data.get("planned_rows", 0)))
+
+
+def _own_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    """The keys of ``data`` that are fields of the dataclass ``cls`` (derived keys such as
+    ``iqr_ms`` or ``fwd_tflops`` are computed again, never read)."""
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in data.items() if k in names}
 
 
 def _tflops(flops: float, ms: float | None) -> float | None:

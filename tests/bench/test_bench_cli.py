@@ -197,6 +197,9 @@ def test_renderers_show_oom_rows_without_numbers_and_the_ceiling():
     assert rows[1]["status"] == "oom" and rows[1]["median_ms"] == ""
     data = json.loads(render.to_json(result))
     assert data["rows"][1]["throughput"] is None and data["ceilings"]["bf16"]["n"] == 8192
+    from cnnscope.bench.records import BenchResult
+
+    assert BenchResult.from_dict(data) == result  # ceilings and an OOM row read back too
 
 
 def test_rates_below_one_tflops_are_shown_in_gflops():

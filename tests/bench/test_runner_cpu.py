@@ -283,6 +283,22 @@ def test_sweep_records_environment_and_json_round_trips():
     assert [r["mode"] for r in data["rows"]] == ["infer", "train"]
 
 
+def test_a_saved_sweep_reads_back_into_the_same_result():
+    # Measure once (on a GPU machine, say), render again later from the JSON.
+    from cnnscope.report import bench_render as render
+
+    result = run_sweep(plan_rows([tiny()], [1], ["fp32"], ["infer", "train"]),
+                       settings(per_layer=True))
+    result.rows.append(bench_row(tiny("broken", lambda: 1 / 0), 1, "fp32", "infer", settings()))
+    data = json.loads(render.to_json(result))
+    back = BenchResult.from_dict(data)
+    assert back == result
+    assert back.rows[1].per_layer.layers == result.rows[1].per_layer.layers
+    assert back.rows[2].status == "error" and back.rows[2].median_ms is None
+    assert render.to_markdown(back) == render.to_markdown(result)
+    assert render.to_csv(back) == render.to_csv(result)
+
+
 # ----------------------------------------------------------------------------- pieces
 
 
