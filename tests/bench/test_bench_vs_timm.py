@@ -3,6 +3,8 @@
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_vs_timm.py"
 
 
@@ -32,3 +34,24 @@ def test_script_writes_the_side_by_side_table(tmp_path, capsys):
     assert rc == 0
     text = out.read_text()
     assert "timm method img/s" in text and "| `lenet5` | 1 | fp32 | infer |" in text
+
+
+@pytest.mark.slow
+def test_gpu_session_script_runs_every_step_on_the_cpu(tmp_path):
+    """benchmarks/gpu_session.sh, the one command for a GPU session, checked for its
+    plumbing here (DEVICE=cpu, a tiny model): every step runs and leaves its file."""
+    import os
+    import subprocess
+
+    script = SCRIPT.parent / "gpu_session.sh"
+    env = {**os.environ, "DEVICE": "cpu", "MODELS": "lenet5", "BATCHES": "1", "BATCH": "2",
+           "OUT": str(tmp_path)}
+    if not os.access(script, os.X_OK):
+        pytest.fail(f"{script} is not executable")
+    done = subprocess.run([str(script)], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "== 0 step(s) failed" in done.stdout
+    for name in ("env.log", "cuda_tests.log", "bench_vs_timm.md", "bench_cuda.json", "bench_cuda.md"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    assert "| `lenet5` | 2 | bf16 | train |" in (tmp_path / "bench_vs_timm.md").read_text()
+    assert "| `lenet5` | 1 | fp32 | infer |" in (tmp_path / "bench_cuda.md").read_text()
