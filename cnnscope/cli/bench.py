@@ -77,6 +77,8 @@ def bench(
         names = runner.split_specs(models) if models else runner.default_models()
         # Unknown names fail before anything runs.
         sources = runner.resolve_models(names, parse_model_args(arg, names))
+        # ... and so does an input a model cannot take (checked on the meta device).
+        runner.check_inputs(sources, settings.input_size)
         specs = runner.plan_rows(sources, batches, dtypes, modes)
         result = _run(runner, specs, settings, progress)
         _emit(result, format, output, top, per_layer)

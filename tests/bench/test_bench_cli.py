@@ -103,6 +103,25 @@ def test_bad_options_are_one_line_errors(args):
     one_line_error(run(*args))
 
 
+@pytest.mark.parametrize("model, size, expected", [
+    # VGG-16's fourth max-pool halves 8 -> 4 -> 2 -> 1, and the fourth gets a 1x1 map.
+    ("vgg16", "3x8x8", "too small for vgg16"),
+    ("resnet18", "1x64x64", "on input 1x64x64"),  # conv1 wants 3 channels
+])
+def test_an_input_a_model_cannot_take_fails_before_anything_runs(tmp_path, monkeypatch,
+                                                                   model, size, expected):
+    from cnnscope.bench import runner
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("a row was measured")
+
+    monkeypatch.setattr(runner, "bench_row", must_not_run)
+    out = tmp_path / "bench.json"
+    res = run("bench", model, "--input", size, "--format", "json", "-o", str(out), *FAST)
+    one_line_error(res)
+    assert expected in res.stderr and not out.exists()
+
+
 def test_ctrl_c_prints_the_rows_measured_so_far(monkeypatch):
     from cnnscope.bench import runner
 
