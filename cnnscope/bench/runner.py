@@ -494,9 +494,11 @@ def bench_row(source: ModelSource | str, batch: int, dtype: str, mode: str,
               settings: BenchSettings, *, ceiling: MatmulCeiling | None = None) -> BenchRow:
     """Measure one row. Failures become "oom"/"error"/"unsupported" rows without timings;
     KeyboardInterrupt propagates (after the row's memory is freed)."""
+    from cnnscope.api import DEFAULT_INPUT
+
     device = settings.check()
     src = resolve(source) if isinstance(source, str) else source
-    size = tuple(settings.input_size or src.input_size or (3, 224, 224))
+    size = tuple(settings.input_size or src.input_size or DEFAULT_INPUT)
     check_dtype(dtype, device)
     if mode not in MODES:
         raise InvalidOptionError(f"unknown mode {mode!r}", "use infer or train")
@@ -611,9 +613,8 @@ def check_inputs(sources: Sequence[ModelSource], input_size: Sequence[int] | Non
     from cnnscope.api import analyze
 
     for src in sources:
-        size = tuple(input_size or src.input_size or (3, 224, 224))
         try:
-            analyze(src, size, 1)
+            analyze(src, tuple(input_size) if input_size else None, 1)  # None: the model's own
         except CnnscopeError:
             raise
         except Exception:  # noqa: BLE001 - reported by the row, where it has context
