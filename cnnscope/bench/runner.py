@@ -507,7 +507,8 @@ def bench_row(source: ModelSource | str, batch: int, dtype: str, mode: str,
                 compiled=settings.compile, cuda_graphs=settings.cuda_graphs)
     row: BenchRow
     try:
-        with _device_scope(device, settings.cudnn_benchmark), fp32_math(device, dtype):
+        with src.contained("benchmark"), _device_scope(device, settings.cudnn_benchmark), \
+                fp32_math(device, dtype):
             fields = _measure(src, size, batch, dtype, mode, settings, device)
     except KeyboardInterrupt:
         raise  # the sweep frees the memory once the traceback is gone

@@ -6,7 +6,14 @@ from typing import Optional
 
 import typer
 
-from cnnscope.cli.common import FormatOpt, OutputFormat, console, emit, user_errors
+from cnnscope.cli.common import (
+    FormatOpt,
+    OutputFormat,
+    console,
+    emit,
+    flush_console,
+    user_errors,
+)
 
 ORDER = 40
 
@@ -53,8 +60,7 @@ def spec(
             con = console(output)
             for t in tables:
                 render.render_rich(t, con)
-            if output:
-                emit(con.export_text(), output)
+            flush_console(con, output)
         else:
             emit(render.render_text(tables, format.value), output)
 

@@ -7,10 +7,16 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from typing import Any, Sequence
 
-from cnnscope.bench.records import FLOP_BASIS, BenchResult, BenchRow, LayerTiming, PerLayer
+from cnnscope.bench.records import (
+    FLOP_BASIS,
+    BenchResult,
+    BenchRow,
+    LayerTiming,
+    PerLayer,
+)
+from cnnscope.report.io import strict_json
 from cnnscope.report.units import bytes_h, human, shape
 
 CSV_COLUMNS = (
@@ -261,7 +267,7 @@ def to_csv_layers(result: BenchResult) -> str:
 
 
 def to_json(result: BenchResult) -> str:
-    return json.dumps(result.to_dict(), indent=2) + "\n"
+    return strict_json(result.to_dict(), indent=2) + "\n"
 
 
 def to_markdown(result: BenchResult, *, top: int = 0) -> str:

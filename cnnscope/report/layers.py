@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from typing import Sequence
 
+from cnnscope.report.io import strict_json
 from cnnscope.report.units import human, shape, thousands
 from cnnscope.trace.records import LayerRecord, ModelReport, layer_to_dict
 
@@ -107,10 +107,10 @@ def to_json(report: ModelReport, rows: Sequence[LayerRecord]) -> str:
     """``totals`` object plus a ``layers`` list (the rows shown), exact integers."""
     data = report.to_dict()
     data["layers"] = _LAYERS
-    head, tail = json.dumps(data, indent=2).split(json.dumps(_LAYERS))
+    head, tail = strict_json(data, indent=2).split(strict_json(_LAYERS))
     # One layer per line, each by the C encoder: indent=2 on thousands of layers is slow
     # (Python's encoder) and makes a file no easier to read or diff.
-    layers = ",\n".join("    " + json.dumps(layer_to_dict(r)) for r in rows)
+    layers = ",\n".join("    " + strict_json(layer_to_dict(r)) for r in rows)
     return f"{head}[\n{layers}\n  ]{tail}\n" if rows else f"{head}[]{tail}\n"
 
 

@@ -179,9 +179,9 @@ class ModelReport:
 
     def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
         """``to_dict()`` as indented JSON; with ``path`` also writes it there atomically."""
-        import json
+        from cnnscope.report.io import strict_json
 
-        text = json.dumps(self.to_dict(), indent=2) + "\n"
+        text = strict_json(self.to_dict(), indent=2) + "\n"
         if path is not None:
             from cnnscope.report.io import write_text_atomic
 

@@ -31,6 +31,7 @@ from cnnscope.errors import DeviceUnavailableError, InputTooSmallError, TraceErr
 from cnnscope.trace.formulas import FORMULAS, FREE_OPS, SHAPE_OPS, TensorShape, op_cost
 from cnnscope.trace.meta import fast_meta_op, paused_gc
 from cnnscope.trace.records import LayerRecord, ModelReport, Totals
+from cnnscope.trace.sizes import check_elements
 
 MODEL_INPUT = -1
 
@@ -565,15 +566,21 @@ _skip_dynamo_import()
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None``/"meta" -> meta; "cuda" without CUDA raises a one-line error."""
+    """``None``/"meta" -> meta; "cpu"; "cuda"/"cuda:N" when present. Anything else
+    (mps, xla, a typo, cuda without CUDA) is a one-line error before anything runs."""
     if device is None:
         return torch.device("meta")
     try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
+        dev = torch.device(device.strip() if isinstance(device, str) else device)
+    except (RuntimeError, TypeError, ValueError):
         raise DeviceUnavailableError(
             f"unknown device {device!r}", "use meta, cpu or cuda (cuda:N for a given GPU)"
         ) from None
+    if dev.type not in ("meta", "cpu", "cuda"):
+        raise DeviceUnavailableError(f"device {str(device)!r} is not supported",
+                                     "cnnscope runs on meta (counting), cpu or cuda")
+    if dev.type in ("meta", "cpu") and dev.index not in (None, 0):
+        raise DeviceUnavailableError(f"no device {str(device)!r}", f"use --device {dev.type}")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise DeviceUnavailableError(
             "CUDA is not available on this machine",
@@ -584,8 +591,6 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
             f"no CUDA device {dev.index} (this machine has {torch.cuda.device_count()})",
             "pick an existing cuda:N",
         )
-    if dev.type not in ("meta", "cpu", "cuda", "mps"):
-        raise DeviceUnavailableError(f"unsupported device {device!r}", "use meta, cpu or cuda")
     return dev
 
 
@@ -611,6 +616,7 @@ def trace_module(
     # One trace at a time per process: a trace swaps each module's forward in and out,
     # and two threads tracing one model would restore each other's wrappers. Tracing is
     # Python-bound anyway (the GIL), so this costs no throughput.
+    check_elements(tuple(input_size), batch)
     with _TRACE_LOCK:
         return _trace(model, input_size, batch, model_name, dev, train, memoize)
 
