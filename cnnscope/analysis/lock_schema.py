@@ -68,7 +68,7 @@ def validate_lock(data: Any, path: str) -> None:
     version = data["schema_version"]
     if not _is_int(version) or version != SCHEMA_VERSION:
         raise LockFileError(
-            f"lock file {path!r} has schema version {_short(version)!r}; this cnnscope reads "
+            f"lock file {path!r} has schema version {_short(repr(version))}; this cnnscope reads "
             f"version {SCHEMA_VERSION}", "regenerate it with cnnscope snapshot")
     for key in ("cnnscope_version", "torch_version"):
         if key in data and not isinstance(data[key], str):

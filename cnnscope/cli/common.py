@@ -106,7 +106,8 @@ def write_stdout(text: str) -> None:
     stream = sys.stdout
     if stream is None or getattr(stream, "closed", False):
         raise UserFileError("standard output is closed", "redirect it (> FILE) or use -o FILE")
-    text = encodable(text, getattr(stream, "encoding", None) or "utf-8")
+    encoding = "ascii" if _c_locale() else getattr(stream, "encoding", None) or "utf-8"
+    text = encodable(text, encoding)
     try:
         stream.write(text)
         stream.flush()
@@ -134,6 +135,16 @@ _ASCII = str.maketrans({**{c: "-" for c in "─━═╌┄┈╍"}, **{c: "|" f
                         **{c: "+" for c in "┌┐└┘├┤┬┴┼┏┓┗┛┣┫┳┻╋┡┩╇╈╞╡╪╔╗╚╝╠╣╦╩╬╭╮╯╰┢┪┯┷┿"},
                         "×": "x", "…": "...", "–": "-", "—": "-", "≈": "~", "≤": "<=",
                         "≥": ">=", "→": "->", "²": "^2", "·": "*", "µ": "u"})
+
+
+def _c_locale() -> bool:
+    """Did the user ask for the C/POSIX locale (LC_ALL=C)? Python then still writes UTF-8
+    (PEP 538), but such a terminal shows box drawing as mojibake: give it ASCII."""
+    for var in ("LC_ALL", "LC_CTYPE", "LANG"):
+        value = os.environ.get(var)
+        if value:
+            return value in ("C", "POSIX")
+    return False
 
 
 def encodable(text: str, encoding: str) -> str:
