@@ -160,6 +160,11 @@ def roofline_lines(p: PerLayer) -> list[str]:
         lines.append(f"roofs: {p.peak_flops / 1e9:.3g} GFLOP/s (matmul ceiling), "
                      f"{gbs(p.peak_bandwidth)} GB/s (copy bandwidth); ridge point "
                      f"{ridge:.3g} FLOP/byte: {memory} layers memory-bound, {compute} compute-bound")
+        above = [layer for layer in p.layers if layer.achieved_bandwidth
+                 and layer.achieved_bandwidth > p.peak_bandwidth]
+        if above:
+            lines.append(f"{len(above)} layers moved their bytes faster than the copy bandwidth: "
+                         "their tensors stayed in cache (the roof is main memory's)")
     else:
         lines.append("roofs not measured (--no-ceiling): no memory/compute verdict")
     waste = most_time_for_least_work(p)
