@@ -139,6 +139,25 @@ def _shape_of(t: torch.Tensor) -> tuple[int, ...]:
     return tuple(t.shape)  # torch.Size is a tuple of ints
 
 
+_VIEW_OPS: dict[Any, bool] = {}
+
+
+def _is_view_op(func) -> bool:
+    """True for an aten op whose output is a view of an input (its schema says the result
+    aliases an argument without writing it: slice, select, view, expand...). In-place ops
+    (``relu_``, ``add_``) write their alias and do move data."""
+    known = _VIEW_OPS.get(func)
+    if known is None:
+        try:
+            returns = func._schema.returns
+            known = bool(returns) and all(
+                r.alias_info is not None and not r.alias_info.is_write for r in returns)
+        except AttributeError:
+            known = False
+        _VIEW_OPS[func] = known
+    return known
+
+
 def _nbytes(tensors: Iterable[torch.Tensor | None]) -> int:
     """Bytes of the distinct tensors given, at their own dtype (a tensor passed twice, as
     in ``x * x``, is read once: the minimal-traffic convention of ``bytes_moved``)."""
@@ -359,7 +378,7 @@ class _TraceState:
         cost = op_cost(name, sargs, out_shapes)
 
         if self.leaf is not None:  # inside a torch.nn layer: add to its record
-            if name not in SHAPE_OPS:  # a Flatten that only views its input moves nothing
+            if not _is_view_op(func):  # a Flatten that only views its input moves nothing
                 self.leaf.ops += 1
             if cost is None:
                 self.leaf.unsupported.append(name)
@@ -395,8 +414,8 @@ class _TraceState:
             params=params,
             trainable=trainable,
             geometry=geometry(name, sargs, out_shapes),
-            # A view re-indexes memory: it moves nothing (and costs nothing).
-            ops=0 if kind == "shape" else 1,
+            # A view (reshape, slice, select...) re-indexes memory: it moves nothing.
+            ops=0 if kind == "shape" or _is_view_op(func) else 1,
             read_bytes=_nbytes(inputs),
         )
         if cost is None:

@@ -88,6 +88,7 @@ def test_small_net_layer_by_layer():
     assert rows["relu"].bytes_moved == act + act  # in place: still read and written
     assert rows["mul"].bytes_moved == act + act  # x * x reads x once
     assert rows["cat"].bytes_moved == act + 2 * act  # one distinct input, twice as wide out
+    assert rows["slice"].bytes_moved == 0  # [:, :4] is a view of the cat's output
     assert rows["ident"].bytes_moved == 0  # Identity, eval Dropout, a flattening view
     assert rows["drop"].bytes_moved == 0  # move nothing and have no intensity
     assert rows["flat"].bytes_moved == 0
