@@ -96,6 +96,8 @@ def bench(
 
             plot_roofline(result, plot)
             typer.echo(f"wrote {plot}", err=True)
+        elif plot:
+            typer.echo(f"cnnscope: no row has per-layer timings: {plot} not written", err=True)
         if result.interrupted:
             typer.echo(f"cnnscope: interrupted: {len(result.rows)} of {result.planned} rows measured",
                        err=True)
