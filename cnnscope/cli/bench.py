@@ -45,6 +45,9 @@ def bench(
     remeasure_ceiling: bool = typer.Option(False, "--remeasure-ceiling", help="Measure the matmul ceiling again instead of using the cache."),
     format: OutputFormat = FormatOpt,
     output: Optional[str] = OutputOpt,
+    plot: Optional[str] = typer.Option(None, "--plot", metavar="FILE.png|svg",
+                                       help="With --per-layer: draw the roofline (one point per layer, "
+                                            "the measured roofs as lines); needs matplotlib."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr."),
     arg: Optional[List[str]] = ArgOpt,
 ) -> None:
@@ -62,6 +65,12 @@ def bench(
             raise InvalidOptionError("--iters and --min-time both given", "use one of them")
         if top < 0:
             raise InvalidOptionError(f"--top {top} is negative", "use 0 (all layers) or more")
+        if plot:
+            from cnnscope.report.plot import check_plot_target
+
+            if not per_layer:
+                raise InvalidOptionError("--plot draws the per-layer roofline", "add --per-layer")
+            check_plot_target(plot)  # a bad name or missing matplotlib fails before timing
         dev_text = device or _default_device()
         settings = runner.BenchSettings(
             device=dev_text, warmup=warmup, max_warmup=max_warmup, iters=iters,
@@ -82,6 +91,13 @@ def bench(
         specs = runner.plan_rows(sources, batches, dtypes, modes)
         result = _run(runner, specs, settings, progress)
         _emit(result, format, output, top, per_layer)
+        if plot and any(r.per_layer is not None for r in result.rows):
+            from cnnscope.report.plot import plot_roofline
+
+            plot_roofline(result, plot)
+            typer.echo(f"wrote {plot}", err=True)
+        elif plot:
+            typer.echo(f"cnnscope: no row has per-layer timings: {plot} not written", err=True)
         if result.interrupted:
             typer.echo(f"cnnscope: interrupted: {len(result.rows)} of {result.planned} rows measured",
                        err=True)

@@ -25,6 +25,9 @@ def rf(
     input: Optional[str] = InputOpt,
     format: OutputFormat = FormatOpt,
     output: Optional[str] = OutputOpt,
+    plot: Optional[str] = typer.Option(None, "--plot", metavar="FILE.png|svg",
+                                       help="Also draw receptive field and effective stride by "
+                                            "layer; needs matplotlib."),
     arg: Optional[List[str]] = ArgOpt,
 ) -> None:
     """Receptive field, effective stride and padding per layer, in input pixels.
@@ -38,6 +41,10 @@ def rf(
         from cnnscope.models import resolve
         from cnnscope.report import rf_render as render
 
+        if plot:
+            from cnnscope.report.plot import check_plot_target
+
+            check_plot_target(plot)  # a bad name or missing matplotlib fails before tracing
         source = resolve(model, **parse_args(arg))
         size = parse_size(input)
         report = analyze(source, size)  # a too-small input is explained by analyze
@@ -47,6 +54,11 @@ def rf(
                      csv=lambda: render.to_csv(result),
                      json=lambda: render.to_json(result),
                      md=lambda: render.to_markdown(result))
+        if plot:
+            from cnnscope.report.plot import plot_rf
+
+            plot_rf(result, plot)
+            typer.echo(f"wrote {plot}", err=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -32,6 +32,9 @@ def summary(
     device: str = DeviceOpt,
     counter: str = typer.Option("cnnscope", "--counter", help="cnnscope (default) or fvcore (cross-check; allocates weights on the CPU)."),
     train: bool = typer.Option(False, "--train", help="Trace training-mode behaviour (batch statistics, dropout, aux heads)."),
+    plot: Optional[str] = typer.Option(None, "--plot", metavar="FILE.png|svg",
+                                       help="Also draw params and MACs per layer (per module with "
+                                            "--depth) as bars; needs matplotlib."),
     arg: Optional[List[str]] = ArgOpt,
 ) -> None:
     """Per-layer params, MACs and FLOPs with exact totals and the counting convention."""
@@ -45,6 +48,10 @@ def summary(
             raise InvalidOptionError(f"unknown counter {counter!r}", "use cnnscope or fvcore")
         if depth < 0:
             raise InvalidOptionError(f"--depth {depth} is negative", "use 0 (every layer) or more")
+        if plot:
+            from cnnscope.report.plot import check_plot_target
+
+            check_plot_target(plot)  # a bad name or missing matplotlib fails before tracing
         device_arg = None if device == "meta" else device
         report = analyze(model, parse_size(input), batch, device=device_arg, counter=counter,
                          train=train, **parse_args(arg))
@@ -54,6 +61,11 @@ def summary(
                      csv=lambda: render.to_csv(report, rows),
                      json=lambda: render.to_json(report, rows),
                      md=lambda: render.to_markdown(report, rows))
+        if plot:
+            from cnnscope.report.plot import plot_layers
+
+            plot_layers(report, rows, plot)
+            typer.echo(f"wrote {plot}", err=True)
 
 
 def register(app: typer.Typer) -> None:

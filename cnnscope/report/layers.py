@@ -92,12 +92,20 @@ def to_csv(report: ModelReport, rows: Sequence[LayerRecord]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["name", "type", "kind", "output_shape", "kernel_size", "stride", "padding",
-                     "groups", "params", "trainable_params", "macs", "flops", "activations"])
+                     "groups", "params", "trainable_params", "macs", "flops", "activations",
+                     "bytes_moved", "arithmetic_intensity"])
     for r in rows:
         writer.writerow([r.name, r.type, r.kind, shape(r.output_shape), shape(r.kernel_size),
                          shape(r.stride), shape(r.padding), r.groups or "", r.params,
-                         r.trainable_params, r.macs, r.flops, r.activations])
+                         r.trainable_params, r.macs, r.flops, r.activations, r.bytes_moved,
+                         _intensity(r)])
     return buf.getvalue()
+
+
+def _intensity(r: LayerRecord) -> str:
+    """FLOPs per byte, full precision (empty for a layer that moves nothing)."""
+    ai = r.arithmetic_intensity
+    return "" if ai is None else repr(ai)
 
 
 _LAYERS = "@@layers@@"  # placeholder spliced out of the indented document

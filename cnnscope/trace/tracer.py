@@ -16,6 +16,7 @@ receptive-field analysis walks.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import threading
 from collections import Counter
@@ -139,6 +140,37 @@ def _shape_of(t: torch.Tensor) -> tuple[int, ...]:
     return tuple(t.shape)  # torch.Size is a tuple of ints
 
 
+_VIEW_OPS: dict[Any, bool] = {}
+
+
+def _is_view_op(func) -> bool:
+    """True for an aten op whose output is a view of an input (its schema says the result
+    aliases an argument without writing it: slice, select, view, expand...). In-place ops
+    (``relu_``, ``add_``) write their alias and do move data."""
+    known = _VIEW_OPS.get(func)
+    if known is None:
+        try:
+            returns = func._schema.returns
+            known = bool(returns) and all(
+                r.alias_info is not None and not r.alias_info.is_write for r in returns)
+        except AttributeError:
+            known = False
+        _VIEW_OPS[func] = known
+    return known
+
+
+def _nbytes(tensors: Iterable[torch.Tensor | None]) -> int:
+    """Bytes of the distinct tensors given, at their own dtype (a tensor passed twice, as
+    in ``x * x``, is read once: the minimal-traffic convention of ``bytes_moved``)."""
+    seen: set[int] = set()
+    total = 0
+    for t in tensors:
+        if t is not None and id(t) not in seen:
+            seen.add(id(t))
+            total += t.numel() * t.element_size()
+    return total
+
+
 def _tensors(obj: Any) -> list[torch.Tensor]:
     """Tensors in a nest of tuples/lists/dicts (a lean tree_flatten: this runs per op)."""
     if isinstance(obj, torch.Tensor):
@@ -185,6 +217,8 @@ class _Pending:
     flops: int = 0
     geometry: dict[str, Any] = field(default_factory=dict)
     unsupported: list[str] = field(default_factory=list)
+    read_bytes: int = 0  # input activations + parameters, each tensor once (see _nbytes)
+    ops: int = 0  # aten ops the layer ran; none (Identity) means it moved nothing
 
 
 class _TraceState:
@@ -260,6 +294,7 @@ class _TraceState:
             macs=p.macs,
             flops=p.flops,
             activations=sum(prod(s) for s in out_shapes),
+            bytes_moved=(p.read_bytes + _nbytes(outputs)) if p.ops else 0,
             call_index=p.call_index,
             kernel_size=g.get("kernel_size"),
             stride=g.get("stride"),
@@ -318,7 +353,10 @@ class _TraceState:
             return out
         pending = _Pending(name=record_name, type=type(module).__name__, kind="module",
                            inputs=producers, input_shapes=input_shapes, call_index=call,
-                           params=params, trainable=trainable)
+                           params=params, trainable=trainable,
+                           # Every call reads its weights, also a shared layer's second call
+                           # (whose params are 0: they were counted at the first).
+                           read_bytes=_nbytes(inputs) + (_nbytes(own.values()) if own else 0))
         if pending.type in _NO_GEOMETRY_MODULES:
             pending.geometry = {"extra": {"size": getattr(module, "size", None)}}
         self.leaf, self.leaf_module = pending, module
@@ -341,6 +379,8 @@ class _TraceState:
         cost = op_cost(name, sargs, out_shapes)
 
         if self.leaf is not None:  # inside a torch.nn layer: add to its record
+            if not _is_view_op(func):  # a Flatten that only views its input moves nothing
+                self.leaf.ops += 1
             if cost is None:
                 self.leaf.unsupported.append(name)
                 self.unsupported[name] += 1
@@ -375,6 +415,9 @@ class _TraceState:
             params=params,
             trainable=trainable,
             geometry=geometry(name, sargs, out_shapes),
+            # A view (reshape, slice, select...) re-indexes memory: it moves nothing.
+            ops=0 if kind == "shape" or _is_view_op(func) else 1,
+            read_bytes=_nbytes(inputs),
         )
         if cost is None:
             pending.unsupported.append(name)
@@ -426,10 +469,9 @@ class _Known:
                input_shapes: tuple[tuple[int, ...], ...], params: int, trainable: int,
                call: int) -> LayerRecord:
         t = self.template
-        return LayerRecord(index, name, t.type, t.kind, inputs, input_shapes, t.output_shape,
-                           params, trainable, t.macs, t.flops, t.activations, call,
-                           t.kernel_size, t.stride, t.padding, t.dilation, t.groups, t.extra,
-                           t.unsupported)
+        return dataclasses.replace(t, index=index, name=name, inputs=inputs,
+                                   input_shapes=input_shapes, params=params,
+                                   trainable_params=trainable, call_index=call)
 
     def outputs(self, inputs: list[torch.Tensor]) -> Any:
         with torch._C._DisableTorchDispatch():  # new tensors are not ops of the model

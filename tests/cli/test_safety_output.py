@@ -266,3 +266,14 @@ def test_a_cached_ceiling_that_is_not_a_positive_finite_number_is_measured_again
     good = dict(entry, tflops=0.068)
     assert _cached_entry({"cpu": {"fp32": good}}, "cpu", "fp32").tflops == 0.068
     assert _cached_entry({"cpu": ["not", "a", "mapping"]}, "cpu", "fp32") is None
+
+
+@pytest.mark.parametrize("rate", ["NaN", "Infinity", "-1.0", "0", '"fast"', "{}"])
+def test_a_cached_copy_bandwidth_that_is_not_a_positive_finite_number_is_measured_again(rate):
+    from cnnscope.bench.bandwidth import _cached_entry
+
+    entry = json.loads(f'{{"bytes_per_s": {rate}, "nbytes": 1048576, "device_name": "cpu", '
+                       '"measured_at": "2026-12-01T00:00:00+00:00", "torch_version": "2.13.0"}')
+    assert _cached_entry(entry) is None
+    assert _cached_entry(dict(entry, bytes_per_s=2.5e10)).bytes_per_s == 2.5e10
+    assert _cached_entry(["not", "a", "mapping"]) is None
