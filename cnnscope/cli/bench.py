@@ -11,6 +11,7 @@ from cnnscope.cli.common import (
     InputOpt,
     OutputFormat,
     OutputOpt,
+    examples,
     user_errors,
     write_output,
 )
@@ -23,38 +24,36 @@ def bench(
     models: Optional[List[str]] = typer.Argument(
         None, help="Zoo names or model specs (space or comma separated). None: one model per main family."),
     device: Optional[str] = typer.Option(
-        None, "--device", "-d", help="cuda, cuda:N or cpu (default: cuda when available, else cpu)."),
+        None, "--device", "-d", metavar="cpu|cuda[:N]", help="cuda, cuda:N or cpu (default: cuda when available, else cpu)."),
     batch: str = typer.Option("1", "--batch", "-b", help="Batch sizes, comma separated: 1,32,128."),
-    dtype: str = typer.Option("fp32", "--dtype", help="fp32, tf32, bf16, fp16 (comma separated). "
+    dtype: str = typer.Option("fp32", "--dtype", metavar="fp32|tf32|bf16|fp16", help="fp32, tf32, bf16, fp16 (comma separated). "
                               "fp32 is strict IEEE (TF32 off); bf16/fp16 use autocast."),
-    mode: str = typer.Option("infer", "--mode", "-m", help="infer, train or infer,train."),
+    mode: str = typer.Option("infer", "--mode", "-m", metavar="infer|train",
+                             help="infer, train or infer,train."),
     input: Optional[str] = InputOpt,
-    channels_last: bool = typer.Option(False, "--channels-last", help="NHWC memory layout for model and input."),
-    compile: bool = typer.Option(False, "--compile", help="torch.compile the model (compilation is in the warm-up, not timed)."),
-    cuda_graphs: bool = typer.Option(False, "--cuda-graphs", help="Capture each step in a CUDA graph and replay it (with --compile: mode reduce-overhead)."),
+    channels_last: bool = typer.Option(False, "--channels-last", metavar="", help="NHWC memory layout for model and input."),
+    compile: bool = typer.Option(False, "--compile", metavar="", help="torch.compile the model (compilation is in the warm-up, not timed)."),
+    cuda_graphs: bool = typer.Option(False, "--cuda-graphs", metavar="", help="Capture each step in a CUDA graph and replay it (with --compile: mode reduce-overhead)."),
     warmup: int = typer.Option(5, "--warmup", help="Minimum warm-up iterations; more run until timings settle."),
     max_warmup: int = typer.Option(50, "--max-warmup", help="Warm-up stops here even if timings have not settled."),
     iters: Optional[int] = typer.Option(None, "--iters", "-n", help="Timed iterations (default: as many as --min-time allows)."),
     min_time: Optional[float] = typer.Option(None, "--min-time", help="Seconds of timed iterations per row (default 2; at least 5 iterations)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the weights and inputs."),
-    per_layer: bool = typer.Option(False, "--per-layer", help="Also time every layer's forward/backward (hooks) with its achieved TFLOP/s "
+    per_layer: bool = typer.Option(False, "--per-layer", metavar="", help="Also time every layer's forward/backward (hooks) with its achieved TFLOP/s "
                                    "(--format csv then writes the per-layer rows)."),
     top: int = typer.Option(0, "--top", help="With --per-layer: show only the N slowest layers in the table (files keep all)."),
-    cudnn_benchmark: bool = typer.Option(True, "--cudnn-benchmark/--no-cudnn-benchmark", help="Let cuDNN autotune convolutions (in the warm-up)."),
-    ceiling: bool = typer.Option(True, "--ceiling/--no-ceiling", help="Measure (or read from the cache) the dense matmul ceiling per dtype."),
-    remeasure_ceiling: bool = typer.Option(False, "--remeasure-ceiling", help="Measure the matmul ceiling again instead of using the cache."),
-    format: OutputFormat = FormatOpt,
+    cudnn_benchmark: bool = typer.Option(True, "--cudnn-benchmark/--no-cudnn-benchmark", metavar="", help="Let cuDNN autotune convolutions (in the warm-up)."),
+    ceiling: bool = typer.Option(True, "--ceiling/--no-ceiling", metavar="", help="Measure (or read from the cache) the dense matmul ceiling per dtype."),
+    remeasure_ceiling: bool = typer.Option(False, "--remeasure-ceiling", metavar="", help="Measure the matmul ceiling again instead of using the cache."),
+    format: Optional[OutputFormat] = FormatOpt,
     output: Optional[str] = OutputOpt,
     plot: Optional[str] = typer.Option(None, "--plot", metavar="FILE.png|svg",
                                        help="With --per-layer: draw the roofline (one point per layer, "
                                             "the measured roofs as lines); needs matplotlib."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", metavar="", help="Progress bar on stderr."),
     arg: Optional[List[str]] = ArgOpt,
 ) -> None:
     """Time forward and backward passes: median, spread, img/s, peak memory, achieved TFLOP/s.
-
-    Examples: 'cnnscope bench resnet50 --device cuda --batch 1,32,128 --dtype fp32,bf16
-    --mode infer,train'; 'cnnscope bench densenet121 --device cpu --per-layer'.
     """
     with user_errors():
         from cnnscope.bench import runner
@@ -155,4 +154,8 @@ def _emit(result, format: OutputFormat, output: Optional[str], top: int, per_lay
 
 
 def register(app: typer.Typer) -> None:
-    app.command("bench")(bench)
+    app.command("bench", epilog=examples(
+        "cnnscope bench resnet18 --device cpu",
+        "cnnscope bench resnet50 --device cuda --batch 1,32,128 --dtype fp32,bf16 --mode infer,train",
+        "cnnscope bench densenet121 --device cpu --per-layer --top 10",
+        "cnnscope bench vgg16 mobilenet_v2 --device cpu -o bench.json"))(bench)

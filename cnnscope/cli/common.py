@@ -21,14 +21,50 @@ class OutputFormat(str, Enum):
     md = "md"
 
 
+class Counter(str, Enum):
+    cnnscope = "cnnscope"
+    fvcore = "fvcore"
+
+
+# What an -o file name says about its format (--format, when given, must agree).
+SUFFIX_FORMATS = {".json": OutputFormat.json, ".csv": OutputFormat.csv, ".md": OutputFormat.md,
+                  ".markdown": OutputFormat.md, ".txt": OutputFormat.table}
+
 InputOpt = typer.Option(None, "--input", "-i", help="Input size CxHxW (default: the model's own).",
                         metavar="CxHxW")
 BatchOpt = typer.Option(1, "--batch", "-b", help="Batch size (>= 1).")
-FormatOpt = typer.Option(OutputFormat.table, "--format", "-f", help="Output format.",
-                         case_sensitive=False)
-OutputOpt = typer.Option(None, "--output", "-o", help="Write to this file (atomically) instead of stdout.")
-DeviceOpt = typer.Option("meta", "--device", "-d",
+FormatOpt = typer.Option(None, "--format", "-f", case_sensitive=False,
+                         help="Output format (default: from the -o file name: .json, .csv, .md; "
+                              "else table).")
+OutputOpt = typer.Option(None, "--output", "-o", metavar="FILE",
+                         help="Write to this file (atomically) instead of stdout.")
+DeviceOpt = typer.Option("meta", "--device", "-d", metavar="meta|cpu|cuda[:N]",
                          help="meta (default: nothing allocated), cpu or cuda.")
+
+
+def resolve_format(format: Optional[OutputFormat], output: Optional[str]) -> OutputFormat:
+    """The format asked for, else the one the -o file name says, else a table.
+
+    ``-o r18.json`` alone writes JSON; ``-o r18.json --format csv`` is a contradiction
+    and a one-line error rather than a CSV file named .json.
+    """
+    from pathlib import PurePath
+
+    from cnnscope.errors import InvalidOptionError
+
+    said = SUFFIX_FORMATS.get(PurePath(output).suffix.lower()) if output else None
+    if format is None:
+        return said or OutputFormat.table
+    if said is not None and said is not format:
+        raise InvalidOptionError(
+            f"-o {output} names a {said.value} file but --format is {format.value}",
+            f"drop --format, or name the file for {format.value}")
+    return format
+
+
+def examples(*lines: str) -> str:
+    """An "Examples" block for a command's help (its epilog), one command a line."""
+    return "[bold]Examples[/bold]\n\n" + "\n\n".join(f"  $ {line}" for line in lines)
 
 
 def fail(err: CnnscopeError) -> None:
@@ -189,10 +225,10 @@ def console(output: Optional[str] = None):
         is_terminal = bool(stream is not None and stream.isatty())
     except (ValueError, AttributeError):
         is_terminal = False
+    colour = is_terminal and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
     return Console(file=io.StringIO(), force_terminal=is_terminal,
                    width=terminal_width(is_terminal),
-                   color_system="auto" if is_terminal else None,
-                   no_color="NO_COLOR" in os.environ or None, highlight=is_terminal)
+                   color_system="auto" if colour else None, highlight=colour)
 
 
 def flush_console(con, output: Optional[str]) -> None:
@@ -203,13 +239,16 @@ def flush_console(con, output: Optional[str]) -> None:
         write_stdout(con.file.getvalue())
 
 
-def write_output(format: OutputFormat, output: Optional[str], *, rich: Callable[[Any], None],
-                 csv: Callable[[], str], json: Callable[[], str], md: Callable[[], str]) -> None:
+def write_output(format: Optional[OutputFormat], output: Optional[str], *,
+                 rich: Callable[[Any], None], csv: Callable[[], str], json: Callable[[], str],
+                 md: Callable[[], str]) -> None:
     """Write one result in the chosen format: every command's last step.
 
-    ``rich(console)`` prints the table (recorded as plain text when ``output`` is a file);
-    ``csv``, ``json`` and ``md`` return the text. Only the chosen one runs.
+    ``format`` None takes it from the -o file name (``resolve_format``). ``rich(console)``
+    prints the table (recorded as plain text when ``output`` is a file); ``csv``, ``json``
+    and ``md`` return the text. Only the chosen one runs.
     """
+    format = resolve_format(format, output)
     if format is OutputFormat.table:
         con = console(output)
         rich(con)

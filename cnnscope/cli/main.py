@@ -20,7 +20,11 @@ app = typer.Typer(
     name="cnnscope",
     help="Architecture analyzer and profiler for convolutional networks.",
     pretty_exceptions_enable=False,  # user errors are one line; a bug keeps its plain traceback
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish
+    epilog="[bold]Examples[/bold]\n\n  $ cnnscope params resnet50\n\n"
+           "  $ cnnscope compare vgg16 googlenet\n\n  $ cnnscope rf resnet50\n\n"
+           "  $ cnnscope bench resnet18 --device cpu\n\n"
+           "  $ cnnscope check reports/zoo.lock.json",
 )
 
 
@@ -39,9 +43,21 @@ def _load_commands() -> None:
 @app.callback(invoke_without_command=True)
 def _root(
     ctx: typer.Context,
-    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+    version: bool = typer.Option(False, "--version", "-V", metavar="", is_eager=True,
+                                 help="Print the version and exit."),
+    no_color: bool = typer.Option(False, "--no-color", metavar="",
+                                  help="No colours in tables (also: the NO_COLOR variable; "
+                                       "piped output never has any)."),
 ) -> None:
-    """Architecture analyzer and profiler for convolutional networks."""
+    """Architecture analyzer and profiler for convolutional networks.
+
+    Counts params, MACs and FLOPs per layer on the meta device (nothing allocated),
+    computes receptive fields and output sizes, rebuilds the papers' spec tables, and
+    times forward and backward passes. 'cnnscope COMMAND --help' shows each command's
+    options and examples.
+    """
+    if no_color:
+        os.environ["NO_COLOR"] = "1"  # read by the console that renders the tables
     if version:
         from cnnscope import __version__
 

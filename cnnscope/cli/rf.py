@@ -11,6 +11,7 @@ from cnnscope.cli.common import (
     InputOpt,
     OutputFormat,
     OutputOpt,
+    examples,
     parse_size,
     user_errors,
     write_output,
@@ -23,7 +24,7 @@ ORDER = 30
 def rf(
     model: str = typer.Argument(..., help="Zoo name (see 'cnnscope zoo') or model spec."),
     input: Optional[str] = InputOpt,
-    format: OutputFormat = FormatOpt,
+    format: Optional[OutputFormat] = FormatOpt,
     output: Optional[str] = OutputOpt,
     plot: Optional[str] = typer.Option(None, "--plot", metavar="FILE.png|svg",
                                        help="Also draw receptive field and effective stride by "
@@ -62,4 +63,7 @@ def rf(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("rf")(rf)
+    app.command("rf", epilog=examples(
+        "cnnscope rf resnet50",
+        "cnnscope rf googlenet --format json -o googlenet.rf.json",
+        "cnnscope rf vgg16 --plot vgg16.rf.png"))(rf)

@@ -19,6 +19,7 @@ from cnnscope.cli.common import (
     OutputFormat,
     OutputOpt,
     emit,
+    examples,
     parse_size,
     user_errors,
     write_output,
@@ -30,7 +31,7 @@ ORDER = 40
 
 def snapshot(
     models: Optional[List[str]] = typer.Argument(None, help="Models to record (zoo names or specs)."),
-    zoo: bool = typer.Option(False, "--zoo", help="Record every zoo model (at its default input)."),
+    zoo: bool = typer.Option(False, "--zoo", metavar="", help="Record every zoo model (at its default input)."),
     input: Optional[str] = InputOpt,
     batch: int = BatchOpt,
     output: Optional[str] = OutputOpt,
@@ -68,7 +69,7 @@ def check(
         None, "--allow-module", metavar="PACKAGE",
         help="Let the lock's package.module:factory specs import this package (repeatable). "
              "Without it, check imports no module that the lock alone names."),
-    format: OutputFormat = FormatOpt,
+    format: Optional[OutputFormat] = FormatOpt,
     output: Optional[str] = OutputOpt,
 ) -> None:
     """Re-trace the models of a lock file: exit 0 if all match, 1 if anything drifted."""
@@ -88,5 +89,10 @@ def check(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("snapshot")(snapshot)
-    app.command("check")(check)
+    app.command("snapshot", epilog=examples(
+        "cnnscope snapshot resnet18 net.py:build -o cnnscope.lock.json",
+        "cnnscope snapshot --zoo -o reports/zoo.lock.json"))(snapshot)
+    app.command("check", epilog=examples(
+        "cnnscope check cnnscope.lock.json",
+        "cnnscope check cnnscope.lock.json --rtol 0.01 --format json",
+        "cnnscope check cnnscope.lock.json --allow-module mypkg"))(check)

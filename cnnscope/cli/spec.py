@@ -11,7 +11,9 @@ from cnnscope.cli.common import (
     OutputFormat,
     console,
     emit,
+    examples,
     flush_console,
+    resolve_format,
     user_errors,
 )
 
@@ -22,9 +24,9 @@ def spec(
     model: Optional[str] = typer.Argument(
         None, help="Table (googlenet, resnet, densenet, vgg, mobilenet_v2) or a zoo model "
                    "of those families (resnet50 -> resnet)."),
-    all_tables: bool = typer.Option(False, "--all", help="Every spec table. With -o DIR: write "
+    all_tables: bool = typer.Option(False, "--all", metavar="", help="Every spec table. With -o DIR: write "
                                     "DIR/<table>.csv and DIR/<table>.md (the committed reports)."),
-    format: OutputFormat = FormatOpt,
+    format: Optional[OutputFormat] = FormatOpt,
     output: Optional[str] = typer.Option(None, "--output", "-o",
                                          help="Write to this file (a folder with --all)."),
 ) -> None:
@@ -56,6 +58,7 @@ def spec(
             return
         names = specs.table_names() if all_tables else [specs.resolve_table(model)]
         tables = [specs.build(n) for n in names]
+        format = resolve_format(format, output)
         if format is OutputFormat.table:
             con = console(output)
             for t in tables:
@@ -66,4 +69,7 @@ def spec(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("spec")(spec)
+    app.command("spec", epilog=examples(
+        "cnnscope spec googlenet",
+        "cnnscope spec resnet --format md",
+        "cnnscope spec --all -o reports/spec"))(spec)
