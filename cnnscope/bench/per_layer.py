@@ -159,8 +159,9 @@ def time_layers(work: Workload, timer: Timer, iters: int, report: ModelReport, *
         hooks.start_iteration()  # drop the tokens
 
     macs = {r.name: r.macs for r in report.layers if r.kind == "module"}
+    bwd_macs = {r.name: r.backward_macs for r in report.layers if r.kind == "module"}
     layers = tuple(
-        LayerTiming(name=name, type=types[name], macs=macs.get(name),
+        LayerTiming(name=name, type=types[name], macs=macs.get(name), bwd_macs=bwd_macs.get(name),
                     fwd_ms=median(fwd[name]),
                     bwd_ms=median(bwd[name]) if bwd.get(name) else None)
         for name in order

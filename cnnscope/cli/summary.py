@@ -31,7 +31,8 @@ def summary(
     output: Optional[str] = OutputOpt,
     device: str = DeviceOpt,
     counter: str = typer.Option("cnnscope", "--counter", help="cnnscope (default) or fvcore (cross-check; allocates weights on the CPU)."),
-    train: bool = typer.Option(False, "--train", help="Trace training-mode behaviour (batch statistics, dropout, aux heads)."),
+    train: bool = typer.Option(False, "--train", help="Trace training-mode behaviour (batch statistics, dropout, aux heads) and count the backward pass per layer (fwd/bwd columns)."),
+    freeze: Optional[List[str]] = typer.Option(None, "--freeze", metavar="MODULE", help="Freeze the parameters under this module prefix (repeatable; with --train: no weight gradients there)."),
     arg: Optional[List[str]] = ArgOpt,
 ) -> None:
     """Per-layer params, MACs and FLOPs with exact totals and the counting convention."""
@@ -47,7 +48,7 @@ def summary(
             raise InvalidOptionError(f"--depth {depth} is negative", "use 0 (every layer) or more")
         device_arg = None if device == "meta" else device
         report = analyze(model, parse_size(input), batch, device=device_arg, counter=counter,
-                         train=train, **parse_args(arg))
+                         train=train, freeze=tuple(freeze or ()), **parse_args(arg))
         rows = group_by_depth(report, depth)
         write_output(format, output,
                      rich=lambda con: render.render_rich(report, rows, con),
