@@ -161,6 +161,10 @@ class MetaAutocast(TorchFunctionMode):
         self.dtype = dtype
         self.cache: dict[int, torch.Tensor] = {}
 
+    def __exit__(self, *exc) -> None:
+        self.cache.clear()  # as autocast empties its cache on leaving the region
+        return super().__exit__(*exc)
+
     def _cast(self, obj: Any, dtype: torch.dtype) -> Any:
         if isinstance(obj, torch.Tensor):
             if not obj.is_floating_point() or obj.dtype == dtype:
@@ -247,7 +251,7 @@ def _module_stack(model: nn.Module, tracker: LiveStorage) -> Iterator[None]:
     """Keep ``tracker.module_stack`` = the qualified names of the modules running."""
     handles = []
     for name, m in model.named_modules():
-        label = name or "<model>"
+        label = name or "<top>"
 
         def pre(_m, _args, label=label):
             tracker.module_stack.append(label)
@@ -313,7 +317,7 @@ def run_step(model: nn.Module, x: torch.Tensor, *, optimizer: torch.optim.Optimi
             def pack(t: torch.Tensor) -> torch.Tensor:
                 entry = tracker.track(t, "activations")
                 if entry is not None and tracker.relabel(t, "activations"):
-                    owner = tracker.module_stack[-1] if tracker.module_stack else "<model>"
+                    owner = tracker.module_stack[-1] if tracker.module_stack else "<outside modules>"
                     key = t.untyped_storage()._cdata
                     if key not in seen:
                         seen.add(key)
