@@ -211,9 +211,18 @@ class _Planner:
         if not trainable and not self.inference:
             raise InvalidOptionError("every parameter is frozen: nothing to train",
                                      "use --inference, or freeze fewer modules")
-        result = measure_step(net, self.size, batch, self.device, optimizer=self.optimizer,
-                              dtype=self.dtype, inference=self.inference,
-                              channels_last=self.channels_last)
+        try:
+            result = measure_step(net, self.size, batch, self.device, optimizer=self.optimizer,
+                                  dtype=self.dtype, inference=self.inference,
+                                  channels_last=self.channels_last)
+        except Exception as exc:  # noqa: BLE001 - the model's own failure, said in one line
+            from cnnscope.errors import TraceError
+
+            what = "forward pass" if self.inference else "training step"
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise TraceError(f"{self.source.name} cannot run a {what} on input "
+                             f"{batch}x{'x'.join(map(str, self.size))}: {text}",
+                             "try a larger --input or --batch") from None
         peak = result.peak
         if self.dtype != "fp32":
             notes.append(f"{self.dtype}: autocast as on CUDA (convolutions and matmuls in "
