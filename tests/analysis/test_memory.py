@@ -187,7 +187,7 @@ def test_cli_table_and_fit():
     (["--optimizer", "lion"], "unknown optimizer 'lion'"),
     (["--fit", "lots"], "malformed memory size 'lots'"),
     (["--fit", "1KiB"], "does not fit in 1.00 KiB even at batch 1"),
-    (["--input", "3x8x8"], "too small"),
+    (["--input", "3x8x8"], "cannot run a training step on input 1x3x8x8: Expected more than 1 value"),
     (["--freeze", "nope"], "--freeze 'nope' names no parameter"),
     (["--plot", "x.gif"], "cannot plot to 'x.gif'"),
 ])
