@@ -375,13 +375,8 @@ def measure_step(model: nn.Module, input_size: Sequence[int], batch: int, device
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
     opt = make_optimizer(trainable, optimizer)
-    with torch.no_grad():
-        probe = model(x) if device.type == "meta" else None
-    shapes = [tuple(t.shape) for t in _tensors(probe)] if probe is not None else None
-    del probe
-    if shapes is None:
-        with torch.no_grad():
-            shapes = [tuple(t.shape) for t in _tensors(model(x))]
+    with torch.no_grad():  # the output shapes, for the targets
+        shapes = [tuple(t.shape) for t in _tensors(model(x))]
     targets = make_targets(shapes, device)
     if warm:
         run_step(model, x, optimizer=opt, targets=targets, dtype=dtype)
