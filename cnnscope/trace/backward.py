@@ -19,10 +19,8 @@ that runs it:
 
 The backward starts from a gradient of ones for every output (the loss is not counted:
 it is not a layer) and the input needs no gradient, as in training. MACs and FLOPs use
-the forward's conventions (``cnnscope.trace.formulas``); the backward formulas below are
-in the same table (``cnnscope.trace.formulas``, "backward ops"), which refuses duplicates.
-
-Backward formulas (per element counts are per element of the named tensor):
+the forward's conventions; the backward formulas live in the same table
+(``cnnscope.trace.formulas``, "backward ops"), which refuses duplicates. They are:
 
 * ``convolution_backward``: input gradient = the forward's MACs (a transposed
   convolution of the output gradient), weight gradient = the forward's MACs again, each

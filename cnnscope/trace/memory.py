@@ -20,6 +20,11 @@ step. Every byte at the peak is put in one category:
 * ``transient``: everything else alive at the peak (gradients flowing through backward,
   outputs not saved, the optimizer's temporaries): the largest transient.
 
+The module running when a tensor is saved (for the "where the activation memory lives"
+table) comes from forward pre/post hooks on every module, for the step only: the
+innermost module is what is needed, where ``torch.utils.module_tracker`` keeps the set
+of all enclosing ones.
+
 What it cannot see: memory a kernel allocates without returning a tensor (cuDNN or oneDNN
 workspaces), the caching allocator's rounding and fragmentation, the CUDA context.
 """
