@@ -54,12 +54,12 @@ ROWS = [
 ]
 
 
-def torchinfo_total(model_name: str, size, batch: int, device: str) -> int | None:
+def torchinfo_total(net: torch.nn.Module, size, batch: int, device: str) -> int | None:
+    """torchinfo's "Estimated Total Size" in bytes; None without torchinfo."""
     try:
         import torchinfo
     except ImportError:
         return None
-    net = resolve(model_name).build(device)
     stats = torchinfo.summary(net, input_size=(batch, *size), device=device, verbose=0)
     return int(stats.total_input + stats.total_output_bytes + stats.total_param_bytes)
 
@@ -84,7 +84,7 @@ def main() -> int:
             src = resolve(name)
             measured = measure_real(src.build(args.device), plan.input_size, b, args.device,
                                     **opts)
-            ti = torchinfo_total(name, plan.input_size, b, args.device)
+            ti = torchinfo_total(resolve(name).build(args.device), plan.input_size, b, args.device)
             err = 100 * (plan.peak_bytes / measured.allocator_peak_bytes - 1)
             worst = max(worst, abs(err))
             mode = "infer" if opts.get("inference") else plan.optimizer
@@ -121,9 +121,10 @@ def main() -> int:
         "definition, on real kernels); the gap to *measured* is memory kernels allocate "
         "without returning a tensor (oneDNN scratch buffers).",
         "- **torchinfo**: torchinfo's \"Estimated Total Size\" (input + \"forward/backward "
-        "pass size\" + params) for the same model and batch: every leaf layer's output "
-        "twice (its value and its gradient), the parameters once; no weight gradients, no "
-        "optimizer state, and nothing is ever freed.",
+        "pass size\" + params) for the same model and batch: the output of every leaf layer "
+        "that has parameters twice (its value and its gradient; a ReLU or a pooling counts "
+        "nothing), the parameters once; no weight gradients, no optimizer state, and nothing "
+        "is ever freed.",
         "",
         "| model | input | dtype | optimizer | estimate | measured | error | live | "
         "torchinfo | torchinfo error | plan time |",

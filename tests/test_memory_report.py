@@ -72,3 +72,22 @@ def test_readme_shows_the_committed_table():
     section = readme[readme.index("#### Checked against measurement"):
                      readme.index("### Paper spec tables")]
     assert rows(section) == ROWS
+
+
+def test_torchinfo_column_is_its_estimated_total_size():
+    # torchinfo 1.8: input + 2 x the output of every leaf layer that has parameters (value
+    # and gradient; a ReLU counts nothing) + the parameters once.
+    torchinfo = pytest.importorskip("torchinfo")
+    import sys
+
+    from torch import nn
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from memory_check import torchinfo_total
+
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.ReLU())
+    stats = torchinfo.summary(net, input_size=(2, 3, 8, 8), device="cpu", verbose=0)
+    conv_output = 2 * 8 * 8 * 8 * 4
+    params = 8 * 3 * 3 * 3 * 4
+    assert stats.total_input >= 2 * 3 * 8 * 8 * 4  # the input (torchinfo adds its object size)
+    assert torchinfo_total(net, (3, 8, 8), 2, "cpu") == stats.total_input + 2 * conv_output + params
