@@ -55,6 +55,11 @@ step bench_sweep_md "$PY" -c "import json, sys; \
 from cnnscope.bench.records import BenchResult; from cnnscope.report.bench_render import to_markdown; \
 sys.stdout.write(to_markdown(BenchResult.from_dict(json.load(open('$DEST/bench_cuda.json')))))"
 cp "$DEST/bench_sweep_md.log" "$DEST/bench_cuda.md" 2>/dev/null || true
+# cnnscope memory's estimate against torch.cuda.max_memory_allocated (reports/memory.md
+# has the CPU side); MEMORY_MODELS=resnet18 for a quick plumbing check.
+step memory_check "$PY" benchmarks/memory_check.py --device "$DEVICE" \
+    --models "${MEMORY_MODELS:-resnet18,resnet50,mobilenet_v2,densenet121,unet}" \
+    -o "$DEST/memory_$DEVICE.md"
 
 echo "== $failed step(s) failed; results in $DEST"
 exit "$failed"

@@ -46,6 +46,8 @@ def analyze(
     device: str | torch.device | None = None,
     train: bool = False,
     counter: str = "cnnscope",
+    backward: bool | None = None,
+    freeze: Sequence[str] = (),
     **model_kwargs: Any,
 ) -> ModelReport:
     """Trace a model once and return its per-layer records and totals.
@@ -57,9 +59,14 @@ def analyze(
     module that lives elsewhere is traced with meta stand-ins swapped in for its
     parameters and buffers, and its own swapped back (its weights are never read,
     copied or changed; see ``meta_stand_ins``). ``counter="fvcore"`` counts with fvcore
-    instead, as a cross-check. Keyword arguments go to the model's builder.
+    instead, as a cross-check. ``backward`` (default: ``train``) also counts the backward
+    pass per layer from the ops autograd runs (``cnnscope.trace.backward``); ``freeze``
+    lists module prefixes (``"layer1"``) whose parameters are frozen first (a model name
+    or factory only: a built module is never changed). Keyword arguments go to the
+    model's builder.
     """
     check_batch(batch)
+    backward = train if backward is None else backward
     if isinstance(input_size, str):
         input_size = parse_input_size(input_size)
     dev = resolve_device(device)
@@ -70,17 +77,21 @@ def analyze(
         if counter != "cnnscope":
             raise InvalidOptionError(f"counter={counter!r} needs a model name or factory, "
                                      "not a built nn.Module")
+        if freeze:
+            raise InvalidOptionError("freeze needs a model name or factory, not a built "
+                                     "nn.Module", "call requires_grad_(False) on its layers")
         size = tuple(input_size or getattr(model, "input_size", None) or DEFAULT_INPUT)
         check_elements(size, batch)
         with user_code(f"forward pass of {type(model).__name__}"):
-            return _trace_instance(model, size, batch, dev, train, type(model).__name__)
+            return _trace_instance(model, size, batch, dev, train, type(model).__name__,
+                                   backward=backward)
     source = model if isinstance(model, ModelSource) else resolve(model, **model_kwargs)
     size = tuple(input_size or source.input_size or DEFAULT_INPUT)
     check_elements(size, batch)
     if dev.type != "meta" and counter == "cnnscope":
         check_fits_on(source, size, batch, dev)
     with source.contained():
-        return _analyze_source(source, size, batch, dev, train, counter)
+        return _analyze_source(source, size, batch, dev, train, counter, backward, tuple(freeze))
 
 
 def check_fits_on(source: ModelSource, size: tuple[int, ...], batch: int,
@@ -95,14 +106,19 @@ def check_fits_on(source: ModelSource, size: tuple[int, ...], batch: int,
 
 
 def _analyze_source(source: ModelSource, size: tuple[int, ...], batch: int, dev: torch.device,
-                    train: bool, counter: str) -> ModelReport:
+                    train: bool, counter: str, backward: bool,
+                    freeze: tuple[str, ...]) -> ModelReport:
     if counter == "fvcore":
         from cnnscope.trace.fvcore_counter import fvcore_report
 
         return fvcore_report(source, size, batch)
     net = source.build(dev)
+    if freeze:
+        from cnnscope.trace.backward import freeze as freeze_params
+
+        freeze_params(net, freeze)
     try:
-        return _trace_instance(net, size, batch, dev, train, source.name)
+        return _trace_instance(net, size, batch, dev, train, source.name, backward=backward)
     except InputTooSmallError as err:
         smallest = smallest_input(source, size[0], net=net)
         fixed = None
@@ -189,19 +205,21 @@ def _swapped_for_meta(module: nn.Module) -> Iterator[None]:
 
 
 def _trace_instance(module: nn.Module, size: tuple[int, ...], batch: int, dev: torch.device,
-                    train: bool, name: str) -> ModelReport:
+                    train: bool, name: str, *, backward: bool = False) -> ModelReport:
     """Trace a built module on ``dev`` without changing it (hooks are temporary)."""
     from cnnscope.trace.tracer import _TRACE_LOCK
 
     with _TRACE_LOCK:  # where it lives must not change (another thread's swap) until done
-        return _trace_where_it_lives(module, size, batch, dev, train, name)
+        return _trace_where_it_lives(module, size, batch, dev, train, name, backward)
 
 
 def _trace_where_it_lives(module: nn.Module, size: tuple[int, ...], batch: int,
-                          dev: torch.device, train: bool, name: str) -> ModelReport:
+                          dev: torch.device, train: bool, name: str,
+                          backward: bool = False) -> ModelReport:
     where = _module_device(module)
     if where is None or (where.type == dev.type and dev.index in (None, where.index)):
-        return trace_module(module, size, batch, model_name=name, device=where or dev, train=train)
+        return trace_module(module, size, batch, model_name=name, device=where or dev,
+                            train=train, backward=backward)
     if dev.type != "meta":
         raise InvalidOptionError(
             f"{name} lives on {where}, not on {dev}",
@@ -209,7 +227,8 @@ def _trace_where_it_lives(module: nn.Module, size: tuple[int, ...], batch: int,
         )
     try:
         with meta_stand_ins(module):
-            return trace_module(module, size, batch, model_name=name, device=dev, train=train)
+            return trace_module(module, size, batch, model_name=name, device=dev, train=train,
+                                backward=backward)
     except TraceError as err:
         if isinstance(err, InputTooSmallError):
             raise

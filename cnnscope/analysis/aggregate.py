@@ -40,5 +40,9 @@ def group_by_depth(report: ModelReport, depth: int | None) -> list[LayerRecord]:
             activations=sum(m.activations for m in members),
             bytes_moved=sum(m.bytes_moved for m in members),  # each layer's own traffic
             unsupported=tuple(sorted({u for m in members for u in m.unsupported})),
+            backward_macs=None if report.totals.backward_macs is None
+            else sum(m.backward_macs or 0 for m in members),
+            backward_flops=None if report.totals.backward_flops is None
+            else sum(m.backward_flops or 0 for m in members),
         ))
     return rows

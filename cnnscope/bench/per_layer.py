@@ -164,6 +164,7 @@ def time_layers(work: Workload, timer: Timer, iters: int, report: ModelReport, *
     layers = tuple(
         LayerTiming(name=name, type=types[name],
                     macs=traced[name].macs if name in traced else None,
+                    bwd_macs=traced[name].backward_macs if name in traced else None,
                     fwd_ms=median(fwd[name]),
                     bwd_ms=median(bwd[name]) if bwd.get(name) else None,
                     flops=traced[name].flops if name in traced else None,

@@ -16,8 +16,10 @@ FLOP_BASIS = (
     "achieved TFLOP/s are matmul-equivalent: 2 x the traced MACs (convolutions, linear "
     "layers, matmuls; cnnscope's count, elementwise work excluded) divided by the median "
     "time, the same basis as the dense matmul ceiling (2*N^3 per N x N product). "
-    "Training: forward = 1 x forward MACs, backward = 2 x (grad of inputs + grad of "
-    "weights, the standard estimate), whole step = 3 x; the optimizer's own work is not counted."
+    "Training: forward = the forward MACs, backward = the backward MACs counted from the ops "
+    "autograd runs (input gradients where needed, weight gradients of trainable layers; "
+    "2 x forward less the first layer's input gradient for a fully trainable net), whole "
+    "step = both; the optimizer's own work is not counted."
 )
 
 
@@ -69,6 +71,7 @@ class LayerTiming:
     macs: int | None  # forward MACs from the trace (None when the trace has no such layer)
     fwd_ms: float
     bwd_ms: float | None = None  # None for inference or when no gradient reached the layer
+    bwd_macs: int | None = None  # counted backward MACs of this layer (None: not counted)
     # Roofline (forward pass): the trace's FLOPs and bytes_moved of this call, bytes at the
     # row's element size; bound = "memory" | "compute" against the device's measured roofs.
     flops: int | None = None
@@ -97,9 +100,10 @@ class LayerTiming:
 
     @property
     def bwd_tflops(self) -> float | None:
-        # Backward of a conv/linear computes the gradient of its input and of its weight:
-        # 2 x the forward MACs (the first layer skips the input gradient; still counted 2x).
-        return _tflops(4 * self.macs, self.bwd_ms) if self.macs and self.bwd_ms else None
+        # The counted backward MACs (input gradient where needed + weight gradient); the
+        # 2 x forward estimate only for a layer whose backward was not counted.
+        work = self.bwd_macs if self.bwd_macs is not None else (2 * self.macs if self.macs else 0)
+        return _tflops(2 * work, self.bwd_ms) if work and self.bwd_ms else None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -181,6 +185,7 @@ class BenchRow:
     peak_memory_bytes: int | None = None
     peak_memory_kind: str | None = None  # what the peak measures (device allocator / process RSS)
     macs: int | None = None  # forward MACs of the traced model at this batch
+    backward_macs: int | None = None  # training: counted backward MACs at this batch
     achieved_tflops: float | None = None  # whole pass / step, matmul-equivalent
     fwd_tflops: float | None = None
     bwd_tflops: float | None = None

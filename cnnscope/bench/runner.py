@@ -463,7 +463,13 @@ def _measure(source: ModelSource, size: tuple[int, ...], batch: int, dtype: str,
         warmup_iters=warm.iters, warmup_settled=warm.settled,
     )
     if train:
-        fields["achieved_tflops"] = _tflops(3 * 2 * macs, total.median)
+        # Counted backward (cnnscope.trace.backward); the 2x estimate only if it failed.
+        bwd_macs = report.totals.backward_macs
+        if bwd_macs is None:
+            bwd_macs = 2 * macs
+            notes.append("backward not counted on this model: bwd TFLOP/s use 2 x forward MACs")
+        fields["backward_macs"] = bwd_macs
+        fields["achieved_tflops"] = _tflops(2 * (macs + bwd_macs), total.median)
         if "bwd" in work.phases:
             fwd = summarize([t["fwd"] for t in times])
             bwd = summarize([t["bwd"] for t in times])
@@ -471,7 +477,7 @@ def _measure(source: ModelSource, size: tuple[int, ...], batch: int, dtype: str,
             fields.update(fwd_median_ms=fwd.median, fwd_iqr_ms=fwd.iqr, bwd_median_ms=bwd.median,
                           bwd_iqr_ms=bwd.iqr, opt_median_ms=opt.median,
                           fwd_tflops=_tflops(2 * macs, fwd.median),
-                          bwd_tflops=_tflops(2 * 2 * macs, bwd.median))
+                          bwd_tflops=_tflops(2 * bwd_macs, bwd.median))
     else:
         fields["achieved_tflops"] = _tflops(2 * macs, total.median)
         fields["fwd_median_ms"] = total.median

@@ -35,7 +35,10 @@ def summary(
     counter: Counter = typer.Option(Counter.cnnscope, "--counter", case_sensitive=False,
                                     help="cnnscope, or fvcore as a cross-check (allocates weights "
                                          "on the CPU)."),
-    train: bool = typer.Option(False, "--train", metavar="", help="Trace training-mode behaviour (batch statistics, dropout, aux heads)."),
+    train: bool = typer.Option(False, "--train", metavar="",
+                               help="Trace training-mode behaviour (batch statistics, dropout, aux "
+                                    "heads) and count the backward pass per layer (fwd/bwd columns)."),
+    freeze: Optional[List[str]] = typer.Option(None, "--freeze", metavar="MODULE", help="Freeze the parameters under this module prefix (repeatable; with --train: no weight gradients there)."),
     plot: Optional[str] = typer.Option(None, "--plot", metavar="FILE.png|svg",
                                        help="Also draw params and MACs per layer (per module with "
                                             "--depth) as bars; needs matplotlib."),
@@ -56,7 +59,7 @@ def summary(
             check_plot_target(plot)  # a bad name or missing matplotlib fails before tracing
         device_arg = None if device == "meta" else device
         report = analyze(model, parse_size(input), batch, device=device_arg, counter=counter.value,
-                         train=train, **parse_args(arg))
+                         train=train, freeze=tuple(freeze or ()), **parse_args(arg))
         rows = group_by_depth(report, depth)
         write_output(format, output,
                      rich=lambda con: render.render_rich(report, rows, con),

@@ -15,6 +15,18 @@ from cnnscope.trace.records import LayerRecord, ModelReport, layer_to_dict
 
 COLUMNS = ("name", "type", "output_shape", "params", "macs", "flops", "activations")
 
+BACKWARD_CONVENTION = (
+    "bwd: backward work counted from the ops autograd runs on the meta device (gradient of "
+    "ones at every output; the loss and the optimizer are not counted): input gradients "
+    "only where one is needed (none for the first layer), weight gradients only for "
+    "trainable parameters; batch norm, activations and pooling with their own elementwise "
+    "backward (README 'Counted backward')."
+)
+
+
+def _has_backward(report: ModelReport) -> bool:
+    return report.totals.backward_macs is not None
+
 
 def _geometry(r: LayerRecord) -> str:
     parts = []
@@ -44,11 +56,18 @@ def footer_lines(report: ModelReport) -> list[str]:
         f"MACs {thousands(t.macs)} ({human(t.macs)}MAC)   FLOPs {thousands(t.flops)} ({human(t.flops)}FLOP)",
         f"output {', '.join(shape(s) for s in report.output_shapes)}",
     ]
+    if _has_backward(report):
+        lines.insert(2, f"backward MACs {thousands(t.backward_macs)} ({human(t.backward_macs)}MAC)"
+                        f"   backward FLOPs {thousands(t.backward_flops)} "
+                        f"({human(t.backward_flops)}FLOP)   step (fwd + bwd) MACs "
+                        f"{thousands(t.macs + t.backward_macs)}")
     if report.unsupported:
         ops = ", ".join(f"{op} x{n}" for op, n in report.unsupported)
         lines.append(f"UNSUPPORTED ops (no cost formula, not counted): {ops}")
     lines.extend(report.notes)
     lines.append("Convention: " + report.convention)
+    if _has_backward(report):
+        lines.append(BACKWARD_CONVENTION)
     return lines
 
 
@@ -63,7 +82,10 @@ def render_rich(report: ModelReport, rows: Sequence[LayerRecord], console) -> No
     columns = [Column("layer", fold=True), Column("type", fold=True),
                Column("geometry", fold=True)]
     # Numbers are never cut: numeric columns do not fold and take the width they need.
-    columns += [Column(c, right=True) for c in ("output", "params", "MACs", "FLOPs")]
+    bwd = _has_backward(report)
+    numeric = ("output", "params", "MACs fwd", "MACs bwd", "FLOPs fwd", "FLOPs bwd") if bwd \
+        else ("output", "params", "MACs", "FLOPs")
+    columns += [Column(c, right=True) for c in numeric]
     table: list = []
     previous_top = previous_name = None
     for r in rows:
@@ -75,12 +97,15 @@ def render_rich(report: ModelReport, rows: Sequence[LayerRecord], console) -> No
         name: object = r.name
         if r.unsupported:
             name = (f"{r.name} (unsupported: {','.join(r.unsupported)})", "red")
+        costs = [r.macs, r.backward_macs or 0, r.flops, r.backward_flops or 0] if bwd \
+            else [r.macs, r.flops]
         table.append([name, r.type, _geometry(r), shape(r.output_shape[1:]),
-                      thousands(r.params), thousands(r.macs), thousands(r.flops)])
+                      thousands(r.params), *map(thousands, costs)])
     t = report.totals
+    totals = [t.macs, t.backward_macs, t.flops, t.backward_flops] if bwd else [t.macs, t.flops]
     table.append(SECTION)
     table.append([("total", "bold"), "", "", "", (thousands(t.params), "bold"),
-                  (thousands(t.macs), "bold"), (thousands(t.flops), "bold")])
+                  *((thousands(v), "bold") for v in totals)])
     console.print(box_table(columns, table, title=title(report), max_width=console.width),
                   highlight=False, soft_wrap=True)
     for line in footer_lines(report):
@@ -91,14 +116,17 @@ def to_csv(report: ModelReport, rows: Sequence[LayerRecord]) -> str:
     """One row per layer, exact integers; the convention is in the JSON, not the CSV."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
+    bwd = _has_backward(report)
     writer.writerow(["name", "type", "kind", "output_shape", "kernel_size", "stride", "padding",
                      "groups", "params", "trainable_params", "macs", "flops", "activations",
-                     "bytes_moved", "arithmetic_intensity"])
+                     "bytes_moved", "arithmetic_intensity"]
+                    + (["backward_macs", "backward_flops"] if bwd else []))
     for r in rows:
         writer.writerow([r.name, r.type, r.kind, shape(r.output_shape), shape(r.kernel_size),
                          shape(r.stride), shape(r.padding), r.groups or "", r.params,
                          r.trainable_params, r.macs, r.flops, r.activations, r.bytes_moved,
-                         _intensity(r)])
+                         _intensity(r)]
+                        + ([r.backward_macs or 0, r.backward_flops or 0] if bwd else []))
     return buf.getvalue()
 
 
@@ -124,6 +152,8 @@ def to_json(report: ModelReport, rows: Sequence[LayerRecord]) -> str:
 
 def to_markdown(report: ModelReport, rows: Sequence[LayerRecord]) -> str:
     """A GitHub-flavoured Markdown table, with totals and the convention below."""
+    if _has_backward(report):
+        return _markdown_with_backward(report, rows)
     out = [f"## {title(report)}", "",
            "| layer | type | geometry | output | params | MACs | FLOPs |",
            "| --- | --- | --- | ---: | ---: | ---: | ---: |"]
@@ -133,6 +163,23 @@ def to_markdown(report: ModelReport, rows: Sequence[LayerRecord]) -> str:
     t = report.totals
     out.append(f"| **total** | | | | **{thousands(t.params)}** | **{thousands(t.macs)}** | "
                f"**{thousands(t.flops)}** |")
+    out.append("")
+    out.extend(f"- {line}" for line in footer_lines(report))
+    return "\n".join(out) + "\n"
+
+
+def _markdown_with_backward(report: ModelReport, rows: Sequence[LayerRecord]) -> str:
+    out = [f"## {title(report)}", "",
+           "| layer | type | geometry | output | params | MACs fwd | MACs bwd | FLOPs fwd | FLOPs bwd |",
+           "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        out.append(f"| {r.name} | {r.type} | {_geometry(r)} | {shape(r.output_shape[1:])} | "
+                   f"{thousands(r.params)} | {thousands(r.macs)} | {thousands(r.backward_macs or 0)}"
+                   f" | {thousands(r.flops)} | {thousands(r.backward_flops or 0)} |")
+    t = report.totals
+    out.append(f"| **total** | | | | **{thousands(t.params)}** | **{thousands(t.macs)}** | "
+               f"**{thousands(t.backward_macs)}** | **{thousands(t.flops)}** | "
+               f"**{thousands(t.backward_flops)}** |")
     out.append("")
     out.extend(f"- {line}" for line in footer_lines(report))
     return "\n".join(out) + "\n"

@@ -22,6 +22,10 @@ Conventions (README "Counting conventions" explains them with a worked example):
     per output element (2^d multiplies + 2^d - 1 adds for the d-linear weights)
   - data movement (cat, slice, pad, copy) and views: 0
 
+The backward ops of a training step (``convolution_backward``, ``native_batch_norm_backward``,
+``threshold_backward`` ...) are in the same table; ``cnnscope.trace.backward`` explains
+their conventions.
+
 Ops with no entry here and not known as free are reported as unsupported by the
 tracer, never silently counted as zero.
 """
@@ -283,6 +287,128 @@ register("upsample_linear1d")(_interp(3))
 register("upsample_bilinear2d", "_upsample_bilinear2d_aa", "grid_sampler_2d")(_interp(7))
 register("upsample_trilinear3d")(_interp(15))
 register("upsample_bicubic2d", "_upsample_bicubic2d_aa")(_interp(31))
+
+
+# ---------------------------------------------------------------- backward ops
+# What autograd dispatches in a backward pass (cnnscope.trace.backward counts it); the
+# conventions are in that module's docstring and README "Training cost".
+
+
+def _numel(outs: Sequence[Shape]) -> int:
+    return prod(outs[0]) if outs else 0
+
+
+def _mask(value: Any, n: int = 3) -> list[bool]:
+    if isinstance(value, (list, tuple)) and len(value) == n:
+        return [bool(v) for v in value]
+    return [True] * n
+
+
+@register("convolution_backward")
+def conv_backward_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
+    """aten.convolution_backward(grad_out, input, weight, bias_sizes, stride, padding,
+    dilation, transposed, output_padding, groups, output_mask)."""
+    grad_out, x, w = args[0], args[1], args[2]
+    transposed = bool(args[7]) if len(args) > 7 else False
+    mask = _mask(args[10] if len(args) > 10 else None)
+    per_element = prod(w[1:])
+    forward_macs = prod(x) * per_element if transposed else prod(grad_out) * per_element
+    macs = forward_macs * (int(mask[0]) + int(mask[1]))
+    bias_adds = prod(grad_out) if mask[2] and args[3] is not None else 0
+    return Cost(macs, 2 * macs + bias_adds)
+
+
+def _norm_backward(x: TensorShape, mask: list[bool], training: bool) -> Cost:
+    n = prod(x)
+    flops = 0
+    if mask[1] or mask[2] or (mask[0] and training):
+        flops += 2 * n  # x̂ = (x - mean) * invstd
+        flops += 3 * n  # sum g and sum g·x̂ (the weight and bias gradients need nothing more)
+    if mask[0]:
+        flops += 4 * n if training else n
+    return Cost(0, flops)
+
+
+@register("native_batch_norm_backward", "cudnn_batch_norm_backward",
+          "miopen_batch_norm_backward", "batch_norm_backward")
+def batch_norm_backward_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
+    """native_batch_norm_backward(grad_out, input, weight, running_mean, running_var,
+    save_mean, save_invstd, train, eps, output_mask)."""
+    training = bool(args[7]) if len(args) > 7 and isinstance(args[7], bool) else True
+    return _norm_backward(args[1], _mask(args[9] if len(args) > 9 else None), training)
+
+
+@register("native_layer_norm_backward")
+def layer_norm_backward_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
+    """native_layer_norm_backward(grad_out, input, normalized_shape, mean, rstd, weight,
+    bias, output_mask): statistics from the data, as batch norm in training."""
+    return _norm_backward(args[1], _mask(args[7] if len(args) > 7 else None), True)
+
+
+@register("native_group_norm_backward")
+def group_norm_backward_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
+    """native_group_norm_backward(grad_out, input, mean, rstd, weight, N, C, HxW, group,
+    output_mask)."""
+    return _norm_backward(args[1], _mask(args[9] if len(args) > 9 else None), True)
+
+
+def _per_grad_element(n: int):
+    def cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
+        return Cost(0, n * prod(args[0]))
+
+    cost.__doc__ = f"{n} FLOP(s) per gradient element."
+    return cost
+
+
+register("threshold_backward", "hardtanh_backward", "leaky_relu_backward",
+         "rrelu_with_noise_backward", "max_pool2d_with_indices_backward",
+         "max_pool3d_with_indices_backward", "upsample_nearest1d_backward",
+         "upsample_nearest2d_backward", "upsample_nearest3d_backward",
+         "_upsample_nearest_exact1d_backward", "_upsample_nearest_exact2d_backward",
+         "_upsample_nearest_exact3d_backward", "adaptive_max_pool2d_backward",
+         "adaptive_max_pool3d_backward")(_per_grad_element(1))
+register("sigmoid_backward", "tanh_backward")(_per_grad_element(3))
+register("gelu_backward", "silu_backward", "elu_backward", "softplus_backward",
+         "mish_backward", "hardswish_backward", "hardsigmoid_backward",
+         "log_sigmoid_backward")(_per_grad_element(4))
+register("_softmax_backward_data", "_log_softmax_backward_data")(_per_grad_element(4))
+
+
+@register("avg_pool2d_backward", "avg_pool3d_backward", "avg_pool1d_backward")
+def avg_pool_backward_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
+    """avg_pool2d_backward(grad_out, input, kernel, ...): each gradient element is spread
+    over its window: one per window element per gradient element."""
+    kernel = args[2]
+    window = prod(kernel) if isinstance(kernel, (list, tuple)) else int(kernel) ** 2
+    return Cost(0, prod(args[0]) * window)
+
+
+@register("_adaptive_avg_pool2d_backward", "_adaptive_avg_pool3d_backward")
+def adaptive_avg_pool_backward_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
+    """One per input-gradient element."""
+    return Cost(0, _numel(outs))
+
+
+def _interp_backward(per_output: int):
+    def cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
+        return Cost(0, per_output * prod(args[0]))
+
+    cost.__doc__ = f"{per_output} FLOPs per gradient element, as the forward."
+    return cost
+
+
+register("upsample_linear1d_backward")(_interp_backward(3))
+register("upsample_bilinear2d_backward", "_upsample_bilinear2d_aa_backward")(_interp_backward(7))
+register("upsample_trilinear3d_backward")(_interp_backward(15))
+register("upsample_bicubic2d_backward", "_upsample_bicubic2d_aa_backward")(_interp_backward(31))
+
+# Zero-filled copies: the gradient of a crop or of one element of a stack.
+_FREE_BACKWARD = frozenset({"slice_backward", "select_backward", "index_select_backward",
+                            "unfold_backward", "as_strided_scatter", "slice_scatter",
+                            "select_scatter", "new_zeros", "zero", "zeros_like"})
+for _name in _FREE_BACKWARD:
+    if _name not in FREE_OPS:
+        register(_name)(lambda args, outs: Cost(0, 0))
 
 
 def op_cost(name: str, args: Sequence[Any], outs: Sequence[Shape]) -> Cost | None:

@@ -60,6 +60,9 @@ class LayerRecord:
     # scale_factor, cat dim, slice bounds...), as sorted (key, value) pairs.
     extra: tuple[tuple[str, Any], ...] = ()
     unsupported: tuple[str, ...] = ()  # ops inside this layer with no cost formula
+    # Counted backward work of this layer (cnnscope.trace.backward); None: not counted.
+    backward_macs: int | None = None
+    backward_flops: int | None = None
 
     @property
     def attrs(self) -> dict[str, Any]:
@@ -86,6 +89,9 @@ class Totals:
     macs: int
     flops: int
     activations: int  # sum of layer output elements (a proxy for activation memory)
+    # Counted backward work (training traces); None when the backward was not counted.
+    backward_macs: int | None = None
+    backward_flops: int | None = None
 
     @property
     def frozen_params(self) -> int:
@@ -134,6 +140,9 @@ class ModelReport:
                 "macs": self.totals.macs,
                 "flops": self.totals.flops,
                 "activations": self.totals.activations,
+                **({"backward_macs": self.totals.backward_macs,
+                    "backward_flops": self.totals.backward_flops}
+                   if self.totals.backward_macs is not None else {}),
             },
             "unused_params": self.unused_params,
             "unsupported_ops": dict(self.unsupported),
@@ -222,4 +231,6 @@ def layer_to_dict(r: LayerRecord) -> dict[str, Any]:
         "dilation": list(r.dilation) if r.dilation else None,
         "groups": r.groups,
         "unsupported": list(r.unsupported),
+        **({"backward_macs": r.backward_macs, "backward_flops": r.backward_flops}
+           if r.backward_macs is not None else {}),
     }

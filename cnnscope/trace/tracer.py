@@ -20,6 +20,7 @@ import dataclasses
 import re
 import threading
 from collections import Counter
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from math import prod
 from typing import Any, Iterable
@@ -583,7 +584,7 @@ class _DispatchCounter(TorchDispatchMode):
         return out
 
 
-def _skip_dynamo_import() -> None:
+def _skip_dynamo_import(mode: type = None) -> None:
     """Spare the first traced op a 1.5 s ``import torch._dynamo``.
 
     TorchDispatchMode wraps every subclass's ``__torch_dispatch__`` in
@@ -596,7 +597,7 @@ def _skip_dynamo_import() -> None:
 
     if "torch._dynamo" in sys.modules:
         return
-    raw = getattr(_DispatchCounter.__dict__.get("__torch_dispatch__"), "__wrapped__", None)
+    raw = getattr((mode or _DispatchCounter).__dict__.get("__torch_dispatch__"), "__wrapped__", None)
     if raw is not None and getattr(raw, "__dynamo_disable", None) is None:
         setattr(raw, "__dynamo_disable", raw)
 
@@ -645,6 +646,7 @@ def trace_module(
     device: str | torch.device | None = None,
     train: bool = False,
     memoize: bool = True,
+    backward: bool = False,
 ) -> ModelReport:
     """Run ``model`` once on a (batch, *input_size) input and measure every layer.
 
@@ -660,23 +662,28 @@ def trace_module(
     # Python-bound anyway (the GIL), so this costs no throughput.
     check_elements(tuple(input_size), batch)
     with _TRACE_LOCK:
-        return _trace(model, input_size, batch, model_name, dev, train, memoize)
+        return _trace(model, input_size, batch, model_name, dev, train, memoize, backward)
 
 
 _TRACE_LOCK = threading.RLock()  # re-entrant: a model's forward may itself call analyze
 
 
 def _trace(model: nn.Module, input_size: tuple[int, ...], batch: int, model_name: str | None,
-           dev: torch.device, train: bool, memoize: bool) -> ModelReport:
+           dev: torch.device, train: bool, memoize: bool, backward: bool = False) -> ModelReport:
     modules = list(model.named_modules())
     params: dict[int, tuple[int, bool]] = {}
+    trainable_leaves: list[torch.Tensor] = []
     for _, m in modules:  # unique parameters: shared weights counted once
         for p in m._parameters.values():
             if p is not None and id(p) not in params:
                 params[id(p)] = (p.numel(), p.requires_grad)
+                if p.requires_grad:
+                    trainable_leaves.append(p)
     # The memo replays a leaf layer from its shapes alone, which is only right when
     # nothing is computed: on meta.
-    state = _TraceState(params, memoize=memoize and dev.type == "meta")
+    # A replayed layer runs no ops, so it would leave no autograd graph behind: no memo
+    # when the backward is counted.
+    state = _TraceState(params, memoize=memoize and dev.type == "meta" and not backward)
     # Each module's own flag is restored afterwards (a user may keep some layers in eval).
     modes = [(m, m.training) for _, m in modules]
     if any(flag != train for _, flag in modes):
@@ -692,8 +699,14 @@ def _trace(model: nn.Module, input_size: tuple[int, ...], batch: int, model_name
         x = torch.randn((batch, *input_size), device=dev)
     state.mark_output([x], MODEL_INPUT)
     label = model_name or type(model).__name__
+    labeller = None
+    if backward:
+        from cnnscope.trace.backward import NodeLabeller
+
+        labeller = NodeLabeller(state)
     try:
-        with torch.no_grad(), paused_gc(), _DispatchCounter(state):
+        with (torch.enable_grad() if backward else torch.no_grad()), paused_gc(), \
+                _DispatchCounter(state), (labeller or nullcontext()):
             output = model(x)
     except Exception as exc:  # turn what the input caused into a user error
         raise _explain_failure(exc, state, label, input_size) from None
@@ -704,6 +717,10 @@ def _trace(model: nn.Module, input_size: tuple[int, ...], batch: int, model_name
                 object.__setattr__(module, "training", flag)  # a plain attribute: skip nn's checks
 
     records = tuple(state.records)
+    notes = []
+    bw = None
+    if labeller is not None:
+        records, bw = _count_backward(records, output, trainable_leaves, labeller, notes)
     total_params = sum(n for n, _ in params.values())
     trainable = sum(n for n, t in params.values() if t)
     visible = [r for r in records if r.kind != "shape"]
@@ -713,9 +730,10 @@ def _trace(model: nn.Module, input_size: tuple[int, ...], batch: int, model_name
         macs=sum(r.macs for r in records),
         flops=sum(r.flops for r in records),
         activations=sum(r.activations for r in visible),
+        backward_macs=bw.total_macs if bw is not None else None,
+        backward_flops=bw.total_flops if bw is not None else None,
     )
     unused = total_params - sum(r.params for r in records)
-    notes = []
     if unused:
         notes.append(f"{unused:,} parameters belong to layers this forward pass did not run "
                      "(e.g. auxiliary heads in eval mode); they are in the params total.")
@@ -732,6 +750,30 @@ def _trace(model: nn.Module, input_size: tuple[int, ...], batch: int, model_name
         notes=tuple(notes),
         module_types=tuple((n, type(m).__name__) for n, m in modules),
     )
+
+
+def _count_backward(records: tuple[LayerRecord, ...], output: Any, leaves: list[torch.Tensor],
+                    labeller, notes: list[str]):
+    """Records with their counted backward work, and the count (None if it failed)."""
+    from dataclasses import replace
+
+    from cnnscope.trace.backward import UNATTRIBUTED, count_backward
+
+    try:
+        bw = count_backward(_tensors(output), leaves, labeller.nodes)
+    except Exception as exc:  # noqa: BLE001 - the forward counts stand; say why bwd is absent
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        notes.append(f"backward not counted: autograd failed on this model ({text})")
+        return records, None
+    records = tuple(replace(r, backward_macs=bw.macs.get(r.name, 0),
+                            backward_flops=bw.flops.get(r.name, 0)) for r in records)
+    if bw.flops.get(UNATTRIBUTED):
+        notes.append(f"backward: {bw.flops[UNATTRIBUTED]:,} FLOPs ran in autograd nodes no "
+                     "layer created; they are in the backward totals only")
+    if bw.unsupported:
+        ops = ", ".join(f"{op} x{n}" for op, n in sorted(bw.unsupported.items()))
+        notes.append(f"backward ops without a cost formula (not counted): {ops}")
+    return records, bw
 
 
 _TOO_SMALL = re.compile(

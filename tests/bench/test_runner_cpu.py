@@ -74,10 +74,16 @@ def test_training_row_has_forward_backward_and_step():
     assert row.status == "ok"
     assert row.fwd_median_ms > 0 and row.bwd_median_ms > 0 and row.opt_median_ms > 0
     macs = cnnscope.analyze(tiny(), batch=2, train=True).totals.macs
-    # forward 1x, backward 2x, whole step 3x the forward MACs (2 FLOPs per MAC)
+    # batch 2, 8x8 maps: conv1 3->4 k3, conv2 4->4 k3 (called twice), fc 4->5
+    conv1, conv2, fc = 2 * 4 * 8 * 8 * 3 * 9, 2 * 4 * 8 * 8 * 4 * 9, 2 * 4 * 5
+    assert macs == conv1 + 2 * conv2 + fc
+    # counted backward: conv1 has no input gradient (the data needs none), only its
+    # weight gradient; conv2 (both calls) and fc both gradients
+    bwd = conv1 + 2 * (2 * conv2) + 2 * fc
+    assert row.backward_macs == bwd
     assert row.fwd_tflops == pytest.approx(2 * macs / (row.fwd_median_ms / 1e3) / 1e12)
-    assert row.bwd_tflops == pytest.approx(2 * 2 * macs / (row.bwd_median_ms / 1e3) / 1e12)
-    assert row.achieved_tflops == pytest.approx(3 * 2 * macs / (row.median_ms / 1e3) / 1e12)
+    assert row.bwd_tflops == pytest.approx(2 * bwd / (row.bwd_median_ms / 1e3) / 1e12)
+    assert row.achieved_tflops == pytest.approx(2 * (macs + bwd) / (row.median_ms / 1e3) / 1e12)
 
 
 def test_zoo_model_lenet5_infer_and_train():
@@ -201,7 +207,9 @@ def test_per_layer_names_match_the_trace_and_cover_backward():
     assert p.hooked_fwd_ms > 0 and p.hooked_bwd_ms > 0 and p.loss_bwd_ms is not None
     conv = by_name["conv1"]
     assert conv.fwd_tflops == pytest.approx(2 * conv.macs / (conv.fwd_ms / 1e3) / 1e12)
-    assert conv.bwd_tflops == pytest.approx(4 * conv.macs / (conv.bwd_ms / 1e3) / 1e12)
+    # conv1 needs no input gradient: its backward is its weight gradient alone
+    assert conv.bwd_macs == conv.macs == 2 * 4 * 8 * 8 * 3 * 9
+    assert conv.bwd_tflops == pytest.approx(2 * conv.macs / (conv.bwd_ms / 1e3) / 1e12)
 
 
 def test_per_layer_inference_has_no_backward_and_hooks_are_removed():

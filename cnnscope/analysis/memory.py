@@ -1,0 +1,238 @@
+"""Training-memory planner (``cnnscope memory``): the peak of one steady-state step.
+
+``plan_memory`` builds the model on the meta device and runs a real training step on it
+(``cnnscope.trace.memory``): forward, loss, backward, optimizer step, twice, measuring
+the second. Nothing is allocated, so any batch size costs the same few seconds, and the
+peak comes from what PyTorch itself keeps alive, not from a formula. ``fit_batch``
+finds the largest batch whose peak fits a budget by binary search on meta.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from cnnscope.errors import InvalidOptionError
+
+CATEGORIES = ("parameters", "buffers", "gradients", "optimizer_state", "input",
+              "activations", "transient")
+OPTIMIZERS = ("sgd", "sgd-nesterov", "adam", "adamw")
+DTYPES = ("fp32", "bf16", "fp16")
+
+CONVENTION = (
+    "peak: the most bytes of tensor storage alive at once during one steady-state step "
+    "(the second: gradients released with zero_grad(set_to_none=True), optimizer state "
+    "present), found by running the step on meta tensors and following every storage "
+    "PyTorch creates and frees. activations: tensors autograd saved for backward; "
+    "transient: everything else alive at the peak. Not included: kernel workspaces "
+    "(cuDNN/oneDNN), allocator rounding and caching, the CUDA context. 1 MiB = 2^20 bytes."
+)
+
+_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9,
+          "gb": 10**9, "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30,
+          "tib": 2**40}
+
+
+def parse_bytes(text: str) -> int:
+    """``"80GiB"`` -> 85899345920; ``"40GB"`` -> 40 x 10^9; a bare number is bytes."""
+    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*", str(text))
+    unit = m.group(2).lower() if m else None
+    if m is None or unit not in _UNITS:
+        raise InvalidOptionError(f"malformed memory size {text!r}",
+                                 "write it as a number and a unit, e.g. 80GiB, 24GB or 512MiB")
+    n = int(float(m.group(1)) * _UNITS[unit])
+    if n <= 0:
+        raise InvalidOptionError(f"memory size {text!r} is not positive", "e.g. --fit 80GiB")
+    return n
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    """The peak memory of one step and what it is made of (bytes, exact)."""
+
+    model: str
+    input_size: tuple[int, ...]
+    batch: int
+    dtype: str
+    optimizer: str | None  # None for --inference
+    inference: bool
+    channels_last: bool
+    peak_bytes: int
+    breakdown: dict[str, int]  # category -> bytes at the peak (sums to peak_bytes)
+    peak_phase: str  # forward | backward | optimizer
+    peak_op: str
+    saved_by_module: tuple[tuple[str, int], ...]  # (module, bytes saved for backward)
+    params: int
+    trainable_params: int
+    budget_bytes: int | None = None  # --fit: the budget searched against
+    fit_batch: int | None = None  # --fit: the largest batch whose peak fits
+    tried: tuple[tuple[int, int], ...] = ()  # --fit: (batch, peak) of every batch tried
+    notes: tuple[str, ...] = field(default=())
+    convention: str = CONVENTION
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: ``peak_bytes`` (int) and ``breakdown`` at the top level."""
+        d = {
+            "model": self.model,
+            "input_size": list(self.input_size),
+            "batch": self.batch,
+            "dtype": self.dtype,
+            "optimizer": self.optimizer,
+            "inference": self.inference,
+            "channels_last": self.channels_last,
+            "peak_bytes": self.peak_bytes,
+            "breakdown": dict(self.breakdown),
+            "peak_phase": self.peak_phase,
+            "peak_op": self.peak_op,
+            "params": self.params,
+            "trainable_params": self.trainable_params,
+            "saved_by_module": [{"module": m, "bytes": b} for m, b in self.saved_by_module],
+            "notes": list(self.notes),
+            "convention": self.convention,
+        }
+        if self.budget_bytes is not None:
+            d["fit"] = {"budget_bytes": self.budget_bytes, "batch": self.fit_batch,
+                        "tried": [{"batch": b, "peak_bytes": p} for b, p in self.tried]}
+        return d
+
+
+def check_options(dtype: str, optimizer: str) -> None:
+    if dtype not in DTYPES:
+        raise InvalidOptionError(f"unknown dtype {dtype!r}",
+                                 "use fp32, bf16 or fp16 (autocast with fp32 master weights)")
+    if optimizer not in OPTIMIZERS:
+        raise InvalidOptionError(f"unknown optimizer {optimizer!r}", "use " + ", ".join(OPTIMIZERS))
+
+
+def plan_memory(model, input_size: tuple[int, ...] | str | None = None, batch: int = 1, *,
+                dtype: str = "fp32", optimizer: str = "sgd", inference: bool = False,
+                channels_last: bool = False, freeze: Sequence[str] = (),
+                **model_kwargs: Any) -> MemoryPlan:
+    """Peak memory of one steady-state training step (or forward pass), on meta.
+
+    ``model`` is anything ``cnnscope.analyze`` accepts but a built module (the planner
+    builds its own copy on meta). ``dtype`` fp32, or bf16/fp16 autocast with fp32 master
+    weights; ``optimizer`` sgd (momentum 0.9, as ``cnnscope bench`` trains),
+    sgd-nesterov, adam or adamw; ``freeze`` module prefixes whose parameters get no
+    gradient and no optimizer state.
+    """
+    return _Planner(model, input_size, dtype, optimizer, inference, channels_last, freeze,
+                    model_kwargs).plan(batch)
+
+
+def fit_batch(model, budget: int | str, input_size: tuple[int, ...] | str | None = None, *,
+              dtype: str = "fp32", optimizer: str = "sgd", inference: bool = False,
+              channels_last: bool = False, freeze: Sequence[str] = (), max_batch: int = 1 << 20,
+              **model_kwargs: Any) -> MemoryPlan:
+    """The plan at the largest batch whose peak fits ``budget`` (bytes or ``"80GiB"``).
+
+    Doubles the batch until the peak exceeds the budget, then bisects (every probe a
+    meta step). A budget that batch 1 already exceeds is an error.
+    """
+    budget_bytes = parse_bytes(budget) if isinstance(budget, str) else int(budget)
+    planner = _Planner(model, input_size, dtype, optimizer, inference, channels_last, freeze,
+                       model_kwargs)
+    tried: dict[int, MemoryPlan] = {}
+
+    def peak(b: int) -> int:
+        if b not in tried:
+            tried[b] = planner.plan(b)
+        return tried[b].peak_bytes
+
+    from cnnscope.report.units import bytes_h
+
+    if peak(1) > budget_bytes:
+        raise InvalidOptionError(
+            f"{tried[1].model} does not fit in {bytes_h(budget_bytes)} even at batch 1 "
+            f"(peak {bytes_h(tried[1].peak_bytes)})",
+            "give a larger --fit, --dtype bf16, or --freeze some layers")
+    lo, hi = 1, 2
+    while hi <= max_batch and peak(hi) <= budget_bytes:
+        lo, hi = hi, hi * 2
+    if hi > max_batch:
+        best = lo
+    else:
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if peak(mid) <= budget_bytes:
+                lo = mid
+            else:
+                hi = mid
+        best = lo
+    plan = tried[best]
+    from dataclasses import replace
+
+    return replace(plan, budget_bytes=budget_bytes, fit_batch=best,
+                   tried=tuple(sorted((b, p.peak_bytes) for b, p in tried.items())))
+
+
+class _Planner:
+    """One model on meta with its optimizer, stepped at any batch."""
+
+    def __init__(self, model, input_size, dtype, optimizer, inference, channels_last, freeze,
+                 model_kwargs) -> None:
+        import torch
+        from torch import nn
+
+        from cnnscope.api import DEFAULT_INPUT
+        from cnnscope.models import ModelSource, resolve
+        from cnnscope.trace.sizes import parse_input_size
+
+        check_options(dtype, optimizer)
+        if isinstance(model, nn.Module):
+            raise InvalidOptionError("the memory planner needs a model name or factory, not a "
+                                     "built nn.Module", "it builds its own copy on meta")
+        if isinstance(input_size, str):
+            input_size = parse_input_size(input_size)
+        self.source = model if isinstance(model, ModelSource) else resolve(model, **model_kwargs)
+        self.size = tuple(input_size or self.source.input_size or DEFAULT_INPUT)
+        self.dtype, self.optimizer, self.inference = dtype, optimizer, inference
+        self.channels_last = channels_last
+        self.freeze = tuple(freeze)
+        self.device = torch.device("meta")
+        # Check the input size with the tracer first: a too-small input is a one-line error.
+        from cnnscope.api import analyze
+
+        analyze(self.source, self.size, 1)
+
+    def plan(self, batch: int) -> MemoryPlan:
+        from cnnscope.trace.backward import freeze as freeze_params
+        from cnnscope.trace.memory import measure_step
+        from cnnscope.trace.sizes import check_batch
+
+        check_batch(batch)
+        net = self.source.build(self.device)
+        if self.freeze:
+            freeze_params(net, self.freeze)
+        params = sum(p.numel() for p in net.parameters())
+        trainable = sum(p.numel() for p in net.parameters() if p.requires_grad)
+        notes = []
+        if not trainable and not self.inference:
+            raise InvalidOptionError("every parameter is frozen: nothing to train",
+                                     "use --inference, or freeze fewer modules")
+        try:
+            result = measure_step(net, self.size, batch, self.device, optimizer=self.optimizer,
+                                  dtype=self.dtype, inference=self.inference,
+                                  channels_last=self.channels_last)
+        except Exception as exc:  # noqa: BLE001 - the model's own failure, said in one line
+            from cnnscope.errors import TraceError
+
+            what = "forward pass" if self.inference else "training step"
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise TraceError(f"{self.source.name} cannot run a {what} on input "
+                             f"{batch}x{'x'.join(map(str, self.size))}: {text}",
+                             "try a larger --input or --batch") from None
+        peak = result.peak
+        if self.dtype != "fp32":
+            notes.append(f"{self.dtype}: autocast as on CUDA (convolutions and matmuls in "
+                         f"{self.dtype}, fp32 master weights and optimizer state)")
+        return MemoryPlan(
+            model=self.source.name, input_size=self.size, batch=batch, dtype=self.dtype,
+            optimizer=None if self.inference else self.optimizer, inference=self.inference,
+            channels_last=self.channels_last, peak_bytes=peak.bytes,
+            breakdown={c: peak.breakdown.get(c, 0) for c in CATEGORIES},
+            peak_phase=peak.phase, peak_op=peak.op,
+            saved_by_module=tuple(sorted(result.saved_by_module.items(),
+                                         key=lambda kv: (-kv[1], kv[0]))),
+            params=params, trainable_params=trainable, notes=tuple(notes))

@@ -1,0 +1,113 @@
+"""Measured memory of one training step on real tensors: the check of ``cnnscope memory``.
+
+The same steady-state step the planner runs on meta (``cnnscope.trace.memory``), run on
+a real device with real weights, measured two ways:
+
+* **allocator**: on CUDA, ``torch.cuda.max_memory_allocated`` after
+  ``reset_peak_memory_stats`` (every tensor the caching allocator handed out, workspaces
+  included); on the CPU, the allocator's own allocation and free events recorded by
+  ``torch.profiler`` (``profile_memory=True``), added up in time order on top of the
+  tensors alive when the step starts. Independent of the planner's bookkeeping: it sees
+  every byte the CPU allocator hands out, oneDNN scratch buffers included.
+* **live storage**: the planner's ``LiveStorage`` dispatch mode on the real tensors (the
+  same definition as the estimate, on real kernels).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from cnnscope.trace.memory import (
+    LiveStorage,
+    _tensors,
+    make_optimizer,
+    make_targets,
+    run_step,
+)
+
+
+@dataclass(frozen=True)
+class MeasuredStep:
+    device: str
+    allocator_peak_bytes: int  # CUDA max_memory_allocated, or CPU allocator events
+    live_peak_bytes: int  # peak of live tensor storage (LiveStorage on real tensors)
+    method: str  # how allocator_peak_bytes was measured
+
+
+def _storage_bytes(tensors) -> int:
+    seen: dict[int, int] = {}
+    for t in tensors:
+        if isinstance(t, torch.Tensor):
+            st = t.untyped_storage()
+            seen[st._cdata] = st.nbytes()
+    return sum(seen.values())
+
+
+def _cpu_allocator_peak(step) -> int:
+    """Peak of (allocations - frees) on the CPU during ``step()``, from profiler events."""
+    from torch._C._autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        step()
+    events = [e for e in prof.profiler.kineto_results.events()
+              if e.name() == "[memory]" and e.device_type() == DeviceType.CPU]
+    events.sort(key=lambda e: e.start_ns())
+    current = peak = 0
+    for e in events:
+        current += e.nbytes()
+        peak = max(peak, current)
+    return peak
+
+
+def measure_real(model: torch.nn.Module, input_size: Sequence[int], batch: int,
+                 device: str | torch.device = "cpu", *, optimizer: str = "sgd",
+                 dtype: str = "fp32", inference: bool = False, channels_last: bool = False,
+                 seed: int = 0) -> MeasuredStep:
+    """Measure the steady-state step of ``model`` (built on ``device``) both ways."""
+    dev = torch.device(device)
+    torch.manual_seed(seed)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    shape = (batch, *input_size)
+    fmt = torch.channels_last if channels_last and len(shape) == 4 else torch.contiguous_format
+    x = torch.randn(shape, device=dev).contiguous(memory_format=fmt)
+    if inference:
+        model.eval()
+        opt, targets = None, None
+    else:
+        model.train()
+        opt = make_optimizer([p for p in model.parameters() if p.requires_grad], optimizer)
+        with torch.no_grad():
+            shapes = [tuple(t.shape) for t in _tensors(model(x))]
+        targets = make_targets(shapes, dev)
+        run_step(model, x, optimizer=opt, targets=targets, dtype=dtype)  # creates the state
+        opt.zero_grad(set_to_none=True)
+
+    def step() -> None:
+        run_step(model, x, optimizer=opt, targets=targets, dtype=dtype)
+        if opt is not None:
+            opt.zero_grad(set_to_none=True)
+
+    tracker = LiveStorage()
+    run_step(model, x, optimizer=opt, targets=targets, dtype=dtype, tracker=tracker)
+    if opt is not None:
+        opt.zero_grad(set_to_none=True)
+    live = tracker.peak.bytes
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+        torch.cuda.reset_peak_memory_stats(dev)
+        step()
+        torch.cuda.synchronize(dev)
+        return MeasuredStep(str(dev), torch.cuda.max_memory_allocated(dev), live,
+                            "torch.cuda.max_memory_allocated")
+    state = [t for s in (opt.state.values() if opt is not None else ())
+             for t in s.values() if isinstance(t, torch.Tensor) and t.device.type == "cpu"]
+    base = _storage_bytes([*model.parameters(), *model.buffers(), *state, x,
+                           *(t for _, t in targets or [])])
+    return MeasuredStep(str(dev), base + _cpu_allocator_peak(step), live,
+                        "CPU allocator events (torch.profiler, profile_memory=True) on top of "
+                        "the tensors alive at the start of the step")

@@ -1,0 +1,95 @@
+"""``cnnscope memory MODEL``: the peak memory of one training step, planned on meta."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+
+from cnnscope.cli.common import (
+    BatchOpt,
+    FormatOpt,
+    InputOpt,
+    OutputFormat,
+    OutputOpt,
+    examples,
+    parse_size,
+    user_errors,
+    write_output,
+)
+from cnnscope.cli.model_args import ArgOpt, parse_args
+
+ORDER = 35
+
+
+def memory(
+    model: str = typer.Argument(..., help="Zoo name (see 'cnnscope zoo') or model spec."),
+    input: Optional[str] = InputOpt,
+    batch: int = BatchOpt,
+    dtype: str = typer.Option("fp32", "--dtype", metavar="fp32|bf16|fp16",
+                              help="fp32, or bf16/fp16 (autocast, fp32 master weights)."),
+    optimizer: str = typer.Option("sgd", "--optimizer", metavar="sgd|sgd-nesterov|adam|adamw",
+                                  help="sgd (momentum 0.9, as bench trains), sgd-nesterov, adam, adamw."),
+    inference: bool = typer.Option(False, "--inference", metavar="",
+                                   help="Forward pass only (eval, no autograd): no gradients, "
+                                        "no optimizer state, nothing saved for backward."),
+    channels_last: bool = typer.Option(False, "--channels-last", metavar="", help="Model and input in channels-last layout."),
+    fit: Optional[str] = typer.Option(None, "--fit", metavar="SIZE",
+                                      help="Find the largest batch whose peak fits SIZE (e.g. 80GiB, 24GB)."),
+    freeze: Optional[List[str]] = typer.Option(None, "--freeze", metavar="MODULE",
+                                               help="Freeze the parameters under this module prefix (repeatable)."),
+    depth: int = typer.Option(1, "--depth", help="Group the activation table to module depth N (0: every module)."),
+    top: int = typer.Option(10, "--top", help="Rows of the activation table (0: all)."),
+    format: Optional[OutputFormat] = FormatOpt,
+    output: Optional[str] = OutputOpt,
+    plot: Optional[str] = typer.Option(None, "--plot", metavar="FILE.png|svg",
+                                       help="Draw the breakdown and the activation memory by module; "
+                                            "needs matplotlib (pip install 'cnnscope[plot]')."),
+    arg: Optional[List[str]] = ArgOpt,
+) -> None:
+    """Peak memory of a steady-state training step: parameters, gradients, optimizer state, activations."""
+    with user_errors():
+        from cnnscope.analysis.memory import (
+            check_options,
+            fit_batch,
+            parse_bytes,
+            plan_memory,
+        )
+        from cnnscope.errors import InvalidOptionError
+        from cnnscope.report import memory_render as render
+
+        check_options(dtype, optimizer)
+        if depth < 0:
+            raise InvalidOptionError(f"--depth {depth} is negative", "use 0 (every module) or more")
+        if top < 0:
+            raise InvalidOptionError(f"--top {top} is negative", "use 0 (all) or more")
+        budget = parse_bytes(fit) if fit is not None else None
+        if plot:
+            from cnnscope.report.memory_plot import check_plot_target
+
+            check_plot_target(plot)  # a missing matplotlib fails before any work
+        options = dict(dtype=dtype, optimizer=optimizer, inference=inference,
+                       channels_last=channels_last, freeze=tuple(freeze or ()), **parse_args(arg))
+        size = parse_size(input)
+        if budget is not None:
+            plan = fit_batch(model, budget, size, **options)
+        else:
+            plan = plan_memory(model, size, batch, **options)
+        write_output(format, output,
+                     rich=lambda con: render.render_rich(plan, con, depth=depth, top=top),
+                     csv=lambda: render.to_csv(plan, depth=depth),
+                     json=lambda: render.to_json(plan),
+                     md=lambda: render.to_markdown(plan, depth=depth, top=top))
+        if plot:
+            from cnnscope.report.memory_plot import plot_memory
+
+            plot_memory(plan, plot, depth=depth, top=top or 10)
+            typer.echo(f"wrote {plot}", err=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("memory", epilog=examples(
+        "cnnscope memory resnet50 --batch 32",
+        "cnnscope memory resnet50 --batch 64 --dtype bf16 --optimizer adamw",
+        "cnnscope memory resnet50 --fit 80GiB",
+        "cnnscope memory densenet121 --inference --batch 8 -o densenet121.memory.json"))(memory)

@@ -1,0 +1,208 @@
+"""The training-memory planner (cnnscope memory): arithmetic, measurement, CLI."""
+
+import json
+
+import pytest
+import torch
+from torch import nn
+from typer.testing import CliRunner
+
+from cnnscope.analysis.memory import CATEGORIES, fit_batch, parse_bytes, plan_memory
+from cnnscope.bench.step_memory import measure_real
+from cnnscope.cli.main import app
+from cnnscope.errors import InvalidOptionError
+from cnnscope.models import ModelSource, resolve
+from cnnscope.trace import memory as trace_memory
+
+F32 = 4
+
+
+def conv_relu():
+    return ModelSource(name="conv_relu", input_size=(3, 8, 8), builder=lambda: nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.ReLU()))
+
+
+def test_categories_are_the_same_in_trace_and_analysis():
+    assert CATEGORIES == trace_memory.CATEGORIES
+
+
+def test_conv_relu_peak_written_out():
+    p = plan_memory(conv_relu(), batch=2)
+    weight = 8 * 3 * 3 * 3 * F32
+    x = 2 * 3 * 8 * 8 * F32
+    target = 2 * 8 * 8 * 8  # per-pixel class indices, int64
+    act = 2 * 8 * 8 * 8 * F32  # one (2, 8, 8, 8) float32 map
+    assert p.breakdown["parameters"] == weight
+    assert p.breakdown["optimizer_state"] == weight  # SGD momentum buffer
+    assert p.breakdown["input"] == x + target
+    # saved for backward: the ReLU's output and log_softmax's output
+    assert p.breakdown["activations"] == 2 * act
+    # the peak comes right after log_softmax's backward: the gradient reaching it, the one
+    # it returns, and two 0-dim float32 scalars (the loss and its gradient of one)
+    assert p.peak_phase == "backward" and p.peak_op == "_log_softmax_backward_data"
+    assert p.breakdown["transient"] == 2 * act + 2 * F32
+    assert p.peak_bytes == sum(p.breakdown.values())
+    assert p.peak_bytes == 2 * weight + x + target + 4 * act + 2 * F32
+    saved = dict(p.saved_by_module)
+    assert saved["1"] == act  # the ReLU (module "1") saved its output
+    assert saved["<outside modules>"] == act + F32  # the loss: log_softmax out, nll's total weight
+
+
+def test_optimizer_state_by_optimizer():
+    src = conv_relu()
+    weight = 8 * 3 * 3 * 3 * F32
+    assert plan_memory(src, batch=2, optimizer="sgd").breakdown["optimizer_state"] == weight
+    assert plan_memory(src, batch=2, optimizer="sgd-nesterov").breakdown["optimizer_state"] == weight
+    # Adam(W): two moments per parameter plus a float32 step counter per parameter tensor
+    for name in ("adam", "adamw"):
+        assert plan_memory(src, batch=2, optimizer=name).breakdown["optimizer_state"] == 2 * weight + F32
+
+
+def test_resnet18_parameters_gradients_and_state_match_its_parameter_count():
+    p = plan_memory("resnet18", batch=2)
+    assert p.params == 11_689_512
+    assert p.breakdown["parameters"] == 11_689_512 * F32
+    assert p.breakdown["optimizer_state"] == 11_689_512 * F32
+    assert p.breakdown["gradients"] <= 11_689_512 * F32
+    assert p.breakdown["input"] == 2 * 3 * 224 * 224 * F32 + 2 * 8  # images + int64 labels
+    assert p.peak_bytes == sum(p.breakdown.values())
+
+
+def test_frozen_layers_have_no_gradient_and_no_optimizer_state():
+    p = plan_memory("resnet18", batch=2, freeze=["layer1"])
+    frozen = 4 * 64 * 64 * 9 + 4 * 2 * 64
+    assert p.trainable_params == 11_689_512 - frozen
+    assert p.breakdown["optimizer_state"] == (11_689_512 - frozen) * F32
+
+
+def test_inference_keeps_no_gradients_state_or_saved_tensors():
+    p = plan_memory("resnet18", batch=4, inference=True)
+    assert p.breakdown["gradients"] == p.breakdown["optimizer_state"] == 0
+    assert p.breakdown["activations"] == 0 and p.optimizer is None
+    assert p.peak_bytes < plan_memory("resnet18", batch=4).peak_bytes
+
+
+def test_bf16_autocast_saves_smaller_activations_with_fp32_master_weights():
+    fp32 = plan_memory("resnet18", batch=4)
+    bf16 = plan_memory("resnet18", batch=4, dtype="bf16")
+    assert bf16.breakdown["parameters"] == fp32.breakdown["parameters"]
+    assert bf16.breakdown["optimizer_state"] == fp32.breakdown["optimizer_state"]
+    assert bf16.breakdown["activations"] < fp32.breakdown["activations"]
+
+
+def test_meta_autocast_casts_like_torch_autocast_on_the_cpu():
+    # torch.autocast has no meta backend: the planner casts itself. Same dtypes as the CPU's.
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
+                        nn.Linear(4 * 6 * 6, 3))
+    x = torch.randn(2, 3, 8, 8)
+    seen_cpu, seen_meta = [], []
+    for i, m in enumerate(net):
+        m.register_forward_hook(lambda mod, a, out, i=i: (seen_meta if out.is_meta else seen_cpu)
+                                .append((i, out.dtype)))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        net(x)
+    meta = resolve_meta(net)
+    with trace_memory.MetaAutocast(torch.bfloat16):
+        meta(x.to("meta"))
+    assert seen_meta == seen_cpu
+
+
+def resolve_meta(net):
+    from cnnscope.api import meta_copy
+
+    return meta_copy(net)
+
+
+@pytest.mark.parametrize("name,size,batch,opts", [
+    ("resnet18", (3, 64, 64), 2, {}),
+    ("mobilenet_v2", (3, 64, 64), 2, {"optimizer": "adam"}),
+    ("resnet18", (3, 64, 64), 2, {"dtype": "bf16"}),
+])
+def test_estimate_within_5_percent_of_the_cpu_allocator(name, size, batch, opts):
+    plan = plan_memory(name, size, batch, **opts)
+    torch.manual_seed(0)
+    measured = measure_real(resolve(name).build("cpu"), size, batch, "cpu", **opts)
+    assert measured.allocator_peak_bytes > 0
+    assert plan.peak_bytes == pytest.approx(measured.allocator_peak_bytes, rel=0.05)
+    # on real kernels the live-storage peak is the estimate's own definition
+    assert plan.peak_bytes == pytest.approx(measured.live_peak_bytes, rel=0.01)
+
+
+def test_inference_on_the_cpu_also_holds_onednn_weight_copies():
+    # In inference oneDNN reorders a convolution's weight into its blocked layout on
+    # every call, in a buffer that is not a tensor: the allocator sees up to one conv
+    # weight more than any tensor holds (ResNet-18's largest: 512 x 512 x 3 x 3 floats).
+    plan = plan_memory("resnet18", (3, 64, 64), 2, inference=True)
+    torch.manual_seed(0)
+    measured = measure_real(resolve("resnet18").build("cpu"), (3, 64, 64), 2, "cpu",
+                            inference=True)
+    assert plan.peak_bytes == pytest.approx(measured.live_peak_bytes, rel=0.01)
+    assert 0 <= measured.allocator_peak_bytes - plan.peak_bytes <= 512 * 512 * 3 * 3 * F32
+
+
+def test_fit_finds_the_largest_batch_under_the_budget():
+    one = plan_memory("resnet18", (3, 64, 64), 1).peak_bytes
+    budget = 3 * one  # some batch > 1 fits, a large one does not
+    plan = fit_batch("resnet18", budget, (3, 64, 64))
+    assert plan.fit_batch >= 2 and plan.batch == plan.fit_batch
+    assert plan.peak_bytes <= budget
+    assert plan_memory("resnet18", (3, 64, 64), plan.fit_batch + 1).peak_bytes > budget
+    assert all((p <= budget) == (b <= plan.fit_batch) for b, p in plan.tried)
+
+
+def test_fit_too_small_is_a_user_error():
+    with pytest.raises(InvalidOptionError, match="even at batch 1"):
+        fit_batch("resnet18", "1MiB")
+
+
+@pytest.mark.parametrize("text,expected", [("80GiB", 80 * 2**30), ("24GB", 24 * 10**9),
+                                           ("512MiB", 512 * 2**20), ("1000", 1000),
+                                           ("1.5GiB", 3 * 2**29)])
+def test_parse_bytes(text, expected):
+    assert parse_bytes(text) == expected
+
+
+runner = CliRunner()
+
+
+def test_cli_json_has_peak_bytes_and_breakdown():
+    res = runner.invoke(app, ["memory", "resnet18", "--batch", "2", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert isinstance(data["peak_bytes"], int)
+    assert set(data["breakdown"]) == set(CATEGORIES)
+    assert sum(data["breakdown"].values()) == data["peak_bytes"]
+
+
+def test_cli_table_and_fit():
+    res = runner.invoke(app, ["memory", "resnet18", "--input", "3x64x64", "--fit", "200MiB"])
+    assert res.exit_code == 0, res.output
+    assert "largest batch that fits 200.00 MiB" in res.stdout
+    assert "where the activation memory lives" in res.stdout
+    assert "Convention: peak" in res.stdout
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--dtype", "int8"], "unknown dtype 'int8'"),
+    (["--optimizer", "lion"], "unknown optimizer 'lion'"),
+    (["--fit", "lots"], "malformed memory size 'lots'"),
+    (["--fit", "1KiB"], "does not fit in 1.00 KiB even at batch 1"),
+    (["--input", "3x8x8"], "cannot run a training step on input 1x3x8x8: Expected more than 1 value"),
+    (["--freeze", "nope"], "--freeze 'nope' names no parameter"),
+    (["--plot", "x.gif"], "cannot plot to 'x.gif'"),
+])
+def test_cli_bad_input_is_one_line_exit_2(args, message, tmp_path):
+    out = tmp_path / "m.json"
+    res = runner.invoke(app, ["memory", "resnet18", "-o", str(out), *args])
+    assert res.exit_code == 2, res.output
+    assert res.stderr.startswith("cnnscope: error: ") and message in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_cli_plot_writes_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "m.png"
+    res = runner.invoke(app, ["memory", "resnet18", "--input", "3x64x64", "--plot", str(png)])
+    assert res.exit_code == 0, res.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
