@@ -506,18 +506,17 @@ def _measure_ddp(spec: Any, size: tuple[int, ...], settings: Any, device: torch.
     allreduce = summarize([timer.elapsed_ms(a, b) for a, b in ar_marks])
     del flat
 
-    buckets = None
-    try:
+    bucket_bytes: tuple[int, ...] = ()
+    try:  # DDP's own record of the buckets it built (bytes each, after its rebuild)
         sizes = ddp_model._get_ddp_logging_data().get("rebuilt_bucket_sizes")
-        if sizes:
-            buckets = len(str(sizes).split(","))
-    except Exception:  # noqa: BLE001 - a private accessor: the count is optional
-        buckets = None
+        bucket_bytes = tuple(int(x) for x in str(sizes).split(",") if x.strip())
+    except Exception:  # noqa: BLE001 - a private accessor: the sizes are optional
+        bucket_bytes = ()
     return dict(
         rank=dist.get_rank(), trainable=trainable, macs=report.totals.macs, samples=total.n,
         total=total, fwd=fwd, bwd=bwd, opt=opt, nosync=nosync, allreduce=allreduce,
         span_ms=span_ms, peak=peak, peak_kind=memory.kind, warmup_iters=len(samples),
-        warmup_settled=settled_all, buckets=buckets,
+        warmup_settled=settled_all, bucket_bytes=bucket_bytes,
         unsupported=tuple(op for op, _ in report.unsupported),
     )
 
@@ -535,7 +534,7 @@ def _assemble(spec: Any, size: tuple[int, ...], settings: Any, device: torch.dev
     allreduce_ms = max(p["allreduce"].median for p in parts)
     bus = comm_model.bus_gbps(nbytes, world, allreduce_ms * 1e-3)
     link = job.options.link_gbps or bus
-    buckets = slow["buckets"]
+    buckets = len(slow["bucket_bytes"]) or None
     predictions: tuple = ()
     if link and single.median_ms:
         sizes = sorted({world, *job.options.predict_world})
@@ -545,6 +544,7 @@ def _assemble(spec: Any, size: tuple[int, ...], settings: Any, device: torch.dev
             buckets=buckets or comm_model.bucket_count(nbytes, job.options.bucket_cap_mb)))
     stats = DdpStats(
         world_size=world, backend=backend, bucket_cap_mb=job.options.bucket_cap_mb, buckets=buckets,
+        bucket_bytes=slow["bucket_bytes"],
         trainable_params=slow["trainable"], allreduce_bytes=nbytes,
         single_median_ms=single.median_ms, single_iqr_ms=single.iqr_ms,
         single_bwd_ms=single.bwd_median_ms, nosync_median_ms=slow["nosync"].median,

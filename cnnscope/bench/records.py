@@ -118,6 +118,7 @@ class DdpStats:
     trainable_params: int
     allreduce_bytes: int  # gradient bytes all-reduced per step
     single_median_ms: float | None  # same per-rank batch, one process, no DDP
+    bucket_bytes: tuple[int, ...] = ()  # DDP's own bucket sizes (its logging data), bytes
     single_iqr_ms: float | None = None
     single_bwd_ms: float | None = None  # its backward (what the all-reduce can hide behind)
     nosync_median_ms: float | None = None  # the DDP step under no_sync(): no all-reduce
@@ -132,6 +133,7 @@ class DdpStats:
     def to_dict(self) -> dict[str, Any]:
         d = {k: v for k, v in asdict(self).items() if k != "predictions"}
         d["rank_median_ms"] = list(self.rank_median_ms)
+        d["bucket_bytes"] = list(self.bucket_bytes)
         d["predictions"] = [p.to_dict() for p in self.predictions]
         return d
 
@@ -139,6 +141,7 @@ class DdpStats:
     def from_dict(cls, data: dict[str, Any]) -> "DdpStats":
         own = _own_fields(cls, data)
         own["rank_median_ms"] = tuple(data.get("rank_median_ms") or ())
+        own["bucket_bytes"] = tuple(data.get("bucket_bytes") or ())
         own["predictions"] = tuple(ScalingPrediction.from_dict(p)
                                    for p in data.get("predictions") or ())
         return cls(**own)

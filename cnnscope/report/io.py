@@ -75,8 +75,13 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
         raise write_error(text, exc) from None
     if st is not None and stat.S_ISDIR(st.st_mode):
         raise UserFileError(f"{text!r} is a folder", "give a file name to -o, e.g. out/report.json")
-    if (st is not None and not stat.S_ISREG(st.st_mode)) or _through_magic_link(target):
-        _write_through(text, data)
+    if _through_magic_link(target):
+        # An open file of this process (/dev/stdout, /proc/self/fd/1): append, as the
+        # shell's `>>` may have opened it; truncating would erase what it already holds.
+        _write_through(text, data, os.O_APPEND)
+        return target
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        _write_through(text, data, os.O_TRUNC)
         return target
     # A regular file or a new name: replace the link's target, never the link itself.
     real = Path(os.path.realpath(target)) if target.is_symlink() else target
@@ -96,10 +101,10 @@ def _through_magic_link(path: Path) -> bool:
     return False
 
 
-def _write_through(shown: str, data: bytes) -> None:
+def _write_through(shown: str, data: bytes, mode_flag: int) -> None:
     """Open and write a device, FIFO or process file, as ``> PATH`` does: never replace it."""
     try:
-        fd = os.open(shown, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0),
+        fd = os.open(shown, os.O_WRONLY | os.O_CREAT | mode_flag | getattr(os, "O_CLOEXEC", 0),
                      0o666)
     except OSError as exc:
         raise write_error(shown, exc) from None
