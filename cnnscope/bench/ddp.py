@@ -220,19 +220,38 @@ def launch(job: DdpJob) -> BenchResult:
     return result
 
 
+# Messages of a rank that failed because another one died first (the collective lost
+# its peer): the other rank's failure is the one to report.
+_PEER_LOST = ("connection closed", "connection reset", "closed by peer", "broken pipe",
+              "remote process", "socket", "timed out", "timeout")
+
+
 def _failure_line(exc: Any) -> str:
-    """"rank 1 exited with code 7" or "rank 1 failed: RuntimeError: ..." for the first failure."""
+    """"rank 1 exited with code 7" or "rank 1 failed: RuntimeError: ..." for the rank that
+    failed first: a rank's own error before one that only lost its peer, then the earliest."""
     failures = getattr(exc, "failures", {}) or {}
     if not failures:
         return f"a rank failed: {_first_line(exc)}"
-    rank = min(failures, key=lambda r: failures[r].timestamp if failures[r].timestamp else 0)
+
+    def message(f: Any) -> str:
+        text = f.message.get("message", "") if isinstance(f.message, dict) else f.message
+        text = str(text or "").strip()
+        return "" if text.startswith("To enable traceback") else text
+
+    def order(rank: int) -> tuple[bool, int, int]:
+        f = failures[rank]
+        when = int(f.timestamp or 0) * 10**9
+        try:
+            when = os.stat(f.error_file).st_mtime_ns
+        except (OSError, TypeError, ValueError):
+            pass
+        return (any(k in message(f).lower() for k in _PEER_LOST), when, rank)
+
+    rank = min(failures, key=order)
     f = failures[rank]
-    message = f.message
-    if isinstance(message, dict):
-        message = message.get("message", "")
-    message = str(message or "").strip()
-    if message and not message.startswith("To enable traceback"):
-        return f"rank {rank} failed: {message.splitlines()[0]}"
+    text = message(f)
+    if text:
+        return f"rank {rank} failed: {text.splitlines()[0]}"
     return f"rank {rank} exited with code {f.exitcode}"
 
 
@@ -292,6 +311,15 @@ def _shard(specs: Sequence[Any], settings: Any, device: torch.device) -> BenchRe
 
     rank, world = dist.get_rank(), dist.get_world_size()
     mine = list(specs)[rank::world]
+    if device.type == "cpu" and settings.ceiling:
+        # This rank's CPU share is not the whole machine's: its ceiling is measured now,
+        # with its threads, and kept out of the on-disk cache (which holds whole-machine
+        # figures). Seeding the run cache makes run_sweep use it.
+        from cnnscope.bench import ceiling as ceiling_mod
+
+        for dtype in dict.fromkeys(spec.dtype for spec in mine):
+            ceiling_mod._RUN_CACHE[(ceiling_mod.device_key(device), dtype)] = _fresh_ceiling(device, dtype)
+        settings = replace(settings, remeasure_ceiling=False)
     local = runner.run_sweep(mine, settings)
     local.env["host"] = socket.gethostname()
     payload = {"rank": rank, "env": local.env, "rows": [r.to_dict() for r in local.rows],
@@ -323,6 +351,22 @@ def _shard(specs: Sequence[Any], settings: Any, device: torch.device) -> BenchRe
                    "rows": len(p["rows"])} for p in parts],
     }
     return result
+
+
+def _fresh_ceiling(device: torch.device, dtype: str) -> Any:
+    """The matmul ceiling measured now with this process's threads; never cached."""
+    from datetime import datetime, timezone
+
+    from cnnscope.bench.ceiling import measure_matmul
+    from cnnscope.bench.env import device_name
+    from cnnscope.bench.precision import check_dtype
+    from cnnscope.bench.records import MatmulCeiling
+
+    check_dtype(dtype, device)
+    tflops, n = measure_matmul(device, dtype)
+    return MatmulCeiling(device_name=device_name(device), dtype=dtype, tflops=tflops, n=n,
+                         measured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                         torch_version=torch.__version__, cached=False)
 
 
 def _gather(obj: Any) -> list[Any]:
@@ -377,7 +421,12 @@ def _ddp_sweep(specs: Sequence[Any], settings: Any, device: torch.device, backen
     for spec in specs:
         ceiling = None
         if rank == 0 and settings.ceiling:
-            ceiling = result.ceilings.get(spec.dtype) or runner._ceiling(device, spec.dtype, settings, result)
+            ceiling = result.ceilings.get(spec.dtype)
+            if ceiling is None and device.type == "cpu":
+                # With its share of the threads, not the cached whole-machine figure.
+                ceiling = result.ceilings[spec.dtype] = _fresh_ceiling(device, spec.dtype)
+            elif ceiling is None:
+                ceiling = runner._ceiling(device, spec.dtype, settings, result)
         row = _ddp_row(spec, settings, device, backend, job, ceiling)
         if rank == 0:
             result.rows.append(row)

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from pathlib import Path
 
@@ -37,18 +38,24 @@ def cnnscope(*args, tmp_path, extra_env=None, launcher=("-m", "cnnscope")):
     return done, marker
 
 
-def survivors(marker: str) -> list[int]:
-    """Processes still alive whose environment carries ``marker``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if marker.encode() in (entry / "environ").read_bytes():
-                found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
+def survivors(marker: str, grace_s: float = 10.0) -> list[str]:
+    """Command lines of processes whose environment carries ``marker`` and that are still
+    alive ``grace_s`` after the command returned (helpers such as multiprocessing's
+    resource tracker exit a moment after their parent: they get the grace period)."""
+    deadline = time.monotonic() + grace_s
+    while True:
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                if marker.encode() in (entry / "environ").read_bytes():
+                    found.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()[:200])
+            except OSError:
+                continue
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
 
 
 def one_line_error(done, code):
@@ -193,3 +200,23 @@ def test_under_torchrun_the_job_is_joined_and_rank0_writes_the_report(tmp_path):
     # Only rank 0 wrote: one "wrote" line, no table on stdout.
     assert done.stderr.count(f"wrote {out}") == 1
     assert done.stdout.strip() == ""
+
+
+def test_all_runs_every_registered_model(tmp_path, monkeypatch):
+    """--all takes the zoo's list (cut to two small models here to stay fast)."""
+    import cnnscope.zoo
+
+    monkeypatch.setenv("CNNSCOPE_CACHE_DIR", str(tmp_path / "cache"))
+    calls = []
+
+    def two_models(*args, **kwargs):
+        calls.append(args)
+        return ["lenet5", "alexnet"]
+
+    monkeypatch.setattr(cnnscope.zoo, "list_models", two_models)
+    result = CliRunner().invoke(app, ["bench", "--all", "--iters", "1", "--warmup", "0",
+                                      "--max-warmup", "0", "--no-ceiling", "--no-progress",
+                                      "--device", "cpu", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert calls == [()]  # the whole zoo: no pattern
+    assert [r["model"] for r in json.loads(result.stdout)["rows"]] == ["lenet5", "alexnet"]
