@@ -220,3 +220,41 @@ def test_all_runs_every_registered_model(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert calls == [()]  # the whole zoo: no pattern
     assert [r["model"] for r in json.loads(result.stdout)["rows"]] == ["lenet5", "alexnet"]
+
+
+@pytest.mark.slow  # waits out a timeout by design (~25 s on 2 CPUs)
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_rank_that_hangs_is_bounded_by_the_collective_timeout(tmp_path, monkeypatch):
+    """Rank 1 never reaches DDP's first collective: rank 0's times out (8 s here, 300 s by
+    default), fails, and the agent stops rank 1. The API call, as the CLI makes it."""
+    from cnnscope.bench import ddp
+    from cnnscope.bench.runner import BenchSettings
+    from cnnscope.errors import DistributedError
+
+    (tmp_path / "stuck.py").write_text(textwrap.dedent("""
+        import os, time
+        from torch import nn
+
+        def build():
+            if os.environ.get("RANK") == "1":
+                time.sleep(600)
+            return nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 2))
+    """))
+    marker = uuid.uuid4().hex
+    monkeypatch.setenv("CNNSCOPE_TEST_MARKER", marker)  # inherited by the spawned ranks
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setenv("CNNSCOPE_CACHE_DIR", str(tmp_path / "cache"))
+    settings = BenchSettings(device="cpu", iters=3, warmup=1, max_warmup=1, ceiling=False,
+                             input_size=(3, 8, 8))
+    job = ddp.DdpJob(names=(f"{tmp_path / 'stuck.py'}:build",), kwargs=({},), batches=(1,),
+                     dtypes=("fp32",), modes=("train",), settings=settings,
+                     options=ddp.DdpOptions(nproc=2, timeout_s=8))
+    start = time.monotonic()
+    with pytest.raises(DistributedError) as err:
+        ddp.run(job)
+    assert time.monotonic() - start < 120  # 8 s timeout + start-up, never rank 1's 600 s
+    assert "Timed out" in str(err.value) and "all ranks stopped" in str(err.value)
+    assert err.value.exit_code == 1
+    # No rank survives. multiprocessing's resource tracker is this test process's own
+    # helper (started by its first spawn; it lives as long as this process).
+    assert [c for c in survivors(marker) if "resource_tracker" not in c] == []
