@@ -14,6 +14,7 @@ and also an ``nn.Module`` instance or a ``ModelSource``.
 from __future__ import annotations
 
 import copy
+import math
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -23,9 +24,16 @@ from torch import nn
 from cnnscope.errors import InputTooSmallError, InvalidOptionError, TraceError
 from cnnscope.models import ModelSource, resolve
 from cnnscope.trace.records import ModelReport
-from cnnscope.trace.sizes import (check_batch, parse_input_size, smallest_spatial_size,
-                                  too_small_message)
+from cnnscope.trace.sizes import (
+    check_batch,
+    check_elements,
+    check_fits,
+    parse_input_size,
+    smallest_spatial_size,
+    too_small_message,
+)
 from cnnscope.trace.tracer import resolve_device, trace_module
+from cnnscope.usercode import user_code
 
 DEFAULT_INPUT = (3, 224, 224)
 
@@ -63,9 +71,31 @@ def analyze(
             raise InvalidOptionError(f"counter={counter!r} needs a model name or factory, "
                                      "not a built nn.Module")
         size = tuple(input_size or getattr(model, "input_size", None) or DEFAULT_INPUT)
-        return _trace_instance(model, size, batch, dev, train, type(model).__name__)
+        check_elements(size, batch)
+        with user_code(f"forward pass of {type(model).__name__}"):
+            return _trace_instance(model, size, batch, dev, train, type(model).__name__)
     source = model if isinstance(model, ModelSource) else resolve(model, **model_kwargs)
     size = tuple(input_size or source.input_size or DEFAULT_INPUT)
+    check_elements(size, batch)
+    if dev.type != "meta" and counter == "cnnscope":
+        check_fits_on(source, size, batch, dev)
+    with source.contained():
+        return _analyze_source(source, size, batch, dev, train, counter)
+
+
+def check_fits_on(source: ModelSource, size: tuple[int, ...], batch: int,
+                  device: torch.device) -> None:
+    """Before allocating on a real device: trace on meta (free) and refuse a run whose
+    input, largest layer output and weights alone exceed the free memory."""
+    report = analyze(source, size, batch)
+    itemsize = 4  # float32: the dtype every zoo model and the timed runs start from
+    largest = max((r.activations for r in report.layers), default=0)
+    need = (batch * math.prod(size) + largest + report.totals.params) * itemsize
+    check_fits(need, device, f"{report.model} at {'x'.join(map(str, size))}, batch {batch},")
+
+
+def _analyze_source(source: ModelSource, size: tuple[int, ...], batch: int, dev: torch.device,
+                    train: bool, counter: str) -> ModelReport:
     if counter == "fvcore":
         from cnnscope.trace.fvcore_counter import fvcore_report
 

@@ -23,6 +23,7 @@ import importlib.util
 import inspect
 import os
 import sys
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -32,6 +33,7 @@ from torch import nn
 
 from cnnscope.errors import CnnscopeError, ModelLoadError
 from cnnscope.trace.meta import building_on
+from cnnscope.usercode import user_code
 from cnnscope.zoo import model_info
 
 
@@ -46,6 +48,12 @@ class ModelSource:
     spec: str = ""  # what the user typed ("resnet50", "net.py:build"); lock files keep it
     origin: str = "zoo"  # "zoo" | "file" | "module" | "torchvision" | "timm"
 
+    def contained(self, what: str = "forward pass"):
+        """A context for running this model's code: user code is contained (``user_code``)."""
+        if self.origin == "zoo":
+            return nullcontext()
+        return user_code(f"{what} of {self.spec or self.name}")
+
     def build(self, device: torch.device | str = "meta") -> nn.Module:
         """Instantiate on ``device`` (meta: no memory, no initialisation arithmetic).
 
@@ -53,8 +61,10 @@ class ModelSource:
         ``nn.Module``, gives a ``ModelLoadError`` naming the spec.
         """
         kwargs = dict(self.kwargs)
+        guard = nullcontext() if self.origin == "zoo" else user_code(
+            f"model factory {self.spec or self.name}")
         try:
-            with building_on(device):
+            with guard, building_on(device):
                 model = self.builder(**kwargs)
         except CnnscopeError:
             raise
@@ -87,7 +97,8 @@ def resolve(spec: str, **kwargs: Any) -> ModelSource:
         raise ModelLoadError(f"empty model spec {spec!r}", "give a zoo name or file.py:factory")
     spec = spec.strip()
     kw = tuple(sorted(kwargs.items()))
-    if ":" not in spec or _looks_like_drive(spec):
+    origin = spec_origin(spec)
+    if origin == "zoo":
         if spec.endswith(".py"):
             raise ModelLoadError(f"{spec!r} names a file but no factory",
                                  f"write it as {spec}:FACTORY, e.g. {spec}:build")
@@ -98,23 +109,37 @@ def resolve(spec: str, **kwargs: Any) -> ModelSource:
     if not attr:
         raise ModelLoadError(f"model spec {spec!r} has no factory after ':'",
                              "write it as file.py:factory or package.module:factory")
-    if prefix == "torchvision":
+    if origin == "torchvision":
         return _torchvision(spec, attr, kw)
-    if prefix == "timm":
+    if origin == "timm":
         return _timm(spec, attr, kw)
-    if prefix.endswith(".py") or "/" in prefix or os.sep in prefix:
+    if origin == "file":
         module = _load_file(prefix)
-        origin = "file"
         # Tables show "custom_model:build"; lock files keep the path as typed.
         name = f"{Path(prefix).stem}:{attr}"
     else:
         module = _import_module(prefix)
-        origin = "module"
         name = spec
     obj = _get_attr(module, attr, prefix)
     builder, size = _as_builder(obj, spec)
     return ModelSource(name=name, input_size=size, builder=builder, kwargs=kw, spec=spec,
                        origin=origin)
+
+
+def spec_origin(spec: str) -> str:
+    """What ``resolve(spec)`` would load: "zoo", "torchvision", "timm", "file" or "module".
+
+    Reads only the text: nothing is imported (the lock-file policy relies on it).
+    """
+    spec = spec.strip()
+    if ":" not in spec or _looks_like_drive(spec):
+        return "zoo"
+    prefix = spec.rsplit(":", 1)[0]
+    if prefix in ("torchvision", "timm"):
+        return prefix
+    if prefix.endswith(".py") or "/" in prefix or os.sep in prefix:
+        return "file"
+    return "module"
 
 
 # ---------------------------------------------------------------------- user code
@@ -155,10 +180,11 @@ def _load_file(path_text: str):
     # Sibling imports ("from layers import Block") work as when running the file.
     sys.path.insert(0, str(path.parent))
     try:
-        spec.loader.exec_module(module)
+        with user_code(f"model file {path_text!r}"):
+            spec.loader.exec_module(module)
     except BaseException as exc:
         sys.modules.pop(name, None)
-        if isinstance(exc, KeyboardInterrupt):
+        if isinstance(exc, (KeyboardInterrupt, CnnscopeError)):
             raise
         where = ""
         if isinstance(exc, SyntaxError) and exc.lineno:
@@ -178,7 +204,10 @@ def _load_file(path_text: str):
 
 def _import_module(dotted: str):
     try:
-        return importlib.import_module(dotted)
+        with user_code(f"module {dotted!r}"):
+            return importlib.import_module(dotted)
+    except CnnscopeError:
+        raise
     except ModuleNotFoundError as exc:
         missing = exc.name or dotted
         raise ModelLoadError(

@@ -33,15 +33,18 @@ def drift_table(result: CheckResult) -> str:
 
 
 def assert_matches_lock(path: str | Path, *, rtol: Mapping[str, float] | None = None,
-                        models: Sequence[str] | None = None) -> CheckResult:
+                        models: Sequence[str] | None = None,
+                        allow_modules: Sequence[str] = ()) -> CheckResult:
     """Re-trace the models of lock file ``path``; raise ``AssertionError`` listing any drift.
 
     ``rtol`` maps fields ("params", "trainable_params", "macs", "flops") to relative
     tolerances (default: every field exact). ``models`` checks only those specs.
     A missing or malformed lock file raises ``cnnscope.CnnscopeError`` (a setup error,
-    not a drift). Returns the ``CheckResult`` when everything matches.
+    not a drift). ``allow_modules`` names the packages whose ``package.module:factory``
+    specs the lock may import (``mypkg``). Returns the ``CheckResult`` when everything
+    matches.
     """
-    result = check_lock(path, dict(rtol) if rtol else None, models)
+    result = check_lock(path, dict(rtol) if rtol else None, models, allow_modules)
     if not result.ok:
         raise AssertionError(drift_table(result))
     return result

@@ -38,6 +38,7 @@ def group_by_depth(report: ModelReport, depth: int | None) -> list[LayerRecord]:
             macs=sum(m.macs for m in members),
             flops=sum(m.flops for m in members),
             activations=sum(m.activations for m in members),
+            bytes_moved=sum(m.bytes_moved for m in members),  # each layer's own traffic
             unsupported=tuple(sorted({u for m in members for u in m.unsupported})),
         ))
     return rows

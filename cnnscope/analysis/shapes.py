@@ -376,6 +376,7 @@ def valid_sizes_near(source, near: int, channels: int | None = None,
     itself if it does, else the closest sizes below and above within ``span``.
     """
     from cnnscope.errors import CnnscopeError
+    from cnnscope.trace.sizes import check_elements
     from cnnscope.trace.tracer import trace_module
 
     helper = size_helper(source)
@@ -385,6 +386,7 @@ def valid_sizes_near(source, near: int, channels: int | None = None,
         sizes = tuple(helper(near, **kwargs))
         return sizes, f"{helper.__module__}.{helper.__name__}"
     c = channels or (source.input_size or (3, 224, 224))[0]
+    check_elements((c, near + span, near + span), 1)  # too large to trace: say so, not "none"
     net = source.build("meta")
 
     def runs(s: int) -> bool:

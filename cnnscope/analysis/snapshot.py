@@ -29,16 +29,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from cnnscope.errors import CnnscopeError, InvalidOptionError, UserFileError
+from cnnscope.analysis.lock_schema import (
+    MAX_LOCK_BYTES,
+    LockFileError,
+    allowed_spec,
+    validate_lock,
+)
+from cnnscope.errors import CnnscopeError, InvalidOptionError
 
 SCHEMA_VERSION = 1
 # Fields compared as numbers (a tolerance can apply) and as exact values.
 NUMERIC_FIELDS = ("params", "trainable_params", "macs", "flops")
 TOLERANT_DEFAULT = ("macs", "flops")  # what a bare --rtol VALUE applies to
-
-
-class LockFileError(UserFileError):
-    """A lock file that is missing, not JSON, or not of a schema this version reads."""
 
 
 @dataclass(frozen=True)
@@ -143,10 +145,13 @@ def entry(spec: str, kwargs: dict[str, Any], report) -> dict[str, Any]:
 
 def make_lock(specs: Sequence[str], input_size: tuple[int, ...] | None = None, batch: int = 1,
               model_kwargs: dict[str, Any] | Sequence[dict[str, Any]] | None = None,
-              ) -> dict[str, Any]:
+              lock_folder: str | Path | None = None) -> dict[str, Any]:
     """Trace every spec (meta device) and return the lock document.
 
     ``model_kwargs``: one dict for every builder, or a list with one dict per spec.
+    ``lock_folder``: where the lock will live; model files are then recorded relative
+    to it, as ``check`` reads them (a file outside that folder is refused now, since
+    ``check`` would refuse it later).
     """
     from cnnscope.api import analyze, resolve_all
 
@@ -159,6 +164,8 @@ def make_lock(specs: Sequence[str], input_size: tuple[int, ...] | None = None, b
     for spec, source in zip(specs, sources):
         kwargs = dict(source.kwargs)
         spec_text = source.spec or spec
+        if lock_folder is not None and source.origin == "file":
+            spec_text = _relative_file_spec(spec_text, Path(lock_folder))
         encoded = encode_args(kwargs, spec_text)
         report = analyze(source, input_size, batch)
         key = json.dumps([spec_text, encoded, list(report.input_size), batch])
@@ -167,6 +174,17 @@ def make_lock(specs: Sequence[str], input_size: tuple[int, ...] | None = None, b
         seen.add(key)
         models.append(entry(spec_text, kwargs, report))
     return {"schema_version": SCHEMA_VERSION, **_versions(), "models": models}
+
+
+def _relative_file_spec(spec: str, folder: Path) -> str:
+    prefix, attr = spec.rsplit(":", 1)
+    file, root = Path(prefix).resolve(), folder.resolve()
+    if root not in file.parents:
+        raise InvalidOptionError(
+            f"model file {prefix!r} is outside the lock file's folder {str(folder) or '.'!r}, "
+            "and check only runs model files inside it",
+            "write the lock into a folder that contains the model file")
+    return f"{file.relative_to(root).as_posix()}:{attr}"
 
 
 _NUMBER_LIST = re.compile(r"\[\s*(-?\d+(?:,\s*-?\d+)*)\s*\]")
@@ -188,7 +206,10 @@ def dump_lock(lock: dict[str, Any]) -> str:
 
 
 def load_lock(path: str | Path) -> dict[str, Any]:
-    """Read and validate a lock file; every problem is one ``LockFileError`` line."""
+    """Read and validate a lock file; every problem is one ``LockFileError`` line.
+
+    Nothing is built or imported here: see ``lock_schema`` for what is checked.
+    """
     p = Path(path)
     if not p.exists():
         raise LockFileError(f"lock file {str(path)!r} does not exist",
@@ -196,38 +217,31 @@ def load_lock(path: str | Path) -> dict[str, Any]:
     if p.is_dir():
         raise LockFileError(f"lock file {str(path)!r} is a folder", "give the path of the .json file")
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
+        with open(p, "rb") as fh:
+            raw = fh.read(MAX_LOCK_BYTES + 1)
+        if len(raw) > MAX_LOCK_BYTES:
+            raise LockFileError(f"lock file {str(path)!r} is larger than "
+                                f"{MAX_LOCK_BYTES // 2**20} MiB", "is it really a lock file?")
+        data = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
     except UnicodeDecodeError:
         raise LockFileError(f"lock file {str(path)!r} is not text") from None
     except json.JSONDecodeError as exc:
         raise LockFileError(f"lock file {str(path)!r} is not JSON (line {exc.lineno}: {exc.msg})",
                             "regenerate it with cnnscope snapshot") from None
+    except RecursionError:
+        raise LockFileError(f"lock file {str(path)!r} is nested too deeply",
+                            "regenerate it with cnnscope snapshot") from None
+    except ValueError as exc:  # NaN/Infinity, or an integer of thousands of digits
+        raise LockFileError(f"lock file {str(path)!r} is not strict JSON ({exc})",
+                            "regenerate it with cnnscope snapshot") from None
     except OSError as exc:
         raise LockFileError(f"cannot read lock file {str(path)!r}: {exc.strerror}") from None
-    if not isinstance(data, dict) or "schema_version" not in data:
-        raise LockFileError(f"{str(path)!r} is not a cnnscope lock file (no schema_version)",
-                            "create one with cnnscope snapshot")
-    version = data["schema_version"]
-    if version != SCHEMA_VERSION:
-        raise LockFileError(
-            f"lock file {str(path)!r} has schema version {version!r}; this cnnscope reads "
-            f"version {SCHEMA_VERSION}", "regenerate it with cnnscope snapshot")
-    models = data.get("models")
-    if not isinstance(models, list):
-        raise LockFileError(f"lock file {str(path)!r} has no models list",
-                            "regenerate it with cnnscope snapshot")
-    required = {"spec": str, "input_size": list, "batch": int, "params": int, "macs": int}
-    for i, m in enumerate(models):
-        where = f"{path} model #{i + 1}"
-        if not isinstance(m, dict):
-            raise LockFileError(f"{where} is not an object", "regenerate it with cnnscope snapshot")
-        for key, typ in required.items():
-            if not isinstance(m.get(key), typ):
-                raise LockFileError(f"{where} has no valid {key!r}",
-                                    "regenerate it with cnnscope snapshot")
-        if not isinstance(m.get("args", {}), dict):
-            raise LockFileError(f"{where}: args must be an object")
+    validate_lock(data, str(path))
     return data
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def parse_rtol(values: Iterable[str] | None) -> dict[str, float]:
@@ -290,11 +304,15 @@ def _shapes(shapes: list) -> str:
 
 
 def check_lock(path: str | Path, rtol: dict[str, float] | None = None,
-               models: Sequence[str] | None = None) -> CheckResult:
+               models: Sequence[str] | None = None,
+               allow_modules: Sequence[str] = ()) -> CheckResult:
     """Re-trace every model of the lock file and list what drifted.
 
-    ``models`` restricts the check to those specs. A model that no longer loads or
-    traces is a drift with field "error" (the code changed), not a usage error.
+    ``models`` restricts the check to those specs. ``allow_modules`` names the packages
+    whose ``package.module:factory`` specs may be imported (a lock alone never decides
+    which code runs; see ``lock_schema``). The whole lock is validated, and every spec
+    cleared, before the first model is built. A model that no longer loads or traces is
+    a drift with field "error" (it fails now), never a pass.
     """
     from cnnscope.api import analyze
     from cnnscope.models import resolve
@@ -309,6 +327,9 @@ def check_lock(path: str | Path, rtol: dict[str, float] | None = None,
             raise InvalidOptionError(f"not in {path}: {', '.join(missing)}",
                                      "models there: " + ", ".join(sorted(known)))
         entries = [m for m in entries if m["spec"] in models]
+    folder = Path(path).parent
+    targets = [allowed_spec(m["spec"].strip(), folder, allow_modules) for m in entries]
+    kwargs_of = [decode_args(m.get("args", {}), f"{path} {m['spec']}") for m in entries]
     notes = []
     now = _versions()
     for key, label in (("cnnscope_version", "cnnscope"), ("torch_version", "torch")):
@@ -319,18 +340,21 @@ def check_lock(path: str | Path, rtol: dict[str, float] | None = None,
     for m in entries:
         counts[m["spec"]] = counts.get(m["spec"], 0) + 1
     labels = []
-    for m in entries:
+    for m, target, kwargs in zip(entries, targets, kwargs_of):
         # One spec locked at two sizes or with two argument sets needs telling apart.
         label = m["spec"]
         if counts[label] > 1:
             args = ",".join(f"{k}={v}" for k, v in m.get("args", {}).items())
             label += f"@{'x'.join(map(str, m['input_size']))}" + (f"[{args}]" if args else "")
         labels.append(label)
-        kwargs = decode_args(m.get("args", {}), f"{path} {m['spec']}")
         try:
-            report = analyze(resolve(m["spec"], **kwargs), tuple(m["input_size"]), m["batch"])
+            report = analyze(resolve(target, **kwargs), tuple(m["input_size"]), m["batch"])
         except CnnscopeError as err:
             drifts.append(Drift(label, "error", "traced", f"fails now: {err}"))
+            continue
+        except Exception as exc:  # noqa: BLE001 - whatever broke, the gate must not pass
+            drifts.append(Drift(label, "error", "traced",
+                                f"fails now: {type(exc).__name__}: {exc}".splitlines()[0]))
             continue
         fresh = entry(m["spec"], kwargs, report)
         drifts.extend(replace(d, model=label) for d in compare_entry(m, fresh, tolerances))

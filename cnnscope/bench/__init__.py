@@ -21,6 +21,8 @@ _LAZY = {
     "plan_rows": "cnnscope.bench.runner",
     "default_models": "cnnscope.bench.runner",
     "matmul_ceiling": "cnnscope.bench.ceiling",
+    "copy_bandwidth": "cnnscope.bench.bandwidth",
+    "CopyBandwidth": "cnnscope.bench.records",
     "collect_env": "cnnscope.bench.env",
     "BenchResult": "cnnscope.bench.records",
     "BenchRow": "cnnscope.bench.records",

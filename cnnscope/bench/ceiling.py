@@ -15,6 +15,7 @@ reuse it until ``remeasure=True`` (``--remeasure-ceiling``).
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from datetime import datetime, timezone
@@ -112,15 +113,36 @@ def _read_cache(path: Path) -> dict:
         return {}
 
 
+def _cached_entry(data: dict, key: str, dtype: str) -> MatmulCeiling | None:
+    """The cached ceiling, or None when absent or damaged (then it is measured again).
+
+    A cache is data that anything may have written: a value of the wrong type, a
+    non-finite or non-positive figure, counts as damaged, never as a ceiling.
+    """
+    per_device = data.get(key)
+    entry = per_device.get(dtype) if isinstance(per_device, dict) else None
+    if not isinstance(entry, dict):
+        return None
+    try:
+        tflops, n = float(entry["tflops"]), int(entry["n"])
+        texts = [entry[k] for k in ("device_name", "measured_at", "torch_version")]
+    except (KeyError, TypeError, ValueError, OverflowError):
+        return None
+    if not math.isfinite(tflops) or tflops <= 0 or n <= 0 or not all(isinstance(t, str) for t in texts):
+        return None
+    return MatmulCeiling(device_name=texts[0], dtype=dtype, tflops=tflops, n=n,
+                         measured_at=texts[1], torch_version=texts[2], cached=True)
+
+
 def _write_cache(path: Path, data: dict) -> bool:
     """Write atomically; False (and no error) when the cache folder is not writable."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n", encoding="utf-8")
         os.replace(tmp, path)
         return True
-    except OSError:
+    except (OSError, ValueError):
         return False
 
 
@@ -133,17 +155,10 @@ def matmul_ceiling(device: torch.device | str, dtype: str, *, remeasure: bool = 
         return _RUN_CACHE[(key, dtype)]
     file = path or cache_path()
     data = _read_cache(file)
-    entry = data.get(key, {}).get(dtype)
-    if entry and not remeasure:
-        try:
-            ceiling = MatmulCeiling(device_name=entry["device_name"], dtype=dtype,
-                                    tflops=float(entry["tflops"]), n=int(entry["n"]),
-                                    measured_at=entry["measured_at"],
-                                    torch_version=entry["torch_version"], cached=True)
-            _RUN_CACHE[(key, dtype)] = ceiling
-            return ceiling
-        except (KeyError, TypeError, ValueError):
-            pass  # a damaged entry is measured again
+    ceiling = None if remeasure else _cached_entry(data, key, dtype)
+    if ceiling is not None:
+        _RUN_CACHE[(key, dtype)] = ceiling
+        return ceiling
     tflops, n = measure_matmul(dev, dtype, sizes)
     ceiling = MatmulCeiling(device_name=device_name(dev), dtype=dtype, tflops=tflops, n=n,
                             measured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -158,11 +158,16 @@ def time_layers(work: Workload, timer: Timer, iters: int, report: ModelReport, *
         hooks.remove()
         hooks.start_iteration()  # drop the tokens
 
-    macs = {r.name: r.macs for r in report.layers if r.kind == "module"}
+    traced = {r.name: r for r in report.layers if r.kind == "module"}
+    # The trace runs in float32; autocast rows compute in 16-bit: bytes at 2 per element.
+    elem = 2 if getattr(work, "dtype", "fp32") in ("bf16", "fp16") else 4
     layers = tuple(
-        LayerTiming(name=name, type=types[name], macs=macs.get(name),
+        LayerTiming(name=name, type=types[name],
+                    macs=traced[name].macs if name in traced else None,
                     fwd_ms=median(fwd[name]),
-                    bwd_ms=median(bwd[name]) if bwd.get(name) else None)
+                    bwd_ms=median(bwd[name]) if bwd.get(name) else None,
+                    flops=traced[name].flops if name in traced else None,
+                    bytes_moved=traced[name].bytes_moved * elem // 4 if name in traced else None)
         for name in order
     )
     train = work.train

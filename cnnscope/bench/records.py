@@ -44,6 +44,25 @@ class MatmulCeiling:
 
 
 @dataclass(frozen=True)
+class CopyBandwidth:
+    """The best copy rate measured on a device: the memory roof of the roofline."""
+
+    device_name: str
+    bytes_per_s: float  # 2 x nbytes (read + write) / fastest copy time
+    nbytes: int  # size of the copied tensor
+    measured_at: str  # ISO timestamp (UTC)
+    torch_version: str
+    cached: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "CopyBandwidth":
+        return cls(**_own_fields(cls, data))
+
+
+@dataclass(frozen=True)
 class LayerTiming:
     """One leaf layer call's median forward (and backward) time, joined with its MACs."""
 
@@ -52,6 +71,27 @@ class LayerTiming:
     macs: int | None  # forward MACs from the trace (None when the trace has no such layer)
     fwd_ms: float
     bwd_ms: float | None = None  # None for inference or when no gradient reached the layer
+    # Roofline (forward pass): the trace's FLOPs and bytes_moved of this call, bytes at the
+    # row's element size; bound = "memory" | "compute" against the device's measured roofs.
+    flops: int | None = None
+    bytes_moved: int | None = None
+    bound: str | None = None
+
+    @property
+    def arithmetic_intensity(self) -> float | None:
+        """FLOPs per byte moved (forward)."""
+        return self.flops / self.bytes_moved if self.flops is not None and self.bytes_moved else None
+
+    @property
+    def achieved_flops(self) -> float | None:
+        """FLOP/s of the forward call (all FLOPs, elementwise included)."""
+        return self.flops / (self.fwd_ms * 1e-3) if self.flops is not None and self.fwd_ms > 0 else None
+
+    @property
+    def achieved_bandwidth(self) -> float | None:
+        """Bytes/s of the forward call, at the minimal traffic ``bytes_moved``."""
+        return (self.bytes_moved / (self.fwd_ms * 1e-3)
+                if self.bytes_moved is not None and self.fwd_ms > 0 else None)
 
     @property
     def fwd_tflops(self) -> float | None:
@@ -67,6 +107,9 @@ class LayerTiming:
         d = asdict(self)
         d["fwd_tflops"] = self.fwd_tflops
         d["bwd_tflops"] = self.bwd_tflops
+        d["arithmetic_intensity"] = self.arithmetic_intensity
+        d["achieved_flops"] = self.achieved_flops
+        d["achieved_bandwidth"] = self.achieved_bandwidth
         return d
 
     @classmethod
@@ -89,6 +132,9 @@ class PerLayer:
     # Backward of the loss and of the ops after the last hooked layer (before any layer's
     # backward starts): time charged to no layer.
     loss_bwd_ms: float | None = None
+    # The roofs the layers' ``bound`` was judged against (None: not measured).
+    peak_flops: float | None = None  # FLOP/s: the dense matmul ceiling of the row's dtype
+    peak_bandwidth: float | None = None  # bytes/s: the measured copy bandwidth
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: v for k, v in asdict(self).items() if k != "layers"}
@@ -235,6 +281,7 @@ class BenchResult:
     settings: dict[str, Any]
     rows: list[BenchRow] = field(default_factory=list)
     ceilings: dict[str, MatmulCeiling] = field(default_factory=dict)  # dtype -> ceiling
+    bandwidth: CopyBandwidth | None = None  # measured for --per-layer (the roofline)
     interrupted: bool = False  # Ctrl-C: rows holds what finished before it
     planned: int = 0  # rows the sweep meant to measure
 
@@ -244,6 +291,7 @@ class BenchResult:
             "settings": self.settings,
             "flop_basis": FLOP_BASIS,
             "ceilings": {k: c.to_dict() for k, c in self.ceilings.items()},
+            "copy_bandwidth": self.bandwidth.to_dict() if self.bandwidth else None,
             "interrupted": self.interrupted,
             "planned_rows": self.planned,
             "rows": [r.to_dict() for r in self.rows],
@@ -256,6 +304,8 @@ class BenchResult:
                    rows=[BenchRow.from_dict(r) for r in data.get("rows", ())],
                    ceilings={k: MatmulCeiling.from_dict(c)
                              for k, c in (data.get("ceilings") or {}).items()},
+                   bandwidth=(CopyBandwidth.from_dict(data["copy_bandwidth"])
+                              if data.get("copy_bandwidth") else None),
                    interrupted=bool(data.get("interrupted", False)),
                    planned=int(data.get("planned_rows", 0)))
 

@@ -42,7 +42,7 @@ from torch.utils._pytree import tree_flatten
 from cnnscope.bench.ceiling import matmul_ceiling
 from cnnscope.bench.env import collect_env, device_name
 from cnnscope.bench.precision import DTYPES, autocast, check_dtype, fp32_math
-from cnnscope.bench.records import BenchResult, BenchRow, MatmulCeiling
+from cnnscope.bench.records import BenchResult, BenchRow, CopyBandwidth, MatmulCeiling
 from cnnscope.bench.stats import SettleRule, summarize, warm_up
 from cnnscope.bench.timing import Timer, phase_times, timer_for
 from cnnscope.errors import CnnscopeError, DeviceUnavailableError, InvalidOptionError
@@ -491,9 +491,11 @@ def _measure(source: ModelSource, size: tuple[int, ...], batch: int, dtype: str,
 
 
 def bench_row(source: ModelSource | str, batch: int, dtype: str, mode: str,
-              settings: BenchSettings, *, ceiling: MatmulCeiling | None = None) -> BenchRow:
+              settings: BenchSettings, *, ceiling: MatmulCeiling | None = None,
+              bandwidth: CopyBandwidth | None = None) -> BenchRow:
     """Measure one row. Failures become "oom"/"error"/"unsupported" rows without timings;
-    KeyboardInterrupt propagates (after the row's memory is freed)."""
+    KeyboardInterrupt propagates (after the row's memory is freed). With ``ceiling`` and
+    ``bandwidth``, per-layer timings get their roofline verdict."""
     from cnnscope.api import DEFAULT_INPUT
 
     device = settings.check()
@@ -507,7 +509,8 @@ def bench_row(source: ModelSource | str, batch: int, dtype: str, mode: str,
                 compiled=settings.compile, cuda_graphs=settings.cuda_graphs)
     row: BenchRow
     try:
-        with _device_scope(device, settings.cudnn_benchmark), fp32_math(device, dtype):
+        with src.contained("benchmark"), _device_scope(device, settings.cudnn_benchmark), \
+                fp32_math(device, dtype):
             fields = _measure(src, size, batch, dtype, mode, settings, device)
     except KeyboardInterrupt:
         raise  # the sweep frees the memory once the traceback is gone
@@ -530,6 +533,11 @@ def bench_row(source: ModelSource | str, batch: int, dtype: str, mode: str,
                 fields["notes"] = fields.get("notes", ()) + (
                     "achieved rate exceeds the measured matmul ceiling: the ceiling came from "
                     "a slower matmul library or under other load (--remeasure-ceiling)",)
+        if fields.get("per_layer") is not None and ceiling is not None and bandwidth is not None:
+            from cnnscope.bench.roofline import apply_roofline
+
+            fields["per_layer"] = apply_roofline(fields["per_layer"], ceiling.tflops * 1e12,
+                                                 bandwidth.bytes_per_s)
         row = BenchRow(**base, status="ok", **fields)
     # The except blocks are over, so no traceback keeps the row's tensors alive now.
     free_memory(device, failed=not row.ok)
@@ -576,7 +584,10 @@ def run_sweep(specs: Sequence[RowSpec], settings: BenchSettings, *,
                 ceiling = result.ceilings.get(spec.dtype)
                 if ceiling is None:
                     ceiling = _ceiling(device, spec.dtype, settings, result)
-            row = bench_row(spec.source, spec.batch, spec.dtype, spec.mode, settings, ceiling=ceiling)
+            if settings.per_layer and ceiling is not None and result.bandwidth is None:
+                result.bandwidth = _bandwidth(device, settings, result)
+            row = bench_row(spec.source, spec.batch, spec.dtype, spec.mode, settings,
+                            ceiling=ceiling, bandwidth=result.bandwidth)
             result.rows.append(row)
             if on_done:
                 on_done(i, row)
@@ -600,6 +611,21 @@ def _ceiling(device: torch.device, dtype: str, settings: BenchSettings,
         return None
     result.ceilings[dtype] = ceiling
     return ceiling
+
+
+def _bandwidth(device: torch.device, settings: BenchSettings,
+               result: BenchResult) -> CopyBandwidth | None:
+    """The copy bandwidth (the roofline's memory roof), or None with the reason in env."""
+    from cnnscope.bench.bandwidth import copy_bandwidth
+
+    try:
+        return copy_bandwidth(device, remeasure=settings.remeasure_ceiling)
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # noqa: BLE001 - no bandwidth is no verdict, not a failed sweep
+        result.env["bandwidth_error"] = _first_line(exc)
+        free_memory(device)
+        return None
 
 
 def check_inputs(sources: Sequence[ModelSource], input_size: Sequence[int] | None) -> None:

@@ -11,6 +11,7 @@ from cnnscope.cli.common import (
     InputOpt,
     OutputFormat,
     OutputOpt,
+    examples,
     user_errors,
     write_output,
 )
@@ -23,35 +24,38 @@ def bench(
     models: Optional[List[str]] = typer.Argument(
         None, help="Zoo names or model specs (space or comma separated). None: one model per main family."),
     device: Optional[str] = typer.Option(
-        None, "--device", "-d", help="cuda, cuda:N or cpu (default: cuda when available, else cpu)."),
+        None, "--device", "-d", metavar="cpu|cuda[:N]", help="cuda, cuda:N or cpu (default: cuda when available, else cpu)."),
     batch: str = typer.Option("1", "--batch", "-b", help="Batch sizes, comma separated: 1,32,128."),
-    dtype: str = typer.Option("fp32", "--dtype", help="fp32, tf32, bf16, fp16 (comma separated). "
+    dtype: str = typer.Option("fp32", "--dtype", metavar="fp32|tf32|bf16|fp16", help="fp32, tf32, bf16, fp16 (comma separated). "
                               "fp32 is strict IEEE (TF32 off); bf16/fp16 use autocast."),
-    mode: Optional[str] = typer.Option(None, "--mode", "-m", help="infer, train or infer,train "
-                                       "(default: infer; train with --ddp)."),
+    mode: Optional[str] = typer.Option(None, "--mode", "-m", metavar="infer|train",
+                                       help="infer, train or infer,train (default: infer; train with --ddp)."),
     input: Optional[str] = InputOpt,
-    channels_last: bool = typer.Option(False, "--channels-last", help="NHWC memory layout for model and input."),
-    compile: bool = typer.Option(False, "--compile", help="torch.compile the model (compilation is in the warm-up, not timed)."),
-    cuda_graphs: bool = typer.Option(False, "--cuda-graphs", help="Capture each step in a CUDA graph and replay it (with --compile: mode reduce-overhead)."),
+    channels_last: bool = typer.Option(False, "--channels-last", metavar="", help="NHWC memory layout for model and input."),
+    compile: bool = typer.Option(False, "--compile", metavar="", help="torch.compile the model (compilation is in the warm-up, not timed)."),
+    cuda_graphs: bool = typer.Option(False, "--cuda-graphs", metavar="", help="Capture each step in a CUDA graph and replay it (with --compile: mode reduce-overhead)."),
     warmup: int = typer.Option(5, "--warmup", help="Minimum warm-up iterations; more run until timings settle."),
     max_warmup: int = typer.Option(50, "--max-warmup", help="Warm-up stops here even if timings have not settled."),
     iters: Optional[int] = typer.Option(None, "--iters", "-n", help="Timed iterations (default: as many as --min-time allows)."),
     min_time: Optional[float] = typer.Option(None, "--min-time", help="Seconds of timed iterations per row (default 2; at least 5 iterations)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the weights and inputs."),
-    per_layer: bool = typer.Option(False, "--per-layer", help="Also time every layer's forward/backward (hooks) with its achieved TFLOP/s "
+    per_layer: bool = typer.Option(False, "--per-layer", metavar="", help="Also time every layer's forward/backward (hooks) with its achieved TFLOP/s "
                                    "(--format csv then writes the per-layer rows)."),
     top: int = typer.Option(0, "--top", help="With --per-layer: show only the N slowest layers in the table (files keep all)."),
-    cudnn_benchmark: bool = typer.Option(True, "--cudnn-benchmark/--no-cudnn-benchmark", help="Let cuDNN autotune convolutions (in the warm-up)."),
-    ceiling: bool = typer.Option(True, "--ceiling/--no-ceiling", help="Measure (or read from the cache) the dense matmul ceiling per dtype."),
-    remeasure_ceiling: bool = typer.Option(False, "--remeasure-ceiling", help="Measure the matmul ceiling again instead of using the cache."),
-    format: OutputFormat = FormatOpt,
+    cudnn_benchmark: bool = typer.Option(True, "--cudnn-benchmark/--no-cudnn-benchmark", metavar="", help="Let cuDNN autotune convolutions (in the warm-up)."),
+    ceiling: bool = typer.Option(True, "--ceiling/--no-ceiling", metavar="", help="Measure (or read from the cache) the dense matmul ceiling per dtype."),
+    remeasure_ceiling: bool = typer.Option(False, "--remeasure-ceiling", metavar="", help="Measure the matmul ceiling again instead of using the cache."),
+    format: Optional[OutputFormat] = FormatOpt,
     output: Optional[str] = OutputOpt,
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr."),
+    plot: Optional[str] = typer.Option(None, "--plot", metavar="FILE.png|svg",
+                                       help="With --per-layer: draw the roofline (one point per layer, "
+                                            "the measured roofs as lines); needs matplotlib."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", metavar="", help="Progress bar on stderr."),
     arg: Optional[List[str]] = ArgOpt,
-    all_models: bool = typer.Option(False, "--all", help="Every model of the zoo (with --shard: spread over the ranks)."),
-    ddp: Optional[int] = typer.Option(None, "--ddp", help="Time DDP training steps on N local ranks (torch.distributed: "
+    all_models: bool = typer.Option(False, "--all", metavar="", help="Every model of the zoo (with --shard: spread over the ranks)."),
+    ddp: Optional[int] = typer.Option(None, "--ddp", metavar="N", help="Time DDP training steps on N local ranks (torch.distributed: "
                                       "gloo on CPU, NCCL on CUDA). Under torchrun the job's ranks are used."),
-    shard: bool = typer.Option(False, "--shard", help="With --ddp N or torchrun: spread the rows over the ranks "
+    shard: bool = typer.Option(False, "--shard", metavar="", help="With --ddp N or torchrun: spread the rows over the ranks "
                                "(one device each, no DDP) and merge them into one report."),
     bucket_mb: Optional[float] = typer.Option(None, "--bucket-mb", help="DDP bucket_cap_mb (default: DDP's 25 MiB, first bucket 1 MiB)."),
     link_gbps: Optional[float] = typer.Option(None, "--link-gbps", help="Link bandwidth (Gbit/s) of the ring all-reduce "
@@ -61,9 +65,6 @@ def bench(
     ddp_port: int = typer.Option(0, "--ddp-port", help="Rendezvous port of a --ddp launch (0: a free one)."),
 ) -> None:
     """Time forward and backward passes: median, spread, img/s, peak memory, achieved TFLOP/s.
-
-    Examples: 'cnnscope bench resnet50 --device cuda --batch 1,32,128 --dtype fp32,bf16
-    --mode infer,train'; 'cnnscope bench densenet121 --device cpu --per-layer'.
     """
     with user_errors():
         from cnnscope.bench import runner
@@ -74,6 +75,12 @@ def bench(
             raise InvalidOptionError("--iters and --min-time both given", "use one of them")
         if top < 0:
             raise InvalidOptionError(f"--top {top} is negative", "use 0 (all layers) or more")
+        if plot:
+            from cnnscope.report.plot import check_plot_target
+
+            if not per_layer:
+                raise InvalidOptionError("--plot draws the per-layer roofline", "add --per-layer")
+            check_plot_target(plot)  # a bad name or missing matplotlib fails before timing
         dev_text = device or _default_device()
         settings = runner.BenchSettings(
             device=dev_text, warmup=warmup, max_warmup=max_warmup, iters=iters,
@@ -114,6 +121,13 @@ def bench(
             specs = runner.plan_rows(sources, batches, dtypes, modes)
             result = _run(runner, specs, settings, progress)
         _emit(result, format, output, top, per_layer)
+        if plot and any(r.per_layer is not None for r in result.rows):
+            from cnnscope.report.plot import plot_roofline
+
+            plot_roofline(result, plot)
+            typer.echo(f"wrote {plot}", err=True)
+        elif plot:
+            typer.echo(f"cnnscope: no row has per-layer timings: {plot} not written", err=True)
         if result.interrupted:
             typer.echo(f"cnnscope: interrupted: {len(result.rows)} of {result.planned} rows measured",
                        err=True)
@@ -173,4 +187,9 @@ def _emit(result, format: OutputFormat, output: Optional[str], top: int, per_lay
 
 
 def register(app: typer.Typer) -> None:
-    app.command("bench")(bench)
+    app.command("bench", epilog=examples(
+        "cnnscope bench resnet18 --device cpu",
+        "cnnscope bench resnet50 --device cuda --batch 1,32,128 --dtype fp32,bf16 --mode infer,train",
+        "cnnscope bench densenet121 --device cpu --per-layer --top 10",
+        "cnnscope bench vgg16 mobilenet_v2 --device cpu -o bench.json",
+        "cnnscope bench resnet50 --ddp 8 --device cuda --batch 64 --link-gbps 100"))(bench)

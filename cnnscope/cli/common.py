@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 from contextlib import contextmanager
@@ -20,14 +21,50 @@ class OutputFormat(str, Enum):
     md = "md"
 
 
+class Counter(str, Enum):
+    cnnscope = "cnnscope"
+    fvcore = "fvcore"
+
+
+# What an -o file name says about its format (--format, when given, must agree).
+SUFFIX_FORMATS = {".json": OutputFormat.json, ".csv": OutputFormat.csv, ".md": OutputFormat.md,
+                  ".markdown": OutputFormat.md, ".txt": OutputFormat.table}
+
 InputOpt = typer.Option(None, "--input", "-i", help="Input size CxHxW (default: the model's own).",
                         metavar="CxHxW")
 BatchOpt = typer.Option(1, "--batch", "-b", help="Batch size (>= 1).")
-FormatOpt = typer.Option(OutputFormat.table, "--format", "-f", help="Output format.",
-                         case_sensitive=False)
-OutputOpt = typer.Option(None, "--output", "-o", help="Write to this file (atomically) instead of stdout.")
-DeviceOpt = typer.Option("meta", "--device", "-d",
+FormatOpt = typer.Option(None, "--format", "-f", case_sensitive=False,
+                         help="Output format (default: from the -o file name: .json, .csv, .md; "
+                              "else table).")
+OutputOpt = typer.Option(None, "--output", "-o", metavar="FILE",
+                         help="Write to this file (atomically) instead of stdout.")
+DeviceOpt = typer.Option("meta", "--device", "-d", metavar="meta|cpu|cuda[:N]",
                          help="meta (default: nothing allocated), cpu or cuda.")
+
+
+def resolve_format(format: Optional[OutputFormat], output: Optional[str]) -> OutputFormat:
+    """The format asked for, else the one the -o file name says, else a table.
+
+    ``-o r18.json`` alone writes JSON; ``-o r18.json --format csv`` is a contradiction
+    and a one-line error rather than a CSV file named .json.
+    """
+    from pathlib import PurePath
+
+    from cnnscope.errors import InvalidOptionError
+
+    said = SUFFIX_FORMATS.get(PurePath(output).suffix.lower()) if output else None
+    if format is None:
+        return said or OutputFormat.table
+    if said is not None and said is not format:
+        raise InvalidOptionError(
+            f"-o {output} names a {said.value} file but --format is {format.value}",
+            f"drop --format, or name the file for {format.value}")
+    return format
+
+
+def examples(*lines: str) -> str:
+    """An "Examples" block for a command's help (its epilog), one command a line."""
+    return "[bold]Examples[/bold]\n\n" + "\n\n".join(f"  $ {line}" for line in lines)
 
 
 def fail(err: CnnscopeError) -> None:
@@ -36,16 +73,42 @@ def fail(err: CnnscopeError) -> None:
     raise typer.Exit(err.exit_code)
 
 
+def report_usage_error(err) -> int:
+    """A Click usage error (unknown option, bad value, missing argument) as one line."""
+    ctx = getattr(err, "ctx", None)
+    where = ctx.command_path if ctx is not None else "cnnscope"
+    message = " ".join(err.format_message().split())  # Click's messages may wrap
+    typer.echo(f"cnnscope: error: {message} (see '{where} --help')", err=True)
+    return 2
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn a CnnscopeError raised inside a command into a one-line message."""
+    """Turn what goes wrong inside a command into one line on stderr and an exit code.
+
+    A ``CnnscopeError`` is the user's to fix (exit 2). A real Ctrl-C is exit 130. An exit
+    or a ``BaseException`` that got this far came from model code (cnnscope's own code
+    never calls ``sys.exit``), so it can never end the command with a code of its choice.
+    """
+    from cnnscope.usercode import real_interrupt
+
     try:
         yield
     except CnnscopeError as err:
         fail(err)
     except KeyboardInterrupt:
-        typer.echo("cnnscope: interrupted", err=True)
-        raise typer.Exit(130)
+        if real_interrupt():
+            typer.echo("cnnscope: interrupted", err=True)
+            raise typer.Exit(130)
+        fail(CnnscopeError("model code raised KeyboardInterrupt",
+                           "model code must not raise KeyboardInterrupt itself"))
+    except SystemExit as exc:
+        fail(CnnscopeError(f"model code called sys.exit({exc.code!r})",
+                           "model code must return or raise, not exit the process"))
+    except (Exception, typer.Exit):
+        raise  # a bug keeps its traceback; typer.Exit is a command's own verdict
+    except BaseException as exc:  # noqa: BLE001 - GeneratorExit, custom BaseExceptions
+        fail(CnnscopeError(f"model code raised {type(exc).__name__}"))
 
 
 def parse_size(text: Optional[str]) -> Optional[tuple[int, int, int]]:
@@ -55,47 +118,141 @@ def parse_size(text: Optional[str]) -> Optional[tuple[int, int, int]]:
 
 
 def emit(text: str, output: Optional[str]) -> None:
-    """Write ``text`` to ``output`` atomically, or to stdout."""
+    """Write ``text`` to the file ``output`` (see ``cnnscope.report.io``), or to stdout."""
     if output:
         from cnnscope.report.io import write_text_atomic
 
         write_text_atomic(output, text)
         typer.echo(f"wrote {output}", err=True)
     else:
-        sys.stdout.write(text)
+        write_stdout(text)
+
+
+def write_stdout(text: str) -> None:
+    """Write to stdout as a well-behaved filter does.
+
+    - stdout closed (``>&-``): a one-line error, exit 2;
+    - the reader went away (``| head -1``): stop quietly, with the command's own exit code;
+    - a write error (``> /dev/full``): a one-line error, exit 2;
+    - an encoding that cannot show the text (``PYTHONIOENCODING=ascii``, ``LC_ALL=C``):
+      box drawing falls back to ASCII, anything else to ``?``.
+    """
+    from cnnscope.errors import UserFileError
+
+    stream = sys.stdout
+    if stream is None or getattr(stream, "closed", False):
+        raise UserFileError("standard output is closed", "redirect it (> FILE) or use -o FILE")
+    encoding = "ascii" if _c_locale() else getattr(stream, "encoding", None) or "utf-8"
+    text = encodable(text, encoding)
+    try:
+        stream.write(text)
+        stream.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+    except OSError as exc:
+        from cnnscope.report.io import write_error
+
+        _silence_stdout()  # drop what is buffered, or the exit would try again and fail
+        raise write_error("standard output", exc) from None
+
+
+def _silence_stdout() -> None:
+    """Point fd 1 at /dev/null: later flushes (at exit) succeed and print nothing."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        pass
+
+
+# Box drawing and the few other non-ASCII characters cnnscope prints, as ASCII.
+_ASCII = str.maketrans({**{c: "-" for c in "─━═╌┄┈╍"}, **{c: "|" for c in "│┃║╎┆┊"},
+                        **{c: "+" for c in "┌┐└┘├┤┬┴┼┏┓┗┛┣┫┳┻╋┡┩╇╈╞╡╪╔╗╚╝╠╣╦╩╬╭╮╯╰┢┪┯┷┿"},
+                        "×": "x", "…": "...", "–": "-", "—": "-", "≈": "~", "≤": "<=",
+                        "≥": ">=", "→": "->", "²": "^2", "·": "*", "µ": "u"})
+
+
+def _c_locale() -> bool:
+    """Did the user ask for the C/POSIX locale (LC_ALL=C)? Python then still writes UTF-8
+    (PEP 538), but such a terminal shows box drawing as mojibake: give it ASCII."""
+    for var in ("LC_ALL", "LC_CTYPE", "LANG"):
+        value = os.environ.get(var)
+        if value:
+            return value in ("C", "POSIX")
+    return False
+
+
+def encodable(text: str, encoding: str) -> str:
+    """``text`` if ``encoding`` can write it, else its ASCII fallback."""
+    try:
+        text.encode(encoding)
+        return text
+    except (UnicodeEncodeError, LookupError):
+        return text.translate(_ASCII).encode("ascii", "replace").decode("ascii")
+
+
+def terminal_width(is_terminal: bool) -> int:
+    """The table width: COLUMNS when it is a sane number, else the terminal's, else 160.
+
+    Piped or captured output gets a page-wide 160 (80 would fold the numbers). COLUMNS=0
+    or nonsense counts as unset.
+    """
+    text = os.environ.get("COLUMNS", "").strip()
+    if text.isdigit() and 20 <= int(text) <= 10_000:
+        return int(text)
+    if is_terminal:
+        try:
+            return max(20, os.get_terminal_size(sys.stdout.fileno()).columns)
+        except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+            pass
+    return 160
 
 
 def console(output: Optional[str] = None):
-    """A Rich console: the terminal, or a plain-text recorder when writing a file."""
+    """A Rich console that records into memory; ``flush_console`` writes what it holds.
+
+    For a file it is plain text at 160 columns; for stdout it takes the terminal's
+    width and colours (none when piped, with ``NO_COLOR``, or for a dumb terminal).
+    Rendering into memory first means a failed write never leaves half a table.
+    """
     from rich.console import Console
 
     if output:
-        return Console(record=True, width=160, file=open(_devnull(), "w"), color_system=None)
-    con = Console()
-    if not con.is_terminal and "COLUMNS" not in os.environ:
-        # Piped or captured: 80 columns would fold the numbers; use a page-wide table.
-        con = Console(width=160)
-    return con
+        return Console(record=True, width=160, file=io.StringIO(), color_system=None)
+    stream = sys.stdout
+    try:
+        is_terminal = bool(stream is not None and stream.isatty())
+    except (ValueError, AttributeError):
+        is_terminal = False
+    colour = is_terminal and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+    return Console(file=io.StringIO(), force_terminal=is_terminal,
+                   width=terminal_width(is_terminal),
+                   color_system="auto" if colour else None, highlight=colour)
 
 
-def _devnull() -> str:
-    import os
+def flush_console(con, output: Optional[str]) -> None:
+    """Write what ``console(output)`` recorded: plain text to the file, or to stdout."""
+    if output:
+        emit(con.export_text(), output)
+    else:
+        write_stdout(con.file.getvalue())
 
-    return os.devnull
 
-
-def write_output(format: OutputFormat, output: Optional[str], *, rich: Callable[[Any], None],
-                 csv: Callable[[], str], json: Callable[[], str], md: Callable[[], str]) -> None:
+def write_output(format: Optional[OutputFormat], output: Optional[str], *,
+                 rich: Callable[[Any], None], csv: Callable[[], str], json: Callable[[], str],
+                 md: Callable[[], str]) -> None:
     """Write one result in the chosen format: every command's last step.
 
-    ``rich(console)`` prints the table (recorded as plain text when ``output`` is a file);
-    ``csv``, ``json`` and ``md`` return the text. Only the chosen one runs.
+    ``format`` None takes it from the -o file name (``resolve_format``). ``rich(console)``
+    prints the table (recorded as plain text when ``output`` is a file); ``csv``, ``json``
+    and ``md`` return the text. Only the chosen one runs.
     """
+    format = resolve_format(format, output)
     if format is OutputFormat.table:
         con = console(output)
         rich(con)
-        if output:
-            emit(con.export_text(), output)
+        flush_console(con, output)
         return
     text = {OutputFormat.csv: csv, OutputFormat.json: json, OutputFormat.md: md}[format]()
     emit(text, output)

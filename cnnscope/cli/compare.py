@@ -12,6 +12,7 @@ from cnnscope.cli.common import (
     InputOpt,
     OutputFormat,
     OutputOpt,
+    examples,
     parse_size,
     user_errors,
     write_output,
@@ -20,7 +21,7 @@ from cnnscope.cli.model_args import ArgOpt, parse_model_args
 
 ORDER = 20
 
-DtypeOpt = typer.Option("float32", "--dtype",
+DtypeOpt = typer.Option("float32", "--dtype", metavar="float32|float16|bfloat16|int8|...",
                         help="Element type for byte figures: float32, float16, bfloat16, int8...")
 
 
@@ -30,10 +31,10 @@ def compare(
     input: Optional[str] = InputOpt,
     batch: int = BatchOpt,
     dtype: str = DtypeOpt,
-    bench: bool = typer.Option(False, "--bench", help="Also measure latency and throughput."),
-    device: Optional[str] = typer.Option(None, "--device", "-d",
+    bench: bool = typer.Option(False, "--bench", metavar="", help="Also measure latency and throughput."),
+    device: Optional[str] = typer.Option(None, "--device", "-d", metavar="cpu|cuda[:N]",
                                          help="Device for --bench (default: cuda if available, else cpu)."),
-    format: OutputFormat = FormatOpt,
+    format: Optional[OutputFormat] = FormatOpt,
     output: Optional[str] = OutputOpt,
     plot: Optional[str] = typer.Option(None, "--plot", metavar="FILE.png|svg",
                                        help="Draw params vs MACs (bubble = peak activations); "
@@ -47,6 +48,12 @@ def compare(
         from cnnscope.api import resolve_all
         from cnnscope.report import compare_render as render
 
+        if len(models) < 2:
+            from cnnscope.errors import InvalidOptionError
+
+            raise InvalidOptionError(
+                f"compare needs two or more models, got one ({models[0]})",
+                f"name another to compare with, or see one model with: cnnscope params {models[0]}")
         kwargs = parse_model_args(arg, models)
         dtype_bytes(dtype)
         size = parse_size(input)
@@ -69,4 +76,8 @@ def compare(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("compare")(compare)
+    app.command("compare", epilog=examples(
+        "cnnscope compare vgg16 googlenet",
+        "cnnscope compare resnet50 densenet121 mobilenet_v2 --dtype float16",
+        "cnnscope compare resnet18 resnet50 --bench --device cpu",
+        "cnnscope compare vgg16 resnet50 -o compare.md"))(compare)

@@ -20,7 +20,11 @@ app = typer.Typer(
     name="cnnscope",
     help="Architecture analyzer and profiler for convolutional networks.",
     pretty_exceptions_enable=False,  # user errors are one line; a bug keeps its plain traceback
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish
+    epilog="[bold]Examples[/bold]\n\n  $ cnnscope params resnet50\n\n"
+           "  $ cnnscope compare vgg16 googlenet\n\n  $ cnnscope rf resnet50\n\n"
+           "  $ cnnscope bench resnet18 --device cpu\n\n"
+           "  $ cnnscope check reports/zoo.lock.json",
 )
 
 
@@ -39,9 +43,21 @@ def _load_commands() -> None:
 @app.callback(invoke_without_command=True)
 def _root(
     ctx: typer.Context,
-    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+    version: bool = typer.Option(False, "--version", "-V", metavar="", is_eager=True,
+                                 help="Print the version and exit."),
+    no_color: bool = typer.Option(False, "--no-color", metavar="",
+                                  help="No colours in tables (also: the NO_COLOR variable; "
+                                       "piped output never has any)."),
 ) -> None:
-    """Architecture analyzer and profiler for convolutional networks."""
+    """Architecture analyzer and profiler for convolutional networks.
+
+    Counts params, MACs and FLOPs per layer on the meta device (nothing allocated),
+    computes receptive fields and output sizes, rebuilds the papers' spec tables, and
+    times forward and backward passes. 'cnnscope COMMAND --help' shows each command's
+    options and examples.
+    """
+    if no_color:
+        os.environ["NO_COLOR"] = "1"  # read by the console that renders the tables
     if version:
         from cnnscope import __version__
 
@@ -55,6 +71,48 @@ def _root(
 _load_commands()
 
 
+def main(argv: list[str] | None = None) -> int:
+    """Run one command in this process and return its exit code (never raises SystemExit).
+
+    The exit codes: 0 success, 1 drift or failed rows (the command's own verdict),
+    2 anything the user can fix (a one-line ``cnnscope: error: ...`` on stderr), 130
+    interrupted (Ctrl-C). Click's usage errors (unknown option, ``--batch 1.5``, a
+    missing argument) get the same one-line form instead of Click's box.
+    """
+    from cnnscope.cli.common import report_usage_error
+    from cnnscope.usercode import interrupts_marked
+
+    click_error, usage_error = _click_exceptions()
+    with interrupts_marked():
+        try:
+            result = app(args=argv, prog_name="cnnscope", standalone_mode=False)
+        except typer.Exit as done:  # --help, --version, a command's own exit code
+            return done.exit_code
+        except usage_error as err:
+            return report_usage_error(err)
+        except click_error as err:
+            print(f"cnnscope: error: {err.format_message()}", file=sys.stderr)
+            return err.exit_code
+        except typer.Abort:  # Ctrl-C outside a command body
+            print("cnnscope: interrupted", file=sys.stderr)
+            return 130
+        except SystemExit as done:  # sys.exit("message"): print it, as Python does
+            if done.code is None or isinstance(done.code, int):
+                return done.code or 0
+            print(done.code, file=sys.stderr)
+            return 1
+    return result if isinstance(result, int) else 0
+
+
+def _click_exceptions() -> tuple[type, type]:
+    """Click's ClickException and UsageError: vendored by typer >= 0.24, else click's."""
+    try:
+        from typer._click.exceptions import ClickException, UsageError
+    except ImportError:
+        from click.exceptions import ClickException, UsageError
+    return ClickException, UsageError
+
+
 def run() -> None:
     """Console-script entry point: run the command, then exit without interpreter teardown.
 
@@ -64,17 +122,7 @@ def run() -> None:
     normal exit guarantees: atexit handlers run and stdout/stderr are flushed. A bug's
     traceback still goes the normal way.
     """
-    try:
-        app()
-        code = 0
-    except SystemExit as done:
-        code = done.code
-    if code is None:
-        code = 0
-    elif not isinstance(code, int):  # sys.exit("message"): print it, as Python does
-        print(code, file=sys.stderr)
-        code = 1
-    _exit_now(code)
+    _exit_now(main(sys.argv[1:]))
 
 
 def _exit_now(code: int) -> None:
@@ -83,7 +131,8 @@ def _exit_now(code: int) -> None:
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:
-            stream.flush()
-        except (BrokenPipeError, ValueError):  # reader gone (| head) or stream closed
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):  # reader gone (| head), disk full, or stream closed
             pass
     os._exit(code)

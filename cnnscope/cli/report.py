@@ -6,7 +6,7 @@ from typing import List, Optional
 
 import typer
 
-from cnnscope.cli.common import BatchOpt, InputOpt, parse_size, user_errors
+from cnnscope.cli.common import BatchOpt, InputOpt, examples, parse_size, user_errors
 from cnnscope.cli.compare import DtypeOpt
 from cnnscope.cli.model_args import ArgOpt, parse_model_args
 
@@ -21,7 +21,7 @@ def report(
     dtype: str = DtypeOpt,
     depth: int = typer.Option(1, "--depth",
                               help="Module depth of the Markdown layer table (0: every layer)."),
-    plot: bool = typer.Option(False, "--plot", help="Also draw compare.png (needs matplotlib)."),
+    plot: bool = typer.Option(False, "--plot", metavar="", help="Also draw compare.png (needs matplotlib)."),
     arg: Optional[List[str]] = ArgOpt,
 ) -> None:
     """Write layer tables (CSV), totals (JSON), Markdown summaries and the comparison to a folder.
@@ -54,4 +54,6 @@ def report(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("report")(report)
+    app.command("report", epilog=examples(
+        "cnnscope report resnet50 -o out/",
+        "cnnscope report vgg16 googlenet resnet50 -o out/ --plot"))(report)

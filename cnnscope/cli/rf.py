@@ -11,6 +11,7 @@ from cnnscope.cli.common import (
     InputOpt,
     OutputFormat,
     OutputOpt,
+    examples,
     parse_size,
     user_errors,
     write_output,
@@ -23,8 +24,11 @@ ORDER = 30
 def rf(
     model: str = typer.Argument(..., help="Zoo name (see 'cnnscope zoo') or model spec."),
     input: Optional[str] = InputOpt,
-    format: OutputFormat = FormatOpt,
+    format: Optional[OutputFormat] = FormatOpt,
     output: Optional[str] = OutputOpt,
+    plot: Optional[str] = typer.Option(None, "--plot", metavar="FILE.png|svg",
+                                       help="Also draw receptive field and effective stride by "
+                                            "layer; needs matplotlib."),
     arg: Optional[List[str]] = ArgOpt,
 ) -> None:
     """Receptive field, effective stride and padding per layer, in input pixels.
@@ -38,6 +42,10 @@ def rf(
         from cnnscope.models import resolve
         from cnnscope.report import rf_render as render
 
+        if plot:
+            from cnnscope.report.plot import check_plot_target
+
+            check_plot_target(plot)  # a bad name or missing matplotlib fails before tracing
         source = resolve(model, **parse_args(arg))
         size = parse_size(input)
         report = analyze(source, size)  # a too-small input is explained by analyze
@@ -47,7 +55,15 @@ def rf(
                      csv=lambda: render.to_csv(result),
                      json=lambda: render.to_json(result),
                      md=lambda: render.to_markdown(result))
+        if plot:
+            from cnnscope.report.plot import plot_rf
+
+            plot_rf(result, plot)
+            typer.echo(f"wrote {plot}", err=True)
 
 
 def register(app: typer.Typer) -> None:
-    app.command("rf")(rf)
+    app.command("rf", epilog=examples(
+        "cnnscope rf resnet50",
+        "cnnscope rf googlenet --format json -o googlenet.rf.json",
+        "cnnscope rf vgg16 --plot vgg16.rf.png"))(rf)

@@ -11,6 +11,7 @@ from cnnscope.cli.common import (
     InputOpt,
     OutputFormat,
     OutputOpt,
+    examples,
     parse_size,
     user_errors,
     write_output,
@@ -23,11 +24,11 @@ ORDER = 31
 def shape(
     model: str = typer.Argument(..., help="Zoo name (see 'cnnscope zoo') or model spec."),
     input: Optional[str] = InputOpt,
-    min: bool = typer.Option(False, "--min", help="Also find the smallest square input the network accepts."),
+    min: bool = typer.Option(False, "--min", metavar="", help="Also find the smallest square input the network accepts."),
     near: Optional[int] = typer.Option(None, "--near", metavar="N",
                                        help="Valid input sizes near N (U-Net: sizes whose pooled maps "
                                             "are all even; others: sizes the network runs on)."),
-    format: OutputFormat = FormatOpt,
+    format: Optional[OutputFormat] = FormatOpt,
     output: Optional[str] = OutputOpt,
     arg: Optional[List[str]] = ArgOpt,
 ) -> None:
@@ -64,4 +65,7 @@ def shape(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("shape")(shape)
+    app.command("shape", epilog=examples(
+        "cnnscope shape alexnet",
+        "cnnscope shape vgg16 --min",
+        "cnnscope shape unet --near 500"))(shape)

@@ -1,8 +1,9 @@
 """``cnnscope snapshot`` and ``cnnscope check``: the CI regression gate over lock files.
 
-``check`` exits 0 when every model matches the lock file, 1 with a table of what changed
-(model, field, old, new, delta), 2 on a usage error (a lock file that is missing, not
-JSON or of another schema version; a bad option).
+``check`` exits 0 only when every model of the lock file was traced and matches it, 1 with
+a table of what changed (model, field, old, new, delta; a model that no longer builds or
+traces is such a change), 2 on a usage error (a lock file that is missing, not JSON, not
+of the schema, or naming code it may not run; a bad option).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from cnnscope.cli.common import (
     OutputFormat,
     OutputOpt,
     emit,
+    examples,
     parse_size,
     user_errors,
     write_output,
@@ -29,7 +31,7 @@ ORDER = 40
 
 def snapshot(
     models: Optional[List[str]] = typer.Argument(None, help="Models to record (zoo names or specs)."),
-    zoo: bool = typer.Option(False, "--zoo", help="Record every zoo model (at its default input)."),
+    zoo: bool = typer.Option(False, "--zoo", metavar="", help="Record every zoo model (at its default input)."),
     input: Optional[str] = InputOpt,
     batch: int = BatchOpt,
     output: Optional[str] = OutputOpt,
@@ -47,7 +49,11 @@ def snapshot(
             specs += [n for n in list_models() if n not in specs]
         if not specs:
             raise InvalidOptionError("no model to snapshot", "name models, or use --zoo")
-        lock = make_lock(specs, parse_size(input), batch, parse_model_args(arg, specs))
+        from pathlib import Path
+
+        folder = Path(output).parent if output else Path(".")
+        lock = make_lock(specs, parse_size(input), batch, parse_model_args(arg, specs),
+                         lock_folder=folder)
         emit(dump_lock(lock), output)
 
 
@@ -59,7 +65,11 @@ def check(
              "(params, trainable_params, macs, flops). Default: exact."),
     model: Optional[List[str]] = typer.Option(None, "--model", "-m", metavar="SPEC",
                                               help="Check only this model of the lock file (repeatable)."),
-    format: OutputFormat = FormatOpt,
+    allow_module: Optional[List[str]] = typer.Option(
+        None, "--allow-module", metavar="PACKAGE",
+        help="Let the lock's package.module:factory specs import this package (repeatable). "
+             "Without it, check imports no module that the lock alone names."),
+    format: Optional[OutputFormat] = FormatOpt,
     output: Optional[str] = OutputOpt,
 ) -> None:
     """Re-trace the models of a lock file: exit 0 if all match, 1 if anything drifted."""
@@ -67,7 +77,8 @@ def check(
         from cnnscope.analysis.snapshot import check_lock, parse_rtol
         from cnnscope.report import files as render
 
-        result = check_lock(lock, parse_rtol(rtol), model or None)
+        result = check_lock(lock, parse_rtol(rtol), model or None,
+                            allow_modules=tuple(allow_module or ()))
         write_output(format, output,
                      rich=lambda con: render.render_drift_rich(result, con),
                      csv=lambda: render.drift_csv(result),
@@ -78,5 +89,10 @@ def check(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("snapshot")(snapshot)
-    app.command("check")(check)
+    app.command("snapshot", epilog=examples(
+        "cnnscope snapshot resnet18 net.py:build -o cnnscope.lock.json",
+        "cnnscope snapshot --zoo -o reports/zoo.lock.json"))(snapshot)
+    app.command("check", epilog=examples(
+        "cnnscope check cnnscope.lock.json",
+        "cnnscope check cnnscope.lock.json --rtol 0.01 --format json",
+        "cnnscope check cnnscope.lock.json --allow-module mypkg"))(check)

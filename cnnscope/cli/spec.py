@@ -6,7 +6,16 @@ from typing import Optional
 
 import typer
 
-from cnnscope.cli.common import FormatOpt, OutputFormat, console, emit, user_errors
+from cnnscope.cli.common import (
+    FormatOpt,
+    OutputFormat,
+    console,
+    emit,
+    examples,
+    flush_console,
+    resolve_format,
+    user_errors,
+)
 
 ORDER = 40
 
@@ -15,9 +24,9 @@ def spec(
     model: Optional[str] = typer.Argument(
         None, help="Table (googlenet, resnet, densenet, vgg, mobilenet_v2) or a zoo model "
                    "of those families (resnet50 -> resnet)."),
-    all_tables: bool = typer.Option(False, "--all", help="Every spec table. With -o DIR: write "
+    all_tables: bool = typer.Option(False, "--all", metavar="", help="Every spec table. With -o DIR: write "
                                     "DIR/<table>.csv and DIR/<table>.md (the committed reports)."),
-    format: OutputFormat = FormatOpt,
+    format: Optional[OutputFormat] = FormatOpt,
     output: Optional[str] = typer.Option(None, "--output", "-o",
                                          help="Write to this file (a folder with --all)."),
 ) -> None:
@@ -49,15 +58,18 @@ def spec(
             return
         names = specs.table_names() if all_tables else [specs.resolve_table(model)]
         tables = [specs.build(n) for n in names]
+        format = resolve_format(format, output)
         if format is OutputFormat.table:
             con = console(output)
             for t in tables:
                 render.render_rich(t, con)
-            if output:
-                emit(con.export_text(), output)
+            flush_console(con, output)
         else:
             emit(render.render_text(tables, format.value), output)
 
 
 def register(app: typer.Typer) -> None:
-    app.command("spec")(spec)
+    app.command("spec", epilog=examples(
+        "cnnscope spec googlenet",
+        "cnnscope spec resnet --format md",
+        "cnnscope spec --all -o reports/spec"))(spec)

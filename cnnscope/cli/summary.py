@@ -8,11 +8,13 @@ import typer
 
 from cnnscope.cli.common import (
     BatchOpt,
+    Counter,
     DeviceOpt,
     FormatOpt,
     InputOpt,
     OutputFormat,
     OutputOpt,
+    examples,
     parse_size,
     user_errors,
     write_output,
@@ -27,11 +29,16 @@ def summary(
     input: Optional[str] = InputOpt,
     batch: int = BatchOpt,
     depth: int = typer.Option(0, "--depth", help="Group rows to module depth N (0: every layer). Totals stay exact."),
-    format: OutputFormat = FormatOpt,
+    format: Optional[OutputFormat] = FormatOpt,
     output: Optional[str] = OutputOpt,
     device: str = DeviceOpt,
-    counter: str = typer.Option("cnnscope", "--counter", help="cnnscope (default) or fvcore (cross-check; allocates weights on the CPU)."),
-    train: bool = typer.Option(False, "--train", help="Trace training-mode behaviour (batch statistics, dropout, aux heads)."),
+    counter: Counter = typer.Option(Counter.cnnscope, "--counter", case_sensitive=False,
+                                    help="cnnscope, or fvcore as a cross-check (allocates weights "
+                                         "on the CPU)."),
+    train: bool = typer.Option(False, "--train", metavar="", help="Trace training-mode behaviour (batch statistics, dropout, aux heads)."),
+    plot: Optional[str] = typer.Option(None, "--plot", metavar="FILE.png|svg",
+                                       help="Also draw params and MACs per layer (per module with "
+                                            "--depth) as bars; needs matplotlib."),
     arg: Optional[List[str]] = ArgOpt,
 ) -> None:
     """Per-layer params, MACs and FLOPs with exact totals and the counting convention."""
@@ -41,12 +48,14 @@ def summary(
         from cnnscope.errors import InvalidOptionError
         from cnnscope.report import layers as render
 
-        if counter not in ("cnnscope", "fvcore"):
-            raise InvalidOptionError(f"unknown counter {counter!r}", "use cnnscope or fvcore")
         if depth < 0:
             raise InvalidOptionError(f"--depth {depth} is negative", "use 0 (every layer) or more")
+        if plot:
+            from cnnscope.report.plot import check_plot_target
+
+            check_plot_target(plot)  # a bad name or missing matplotlib fails before tracing
         device_arg = None if device == "meta" else device
-        report = analyze(model, parse_size(input), batch, device=device_arg, counter=counter,
+        report = analyze(model, parse_size(input), batch, device=device_arg, counter=counter.value,
                          train=train, **parse_args(arg))
         rows = group_by_depth(report, depth)
         write_output(format, output,
@@ -54,10 +63,21 @@ def summary(
                      csv=lambda: render.to_csv(report, rows),
                      json=lambda: render.to_json(report, rows),
                      md=lambda: render.to_markdown(report, rows))
+        if plot:
+            from cnnscope.report.plot import plot_layers
+
+            plot_layers(report, rows, plot)
+            typer.echo(f"wrote {plot}", err=True)
 
 
 def register(app: typer.Typer) -> None:
-    app.command("params", help="Per-layer params, MACs and FLOPs (alias of summary).")(summary)
-    app.command("flops", help="Per-layer params, MACs and FLOPs (alias of summary).")(summary)
-    app.command("layers", help="Per-layer params, MACs and FLOPs (alias of summary).")(summary)
-    app.command("summary")(summary)
+    epilog = examples("cnnscope params resnet50",
+                      "cnnscope params resnet50 --depth 1",
+                      "cnnscope flops vgg16 --input 3x512x512 --batch 8 -o vgg16.csv",
+                      "cnnscope params net.py:build --arg width=32 --format json",
+                      "cnnscope params resnet18 --counter fvcore")
+    alias = "Per-layer params, MACs and FLOPs (alias of summary)."
+    app.command("params", help=alias, epilog=epilog)(summary)
+    app.command("flops", help=alias, epilog=epilog)(summary)
+    app.command("layers", help=alias, epilog=epilog)(summary)
+    app.command("summary", epilog=epilog)(summary)

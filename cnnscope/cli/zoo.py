@@ -10,6 +10,7 @@ from cnnscope.cli.common import (
     FormatOpt,
     OutputFormat,
     OutputOpt,
+    examples,
     user_errors,
     write_output,
 )
@@ -20,9 +21,9 @@ ORDER = 0
 def zoo(
     pattern: str = typer.Argument("*", help="Glob over model names, e.g. 'resnet*'."),
     family: Optional[str] = typer.Option(None, "--family", help="Only this family (e.g. ResNet)."),
-    format: OutputFormat = FormatOpt,
+    format: Optional[OutputFormat] = FormatOpt,
     output: Optional[str] = OutputOpt,
-    counts: bool = typer.Option(True, "--counts/--no-counts", help="Trace each model (meta device) for params and MACs."),
+    counts: bool = typer.Option(True, "--counts/--no-counts", metavar="", help="Trace each model (meta device) for params and MACs."),
 ) -> None:
     """List the zoo: name, family, paper year, data set, default input, params, MACs."""
     with user_errors():
@@ -46,4 +47,7 @@ def zoo(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("zoo")(zoo)
+    app.command("zoo", epilog=examples(
+        "cnnscope zoo",
+        "cnnscope zoo 'resnet*'",
+        "cnnscope zoo --family DenseNet --format csv"))(zoo)

@@ -7,10 +7,21 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from typing import Any, Sequence
 
-from cnnscope.bench.records import FLOP_BASIS, BenchResult, BenchRow, LayerTiming, PerLayer
+from cnnscope.bench.records import (
+    FLOP_BASIS,
+    BenchResult,
+    BenchRow,
+    LayerTiming,
+    PerLayer,
+)
+from cnnscope.bench.roofline import (
+    ROOFLINE_BASIS,
+    most_time_for_least_work,
+    ridge_point,
+)
+from cnnscope.report.io import strict_json
 from cnnscope.report.units import bytes_h, human, shape
 
 CSV_COLUMNS = (
@@ -22,7 +33,8 @@ CSV_COLUMNS = (
     "warmup_iters", "warmup_settled", "channels_last", "compiled", "cuda_graphs", "input_size",
 )
 LAYER_CSV_COLUMNS = ("model", "batch", "dtype", "mode", "layer", "type", "macs", "fwd_ms",
-                     "bwd_ms", "fwd_tflops", "bwd_tflops")
+                     "bwd_ms", "fwd_tflops", "bwd_tflops", "flops", "bytes_moved",
+                     "arithmetic_intensity", "achieved_flops", "achieved_bandwidth", "bound")
 
 
 # ----------------------------------------------------------------------------- numbers
@@ -51,6 +63,16 @@ def flops_unit(values) -> tuple[str, float]:
     if present and max(present) < 1.0:
         return "GFLOP/s", 1000.0
     return "TFLOP/s", 1.0
+
+
+def gbs(x: float | None) -> str:
+    """Bytes/s as GB/s (10^9 bytes per second), 3 significant digits."""
+    return "-" if x is None else f"{x / 1e9:.3g}"
+
+
+def intensity(x: float | None) -> str:
+    """FLOPs per byte, 3 significant digits."""
+    return "-" if x is None else f"{x:.3g}"
 
 
 def percent(x: float | None) -> str:
@@ -98,6 +120,13 @@ def footer_lines(result: BenchResult) -> list[str]:
         how = f"cached, measured {c.measured_at}" if c.cached else f"measured {c.measured_at}"
         lines.append(f"dense matmul ceiling {dtype}: {tflops(c.tflops, scale)} {unit} "
                      f"(torch.mm {c.n}x{c.n}, {how})")
+    if result.bandwidth is not None:
+        b = result.bandwidth
+        how = f"cached, measured {b.measured_at}" if b.cached else f"measured {b.measured_at}"
+        lines.append(f"copy bandwidth: {gbs(b.bytes_per_s)} GB/s (copy of {bytes_h(b.nbytes)}: "
+                     f"2 x its bytes per copy, {how})")
+    if result.env.get("bandwidth_error"):
+        lines.append(f"copy bandwidth: not measured ({result.env['bandwidth_error']})")
     for dtype, err in (result.env.get("ceiling_errors") or {}).items():
         lines.append(f"dense matmul ceiling {dtype}: not measured ({err})")
     kinds = sorted({r.peak_memory_kind for r in result.rows if r.peak_memory_kind})
@@ -125,6 +154,35 @@ def per_layer_lines(p: PerLayer) -> list[str]:
     lines.append("Forward time of a layer: its own call. Backward time: from its backward's "
                  "start to the next layer's (ops between layers, e.g. residual adds, are "
                  "charged to the layer before them in backward order).")
+    lines.extend(roofline_lines(p))
+    return lines
+
+
+def roofline_lines(p: PerLayer) -> list[str]:
+    """The roofs and ridge point, the layers that cost most time for least work, the basis."""
+    if not any(layer.flops is not None for layer in p.layers):
+        return []  # a result written before the roofline existed
+    lines = []
+    if p.peak_flops and p.peak_bandwidth:
+        ridge = ridge_point(p.peak_flops, p.peak_bandwidth)
+        memory = sum(1 for layer in p.layers if layer.bound == "memory")
+        compute = sum(1 for layer in p.layers if layer.bound == "compute")
+        lines.append(f"roofs: {p.peak_flops / 1e9:.3g} GFLOP/s (matmul ceiling), "
+                     f"{gbs(p.peak_bandwidth)} GB/s (copy bandwidth); ridge point "
+                     f"{ridge:.3g} FLOP/byte: {memory} layers memory-bound, {compute} compute-bound")
+        above = [layer for layer in p.layers if layer.achieved_bandwidth
+                 and layer.achieved_bandwidth > p.peak_bandwidth]
+        if above:
+            lines.append(f"{len(above)} layers moved their bytes faster than the copy bandwidth: "
+                         "their tensors stayed in cache (the roof is main memory's)")
+    else:
+        lines.append("roofs not measured (--no-ceiling): no memory/compute verdict")
+    waste = most_time_for_least_work(p)
+    if waste:
+        lines.append("most time for least work (forward): " + "; ".join(
+            f"{w.layer.name} ({w.layer.type}) {percent(w.time_share)} of time for "
+            f"{percent(w.flop_share)} of FLOPs" for w in waste))
+    lines.append(ROOFLINE_BASIS)
     return lines
 
 
@@ -193,6 +251,10 @@ def _render_layers_rich(r: BenchRow, p: PerLayer, console, *, top: int,
             table.add_column(col, justify="right", no_wrap=True)
     if ceiling:
         table.add_column("of ceiling", justify="right", no_wrap=True)
+    roof = any(layer.flops is not None for layer in p.layers)
+    if roof:
+        for col in ("FLOP/byte", "fwd GB/s", "bound"):
+            table.add_column(col, justify="right", no_wrap=True)
     table.add_column("% time", justify="right", no_wrap=True)
     total = p.sum_fwd_ms + (p.sum_bwd_ms or 0.0)
     for layer in shown:
@@ -202,6 +264,9 @@ def _render_layers_rich(r: BenchRow, p: PerLayer, console, *, top: int,
             cells += [ms(layer.bwd_ms), tflops(layer.bwd_tflops, scale)]
         if ceiling:
             cells.append(percent(_layer_fraction(layer, ceiling)))
+        if roof:
+            cells += [intensity(layer.arithmetic_intensity), gbs(layer.achieved_bandwidth),
+                      layer.bound or "-"]
         t = layer.fwd_ms + (layer.bwd_ms or 0.0)
         cells.append(percent(t / total) if total else "-")
         table.add_row(*cells)
@@ -256,12 +321,15 @@ def to_csv_layers(result: BenchResult) -> str:
         for layer in r.per_layer.layers:
             w.writerow([r.model, r.batch, r.dtype, r.mode, layer.name, layer.type,
                         _cell(layer.macs), layer.fwd_ms, _cell(layer.bwd_ms),
-                        _cell(layer.fwd_tflops), _cell(layer.bwd_tflops)])
+                        _cell(layer.fwd_tflops), _cell(layer.bwd_tflops), _cell(layer.flops),
+                        _cell(layer.bytes_moved), _cell(layer.arithmetic_intensity),
+                        _cell(layer.achieved_flops), _cell(layer.achieved_bandwidth),
+                        _cell(layer.bound)])
     return buf.getvalue()
 
 
 def to_json(result: BenchResult) -> str:
-    return json.dumps(result.to_dict(), indent=2) + "\n"
+    return strict_json(result.to_dict(), indent=2) + "\n"
 
 
 def to_markdown(result: BenchResult, *, top: int = 0) -> str:
@@ -292,15 +360,21 @@ def to_markdown(result: BenchResult, *, top: int = 0) -> str:
 def _layers_markdown(r: BenchRow, p: PerLayer, top: int) -> Sequence[str]:
     train = p.hooked_bwd_ms is not None
     unit, scale = flops_unit([x for layer in p.layers for x in (layer.fwd_tflops, layer.bwd_tflops)])
+    roof = any(layer.flops is not None for layer in p.layers)
     head = (f"| layer | type | MACs | fwd ms | fwd {unit} |"
-            + (f" bwd ms | bwd {unit} |" if train else ""))
-    sep = "| --- | --- | ---: | ---: | ---: |" + (" ---: | ---: |" if train else "")
+            + (f" bwd ms | bwd {unit} |" if train else "")
+            + (" FLOP/byte | fwd GB/s | bound |" if roof else ""))
+    sep = ("| --- | --- | ---: | ---: | ---: |" + (" ---: | ---: |" if train else "")
+           + (" ---: | ---: | --- |" if roof else ""))
     lines = [f"#### per layer: {r.model} b{r.batch} {r.dtype} {r.mode}", "", head, sep]
     for layer in top_layers(p, top):
         row = (f"| `{layer.name}` | {layer.type} | {human(layer.macs) if layer.macs else '-'} | "
                f"{ms(layer.fwd_ms)} | {tflops(layer.fwd_tflops, scale)} |")
         if train:
             row += f" {ms(layer.bwd_ms)} | {tflops(layer.bwd_tflops, scale)} |"
+        if roof:
+            row += (f" {intensity(layer.arithmetic_intensity)} | "
+                    f"{gbs(layer.achieved_bandwidth)} | {layer.bound or '-'} |")
         lines.append(row)
     lines.append("")
     lines.extend(f"- {line}" for line in per_layer_lines(p))

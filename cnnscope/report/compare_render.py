@@ -6,10 +6,10 @@ and Markdown show human units with the exact parameter count.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from cnnscope.analysis.compare import Comparison, ModelSummary, format_ratio
+from cnnscope.report.io import strict_json
 from cnnscope.report.units import bytes_h, human, shape, thousands
 
 
@@ -90,7 +90,7 @@ def to_csv(c: Comparison) -> str:
 
 def to_json(c: Comparison) -> str:
     """``{"models": [one object per model with a "totals" object, ...], ...}``."""
-    return json.dumps(c.to_dict(), indent=2) + "\n"
+    return strict_json(c.to_dict(), indent=2) + "\n"
 
 
 def to_markdown(c: Comparison) -> str:

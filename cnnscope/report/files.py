@@ -9,7 +9,6 @@ leaves whole files or none, never a half-written one.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any, Sequence
@@ -17,7 +16,7 @@ from typing import Any, Sequence
 from cnnscope.analysis.compare import Comparison, ModelSummary
 from cnnscope.errors import UserFileError
 from cnnscope.report import compare_render
-from cnnscope.report.io import write_text_atomic
+from cnnscope.report.io import strict_json, write_text_atomic
 from cnnscope.report.units import bytes_h, human, shape, thousands
 from cnnscope.trace.records import ModelReport
 
@@ -38,7 +37,7 @@ def totals_json(report: ModelReport, summary: ModelSummary) -> str:
     for key in ("dtype", "param_bytes", "depth", "receptive_field", "peak_activation_bytes",
                 "peak_activation_elements", "peak_activation_layer"):
         data[key] = derived[key]
-    return json.dumps(data, indent=2) + "\n"
+    return strict_json(data, indent=2) + "\n"
 
 
 def summary_markdown(report: ModelReport, summary: ModelSummary, rows: Sequence,
@@ -171,7 +170,7 @@ def drift_csv(result) -> str:
 
 
 def drift_json(result) -> str:
-    return json.dumps(result.to_dict(), indent=2) + "\n"
+    return strict_json(result.to_dict(), indent=2) + "\n"
 
 
 def drift_markdown(result) -> str:

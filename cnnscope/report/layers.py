@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from typing import Sequence
 
+from cnnscope.report.io import strict_json
 from cnnscope.report.units import human, shape, thousands
 from cnnscope.trace.records import LayerRecord, ModelReport, layer_to_dict
 
@@ -92,12 +92,20 @@ def to_csv(report: ModelReport, rows: Sequence[LayerRecord]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["name", "type", "kind", "output_shape", "kernel_size", "stride", "padding",
-                     "groups", "params", "trainable_params", "macs", "flops", "activations"])
+                     "groups", "params", "trainable_params", "macs", "flops", "activations",
+                     "bytes_moved", "arithmetic_intensity"])
     for r in rows:
         writer.writerow([r.name, r.type, r.kind, shape(r.output_shape), shape(r.kernel_size),
                          shape(r.stride), shape(r.padding), r.groups or "", r.params,
-                         r.trainable_params, r.macs, r.flops, r.activations])
+                         r.trainable_params, r.macs, r.flops, r.activations, r.bytes_moved,
+                         _intensity(r)])
     return buf.getvalue()
+
+
+def _intensity(r: LayerRecord) -> str:
+    """FLOPs per byte, full precision (empty for a layer that moves nothing)."""
+    ai = r.arithmetic_intensity
+    return "" if ai is None else repr(ai)
 
 
 _LAYERS = "@@layers@@"  # placeholder spliced out of the indented document
@@ -107,10 +115,10 @@ def to_json(report: ModelReport, rows: Sequence[LayerRecord]) -> str:
     """``totals`` object plus a ``layers`` list (the rows shown), exact integers."""
     data = report.to_dict()
     data["layers"] = _LAYERS
-    head, tail = json.dumps(data, indent=2).split(json.dumps(_LAYERS))
+    head, tail = strict_json(data, indent=2).split(strict_json(_LAYERS))
     # One layer per line, each by the C encoder: indent=2 on thousands of layers is slow
     # (Python's encoder) and makes a file no easier to read or diff.
-    layers = ",\n".join("    " + json.dumps(layer_to_dict(r)) for r in rows)
+    layers = ",\n".join("    " + strict_json(layer_to_dict(r)) for r in rows)
     return f"{head}[\n{layers}\n  ]{tail}\n" if rows else f"{head}[]{tail}\n"
 
 

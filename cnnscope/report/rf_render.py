@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from fractions import Fraction
 from typing import Any, Iterable
 
+from cnnscope.report.io import strict_json
 from cnnscope.report.units import shape
 
 MAX_WARNINGS_SHOWN = 20  # in the table footer; files carry every warning
@@ -136,7 +136,7 @@ def to_csv(result) -> str:
 
 def to_json(result) -> str:
     """``layers`` list and ``final`` object (per-axis lists; fractions as floats)."""
-    return json.dumps(result.to_dict(), indent=2) + "\n"
+    return strict_json(result.to_dict(), indent=2) + "\n"
 
 
 def to_markdown(result) -> str:

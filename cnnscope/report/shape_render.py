@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 
+from cnnscope.report.io import strict_json
 from cnnscope.report.units import shape
 
 FORMULA_NOTE = ("conv/pool: out = floor((n + 2p - d(k-1) - 1)/s + 1) (ceil with ceil_mode, "
@@ -59,7 +59,7 @@ def to_csv(result) -> str:
 def to_json(result) -> str:
     data = result.to_dict()
     data["formulas"] = FORMULA_NOTE
-    return json.dumps(data, indent=2) + "\n"
+    return strict_json(data, indent=2) + "\n"
 
 
 def to_markdown(result) -> str:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from typing import Sequence
+
+from cnnscope.report.io import strict_json
 
 GENERATED = "Generated from meta-device traces by `cnnscope spec {key}`; regenerate with `{command}`."
 REGENERATE_COMMAND = "python -m cnnscope.analysis.spec.regenerate"
@@ -22,9 +23,8 @@ NUMERIC_COLUMNS = ("depth", "pool proj", "params", "paper params", "ops", "paper
 def render_rich(table, console) -> None:
     """Print one spec table, its notes and its source on a Rich console."""
     from rich import box
-    from rich.table import Table
-
     from rich.measure import Measurement
+    from rich.table import Table
 
     out = Table(title=table.title, header_style="bold", box=box.SIMPLE_HEAD, padding=(0, 1))
     for col in table.columns:
@@ -85,7 +85,7 @@ def to_markdown(table, *, command: str = REGENERATE_COMMAND) -> str:
 def to_json(tables: Sequence) -> str:
     """One table as a JSON object, several as {"tables": [...]}."""
     payload = tables[0].to_dict() if len(tables) == 1 else {"tables": [t.to_dict() for t in tables]}
-    return json.dumps(payload, indent=2) + "\n"
+    return strict_json(payload, indent=2) + "\n"
 
 
 def render_text(tables: Sequence, fmt: str) -> str:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from dataclasses import asdict
 from typing import Sequence
 
+from cnnscope.report.io import strict_json
 from cnnscope.report.units import human, shape, thousands
 from cnnscope.trace.records import CONVENTION
 
@@ -40,7 +40,7 @@ def to_csv(rows: Sequence) -> str:
 
 
 def to_json(rows: Sequence) -> str:
-    return json.dumps({"convention": CONVENTION, "models": [asdict(r) for r in rows]}, indent=2) + "\n"
+    return strict_json({"convention": CONVENTION, "models": [asdict(r) for r in rows]}, indent=2) + "\n"
 
 
 def to_markdown(rows: Sequence) -> str:

@@ -17,7 +17,11 @@ CONVENTION = (
     "excluded). MACs: multiply-accumulates of convolutions (incl. grouped, depthwise, "
     "transposed), linear layers and matmuls; biases excluded (the papers' and torchvision's "
     "convention). FLOPs: 2 x MACs + bias adds + elementwise work (batch norm, activations, "
-    "pooling, additions, upsampling; see README 'Counting conventions')."
+    "pooling, additions, upsampling; see README 'Counting conventions'). bytes_moved: "
+    "input activations + parameters + output activations of each layer call, each tensor "
+    "counted once at its dtype (the minimal-traffic roofline convention: no re-reads, "
+    "buffers or workspace; grouped rows add their layers'); arithmetic intensity = "
+    "FLOPs / bytes_moved."
 )
 
 
@@ -44,6 +48,8 @@ class LayerRecord:
     macs: int = 0
     flops: int = 0
     activations: int = 0  # elements of the output tensor(s)
+    # Input activations + parameters + outputs, each tensor once, in bytes at its dtype.
+    bytes_moved: int = 0
     call_index: int = 0  # 0 for the first call of a module, 1 for its second call...
     kernel_size: tuple[int, ...] | None = None
     stride: tuple[int, ...] | None = None
@@ -59,6 +65,11 @@ class LayerRecord:
     def attrs(self) -> dict[str, Any]:
         """``extra`` as a dict."""
         return dict(self.extra)
+
+    @property
+    def arithmetic_intensity(self) -> float | None:
+        """FLOPs per byte moved (None for a layer that moves nothing: a view, Identity)."""
+        return self.flops / self.bytes_moved if self.bytes_moved else None
 
     @property
     def depth(self) -> int:
@@ -179,9 +190,9 @@ class ModelReport:
 
     def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
         """``to_dict()`` as indented JSON; with ``path`` also writes it there atomically."""
-        import json
+        from cnnscope.report.io import strict_json
 
-        text = json.dumps(self.to_dict(), indent=2) + "\n"
+        text = strict_json(self.to_dict(), indent=2) + "\n"
         if path is not None:
             from cnnscope.report.io import write_text_atomic
 
@@ -202,6 +213,8 @@ def layer_to_dict(r: LayerRecord) -> dict[str, Any]:
         "macs": r.macs,
         "flops": r.flops,
         "activations": r.activations,
+        "bytes_moved": r.bytes_moved,
+        "arithmetic_intensity": r.arithmetic_intensity,
         "call_index": r.call_index,
         "kernel_size": list(r.kernel_size) if r.kernel_size else None,
         "stride": list(r.stride) if r.stride else None,

@@ -70,3 +70,66 @@ def too_small_message(err: InputTooSmallError, channels: int, smallest: int | No
     else:
         hint = f"the smallest input that works is {channels}x{smallest}x{smallest}"
     return InputTooSmallError(err.message, hint, layer=err.layer, min_size=smallest)
+
+
+# PyTorch sizes a tensor's storage in bytes as an int64: 2^63 / 8 bytes (float64) is the
+# most elements an input may have before torch.empty overflows with a bare RuntimeError.
+MAX_ELEMENTS = 2**60
+
+
+def check_elements(size: tuple[int, ...], batch: int) -> None:
+    """A batch of inputs must have fewer elements than a tensor can index."""
+    numel = batch
+    for s in size:
+        numel *= s
+    if numel > MAX_ELEMENTS:
+        shown = "x".join(str(s) for s in size)
+        raise InvalidInputSizeError(
+            f"input {shown} at batch {batch} has {numel:.3g} elements, more than a tensor "
+            f"can hold (2^60)", "use a smaller --input or --batch")
+
+
+def available_bytes(device) -> int | None:
+    """Free memory on ``device`` (torch.device): MemAvailable for the CPU, the CUDA
+    driver's free figure for a GPU; None when it cannot be read."""
+    if device.type == "cuda":
+        import torch
+
+        try:
+            return int(torch.cuda.mem_get_info(device)[0])
+        except Exception:  # noqa: BLE001 - an unreadable figure means "do not guess"
+            return None
+    if device.type == "cpu":
+        try:
+            with open("/proc/meminfo", encoding="ascii") as fh:
+                for line in fh:
+                    if line.startswith("MemAvailable:"):
+                        return int(line.split()[1]) * 1024
+        except (OSError, ValueError, IndexError):
+            pass
+        try:
+            import os
+
+            return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (AttributeError, ValueError, OSError):
+            return None
+    return None
+
+
+def check_fits(need_bytes: int, device, what: str) -> None:
+    """Refuse a real-device run whose lower bound on memory exceeds what is free.
+
+    ``need_bytes`` must be a lower bound (the input, the largest layer output and the
+    weights), so a refusal is always right; a run that passes may still need more.
+    """
+    free = available_bytes(device)
+    if free is not None and need_bytes > free:
+        raise InvalidInputSizeError(
+            f"{what} needs at least {_gib(need_bytes)} on {device} (input, largest layer "
+            f"output and weights), but {_gib(free)} is free",
+            "count on the meta device (the default: nothing is allocated), or use a smaller "
+            "--input or --batch")
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:,.1f} GiB"

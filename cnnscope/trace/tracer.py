@@ -16,6 +16,7 @@ receptive-field analysis walks.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import threading
 from collections import Counter
@@ -31,6 +32,7 @@ from cnnscope.errors import DeviceUnavailableError, InputTooSmallError, TraceErr
 from cnnscope.trace.formulas import FORMULAS, FREE_OPS, SHAPE_OPS, TensorShape, op_cost
 from cnnscope.trace.meta import fast_meta_op, paused_gc
 from cnnscope.trace.records import LayerRecord, ModelReport, Totals
+from cnnscope.trace.sizes import check_elements
 
 MODEL_INPUT = -1
 
@@ -138,6 +140,37 @@ def _shape_of(t: torch.Tensor) -> tuple[int, ...]:
     return tuple(t.shape)  # torch.Size is a tuple of ints
 
 
+_VIEW_OPS: dict[Any, bool] = {}
+
+
+def _is_view_op(func) -> bool:
+    """True for an aten op whose output is a view of an input (its schema says the result
+    aliases an argument without writing it: slice, select, view, expand...). In-place ops
+    (``relu_``, ``add_``) write their alias and do move data."""
+    known = _VIEW_OPS.get(func)
+    if known is None:
+        try:
+            returns = func._schema.returns
+            known = bool(returns) and all(
+                r.alias_info is not None and not r.alias_info.is_write for r in returns)
+        except AttributeError:
+            known = False
+        _VIEW_OPS[func] = known
+    return known
+
+
+def _nbytes(tensors: Iterable[torch.Tensor | None]) -> int:
+    """Bytes of the distinct tensors given, at their own dtype (a tensor passed twice, as
+    in ``x * x``, is read once: the minimal-traffic convention of ``bytes_moved``)."""
+    seen: set[int] = set()
+    total = 0
+    for t in tensors:
+        if t is not None and id(t) not in seen:
+            seen.add(id(t))
+            total += t.numel() * t.element_size()
+    return total
+
+
 def _tensors(obj: Any) -> list[torch.Tensor]:
     """Tensors in a nest of tuples/lists/dicts (a lean tree_flatten: this runs per op)."""
     if isinstance(obj, torch.Tensor):
@@ -184,6 +217,8 @@ class _Pending:
     flops: int = 0
     geometry: dict[str, Any] = field(default_factory=dict)
     unsupported: list[str] = field(default_factory=list)
+    read_bytes: int = 0  # input activations + parameters, each tensor once (see _nbytes)
+    ops: int = 0  # aten ops the layer ran; none (Identity) means it moved nothing
 
 
 class _TraceState:
@@ -259,6 +294,7 @@ class _TraceState:
             macs=p.macs,
             flops=p.flops,
             activations=sum(prod(s) for s in out_shapes),
+            bytes_moved=(p.read_bytes + _nbytes(outputs)) if p.ops else 0,
             call_index=p.call_index,
             kernel_size=g.get("kernel_size"),
             stride=g.get("stride"),
@@ -317,7 +353,10 @@ class _TraceState:
             return out
         pending = _Pending(name=record_name, type=type(module).__name__, kind="module",
                            inputs=producers, input_shapes=input_shapes, call_index=call,
-                           params=params, trainable=trainable)
+                           params=params, trainable=trainable,
+                           # Every call reads its weights, also a shared layer's second call
+                           # (whose params are 0: they were counted at the first).
+                           read_bytes=_nbytes(inputs) + (_nbytes(own.values()) if own else 0))
         if pending.type in _NO_GEOMETRY_MODULES:
             pending.geometry = {"extra": {"size": getattr(module, "size", None)}}
         self.leaf, self.leaf_module = pending, module
@@ -340,6 +379,8 @@ class _TraceState:
         cost = op_cost(name, sargs, out_shapes)
 
         if self.leaf is not None:  # inside a torch.nn layer: add to its record
+            if not _is_view_op(func):  # a Flatten that only views its input moves nothing
+                self.leaf.ops += 1
             if cost is None:
                 self.leaf.unsupported.append(name)
                 self.unsupported[name] += 1
@@ -374,6 +415,9 @@ class _TraceState:
             params=params,
             trainable=trainable,
             geometry=geometry(name, sargs, out_shapes),
+            # A view (reshape, slice, select...) re-indexes memory: it moves nothing.
+            ops=0 if kind == "shape" or _is_view_op(func) else 1,
+            read_bytes=_nbytes(inputs),
         )
         if cost is None:
             pending.unsupported.append(name)
@@ -425,10 +469,9 @@ class _Known:
                input_shapes: tuple[tuple[int, ...], ...], params: int, trainable: int,
                call: int) -> LayerRecord:
         t = self.template
-        return LayerRecord(index, name, t.type, t.kind, inputs, input_shapes, t.output_shape,
-                           params, trainable, t.macs, t.flops, t.activations, call,
-                           t.kernel_size, t.stride, t.padding, t.dilation, t.groups, t.extra,
-                           t.unsupported)
+        return dataclasses.replace(t, index=index, name=name, inputs=inputs,
+                                   input_shapes=input_shapes, params=params,
+                                   trainable_params=trainable, call_index=call)
 
     def outputs(self, inputs: list[torch.Tensor]) -> Any:
         with torch._C._DisableTorchDispatch():  # new tensors are not ops of the model
@@ -565,15 +608,21 @@ _skip_dynamo_import()
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None``/"meta" -> meta; "cuda" without CUDA raises a one-line error."""
+    """``None``/"meta" -> meta; "cpu"; "cuda"/"cuda:N" when present. Anything else
+    (mps, xla, a typo, cuda without CUDA) is a one-line error before anything runs."""
     if device is None:
         return torch.device("meta")
     try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
+        dev = torch.device(device.strip() if isinstance(device, str) else device)
+    except (RuntimeError, TypeError, ValueError):
         raise DeviceUnavailableError(
             f"unknown device {device!r}", "use meta, cpu or cuda (cuda:N for a given GPU)"
         ) from None
+    if dev.type not in ("meta", "cpu", "cuda"):
+        raise DeviceUnavailableError(f"device {str(device)!r} is not supported",
+                                     "cnnscope runs on meta (counting), cpu or cuda")
+    if dev.type in ("meta", "cpu") and dev.index not in (None, 0):
+        raise DeviceUnavailableError(f"no device {str(device)!r}", f"use --device {dev.type}")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise DeviceUnavailableError(
             "CUDA is not available on this machine",
@@ -584,8 +633,6 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
             f"no CUDA device {dev.index} (this machine has {torch.cuda.device_count()})",
             "pick an existing cuda:N",
         )
-    if dev.type not in ("meta", "cpu", "cuda", "mps"):
-        raise DeviceUnavailableError(f"unsupported device {device!r}", "use meta, cpu or cuda")
     return dev
 
 
@@ -611,6 +658,7 @@ def trace_module(
     # One trace at a time per process: a trace swaps each module's forward in and out,
     # and two threads tracing one model would restore each other's wrappers. Tracing is
     # Python-bound anyway (the GIL), so this costs no throughput.
+    check_elements(tuple(input_size), batch)
     with _TRACE_LOCK:
         return _trace(model, input_size, batch, model_name, dev, train, memoize)
 

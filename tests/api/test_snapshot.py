@@ -50,7 +50,7 @@ def test_lock_records_what_the_issue_lists(user_model):
 
 def test_check_passes_then_detects_a_changed_model(tmp_path, user_model):
     lock_path = tmp_path / "cnnscope.lock.json"
-    lock_path.write_text(dump_lock(make_lock([user_model])))
+    lock_path.write_text(dump_lock(make_lock([user_model], lock_folder=tmp_path)))
     assert check_lock(lock_path).ok
     # The user's model changes: an extra Linear(4, 4) layer.
     net = user_model.rsplit(":", 1)[0]
@@ -114,8 +114,8 @@ def test_a_model_that_no_longer_loads_is_a_drift(tmp_path):
     ("{not json", "is not JSON"),
     ('{"models": []}', "no schema_version"),
     ('{"schema_version": 99, "models": []}', "schema version 99"),
-    ('{"schema_version": 1}', "no models list"),
-    ('{"schema_version": 1, "models": [{"spec": "lenet5"}]}', "no valid 'input_size'"),
+    ('{"schema_version": 1}', "models must be a list, not null"),
+    ('{"schema_version": 1, "models": [{"spec": "lenet5"}]}', r"models\[0\] \(lenet5\).input_size must be a list"),
 ])
 def test_bad_lock_files_are_one_line_errors(tmp_path, content, message):
     path = tmp_path / "lock.json"

@@ -94,9 +94,9 @@ def test_unknown_name_among_several_fails_before_any_work():
 
 def test_bad_dtype_and_bad_arg():
     assert "unknown dtype" in one_line_error(run("compare", "lenet5", "nin", "--dtype", "float7"))
-    assert "malformed --arg" in one_line_error(run("compare", "lenet5", "--arg", "width"))
+    assert "malformed --arg" in one_line_error(run("compare", "lenet5", "nin", "--arg", "width"))
     assert "names a model that is not given" in one_line_error(
-        run("compare", "lenet5", "--arg", "vgg16:num_classes=3"))
+        run("compare", "lenet5", "nin", "--arg", "vgg16:num_classes=3"))
 
 
 def test_missing_user_file_names_the_file():
@@ -138,5 +138,5 @@ def test_bench_adds_latency_and_throughput_rows():
 
 
 def test_bench_cannot_time_int8():
-    line = one_line_error(run("compare", "lenet5", "--bench", "--dtype", "int8", "--device", "cpu"))
+    line = one_line_error(run("compare", "lenet5", "nin", "--bench", "--dtype", "int8", "--device", "cpu"))
     assert "cannot time int8" in line

@@ -12,9 +12,22 @@ from __future__ import annotations
 
 import re
 
-from cnnscope.analysis.spec.common import (STATUS_DIFFERS, Flag, SpecTable, hw, is_conv,
-                                           is_linear, is_pool, kernel_text, out_channels,
-                                           stride_text, thousands, trace, under, visible)
+from cnnscope.analysis.spec.common import (
+    STATUS_DIFFERS,
+    Flag,
+    SpecTable,
+    hw,
+    is_conv,
+    is_linear,
+    is_pool,
+    kernel_text,
+    out_channels,
+    stride_text,
+    thousands,
+    trace,
+    under,
+    visible,
+)
 from cnnscope.trace.records import ModelReport
 
 SOURCE = "Huang et al., Densely Connected Convolutional Networks, CVPR 2017, Table 1 (k = 32)"

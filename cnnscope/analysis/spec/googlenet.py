@@ -13,12 +13,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cnnscope.analysis.spec.common import (NEAR, STATUS_DIFFERS, STATUS_NEAR, STATUS_OK, Flag,
-                                           SpecTable, check_cell, compare, hwc,
-                                           is_conv, is_linear, is_pool, kernel_text,
-                                           longest_weight_path, out_channels, stride_text,
-                                           thousands, trace, visible, weight_count,
-                                           weight_formula)
+from cnnscope.analysis.spec.common import (
+    NEAR,
+    STATUS_DIFFERS,
+    STATUS_NEAR,
+    STATUS_OK,
+    Flag,
+    SpecTable,
+    check_cell,
+    compare,
+    hwc,
+    is_conv,
+    is_linear,
+    is_pool,
+    kernel_text,
+    longest_weight_path,
+    out_channels,
+    stride_text,
+    thousands,
+    trace,
+    visible,
+    weight_count,
+    weight_formula,
+)
 from cnnscope.trace.records import LayerRecord, ModelReport
 
 MODEL = "googlenet"

@@ -13,10 +13,25 @@ from __future__ import annotations
 
 import math
 
-from cnnscope.analysis.spec.common import (STATUS_DIFFERS, STATUS_OK, Flag, SpecTable, compare,
-                                           hw, in_channels, is_conv, is_linear, kernel_text,
-                                           out_channels, stride_text, thousands, trace, under,
-                                           visible, weight_count)
+from cnnscope.analysis.spec.common import (
+    STATUS_DIFFERS,
+    STATUS_OK,
+    Flag,
+    SpecTable,
+    compare,
+    hw,
+    in_channels,
+    is_conv,
+    is_linear,
+    kernel_text,
+    out_channels,
+    stride_text,
+    thousands,
+    trace,
+    under,
+    visible,
+    weight_count,
+)
 from cnnscope.trace.records import LayerRecord, ModelReport
 
 MODEL = "mobilenet_v2"

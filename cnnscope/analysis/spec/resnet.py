@@ -14,10 +14,22 @@ from __future__ import annotations
 import math
 import re
 
-from cnnscope.analysis.spec.common import (STATUS_DIFFERS, STATUS_OK, Flag,
-                                           SpecTable, compare, hw, is_conv, kernel_text,
-                                           out_channels, stride_text, thousands, trace, under,
-                                           visible)
+from cnnscope.analysis.spec.common import (
+    STATUS_DIFFERS,
+    STATUS_OK,
+    Flag,
+    SpecTable,
+    compare,
+    hw,
+    is_conv,
+    kernel_text,
+    out_channels,
+    stride_text,
+    thousands,
+    trace,
+    under,
+    visible,
+)
 from cnnscope.trace.records import ModelReport
 
 SOURCE = "He et al., Deep Residual Learning for Image Recognition, CVPR 2016, Table 1"

@@ -9,9 +9,21 @@ not in the zoo.
 
 from __future__ import annotations
 
-from cnnscope.analysis.spec.common import (STATUS_DIFFERS, STATUS_OK, Flag, SpecTable,
-                                           compare, is_conv, is_linear, is_pool, out_channels,
-                                           thousands, trace, visible, weight_count)
+from cnnscope.analysis.spec.common import (
+    STATUS_DIFFERS,
+    STATUS_OK,
+    Flag,
+    SpecTable,
+    compare,
+    is_conv,
+    is_linear,
+    is_pool,
+    out_channels,
+    thousands,
+    trace,
+    visible,
+    weight_count,
+)
 from cnnscope.trace.records import ModelReport
 
 SOURCE = ("Simonyan & Zisserman, Very Deep Convolutional Networks for Large-Scale Image "
