@@ -242,7 +242,7 @@ def test_a_rank_that_hangs_is_bounded_by_the_collective_timeout(tmp_path, monkey
     """))
     marker = uuid.uuid4().hex
     monkeypatch.setenv("CNNSCOPE_TEST_MARKER", marker)  # inherited by the spawned ranks
-    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))  # the failed launch's rank logs
     monkeypatch.setenv("CNNSCOPE_CACHE_DIR", str(tmp_path / "cache"))
     settings = BenchSettings(device="cpu", iters=3, warmup=1, max_warmup=1, ceiling=False,
                              input_size=(3, 8, 8))
