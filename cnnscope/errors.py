@@ -62,3 +62,10 @@ class ModelLoadError(CnnscopeError):
 
 class TraceError(CnnscopeError):
     """The model's forward pass failed for a reason that is the input's or the model's."""
+
+
+class DistributedError(CnnscopeError):
+    """A distributed run (``bench --ddp``) that could not start or lost a rank. Not the
+    user's input: exit code 1, like a failed row."""
+
+    exit_code = 1

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from cnnscope.bench.comm_model import ScalingPrediction
+
 STATUSES = ("ok", "oom", "error", "unsupported")
 
 # Printed under every bench table and written into every bench file.
@@ -151,6 +153,51 @@ class PerLayer:
 
 
 @dataclass(frozen=True)
+class DdpStats:
+    """What a data-parallel (DDP) training row adds: world, gradient bytes, the single-process
+    step it is compared with, the communication it could not hide, and the prediction.
+
+    The row's own timing fields are the DDP step of the slowest rank (a synchronous job
+    runs at its pace); ``rank_median_ms`` holds every rank's median.
+    """
+
+    world_size: int
+    backend: str  # "gloo" | "nccl"
+    bucket_cap_mb: float | None  # None: DDP's default (first bucket 1 MiB, then 25 MiB)
+    buckets: int | None  # buckets DDP built after its first-iteration rebuild (None: unknown)
+    trainable_params: int
+    allreduce_bytes: int  # gradient bytes all-reduced per step
+    single_median_ms: float | None  # same per-rank batch, one process, no DDP
+    bucket_bytes: tuple[int, ...] = ()  # DDP's own bucket sizes (its logging data), bytes
+    single_iqr_ms: float | None = None
+    single_bwd_ms: float | None = None  # its backward (what the all-reduce can hide behind)
+    nosync_median_ms: float | None = None  # the DDP step under no_sync(): no all-reduce
+    exposed_comm_ms: float | None = None  # DDP step - no_sync step
+    scaling_efficiency: float | None = None  # single_median_ms / DDP step (weak scaling)
+    allreduce_ms: float | None = None  # median of a lone all-reduce of allreduce_bytes
+    bus_gbps: float | None = None  # the bandwidth that lone all-reduce reached (nccl-tests busbw)
+    rank_median_ms: tuple[float, ...] = ()
+    threads_per_rank: int | None = None  # CPU: torch threads of each rank (and the single run)
+    predictions: tuple[ScalingPrediction, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: v for k, v in asdict(self).items() if k != "predictions"}
+        d["rank_median_ms"] = list(self.rank_median_ms)
+        d["bucket_bytes"] = list(self.bucket_bytes)
+        d["predictions"] = [p.to_dict() for p in self.predictions]
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "DdpStats":
+        own = _own_fields(cls, data)
+        own["rank_median_ms"] = tuple(data.get("rank_median_ms") or ())
+        own["bucket_bytes"] = tuple(data.get("bucket_bytes") or ())
+        own["predictions"] = tuple(ScalingPrediction.from_dict(p)
+                                   for p in data.get("predictions") or ())
+        return cls(**own)
+
+
+@dataclass(frozen=True)
 class BenchRow:
     """One (model, device, batch, dtype, mode) measurement.
 
@@ -198,6 +245,7 @@ class BenchRow:
     cuda_graphs: bool = False
     notes: tuple[str, ...] = ()
     per_layer: PerLayer | None = None
+    ddp: DdpStats | None = None  # data-parallel rows only (cnnscope bench --ddp N)
 
     @property
     def iqr_ms(self) -> float | None:
@@ -210,11 +258,13 @@ class BenchRow:
         return self.status == "ok"
 
     def to_dict(self) -> dict[str, Any]:
-        d = {k: v for k, v in asdict(self).items() if k != "per_layer"}
+        d = {k: v for k, v in asdict(self).items() if k not in ("per_layer", "ddp")}
         d["input_size"] = list(self.input_size)
         d["notes"] = list(self.notes)
         d["iqr_ms"] = self.iqr_ms
         d["per_layer"] = self.per_layer.to_dict() if self.per_layer else None
+        if self.ddp is not None:  # single-device rows keep their schema unchanged
+            d["ddp"] = self.ddp.to_dict()
         return d
 
     @classmethod
@@ -224,6 +274,7 @@ class BenchRow:
         own["input_size"] = tuple(data["input_size"])
         own["notes"] = tuple(data.get("notes") or ())
         own["per_layer"] = PerLayer.from_dict(data["per_layer"]) if data.get("per_layer") else None
+        own["ddp"] = DdpStats.from_dict(data["ddp"]) if data.get("ddp") else None
         return cls(**own)
 
 

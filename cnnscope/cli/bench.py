@@ -28,8 +28,8 @@ def bench(
     batch: str = typer.Option("1", "--batch", "-b", help="Batch sizes, comma separated: 1,32,128."),
     dtype: str = typer.Option("fp32", "--dtype", metavar="fp32|tf32|bf16|fp16", help="fp32, tf32, bf16, fp16 (comma separated). "
                               "fp32 is strict IEEE (TF32 off); bf16/fp16 use autocast."),
-    mode: str = typer.Option("infer", "--mode", "-m", metavar="infer|train",
-                             help="infer, train or infer,train."),
+    mode: Optional[str] = typer.Option(None, "--mode", "-m", metavar="infer|train",
+                                       help="infer, train or infer,train (default: infer; train with --ddp)."),
     input: Optional[str] = InputOpt,
     channels_last: bool = typer.Option(False, "--channels-last", metavar="", help="NHWC memory layout for model and input."),
     compile: bool = typer.Option(False, "--compile", metavar="", help="torch.compile the model (compilation is in the warm-up, not timed)."),
@@ -52,6 +52,17 @@ def bench(
                                             "the measured roofs as lines); needs matplotlib."),
     progress: bool = typer.Option(True, "--progress/--no-progress", metavar="", help="Progress bar on stderr."),
     arg: Optional[List[str]] = ArgOpt,
+    all_models: bool = typer.Option(False, "--all", metavar="", help="Every model of the zoo (with --shard: spread over the ranks)."),
+    ddp: Optional[int] = typer.Option(None, "--ddp", metavar="N", help="Time DDP training steps on N local ranks (torch.distributed: "
+                                      "gloo on CPU, NCCL on CUDA). Under torchrun the job's ranks are used."),
+    shard: bool = typer.Option(False, "--shard", metavar="", help="With --ddp N or torchrun: spread the rows over the ranks "
+                               "(one device each, no DDP) and merge them into one report."),
+    bucket_mb: Optional[float] = typer.Option(None, "--bucket-mb", help="DDP bucket_cap_mb (default: DDP's 25 MiB, first bucket 1 MiB)."),
+    link_gbps: Optional[float] = typer.Option(None, "--link-gbps", help="Link bandwidth (Gbit/s) of the ring all-reduce "
+                                              "prediction (default: the bandwidth measured in the job)."),
+    link_latency_us: float = typer.Option(0.0, "--link-latency-us", help="Per-step latency (us) of the prediction."),
+    predict_world: str = typer.Option("8,64", "--predict-world", help="World sizes to predict, comma separated."),
+    ddp_port: int = typer.Option(0, "--ddp-port", help="Rendezvous port of a --ddp launch (0: a free one)."),
 ) -> None:
     """Time forward and backward passes: median, spread, img/s, peak memory, achieved TFLOP/s.
     """
@@ -81,14 +92,34 @@ def bench(
         dev = settings.check()
         batches = runner.parse_batches(batch)
         dtypes = runner.parse_dtypes(dtype, dev)
-        modes = runner.parse_modes(mode)
-        names = runner.split_specs(models) if models else runner.default_models()
+        from cnnscope.bench import ddp as ddp_mod
+
+        distributed = ddp is not None or shard or ddp_mod.in_torchrun()
+        modes = runner.parse_modes(mode or ("train" if distributed and not shard else "infer"))
+        if all_models and models:
+            raise InvalidOptionError("--all with model names", "give one or the other")
+        from cnnscope.zoo import list_models
+
+        names = (list_models() if all_models else
+                 runner.split_specs(models) if models else runner.default_models())
         # Unknown names fail before anything runs.
         sources = runner.resolve_models(names, parse_model_args(arg, names))
         # ... and so does an input a model cannot take (checked on the meta device).
         runner.check_inputs(sources, settings.input_size)
-        specs = runner.plan_rows(sources, batches, dtypes, modes)
-        result = _run(runner, specs, settings, progress)
+        if distributed:
+            options = ddp_mod.DdpOptions(
+                nproc=ddp, shard=shard, bucket_cap_mb=bucket_mb, link_gbps=link_gbps,
+                latency_us=link_latency_us, predict_world=ddp_mod.parse_world_sizes(predict_world),
+                port=ddp_port)
+            ddp_mod.check_options(options, modes, settings, dev)
+            result = ddp_mod.run(ddp_mod.DdpJob(
+                names=tuple(names), kwargs=tuple(parse_model_args(arg, names)), batches=tuple(batches),
+                dtypes=tuple(dtypes), modes=tuple(modes), settings=settings, options=options))
+            if result is None:
+                return  # a rank other than 0 of a torchrun job: rank 0 writes the report
+        else:
+            specs = runner.plan_rows(sources, batches, dtypes, modes)
+            result = _run(runner, specs, settings, progress)
         _emit(result, format, output, top, per_layer)
         if plot and any(r.per_layer is not None for r in result.rows):
             from cnnscope.report.plot import plot_roofline
@@ -146,6 +177,8 @@ def _run(runner, specs, settings, show_progress: bool):
 def _emit(result, format: OutputFormat, output: Optional[str], top: int, per_layer: bool) -> None:
     from cnnscope.report import bench_render as render
 
+    if result.env.get("ddp") or result.env.get("shard"):
+        from cnnscope.report import ddp_render as render  # the same interface, DDP columns
     write_output(format, output,
                  rich=lambda con: render.render_rich(result, con, top=top),
                  csv=lambda: render.to_csv_layers(result) if per_layer else render.to_csv(result),
@@ -158,4 +191,5 @@ def register(app: typer.Typer) -> None:
         "cnnscope bench resnet18 --device cpu",
         "cnnscope bench resnet50 --device cuda --batch 1,32,128 --dtype fp32,bf16 --mode infer,train",
         "cnnscope bench densenet121 --device cpu --per-layer --top 10",
-        "cnnscope bench vgg16 mobilenet_v2 --device cpu -o bench.json"))(bench)
+        "cnnscope bench vgg16 mobilenet_v2 --device cpu -o bench.json",
+        "cnnscope bench resnet50 --ddp 8 --device cuda --batch 64 --link-gbps 100"))(bench)

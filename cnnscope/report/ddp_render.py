@@ -1,0 +1,175 @@
+"""Renderers of distributed benchmark results (``bench --ddp``, ``--shard``): rich, CSV,
+JSON, Markdown. The same interface as ``bench_render``; no torch here.
+
+A DDP result has rows carrying ``DdpStats``: a table of the measurement (DDP step against
+the single-process step, the exposed communication, the scaling efficiency) and a table
+of the ring all-reduce prediction. A sharded result is an ordinary bench result plus a
+line per rank saying where its rows ran.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from cnnscope.bench.comm_model import COMM_CONVENTION
+from cnnscope.bench.records import BenchResult, BenchRow
+from cnnscope.report import bench_render as base
+from cnnscope.report.units import bytes_h, shape
+
+DDP_CSV_COLUMNS = (
+    "world_size", "backend", "bucket_cap_mb", "buckets", "trainable_params", "allreduce_bytes",
+    "single_median_ms", "single_iqr_ms", "nosync_median_ms", "exposed_comm_ms",
+    "scaling_efficiency", "allreduce_ms", "bus_gbps", "threads_per_rank", "rank_median_ms",
+)
+# Short headers so that the table fits 160 columns; the footer says what each one is.
+MEASURE_HEAD = ("model", "batch", "dtype", "step ms", "IQR ms", "n",
+                "single ms", "no_sync ms", "exposed ms", "allreduce ms", "eff.",
+                "img/s", "grad bytes", "buckets", "status")
+PREDICT_HEAD = ("model", "batch", "dtype", "ranks", "link Gbit/s", "ring ms",
+                "step ms worst", "step ms best", "eff. worst", "eff. best")
+
+
+def title(result: BenchResult) -> str:
+    d = result.env.get("ddp") or {}
+    if d:
+        return (f"cnnscope bench DDP: {d.get('world_size')} ranks, {d.get('backend')}, "
+                f"{result.env.get('device_name', '?')}")
+    s = result.env.get("shard") or {}
+    return f"cnnscope bench sharded over {s.get('world_size')} ranks ({s.get('backend')})"
+
+
+def measure_cells(r: BenchRow) -> list[str]:
+    head = [r.model, str(r.batch), r.dtype]
+    d = r.ddp
+    if d is None or not r.ok:
+        return head + ["-"] * 11 + [base._status(r)]
+    return head + [
+        base.ms(r.median_ms), base.ms(r.iqr_ms), str(r.samples),
+        base.ms(d.single_median_ms), base.ms(d.nosync_median_ms), base.ms(d.exposed_comm_ms),
+        base.ms(d.allreduce_ms), base.percent(d.scaling_efficiency), base.rate(r.throughput),
+        bytes_h(d.allreduce_bytes), "-" if d.buckets is None else str(d.buckets), base._status(r),
+    ]
+
+
+def prediction_cells(r: BenchRow) -> list[list[str]]:
+    if r.ddp is None:
+        return []
+    return [[r.model, str(r.batch), r.dtype, str(p.world_size), f"{p.link_gbps:.3g}",
+             base.ms(p.allreduce_ms), base.ms(p.step_ms_no_overlap), base.ms(p.step_ms_full_overlap),
+             base.percent(p.efficiency_no_overlap), base.percent(p.efficiency_full_overlap)]
+            for p in r.ddp.predictions]
+
+
+def footer_lines(result: BenchResult) -> list[str]:
+    """The distributed lines (backend, buckets, ranks, convention), then bench's own."""
+    return own_lines(result) + base.footer_lines(result)
+
+
+def own_lines(result: BenchResult) -> list[str]:
+    lines: list[str] = []
+    d = result.env.get("ddp")
+    if d:
+        bucket = ("DDP default (first bucket 1 MiB, then 25 MiB)" if d.get("bucket_cap_mb") is None
+                  else f"{d['bucket_cap_mb']:g} MiB")
+        line = f"backend {d.get('backend')}, {d.get('world_size')} ranks, bucket size {bucket}"
+        if d.get("threads_per_rank"):
+            line += f", {d['threads_per_rank']} torch thread(s) per rank and in the single-process run"
+        lines.append(line)
+        lines.append("batch: per rank. step ms: the DDP step, the slowest rank's median (forward + loss + backward with the "
+                     "gradient all-reduce + SGD step); single ms: one process, no DDP, same "
+                     "per-rank batch; no_sync ms: the DDP step without the all-reduce; exposed ms "
+                     "= DDP step - no_sync; allreduce ms: a lone all-reduce of the gradient "
+                     "bytes (median); eff. = scaling efficiency, single / DDP step; img/s = ranks x batch / "
+                     "DDP step. Prediction: worst = no overlap, best = all-reduce hidden behind "
+                     "the single-process backward.")
+        lines.append(COMM_CONVENTION)
+    s = result.env.get("shard")
+    if s:
+        for part in s.get("ranks", ()):
+            lines.append(f"rank {part['rank']}: {part.get('host')}, {part.get('device')} "
+                         f"({part.get('device_name')}): {part['rows']} row(s)")
+    return lines
+
+
+# ----------------------------------------------------------------------------- rich
+
+
+def render_rich(result: BenchResult, console, *, top: int = 0) -> None:
+    if not result.env.get("ddp"):
+        base.render_rich(result, console, top=top)
+        for line in own_lines(result):
+            console.print(line, highlight=False, markup=False)
+        return
+    from rich.table import Table
+
+    table = Table(title=title(result), header_style="bold")
+    for i, col in enumerate(MEASURE_HEAD):
+        numeric = 1 <= i <= 13 and col != "dtype"
+        table.add_column(col, justify="right" if numeric else "left",
+                         no_wrap=col != "status", overflow="fold",
+                         min_width=6 if col in ("model", "status") else None)
+    for r in result.rows:
+        table.add_row(*[base._escape(c) for c in measure_cells(r)])
+    console.print(table)
+    rows = [cells for r in result.rows for cells in prediction_cells(r)]
+    if rows:
+        pred = Table(title="ring all-reduce prediction (weak scaling, same per-rank batch; "
+                     "worst: no overlap, best: full overlap)",
+                     header_style="bold")
+        for i, col in enumerate(PREDICT_HEAD):
+            pred.add_column(col, justify="left" if i in (0, 2) else "right", no_wrap=True)
+        for cells in rows:
+            pred.add_row(*cells)
+        console.print(pred)
+    for line in footer_lines(result):
+        console.print(line, highlight=False, markup=False)
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def to_csv(result: BenchResult) -> str:
+    """bench's columns, then the DDP columns (empty for a row without DDP figures)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(base.CSV_COLUMNS + DDP_CSV_COLUMNS)
+    for r in result.rows:
+        d = r.to_dict()
+        cells = [base._cell(d.get(c)) if c != "input_size" else shape(r.input_size)
+                 for c in base.CSV_COLUMNS]
+        extra: dict[str, Any] = r.ddp.to_dict() if r.ddp else {}
+        cells += [" ".join(str(x) for x in extra[c]) if c == "rank_median_ms" and c in extra
+                  else base._cell(extra.get(c)) for c in DDP_CSV_COLUMNS]
+        w.writerow(cells)
+    return buf.getvalue()
+
+
+to_csv_layers = base.to_csv_layers
+to_json = base.to_json  # rows carry "ddp", env carries "ddp" or "shard"
+
+
+def to_markdown(result: BenchResult, *, top: int = 0) -> str:
+    if not result.env.get("ddp"):
+        text = base.to_markdown(result, top=top)
+        extra = own_lines(result)
+        return text + "".join(f"- {line}\n" for line in extra)
+    out = [f"### {title(result)}", "", "| " + " | ".join(MEASURE_HEAD) + " |",
+           "| --- | ---: | --- |" + " ---: |" * 11 + " --- |"]
+    for r in result.rows:
+        cells = measure_cells(r)
+        cells[0] = f"`{cells[0]}`"
+        out.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
+    preds = [cells for r in result.rows for cells in prediction_cells(r)]
+    if preds:
+        out += ["", "Ring all-reduce prediction (weak scaling, same per-rank batch; worst: no "
+                "overlap, best: full overlap with the backward):", "",
+                "| " + " | ".join(PREDICT_HEAD) + " |",
+                "| --- | ---: | --- |" + " ---: |" * 7]
+        for cells in preds:
+            cells[0] = f"`{cells[0]}`"
+            out.append("| " + " | ".join(cells) + " |")
+    out.append("")
+    out.extend(f"- {line}" for line in footer_lines(result))
+    return "\n".join(out) + "\n"

@@ -1,0 +1,260 @@
+"""``cnnscope bench --ddp`` on the CPU: gloo, 2 real processes, a small model, few steps.
+
+Each launch runs as a subprocess with a timeout (no test can hang) and its ranks are
+found afterwards by a marker in their environment (none may survive). The NCCL path
+cannot run here (no GPU); see tests/bench/test_ddp_cuda.py.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cnnscope.cli.main import app
+
+FAST = ["--device", "cpu", "--iters", "3", "--warmup", "1", "--max-warmup", "1", "--no-ceiling",
+        "--no-progress"]
+LAUNCH_TIMEOUT_S = 240  # generous for 2 shared cores; a healthy launch takes ~6 s
+
+
+def cnnscope(*args, tmp_path, extra_env=None, launcher=("-m", "cnnscope")):
+    """Run cnnscope in a fresh process; returns (CompletedProcess, marker)."""
+    marker = uuid.uuid4().hex
+    env = dict(os.environ, CNNSCOPE_CACHE_DIR=str(tmp_path / "cache"), CNNSCOPE_TEST_MARKER=marker,
+               TMPDIR=str(tmp_path))  # rank logs of a failed launch stay in the test's folder
+    for key in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "LOCAL_RANK"):
+        env.pop(key, None)
+    env.update(extra_env or {})
+    done = subprocess.run([sys.executable, *launcher, *args], capture_output=True, text=True,
+                          timeout=LAUNCH_TIMEOUT_S, env=env, cwd=tmp_path)
+    return done, marker
+
+
+def survivors(marker: str, grace_s: float = 10.0) -> list[str]:
+    """Command lines of processes whose environment carries ``marker`` and that are still
+    alive ``grace_s`` after the command returned (helpers such as multiprocessing's
+    resource tracker exit a moment after their parent: they get the grace period)."""
+    deadline = time.monotonic() + grace_s
+    while True:
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                if marker.encode() in (entry / "environ").read_bytes():
+                    found.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()[:200])
+            except OSError:
+                continue
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
+def one_line_error(done, code):
+    assert done.returncode == code, (done.stdout, done.stderr)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("cnnscope: error:"), done.stderr
+    return lines[0]
+
+
+def lenet5_trainable_params() -> int:
+    from cnnscope.models import resolve
+
+    model = resolve("lenet5").build("cpu")
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_ddp_two_gloo_ranks_report_measurement_and_prediction(tmp_path):
+    out = tmp_path / "ddp.json"
+    done, marker = cnnscope("bench", "lenet5", "--ddp", "2", "--batch", "2", "--bucket-mb", "0.1",
+                            "--format", "json", "-o", str(out), *FAST, tmp_path=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert survivors(marker) == []
+    data = json.loads(out.read_text())
+    assert data["env"]["ddp"] == {"world_size": 2, "backend": "gloo", "bucket_cap_mb": 0.1,
+                                  "threads_per_rank": max(1, (os.cpu_count() or 1) // 2)}
+    (row,) = data["rows"]
+    d = row["ddp"]
+    assert row["status"] == "ok" and row["mode"] == "train" and row["batch"] == 2
+    assert row["samples"] == 3
+    # Gradient bytes: the model's own trainable parameters x 4 (float32), and DDP's own
+    # bucket record agrees; 0.1 MiB buckets split lenet5's 240,000 bytes.
+    params = lenet5_trainable_params()
+    assert d["trainable_params"] == params
+    assert d["allreduce_bytes"] == params * 4
+    assert sum(d["bucket_bytes"]) == params * 4
+    assert d["buckets"] == len(d["bucket_bytes"]) >= 2
+    # Every rank timed; the job's step is the slowest rank's.
+    assert len(d["rank_median_ms"]) == 2
+    assert row["median_ms"] == max(d["rank_median_ms"])
+    assert d["single_median_ms"] > 0 and d["nosync_median_ms"] > 0 and d["allreduce_ms"] > 0
+    assert d["scaling_efficiency"] == pytest.approx(d["single_median_ms"] / row["median_ms"])
+    assert d["exposed_comm_ms"] == pytest.approx(row["median_ms"] - d["nosync_median_ms"])
+    assert row["throughput"] == pytest.approx(2 * 2 / (row["median_ms"] * 1e-3))
+    # Predictions at the measured world size and at 8 and 64, with the measured bandwidth:
+    # at p = 2 the formula gives the measured lone all-reduce back.
+    preds = {p["world_size"]: p for p in d["predictions"]}
+    assert sorted(preds) == [2, 8, 64]
+    assert preds[2]["link_gbps"] == pytest.approx(d["bus_gbps"])
+    assert preds[2]["allreduce_ms"] == pytest.approx(d["allreduce_ms"])
+    assert preds[64]["allreduce_ms"] == pytest.approx(d["allreduce_ms"] * (2 * 63 / 64) / (2 * 1 / 2))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("how", ["exit", "raise"])
+def test_a_rank_that_dies_stops_every_rank_with_one_line(tmp_path, how):
+    crash = "os._exit(7)" if how == "exit" else 'raise RuntimeError("rank one broke")'
+    (tmp_path / "crashy.py").write_text(textwrap.dedent(f"""
+        import os
+        from torch import nn
+
+        def build():
+            if os.environ.get("RANK") == "1":
+                {crash}
+            return nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 2))
+    """))
+    out = tmp_path / "never.json"
+    done, marker = cnnscope("bench", "crashy.py:build", "--input", "3x8x8", "--ddp", "2",
+                            "--format", "json", "-o", str(out), *FAST, tmp_path=tmp_path)
+    line = one_line_error(done, 1)
+    if how == "exit":
+        assert "error: rank 1 exited with code 7" in line
+    else:  # the exception's own message, after the model loader's wording
+        assert "error: rank 1 failed: " in line and "RuntimeError: rank one broke" in line
+    assert "all ranks stopped; rank logs in" in line
+    assert not out.exists()  # no half-written file
+    assert survivors(marker) == []
+
+
+def test_a_port_in_use_is_a_one_line_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("CNNSCOPE_CACHE_DIR", str(tmp_path / "cache"))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(app, ["bench", "lenet5", "--ddp", "2", "--ddp-port", str(port), *FAST])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == (f"cnnscope: error: port {port} is in use "
+                                     "(pick another --ddp-port, or 0 for a free one)")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--ddp", "0"], "--ddp 0 is not positive"),
+    (["--ddp", "2", "--mode", "infer"], "--ddp times training steps"),
+    (["--ddp", "2", "--per-layer"], "--per-layer is not supported with --ddp"),
+    (["--ddp", "2", "--link-gbps", "0"], "--link-gbps 0.0 is not positive"),
+    (["--ddp", "2", "--bucket-mb", "-1"], "--bucket-mb -1.0 is not positive"),
+    (["--ddp", "2", "--predict-world", "8,x"], "world size 'x' is not an integer"),
+    (["--shard"], "--shard needs ranks"),
+    (["--all", "--ddp", "2", "--shard", "lenet5"], "--all with model names"),
+])
+def test_bad_distributed_options_fail_before_any_process_starts(tmp_path, monkeypatch, args, message):
+    monkeypatch.setenv("CNNSCOPE_CACHE_DIR", str(tmp_path / "cache"))
+    for key in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(key, raising=False)
+    model = [] if "--all" in args else ["lenet5"]
+    result = CliRunner().invoke(app, ["bench", *model, *args, *FAST])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0], result.stderr
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_shard_spreads_rows_over_ranks_and_merges_them_in_plan_order(tmp_path):
+    done, marker = cnnscope("bench", "lenet5", "--ddp", "2", "--shard", "--batch", "1,2,3",
+                            "--format", "json", *FAST, tmp_path=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert survivors(marker) == []
+    data = json.loads(done.stdout)
+    assert [(r["batch"], r["mode"], r["status"]) for r in data["rows"]] == [
+        (1, "infer", "ok"), (2, "infer", "ok"), (3, "infer", "ok")]
+    shard = data["env"]["shard"]
+    assert shard["world_size"] == 2 and shard["backend"] == "gloo"
+    # Rows 0 and 2 on rank 0, row 1 on rank 1.
+    assert [(p["rank"], p["rows"]) for p in shard["ranks"]] == [(0, 2), (1, 1)]
+    assert all("ddp" not in r for r in data["rows"])  # single-device rows, not DDP
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_under_torchrun_the_job_is_joined_and_rank0_writes_the_report(tmp_path):
+    out = tmp_path / "joined.json"
+    done, marker = cnnscope(
+        "--standalone", "--nproc-per-node", "2", "-m", "cnnscope",
+        "bench", "lenet5", "--batch", "2", "--format", "json", "-o", str(out), *FAST,
+        tmp_path=tmp_path, launcher=("-m", "torch.distributed.run"))
+    assert done.returncode == 0, done.stderr
+    assert survivors(marker) == []
+    data = json.loads(out.read_text())
+    (row,) = data["rows"]
+    assert row["mode"] == "train" and row["ddp"]["world_size"] == 2
+    assert row["ddp"]["backend"] == "gloo" and len(row["ddp"]["rank_median_ms"]) == 2
+    # Only rank 0 wrote: one "wrote" line, no table on stdout.
+    assert done.stderr.count(f"wrote {out}") == 1
+    assert done.stdout.strip() == ""
+
+
+def test_all_runs_every_registered_model(tmp_path, monkeypatch):
+    """--all takes the zoo's list (cut to two small models here to stay fast)."""
+    import cnnscope.zoo
+
+    monkeypatch.setenv("CNNSCOPE_CACHE_DIR", str(tmp_path / "cache"))
+    calls = []
+
+    def two_models(*args, **kwargs):
+        calls.append(args)
+        return ["lenet5", "alexnet"]
+
+    monkeypatch.setattr(cnnscope.zoo, "list_models", two_models)
+    result = CliRunner().invoke(app, ["bench", "--all", "--iters", "1", "--warmup", "0",
+                                      "--max-warmup", "0", "--no-ceiling", "--no-progress",
+                                      "--device", "cpu", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert calls == [()]  # the whole zoo: no pattern
+    assert [r["model"] for r in json.loads(result.stdout)["rows"]] == ["lenet5", "alexnet"]
+
+
+@pytest.mark.slow  # waits out a timeout by design (~25 s on 2 CPUs)
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_rank_that_hangs_is_bounded_by_the_collective_timeout(tmp_path, monkeypatch):
+    """Rank 1 never reaches DDP's first collective: rank 0's times out (8 s here, 300 s by
+    default), fails, and the agent stops rank 1. The API call, as the CLI makes it."""
+    from cnnscope.bench import ddp
+    from cnnscope.bench.runner import BenchSettings
+    from cnnscope.errors import DistributedError
+
+    (tmp_path / "stuck.py").write_text(textwrap.dedent("""
+        import os, time
+        from torch import nn
+
+        def build():
+            if os.environ.get("RANK") == "1":
+                time.sleep(600)
+            return nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 2))
+    """))
+    marker = uuid.uuid4().hex
+    monkeypatch.setenv("CNNSCOPE_TEST_MARKER", marker)  # inherited by the spawned ranks
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))  # the failed launch's rank logs
+    monkeypatch.setenv("CNNSCOPE_CACHE_DIR", str(tmp_path / "cache"))
+    settings = BenchSettings(device="cpu", iters=3, warmup=1, max_warmup=1, ceiling=False,
+                             input_size=(3, 8, 8))
+    job = ddp.DdpJob(names=(f"{tmp_path / 'stuck.py'}:build",), kwargs=({},), batches=(1,),
+                     dtypes=("fp32",), modes=("train",), settings=settings,
+                     options=ddp.DdpOptions(nproc=2, timeout_s=8))
+    start = time.monotonic()
+    with pytest.raises(DistributedError) as err:
+        ddp.run(job)
+    assert time.monotonic() - start < 120  # 8 s timeout + start-up, never rank 1's 600 s
+    assert "Timed out" in str(err.value) and "all ranks stopped" in str(err.value)
+    assert err.value.exit_code == 1
+    # No rank survives. multiprocessing's resource tracker is this test process's own
+    # helper (started by its first spawn; it lives as long as this process).
+    assert [c for c in survivors(marker) if "resource_tracker" not in c] == []
