@@ -178,7 +178,9 @@ def _emit(result, format: OutputFormat, output: Optional[str], top: int, per_lay
     from cnnscope.report import bench_render as render
 
     if result.env.get("ddp") or result.env.get("shard"):
-        from cnnscope.report import ddp_render as render  # the same interface, DDP columns
+        from cnnscope.report import (
+            ddp_render as render,  # the same interface, DDP columns
+        )
     write_output(format, output,
                  rich=lambda con: render.render_rich(result, con, top=top),
                  csv=lambda: render.to_csv_layers(result) if per_layer else render.to_csv(result),
