@@ -5,13 +5,11 @@ Each takes the rows to show (already grouped) and the report they came from.
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Sequence
 
 from cnnscope.report.io import strict_json
 from cnnscope.report.units import human, shape, thousands
-from cnnscope.trace.records import LayerRecord, ModelReport, layer_to_dict
+from cnnscope.trace.records import LayerRecord, ModelReport, layer_to_dict, layers_to_csv
 
 COLUMNS = ("name", "type", "output_shape", "params", "macs", "flops", "activations")
 
@@ -88,24 +86,9 @@ def render_rich(report: ModelReport, rows: Sequence[LayerRecord], console) -> No
 
 
 def to_csv(report: ModelReport, rows: Sequence[LayerRecord]) -> str:
-    """One row per layer, exact integers; the convention is in the JSON, not the CSV."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["name", "type", "kind", "output_shape", "kernel_size", "stride", "padding",
-                     "groups", "params", "trainable_params", "macs", "flops", "activations",
-                     "bytes_moved", "arithmetic_intensity"])
-    for r in rows:
-        writer.writerow([r.name, r.type, r.kind, shape(r.output_shape), shape(r.kernel_size),
-                         shape(r.stride), shape(r.padding), r.groups or "", r.params,
-                         r.trainable_params, r.macs, r.flops, r.activations, r.bytes_moved,
-                         _intensity(r)])
-    return buf.getvalue()
-
-
-def _intensity(r: LayerRecord) -> str:
-    """FLOPs per byte, full precision (empty for a layer that moves nothing)."""
-    ai = r.arithmetic_intensity
-    return "" if ai is None else repr(ai)
+    """One row per layer in the one layer schema (``LAYER_COLUMNS``): the same columns
+    and empty cells as ``ModelReport.to_csv()`` and the report's ``<model>.layers.csv``."""
+    return layers_to_csv(rows)
 
 
 _LAYERS = "@@layers@@"  # placeholder spliced out of the indented document
