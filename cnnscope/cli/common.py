@@ -27,6 +27,10 @@ BatchOpt = typer.Option(1, "--batch", "-b", help="Batch size (>= 1).")
 FormatOpt = typer.Option(OutputFormat.table, "--format", "-f", help="Output format.",
                          case_sensitive=False)
 OutputOpt = typer.Option(None, "--output", "-o", help="Write to this file (atomically) instead of stdout.")
+WideOpt = typer.Option(False, "--wide",
+                       help="Every column, names whole, however wide the table gets (by default "
+                            "a table is fitted to the terminal: low-priority columns are left "
+                            "out, long names shortened in the middle, and the footer says so).")
 DeviceOpt = typer.Option("meta", "--device", "-d",
                          help="meta (default: nothing allocated), cpu or cuda.")
 

@@ -13,6 +13,7 @@ from cnnscope.cli.common import (
     InputOpt,
     OutputFormat,
     OutputOpt,
+    WideOpt,
     parse_size,
     user_errors,
     write_output,
@@ -29,6 +30,7 @@ def summary(
     depth: int = typer.Option(0, "--depth", help="Group rows to module depth N (0: every layer). Totals stay exact."),
     format: OutputFormat = FormatOpt,
     output: Optional[str] = OutputOpt,
+    wide: bool = WideOpt,
     device: str = DeviceOpt,
     counter: str = typer.Option("cnnscope", "--counter", help="cnnscope (default) or fvcore (cross-check; allocates weights on the CPU)."),
     train: bool = typer.Option(False, "--train", help="Trace training-mode behaviour (batch statistics, dropout, aux heads)."),
@@ -57,7 +59,7 @@ def summary(
                          train=train, **parse_args(arg))
         rows = group_by_depth(report, depth)
         write_output(format, output,
-                     rich=lambda con: render.render_rich(report, rows, con),
+                     rich=lambda con: render.render_rich(report, rows, con, wide=wide),
                      csv=lambda: render.to_csv(report, rows),
                      json=lambda: render.to_json(report, rows),
                      md=lambda: render.to_markdown(report, rows))

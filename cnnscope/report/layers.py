@@ -50,18 +50,28 @@ def footer_lines(report: ModelReport) -> list[str]:
     return lines
 
 
-def render_rich(report: ModelReport, rows: Sequence[LayerRecord], console) -> None:
+# Fitting a narrow page: geometry goes first, then FLOPs (2 x MACs + the elementwise
+# work; MACs stay), then the output shape. Names shorten in the middle; numbers never cut.
+def _columns():
+    from cnnscope.report.boxtable import Column
+
+    return [Column("layer", shorten=16), Column("type", shorten=11),
+            Column("geometry", fold=True, drop=3), Column("output", right=True, drop=1),
+            Column("params", right=True), Column("MACs", right=True),
+            Column("FLOPs", right=True, drop=2)]
+
+
+def render_rich(report: ModelReport, rows: Sequence[LayerRecord], console,
+                wide: bool = False) -> None:
     """Print the table of ``rows`` with totals and the counting convention.
 
     Laid out by ``boxtable`` (Rich's look, in linear time: a thousand-layer model prints
-    as fast as it traces). Rows are grouped by top-level module.
+    as fast as it traces) and fitted to the console (``wide``: every column, whole).
+    Rows are grouped by top-level module.
     """
-    from cnnscope.report.boxtable import SECTION, Column, box_table
+    from cnnscope.report.boxtable import SECTION, print_table
 
-    columns = [Column("layer", fold=True), Column("type", fold=True),
-               Column("geometry", fold=True)]
-    # Numbers are never cut: numeric columns do not fold and take the width they need.
-    columns += [Column(c, right=True) for c in ("output", "params", "MACs", "FLOPs")]
+    columns = _columns()
     table: list = []
     previous_top = previous_name = None
     for r in rows:
@@ -79,9 +89,8 @@ def render_rich(report: ModelReport, rows: Sequence[LayerRecord], console) -> No
     table.append(SECTION)
     table.append([("total", "bold"), "", "", "", (thousands(t.params), "bold"),
                   (thousands(t.macs), "bold"), (thousands(t.flops), "bold")])
-    console.print(box_table(columns, table, title=title(report), max_width=console.width),
-                  highlight=False, soft_wrap=True)
-    for line in footer_lines(report):
+    fitted = print_table(console, columns, table, title=title(report), wide=wide)
+    for line in fitted + footer_lines(report):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
