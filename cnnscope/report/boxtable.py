@@ -52,11 +52,10 @@ class Fitted:
         """Footer lines saying what was left out and how to see it."""
         lines = []
         if self.dropped:
-            lines.append(f"columns left out to fit {self.width} characters: "
-                         f"{', '.join(self.dropped)} (--wide shows every column)")
+            lines.append(f"left out to fit {self.width} columns: {', '.join(self.dropped)} "
+                         "(--wide shows all)")
         if self.shortened:
-            lines.append("names with … are shortened in the middle to fit (--wide or "
-                         "--format csv gives them whole)")
+            lines.append("… = name shortened in the middle (--wide: whole names)")
         return lines
 
 
@@ -348,5 +347,4 @@ def split_note(parts: int, width: int) -> list[str]:
     """The footer line of a table printed in ``parts`` parts (none for one part)."""
     if parts <= 1:
         return []
-    return [f"table cut into {parts} parts by columns to fit {width} characters "
-            f"(--wide prints it as one table)"]
+    return [f"cut into {parts} parts to fit {width} columns (--wide: one table)"]

@@ -51,14 +51,15 @@ def footer_lines(report: ModelReport) -> list[str]:
 
 
 # Fitting a narrow page: geometry goes first, then FLOPs (2 x MACs + the elementwise
-# work; MACs stay), then the output shape. Names shorten in the middle; numbers never cut.
+# work; MACs stay), then the output shape, then the type. Names shorten in the middle;
+# the name, params and MACs always stay; numbers are never cut.
 def _columns():
     from cnnscope.report.boxtable import Column
 
-    return [Column("layer", shorten=16), Column("type", shorten=11),
-            Column("geometry", fold=True, drop=3), Column("output", right=True, drop=1),
+    return [Column("layer", shorten=20), Column("type", shorten=11, drop=1),
+            Column("geometry", fold=True, drop=4), Column("output", right=True, drop=2),
             Column("params", right=True), Column("MACs", right=True),
-            Column("FLOPs", right=True, drop=2)]
+            Column("FLOPs", right=True, drop=3)]
 
 
 def render_rich(report: ModelReport, rows: Sequence[LayerRecord], console,

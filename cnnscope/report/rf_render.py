@@ -107,7 +107,7 @@ def render_rich(result, console, wide: bool = False) -> None:
     """
     from cnnscope.report.boxtable import SECTION, Column, print_table
 
-    columns = [Column("layer", shorten=16), Column("type", shorten=11, drop=1),
+    columns = [Column("layer", shorten=20), Column("type", shorten=11, drop=1),
                Column("output", right=True, drop=2), Column("RF", right=True),
                Column("stride", right=True), Column("padding", right=True, drop=4),
                Column("centre", right=True, drop=3), Column("notes", fold=True)]
