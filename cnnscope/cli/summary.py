@@ -32,7 +32,8 @@ def summary(
     output: Optional[str] = OutputOpt,
     wide: bool = WideOpt,
     device: str = DeviceOpt,
-    counter: str = typer.Option("cnnscope", "--counter", help="cnnscope (default) or fvcore (cross-check; allocates weights on the CPU)."),
+    counter: str = typer.Option("cnnscope", "--counter", help="cnnscope (default) or fvcore: both counts side by side per layer, "
+                                        "with the difference and its cause (allocates weights on the CPU)."),
     train: bool = typer.Option(False, "--train", help="Trace training-mode behaviour (batch statistics, dropout, aux heads)."),
     plot: Optional[str] = typer.Option(None, "--plot", metavar="FILE.png|svg",
                                        help="Also draw params and MACs per layer (per module with "
@@ -54,9 +55,13 @@ def summary(
             from cnnscope.report.plot import check_plot_target
 
             check_plot_target(plot)  # a bad name or missing matplotlib fails before tracing
+        if counter == "fvcore":
+            _fvcore_side_by_side(model, input, batch, depth, format, output, wide, train,
+                                 plot, arg)
+            return
         device_arg = None if device == "meta" else device
-        report = analyze(model, parse_size(input), batch, device=device_arg, counter=counter,
-                         train=train, **parse_args(arg))
+        report = analyze(model, parse_size(input), batch, device=device_arg, train=train,
+                         **parse_args(arg))
         rows = group_by_depth(report, depth)
         write_output(format, output,
                      rich=lambda con: render.render_rich(report, rows, con, wide=wide),
@@ -68,6 +73,23 @@ def summary(
 
             plot_layers(report, rows, plot)
             typer.echo(f"wrote {plot}", err=True)
+
+
+def _fvcore_side_by_side(model, input, batch, depth, format, output, wide, train, plot, arg):
+    """``--counter fvcore``: both counts per layer, the difference and its cause."""
+    from cnnscope.api import fvcore_check
+    from cnnscope.errors import InvalidOptionError
+    from cnnscope.report import fvcore_render as render
+
+    if plot:
+        raise InvalidOptionError("--plot draws cnnscope's counts", "drop --counter fvcore")
+    check = fvcore_check(model, parse_size(input), batch, depth=depth, train=train,
+                         **parse_args(arg))
+    write_output(format, output,
+                 rich=lambda con: render.render_rich(check, con, wide=wide),
+                 csv=lambda: render.to_csv(check),
+                 json=lambda: render.to_json(check),
+                 md=lambda: render.to_markdown(check))
 
 
 def register(app: typer.Typer) -> None:
