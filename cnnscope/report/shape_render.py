@@ -36,8 +36,8 @@ def render_rich(result, console, wide: bool = False) -> None:
     the type; formulas fold at spaces (``wide``: every column, unfolded)."""
     from cnnscope.report.boxtable import Column, print_table
 
-    columns = [Column("layer", shorten=20), Column("type", shorten=11, drop=2),
-               Column("input", right=True, drop=1), Column("output", right=True),
+    columns = [Column("layer", shorten=20), Column("type", shorten=11, drop=1),
+               Column("input", right=True, drop=2), Column("output", right=True),
                Column("formula", fold=True)]
     rows = [[r.name, r.type, shape(r.input_shape[1:]), shape(r.output_shape[1:]),
              r.formula if r.consistent else (f"{r.formula} (traced size differs)", "red")]

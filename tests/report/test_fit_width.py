@@ -158,3 +158,18 @@ def test_spec_table_is_cut_into_parts_that_fit():
     assert table.count("inception (4e)") >= 2  # the row labels head every part
     wide = runner.invoke(app, ["spec", "googlenet", "--wide"], env={"COLUMNS": "80"})
     assert "part 1" not in wide.stdout
+
+
+def test_shape_leaves_out_input_before_type():
+    from cnnscope.analysis.shapes import output_sizes
+    from cnnscope.report import shape_render
+
+    result = output_sizes(cnnscope.analyze("unet"))
+    notes = []
+    for width in (80, 64):
+        con = _terminal(width)
+        shape_render.render_rich(result, con)
+        notes.append(next(line for line in con.file.getvalue().splitlines()
+                          if line.startswith("left out")))
+    assert notes == ["left out to fit 80 columns: input (--wide shows all)",
+                     "left out to fit 64 columns: type, input (--wide shows all)"]
