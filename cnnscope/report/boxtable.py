@@ -348,3 +348,10 @@ def split_note(parts: int, width: int) -> list[str]:
     if parts <= 1:
         return []
     return [f"cut into {parts} parts to fit {width} columns (--wide: one table)"]
+
+
+def print_footer(console, lines: Sequence[str]) -> None:
+    """The lines under a table. A terminal wraps them itself (a copied line stays whole);
+    piped or written to a file, they are wrapped at spaces to the page width."""
+    for line in lines:
+        console.print(line, highlight=False, markup=False, soft_wrap=console.is_terminal)

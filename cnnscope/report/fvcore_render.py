@@ -45,7 +45,7 @@ def footer_lines(check) -> list[str]:
 
 def render_rich(check, console, wide: bool = False) -> None:
     """The side-by-side table, fitted to the console (``wide``: every column, whole)."""
-    from cnnscope.report.boxtable import SECTION, Column, print_table
+    from cnnscope.report.boxtable import SECTION, Column, print_footer, print_table
 
     columns = [Column("layer", shorten=20), Column("type", shorten=11, drop=1),
                Column("cnnscope MACs", right=True), Column("cnnscope FLOPs", right=True, drop=2),
@@ -61,8 +61,7 @@ def render_rich(check, console, wide: bool = False) -> None:
                  (thousands(check.flops), "bold"), (thousands(check.fvcore), "bold"),
                  (_signed(check.difference), "bold"), ""])
     fitted = print_table(console, columns, rows, title=title(check), wide=wide)
-    for line in fitted + footer_lines(check):
-        console.print(line, highlight=False, markup=False, soft_wrap=True)
+    print_footer(console, fitted + footer_lines(check))
 
 
 def to_csv(check) -> str:

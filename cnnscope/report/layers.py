@@ -70,7 +70,7 @@ def render_rich(report: ModelReport, rows: Sequence[LayerRecord], console,
     as fast as it traces) and fitted to the console (``wide``: every column, whole).
     Rows are grouped by top-level module.
     """
-    from cnnscope.report.boxtable import SECTION, print_table
+    from cnnscope.report.boxtable import SECTION, print_footer, print_table
 
     columns = _columns()
     table: list = []
@@ -91,8 +91,7 @@ def render_rich(report: ModelReport, rows: Sequence[LayerRecord], console,
     table.append([("total", "bold"), "", "", "", (thousands(t.params), "bold"),
                   (thousands(t.macs), "bold"), (thousands(t.flops), "bold")])
     fitted = print_table(console, columns, table, title=title(report), wide=wide)
-    for line in fitted + footer_lines(report):
-        console.print(line, highlight=False, markup=False, soft_wrap=True)
+    print_footer(console, fitted + footer_lines(report))
 
 
 def to_csv(report: ModelReport, rows: Sequence[LayerRecord]) -> str:

@@ -105,7 +105,7 @@ def render_rich(result, console, wide: bool = False) -> None:
     On a narrow page padding, centre, output and type are left out in that order
     (``wide``: every column); the field and stride always stay.
     """
-    from cnnscope.report.boxtable import SECTION, Column, print_table
+    from cnnscope.report.boxtable import SECTION, Column, print_footer, print_table
 
     columns = [Column("layer", shorten=20), Column("type", shorten=11, drop=1),
                Column("output", right=True, drop=2), Column("RF", right=True),
@@ -121,8 +121,7 @@ def render_rich(result, console, wide: bool = False) -> None:
         rows.append([f.name, f.type, shape(f.output_shape[1:]), *_cells(f),
                      notes(f, result.axis_names)])
     fitted = print_table(console, columns, rows, title=title(result), wide=wide)
-    for line in fitted + footer_lines(result):
-        console.print(line, highlight=False, markup=False, soft_wrap=True)
+    print_footer(console, fitted + footer_lines(result))
 
 
 def to_csv(result) -> str:

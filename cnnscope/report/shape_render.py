@@ -34,7 +34,7 @@ def footer_lines(result) -> list[str]:
 def render_rich(result, console, wide: bool = False) -> None:
     """The table fitted to the console: on a narrow page the input column goes first, then
     the type; formulas fold at spaces (``wide``: every column, unfolded)."""
-    from cnnscope.report.boxtable import Column, print_table
+    from cnnscope.report.boxtable import Column, print_footer, print_table
 
     columns = [Column("layer", shorten=20), Column("type", shorten=11, drop=1),
                Column("input", right=True, drop=2), Column("output", right=True),
@@ -43,8 +43,7 @@ def render_rich(result, console, wide: bool = False) -> None:
              r.formula if r.consistent else (f"{r.formula} (traced size differs)", "red")]
             for r in result.rows]
     fitted = print_table(console, columns, rows, title=title(result), wide=wide)
-    for line in fitted + footer_lines(result):
-        console.print(line, highlight=False, markup=False, soft_wrap=True)
+    print_footer(console, fitted + footer_lines(result))
 
 
 def to_csv(result) -> str:

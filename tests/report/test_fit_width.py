@@ -112,6 +112,9 @@ def test_piped_default_is_page_wide_not_416():
     table, _ = _table_lines(res.stdout)
     assert max(len(line) for line in table) <= 160
     assert "layer1.0.downsample.0" in res.stdout  # at 160 every name is whole
+    # the footer too: the convention (about 690 characters) is wrapped at spaces
+    assert max(len(line) for line in res.stdout.splitlines()) <= 160
+    assert "Convention: params:" in res.stdout and "FLOPs / bytes_moved." in res.stdout
 
 
 @pytest.mark.parametrize("command", [["rf", "googlenet"], ["shape", "googlenet"],
