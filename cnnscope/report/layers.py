@@ -39,7 +39,10 @@ def footer_lines(report: ModelReport) -> list[str]:
     lines = [
         f"params {thousands(t.params)} ({human(t.params)}; trainable {thousands(t.trainable_params)}, "
         f"frozen {thousands(t.frozen_params)})",
-        f"MACs {thousands(t.macs)} ({human(t.macs)}MAC)   FLOPs {thousands(t.flops)} ({human(t.flops)}FLOP)",
+        f"MACs {thousands(t.macs)} ({human(t.macs)}MAC)   FLOPs {thousands(t.flops)} ({human(t.flops)}FLOP)"
+        if report.counter != "fvcore" else  # fvcore counts multiply-adds only: no FLOPs
+        f"MACs {thousands(t.macs)} ({human(t.macs)}MAC, fvcore's multiply-adds)   "
+        "FLOPs: not computed (fvcore counts multiply-adds only)",
         f"output {', '.join(shape(s) for s in report.output_shapes)}",
     ]
     if report.unsupported:

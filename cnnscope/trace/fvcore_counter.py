@@ -15,12 +15,11 @@ from dataclasses import dataclass
 
 import torch
 
+# fvcore's operator keys that are multiply-accumulates: one table, kept with the
+# side-by-side check (which imports no torch).
+from cnnscope.analysis.fvcore_check import MAC_OPERATORS
 from cnnscope.models import ModelSource
 from cnnscope.trace.records import LayerRecord, ModelReport, Totals
-
-# fvcore operator keys that are multiply-accumulates in our convention.
-MAC_OPERATORS = frozenset({"conv", "linear", "addmm", "matmul", "bmm", "einsum", "mm",
-                           "conv_transpose", "baddbmm"})
 
 FVCORE_CONVENTION = (
     "fvcore: 1 per multiply-add of conv/linear/matmul (shown as MACs); its batch-norm, "

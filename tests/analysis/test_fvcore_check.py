@@ -125,3 +125,19 @@ def test_plot_with_fvcore_is_a_one_line_error(tmp_path):
                               str(tmp_path / "x.png")])
     assert res.exit_code == 2 and res.stderr.startswith("cnnscope: error:")
     assert res.stderr.count("\n") == 1
+
+
+def test_the_api_fvcore_report_never_prints_zero_flops():
+    import io
+
+    from rich.console import Console
+
+    import cnnscope
+    from cnnscope.report import layers
+
+    report = cnnscope.analyze("lenet5", counter="fvcore")
+    con = Console(width=160, file=io.StringIO(), color_system=None)
+    layers.render_rich(report, report.visible_layers(), con)
+    text = con.file.getvalue()
+    assert "FLOPs 0" not in text and "0FLOP" not in text
+    assert "FLOPs: not computed (fvcore counts multiply-adds only)" in text
