@@ -94,6 +94,29 @@ def analyze(
         return _analyze_source(source, size, batch, dev, train, counter, backward, tuple(freeze))
 
 
+def fvcore_check(model: str | ModelSource, input_size: tuple[int, ...] | str | None = None,
+                 batch: int = 1, *, depth: int = 0, train: bool = False, **model_kwargs: Any):
+    """cnnscope's and fvcore's counts side by side, per layer, with the difference and its
+    cause (``cnnscope.analysis.fvcore_check.FvcoreCheck``). fvcore needs real tensors: the
+    model is also built on the CPU with real weights."""
+    from cnnscope.analysis.fvcore_check import fvcore_check as pair
+    from cnnscope.trace.fvcore_counter import fvcore_counts
+
+    check_batch(batch)
+    if isinstance(input_size, str):
+        input_size = parse_input_size(input_size)
+    if isinstance(model, nn.Module):
+        raise InvalidOptionError("the fvcore check needs a model name or factory, "
+                                 "not a built nn.Module")
+    source = model if isinstance(model, ModelSource) else resolve(model, **model_kwargs)
+    size = tuple(input_size or source.input_size or DEFAULT_INPUT)
+    check_elements(size, batch)
+    report = analyze(source, size, batch, train=train)
+    with source.contained():
+        counts = fvcore_counts(source, size, batch)
+    return pair(report, counts, depth)
+
+
 def check_fits_on(source: ModelSource, size: tuple[int, ...], batch: int,
                   device: torch.device) -> None:
     """Before allocating on a real device: trace on meta (free) and refuse a run whose

@@ -223,7 +223,9 @@ def launch(job: DdpJob) -> BenchResult:
 # Messages of a rank that failed because another one died first (the collective lost
 # its peer): the other rank's failure is the one to report.
 _PEER_LOST = ("connection closed", "connection reset", "closed by peer", "broken pipe",
-              "remote process", "socket", "timed out", "timeout")
+              "remote process", "socket", "timed out", "timeout",
+              # gloo's TCP transport: its errors name the file, sometimes with no more text
+              "gloo/transport", "pair.cc")
 
 
 def _failure_line(exc: Any) -> str:

@@ -38,6 +38,10 @@ FormatOpt = typer.Option(None, "--format", "-f", case_sensitive=False,
                               "else table).")
 OutputOpt = typer.Option(None, "--output", "-o", metavar="FILE",
                          help="Write to this file (atomically) instead of stdout.")
+WideOpt = typer.Option(False, "--wide", metavar="",
+                       help="Every column, names whole, however wide the table gets (by default "
+                            "a table is fitted to the terminal: low-priority columns are left "
+                            "out, long names shortened in the middle, and the footer says so).")
 DeviceOpt = typer.Option("meta", "--device", "-d", metavar="meta|cpu|cuda[:N]",
                          help="meta (default: nothing allocated), cpu or cuda.")
 

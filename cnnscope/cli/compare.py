@@ -12,6 +12,7 @@ from cnnscope.cli.common import (
     InputOpt,
     OutputFormat,
     OutputOpt,
+    WideOpt,
     examples,
     parse_size,
     user_errors,
@@ -36,6 +37,7 @@ def compare(
                                          help="Device for --bench (default: cuda if available, else cpu)."),
     format: Optional[OutputFormat] = FormatOpt,
     output: Optional[str] = OutputOpt,
+    wide: bool = WideOpt,
     plot: Optional[str] = typer.Option(None, "--plot", metavar="FILE.png|svg",
                                        help="Draw params vs MACs (bubble = peak activations); "
                                             "needs matplotlib (pip install 'cnnscope[plot]')."),
@@ -64,7 +66,7 @@ def compare(
         sources = resolve_all(models, kwargs)  # an unknown name fails before any work
         result = run_compare(sources, size, batch, dtype=dtype, bench=bench, device=device)
         write_output(format, output,
-                     rich=lambda con: render.render_rich(result, con),
+                     rich=lambda con: render.render_rich(result, con, wide=wide),
                      csv=lambda: render.to_csv(result),
                      json=lambda: render.to_json(result),
                      md=lambda: render.to_markdown(result))

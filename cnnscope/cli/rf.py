@@ -11,6 +11,7 @@ from cnnscope.cli.common import (
     InputOpt,
     OutputFormat,
     OutputOpt,
+    WideOpt,
     examples,
     parse_size,
     user_errors,
@@ -26,6 +27,7 @@ def rf(
     input: Optional[str] = InputOpt,
     format: Optional[OutputFormat] = FormatOpt,
     output: Optional[str] = OutputOpt,
+    wide: bool = WideOpt,
     plot: Optional[str] = typer.Option(None, "--plot", metavar="FILE.png|svg",
                                        help="Also draw receptive field and effective stride by "
                                             "layer; needs matplotlib."),
@@ -51,7 +53,7 @@ def rf(
         report = analyze(source, size)  # a too-small input is explained by analyze
         result = receptive_fields(report)
         write_output(format, output,
-                     rich=lambda con: render.render_rich(result, con),
+                     rich=lambda con: render.render_rich(result, con, wide=wide),
                      csv=lambda: render.to_csv(result),
                      json=lambda: render.to_json(result),
                      md=lambda: render.to_markdown(result))

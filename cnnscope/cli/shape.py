@@ -11,6 +11,7 @@ from cnnscope.cli.common import (
     InputOpt,
     OutputFormat,
     OutputOpt,
+    WideOpt,
     examples,
     parse_size,
     user_errors,
@@ -30,6 +31,7 @@ def shape(
                                             "are all even; others: sizes the network runs on)."),
     format: Optional[OutputFormat] = FormatOpt,
     output: Optional[str] = OutputOpt,
+    wide: bool = WideOpt,
     arg: Optional[List[str]] = ArgOpt,
 ) -> None:
     """Per-layer output size with the formula used; --min / --near for input limits.
@@ -58,7 +60,7 @@ def shape(
             sizes, rule = shapes.valid_sizes_near(source, near, report.input_size[0])
             result = replace(result, near=near, valid_near=sizes, valid_rule=rule)
         write_output(format, output,
-                     rich=lambda con: render.render_rich(result, con),
+                     rich=lambda con: render.render_rich(result, con, wide=wide),
                      csv=lambda: render.to_csv(result),
                      json=lambda: render.to_json(result),
                      md=lambda: render.to_markdown(result))

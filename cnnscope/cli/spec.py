@@ -9,6 +9,7 @@ import typer
 from cnnscope.cli.common import (
     FormatOpt,
     OutputFormat,
+    WideOpt,
     console,
     emit,
     examples,
@@ -29,6 +30,7 @@ def spec(
     format: Optional[OutputFormat] = FormatOpt,
     output: Optional[str] = typer.Option(None, "--output", "-o",
                                          help="Write to this file (a folder with --all)."),
+    wide: bool = WideOpt,
 ) -> None:
     """Paper spec tables (GoogLeNet, ResNet, DenseNet, VGG, MobileNetV2) from the traced models.
 
@@ -62,7 +64,7 @@ def spec(
         if format is OutputFormat.table:
             con = console(output)
             for t in tables:
-                render.render_rich(t, con)
+                render.render_rich(t, con, wide=wide)
             flush_console(con, output)
         else:
             emit(render.render_text(tables, format.value), output)

@@ -14,6 +14,7 @@ from cnnscope.cli.common import (
     InputOpt,
     OutputFormat,
     OutputOpt,
+    WideOpt,
     examples,
     parse_size,
     user_errors,
@@ -31,10 +32,12 @@ def summary(
     depth: int = typer.Option(0, "--depth", help="Group rows to module depth N (0: every layer). Totals stay exact."),
     format: Optional[OutputFormat] = FormatOpt,
     output: Optional[str] = OutputOpt,
+    wide: bool = WideOpt,
     device: str = DeviceOpt,
     counter: Counter = typer.Option(Counter.cnnscope, "--counter", case_sensitive=False,
-                                    help="cnnscope, or fvcore as a cross-check (allocates weights "
-                                         "on the CPU)."),
+                                    help="cnnscope, or fvcore: both counts side by side per layer, "
+                                         "with the difference and its cause (allocates weights on "
+                                         "the CPU)."),
     train: bool = typer.Option(False, "--train", metavar="",
                                help="Trace training-mode behaviour (batch statistics, dropout, aux "
                                     "heads) and count the backward pass per layer (fwd/bwd columns)."),
@@ -57,12 +60,16 @@ def summary(
             from cnnscope.report.plot import check_plot_target
 
             check_plot_target(plot)  # a bad name or missing matplotlib fails before tracing
+        if counter == "fvcore":
+            _fvcore_side_by_side(model, input, batch, depth, format, output, wide, train,
+                                 plot, arg)
+            return
         device_arg = None if device == "meta" else device
-        report = analyze(model, parse_size(input), batch, device=device_arg, counter=counter.value,
-                         train=train, freeze=tuple(freeze or ()), **parse_args(arg))
+        report = analyze(model, parse_size(input), batch, device=device_arg, train=train,
+                         freeze=tuple(freeze or ()), **parse_args(arg))
         rows = group_by_depth(report, depth)
         write_output(format, output,
-                     rich=lambda con: render.render_rich(report, rows, con),
+                     rich=lambda con: render.render_rich(report, rows, con, wide=wide),
                      csv=lambda: render.to_csv(report, rows),
                      json=lambda: render.to_json(report, rows),
                      md=lambda: render.to_markdown(report, rows))
@@ -71,6 +78,23 @@ def summary(
 
             plot_layers(report, rows, plot)
             typer.echo(f"wrote {plot}", err=True)
+
+
+def _fvcore_side_by_side(model, input, batch, depth, format, output, wide, train, plot, arg):
+    """``--counter fvcore``: both counts per layer, the difference and its cause."""
+    from cnnscope.api import fvcore_check
+    from cnnscope.errors import InvalidOptionError
+    from cnnscope.report import fvcore_render as render
+
+    if plot:
+        raise InvalidOptionError("--plot draws cnnscope's counts", "drop --counter fvcore")
+    check = fvcore_check(model, parse_size(input), batch, depth=depth, train=train,
+                         **parse_args(arg))
+    write_output(format, output,
+                 rich=lambda con: render.render_rich(check, con, wide=wide),
+                 csv=lambda: render.to_csv(check),
+                 json=lambda: render.to_json(check),
+                 md=lambda: render.to_markdown(check))
 
 
 def register(app: typer.Typer) -> None:

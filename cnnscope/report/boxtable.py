@@ -6,6 +6,13 @@ simple (one line per row, numbers right-aligned), so they are laid out here dire
 with Rich's default HEAVY_HEAD box, header, sections and title, and printed as one
 styled ``Text``. tests/report/test_boxtable.py checks the output against Rich's own Table,
 character for character.
+
+A table wider than the page is fitted, not chopped (issue 13): columns with a ``drop``
+priority are left out, highest first, until the rest fits at their narrowest; then long
+names are shortened in the middle (``layer1.0.…sample.0``: the leaf stays) and prose
+folds at spaces. Numbers are never cut. ``wide=True`` skips all of it. Output that is not
+a terminal (a pipe, a file) is plain aligned text: no box drawing, two spaces between
+columns, one line per row, so ``grep``, ``awk`` and ``cut`` work on it.
 """
 
 from __future__ import annotations
@@ -25,21 +32,95 @@ class Column:
     header: str
     right: bool = False  # right-justified (numbers)
     fold: bool = False  # may be folded onto several lines when the table is too wide
+    drop: int = 0  # > 0: left out when the table is too wide, the highest number first
+    shorten: int = 0  # > 0: long text is shortened in the middle, down to this many cells
 
 
 SECTION = None  # in ``rows``: a horizontal rule between groups of rows
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """A laid-out table and what fitting it to the page cost."""
+
+    text: Text
+    dropped: tuple[str, ...] = ()  # headers of the columns left out
+    shortened: bool = False  # some cell was shortened in the middle
+    width: int = 0  # the page width it was fitted to
+
+    def notes(self) -> list[str]:
+        """Footer lines saying what was left out and how to see it."""
+        lines = []
+        if self.dropped:
+            lines.append(f"left out to fit {self.width} columns: {', '.join(self.dropped)} "
+                         "(--wide shows all)")
+        if self.shortened:
+            lines.append("… = name shortened in the middle (--wide: whole names)")
+        return lines
 
 
 def box_table(columns: Sequence[Column], rows: Sequence[Sequence[Cell] | None], *,
               title: str | None = None, max_width: int = 160,
               header_style: str = "bold") -> Text:
     """The table as styled text, at most ``max_width`` cells wide where folding allows."""
+    return layout_table(columns, rows, title=title, max_width=max_width,
+                        header_style=header_style, fit=False).text
+
+
+def print_table(console, columns: Sequence[Column], rows: Sequence[Sequence[Cell] | None], *,
+                title: str | None = None, wide: bool = False) -> list[str]:
+    """Print the table fitted to ``console``: boxed on a terminal, plain text elsewhere.
+
+    Returns the footer lines that say what fitting left out (none with ``wide``).
+    """
+    fitted = layout_table(columns, rows, title=title, max_width=console.width,
+                          plain=not console.is_terminal, wide=wide)
+    console.print(fitted.text, highlight=False, soft_wrap=True)
+    return fitted.notes()
+
+
+def layout_table(columns: Sequence[Column], rows: Sequence[Sequence[Cell] | None], *,
+                 title: str | None = None, max_width: int = 160, header_style: str = "bold",
+                 plain: bool = False, fit: bool = True, wide: bool = False) -> Fitted:
+    """Lay the table out, boxed or ``plain``; with ``fit``, drop and shorten to the page.
+
+    Without ``fit`` only ``fold`` columns narrow (the Rich look); with ``wide`` nothing does.
+    """
     cells = [None if row is None else [_split(c) for c in row] for row in rows]
     widths = [max([_width(col.header)] + [_width(r[i][0]) for r in cells if r is not None])
               for i, col in enumerate(columns)]
-    _fit(widths, columns, max_width)
-    total = sum(widths) + 3 * len(widths) + 1
+    sep = 2 if plain else 3
+    dropped: list[int] = []
+    if wide:
+        pass
+    elif fit:
+        dropped = _fit_to_page(widths, columns, max_width, sep)
+    else:
+        _fit(widths, columns, max_width, sep)
+    all_columns = columns
+    keep = [i for i in range(len(columns)) if i not in dropped]
+    columns = [columns[i] for i in keep]
+    widths = [widths[i] for i in keep]
+    shortened = False
+    kept_cells: list = []
+    for row in cells:
+        if row is None:
+            kept_cells.append(None)
+            continue
+        new = []
+        for col, w, i in zip(columns, widths, keep):
+            text, style = row[i]
+            if col.shorten and _width(text) > w:
+                text, shortened = shorten_middle(text, w), True
+            new.append((text, style))
+        kept_cells.append(new)
+    build = _plain if plain else _boxed
+    text = build(columns, widths, kept_cells, title, header_style)
+    return Fitted(text, tuple(all_columns[i].header for i in dropped), shortened, max_width)
 
+
+def _boxed(columns, widths, cells, title, header_style) -> Text:
+    total = sum(widths) + 3 * len(widths) + 1
     out = _Builder()
     if title:
         for line in _fold(title, total):
@@ -59,6 +140,52 @@ def box_table(columns: Sequence[Column], rows: Sequence[Sequence[Cell] | None], 
         seen_row = True
     out.add(_rule("└", "┴", "┘", "─", widths))
     return out.text()
+
+
+def _plain(columns, widths, cells, title, header_style) -> Text:
+    """Aligned columns two spaces apart, a dashed rule under the header; a section break
+    is a blank line (a table for grep and awk, as ``ps`` or ``kubectl get`` print)."""
+    lines = [title] if title else []
+    lines.append(_plain_row([c.header for c in columns], columns, widths))
+    lines.append("  ".join("-" * w for w in widths))
+    seen_row = pending = False
+    for row in cells:
+        if row is None:
+            pending = seen_row
+            continue
+        if pending:
+            lines.append("")
+            pending = False
+        folded = [_fold(text, w) if _width(text) > w else [text] for (text, _), w in zip(row, widths)]
+        for n in range(max(len(f) for f in folded)):
+            lines.append(_plain_row([f[n] if n < len(f) else "" for f in folded], columns, widths))
+        seen_row = True
+    return Text("\n".join(lines))
+
+
+def _plain_row(texts, columns, widths) -> str:
+    out = []
+    for text, col, w in zip(texts, columns, widths):
+        pad = " " * (w - _width(text))
+        out.append(pad + text if col.right else text + pad)
+    return "  ".join(out).rstrip()
+
+
+def shorten_middle(text: str, width: int) -> str:
+    """``text`` in at most ``width`` cells: its start, ``…``, its end (the leaf kept).
+
+    ``layer1.0.downsample.0`` at 18 -> ``layer1.0.…sample.0``: the end keeps at least the
+    last dotted part, and half the width when that is shorter.
+    """
+    if _width(text) <= width:
+        return text
+    if width <= 1:
+        return "…"[:width]
+    room = width - 1
+    leaf = text.rsplit(".", 1)[-1]
+    tail = min(room - 1 if room > 1 else room, max(len(leaf) + 1, (room + 1) // 2))
+    head = room - tail
+    return text[:head] + "…" + text[len(text) - tail:]
 
 
 class _Builder:
@@ -87,9 +214,50 @@ def _split(cell: Cell) -> tuple[str, str | None]:
     return (cell, None) if isinstance(cell, str) else (cell[0], cell[1])
 
 
-def _fit(widths: list[int], columns: Sequence[Column], max_width: int) -> None:
+def _total(widths: Sequence[int], sep: int) -> int:
+    """Cells a line takes: boxed (``sep`` 3) adds a bar and padding per column; plain
+    (``sep`` 2) two spaces between columns."""
+    return sum(widths) + (sep * len(widths) + 1 if sep == 3 else 2 * max(len(widths) - 1, 0))
+
+
+def _narrowest(col: Column, natural: int) -> int:
+    if col.shorten:
+        return min(natural, col.shorten)
+    if col.fold:
+        return min(natural, max(4, min(20, natural)))
+    return natural
+
+
+def _fit_to_page(widths: list[int], columns: Sequence[Column], max_width: int,
+                 sep: int) -> list[int]:
+    """Drop columns by priority until the rest fits at their narrowest, then narrow the
+    shortenable and foldable ones, rightmost first. Returns the dropped indices."""
+    lows = [_narrowest(c, w) for c, w in zip(columns, widths)]
+    dropped: list[int] = []
+    while True:
+        kept = [i for i in range(len(columns)) if i not in dropped]
+        if _total([lows[i] for i in kept], sep) <= max_width:
+            break
+        candidates = [i for i in kept if columns[i].drop > 0]
+        if not candidates:
+            break
+        dropped.append(max(candidates, key=lambda j: (columns[j].drop, j)))
+    kept = [i for i in range(len(columns)) if i not in dropped]
+    excess = _total([widths[i] for i in kept], sep) - max_width
+    # The rightmost narrowable column gives way first: names (the first column) keep the
+    # most room, a type or prose column on their right shortens before them.
+    for i in reversed(kept):
+        if excess <= 0:
+            break
+        cut = min(excess, widths[i] - lows[i])
+        widths[i] -= cut
+        excess -= cut
+    return sorted(dropped)
+
+
+def _fit(widths: list[int], columns: Sequence[Column], max_width: int, sep: int = 3) -> None:
     """Narrow the foldable columns, widest first, until the table fits (or cannot shrink)."""
-    excess = sum(widths) + 3 * len(widths) + 1 - max_width
+    excess = _total(widths, sep) - max_width
     foldable = [i for i, c in enumerate(columns) if c.fold]
     while excess > 0 and foldable:
         i = max(foldable, key=lambda j: widths[j])
@@ -147,3 +315,43 @@ def _add_row(out: _Builder, row: Sequence[tuple[str, str | None]], columns: Sequ
             else:
                 out.add(" " + (pad + text if col.right else text + pad) + " " + bar)
         out.add("\n")
+
+
+def split_columns(console, make_table, n_columns: int, keep: int = 1) -> list[list[int]]:
+    """Column indices of the parts a too-wide Rich table is cut into, each fitting
+    ``console.width``; the first ``keep`` columns (the row labels) head every part.
+
+    ``make_table(indices)`` builds the ``rich.table.Table`` of those columns; its natural
+    width is measured by Rich. One part when the whole table fits.
+    """
+    from rich.measure import Measurement
+
+    options = console.options.update(max_width=100_000)
+
+    def width(indices: list[int]) -> int:
+        return Measurement.get(console, options, make_table(indices)).maximum
+
+    head = list(range(keep))
+    parts: list[list[int]] = []
+    current: list[int] = []
+    for i in range(keep, n_columns):
+        if current and width(head + current + [i]) > console.width:
+            parts.append(head + current)
+            current = []
+        current.append(i)
+    parts.append(head + current)
+    return parts
+
+
+def split_note(parts: int, width: int) -> list[str]:
+    """The footer line of a table printed in ``parts`` parts (none for one part)."""
+    if parts <= 1:
+        return []
+    return [f"cut into {parts} parts to fit {width} columns (--wide: one table)"]
+
+
+def print_footer(console, lines: Sequence[str]) -> None:
+    """The lines under a table. A terminal wraps them itself (a copied line stays whole);
+    piped or written to a file, they are wrapped at spaces to the page width."""
+    for line in lines:
+        console.print(line, highlight=False, markup=False, soft_wrap=console.is_terminal)

@@ -68,18 +68,39 @@ def footer_lines(c: Comparison) -> list[str]:
     return lines
 
 
-def render_rich(c: Comparison, console) -> None:
-    """Print the comparison as a Rich table, one column per model."""
+def render_rich(c: Comparison, console, wide: bool = False) -> None:
+    """Print the comparison as a Rich table, one column per model.
+
+    Too many models for the page: the table is printed in parts, each with the row labels
+    and as many models as fit (``wide``: one table, however wide). Boxed on a terminal,
+    plain (a rule under the header, no box) when piped or written to a file.
+    """
+    from rich import box
     from rich.table import Table
 
-    table = Table(title=f"compare ({c.dtype})", header_style="bold")
-    table.add_column("", style="bold", no_wrap=True)
-    for m in c.models:
-        table.add_column(m.model, justify="right", no_wrap=True)
-    for label, cells in rows(c):
-        table.add_row(label, *cells)
-    console.print(table)
-    for line in footer_lines(c):
+    from cnnscope.report.boxtable import split_columns, split_note
+
+    table_rows = rows(c)
+    style = box.HEAVY_HEAD if console.is_terminal else box.SIMPLE_HEAD
+
+    def make(indices: list[int], title: str | None = f"compare ({c.dtype})") -> Table:
+        table = Table(title=title, header_style="bold", box=style)
+        for i in indices:
+            if i == 0:
+                table.add_column("", style="bold", no_wrap=True)
+            else:
+                table.add_column(c.models[i - 1].model, justify="right", no_wrap=True)
+        for label, cells in table_rows:
+            row = [label, *cells]
+            table.add_row(*(row[i] for i in indices))
+        return table
+
+    n = len(c.models) + 1
+    parts = [list(range(n))] if wide else split_columns(console, make, n)
+    for k, indices in enumerate(parts):
+        title = f"compare ({c.dtype})" + (f", part {k + 1} of {len(parts)}" if len(parts) > 1 else "")
+        console.print(make(indices, title), crop=False)
+    for line in split_note(len(parts), console.width) + footer_lines(c):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 

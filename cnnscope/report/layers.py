@@ -5,13 +5,16 @@ Each takes the rows to show (already grouped) and the report they came from.
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Sequence
 
 from cnnscope.report.io import strict_json
 from cnnscope.report.units import human, shape, thousands
-from cnnscope.trace.records import LayerRecord, ModelReport, layer_to_dict
+from cnnscope.trace.records import (
+    LayerRecord,
+    ModelReport,
+    layer_to_dict,
+    layers_to_csv,
+)
 
 COLUMNS = ("name", "type", "output_shape", "params", "macs", "flops", "activations")
 
@@ -53,7 +56,10 @@ def footer_lines(report: ModelReport) -> list[str]:
     lines = [
         f"params {thousands(t.params)} ({human(t.params)}; trainable {thousands(t.trainable_params)}, "
         f"frozen {thousands(t.frozen_params)})",
-        f"MACs {thousands(t.macs)} ({human(t.macs)}MAC)   FLOPs {thousands(t.flops)} ({human(t.flops)}FLOP)",
+        f"MACs {thousands(t.macs)} ({human(t.macs)}MAC)   FLOPs {thousands(t.flops)} ({human(t.flops)}FLOP)"
+        if report.counter != "fvcore" else  # fvcore counts multiply-adds only: no FLOPs
+        f"MACs {thousands(t.macs)} ({human(t.macs)}MAC, fvcore's multiply-adds)   "
+        "FLOPs: not computed (fvcore counts multiply-adds only)",
         f"output {', '.join(shape(s) for s in report.output_shapes)}",
     ]
     if _has_backward(report):
@@ -71,21 +77,33 @@ def footer_lines(report: ModelReport) -> list[str]:
     return lines
 
 
-def render_rich(report: ModelReport, rows: Sequence[LayerRecord], console) -> None:
+# Fitting a narrow page: geometry goes first, then FLOPs (2 x MACs + the elementwise
+# work; MACs stay), then the output shape, then the type. Names shorten in the middle;
+# the name, params and MACs always stay; numbers are never cut.
+# With the counted backward (--train), MACs fwd/bwd stay and both FLOPs columns go third.
+def _columns(backward: bool = False):
+    from cnnscope.report.boxtable import Column
+
+    costs = ([Column("MACs fwd", right=True), Column("MACs bwd", right=True),
+              Column("FLOPs fwd", right=True, drop=3), Column("FLOPs bwd", right=True, drop=3)]
+             if backward else [Column("MACs", right=True), Column("FLOPs", right=True, drop=3)])
+    return [Column("layer", shorten=20), Column("type", shorten=11, drop=1),
+            Column("geometry", fold=True, drop=4), Column("output", right=True, drop=2),
+            Column("params", right=True), *costs]
+
+
+def render_rich(report: ModelReport, rows: Sequence[LayerRecord], console,
+                wide: bool = False) -> None:
     """Print the table of ``rows`` with totals and the counting convention.
 
     Laid out by ``boxtable`` (Rich's look, in linear time: a thousand-layer model prints
-    as fast as it traces). Rows are grouped by top-level module.
+    as fast as it traces) and fitted to the console (``wide``: every column, whole).
+    Rows are grouped by top-level module.
     """
-    from cnnscope.report.boxtable import SECTION, Column, box_table
+    from cnnscope.report.boxtable import SECTION, print_footer, print_table
 
-    columns = [Column("layer", fold=True), Column("type", fold=True),
-               Column("geometry", fold=True)]
-    # Numbers are never cut: numeric columns do not fold and take the width they need.
     bwd = _has_backward(report)
-    numeric = ("output", "params", "MACs fwd", "MACs bwd", "FLOPs fwd", "FLOPs bwd") if bwd \
-        else ("output", "params", "MACs", "FLOPs")
-    columns += [Column(c, right=True) for c in numeric]
+    columns = _columns(bwd)
     table: list = []
     previous_top = previous_name = None
     for r in rows:
@@ -106,34 +124,14 @@ def render_rich(report: ModelReport, rows: Sequence[LayerRecord], console) -> No
     table.append(SECTION)
     table.append([("total", "bold"), "", "", "", (thousands(t.params), "bold"),
                   *((thousands(v), "bold") for v in totals)])
-    console.print(box_table(columns, table, title=title(report), max_width=console.width),
-                  highlight=False, soft_wrap=True)
-    for line in footer_lines(report):
-        console.print(line, highlight=False, markup=False, soft_wrap=True)
+    fitted = print_table(console, columns, table, title=title(report), wide=wide)
+    print_footer(console, fitted + footer_lines(report))
 
 
 def to_csv(report: ModelReport, rows: Sequence[LayerRecord]) -> str:
-    """One row per layer, exact integers; the convention is in the JSON, not the CSV."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    bwd = _has_backward(report)
-    writer.writerow(["name", "type", "kind", "output_shape", "kernel_size", "stride", "padding",
-                     "groups", "params", "trainable_params", "macs", "flops", "activations",
-                     "bytes_moved", "arithmetic_intensity"]
-                    + (["backward_macs", "backward_flops"] if bwd else []))
-    for r in rows:
-        writer.writerow([r.name, r.type, r.kind, shape(r.output_shape), shape(r.kernel_size),
-                         shape(r.stride), shape(r.padding), r.groups or "", r.params,
-                         r.trainable_params, r.macs, r.flops, r.activations, r.bytes_moved,
-                         _intensity(r)]
-                        + ([r.backward_macs or 0, r.backward_flops or 0] if bwd else []))
-    return buf.getvalue()
-
-
-def _intensity(r: LayerRecord) -> str:
-    """FLOPs per byte, full precision (empty for a layer that moves nothing)."""
-    ai = r.arithmetic_intensity
-    return "" if ai is None else repr(ai)
+    """One row per layer in the one layer schema (``LAYER_COLUMNS``): the same columns
+    and empty cells as ``ModelReport.to_csv()`` and the report's ``<model>.layers.csv``."""
+    return layers_to_csv(rows)
 
 
 _LAYERS = "@@layers@@"  # placeholder spliced out of the indented document

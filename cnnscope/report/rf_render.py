@@ -99,13 +99,18 @@ def _cells(f) -> list[str]:
             per_axis(f.effective_padding), per_axis(f.centre)]
 
 
-def render_rich(result, console) -> None:
-    """Print the per-layer table, the final map's field and every warning."""
-    from cnnscope.report.boxtable import SECTION, Column, box_table
+def render_rich(result, console, wide: bool = False) -> None:
+    """Print the per-layer table, the final map's field and every warning.
 
-    columns = [Column("layer", fold=True), Column("type", fold=True),
-               *(Column(c, right=True) for c in ("output", "RF", "stride", "padding", "centre")),
-               Column("notes", fold=True)]
+    On a narrow page padding, centre, output and type are left out in that order
+    (``wide``: every column); the field and stride always stay.
+    """
+    from cnnscope.report.boxtable import SECTION, Column, print_footer, print_table
+
+    columns = [Column("layer", shorten=20), Column("type", shorten=11, drop=1),
+               Column("output", right=True, drop=2), Column("RF", right=True),
+               Column("stride", right=True), Column("padding", right=True, drop=4),
+               Column("centre", right=True, drop=3), Column("notes", fold=True)]
     rows: list = []
     previous_top = None
     for f in result.visible_layers():
@@ -115,10 +120,8 @@ def render_rich(result, console) -> None:
         previous_top = top
         rows.append([f.name, f.type, shape(f.output_shape[1:]), *_cells(f),
                      notes(f, result.axis_names)])
-    console.print(box_table(columns, rows, title=title(result), max_width=console.width),
-                  highlight=False, soft_wrap=True)
-    for line in footer_lines(result):
-        console.print(line, highlight=False, markup=False, soft_wrap=True)
+    fitted = print_table(console, columns, rows, title=title(result), wide=wide)
+    print_footer(console, fitted + footer_lines(result))
 
 
 def to_csv(result) -> str:

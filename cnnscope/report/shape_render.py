@@ -31,19 +31,19 @@ def footer_lines(result) -> list[str]:
     return lines
 
 
-def render_rich(result, console) -> None:
-    from cnnscope.report.boxtable import Column, box_table
+def render_rich(result, console, wide: bool = False) -> None:
+    """The table fitted to the console: on a narrow page the input column goes first, then
+    the type; formulas fold at spaces (``wide``: every column, unfolded)."""
+    from cnnscope.report.boxtable import Column, print_footer, print_table
 
-    columns = [Column("layer", fold=True), Column("type", fold=True),
-               Column("input", right=True), Column("output", right=True),
+    columns = [Column("layer", shorten=20), Column("type", shorten=11, drop=1),
+               Column("input", right=True, drop=2), Column("output", right=True),
                Column("formula", fold=True)]
     rows = [[r.name, r.type, shape(r.input_shape[1:]), shape(r.output_shape[1:]),
              r.formula if r.consistent else (f"{r.formula} (traced size differs)", "red")]
             for r in result.rows]
-    console.print(box_table(columns, rows, title=title(result), max_width=console.width),
-                  highlight=False, soft_wrap=True)
-    for line in footer_lines(result):
-        console.print(line, highlight=False, markup=False, soft_wrap=True)
+    fitted = print_table(console, columns, rows, title=title(result), wide=wide)
+    print_footer(console, fitted + footer_lines(result))
 
 
 def to_csv(result) -> str:

@@ -20,33 +20,54 @@ NUMERIC_COLUMNS = ("depth", "pool proj", "params", "paper params", "ops", "paper
                    "n", "s")
 
 
-def render_rich(table, console) -> None:
-    """Print one spec table, its notes and its source on a Rich console."""
+def render_rich(table, console, wide: bool = False) -> None:
+    """Print one spec table, its notes and its source on a Rich console.
+
+    A cell is never cut. A table wider than the page (GoogLeNet has 15 columns) is
+    printed in parts, each headed by the row-label column (``wide``: one table at its
+    natural width, up to ``MAX_WIDTH``, which the terminal wraps).
+    """
     from rich import box
     from rich.measure import Measurement
     from rich.table import Table
 
-    out = Table(title=table.title, header_style="bold", box=box.SIMPLE_HEAD, padding=(0, 1))
-    for col in table.columns:
-        numeric = col in NUMERIC_COLUMNS or col.startswith("#")
-        out.add_column(col, justify="right" if numeric else "left", no_wrap=numeric,
-                       overflow="fold")
-    for row in table.rows:
-        cells = list(row)
-        if cells and cells[-1].startswith(("differs", "paper only", "not in")):
-            cells[-1] = f"[red]{cells[-1]}[/]"
-        elif cells and cells[-1].startswith("near"):
-            cells[-1] = f"[yellow]{cells[-1]}[/]"
-        out.add_row(*cells)
-    # A cell is never cut: a table wider than the terminal (GoogLeNet has 15 columns) is
-    # printed at its natural width and the terminal wraps its lines.
-    natural = Measurement.get(console, console.options.update(max_width=MAX_WIDTH), out).maximum
-    saved = getattr(console, "_width", None)  # None: the console follows the terminal
-    console.width = max(console.width, min(natural, MAX_WIDTH))
-    try:
-        console.print(out, crop=False)
-    finally:
-        console._width = saved
+    from cnnscope.report.boxtable import split_columns, split_note
+
+    def make(indices: list[int], title: str | None = table.title) -> Table:
+        out = Table(title=title, header_style="bold", box=box.SIMPLE_HEAD, padding=(0, 1))
+        for i in indices:
+            col = table.columns[i]
+            numeric = col in NUMERIC_COLUMNS or col.startswith("#")
+            out.add_column(col, justify="right" if numeric else "left", no_wrap=numeric,
+                           overflow="fold")
+        for row in table.rows:
+            cells = list(row)
+            if cells and cells[-1].startswith(("differs", "paper only", "not in")):
+                cells[-1] = f"[red]{cells[-1]}[/]"
+            elif cells and cells[-1].startswith("near"):
+                cells[-1] = f"[yellow]{cells[-1]}[/]"
+            out.add_row(*(cells[i] for i in indices))
+        return out
+
+    n = len(table.columns)
+    if wide:
+        out = make(list(range(n)))
+        natural = Measurement.get(console, console.options.update(max_width=MAX_WIDTH), out).maximum
+        saved = getattr(console, "_width", None)  # None: the console follows the terminal
+        console.width = max(console.width, min(natural, MAX_WIDTH))
+        try:
+            console.print(out, crop=False)
+        finally:
+            console._width = saved
+        parts = 1
+    else:
+        groups = split_columns(console, make, n)
+        parts = len(groups)
+        for k, indices in enumerate(groups):
+            suffix = f" (part {k + 1} of {parts})" if parts > 1 else ""
+            console.print(make(indices, table.title + suffix), crop=False)
+    for line in split_note(parts, console.width):
+        console.print(line, highlight=False, markup=False)
     console.print(f"Source: {table.source}", highlight=False, markup=False)
     for note in table.notes:
         console.print(note, highlight=False, markup=False)

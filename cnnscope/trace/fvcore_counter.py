@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from dataclasses import dataclass
 
 import torch
 
+# fvcore's operator keys that are multiply-accumulates: one table, kept with the
+# side-by-side check (which imports no torch).
+from cnnscope.analysis.fvcore_check import MAC_OPERATORS
 from cnnscope.models import ModelSource
 from cnnscope.trace.records import LayerRecord, ModelReport, Totals
-
-# fvcore operator keys that are multiply-accumulates in our convention.
-MAC_OPERATORS = frozenset({"conv", "linear", "addmm", "matmul", "bmm", "einsum", "mm",
-                           "conv_transpose", "baddbmm"})
 
 FVCORE_CONVENTION = (
     "fvcore: 1 per multiply-add of conv/linear/matmul (shown as MACs); its batch-norm, "
@@ -74,4 +74,65 @@ def fvcore_report(source: ModelSource, input_size: tuple[int, ...], batch: int) 
         output_shapes=tuple(tuple(o.shape) for o in outs if isinstance(o, torch.Tensor)),
         unsupported=tuple(sorted(analysis.unsupported_ops().items())),
         counter="fvcore", convention=FVCORE_CONVENTION, notes=tuple(notes),
+    )
+
+
+@dataclass(frozen=True)
+class FvcoreCounts:
+    """fvcore's counts of one model, per module and operator, for the side-by-side check.
+
+    ``own`` maps each module's qualified name ("" is the model) to fvcore's counts of the
+    ops run in that module's own forward (not its children's); ``skipped`` likewise to the
+    ops fvcore has no handler for (counted as 0 by fvcore). Module names are those of
+    ``named_modules()``, so repeated calls of one module are summed under its name.
+    """
+
+    model: str
+    params: int
+    trainable_params: int
+    own: dict[str, dict[str, int]]
+    skipped: dict[str, dict[str, int]]
+    order: tuple[str, ...]  # module names in definition order
+
+    @property
+    def total(self) -> int:
+        return sum(sum(ops.values()) for ops in self.own.values())
+
+    @property
+    def mac_total(self) -> int:
+        return sum(fvcore_mac_total(ops) for ops in self.own.values())
+
+
+def fvcore_counts(source: ModelSource, input_size: tuple[int, ...], batch: int) -> FvcoreCounts:
+    """Run fvcore's FlopCountAnalysis on ``source`` (real weights on the CPU), per module."""
+    from fvcore.nn import FlopCountAnalysis
+
+    logging.getLogger("fvcore").setLevel(logging.ERROR)
+    model = source.build("cpu").eval()
+    x = torch.zeros((batch, *input_size))
+    analysis = FlopCountAnalysis(model, x)
+    analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
+    by_module = analysis.by_module_and_operator()
+    names = [name for name, _ in model.named_modules()]
+    children = {name: [f"{name}.{c}" if name else c for c, _ in module.named_children()]
+                for name, module in model.named_modules()}
+
+    def own(table) -> dict[str, dict[str, int]]:
+        out = {}
+        for name in names:
+            counts = Counter(table(name))
+            for child in children[name]:
+                counts.subtract(table(child))
+            kept = {op: n for op, n in counts.items() if n}
+            if kept:
+                out[name] = kept
+        return out
+
+    return FvcoreCounts(
+        model=source.name,
+        params=sum(p.numel() for p in model.parameters()),
+        trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
+        own=own(lambda n: by_module.get(n, Counter())),
+        skipped=own(lambda n: analysis.unsupported_ops(n)),
+        order=tuple(names),
     )

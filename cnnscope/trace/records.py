@@ -123,6 +123,17 @@ class ModelReport:
         """Layers a table shows: everything but zero-cost shape bookkeeping."""
         return [r for r in self.layers if r.kind != "shape"]
 
+    def table_layers(self) -> list[LayerRecord]:
+        """The rows of every layer table, file and frame (``visible_layers()``).
+
+        ``layers`` is the raw trace: it also holds the ``kind == "shape"`` records (view,
+        reshape, flatten called as a function), which cost nothing and exist so the
+        receptive-field analysis can follow the dataflow. How many there are depends on
+        how a forward() is written (``x.view`` vs ``nn.Flatten``), not on the network, so
+        no table, CSV, JSON or DataFrame shows them.
+        """
+        return self.visible_layers()
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict: top-level ``totals`` and a ``layers`` list (exact integers)."""
         return {
@@ -147,27 +158,21 @@ class ModelReport:
             "unused_params": self.unused_params,
             "unsupported_ops": dict(self.unsupported),
             "notes": list(self.notes),
-            "layers": [layer_to_dict(r) for r in self.visible_layers()],
+            "layers": [layer_to_dict(r) for r in self.table_layers()],
         }
 
     def to_pandas(self):
-        """A pandas DataFrame, one row per visible layer (the columns of ``layer_to_dict``).
+        """A pandas DataFrame of ``table_layers()``: the columns of ``LAYER_COLUMNS``.
 
-        Shapes stay tuples; ``to_csv`` writes them as ``1x64x112x112``. pandas is imported
-        here, not at module import.
+        The same rows and columns as ``to_csv()``, ``to_dict()["layers"]`` and
+        ``cnnscope layers --format csv``. Shapes stay tuples; a missing value is ``None``
+        (``<NA>`` for ``groups``); ``unsupported`` is comma-joined, as in the CSV. pandas is
+        imported here, not at module import.
         """
         import pandas as pd
 
-        rows = []
-        for r in self.visible_layers():
-            row = layer_to_dict(r)
-            for key in ("output_shape", "kernel_size", "stride", "padding", "dilation"):
-                row[key] = tuple(row[key]) if row[key] is not None else None
-            row["input_shapes"] = tuple(tuple(s) for s in row["input_shapes"])
-            row["unsupported"] = ",".join(row["unsupported"])
-            rows.append(row)
-        columns = list(layer_to_dict(self.layers[0]).keys()) if self.layers else None
-        frame = pd.DataFrame(rows, columns=columns)
+        frame = pd.DataFrame([_pandas_row(r) for r in self.table_layers()],
+                             columns=list(LAYER_COLUMNS))
         frame["groups"] = frame["groups"].astype("Int64")  # None stays <NA>, not a float NaN
         frame.attrs["model"] = self.model
         frame.attrs["input_size"] = tuple(self.input_size)
@@ -175,22 +180,11 @@ class ModelReport:
         return frame
 
     def to_csv(self, path: str | os.PathLike[str] | None = None) -> str:
-        """The layer table as CSV (exact integers; shapes as ``1x64x112x112``).
+        """The layer table as CSV (``layers_to_csv`` of ``table_layers()``).
 
         Returns the text; with ``path`` also writes it there atomically.
         """
-        frame = self.to_pandas()
-
-        def dims(v: Any) -> str:
-            if v is None or (isinstance(v, float) and v != v):
-                return ""
-            if v and isinstance(v[0], tuple):
-                return ";".join("x".join(map(str, s)) for s in v)
-            return "x".join(map(str, v))
-
-        for key in ("input_shapes", "output_shape", "kernel_size", "stride", "padding", "dilation"):
-            frame[key] = frame[key].map(dims)
-        text = frame.to_csv(index=False, lineterminator="\n")
+        text = layers_to_csv(self.table_layers())
         if path is not None:
             from cnnscope.report.io import write_text_atomic
 
@@ -234,3 +228,53 @@ def layer_to_dict(r: LayerRecord) -> dict[str, Any]:
         **({"backward_macs": r.backward_macs, "backward_flops": r.backward_flops}
            if r.backward_macs is not None else {}),
     }
+
+
+# The one layer-table schema: the keys of ``layer_to_dict``, in order. JSON, CSV (CLI and
+# report files) and pandas all take their columns from it, so a field added to
+# ``layer_to_dict`` appears in every form.
+LAYER_COLUMNS: tuple[str, ...] = tuple(layer_to_dict(LayerRecord(0, "", "", "module", (), (), ())))
+
+
+def layer_csv_cell(value: Any) -> str:
+    """One CSV cell: exact integers, full-precision floats, ``1x64x112x112`` for a shape,
+    ``;`` between several shapes, ``,`` between names; a missing value is an empty cell."""
+    if value is None or value == []:
+        return ""
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        if isinstance(value[0], (list, tuple)):
+            return ";".join("x".join(map(str, s)) for s in value)
+        if isinstance(value[0], str):
+            return ",".join(value)
+        return "x".join(map(str, value))
+    return str(value)
+
+
+def layers_to_csv(rows: Any) -> str:
+    """The layer table as CSV: a header of ``LAYER_COLUMNS``, one line per record."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(LAYER_COLUMNS)
+    for r in rows:
+        writer.writerow([layer_csv_cell(v) for v in layer_to_dict(r).values()])
+    return buf.getvalue()
+
+
+def _pandas_row(r: LayerRecord) -> dict[str, Any]:
+    """``layer_to_dict`` with shapes as tuples and the name list comma-joined."""
+    row = layer_to_dict(r)
+    for key, value in row.items():
+        if isinstance(value, list) and value and isinstance(value[0], str):
+            row[key] = ",".join(value)
+        elif isinstance(value, list) and value and isinstance(value[0], list):
+            row[key] = tuple(tuple(s) for s in value)
+        elif isinstance(value, list):
+            row[key] = tuple(value) if value else ""
+    return row

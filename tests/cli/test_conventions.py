@@ -27,7 +27,7 @@ def test_version(flag, capsys):
 
 
 @pytest.mark.parametrize("name, first", [
-    ("r.json", "{"), ("r.csv", "name,type,kind"), ("r.md", "## lenet5"), ("r.txt", " "),
+    ("r.json", "{"), ("r.csv", "name,type,kind"), ("r.md", "## lenet5"), ("r.txt", "lenet5  input"),
     ("r.CSV", "name,type,kind"),
 ])
 def test_the_file_name_picks_the_format(tmp_path, capsys, name, first):

@@ -1,5 +1,6 @@
 """``cnnscope params/flops/layers``: outputs, JSON keys and every bad input of issue 2."""
 
+import csv
 import json
 
 import pytest
@@ -58,11 +59,11 @@ def test_csv_to_file_with_input_and_batch(tmp_path):
     res = run("layers", "vgg16", "--input", "3x512x512", "--batch", "8", "--format", "csv", "-o", str(out))
     assert res.exit_code == 0, res.output
     lines = out.read_text().splitlines()
-    assert lines[0].startswith("name,type,kind,output_shape")
-    first = lines[1].split(",")
-    assert first[0] == "features.0" and first[3] == "8x64x512x512"
+    assert lines[0].startswith("name,type,kind,input_shapes,output_shape")  # LAYER_COLUMNS
+    first = next(csv.DictReader(lines))
+    assert first["name"] == "features.0" and first["output_shape"] == "8x64x512x512"
     # 3x3 conv, 3 -> 64 channels, at 512x512, batch 8: MACs written as arithmetic.
-    assert int(first[10]) == 8 * 64 * 512 * 512 * 3 * 3 * 3
+    assert int(first["macs"]) == 8 * 64 * 512 * 512 * 3 * 3 * 3
 
 
 def test_markdown_format():

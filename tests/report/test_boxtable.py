@@ -43,7 +43,7 @@ def _rich_layer_table(report, width: int) -> str:
 @pytest.mark.parametrize("model", ["lenet5", "alexnet", "resnet18", "googlenet", "capsnet"])
 def test_layer_table_equals_rich_table(model):
     report = cnnscope.analyze(model)
-    con = Console(width=160, file=io.StringIO(), color_system=None)
+    con = Console(width=160, file=io.StringIO(), color_system=None, force_terminal=True)
     render_rich(report, report.layers, con)
     ours = con.file.getvalue()
     table_part = ours[: ours.index("\nparams ") + 1]  # the footer lines follow the table
@@ -118,7 +118,7 @@ def test_rf_and_shape_tables_equal_rich_tables(model):
     report = cnnscope.analyze(model)
     for result, render, reference in ((receptive_fields(report), rf_render, _rich_rf_table),
                                       (output_sizes(report), shape_render, _rich_shape_table)):
-        con = Console(width=160, file=io.StringIO(), color_system=None)
+        con = Console(width=160, file=io.StringIO(), color_system=None, force_terminal=True)
         render.render_rich(result, con)
         ours = con.file.getvalue()
         expected = reference(result, 160)

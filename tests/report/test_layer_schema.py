@@ -1,0 +1,77 @@
+"""Issue 13 item 6: one layer-table schema for the CLI CSV, the report's
+``<model>.layers.csv``, ``ModelReport.to_pandas()`` and the JSON ``layers`` list."""
+
+import csv
+import io
+import json
+
+import pandas as pd
+from typer.testing import CliRunner
+
+import cnnscope
+from cnnscope.cli.main import app
+from cnnscope.trace.records import LAYER_COLUMNS, layer_to_dict
+
+runner = CliRunner()
+
+# ResNet-18 (He et al. 2016, torchvision's layout): stem conv1, bn1, relu, maxpool; eight
+# BasicBlocks of conv1, bn1, relu, conv2, bn2, add, relu (the block's ReLU is called
+# twice); three downsample conv + bn pairs; avgpool and fc. torch.flatten is a "shape"
+# record that no table shows.
+RESNET18_ROWS = 4 + 8 * 7 + 3 * 2 + 2
+RESNET18_RECORDS = RESNET18_ROWS + 1
+
+
+def _cli_csv(*extra):
+    res = runner.invoke(app, ["layers", "resnet18", "--format", "csv", *extra])
+    assert res.exit_code == 0, res.output
+    return res.stdout
+
+
+def test_cli_csv_report_csv_and_pandas_have_one_schema(tmp_path):
+    report = cnnscope.analyze("resnet18")
+    assert len(report.layers) == RESNET18_RECORDS
+    cli = _cli_csv()
+    res = runner.invoke(app, ["report", "resnet18", "-o", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    filed = (tmp_path / "resnet18.layers.csv").read_text()
+    frame = report.to_pandas()
+
+    cli_rows = list(csv.reader(io.StringIO(cli)))
+    file_rows = list(csv.reader(io.StringIO(filed)))
+    assert cli_rows[0] == file_rows[0] == list(frame.columns) == list(LAYER_COLUMNS)
+    assert list(LAYER_COLUMNS) == list(layer_to_dict(report.layers[0]))  # the one definition
+    assert len(cli_rows) - 1 == len(file_rows) - 1 == len(frame) == RESNET18_ROWS
+    json_layers = json.loads(report.to_json())["layers"]
+    assert len(json_layers) == RESNET18_ROWS and list(json_layers[0]) == list(LAYER_COLUMNS)
+    assert cli == filed  # same cells too, at --depth 0
+
+
+def test_no_form_shows_the_shape_records():
+    report = cnnscope.analyze("resnet18")
+    assert [r.type for r in report.layers if r.kind == "shape"] == ["view"]  # torch.flatten, traced as a view
+    cli = pd.read_csv(io.StringIO(_cli_csv()))
+    assert "shape" not in set(cli["kind"]) and "shape" not in set(report.to_pandas()["kind"])
+    assert "view" not in set(cli["type"])
+
+
+def test_one_empty_value_convention():
+    # A missing value (no kernel on a ReLU, no unsupported ops) is an empty cell in both
+    # CSVs, never "-", and None in pandas.
+    report = cnnscope.analyze("resnet18")
+    for text in (_cli_csv(), report.to_csv()):
+        rows = list(csv.DictReader(io.StringIO(text)))
+        relu = next(r for r in rows if r["type"] == "ReLU")
+        assert relu["kernel_size"] == relu["stride"] == relu["groups"] == ""
+        assert relu["unsupported"] == ""
+        assert all("-" != cell for r in rows for cell in r.values())
+    frame = report.to_pandas()
+    relu = frame[frame["type"] == "ReLU"].iloc[0]
+    assert relu["kernel_size"] is None and pd.isna(relu["groups"])
+
+
+def test_grouped_csv_keeps_the_schema():
+    rows = list(csv.reader(io.StringIO(_cli_csv("--depth", "1"))))
+    assert rows[0] == list(LAYER_COLUMNS)
+    # conv1 bn1 relu maxpool layer1..layer4 avgpool fc
+    assert len(rows) - 1 == 4 + 4 + 2
