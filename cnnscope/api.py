@@ -20,7 +20,8 @@ from typing import Any, Iterable, Iterator, Sequence
 import torch
 from torch import nn
 
-from cnnscope.errors import InputTooSmallError, InvalidOptionError, TraceError
+from cnnscope.build import BUILD_META, build_path
+from cnnscope.errors import DataDependentError, InputTooSmallError, InvalidOptionError, TraceError
 from cnnscope.models import ModelSource, resolve
 from cnnscope.trace.records import ModelReport
 from cnnscope.trace.sizes import (check_batch, parse_input_size, smallest_spatial_size,
@@ -72,7 +73,12 @@ def analyze(
         return fvcore_report(source, size, batch)
     net = source.build(dev)
     try:
-        return _trace_instance(net, size, batch, dev, train, source.name)
+        report = _trace_instance(net, size, batch, dev, train, source.name)
+        return _with_paths(report, build_path(net))
+    except DataDependentError as err:
+        if dev.type != "meta":
+            raise
+        return trace_on_cpu(source, size, batch, train, err.op)
     except InputTooSmallError as err:
         smallest = smallest_input(source, size[0], net=net)
         fixed = None
@@ -87,6 +93,37 @@ def analyze(
         from cnnscope.analysis.shapes import explain_too_small
 
         raise (explain_too_small(source, size, err) or err) from None
+
+
+DATA_DEPENDENT_NOTE = (
+    "counts depend on the input and the weights: the data-dependent op {op} needs real "
+    "values, so the model was traced on the CPU with random weights (seed 0); layers after "
+    "it (detection heads: boxes kept by score and NMS) ran on what those weights gave.")
+
+
+def _with_paths(report: ModelReport, path: str, data_dependent: tuple[str, ...] = ()) -> ModelReport:
+    import dataclasses
+
+    return dataclasses.replace(report, build_path=path or report.build_path or BUILD_META,
+                               data_dependent=data_dependent or report.data_dependent)
+
+
+def trace_on_cpu(source: ModelSource, size: tuple[int, ...], batch: int, train: bool,
+                 op: str) -> ModelReport:
+    """The fallback for a data-dependent op on meta: build with random weights, trace on CPU.
+
+    The weights come from a fixed seed (0) without touching the caller's random state, so
+    two runs give the same counts.
+    """
+    import dataclasses
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = source.build("cpu")
+        report = _trace_instance(net, size, batch, torch.device("cpu"), train, source.name)
+    note = DATA_DEPENDENT_NOTE.format(op=op)
+    return dataclasses.replace(report, build_path="cpu-random-init", data_dependent=(op,),
+                               notes=(*report.notes, note))
 
 
 def _module_device(module: nn.Module) -> torch.device | None:

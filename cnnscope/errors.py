@@ -62,3 +62,15 @@ class ModelLoadError(CnnscopeError):
 
 class TraceError(CnnscopeError):
     """The model's forward pass failed for a reason that is the input's or the model's."""
+
+
+class DataDependentError(TraceError):
+    """An op whose output shape depends on tensor values (``nonzero``, NMS) ran on meta.
+
+    The meta device has shapes but no values; ``cnnscope.analyze`` catches this and traces
+    again on the CPU with random weights.
+    """
+
+    def __init__(self, message: str, hint: str | None = None, *, op: str = "?"):
+        super().__init__(message, hint)
+        self.op = op

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from cnnscope.errors import CnnscopeError, ModelLoadError
-from cnnscope.trace.meta import building_on
+from cnnscope.build import build_model
 from cnnscope.zoo import model_info
 
 
@@ -54,8 +54,7 @@ class ModelSource:
         """
         kwargs = dict(self.kwargs)
         try:
-            with building_on(device):
-                model = self.builder(**kwargs)
+            model = build_model(self.builder, kwargs, device, self.spec or self.name)
         except CnnscopeError:
             raise
         except Exception as exc:
@@ -257,34 +256,30 @@ def _input_size_attr(obj: Any, spec: str) -> tuple[int, int, int] | None:
 
 
 def _torchvision(spec: str, name: str, kw: tuple) -> ModelSource:
-    try:
-        import torchvision.models as tvm
-    except ImportError:
-        raise ModelLoadError(f"{spec} needs torchvision, which is not installed",
-                             "pip install torchvision") from None
+    from cnnscope import thirdparty
+
+    tvm = thirdparty.import_package("torchvision", spec, "torchvision.models")
     try:
         builder = tvm.get_model_builder(name)
     except (ValueError, KeyError):
         raise ModelLoadError(f"torchvision has no model {name!r}",
                              "see torchvision.models.list_models()") from None
-    if dict(kw).get("weights") not in (None, "None"):
-        raise ModelLoadError("cnnscope never loads weights", "drop the weights argument")
-    kw = tuple((k, v) for k, v in kw if k != "weights")
-    size = (3, 299, 299) if name == "inception_v3" else (3, 224, 224)
+    thirdparty.torchvision_kwargs(builder, spec, dict(kw))  # refuses weights early
+    kw = tuple((k, v) for k, v in kw if k not in thirdparty.TORCHVISION_WEIGHT_ARGS)
+    size = thirdparty.torchvision_input(tvm, name) if hasattr(tvm, "get_model_weights") \
+        else ((3, 299, 299) if name == "inception_v3" else (3, 224, 224))
 
     def build(**kwargs: Any) -> nn.Module:
-        return builder(weights=None, **kwargs)
+        return builder(**thirdparty.torchvision_kwargs(builder, spec, kwargs))
 
     return ModelSource(name=spec, input_size=size, builder=build, kwargs=kw, spec=spec,
                        origin="torchvision")
 
 
 def _timm(spec: str, name: str, kw: tuple) -> ModelSource:
-    try:
-        import timm
-    except ImportError:
-        raise ModelLoadError(f"{spec} needs timm, which is not installed",
-                             "pip install timm") from None
+    from cnnscope import thirdparty
+
+    timm = thirdparty.import_package("timm", spec)
     if not timm.is_model(name):
         raise ModelLoadError(f"timm has no model {name!r}", "see timm.list_models()")
     if dict(kw).get("pretrained"):

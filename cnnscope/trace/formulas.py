@@ -89,6 +89,10 @@ FREE_OPS = frozenset({
     "native_dropout_backward", "dropout", "feature_dropout", "alpha_dropout",
     "empty_strided", "resize", "set", "sym_size", "sym_stride", "sym_numel",
     "_local_scalar_dense", "lift_fresh_copy", "embedding",
+    # Rearrangements: sub-pixel shuffles, patch extraction, the LSTM/GRU gate splits.
+    "pixel_shuffle", "pixel_unshuffle", "channel_shuffle", "native_channel_shuffle",
+    "im2col", "unfold", "unsafe_split", "unsafe_split_with_sizes", "unsafe_chunk",
+    "zero", "tril", "triu",
 })
 
 
@@ -173,6 +177,11 @@ ELEMENTWISE_OPS = (
     "clamp", "clamp_min", "clamp_max", "maximum", "minimum", "where", "lerp", "addcmul",
     "addcdiv", "floor", "ceil", "round", "eq", "ne", "gt", "lt", "ge", "le", "logical_not",
     "bitwise_not", "sin", "cos", "fmod", "remainder", "log_sigmoid_forward", "sgn",
+    "log2", "log10", "exp2", "expm1", "bitwise_and", "bitwise_or", "bitwise_xor",
+    "logical_and", "logical_or", "logical_xor", "isnan", "isinf", "isfinite", "trunc",
+    "frac", "atan", "atan2", "asin", "acos", "tan", "sinh", "cosh", "asinh", "acosh",
+    "atanh", "erfc", "erfinv", "hypot", "xlogy", "hardshrink", "softshrink", "tanhshrink",
+    "logit", "nan_to_num", "floor_divide",
 )
 
 
@@ -255,7 +264,7 @@ def norm_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
     return Cost(0, 2 * prod(args[0]) + _out_numel(outs))
 
 
-@register("_softmax", "softmax", "_log_softmax", "log_softmax")
+@register("_softmax", "softmax", "_log_softmax", "log_softmax", "_safe_softmax")
 def softmax_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
     """exp, sum, divide: 3 per element."""
     return Cost(0, 3 * _out_numel(outs))
@@ -285,9 +294,163 @@ register("upsample_trilinear3d")(_interp(15))
 register("upsample_bicubic2d", "_upsample_bicubic2d_aa")(_interp(31))
 
 
-def op_cost(name: str, args: Sequence[Any], outs: Sequence[Shape]) -> Cost | None:
-    """Cost of op ``name``; ``None`` when no formula exists (an unsupported op)."""
+# ---------------------------------------------------------------- overlap-add, selection
+
+
+@register("col2im")
+def col2im_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
+    """Fold (col2im) sums overlapping patches: one add per input element."""
+    return Cost(0, prod(args[0]))
+
+
+@register("nonzero", "argwhere", "topk", "masked_select", "_unique2", "unique",
+          "_unique", "unique_dim", "unique_consecutive", "searchsorted", "bucketize",
+          "bincount", "histc")
+def selection_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
+    """Selection and counting (nonzero, topk, unique...): one comparison per input element."""
+    return Cost(0, prod(args[0]))
+
+
+@register("sort", "argsort")
+def sort_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
+    """Sorting n elements along a dim: n * ceil(log2 n) comparisons per sorted row."""
+    x = args[0]
+    if not x:
+        return Cost(0, 0)
+    dim = args[1] if len(args) > 1 and isinstance(args[1], int) else -1
+    n = x[dim]
+    rows = prod(x) // n if n else 0
+    return Cost(0, rows * n * max(1, (n - 1).bit_length()))
+
+
+# One IoU of two boxes: 4 min/max, 2 widths, 2 clamps, 3 products, 2 adds/subs, 1 divide.
+IOU_FLOPS = 14
+
+
+@register("nms", "batched_nms")
+def nms_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
+    """Non-maximum suppression of N boxes: a sort plus at most one IoU per pair.
+
+    An upper bound: the kernel skips pairs whose first box is already suppressed, which
+    depends on the scores.
+    """
+    n = args[0][0] if args and args[0] else 0
+    return Cost(0, n * max(1, (n - 1).bit_length()) + IOU_FLOPS * n * (n - 1) // 2)
+
+
+@register("roi_align", "_roi_align")
+def roi_align_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
+    """RoIAlign: each output averages s x s bilinear samples (7 FLOPs each, as bilinear
+    upsampling) plus one divide; s = sampling_ratio (2 when adaptive, torchvision's
+    detection default). roi_align(input, rois, scale, ph, pw, sampling_ratio, aligned)."""
+    s = args[5] if len(args) > 5 and isinstance(args[5], int) and args[5] > 0 else 2
+    return Cost(0, _out_numel(outs) * (7 * s * s + 1))
+
+
+@register("roi_pool", "_roi_pool")
+def roi_pool_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
+    """RoIPool: a max over each bin; counted as one compare per output (bins vary by box)."""
+    return Cost(0, _out_numel(outs))
+
+
+# ---------------------------------------------------------------- attention
+
+
+def attention_cost(batch_heads: int, l: int, s: int, e: int, ev: int, masked: bool) -> Cost:
+    """Scaled dot-product attention counted as its math path: the same on every device.
+
+    softmax(Q K^T * scale + mask) V with Q (L x E), K (S x E), V (S x Ev) per batch x head:
+    MACs = L*S*E (scores) + L*S*Ev (weighted sum); FLOPs = 2 x MACs + the scaling of Q
+    and K (L*E + S*E: PyTorch's math path multiplies each by sqrt(scale)) + 3 per score
+    for the softmax + 1 per score for an additive mask (or a causal one). Fused kernels
+    (flash, memory-efficient, cuDNN) compute the same products without materialising
+    the scores; their cost is counted as this, as FlopCounterMode does for MACs.
+    """
+    macs = batch_heads * l * s * (e + ev)
+    flops = 2 * macs + batch_heads * (l * e + s * e) + batch_heads * l * s * (3 + int(masked))
+    return Cost(macs, flops)
+
+
+def _is_tensor(v: Any) -> bool:
+    return isinstance(v, TensorShape)
+
+
+def _bhle(q: Sequence[int]) -> tuple[int, int, int]:
+    """(B, H, L, E) or (B, L, E) or (L, E) -> (B*H, L, E)."""
+    return prod(q[:-2]), q[-2], q[-1]
+
+
+def _sdpa(mask_at: int | None, causal_at: int | None, mask_kw: str | None = None) -> Formula:
+    def cost(args: Sequence[Any], outs: Sequence[Shape], kwargs: dict | None = None) -> Cost:
+        q, k, v = args[0], args[1], args[2]
+        bh, l, e = _bhle(q)
+        masked = (mask_at is not None and len(args) > mask_at and _is_tensor(args[mask_at])) \
+            or (causal_at is not None and len(args) > causal_at and args[causal_at] is True) \
+            or (mask_kw is not None and _is_tensor((kwargs or {}).get(mask_kw))) \
+            or bool((kwargs or {}).get("is_causal"))
+        return attention_cost(bh, l, k[-2], e, v[-1], masked)
+
+    cost.__doc__ = "Scaled dot-product attention on (B, H, L, E) tensors: see attention_cost."
+    cost.wants_kwargs = True  # type: ignore[attr-defined]
+    return cost
+
+
+# q, k, v, attn_mask, dropout_p, is_causal, ... (the composite and the math path)
+register("scaled_dot_product_attention", "_scaled_dot_product_attention_math",
+         "_scaled_dot_product_attention_math_for_mps")(_sdpa(3, 5, "attn_mask"))
+# CPU flash: q, k, v, dropout_p, is_causal, *, attn_mask, scale
+register("_scaled_dot_product_flash_attention_for_cpu")(_sdpa(None, 4, "attn_mask"))
+# CUDA flash: q, k, v, dropout_p, is_causal, return_debug_mask, *, scale
+register("_scaled_dot_product_flash_attention")(_sdpa(None, 4))
+# memory-efficient and cuDNN: q, k, v, attn_bias, compute_log_sumexp, dropout_p, is_causal
+register("_scaled_dot_product_efficient_attention", "_scaled_dot_product_cudnn_attention")(
+    _sdpa(3, 6))
+# XPU/HPU and others: q, k, v, attn_bias, dropout_p, is_causal, ...
+register("_scaled_dot_product_fused_attention_overrideable")(_sdpa(3, 5))
+
+
+@register("_flash_attention_forward", "_efficient_attention_forward")
+def bshe_attention_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
+    """The kernels under the fused ops take (B, L, H, E) tensors; same count."""
+    q, k, v = args[0], args[1], args[2]
+    bias = args[3] if len(args) > 3 and _is_tensor(args[3]) else None
+    return attention_cost(q[0] * q[2], q[1], k[1], q[3], v[3], bias is not None)
+
+
+@register("_native_multi_head_attention")
+def native_mha_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
+    """nn.MultiheadAttention's fused inference path, counted as its unfused ops.
+
+    _native_multi_head_attention(query, key, value, embed_dim, num_head, qkv_weight,
+    qkv_bias, proj_weight, proj_bias, mask, ...), batch first (B, L, E):
+    input projections B*L*E*E + 2*B*S*E*E MACs (plus a bias add per output), attention
+    over num_head heads of E/num_head, output projection B*L*E*E MACs plus its bias.
+    """
+    q, k = args[0], args[1]
+    e, heads = int(args[3]), int(args[4])
+    b, l, s = (q[0] if len(q) == 3 else 1), q[-2], k[-2]
+    qkv_bias = len(args) > 6 and _is_tensor(args[6])
+    proj_bias = len(args) > 8 and _is_tensor(args[8])
+    masked = len(args) > 9 and _is_tensor(args[9])
+    proj_macs = b * l * e * e + 2 * b * s * e * e + b * l * e * e
+    proj_flops = 2 * proj_macs + (b * (l + 2 * s) * e if qkv_bias else 0) \
+        + (b * l * e if proj_bias else 0)
+    attn = attention_cost(b * heads, l, s, e // heads, e // heads, masked)
+    return Cost(proj_macs + attn.macs, proj_flops + attn.flops)
+
+
+def op_cost(name: str, args: Sequence[Any], outs: Sequence[Shape],
+            kwargs: dict | None = None) -> Cost | None:
+    """Cost of op ``name``; ``None`` when no formula exists (an unsupported op).
+
+    ``kwargs`` (tensors as ``TensorShape``) reach only formulas marked ``wants_kwargs``
+    (the attention ops, whose mask may be keyword-only).
+    """
     if name in SHAPE_OPS or name in FREE_OPS:
         return Cost(0, 0)
     formula = FORMULAS.get(name)
-    return formula(args, outs) if formula is not None else None
+    if formula is None:
+        return None
+    if getattr(formula, "wants_kwargs", False):
+        return formula(args, outs, kwargs)
+    return formula(args, outs)

@@ -101,6 +101,11 @@ class ModelReport:
     notes: tuple[str, ...] = field(default=())
     # (qualified name, class name) of every module, for grouping rows by module.
     module_types: tuple[tuple[str, str], ...] = ()
+    # How the model was built ("meta"; "cpu-skip-init": on the CPU without initialisation,
+    # then moved to meta; "cpu-random-init": on the CPU with random weights) and the
+    # data-dependent ops that made the trace run on real values ("" / () when not known).
+    build_path: str = ""
+    data_dependent: tuple[str, ...] = ()
 
     def visible_layers(self) -> list[LayerRecord]:
         """Layers a table shows: everything but zero-cost shape bookkeeping."""
@@ -127,6 +132,8 @@ class ModelReport:
             "unused_params": self.unused_params,
             "unsupported_ops": dict(self.unsupported),
             "notes": list(self.notes),
+            "build_path": self.build_path,
+            "data_dependent_ops": list(self.data_dependent),
             "layers": [layer_to_dict(r) for r in self.visible_layers()],
         }
 

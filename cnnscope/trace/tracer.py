@@ -27,7 +27,8 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from cnnscope.errors import DeviceUnavailableError, InputTooSmallError, TraceError
+from cnnscope.errors import (DataDependentError, DeviceUnavailableError, InputTooSmallError,
+                             TraceError)
 from cnnscope.trace.formulas import FORMULAS, FREE_OPS, SHAPE_OPS, TensorShape, op_cost
 from cnnscope.trace.meta import fast_meta_op, paused_gc
 from cnnscope.trace.records import LayerRecord, ModelReport, Totals
@@ -337,7 +338,9 @@ class _TraceState:
             outputs = outputs[:1]  # the indices are bookkeeping, not activations
         out_shapes = [_shape_of(t) for t in outputs]
         sargs = _shape_args(args)
-        cost = op_cost(name, sargs, out_shapes)
+        skw = {k: TensorShape(_shape_of(v)) if isinstance(v, torch.Tensor) else v
+               for k, v in kwargs.items()} if kwargs else None
+        cost = op_cost(name, sargs, out_shapes, skw)
 
         if self.leaf is not None:  # inside a torch.nn layer: add to its record
             if cost is None:
@@ -686,6 +689,16 @@ def _trace(model: nn.Module, input_size: tuple[int, ...], batch: int, model_name
     )
 
 
+# Ops whose output shape depends on the values of their input: no meta kernel can give it.
+DATA_DEPENDENT_OPS = frozenset({
+    "nonzero", "masked_select", "nms", "unique", "_unique", "_unique2", "unique_dim",
+    "unique_consecutive", "_local_scalar_dense", "item", "argwhere", "repeat_interleave",
+    "bincount", "histc", "masked_scatter", "batched_nms",
+})
+_DATA_DEPENDENT = re.compile(
+    r"data-dependent|Cannot copy out of meta tensor|cannot be called on meta tensors|"
+    r"meta_nonzero_assume_all_nonzero|_local_scalar_dense", re.IGNORECASE)
+
 _TOO_SMALL = re.compile(
     r"too small|smaller than|can't be greater than|cannot be greater|non-positive|"
     r"Output size is|output size .* is too small|negative dimension|Padding size should be",
@@ -698,6 +711,13 @@ def _explain_failure(exc: Exception, state: _TraceState, model: str,
     size = "x".join(str(s) for s in input_size)
     layer, op = state.failed_at or (state.current_layer(), "?")
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if _DATA_DEPENDENT.search(f"{op} {exc}") or op in DATA_DEPENDENT_OPS:
+        return DataDependentError(
+            f"{model} runs a data-dependent op at layer {layer} ({op}): its output shape "
+            f"depends on tensor values, which the meta device does not have",
+            "trace with --device cpu (random weights; the counts then depend on the input)",
+            op=op,
+        )
     if _TOO_SMALL.search(str(exc)):
         return InputTooSmallError(
             f"input {size} is too small for {model}: the feature map shrinks below the "

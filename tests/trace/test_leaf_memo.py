@@ -87,13 +87,13 @@ def test_registering_a_formula_empties_the_memo_shared_between_traces():
     from cnnscope.trace import formulas
     from cnnscope.trace.formulas import Cost
 
-    net = nn.Sequential(nn.PixelShuffle(2)).to("meta")
-    assert trace_module(net, (8, 4, 4)).unsupported == (("pixel_shuffle", 1),)
-    assert trace_module(net, (8, 4, 4)).unsupported == (("pixel_shuffle", 1),)  # replayed
-    formulas.register("pixel_shuffle")(lambda args, outs: Cost(0, 0))
+    net = nn.Sequential(nn.GLU(dim=1)).to("meta")
+    assert trace_module(net, (8, 4, 4)).unsupported == (("glu", 1),)
+    assert trace_module(net, (8, 4, 4)).unsupported == (("glu", 1),)  # replayed
+    formulas.register("glu")(lambda args, outs: Cost(0, 0))
     try:
         report = trace_module(net, (8, 4, 4))
         assert report.unsupported == () and report.layers[0].unsupported == ()
     finally:
-        del formulas.FORMULAS["pixel_shuffle"]
-    assert trace_module(net, (8, 4, 4)).unsupported == (("pixel_shuffle", 1),)
+        del formulas.FORMULAS["glu"]
+    assert trace_module(net, (8, 4, 4)).unsupported == (("glu", 1),)
