@@ -353,21 +353,54 @@ def roi_pool_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
     return Cost(0, _out_numel(outs))
 
 
+# ---------------------------------------------------------------- recurrent layers
+
+# Elementwise FLOPs per hidden unit per step of the unfused cell (what the meta device
+# runs): LSTM 3 sigmoid + 2 tanh + 3 mul + 1 add; GRU 2 sigmoid + 1 tanh + 3 mul + 4 add/sub;
+# plain RNN one activation.
+_RNN_CELL = {2: (4, 9, True), 3: (3, 10, False), 1: (1, 1, True), 0: (1, 1, True)}
+
+
+@register("mkldnn_rnn_layer")
+def mkldnn_rnn_layer_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
+    """One layer and direction of a CPU (oneDNN) LSTM/GRU/RNN over the whole sequence,
+    counted as the unfused cell the meta device runs, step by step.
+
+    mkldnn_rnn_layer(input (T, B, I), w_ih (G*H, I), w_hh (G*H, H'), b_ih, b_hh, hx, cx,
+    reverse, batch_sizes, mode, hidden_size, num_layers, has_biases, ...): per step
+    B*G*H*(I + H') MACs; FLOPs 2 x MACs + the bias adds (2 per gate output with biases)
+    + the add of the two products (LSTM, RNN) + the cell's elementwise work.
+    """
+    x, w_ih, w_hh = args[0], args[1], args[2]
+    mode = args[9] if len(args) > 9 and isinstance(args[9], int) else 2
+    has_bias = bool(args[12]) if len(args) > 12 else True
+    gates, cell, adds_products = _RNN_CELL.get(mode, _RNN_CELL[2])
+    gh = w_ih[0]
+    hidden = gh // gates
+    steps_batch = prod(x) // x[-1]  # T * B
+    macs = steps_batch * gh * (w_ih[1] + w_hh[1])
+    elementwise = steps_batch * (gh * (2 * int(has_bias) + int(adds_products)) + cell * hidden)
+    return Cost(macs, 2 * macs + elementwise)
+
+
 # ---------------------------------------------------------------- attention
 
 
-def attention_cost(batch_heads: int, l: int, s: int, e: int, ev: int, masked: bool) -> Cost:
+def attention_cost(batch_heads: int, l: int, s: int, e: int, ev: int, masked: bool,
+                   causal: bool = False) -> Cost:
     """Scaled dot-product attention counted as its math path: the same on every device.
 
     softmax(Q K^T * scale + mask) V with Q (L x E), K (S x E), V (S x Ev) per batch x head:
     MACs = L*S*E (scores) + L*S*Ev (weighted sum); FLOPs = 2 x MACs + the scaling of Q
     and K (L*E + S*E: PyTorch's math path multiplies each by sqrt(scale)) + 3 per score
-    for the softmax + 1 per score for an additive mask (or a causal one). Fused kernels
+    for the softmax + 1 per score for an additive mask or a causal one (which the math
+    path first builds with one ``where`` over L x S). Fused kernels
     (flash, memory-efficient, cuDNN) compute the same products without materialising
     the scores; their cost is counted as this, as FlopCounterMode does for MACs.
     """
     macs = batch_heads * l * s * (e + ev)
-    flops = 2 * macs + batch_heads * (l * e + s * e) + batch_heads * l * s * (3 + int(masked))
+    flops = 2 * macs + batch_heads * (l * e + s * e) \
+        + batch_heads * l * s * (3 + int(masked or causal)) + (l * s if causal else 0)
     return Cost(macs, flops)
 
 
@@ -385,10 +418,10 @@ def _sdpa(mask_at: int | None, causal_at: int | None, mask_kw: str | None = None
         q, k, v = args[0], args[1], args[2]
         bh, l, e = _bhle(q)
         masked = (mask_at is not None and len(args) > mask_at and _is_tensor(args[mask_at])) \
-            or (causal_at is not None and len(args) > causal_at and args[causal_at] is True) \
-            or (mask_kw is not None and _is_tensor((kwargs or {}).get(mask_kw))) \
+            or (mask_kw is not None and _is_tensor((kwargs or {}).get(mask_kw)))
+        causal = (causal_at is not None and len(args) > causal_at and args[causal_at] is True) \
             or bool((kwargs or {}).get("is_causal"))
-        return attention_cost(bh, l, k[-2], e, v[-1], masked)
+        return attention_cost(bh, l, k[-2], e, v[-1], masked, causal)
 
     cost.__doc__ = "Scaled dot-product attention on (B, H, L, E) tensors: see attention_cost."
     cost.wants_kwargs = True  # type: ignore[attr-defined]
@@ -414,7 +447,8 @@ def bshe_attention_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
     """The kernels under the fused ops take (B, L, H, E) tensors; same count."""
     q, k, v = args[0], args[1], args[2]
     bias = args[3] if len(args) > 3 and _is_tensor(args[3]) else None
-    return attention_cost(q[0] * q[2], q[1], k[1], q[3], v[3], bias is not None)
+    causal = any(a is True for a in args[4:8])  # is_causal sits among dropout/flags
+    return attention_cost(q[0] * q[2], q[1], k[1], q[3], v[3], bias is not None, causal)
 
 
 @register("_native_multi_head_attention")
