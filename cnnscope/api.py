@@ -101,6 +101,11 @@ DATA_DEPENDENT_NOTE = (
     "it (detection heads: boxes kept by score and NMS) ran on what those weights gave.")
 
 
+DATA_DEPENDENT_NOTE_OWN = (
+    "counts depend on the input: the data-dependent op {op} needs real values, so the "
+    "module was traced where it lives ({where}) with its own weights on a random input.")
+
+
 def _with_paths(report: ModelReport, path: str, data_dependent: tuple[str, ...] = ()) -> ModelReport:
     import dataclasses
 
@@ -217,6 +222,13 @@ def _trace_where_it_lives(module: nn.Module, size: tuple[int, ...], batch: int,
     try:
         with meta_stand_ins(module):
             return trace_module(module, size, batch, model_name=name, device=dev, train=train)
+    except DataDependentError as err:
+        # Its own weights are real: trace it where it lives, as the CPU fallback would.
+        import dataclasses
+
+        report = trace_module(module, size, batch, model_name=name, device=where, train=train)
+        return dataclasses.replace(report, data_dependent=(err.op,), notes=(
+            *report.notes, DATA_DEPENDENT_NOTE_OWN.format(op=err.op, where=where)))
     except TraceError as err:
         if isinstance(err, InputTooSmallError):
             raise

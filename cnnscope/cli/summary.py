@@ -33,6 +33,7 @@ def summary(
     counter: str = typer.Option("cnnscope", "--counter", help="cnnscope (default) or fvcore (cross-check; allocates weights on the CPU)."),
     train: bool = typer.Option(False, "--train", help="Trace training-mode behaviour (batch statistics, dropout, aux heads)."),
     arg: Optional[List[str]] = ArgOpt,
+    verbose: bool = typer.Option(False, "--verbose", help="Also say how the model was built and where it was traced."),
 ) -> None:
     """Per-layer params, MACs and FLOPs with exact totals and the counting convention."""
     with user_errors():
@@ -48,6 +49,10 @@ def summary(
         device_arg = None if device == "meta" else device
         report = analyze(model, parse_size(input), batch, device=device_arg, counter=counter,
                          train=train, **parse_args(arg))
+        if verbose:
+            import dataclasses
+
+            report = dataclasses.replace(report, notes=(*report.notes, report.path_note()))
         rows = group_by_depth(report, depth)
         write_output(format, output,
                      rich=lambda con: render.render_rich(report, rows, con),

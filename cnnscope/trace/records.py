@@ -81,6 +81,16 @@ class Totals:
         return self.params - self.trainable_params
 
 
+_BUILD_PATHS = {
+    "meta": "built on the meta device",
+    "cpu-skip-init": "built on the CPU without initialisation (its builder computes with "
+                     "tensors), then moved to the meta device",
+    "cpu-random-init": "built on the CPU with random weights (seed 0)",
+    "cpu": "built on the CPU",
+    "cuda": "built on CUDA",
+}
+
+
 @dataclass(frozen=True)
 class ModelReport:
     """Everything one trace measured, ready for any renderer or analysis."""
@@ -106,6 +116,11 @@ class ModelReport:
     # data-dependent ops that made the trace run on real values ("" / () when not known).
     build_path: str = ""
     data_dependent: tuple[str, ...] = ()
+
+    def path_note(self) -> str:
+        """How the model was built and where it was traced, in words (``--verbose``)."""
+        built = _BUILD_PATHS.get(self.build_path, f"built: {self.build_path or 'as given'}")
+        return f"{built}; traced on {self.device}."
 
     def visible_layers(self) -> list[LayerRecord]:
         """Layers a table shows: everything but zero-cost shape bookkeeping."""
