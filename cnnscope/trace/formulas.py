@@ -488,3 +488,97 @@ def op_cost(name: str, args: Sequence[Any], outs: Sequence[Shape],
     if getattr(formula, "wants_kwargs", False):
         return formula(args, outs, kwargs)
     return formula(args, outs)
+
+
+# ---------------------------------------------------------------- user formulas
+
+#: Cost formulas for whole modules, by class: ``fn(module, input_shapes, output_shapes)``.
+#: An instance of such a class is one layer (its inner ops are not counted separately).
+MODULE_FORMULAS: dict[type, Callable[..., Any]] = {}
+_USER_OPS: set[str] = set()  # op names registered by register_formula (replaceable)
+_revision = [0]  # bumped on every registration: the tracer's layer memo starts afresh
+
+
+def formulas_revision() -> int:
+    """A number that changes whenever a formula is registered or replaced."""
+    return _revision[0]
+
+
+def _as_cost(value: Any, what: str) -> Cost:
+    if isinstance(value, Cost):
+        return value
+    try:
+        macs, flops = value
+        return Cost(int(macs), int(flops))
+    except (TypeError, ValueError):
+        raise TypeError(f"the formula for {what} returned {value!r}; return (macs, flops) "
+                        "or a cnnscope Cost") from None
+
+
+def register_formula(target: Any, formula: Callable[..., Any] | None = None, *,
+                     replace: bool = False) -> Any:
+    """Register the cost of your own op or module; usable as a decorator.
+
+    ``target`` is one of:
+
+    - an op: its name (``"my_scan"``, ``"mylib::my_scan"``) or the op object
+      (``torch.ops.mylib.my_scan``). ``formula(args, out_shapes)`` gets the op's
+      positional arguments with every tensor replaced by its shape (a tuple) and the
+      shapes of its tensor outputs;
+    - an ``nn.Module`` subclass. ``formula(module, input_shapes, output_shapes)`` gets
+      the module; each instance becomes one layer whose cost is the formula's, whatever
+      ops its forward runs (its parameters, submodules' included, are its own).
+
+    The formula returns ``(macs, flops)`` (or a ``Cost``). A built-in formula is replaced
+    only with ``replace=True``; one you registered before is replaced silently (a script
+    run twice). Returns the formula.
+    """
+    if formula is None:
+        return lambda fn: register_formula(target, fn, replace=replace)
+    if not callable(formula):
+        raise TypeError("register_formula needs a callable formula")
+    if isinstance(target, type):
+        MODULE_FORMULAS[target] = formula
+        _revision[0] += 1
+        return formula
+    name = _op_name_of(target)
+    built_in = name in SHAPE_OPS or name in FREE_OPS or (name in FORMULAS and name not in _USER_OPS)
+    if built_in and not replace:
+        raise ValueError(f"{name!r} already has a built-in cost formula; pass replace=True "
+                         "to use yours instead")
+
+    def user_formula(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
+        return _as_cost(formula(args, outs), name)
+
+    user_formula.__doc__ = formula.__doc__
+    FORMULAS[name] = user_formula
+    _USER_OPS.add(name)
+    _revision[0] += 1
+    return formula
+
+
+def _op_name_of(target: Any) -> str:
+    """The name the tracer knows an op by: ``aten.relu_.default`` -> ``relu``."""
+    packet = getattr(target, "overloadpacket", target)
+    name = getattr(packet, "__name__", None) if not isinstance(target, str) else target
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"cannot register a formula for {target!r}: give an op name, an op "
+                        "(torch.ops.NS.NAME) or an nn.Module subclass")
+    name = name.split("::")[-1].split(".")[0]
+    if name.endswith("_") and not name.endswith("__"):
+        name = name[:-1]
+    return name
+
+
+def module_cost(module: Any, input_shapes: Sequence[Shape], output_shapes: Sequence[Shape]) -> Cost | None:
+    """The registered formula's cost for ``module``, or None when its class has none."""
+    for cls in type(module).__mro__:
+        formula = MODULE_FORMULAS.get(cls)
+        if formula is not None:
+            return _as_cost(formula(module, list(input_shapes), list(output_shapes)),
+                            type(module).__name__)
+    return None
+
+
+def has_module_formula(module: Any) -> bool:
+    return bool(MODULE_FORMULAS) and any(c in MODULE_FORMULAS for c in type(module).__mro__)

@@ -29,7 +29,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from cnnscope.errors import (DataDependentError, DeviceUnavailableError, InputTooSmallError,
                              TraceError)
-from cnnscope.trace.formulas import FORMULAS, FREE_OPS, SHAPE_OPS, TensorShape, op_cost
+from cnnscope.trace.formulas import (FORMULAS, FREE_OPS, SHAPE_OPS, TensorShape,
+                                     formulas_revision, has_module_formula, module_cost,
+                                     op_cost)
 from cnnscope.trace.meta import fast_meta_op, paused_gc
 from cnnscope.trace.records import LayerRecord, ModelReport, Totals
 
@@ -57,8 +59,10 @@ def op_name(func) -> str:
 
 def _is_leaf_nn_layer(module: nn.Module) -> bool:
     # Only torch's own layers are atomic: their meaning is known. A custom module is
-    # traced through, so its ops (a crop, a gate) stay visible.
-    return not module._modules and type(module).__module__.startswith("torch.nn")
+    # traced through, so its ops (a crop, a gate) stay visible, unless the user gave
+    # its class a formula (register_formula).
+    return (not module._modules and type(module).__module__.startswith("torch.nn")) \
+        or has_module_formula(module)
 
 
 def _tuple(v: Any, n: int | None = None) -> tuple[int, ...] | None:
@@ -201,6 +205,7 @@ class _TraceState:
         self.stack: list[str] = []  # qualified names of the modules running now
         self.leaf: _Pending | None = None  # the leaf nn layer running now, if any
         self.leaf_module: nn.Module | None = None
+        self.leaf_custom = False  # the running leaf has a user formula (register_formula)
         self.name_counts: Counter[str] = Counter()
         self.unsupported: Counter[str] = Counter()
         self.failed_at: tuple[str, str] | None = None  # (layer name, op) of a failing op
@@ -299,13 +304,18 @@ class _TraceState:
         call = self.calls.get(id(module), 0)
         self.calls[id(module)] = call + 1
         inputs = [args[0]] if len(args) == 1 and isinstance(args[0], torch.Tensor) else _tensors(args)
+        custom = has_module_formula(module)
         own = module._parameters
-        params, trainable = self.claim_params(
-            id(p) for p in own.values() if p is not None) if own else (0, 0)
+        if custom:  # a user formula's module owns its submodules' parameters too
+            params, trainable = self.claim_params(id(p) for p in module.parameters())
+        else:
+            params, trainable = self.claim_params(
+                id(p) for p in own.values() if p is not None) if own else (0, 0)
         record_name = name if call == 0 else f"{name}#{call + 1}"
         producers = self.producers(inputs)
         input_shapes = tuple(_shape_of(t) for t in inputs)
-        key = self.memo.key(module, args, kwargs, inputs) if self.memo is not None else None
+        key = self.memo.key(module, args, kwargs, inputs) \
+            if self.memo is not None and not custom else None
         known = self.memo.get(key) if key is not None else None
         if known is not None:
             record = known.replay(len(self.records), record_name, producers, input_shapes,
@@ -322,7 +332,16 @@ class _TraceState:
         if pending.type in _NO_GEOMETRY_MODULES:
             pending.geometry = {"extra": {"size": getattr(module, "size", None)}}
         self.leaf, self.leaf_module = pending, module
-        out = forward(*args, **kwargs)
+        if custom:
+            self.leaf_custom = True
+            try:
+                out = forward(*args, **kwargs)
+            finally:
+                self.leaf_custom = False
+            cost = module_cost(module, input_shapes, [_shape_of(t) for t in _tensors(out)])
+            pending.macs, pending.flops = cost.macs, cost.flops
+        else:
+            out = forward(*args, **kwargs)
         self.leaf = self.leaf_module = None
         index = self.finish(pending, _tensors(out))
         if key is not None:
@@ -343,6 +362,8 @@ class _TraceState:
         cost = op_cost(name, sargs, out_shapes, skw)
 
         if self.leaf is not None:  # inside a torch.nn layer: add to its record
+            if self.leaf_custom:
+                return  # a user formula gives the whole module's cost
             if cost is None:
                 self.leaf.unsupported.append(name)
                 self.unsupported[name] += 1
@@ -446,7 +467,7 @@ class _Known:
 # tables change size (a formula was registered) and when it grows past _KNOWN_LIMIT.
 _KNOWN: dict[tuple, _Known] = {}
 _KNOWN_LIMIT = 50_000
-_known_for: tuple[int, int, int] | None = None
+_known_for: tuple[int, ...] | None = None
 
 
 def clear_memo() -> None:
@@ -456,7 +477,7 @@ def clear_memo() -> None:
 
 def _shared_known() -> dict[tuple, _Known]:
     global _known_for
-    tables = (len(FORMULAS), len(FREE_OPS), len(SHAPE_OPS))
+    tables = (len(FORMULAS), len(FREE_OPS), len(SHAPE_OPS), formulas_revision())
     if tables != _known_for or len(_KNOWN) > _KNOWN_LIMIT:
         _KNOWN.clear()
         _known_for = tables
