@@ -27,6 +27,7 @@ from cnnscope.trace.records import ModelReport
 from cnnscope.trace.sizes import (check_batch, parse_input_size, smallest_spatial_size,
                                   too_small_message)
 from cnnscope.trace.tracer import resolve_device, trace_module
+from cnnscope.trace.tracer import trace_module as _trace_module
 
 DEFAULT_INPUT = (3, 224, 224)
 
@@ -44,17 +45,18 @@ def analyze(
     """Trace a model once and return its per-layer records and totals.
 
     ``model`` is a zoo name (``"resnet50"``), any spec ``resolve`` accepts, or an
-    ``nn.Module``. ``input_size`` is C x H x W, as a tuple or ``"3x224x224"`` (default:
-    the model's own; 3x224x224 for a module or user factory without an ``input_size``
-    attribute). ``device`` None means the meta device: nothing is allocated, and a
+    ``nn.Module``. ``input_size`` is the per-sample shape (C, CxL, CxHxW or CxTxHxW),
+    as a tuple or ``"3x224x224"``, or a list of them, one per positional forward
+    argument (``[(3, 224, 224), (1, 224, 224)]``). Default: the model's own; its
+    factory's ``example_inputs(batch)`` when it has one (tensors, a tuple of arguments,
+    or a dict passed as one argument); else 3x224x224. ``device`` None means the meta device: nothing is allocated, and a
     module that lives elsewhere is traced with meta stand-ins swapped in for its
     parameters and buffers, and its own swapped back (its weights are never read,
     copied or changed; see ``meta_stand_ins``). ``counter="fvcore"`` counts with fvcore
     instead, as a cross-check. Keyword arguments go to the model's builder.
     """
     check_batch(batch)
-    if isinstance(input_size, str):
-        input_size = parse_input_size(input_size)
+    input_size = _input_sizes(input_size)
     dev = resolve_device(device)
     if isinstance(model, nn.Module):
         if model_kwargs:
@@ -63,9 +65,12 @@ def analyze(
         if counter != "cnnscope":
             raise InvalidOptionError(f"counter={counter!r} needs a model name or factory, "
                                      "not a built nn.Module")
+        example = getattr(model, "example_inputs", None) if input_size is None else None
         size = tuple(input_size or getattr(model, "input_size", None) or DEFAULT_INPUT)
-        return _trace_instance(model, size, batch, dev, train, type(model).__name__)
+        return _trace_instance(model, size, batch, dev, train, type(model).__name__,
+                               example if callable(example) else None)
     source = model if isinstance(model, ModelSource) else resolve(model, **model_kwargs)
+    example = source.example_inputs if input_size is None else None
     size = tuple(input_size or source.input_size or DEFAULT_INPUT)
     if counter == "fvcore":
         from cnnscope.trace.fvcore_counter import fvcore_report
@@ -73,13 +78,15 @@ def analyze(
         return fvcore_report(source, size, batch)
     net = source.build(dev)
     try:
-        report = _trace_instance(net, size, batch, dev, train, source.name)
+        report = _trace_instance(net, size, batch, dev, train, source.name, example)
         return _with_paths(report, build_path(net))
     except DataDependentError as err:
         if dev.type != "meta":
             raise
-        return trace_on_cpu(source, size, batch, train, err.op)
+        return trace_on_cpu(source, size, batch, train, err.op, example)
     except InputTooSmallError as err:
+        if example is not None or len(size) != 3 or not all(isinstance(n, int) for n in size):
+            raise  # the smallest-square search is for one CxHxW image
         smallest = smallest_input(source, size[0], net=net)
         fixed = None
         if smallest is not None and not _traces(net, (size[0], smallest, smallest)):
@@ -113,8 +120,28 @@ def _with_paths(report: ModelReport, path: str, data_dependent: tuple[str, ...] 
                                data_dependent=data_dependent or report.data_dependent)
 
 
+def _input_sizes(input_size: Any) -> Any:
+    """None, one per-sample size, or a tuple of sizes (several forward arguments)."""
+    if input_size is None:
+        return None
+    from cnnscope.errors import InvalidInputSizeError
+    from cnnscope.trace.sizes import as_input_sizes
+
+    try:
+        sizes = as_input_sizes(input_size)
+    except (TypeError, ValueError):
+        raise InvalidInputSizeError(f"input size {input_size!r} is not a shape",
+                                    "give e.g. (3, 224, 224), '3x224x224' or a list of them") from None
+    for s in sizes:
+        if not 1 <= len(s) <= 4 or any(n < 1 for n in s):
+            raise InvalidInputSizeError(
+                f"input size {'x'.join(map(str, s))} is not C, CxL, CxHxW or CxTxHxW",
+                "every dimension must be >= 1, e.g. 3x224x224")
+    return sizes[0] if len(sizes) == 1 else sizes
+
+
 def trace_on_cpu(source: ModelSource, size: tuple[int, ...], batch: int, train: bool,
-                 op: str) -> ModelReport:
+                 op: str, example_inputs: Any = None) -> ModelReport:
     """The fallback for a data-dependent op on meta: build with random weights, trace on CPU.
 
     The weights come from a fixed seed (0) without touching the caller's random state, so
@@ -125,7 +152,8 @@ def trace_on_cpu(source: ModelSource, size: tuple[int, ...], batch: int, train: 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         net = source.build("cpu")
-        report = _trace_instance(net, size, batch, torch.device("cpu"), train, source.name)
+        report = _trace_instance(net, size, batch, torch.device("cpu"), train, source.name,
+                                 example_inputs)
     note = DATA_DEPENDENT_NOTE.format(op=op)
     return dataclasses.replace(report, build_path="cpu-random-init", data_dependent=(op,),
                                notes=(*report.notes, note))
@@ -201,16 +229,20 @@ def _swapped_for_meta(module: nn.Module) -> Iterator[None]:
 
 
 def _trace_instance(module: nn.Module, size: tuple[int, ...], batch: int, dev: torch.device,
-                    train: bool, name: str) -> ModelReport:
+                    train: bool, name: str, example_inputs: Any = None) -> ModelReport:
     """Trace a built module on ``dev`` without changing it (hooks are temporary)."""
     from cnnscope.trace.tracer import _TRACE_LOCK
 
     with _TRACE_LOCK:  # where it lives must not change (another thread's swap) until done
-        return _trace_where_it_lives(module, size, batch, dev, train, name)
+        return _trace_where_it_lives(module, size, batch, dev, train, name, example_inputs)
 
 
 def _trace_where_it_lives(module: nn.Module, size: tuple[int, ...], batch: int,
-                          dev: torch.device, train: bool, name: str) -> ModelReport:
+                          dev: torch.device, train: bool, name: str,
+                          example_inputs: Any = None) -> ModelReport:
+    import functools
+
+    trace_module = functools.partial(_trace_module, example_inputs=example_inputs)
     where = _module_device(module)
     if where is None or (where.type == dev.type and dev.index in (None, where.index)):
         return trace_module(module, size, batch, model_name=name, device=where or dev, train=train)

@@ -45,6 +45,9 @@ class ModelSource:
     kwargs: tuple[tuple[str, Any], ...] = ()
     spec: str = ""  # what the user typed ("resnet50", "net.py:build"); lock files keep it
     origin: str = "zoo"  # "zoo" | "file" | "module" | "torchvision" | "timm"
+    # The factory's example_inputs(batch): the inputs when no size is given (several
+    # arguments, dict inputs). None: a tensor of input_size.
+    example_inputs: Callable[[int], Any] | None = None
 
     def build(self, device: torch.device | str = "meta") -> nn.Module:
         """Instantiate on ``device`` (meta: no memory, no initialisation arithmetic).
@@ -112,8 +115,9 @@ def resolve(spec: str, **kwargs: Any) -> ModelSource:
         name = spec
     obj = _get_attr(module, attr, prefix)
     builder, size = _as_builder(obj, spec)
+    example = getattr(obj, "example_inputs", None)
     return ModelSource(name=name, input_size=size, builder=builder, kwargs=kw, spec=spec,
-                       origin=origin)
+                       origin=origin, example_inputs=example if callable(example) else None)
 
 
 # ---------------------------------------------------------------------- user code
@@ -238,18 +242,20 @@ def _as_builder(obj: Any, spec: str) -> tuple[Callable[..., nn.Module], tuple[in
     )
 
 
-def _input_size_attr(obj: Any, spec: str) -> tuple[int, int, int] | None:
+def _input_size_attr(obj: Any, spec: str) -> tuple | None:
     size = getattr(obj, "input_size", None)
     if size is None:
         return None
-    try:
-        size = tuple(int(s) for s in size)
+    try:  # one per-sample shape of rank 1-4, or a tuple of them (several inputs)
+        sizes = [tuple(int(n) for n in s) for s in size] \
+            if all(isinstance(s, (tuple, list)) for s in size) else [tuple(int(n) for n in size)]
     except (TypeError, ValueError):
-        size = ()
-    if len(size) != 3 or any(s < 1 for s in size):
+        sizes = [()]
+    if not sizes or any(not 1 <= len(s) <= 4 or any(n < 1 for n in s) for s in sizes):
         raise ModelLoadError(f"{spec}: input_size attribute {getattr(obj, 'input_size')!r} "
-                             "is not (C, H, W)", "set e.g. build.input_size = (3, 224, 224)")
-    return size  # type: ignore[return-value]
+                             "is not (C, H, W) (or C, (C, L), (C, T, H, W), or a tuple of them)",
+                             "set e.g. build.input_size = (3, 224, 224)")
+    return sizes[0] if len(sizes) == 1 else tuple(sizes)
 
 
 # ---------------------------------------------------------------------- other zoos

@@ -20,8 +20,12 @@ class OutputFormat(str, Enum):
     md = "md"
 
 
-InputOpt = typer.Option(None, "--input", "-i", help="Input size CxHxW (default: the model's own).",
+InputOpt = typer.Option(None, "--input", "-i", help="Input size C, CxL, CxHxW or CxTxHxW (default: the model's own).",
                         metavar="CxHxW")
+InputsOpt = typer.Option(None, "--input", "-i", metavar="CxHxW",
+                         help="Input size C, CxL, CxHxW or CxTxHxW (default: the model's own); "
+                              "repeat it, one per positional forward argument, for a model "
+                              "taking several inputs: --input 3x224x224 --input 1x224x224.")
 BatchOpt = typer.Option(1, "--batch", "-b", help="Batch size (>= 1).")
 FormatOpt = typer.Option(OutputFormat.table, "--format", "-f", help="Output format.",
                          case_sensitive=False)
@@ -48,10 +52,17 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(130)
 
 
-def parse_size(text: Optional[str]) -> Optional[tuple[int, int, int]]:
+def parse_size(text: Optional[str]) -> Optional[tuple[int, ...]]:
     from cnnscope.trace.sizes import parse_input_size
 
     return parse_input_size(text) if text is not None else None
+
+
+def parse_sizes(texts: Optional[list[str]]):
+    """Repeated ``--input``: None, one size, or a tuple of sizes (one per forward argument)."""
+    from cnnscope.trace.sizes import parse_input_sizes
+
+    return parse_input_sizes(texts)
 
 
 def emit(text: str, output: Optional[str]) -> None:

@@ -8,10 +8,10 @@ import typer
 
 from cnnscope.cli.common import (
     FormatOpt,
-    InputOpt,
+    InputsOpt,
     OutputFormat,
     OutputOpt,
-    parse_size,
+    parse_sizes,
     user_errors,
     write_output,
 )
@@ -22,7 +22,7 @@ ORDER = 30
 
 def rf(
     model: str = typer.Argument(..., help="Zoo name (see 'cnnscope zoo') or model spec."),
-    input: Optional[str] = InputOpt,
+    input: Optional[List[str]] = InputsOpt,
     format: OutputFormat = FormatOpt,
     output: Optional[str] = OutputOpt,
     arg: Optional[List[str]] = ArgOpt,
@@ -39,7 +39,7 @@ def rf(
         from cnnscope.report import rf_render as render
 
         source = resolve(model, **parse_args(arg))
-        size = parse_size(input)
+        size = parse_sizes(input)
         report = analyze(source, size)  # a too-small input is explained by analyze
         result = receptive_fields(report)
         write_output(format, output,

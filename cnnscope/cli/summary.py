@@ -10,10 +10,10 @@ from cnnscope.cli.common import (
     BatchOpt,
     DeviceOpt,
     FormatOpt,
-    InputOpt,
+    InputsOpt,
     OutputFormat,
     OutputOpt,
-    parse_size,
+    parse_sizes,
     user_errors,
     write_output,
 )
@@ -24,7 +24,7 @@ ORDER = 10
 
 def summary(
     model: str = typer.Argument(..., help="Zoo name (see 'cnnscope zoo') or model spec."),
-    input: Optional[str] = InputOpt,
+    input: Optional[List[str]] = InputsOpt,
     batch: int = BatchOpt,
     depth: int = typer.Option(0, "--depth", help="Group rows to module depth N (0: every layer). Totals stay exact."),
     format: OutputFormat = FormatOpt,
@@ -47,7 +47,7 @@ def summary(
         if depth < 0:
             raise InvalidOptionError(f"--depth {depth} is negative", "use 0 (every layer) or more")
         device_arg = None if device == "meta" else device
-        report = analyze(model, parse_size(input), batch, device=device_arg, counter=counter,
+        report = analyze(model, parse_sizes(input), batch, device=device_arg, counter=counter,
                          train=train, **parse_args(arg))
         if verbose:
             import dataclasses

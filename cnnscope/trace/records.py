@@ -116,6 +116,8 @@ class ModelReport:
     # data-dependent ops that made the trace run on real values ("" / () when not known).
     build_path: str = ""
     data_dependent: tuple[str, ...] = ()
+    # Every input's per-sample shape, one per forward argument (input_size is the first).
+    input_sizes: tuple[Shape, ...] = ()
 
     def path_note(self) -> str:
         """How the model was built and where it was traced, in words (``--verbose``)."""
@@ -131,6 +133,7 @@ class ModelReport:
         return {
             "model": self.model,
             "input_size": list(self.input_size),
+            "input_sizes": [list(s) for s in (self.input_sizes or (self.input_size,))],
             "batch": self.batch,
             "device": self.device,
             "counter": self.counter,

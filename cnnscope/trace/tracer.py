@@ -34,6 +34,7 @@ from cnnscope.trace.formulas import (FORMULAS, FREE_OPS, SHAPE_OPS, TensorShape,
                                      op_cost)
 from cnnscope.trace.meta import fast_meta_op, paused_gc
 from cnnscope.trace.records import LayerRecord, ModelReport, Totals
+from cnnscope.trace.sizes import as_input_sizes, size_text
 
 MODEL_INPUT = -1
 
@@ -622,8 +623,14 @@ def trace_module(
     device: str | torch.device | None = None,
     train: bool = False,
     memoize: bool = True,
+    example_inputs: Any = None,
 ) -> ModelReport:
     """Run ``model`` once on a (batch, *input_size) input and measure every layer.
+
+    ``input_size`` is one per-sample shape (C, CxL, CxHxW, CxTxHxW...) or a tuple of them,
+    one per positional forward argument. ``example_inputs(batch)``, when given, makes the
+    inputs instead: a tensor, a tuple of positional arguments, or a dict (passed as one
+    argument); its tensors are moved to ``device``.
 
     The model must already live on ``device`` (meta by default: build it under
     ``with torch.device("meta"):``). ``train=True`` traces training-mode behaviour
@@ -636,14 +643,42 @@ def trace_module(
     # and two threads tracing one model would restore each other's wrappers. Tracing is
     # Python-bound anyway (the GIL), so this costs no throughput.
     with _TRACE_LOCK:
-        return _trace(model, input_size, batch, model_name, dev, train, memoize)
+        return _trace(model, input_size, batch, model_name, dev, train, memoize, example_inputs)
 
 
 _TRACE_LOCK = threading.RLock()  # re-entrant: a model's forward may itself call analyze
 
 
-def _trace(model: nn.Module, input_size: tuple[int, ...], batch: int, model_name: str | None,
-           dev: torch.device, train: bool, memoize: bool) -> ModelReport:
+def _model_inputs(input_size: Any, batch: int, dev: torch.device,
+                  example_inputs: Any) -> tuple[tuple, tuple[tuple[int, ...], ...]]:
+    """The forward's positional arguments and the per-sample shapes of its input tensors."""
+    if example_inputs is not None:
+        with torch.device(dev):
+            made = example_inputs(batch)
+        moved = _to_device(made, dev)
+        args = moved if isinstance(moved, tuple) else \
+            tuple(moved) if isinstance(moved, list) else (moved,)
+        return args, tuple(_shape_of(t)[1:] for t in _tensors(args))
+    sizes = as_input_sizes(input_size)
+    if dev.type == "meta":
+        args = tuple(torch.empty((batch, *s), device=dev) for s in sizes)
+    else:
+        args = tuple(torch.randn((batch, *s), device=dev) for s in sizes)
+    return args, sizes
+
+
+def _to_device(obj: Any, dev: torch.device) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj if obj.device == dev else obj.to(dev)
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_device(o, dev) for o in obj)
+    if isinstance(obj, dict):
+        return {k: _to_device(v, dev) for k, v in obj.items()}
+    return obj
+
+
+def _trace(model: nn.Module, input_size: Any, batch: int, model_name: str | None,
+           dev: torch.device, train: bool, memoize: bool, example_inputs: Any = None) -> ModelReport:
     modules = list(model.named_modules())
     params: dict[int, tuple[int, bool]] = {}
     for _, m in modules:  # unique parameters: shared weights counted once
@@ -661,18 +696,20 @@ def _trace(model: nn.Module, input_size: tuple[int, ...], batch: int, model_name
                 object.__setattr__(m, "training", train)
         else:
             model.train(train)  # a module with its own train() (e.g. freezing batch norm)
-    patched = _patch_forwards(modules, state)
-    if dev.type == "meta":
-        x = torch.empty((batch, *input_size), device=dev)
-    else:
-        x = torch.randn((batch, *input_size), device=dev)
-    state.mark_output([x], MODEL_INPUT)
     label = model_name or type(model).__name__
     try:
+        xs, sizes = _model_inputs(input_size, batch, dev, example_inputs)
+    except Exception as exc:  # noqa: BLE001 - the user's example_inputs failed
+        raise TraceError(f"example_inputs({batch}) of {label} raised {type(exc).__name__}: "
+                         f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}",
+                         "it must return a tensor, a tuple of arguments or a dict") from None
+    patched = _patch_forwards(modules, state)
+    state.mark_output(_tensors(xs), MODEL_INPUT)
+    try:
         with torch.no_grad(), paused_gc(), _DispatchCounter(state):
-            output = model(x)
+            output = model(*xs)
     except Exception as exc:  # turn what the input caused into a user error
-        raise _explain_failure(exc, state, label, input_size) from None
+        raise _explain_failure(exc, state, label, sizes) from None
     finally:
         _restore_forwards(patched)
         for module, flag in modes:
@@ -697,7 +734,8 @@ def _trace(model: nn.Module, input_size: tuple[int, ...], batch: int, model_name
                      "(e.g. auxiliary heads in eval mode); they are in the params total.")
     return ModelReport(
         model=label,
-        input_size=tuple(input_size),
+        input_size=tuple(sizes[0]) if sizes else (),
+        input_sizes=tuple(tuple(z) for z in sizes),
         batch=batch,
         device=str(dev),
         layers=records,
@@ -728,8 +766,8 @@ _TOO_SMALL = re.compile(
 
 
 def _explain_failure(exc: Exception, state: _TraceState, model: str,
-                     input_size: tuple[int, ...]) -> Exception:
-    size = "x".join(str(s) for s in input_size)
+                     input_size: Any) -> Exception:
+    size = size_text(input_size) if input_size else "its example inputs"
     layer, op = state.failed_at or (state.current_layer(), "?")
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if _DATA_DEPENDENT.search(f"{op} {exc}") or op in DATA_DEPENDENT_OPS:
@@ -739,6 +777,11 @@ def _explain_failure(exc: Exception, state: _TraceState, model: str,
             "trace with --device cpu (random weights; the counts then depend on the input)",
             op=op,
         )
+    if isinstance(exc, TypeError) and re.search(r"positional argument|forward\(\)", text) \
+            and layer in ("<model>", ""):
+        return TraceError(f"{model} does not take input {size}: {text}",
+                          "give one --input per positional argument of its forward(), or an "
+                          "example_inputs(batch) function on its factory")
     if _TOO_SMALL.search(str(exc)):
         return InputTooSmallError(
             f"input {size} is too small for {model}: the feature map shrinks below the "
