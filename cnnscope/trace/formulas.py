@@ -92,7 +92,7 @@ FREE_OPS = frozenset({
     # Rearrangements: sub-pixel shuffles, patch extraction, the LSTM/GRU gate splits.
     "pixel_shuffle", "pixel_unshuffle", "channel_shuffle", "native_channel_shuffle",
     "im2col", "unfold", "unsafe_split", "unsafe_split_with_sizes", "unsafe_chunk",
-    "zero", "tril", "triu",
+    "zero", "tril", "triu", "linspace", "logspace",
 })
 
 
