@@ -16,6 +16,7 @@ receptive-field analysis walks.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 from collections import Counter
@@ -32,7 +33,7 @@ from cnnscope.errors import (DataDependentError, DeviceUnavailableError, InputTo
 from cnnscope.trace.formulas import (FORMULAS, FREE_OPS, SHAPE_OPS, TensorShape,
                                      formulas_revision, has_module_formula, module_cost,
                                      op_cost)
-from cnnscope.trace.meta import fast_meta_op, paused_gc
+from cnnscope.trace.meta import fast_meta_op, one_op_attention, paused_gc
 from cnnscope.trace.records import LayerRecord, ModelReport, Totals
 from cnnscope.trace.sizes import as_input_sizes, size_text
 
@@ -706,7 +707,8 @@ def _trace(model: nn.Module, input_size: Any, batch: int, model_name: str | None
     patched = _patch_forwards(modules, state)
     state.mark_output(_tensors(xs), MODEL_INPUT)
     try:
-        with torch.no_grad(), paused_gc(), _DispatchCounter(state):
+        attention = one_op_attention() if dev.type == "meta" else contextlib.nullcontext()
+        with torch.no_grad(), paused_gc(), attention, _DispatchCounter(state):
             output = model(*xs)
     except Exception as exc:  # turn what the input caused into a user error
         raise _explain_failure(exc, state, label, sizes) from None
