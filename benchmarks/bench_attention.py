@@ -112,12 +112,16 @@ def main() -> None:
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--cold", action="store_true", help="empty cnnscope's layer memo before each call")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="torch.set_num_threads for the run (0: torch's default)")
     ap.add_argument("--markdown", help="also write the table to this file")
     args = ap.parse_args()
     warnings.filterwarnings("ignore")
 
     import torch
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     runners = tools(args.cold)
     rows = []
     for spec in args.models.split(","):

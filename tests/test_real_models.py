@@ -188,6 +188,13 @@ def test_timm_params_exact_macs_equal_flop_counter_and_devices_agree(name):
     cpu = cnnscope.analyze(model, size, device="cpu")  # the default kernels: flash on CPU
     assert cpu.unsupported == ()
     assert cpu.totals.macs == meta.totals.macs
+    # the layer and block memo replays exactly what running every layer records
+    from cnnscope.trace.tracer import trace_module
+
+    with cnnscope.meta_stand_ins(model):
+        fast = trace_module(model, size, 2)
+        slow = trace_module(model, size, 2, memoize=False)
+    assert fast.layers == slow.layers and fast.totals == slow.totals
 
 
 def _lstm_macs(model, report):

@@ -208,6 +208,7 @@ class _TraceState:
         self.leaf: _Pending | None = None  # the leaf nn layer running now, if any
         self.leaf_module: nn.Module | None = None
         self.leaf_custom = False  # the running leaf has a user formula (register_formula)
+        self.bases: dict[int, str] = {}  # record index -> name before unique_name's suffix
         self.name_counts: Counter[str] = Counter()
         self.unsupported: Counter[str] = Counter()
         self.failed_at: tuple[str, str] | None = None  # (layer name, op) of a failing op
@@ -295,12 +296,44 @@ class _TraceState:
             self.stack.append(name)
             if leaf and self.leaf is None:
                 out = self.run_leaf(name, module, forward, args, kwargs)
+            elif self.memo is not None and self.leaf is None and not kwargs:
+                out = self.run_block(name, module, forward, args)
             else:
                 out = forward(*args, **kwargs)
             self.stack.pop()  # not on an exception: the failure names the layer that raised
             return out
 
         return forward_traced
+
+    def run_block(self, name: str, module: nn.Module, forward, args: tuple) -> Any:
+        """A custom module's call: replayed when an identical block already ran (see _Block)."""
+        memo = self.memo
+        inputs = list(args)
+        if not inputs or not all(isinstance(t, torch.Tensor) for t in inputs):
+            return forward(*args)
+        key = memo.block_key(module, inputs)
+        if key is None:
+            return forward(*args)
+        known = memo.blocks.get(key)
+        subtree = memo.subtree(module)
+        if known is not None:
+            out = known.replay(self, name, subtree, inputs)
+            if out is not _MISSING:
+                return out
+        # Run it for real; keep what it recorded when the call can be replayed exactly.
+        fresh = all(self.calls.get(id(m), 0) == 0 for _, m in subtree)
+        params = _subtree_params(subtree)
+        fresh = fresh and not any(pid in self.consumed for pid in params)
+        start = len(self.records)
+        before = Counter(self.unsupported)
+        in_producers = tuple(self.producer.get(id(t)) for t in inputs)
+        out = forward(*args)
+        if fresh and known is None:
+            block = _Block.capture(self, name, subtree, inputs, in_producers, start, out,
+                                   self.unsupported - before, params)
+            if block is not None:
+                memo.blocks[key] = block
+        return out
 
     def run_leaf(self, name: str, module: nn.Module, forward, args: tuple, kwargs: dict) -> Any:
         call = self.calls.get(id(module), 0)
@@ -391,8 +424,11 @@ class _TraceState:
         kind = "shape" if name in SHAPE_OPS else "function"
         parent = self.stack[-1] if self.stack else ""
         params, trainable = self.claim_params(param_inputs)
+        base = f"{parent}.{name}" if parent else name
+        if self.memo is not None:
+            self.bases[len(self.records)] = base
         pending = _Pending(
-            name=self.unique_name(f"{parent}.{name}" if parent else name),
+            name=self.unique_name(base),
             type=name,
             kind=kind,
             inputs=producers,
@@ -473,17 +509,192 @@ _known_for: tuple[int, ...] | None = None
 
 
 def clear_memo() -> None:
-    """Forget every measured layer (benchmarks use it to time a first trace)."""
+    """Forget every measured layer and block (benchmarks use it to time a first trace)."""
     _KNOWN.clear()
+    _BLOCKS.clear()
+    _TREE_IDS.clear()
 
 
 def _shared_known() -> dict[tuple, _Known]:
     global _known_for
     tables = (len(FORMULAS), len(FREE_OPS), len(SHAPE_OPS), formulas_revision())
-    if tables != _known_for or len(_KNOWN) > _KNOWN_LIMIT:
+    if tables != _known_for or len(_KNOWN) > _KNOWN_LIMIT or len(_BLOCKS) > _KNOWN_LIMIT:
         _KNOWN.clear()
+        _BLOCKS.clear()
+        _TREE_IDS.clear()
         _known_for = tables
     return _KNOWN
+
+
+_NN_INTERNALS = frozenset({
+    "training", "_parameters", "_buffers", "_non_persistent_buffers_set", "_backward_pre_hooks",
+    "_backward_hooks", "_is_full_backward_hook", "_forward_hooks", "_forward_hooks_with_kwargs",
+    "_forward_hooks_always_called", "_forward_pre_hooks", "_forward_pre_hooks_with_kwargs",
+    "_state_dict_hooks", "_state_dict_pre_hooks", "_load_state_dict_pre_hooks",
+    "_load_state_dict_post_hooks", "_modules", "forward",
+})
+_HOOKS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+
+
+def _block_config(module: nn.Module) -> tuple | None:
+    """What decides a module's behaviour on given input shapes, for replaying a whole block.
+
+    Its class, training flag, every attribute that is a plain value (private ones too:
+    custom code may branch on them), and the shapes of its parameters and buffers. None
+    (never replayed) when an attribute is anything else (a list, a tensor, a function)
+    or a hook is registered.
+    """
+    d = module.__dict__
+    if any(d.get(h) for h in _HOOKS) or nn.modules.module._global_forward_hooks \
+            or nn.modules.module._global_forward_pre_hooks:
+        return None
+    items = []
+    for k, v in d.items():
+        if k in _NN_INTERNALS:
+            continue
+        t = type(v)
+        if t not in _PLAIN:
+            if t not in (tuple, list) or not _PLAIN.issuperset(map(type, v)):
+                return None
+            v = (t, tuple(v))
+        items.append((k, v))
+    tensors = tuple((k, None if t is None else (t.shape, t.dtype, t.requires_grad))
+                    for k, t in (*d["_parameters"].items(), *d["_buffers"].items()))
+    return type(module), d.get("training"), tuple(items), tensors
+
+
+def _subtree_params(subtree: list[tuple[str, nn.Module]]) -> dict[int, None]:
+    """Ids of the parameters of a subtree's modules, each once, in order."""
+    out: dict[int, None] = {}
+    for _, m in subtree:
+        for p in m._parameters.values():
+            if p is not None:
+                out[id(p)] = None
+    return out
+
+
+# Subtree configurations -> small ids, and recorded blocks by (subtree id, input layouts):
+# shared by every meta trace of the process and emptied with the layer memo.
+_TREE_IDS: dict[tuple, int] = {}
+_BLOCKS: dict[tuple, "_Block"] = {}
+
+
+@dataclass(frozen=True)
+class _Block:
+    """The records one call of a custom module made, replayed for an identical module.
+
+    On the meta device a module whose whole subtree has the same classes, plain
+    attributes and parameter shapes, called on inputs of the same layouts, records the
+    same rows: ViT's 12 encoder blocks and ResNet-152's 36 conv4_x bottlenecks are traced
+    once each and replayed. Only what can be replayed exactly is kept: every record's
+    inputs come from the block's own records or its input tensors, every name lies under
+    the block's name, the block's parameters were all unclaimed and all claimed inside.
+    """
+
+    records: tuple[LayerRecord, ...]  # relative: names without the prefix, inputs remapped
+    bases: tuple[str | None, ...]  # function records: their name base, relative
+    calls: tuple[tuple[str, int], ...]  # submodule (relative name) -> calls it made
+    unsupported: tuple[tuple[str, int], ...]
+    params: int
+    single: bool
+    # per output: ("arg", position) | ("rec", relative index, shape, stride, dtype)
+    outputs: tuple[tuple, ...]
+
+    @staticmethod
+    def capture(state: "_TraceState", name: str, subtree: list, inputs: list, in_producers: tuple,
+                start: int, out: Any, unsupported: Counter, params: list[int]) -> "_Block | None":
+        prefix = f"{name}." if name else ""
+        records = state.records[start:]
+        if not records:
+            return None
+        rel = []
+        bases = []
+        for r in records:
+            if name and not r.name.startswith(prefix):
+                return None  # a shared module named elsewhere
+            inputs_rel = []
+            for i in r.inputs:
+                if i >= start:
+                    inputs_rel.append(("rec", i - start))
+                elif i in in_producers:
+                    inputs_rel.append(("arg", in_producers.index(i)))
+                else:
+                    return None  # it reads a tensor from outside its arguments
+            rel.append(LayerRecord(
+                -1, r.name[len(prefix):], r.type, r.kind, tuple(inputs_rel), r.input_shapes,
+                r.output_shape, r.params, r.trainable_params, r.macs, r.flops, r.activations,
+                r.call_index, r.kernel_size, r.stride, r.padding, r.dilation, r.groups,
+                r.extra, r.unsupported))
+            base = state.bases.get(r.index)
+            if base is not None and name and not base.startswith(prefix):
+                return None
+            bases.append(base[len(prefix):] if base is not None else None)
+        claimed = sum(r.params for r in records)
+        if claimed != sum(state.params[p][0] for p in params if p in state.params) \
+                or not all(p in state.consumed for p in params):
+            return None
+        single = isinstance(out, torch.Tensor)
+        outs = (out,) if single else out
+        if not isinstance(outs, tuple) or not all(isinstance(t, torch.Tensor) for t in outs):
+            return None
+        layout = []
+        for t in outs:
+            alias = next((i for i, x in enumerate(inputs) if x is t), None)
+            if alias is not None:
+                layout.append(("arg", alias))
+                continue
+            p = state.producer.get(id(t))
+            if p is None or p < start:
+                return None
+            layout.append(("rec", p - start, tuple(t.shape), tuple(t.stride()), t.dtype))
+        calls = tuple((n, state.calls.get(id(m), 0)) for n, m in subtree)
+        return _Block(tuple(rel), tuple(bases), calls, tuple(unsupported.items()), claimed,
+                      single, tuple(layout))
+
+    def replay(self, state: "_TraceState", name: str, subtree: list, inputs: list) -> Any:
+        if len(subtree) != len(self.calls) or any(state.calls.get(id(m), 0) for _, m in subtree):
+            return _MISSING
+        params = _subtree_params(subtree)
+        if any(p in state.consumed for p in params) or \
+                sum(state.params[p][0] for p in params if p in state.params) != self.params:
+            return _MISSING
+        state.consumed.update(params)
+        for (_, m), (_, n) in zip(subtree, self.calls):
+            if n:
+                state.calls[id(m)] = n
+        prefix = f"{name}." if name else ""
+        arg_producers = [state.producer.get(id(t)) for t in inputs]
+        base_index = len(state.records)
+        shapes = [tuple(t.shape) for t in inputs]
+        for r, b in zip(self.records, self.bases):
+            ins = []
+            for kind, j in r.inputs:
+                if kind == "rec":
+                    ins.append(base_index + j)
+                else:
+                    p = arg_producers[j]
+                    if p is not None and p not in ins:
+                        ins.append(p)
+            rec_name = state.unique_name(prefix + b) if b is not None else prefix + r.name
+            state.records.append(LayerRecord(
+                len(state.records), rec_name, r.type, r.kind, tuple(ins), r.input_shapes,
+                r.output_shape, r.params, r.trainable_params, r.macs, r.flops, r.activations,
+                r.call_index, r.kernel_size, r.stride, r.padding, r.dilation, r.groups,
+                r.extra, r.unsupported))
+        del shapes
+        if self.unsupported:
+            state.unsupported.update(dict(self.unsupported))
+        outs = []
+        with torch._C._DisableTorchDispatch():
+            for item in self.outputs:
+                if item[0] == "arg":
+                    outs.append(inputs[item[1]])
+                    continue
+                _, j, shape, stride, dtype = item
+                t = torch.empty_strided(shape, stride, dtype=dtype, device="meta")
+                state.mark_output((t,), base_index + j)
+                outs.append(t)
+        return outs[0] if self.single else tuple(outs)
 
 
 class _LeafMemo:
@@ -499,6 +710,76 @@ class _LeafMemo:
     def __init__(self) -> None:
         self.configs: dict[int, tuple | None] = {}  # per trace: module ids are reused
         self.known = _shared_known()
+        self.blocks = _BLOCKS
+        self.tree_ids: dict[int, int | None] = {}  # per trace: id(module) -> subtree config id
+        self.subtrees: dict[int, list[tuple[str, nn.Module]]] = {}
+        self.module_list: list[tuple[str, nn.Module]] | None = None
+        self.module_ends: list[int] = []
+        self.module_pos: dict[int, int] = {}
+
+    def index_subtrees(self, modules: list[tuple[str, nn.Module]]) -> None:
+        """Each module's subtree, relative names, from the trace's one preorder walk.
+
+        ``named_modules`` lists a subtree contiguously; a module shared with an earlier
+        parent is listed there only, so such a subtree looks incomplete and is never
+        replayed (its length differs from the recorded one).
+        """
+        stack: list[tuple[str, int]] = []
+        ends: list[int] = [0] * len(modules)
+        for i, (n, _) in enumerate(modules):
+            while stack and not (stack[-1][0] == "" or n.startswith(stack[-1][0] + ".")):
+                ends[stack.pop()[1]] = i
+            stack.append((n, i))
+        for _, i in stack:
+            ends[i] = len(modules)
+        self.module_list, self.module_ends = modules, ends
+        self.module_pos = {id(m): i for i, (_, m) in enumerate(modules)}
+
+    def subtree(self, module: nn.Module) -> list[tuple[str, nn.Module]]:
+        got = self.subtrees.get(id(module))
+        if got is None:
+            i = self.module_pos.get(id(module)) if self.module_list is not None else None
+            if i is None:
+                got = list(module.named_modules())
+            else:
+                top = self.module_list[i][0]
+                cut = len(top) + 1 if top else 0
+                got = [("" if j == i else n[cut:], m)
+                       for j, (n, m) in enumerate(self.module_list[i:self.module_ends[i]], i)]
+            self.subtrees[id(module)] = got
+        return got
+
+    def tree_id(self, module: nn.Module) -> int | None:
+        """A small int naming ``module``'s whole subtree configuration (None: not replayable).
+
+        Interned in a table shared by every trace, so equal subtrees of different models
+        or traces get the same id.
+        """
+        tid = self.tree_ids.get(id(module), _MISSING)
+        if tid is not _MISSING:
+            return tid
+        own = _block_config(module)
+        tid = None
+        if own is not None:
+            children = []
+            for child_name, child in module._modules.items():
+                cid = self.tree_id(child) if child is not None else -1
+                if cid is None:
+                    break
+                children.append((child_name, cid))
+            else:
+                signature = (own, tuple(children))
+                tid = _TREE_IDS.get(signature)
+                if tid is None:
+                    tid = _TREE_IDS[signature] = len(_TREE_IDS)
+        self.tree_ids[id(module)] = tid
+        return tid
+
+    def block_key(self, module: nn.Module, inputs: list[torch.Tensor]) -> tuple | None:
+        tid = self.tree_id(module)
+        if tid is None:
+            return None
+        return tid, tuple((t.shape, t.dtype, t.stride()) for t in inputs)
 
     def key(self, module: nn.Module, args: tuple, kwargs: dict,
             inputs: list[torch.Tensor]) -> tuple | None:
@@ -689,6 +970,8 @@ def _trace(model: nn.Module, input_size: Any, batch: int, model_name: str | None
     # The memo replays a leaf layer from its shapes alone, which is only right when
     # nothing is computed: on meta.
     state = _TraceState(params, memoize=memoize and dev.type == "meta")
+    if state.memo is not None:
+        state.memo.index_subtrees(modules)
     # Each module's own flag is restored afterwards (a user may keep some layers in eval).
     modes = [(m, m.training) for _, m in modules]
     if any(flag != train for _, flag in modes):

@@ -97,3 +97,50 @@ def test_registering_a_formula_empties_the_memo_shared_between_traces():
     finally:
         del formulas.FORMULAS["glu"]
     assert trace_module(net, (8, 4, 4)).unsupported == (("glu", 1),)
+
+
+class _Block(nn.Module):
+    """A custom block whose behaviour depends on a private attribute."""
+
+    def __init__(self, repeat):
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 3, padding=1, bias=False)
+        self._repeat = repeat
+
+    def forward(self, x):
+        for _ in range(self._repeat):
+            x = self.conv(x)
+        return x + 1
+
+
+def test_identical_blocks_are_replayed_and_different_ones_are_not():
+    from cnnscope.trace import tracer
+
+    net = nn.Sequential(_Block(1), _Block(1), _Block(2), _Block(1)).to("meta")
+    tracer.clear_memo()
+    fast = trace_module(net, (4, 8, 8))
+    slow = trace_module(net, (4, 8, 8), memoize=False)
+    _assert_same(fast, slow)
+    assert len(tracer._BLOCKS) >= 2  # _Block(1) and _Block(2) recorded apart
+    conv_macs = 8 * 8 * 4 * 4 * 9
+    assert fast.totals.macs == (1 + 1 + 2 + 1) * conv_macs
+    assert [r.name for r in fast.layers if r.type == "Conv2d"] == \
+        ["0.conv", "1.conv", "2.conv", "2.conv#2", "3.conv"]
+    assert fast.totals.params == 4 * 4 * 9 * 4
+    again = trace_module(net, (4, 8, 8))  # the whole model replayed from the memo
+    _assert_same(again, slow)
+
+
+def test_a_module_shared_between_blocks_is_not_replayed_wrongly():
+    shared = nn.Conv2d(4, 4, 3, padding=1, bias=False)
+
+    class Uses(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = shared
+
+        def forward(self, x):
+            return self.conv(x)
+
+    net = nn.Sequential(Uses(), Uses()).to("meta")
+    _assert_same(trace_module(net, (4, 8, 8)), trace_module(net, (4, 8, 8), memoize=False))
