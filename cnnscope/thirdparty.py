@@ -43,7 +43,7 @@ def _built_for(name: str) -> str | None:
     except metadata.PackageNotFoundError:
         return None
     for req in requires:
-        m = re.match(r"^torch\s*==\s*([\w.+]+)", req)
+        m = re.match(r"^torch\s*\(?\s*==\s*([\w.+]+)", req)
         if m:
             return m.group(1)
     return None

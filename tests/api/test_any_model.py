@@ -225,7 +225,7 @@ def test_torchvision_that_does_not_load_is_one_line_naming_both_versions(tmp_pat
     dist = tmp_path / "torchvision-0.28.0.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: torchvision\nVersion: 0.28.0\n"
-                                   "Requires-Dist: torch==2.13.0\n")
+                                   "Requires-Dist: torch (==2.13.0)\n")
     env = {"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}
     cli = "import sys; from cnnscope.cli.main import run; sys.argv[0] = 'cnnscope'; run()"
     proc = subprocess.run([sys.executable, "-c", cli, "params", "torchvision:resnet50"],
@@ -238,6 +238,8 @@ def test_torchvision_that_does_not_load_is_one_line_naming_both_versions(tmp_pat
     assert f"torch {torch.__version__}" in line and "torchvision 0.28.0" in line
     assert "operator torchvision::nms does not exist" in line
     assert "install" in line  # the fix
+    if torch.__version__ != "2.13.0":  # this machine: the CPU-only build, 2.13.0+cpu
+        assert f"torchvision 0.28.0 was built for torch 2.13.0, not {torch.__version__}" in line
 
 
 def test_matching_version_rule():
