@@ -296,8 +296,8 @@ class _TraceState:
             self.stack.append(name)
             if leaf and self.leaf is None:
                 out = self.run_leaf(name, module, forward, args, kwargs)
-            elif self.memo is not None and self.leaf is None and not kwargs:
-                out = self.run_block(name, module, forward, args)
+            elif self.memo is not None and self.leaf is None:
+                out = self.run_block(name, module, forward, args, kwargs)
             else:
                 out = forward(*args, **kwargs)
             self.stack.pop()  # not on an exception: the failure names the layer that raised
@@ -305,15 +305,33 @@ class _TraceState:
 
         return forward_traced
 
-    def run_block(self, name: str, module: nn.Module, forward, args: tuple) -> Any:
-        """A custom module's call: replayed when an identical block already ran (see _Block)."""
+    def run_block(self, name: str, module: nn.Module, forward, args: tuple, kwargs: dict) -> Any:
+        """A custom module's call: replayed when an identical block already ran (see _Block).
+
+        Positional arguments must be tensors; keyword arguments tensors or plain values
+        (``mask=None``), which are part of the key.
+        """
         memo = self.memo
         inputs = list(args)
         if not inputs or not all(isinstance(t, torch.Tensor) for t in inputs):
-            return forward(*args)
+            return forward(*args, **kwargs)
+        plain = ()
+        if kwargs:
+            described = []
+            for k in sorted(kwargs):
+                v = kwargs[k]
+                if isinstance(v, torch.Tensor):
+                    inputs.append(v)
+                    described.append((k, None))
+                elif type(v) in _PLAIN:
+                    described.append((k, (v,)))
+                else:
+                    return forward(*args, **kwargs)
+            plain = tuple(described)
         key = memo.block_key(module, inputs)
         if key is None:
-            return forward(*args)
+            return forward(*args, **kwargs)
+        key = (*key, plain)
         known = memo.blocks.get(key)
         subtree = memo.subtree(module)
         if known is not None:
@@ -327,7 +345,7 @@ class _TraceState:
         start = len(self.records)
         before = Counter(self.unsupported)
         in_producers = tuple(self.producer.get(id(t)) for t in inputs)
-        out = forward(*args)
+        out = forward(*args, **kwargs)
         if fresh and known is None:
             block = _Block.capture(self, name, subtree, inputs, in_producers, start, out,
                                    self.unsupported - before, params)
@@ -579,58 +597,47 @@ _TREE_IDS: dict[tuple, int] = {}
 _BLOCKS: dict[tuple, "_Block"] = {}
 
 
-@dataclass(frozen=True)
 class _Block:
     """The records one call of a custom module made, replayed for an identical module.
 
     On the meta device a module whose whole subtree has the same classes, plain
     attributes and parameter shapes, called on inputs of the same layouts, records the
     same rows: ViT's 12 encoder blocks and ResNet-152's 36 conv4_x bottlenecks are traced
-    once each and replayed. Only what can be replayed exactly is kept: every record's
+    once each and replayed. Only what can be replayed exactly is used: every record's
     inputs come from the block's own records or its input tensors, every name lies under
     the block's name, the block's parameters were all unclaimed and all claimed inside.
+
+    Capturing is cheap (a slice of the records); the checks and the relative form are
+    made on the first replay, so a block that never repeats costs almost nothing.
     """
 
-    records: tuple[LayerRecord, ...]  # relative: names without the prefix, inputs remapped
-    bases: tuple[str | None, ...]  # function records: their name base, relative
-    calls: tuple[tuple[str, int], ...]  # submodule (relative name) -> calls it made
-    unsupported: tuple[tuple[str, int], ...]
-    params: int
-    single: bool
-    # per output: ("arg", position) | ("rec", relative index, shape, stride, dtype)
-    outputs: tuple[tuple, ...]
+    __slots__ = ("raw", "records", "bases", "calls", "unsupported", "params", "single",
+                 "outputs", "valid")
+
+    def __init__(self, raw: tuple, calls: tuple, unsupported: tuple, params: int,
+                 single: bool, outputs: tuple) -> None:
+        self.raw = raw  # (prefix, start, records, bases, in_producers) until prepared
+        self.records: tuple[LayerRecord, ...] = ()  # relative names, remapped inputs
+        self.bases: tuple[str | None, ...] = ()  # function records: their name base, relative
+        self.calls = calls  # submodule (relative name) -> calls it made
+        self.unsupported = unsupported
+        self.params = params
+        self.single = single
+        # per output: ("arg", position) | ("rec", relative index, shape, stride, dtype)
+        self.outputs = outputs
+        self.valid: bool | None = None
 
     @staticmethod
     def capture(state: "_TraceState", name: str, subtree: list, inputs: list, in_producers: tuple,
-                start: int, out: Any, unsupported: Counter, params: list[int]) -> "_Block | None":
-        prefix = f"{name}." if name else ""
-        records = state.records[start:]
-        if not records:
+                start: int, out: Any, unsupported: Counter, params: dict) -> "_Block | None":
+        end = len(state.records)
+        if end == start:
             return None
-        rel = []
-        bases = []
-        for r in records:
-            if name and not r.name.startswith(prefix):
-                return None  # a shared module named elsewhere
-            inputs_rel = []
-            for i in r.inputs:
-                if i >= start:
-                    inputs_rel.append(("rec", i - start))
-                elif i in in_producers:
-                    inputs_rel.append(("arg", in_producers.index(i)))
-                else:
-                    return None  # it reads a tensor from outside its arguments
-            rel.append(LayerRecord(
-                -1, r.name[len(prefix):], r.type, r.kind, tuple(inputs_rel), r.input_shapes,
-                r.output_shape, r.params, r.trainable_params, r.macs, r.flops, r.activations,
-                r.call_index, r.kernel_size, r.stride, r.padding, r.dilation, r.groups,
-                r.extra, r.unsupported))
-            base = state.bases.get(r.index)
-            if base is not None and name and not base.startswith(prefix):
-                return None
-            bases.append(base[len(prefix):] if base is not None else None)
-        claimed = sum(r.params for r in records)
-        if claimed != sum(state.params[p][0] for p in params if p in state.params) \
+        claimed = 0
+        for k in range(start, end):
+            claimed += state.records[k].params
+        sizes = state.params
+        if claimed != sum(sizes[p][0] for p in params if p in sizes) \
                 or not all(p in state.consumed for p in params):
             return None
         single = isinstance(out, torch.Tensor)
@@ -648,11 +655,46 @@ class _Block:
                 return None
             layout.append(("rec", p - start, tuple(t.shape), tuple(t.stride()), t.dtype))
         calls = tuple((n, state.calls.get(id(m), 0)) for n, m in subtree)
-        return _Block(tuple(rel), tuple(bases), calls, tuple(unsupported.items()), claimed,
-                      single, tuple(layout))
+        bases = state.bases
+        raw = (f"{name}." if name else "", start, tuple(state.records[start:end]),
+               tuple(bases.get(k) for k in range(start, end)), in_producers)
+        return _Block(raw, calls, tuple(unsupported.items()), claimed, single, tuple(layout))
+
+    def prepare(self) -> bool:
+        """Check the captured records can be replayed and make their relative form, once."""
+        if self.valid is not None:
+            return self.valid
+        prefix, start, records, bases, in_producers = self.raw
+        self.raw = None
+        cut = len(prefix)
+        rel, rel_bases = [], []
+        self.valid = False
+        for r, base in zip(records, bases):
+            if prefix and not r.name.startswith(prefix):
+                return False  # a shared module named elsewhere
+            inputs_rel = []
+            for i in r.inputs:
+                if i >= start:
+                    inputs_rel.append(("rec", i - start))
+                elif i in in_producers:
+                    inputs_rel.append(("arg", in_producers.index(i)))
+                else:
+                    return False  # it reads a tensor from outside its arguments
+            if base is not None and prefix and not base.startswith(prefix):
+                return False
+            rel.append(LayerRecord(
+                -1, r.name[cut:], r.type, r.kind, tuple(inputs_rel), r.input_shapes,
+                r.output_shape, r.params, r.trainable_params, r.macs, r.flops, r.activations,
+                r.call_index, r.kernel_size, r.stride, r.padding, r.dilation, r.groups,
+                r.extra, r.unsupported))
+            rel_bases.append(base[cut:] if base is not None else None)
+        self.records, self.bases, self.valid = tuple(rel), tuple(rel_bases), True
+        return True
 
     def replay(self, state: "_TraceState", name: str, subtree: list, inputs: list) -> Any:
         if len(subtree) != len(self.calls) or any(state.calls.get(id(m), 0) for _, m in subtree):
+            return _MISSING
+        if not self.prepare():
             return _MISSING
         params = _subtree_params(subtree)
         if any(p in state.consumed for p in params) or \
