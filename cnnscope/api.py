@@ -75,6 +75,10 @@ def analyze(
     if counter == "fvcore":
         from cnnscope.trace.fvcore_counter import fvcore_report
 
+        if example is not None or not all(isinstance(n, int) for n in size):
+            raise InvalidOptionError("--counter fvcore takes one input tensor",
+                                     "use the default counter for several inputs")
+
         return fvcore_report(source, size, batch)
     net = source.build(dev)
     try:
