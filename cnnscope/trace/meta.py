@@ -319,6 +319,15 @@ def fast_meta_op(name: str, func, args: tuple, kwargs: dict) -> Any:
     if name == "_safe_softmax" and len(args) >= 2 and x.dtype in _FULL_FLOATS \
             and (len(args) < 3 or args[2] is None) and not kwargs:
         return _empty(x, x.shape)
+    if name == "roll" and x.is_contiguous() and not kwargs:
+        return _empty(x, x.shape)  # a permutation of the elements, same layout
+    if name == "index" and len(args) == 2 and isinstance(args[1], (list, tuple)) \
+            and len(args[1]) == 1 and x.dim() >= 1 and x.is_contiguous():
+        idx = args[1][0]
+        if isinstance(idx, torch.Tensor) and idx.device.type == "meta" \
+                and idx.dtype in (torch.int64, torch.int32):
+            return _empty(x, (*idx.shape, *x.shape[1:]))  # gather along dim 0
+        return NotImplemented  # a boolean mask is data-dependent: PyTorch decides
     if name in _BATCH_NORM:
         c = x.shape[1] if x.dim() > 1 else 0
         stats = _empty(x, (c,)) if len(args) > 5 and args[5] is True else _empty(x, (0,))
