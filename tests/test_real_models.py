@@ -1,5 +1,5 @@
 """The sweep over real-world models: every torchvision classification, segmentation, video
-and optical-flow builder, and 50 timm models (slow; skipped without torchvision/timm).
+and optical-flow builder, and 52 timm models (slow; skipped without torchvision/timm).
 
 References, none of them cnnscope's own output:
 
