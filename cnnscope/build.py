@@ -152,7 +152,8 @@ def no_downloads(what: str) -> Iterator[None]:
 
     torch.hub's downloader (weights of torchvision/timm builders), ``urllib`` and raw
     sockets (huggingface_hub, requests) are covered. Nested and threaded uses share one
-    installation.
+    installation; for the length of a build, other threads of the process cannot open
+    connections either (builds take milliseconds to seconds).
     """
     global _net_depth
 
