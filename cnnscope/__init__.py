@@ -6,7 +6,8 @@ The Python API mirrors the CLI (which is a thin layer over it):
   (per-layer records, totals, ``to_pandas()``, ``to_csv()``, ``to_json()``);
 - ``compare(models, ...)`` puts models side by side (a ``Comparison``);
 - ``bench(model, ...)`` measures latency and throughput (a ``BenchRow``);
-- ``resolve(spec)`` turns a zoo name or ``file.py:factory`` into a buildable source.
+- ``resolve(spec)`` turns a zoo name or ``file.py:factory`` into a buildable source;
+- ``register_formula(op_or_module_class, formula)`` counts your own op or module.
 
 The names load on first use, so ``import cnnscope`` (and ``cnnscope --help``) does not
 import torch.
@@ -25,6 +26,7 @@ _LAZY = {
     "meta_stand_ins": "cnnscope.api",
     "smallest_input": "cnnscope.api",
     "resolve": "cnnscope.models",
+    "register_formula": "cnnscope.trace.formulas",
     "ModelSource": "cnnscope.models",
     "CnnscopeError": "cnnscope.errors",
     "LayerRecord": "cnnscope.trace.records",

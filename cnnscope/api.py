@@ -21,18 +21,27 @@ from typing import Any, Iterable, Iterator, Sequence
 import torch
 from torch import nn
 
-from cnnscope.errors import InputTooSmallError, InvalidOptionError, TraceError
+from cnnscope.build import BUILD_META, build_path
+from cnnscope.errors import (
+    DataDependentError,
+    InputTooSmallError,
+    InvalidOptionError,
+    TraceError,
+)
 from cnnscope.models import ModelSource, resolve
 from cnnscope.trace.records import ModelReport
 from cnnscope.trace.sizes import (
+    as_input_sizes,
     check_batch,
     check_elements,
     check_fits,
     parse_input_size,
+    size_text,
     smallest_spatial_size,
     too_small_message,
 )
 from cnnscope.trace.tracer import resolve_device, trace_module
+from cnnscope.trace.tracer import trace_module as _trace_module
 from cnnscope.usercode import user_code
 
 DEFAULT_INPUT = (3, 224, 224)
@@ -53,9 +62,11 @@ def analyze(
     """Trace a model once and return its per-layer records and totals.
 
     ``model`` is a zoo name (``"resnet50"``), any spec ``resolve`` accepts, or an
-    ``nn.Module``. ``input_size`` is C x H x W, as a tuple or ``"3x224x224"`` (default:
-    the model's own; 3x224x224 for a module or user factory without an ``input_size``
-    attribute). ``device`` None means the meta device: nothing is allocated, and a
+    ``nn.Module``. ``input_size`` is the per-sample shape (C, CxL, CxHxW or CxTxHxW),
+    as a tuple or ``"3x224x224"``, or a list of them, one per positional forward
+    argument (``[(3, 224, 224), (1, 224, 224)]``). Default: the model's own; its
+    factory's ``example_inputs(batch)`` when it has one (tensors, a tuple of arguments,
+    or a dict passed as one argument); else 3x224x224. ``device`` None means the meta device: nothing is allocated, and a
     module that lives elsewhere is traced with meta stand-ins swapped in for its
     parameters and buffers, and its own swapped back (its weights are never read,
     copied or changed; see ``meta_stand_ins``). ``counter="fvcore"`` counts with fvcore
@@ -67,8 +78,7 @@ def analyze(
     """
     check_batch(batch)
     backward = train if backward is None else backward
-    if isinstance(input_size, str):
-        input_size = parse_input_size(input_size)
+    input_size = _input_sizes(input_size)
     dev = resolve_device(device)
     if isinstance(model, nn.Module):
         if model_kwargs:
@@ -80,18 +90,21 @@ def analyze(
         if freeze:
             raise InvalidOptionError("freeze needs a model name or factory, not a built "
                                      "nn.Module", "call requires_grad_(False) on its layers")
+        example = getattr(model, "example_inputs", None) if input_size is None else None
         size = tuple(input_size or getattr(model, "input_size", None) or DEFAULT_INPUT)
         check_elements(size, batch)
         with user_code(f"forward pass of {type(model).__name__}"):
             return _trace_instance(model, size, batch, dev, train, type(model).__name__,
-                                   backward=backward)
+                                   example if callable(example) else None, backward=backward)
     source = model if isinstance(model, ModelSource) else resolve(model, **model_kwargs)
+    example = source.example_inputs if input_size is None else None
     size = tuple(input_size or source.input_size or DEFAULT_INPUT)
     check_elements(size, batch)
-    if dev.type != "meta" and counter == "cnnscope":
+    if dev.type != "meta" and counter == "cnnscope" and example is None:
         check_fits_on(source, size, batch, dev)
     with source.contained():
-        return _analyze_source(source, size, batch, dev, train, counter, backward, tuple(freeze))
+        return _analyze_source(source, size, batch, dev, train, counter, backward, tuple(freeze),
+                               example)
 
 
 def fvcore_check(model: str | ModelSource, input_size: tuple[int, ...] | str | None = None,
@@ -124,15 +137,20 @@ def check_fits_on(source: ModelSource, size: tuple[int, ...], batch: int,
     report = analyze(source, size, batch)
     itemsize = 4  # float32: the dtype every zoo model and the timed runs start from
     largest = max((r.activations for r in report.layers), default=0)
-    need = (batch * math.prod(size) + largest + report.totals.params) * itemsize
-    check_fits(need, device, f"{report.model} at {'x'.join(map(str, size))}, batch {batch},")
+    inputs = sum(batch * math.prod(s) for s in as_input_sizes(size))
+    need = (inputs + largest + report.totals.params) * itemsize
+    check_fits(need, device, f"{report.model} at {size_text(size)}, batch {batch},")
 
 
-def _analyze_source(source: ModelSource, size: tuple[int, ...], batch: int, dev: torch.device,
-                    train: bool, counter: str, backward: bool,
-                    freeze: tuple[str, ...]) -> ModelReport:
+def _analyze_source(source: ModelSource, size: tuple, batch: int, dev: torch.device,
+                    train: bool, counter: str, backward: bool, freeze: tuple[str, ...],
+                    example: Any) -> ModelReport:
     if counter == "fvcore":
         from cnnscope.trace.fvcore_counter import fvcore_report
+
+        if example is not None or not all(isinstance(n, int) for n in size):
+            raise InvalidOptionError("--counter fvcore takes one input tensor",
+                                     "use the default counter for several inputs")
 
         return fvcore_report(source, size, batch)
     net = source.build(dev)
@@ -141,8 +159,16 @@ def _analyze_source(source: ModelSource, size: tuple[int, ...], batch: int, dev:
 
         freeze_params(net, freeze)
     try:
-        return _trace_instance(net, size, batch, dev, train, source.name, backward=backward)
+        report = _trace_instance(net, size, batch, dev, train, source.name, example,
+                                 backward=backward)
+        return _with_paths(report, build_path(net))
+    except DataDependentError as err:
+        if dev.type != "meta":
+            raise
+        return trace_on_cpu(source, size, batch, train, err.op, example)
     except InputTooSmallError as err:
+        if example is not None or len(size) != 3 or not all(isinstance(n, int) for n in size):
+            raise  # the smallest-square search is for one CxHxW image
         smallest = smallest_input(source, size[0], net=net)
         fixed = None
         if smallest is not None and not _traces(net, (size[0], smallest, smallest)):
@@ -156,6 +182,63 @@ def _analyze_source(source: ModelSource, size: tuple[int, ...], batch: int, dev:
         from cnnscope.analysis.shapes import explain_too_small
 
         raise (explain_too_small(source, size, err) or err) from None
+
+
+DATA_DEPENDENT_NOTE = (
+    "counts depend on the input and the weights: the data-dependent op {op} needs real "
+    "values, so the model was traced on the CPU with random weights (seed 0); layers after "
+    "it (detection heads: boxes kept by score and NMS) ran on what those weights gave.")
+
+
+DATA_DEPENDENT_NOTE_OWN = (
+    "counts depend on the input: the data-dependent op {op} needs real values, so the "
+    "module was traced where it lives ({where}) with its own weights on a random input.")
+
+
+def _with_paths(report: ModelReport, path: str, data_dependent: tuple[str, ...] = ()) -> ModelReport:
+    import dataclasses
+
+    return dataclasses.replace(report, build_path=path or report.build_path or BUILD_META,
+                               data_dependent=data_dependent or report.data_dependent)
+
+
+def _input_sizes(input_size: Any) -> Any:
+    """None, one per-sample size, or a tuple of sizes (several forward arguments)."""
+    if input_size is None:
+        return None
+    from cnnscope.errors import InvalidInputSizeError
+    from cnnscope.trace.sizes import as_input_sizes
+
+    try:
+        sizes = as_input_sizes(input_size)
+    except (TypeError, ValueError):
+        raise InvalidInputSizeError(f"input size {input_size!r} is not a shape",
+                                    "give e.g. (3, 224, 224), '3x224x224' or a list of them") from None
+    for s in sizes:
+        if not 1 <= len(s) <= 4 or any(n < 1 for n in s):
+            raise InvalidInputSizeError(
+                f"input size {'x'.join(map(str, s))} is not C, CxL, CxHxW or CxTxHxW",
+                "every dimension must be >= 1, e.g. 3x224x224")
+    return sizes[0] if len(sizes) == 1 else sizes
+
+
+def trace_on_cpu(source: ModelSource, size: tuple[int, ...], batch: int, train: bool,
+                 op: str, example_inputs: Any = None) -> ModelReport:
+    """The fallback for a data-dependent op on meta: build with random weights, trace on CPU.
+
+    The weights come from a fixed seed (0) without touching the caller's random state, so
+    two runs give the same counts.
+    """
+    import dataclasses
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = source.build("cpu")
+        report = _trace_instance(net, size, batch, torch.device("cpu"), train, source.name,
+                                 example_inputs)
+    note = DATA_DEPENDENT_NOTE.format(op=op)
+    return dataclasses.replace(report, build_path="cpu-random-init", data_dependent=(op,),
+                               notes=(*report.notes, note))
 
 
 def _module_device(module: nn.Module) -> torch.device | None:
@@ -228,21 +311,26 @@ def _swapped_for_meta(module: nn.Module) -> Iterator[None]:
 
 
 def _trace_instance(module: nn.Module, size: tuple[int, ...], batch: int, dev: torch.device,
-                    train: bool, name: str, *, backward: bool = False) -> ModelReport:
+                    train: bool, name: str, example_inputs: Any = None, *,
+                    backward: bool = False) -> ModelReport:
     """Trace a built module on ``dev`` without changing it (hooks are temporary)."""
     from cnnscope.trace.tracer import _TRACE_LOCK
 
     with _TRACE_LOCK:  # where it lives must not change (another thread's swap) until done
-        return _trace_where_it_lives(module, size, batch, dev, train, name, backward)
+        return _trace_where_it_lives(module, size, batch, dev, train, name, example_inputs,
+                                     backward)
 
 
 def _trace_where_it_lives(module: nn.Module, size: tuple[int, ...], batch: int,
                           dev: torch.device, train: bool, name: str,
-                          backward: bool = False) -> ModelReport:
+                          example_inputs: Any = None, backward: bool = False) -> ModelReport:
+    import functools
+
+    trace_module = functools.partial(_trace_module, example_inputs=example_inputs,
+                                     backward=backward)
     where = _module_device(module)
     if where is None or (where.type == dev.type and dev.index in (None, where.index)):
-        return trace_module(module, size, batch, model_name=name, device=where or dev,
-                            train=train, backward=backward)
+        return trace_module(module, size, batch, model_name=name, device=where or dev, train=train)
     if dev.type != "meta":
         raise InvalidOptionError(
             f"{name} lives on {where}, not on {dev}",
@@ -250,8 +338,14 @@ def _trace_where_it_lives(module: nn.Module, size: tuple[int, ...], batch: int,
         )
     try:
         with meta_stand_ins(module):
-            return trace_module(module, size, batch, model_name=name, device=dev, train=train,
-                                backward=backward)
+            return trace_module(module, size, batch, model_name=name, device=dev, train=train)
+    except DataDependentError as err:
+        # Its own weights are real: trace it where it lives, as the CPU fallback would.
+        import dataclasses
+
+        report = trace_module(module, size, batch, model_name=name, device=where, train=train)
+        return dataclasses.replace(report, data_dependent=(err.op,), notes=(
+            *report.notes, DATA_DEPENDENT_NOTE_OWN.format(op=err.op, where=where)))
     except TraceError as err:
         if isinstance(err, InputTooSmallError):
             raise

@@ -69,3 +69,15 @@ class DistributedError(CnnscopeError):
     user's input: exit code 1, like a failed row."""
 
     exit_code = 1
+
+
+class DataDependentError(TraceError):
+    """An op whose output shape depends on tensor values (``nonzero``, NMS) ran on meta.
+
+    The meta device has shapes but no values; ``cnnscope.analyze`` catches this and traces
+    again on the CPU with random weights.
+    """
+
+    def __init__(self, message: str, hint: str | None = None, *, op: str = "?"):
+        super().__init__(message, hint)
+        self.op = op

@@ -31,8 +31,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from cnnscope.build import build_model
 from cnnscope.errors import CnnscopeError, ModelLoadError
-from cnnscope.trace.meta import building_on
 from cnnscope.usercode import user_code
 from cnnscope.zoo import model_info
 
@@ -47,6 +47,9 @@ class ModelSource:
     kwargs: tuple[tuple[str, Any], ...] = ()
     spec: str = ""  # what the user typed ("resnet50", "net.py:build"); lock files keep it
     origin: str = "zoo"  # "zoo" | "file" | "module" | "torchvision" | "timm"
+    # The factory's example_inputs(batch): the inputs when no size is given (several
+    # arguments, dict inputs). None: a tensor of input_size.
+    example_inputs: Callable[[int], Any] | None = None
 
     def contained(self, what: str = "forward pass"):
         """A context for running this model's code: user code is contained (``user_code``)."""
@@ -64,8 +67,8 @@ class ModelSource:
         guard = nullcontext() if self.origin == "zoo" else user_code(
             f"model factory {self.spec or self.name}")
         try:
-            with guard, building_on(device):
-                model = self.builder(**kwargs)
+            with guard:
+                model = build_model(self.builder, kwargs, device, self.spec or self.name)
         except CnnscopeError:
             raise
         except Exception as exc:
@@ -122,8 +125,9 @@ def resolve(spec: str, **kwargs: Any) -> ModelSource:
         name = spec
     obj = _get_attr(module, attr, prefix)
     builder, size = _as_builder(obj, spec)
+    example = getattr(obj, "example_inputs", None)
     return ModelSource(name=name, input_size=size, builder=builder, kwargs=kw, spec=spec,
-                       origin=origin)
+                       origin=origin, example_inputs=example if callable(example) else None)
 
 
 def spec_origin(spec: str) -> str:
@@ -268,52 +272,50 @@ def _as_builder(obj: Any, spec: str) -> tuple[Callable[..., nn.Module], tuple[in
     )
 
 
-def _input_size_attr(obj: Any, spec: str) -> tuple[int, int, int] | None:
+def _input_size_attr(obj: Any, spec: str) -> tuple | None:
     size = getattr(obj, "input_size", None)
     if size is None:
         return None
-    try:
-        size = tuple(int(s) for s in size)
+    try:  # one per-sample shape of rank 1-4, or a tuple of them (several inputs)
+        sizes = [tuple(int(n) for n in s) for s in size] \
+            if all(isinstance(s, (tuple, list)) for s in size) else [tuple(int(n) for n in size)]
     except (TypeError, ValueError):
-        size = ()
-    if len(size) != 3 or any(s < 1 for s in size):
+        sizes = [()]
+    if not sizes or any(not 1 <= len(s) <= 4 or any(n < 1 for n in s) for s in sizes):
         raise ModelLoadError(f"{spec}: input_size attribute {getattr(obj, 'input_size')!r} "
-                             "is not (C, H, W)", "set e.g. build.input_size = (3, 224, 224)")
-    return size  # type: ignore[return-value]
+                             "is not (C, H, W) (or C, (C, L), (C, T, H, W), or a tuple of them)",
+                             "set e.g. build.input_size = (3, 224, 224)")
+    return sizes[0] if len(sizes) == 1 else tuple(sizes)
 
 
 # ---------------------------------------------------------------------- other zoos
 
 
 def _torchvision(spec: str, name: str, kw: tuple) -> ModelSource:
-    try:
-        import torchvision.models as tvm
-    except ImportError:
-        raise ModelLoadError(f"{spec} needs torchvision, which is not installed",
-                             "pip install torchvision") from None
+    from cnnscope import thirdparty
+
+    tvm = thirdparty.import_package("torchvision", spec, "torchvision.models")
     try:
         builder = tvm.get_model_builder(name)
     except (ValueError, KeyError):
         raise ModelLoadError(f"torchvision has no model {name!r}",
                              "see torchvision.models.list_models()") from None
-    if dict(kw).get("weights") not in (None, "None"):
-        raise ModelLoadError("cnnscope never loads weights", "drop the weights argument")
-    kw = tuple((k, v) for k, v in kw if k != "weights")
-    size = (3, 299, 299) if name == "inception_v3" else (3, 224, 224)
+    thirdparty.torchvision_kwargs(builder, spec, dict(kw))  # refuses weights early
+    kw = tuple((k, v) for k, v in kw if k not in thirdparty.TORCHVISION_WEIGHT_ARGS)
+    size = thirdparty.torchvision_input(tvm, name) if hasattr(tvm, "get_model_weights") \
+        else ((3, 299, 299) if name == "inception_v3" else (3, 224, 224))
 
     def build(**kwargs: Any) -> nn.Module:
-        return builder(weights=None, **kwargs)
+        return builder(**thirdparty.torchvision_kwargs(builder, spec, kwargs))
 
     return ModelSource(name=spec, input_size=size, builder=build, kwargs=kw, spec=spec,
                        origin="torchvision")
 
 
 def _timm(spec: str, name: str, kw: tuple) -> ModelSource:
-    try:
-        import timm
-    except ImportError:
-        raise ModelLoadError(f"{spec} needs timm, which is not installed",
-                             "pip install timm") from None
+    from cnnscope import thirdparty
+
+    timm = thirdparty.import_package("timm", spec)
     if not timm.is_model(name):
         raise ModelLoadError(f"timm has no model {name!r}", "see timm.list_models()")
     if dict(kw).get("pretrained"):

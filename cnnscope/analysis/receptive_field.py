@@ -98,7 +98,7 @@ POINTWISE_OPS = frozenset(ELEMENTWISE_OPS) | frozenset({
     "split", "split_with_sizes", "chunk", "unbind",
 })
 CONTEXT_OPS = frozenset({"native_group_norm", "instance_norm"})
-SOFTMAX_OPS = frozenset({"_softmax", "softmax", "_log_softmax", "log_softmax", "Softmax",
+SOFTMAX_OPS = frozenset({"_softmax", "softmax", "_log_softmax", "log_softmax", "_safe_softmax", "Softmax",
                          "LogSoftmax", "Softmin"})
 REDUCTION_OPS = frozenset({"mean", "sum", "amax", "amin", "max", "min", "prod", "std", "var",
                            "std_mean", "var_mean", "logsumexp", "argmax", "argmin", "any",
@@ -107,7 +107,11 @@ LINEAR_OPS = frozenset({"Linear", "Bilinear", "LazyLinear", "linear", "addmm", "
 MATMUL_OPS = frozenset({"bmm", "baddbmm", "addbmm", "matmul", "einsum", "einsum_bmm",
                         "_scaled_dot_product_flash_attention",
                         "_scaled_dot_product_efficient_attention",
-                        "scaled_dot_product_attention", "MultiheadAttention"})
+                        "scaled_dot_product_attention", "MultiheadAttention",
+                        "_scaled_dot_product_flash_attention_for_cpu",
+                        "_scaled_dot_product_cudnn_attention",
+                        "_scaled_dot_product_fused_attention_overrideable",
+                        "_native_multi_head_attention"})
 UPSAMPLE_MODULES = frozenset({"Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d"})
 PAD_MODULES = frozenset({"ZeroPad1d", "ZeroPad2d", "ZeroPad3d", "ConstantPad1d",
                          "ConstantPad2d", "ConstantPad3d", "ReflectionPad1d",

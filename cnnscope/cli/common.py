@@ -30,8 +30,12 @@ class Counter(str, Enum):
 SUFFIX_FORMATS = {".json": OutputFormat.json, ".csv": OutputFormat.csv, ".md": OutputFormat.md,
                   ".markdown": OutputFormat.md, ".txt": OutputFormat.table}
 
-InputOpt = typer.Option(None, "--input", "-i", help="Input size CxHxW (default: the model's own).",
+InputOpt = typer.Option(None, "--input", "-i", help="Input size C, CxL, CxHxW or CxTxHxW (default: the model's own).",
                         metavar="CxHxW")
+InputsOpt = typer.Option(None, "--input", "-i", metavar="CxHxW",
+                         help="Input size C, CxL, CxHxW or CxTxHxW (default: the model's own); "
+                              "repeat it, one per positional forward argument, for a model "
+                              "taking several inputs: --input 3x224x224 --input 1x224x224.")
 BatchOpt = typer.Option(1, "--batch", "-b", help="Batch size (>= 1).")
 FormatOpt = typer.Option(None, "--format", "-f", case_sensitive=False,
                          help="Output format (default: from the -o file name: .json, .csv, .md; "
@@ -115,10 +119,17 @@ def user_errors() -> Iterator[None]:
         fail(CnnscopeError(f"model code raised {type(exc).__name__}"))
 
 
-def parse_size(text: Optional[str]) -> Optional[tuple[int, int, int]]:
+def parse_size(text: Optional[str]) -> Optional[tuple[int, ...]]:
     from cnnscope.trace.sizes import parse_input_size
 
     return parse_input_size(text) if text is not None else None
+
+
+def parse_sizes(texts: Optional[list[str]]):
+    """Repeated ``--input``: None, one size, or a tuple of sizes (one per forward argument)."""
+    from cnnscope.trace.sizes import parse_input_sizes
+
+    return parse_input_sizes(texts)
 
 
 def emit(text: str, output: Optional[str]) -> None:

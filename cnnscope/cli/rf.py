@@ -8,12 +8,12 @@ import typer
 
 from cnnscope.cli.common import (
     FormatOpt,
-    InputOpt,
+    InputsOpt,
     OutputFormat,
     OutputOpt,
     WideOpt,
     examples,
-    parse_size,
+    parse_sizes,
     user_errors,
     write_output,
 )
@@ -24,7 +24,7 @@ ORDER = 30
 
 def rf(
     model: str = typer.Argument(..., help="Zoo name (see 'cnnscope zoo') or model spec."),
-    input: Optional[str] = InputOpt,
+    input: Optional[List[str]] = InputsOpt,
     format: Optional[OutputFormat] = FormatOpt,
     output: Optional[str] = OutputOpt,
     wide: bool = WideOpt,
@@ -49,7 +49,7 @@ def rf(
 
             check_plot_target(plot)  # a bad name or missing matplotlib fails before tracing
         source = resolve(model, **parse_args(arg))
-        size = parse_size(input)
+        size = parse_sizes(input)
         report = analyze(source, size)  # a too-small input is explained by analyze
         result = receptive_fields(report)
         write_output(format, output,

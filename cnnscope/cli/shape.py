@@ -8,12 +8,12 @@ import typer
 
 from cnnscope.cli.common import (
     FormatOpt,
-    InputOpt,
+    InputsOpt,
     OutputFormat,
     OutputOpt,
     WideOpt,
     examples,
-    parse_size,
+    parse_sizes,
     user_errors,
     write_output,
 )
@@ -24,7 +24,7 @@ ORDER = 31
 
 def shape(
     model: str = typer.Argument(..., help="Zoo name (see 'cnnscope zoo') or model spec."),
-    input: Optional[str] = InputOpt,
+    input: Optional[List[str]] = InputsOpt,
     min: bool = typer.Option(False, "--min", metavar="", help="Also find the smallest square input the network accepts."),
     near: Optional[int] = typer.Option(None, "--near", metavar="N",
                                        help="Valid input sizes near N (U-Net: sizes whose pooled maps "
@@ -50,7 +50,7 @@ def shape(
         if near is not None and near < 1:
             raise InvalidOptionError(f"--near {near} is not positive", "give a side length, e.g. --near 572")
         source = resolve(model, **parse_args(arg))
-        size = parse_size(input)
+        size = parse_sizes(input)
         report = analyze(source, size)  # a too-small input is explained by analyze
         result = shapes.output_sizes(report)
         if min:

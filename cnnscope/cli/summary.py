@@ -11,12 +11,12 @@ from cnnscope.cli.common import (
     Counter,
     DeviceOpt,
     FormatOpt,
-    InputOpt,
+    InputsOpt,
     OutputFormat,
     OutputOpt,
     WideOpt,
     examples,
-    parse_size,
+    parse_sizes,
     user_errors,
     write_output,
 )
@@ -27,7 +27,7 @@ ORDER = 10
 
 def summary(
     model: str = typer.Argument(..., help="Zoo name (see 'cnnscope zoo') or model spec."),
-    input: Optional[str] = InputOpt,
+    input: Optional[List[str]] = InputsOpt,
     batch: int = BatchOpt,
     depth: int = typer.Option(0, "--depth", help="Group rows to module depth N (0: every layer). Totals stay exact."),
     format: Optional[OutputFormat] = FormatOpt,
@@ -46,6 +46,7 @@ def summary(
                                        help="Also draw params and MACs per layer (per module with "
                                             "--depth) as bars; needs matplotlib."),
     arg: Optional[List[str]] = ArgOpt,
+    verbose: bool = typer.Option(False, "--verbose", metavar="", help="Also say how the model was built and where it was traced."),
 ) -> None:
     """Per-layer params, MACs and FLOPs with exact totals and the counting convention."""
     with user_errors():
@@ -65,8 +66,12 @@ def summary(
                                  plot, arg)
             return
         device_arg = None if device == "meta" else device
-        report = analyze(model, parse_size(input), batch, device=device_arg, train=train,
+        report = analyze(model, parse_sizes(input), batch, device=device_arg, train=train,
                          freeze=tuple(freeze or ()), **parse_args(arg))
+        if verbose:
+            import dataclasses
+
+            report = dataclasses.replace(report, notes=(*report.notes, report.path_note()))
         rows = group_by_depth(report, depth)
         write_output(format, output,
                      rich=lambda con: render.render_rich(report, rows, con, wide=wide),
@@ -88,7 +93,7 @@ def _fvcore_side_by_side(model, input, batch, depth, format, output, wide, train
 
     if plot:
         raise InvalidOptionError("--plot draws cnnscope's counts", "drop --counter fvcore")
-    check = fvcore_check(model, parse_size(input), batch, depth=depth, train=train,
+    check = fvcore_check(model, parse_sizes(input), batch, depth=depth, train=train,
                          **parse_args(arg))
     write_output(format, output,
                  rich=lambda con: render.render_rich(check, con, wide=wide),

@@ -47,8 +47,9 @@ def _geometry(r: LayerRecord) -> str:
 
 
 def title(report: ModelReport) -> str:
-    size = shape(report.input_size)
-    return f"{report.model}  input {report.batch}x{size}  ({report.device}, counter: {report.counter})"
+    sizes = report.input_sizes if len(report.input_sizes) > 1 else (report.input_size,)
+    size = " + ".join(f"{report.batch}x{shape(s)}" for s in sizes)
+    return f"{report.model}  input {size}  ({report.device}, counter: {report.counter})"
 
 
 def footer_lines(report: ModelReport) -> list[str]:

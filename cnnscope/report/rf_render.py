@@ -81,8 +81,23 @@ def final_line(result) -> str:
             f"padding {per_axis(f.effective_padding)}, centre {per_axis(f.centre)}{ctx}")
 
 
+def axes_line(result) -> str | None:
+    """For inputs that are not CxHxW: which dims the per-axis figures describe."""
+    names = tuple(result.axis_names)
+    if len(names) == 2:
+        return None
+    if not names:
+        return "axes: none (input C): no spatial axis, every layer sees the whole input"
+    return (f"axes: {' x '.join(names)} (input {shape(result.input_size)}: the first dim is "
+            f"channels; each other dim is a spatial axis with its own field, "
+            f"{'D is depth or time' if len(names) == 3 else 'in this order'})")
+
+
 def footer_lines(result, limit: int | None = MAX_WARNINGS_SHOWN) -> list[str]:
     lines = [final_line(result)]
+    axes = axes_line(result)
+    if axes:
+        lines.append(axes)
     warnings = list(result.warnings)
     if warnings:
         lines.append(f"{len(warnings)} warning(s):")

@@ -27,6 +27,9 @@ def footer_lines(result) -> list[str]:
         sizes = ", ".join(str(s) for s in (result.valid_near or ())) or "none found"
         lines.append(f"valid sizes near {result.near}: {sizes} (rule: {result.valid_rule})")
     lines.extend(result.notes)
+    if len(result.input_size) != 3:
+        lines.append(f"input {shape(result.input_size)}: the first dim is channels; the "
+                     "formulas apply to each other dim (L; or D/T x H x W) on its own")
     lines.append("Formulas: " + FORMULA_NOTE)
     return lines
 

@@ -93,6 +93,10 @@ FREE_OPS = frozenset({
     "native_dropout_backward", "dropout", "feature_dropout", "alpha_dropout",
     "empty_strided", "resize", "set", "sym_size", "sym_stride", "sym_numel",
     "_local_scalar_dense", "lift_fresh_copy", "embedding",
+    # Rearrangements: sub-pixel shuffles, patch extraction, the LSTM/GRU gate splits.
+    "pixel_shuffle", "pixel_unshuffle", "channel_shuffle", "native_channel_shuffle",
+    "im2col", "unfold", "unsafe_split", "unsafe_split_with_sizes", "unsafe_chunk",
+    "zero", "tril", "triu", "linspace", "logspace",
 })
 
 
@@ -177,6 +181,11 @@ ELEMENTWISE_OPS = (
     "clamp", "clamp_min", "clamp_max", "maximum", "minimum", "where", "lerp", "addcmul",
     "addcdiv", "floor", "ceil", "round", "eq", "ne", "gt", "lt", "ge", "le", "logical_not",
     "bitwise_not", "sin", "cos", "fmod", "remainder", "log_sigmoid_forward", "sgn",
+    "log2", "log10", "exp2", "expm1", "bitwise_and", "bitwise_or", "bitwise_xor",
+    "logical_and", "logical_or", "logical_xor", "isnan", "isinf", "isfinite", "trunc",
+    "frac", "atan", "atan2", "asin", "acos", "tan", "sinh", "cosh", "asinh", "acosh",
+    "atanh", "erfc", "erfinv", "hypot", "xlogy", "hardshrink", "softshrink", "tanhshrink",
+    "logit", "nan_to_num", "floor_divide",
 )
 
 
@@ -259,7 +268,7 @@ def norm_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
     return Cost(0, 2 * prod(args[0]) + _out_numel(outs))
 
 
-@register("_softmax", "softmax", "_log_softmax", "log_softmax")
+@register("_softmax", "softmax", "_log_softmax", "log_softmax", "_safe_softmax")
 def softmax_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
     """exp, sum, divide: 3 per element."""
     return Cost(0, 3 * _out_numel(outs))
@@ -411,9 +420,291 @@ for _name in _FREE_BACKWARD:
         register(_name)(lambda args, outs: Cost(0, 0))
 
 
-def op_cost(name: str, args: Sequence[Any], outs: Sequence[Shape]) -> Cost | None:
-    """Cost of op ``name``; ``None`` when no formula exists (an unsupported op)."""
+# ---------------------------------------------------------------- overlap-add, selection
+
+
+@register("col2im")
+def col2im_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
+    """Fold (col2im) sums overlapping patches: one add per input element."""
+    return Cost(0, prod(args[0]))
+
+
+@register("nonzero", "argwhere", "topk", "masked_select", "_unique2", "unique",
+          "_unique", "unique_dim", "unique_consecutive", "searchsorted", "bucketize",
+          "bincount", "histc")
+def selection_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
+    """Selection and counting (nonzero, topk, unique...): one comparison per input element."""
+    return Cost(0, prod(args[0]))
+
+
+@register("sort", "argsort")
+def sort_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
+    """Sorting n elements along a dim: n * ceil(log2 n) comparisons per sorted row."""
+    x = args[0]
+    if not x:
+        return Cost(0, 0)
+    dim = args[1] if len(args) > 1 and isinstance(args[1], int) else -1
+    n = x[dim]
+    rows = prod(x) // n if n else 0
+    return Cost(0, rows * n * max(1, (n - 1).bit_length()))
+
+
+# One IoU of two boxes: 4 min/max, 2 widths, 2 clamps, 3 products, 2 adds/subs, 1 divide.
+IOU_FLOPS = 14
+
+
+@register("nms", "batched_nms")
+def nms_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
+    """Non-maximum suppression of N boxes: a sort plus at most one IoU per pair.
+
+    An upper bound: the kernel skips pairs whose first box is already suppressed, which
+    depends on the scores.
+    """
+    n = args[0][0] if args and args[0] else 0
+    return Cost(0, n * max(1, (n - 1).bit_length()) + IOU_FLOPS * n * (n - 1) // 2)
+
+
+@register("roi_align", "_roi_align")
+def roi_align_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
+    """RoIAlign: each output averages s x s bilinear samples (7 FLOPs each, as bilinear
+    upsampling) plus one divide; s = sampling_ratio (2 when adaptive, torchvision's
+    detection default). roi_align(input, rois, scale, ph, pw, sampling_ratio, aligned)."""
+    s = args[5] if len(args) > 5 and isinstance(args[5], int) and args[5] > 0 else 2
+    return Cost(0, _out_numel(outs) * (7 * s * s + 1))
+
+
+@register("roi_pool", "_roi_pool")
+def roi_pool_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
+    """RoIPool: a max over each bin; counted as one compare per output (bins vary by box)."""
+    return Cost(0, _out_numel(outs))
+
+
+# ---------------------------------------------------------------- recurrent layers
+
+# Elementwise FLOPs per hidden unit per step of the unfused cell (what the meta device
+# runs): LSTM 3 sigmoid + 2 tanh + 3 mul + 1 add; GRU 2 sigmoid + 1 tanh + 3 mul + 4 add/sub;
+# plain RNN one activation.
+_RNN_CELL = {2: (4, 9, True), 3: (3, 10, False), 1: (1, 1, True), 0: (1, 1, True)}
+
+
+@register("mkldnn_rnn_layer")
+def mkldnn_rnn_layer_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
+    """One layer and direction of a CPU (oneDNN) LSTM/GRU/RNN over the whole sequence,
+    counted as the unfused cell the meta device runs, step by step.
+
+    mkldnn_rnn_layer(input (T, B, I), w_ih (G*H, I), w_hh (G*H, H'), b_ih, b_hh, hx, cx,
+    reverse, batch_sizes, mode, hidden_size, num_layers, has_biases, ...): per step
+    B*G*H*(I + H') MACs; FLOPs 2 x MACs + the bias adds (2 per gate output with biases)
+    + the add of the two products (LSTM, RNN) + the cell's elementwise work.
+    """
+    x, w_ih, w_hh = args[0], args[1], args[2]
+    mode = args[9] if len(args) > 9 and isinstance(args[9], int) else 2
+    has_bias = bool(args[12]) if len(args) > 12 else True
+    gates, cell, adds_products = _RNN_CELL.get(mode, _RNN_CELL[2])
+    gh = w_ih[0]
+    hidden = gh // gates
+    steps_batch = prod(x) // x[-1]  # T * B
+    macs = steps_batch * gh * (w_ih[1] + w_hh[1])
+    elementwise = steps_batch * (gh * (2 * int(has_bias) + int(adds_products)) + cell * hidden)
+    return Cost(macs, 2 * macs + elementwise)
+
+
+# ---------------------------------------------------------------- attention
+
+
+def attention_cost(batch_heads: int, l: int, s: int, e: int, ev: int, masked: bool,
+                   causal: bool = False) -> Cost:
+    """Scaled dot-product attention counted as its math path: the same on every device.
+
+    softmax(Q K^T * scale + mask) V with Q (L x E), K (S x E), V (S x Ev) per batch x head:
+    MACs = L*S*E (scores) + L*S*Ev (weighted sum); FLOPs = 2 x MACs + the scaling of Q
+    and K (L*E + S*E: PyTorch's math path multiplies each by sqrt(scale)) + 3 per score
+    for the softmax + 1 per score for an additive mask or a causal one (which the math
+    path first builds with one ``where`` over L x S). Fused kernels
+    (flash, memory-efficient, cuDNN) compute the same products without materialising
+    the scores; their cost is counted as this, as FlopCounterMode does for MACs.
+    """
+    macs = batch_heads * l * s * (e + ev)
+    flops = 2 * macs + batch_heads * (l * e + s * e) \
+        + batch_heads * l * s * (3 + int(masked or causal)) + (l * s if causal else 0)
+    return Cost(macs, flops)
+
+
+def _is_tensor(v: Any) -> bool:
+    return isinstance(v, TensorShape)
+
+
+def _bhle(q: Sequence[int]) -> tuple[int, int, int]:
+    """(B, H, L, E) or (B, L, E) or (L, E) -> (B*H, L, E)."""
+    return prod(q[:-2]), q[-2], q[-1]
+
+
+def _sdpa(mask_at: int | None, causal_at: int | None, mask_kw: str | None = None) -> Formula:
+    def cost(args: Sequence[Any], outs: Sequence[Shape], kwargs: dict | None = None) -> Cost:
+        q, k, v = args[0], args[1], args[2]
+        bh, l, e = _bhle(q)
+        masked = (mask_at is not None and len(args) > mask_at and _is_tensor(args[mask_at])) \
+            or (mask_kw is not None and _is_tensor((kwargs or {}).get(mask_kw)))
+        causal = (causal_at is not None and len(args) > causal_at and args[causal_at] is True) \
+            or bool((kwargs or {}).get("is_causal"))
+        return attention_cost(bh, l, k[-2], e, v[-1], masked, causal)
+
+    cost.__doc__ = "Scaled dot-product attention on (B, H, L, E) tensors: see attention_cost."
+    cost.wants_kwargs = True  # type: ignore[attr-defined]
+    return cost
+
+
+# q, k, v, attn_mask, dropout_p, is_causal, ... (the composite and the math path)
+register("scaled_dot_product_attention", "_scaled_dot_product_attention_math",
+         "_scaled_dot_product_attention_math_for_mps")(_sdpa(3, 5, "attn_mask"))
+# CPU flash: q, k, v, dropout_p, is_causal, *, attn_mask, scale
+register("_scaled_dot_product_flash_attention_for_cpu")(_sdpa(None, 4, "attn_mask"))
+# CUDA flash: q, k, v, dropout_p, is_causal, return_debug_mask, *, scale
+register("_scaled_dot_product_flash_attention")(_sdpa(None, 4))
+# memory-efficient and cuDNN: q, k, v, attn_bias, compute_log_sumexp, dropout_p, is_causal
+register("_scaled_dot_product_efficient_attention", "_scaled_dot_product_cudnn_attention")(
+    _sdpa(3, 6))
+# XPU/HPU and others: q, k, v, attn_bias, dropout_p, is_causal, ...
+register("_scaled_dot_product_fused_attention_overrideable")(_sdpa(3, 5))
+
+
+@register("_flash_attention_forward", "_efficient_attention_forward")
+def bshe_attention_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
+    """The kernels under the fused ops take (B, L, H, E) tensors; same count."""
+    q, k, v = args[0], args[1], args[2]
+    bias = args[3] if len(args) > 3 and _is_tensor(args[3]) else None
+    causal = any(a is True for a in args[4:8])  # is_causal sits among dropout/flags
+    return attention_cost(q[0] * q[2], q[1], k[1], q[3], v[3], bias is not None, causal)
+
+
+@register("_native_multi_head_attention")
+def native_mha_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
+    """nn.MultiheadAttention's fused inference path, counted as its unfused ops.
+
+    _native_multi_head_attention(query, key, value, embed_dim, num_head, qkv_weight,
+    qkv_bias, proj_weight, proj_bias, mask, ...), batch first (B, L, E):
+    input projections B*L*E*E + 2*B*S*E*E MACs (plus a bias add per output), attention
+    over num_head heads of E/num_head, output projection B*L*E*E MACs plus its bias.
+    """
+    q, k = args[0], args[1]
+    e, heads = int(args[3]), int(args[4])
+    b, l, s = (q[0] if len(q) == 3 else 1), q[-2], k[-2]
+    qkv_bias = len(args) > 6 and _is_tensor(args[6])
+    proj_bias = len(args) > 8 and _is_tensor(args[8])
+    masked = len(args) > 9 and _is_tensor(args[9])
+    proj_macs = b * l * e * e + 2 * b * s * e * e + b * l * e * e
+    proj_flops = 2 * proj_macs + (b * (l + 2 * s) * e if qkv_bias else 0) \
+        + (b * l * e if proj_bias else 0)
+    attn = attention_cost(b * heads, l, s, e // heads, e // heads, masked)
+    return Cost(proj_macs + attn.macs, proj_flops + attn.flops)
+
+
+def op_cost(name: str, args: Sequence[Any], outs: Sequence[Shape],
+            kwargs: dict | None = None) -> Cost | None:
+    """Cost of op ``name``; ``None`` when no formula exists (an unsupported op).
+
+    ``kwargs`` (tensors as ``TensorShape``) reach only formulas marked ``wants_kwargs``
+    (the attention ops, whose mask may be keyword-only).
+    """
     if name in SHAPE_OPS or name in FREE_OPS:
         return Cost(0, 0)
     formula = FORMULAS.get(name)
-    return formula(args, outs) if formula is not None else None
+    if formula is None:
+        return None
+    if getattr(formula, "wants_kwargs", False):
+        return formula(args, outs, kwargs)
+    return formula(args, outs)
+
+
+# ---------------------------------------------------------------- user formulas
+
+#: Cost formulas for whole modules, by class: ``fn(module, input_shapes, output_shapes)``.
+#: An instance of such a class is one layer (its inner ops are not counted separately).
+MODULE_FORMULAS: dict[type, Callable[..., Any]] = {}
+_USER_OPS: set[str] = set()  # op names registered by register_formula (replaceable)
+_revision = [0]  # bumped on every registration: the tracer's layer memo starts afresh
+
+
+def formulas_revision() -> int:
+    """A number that changes whenever a formula is registered or replaced."""
+    return _revision[0]
+
+
+def _as_cost(value: Any, what: str) -> Cost:
+    if isinstance(value, Cost):
+        return value
+    try:
+        macs, flops = value
+        return Cost(int(macs), int(flops))
+    except (TypeError, ValueError):
+        raise TypeError(f"the formula for {what} returned {value!r}; return (macs, flops) "
+                        "or a cnnscope Cost") from None
+
+
+def register_formula(target: Any, formula: Callable[..., Any] | None = None, *,
+                     replace: bool = False) -> Any:
+    """Register the cost of your own op or module; usable as a decorator.
+
+    ``target`` is one of:
+
+    - an op: its name (``"my_scan"``, ``"mylib::my_scan"``) or the op object
+      (``torch.ops.mylib.my_scan``). ``formula(args, out_shapes)`` gets the op's
+      positional arguments with every tensor replaced by its shape (a tuple) and the
+      shapes of its tensor outputs;
+    - an ``nn.Module`` subclass. ``formula(module, input_shapes, output_shapes)`` gets
+      the module; each instance becomes one layer whose cost is the formula's, whatever
+      ops its forward runs (its parameters, submodules' included, are its own).
+
+    The formula returns ``(macs, flops)`` (or a ``Cost``). A built-in formula is replaced
+    only with ``replace=True``; one you registered before is replaced silently (a script
+    run twice). Returns the formula.
+    """
+    if formula is None:
+        return lambda fn: register_formula(target, fn, replace=replace)
+    if not callable(formula):
+        raise TypeError("register_formula needs a callable formula")
+    if isinstance(target, type):
+        MODULE_FORMULAS[target] = formula
+        _revision[0] += 1
+        return formula
+    name = _op_name_of(target)
+    built_in = name in SHAPE_OPS or name in FREE_OPS or (name in FORMULAS and name not in _USER_OPS)
+    if built_in and not replace:
+        raise ValueError(f"{name!r} already has a built-in cost formula; pass replace=True "
+                         "to use yours instead")
+
+    def user_formula(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
+        return _as_cost(formula(args, outs), name)
+
+    user_formula.__doc__ = formula.__doc__
+    FORMULAS[name] = user_formula
+    _USER_OPS.add(name)
+    _revision[0] += 1
+    return formula
+
+
+def _op_name_of(target: Any) -> str:
+    """The name the tracer knows an op by: ``aten.relu_.default`` -> ``relu``."""
+    packet = getattr(target, "overloadpacket", target)
+    name = getattr(packet, "__name__", None) if not isinstance(target, str) else target
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"cannot register a formula for {target!r}: give an op name, an op "
+                        "(torch.ops.NS.NAME) or an nn.Module subclass")
+    name = name.split("::")[-1].split(".")[0]
+    if name.endswith("_") and not name.endswith("__"):
+        name = name[:-1]
+    return name
+
+
+def module_cost(module: Any, input_shapes: Sequence[Shape], output_shapes: Sequence[Shape]) -> Cost | None:
+    """The registered formula's cost for ``module``, or None when its class has none."""
+    for cls in type(module).__mro__:
+        formula = MODULE_FORMULAS.get(cls)
+        if formula is not None:
+            return _as_cost(formula(module, list(input_shapes), list(output_shapes)),
+                            type(module).__name__)
+    return None
+
+
+def has_module_formula(module: Any) -> bool:
+    return bool(MODULE_FORMULAS) and any(c in MODULE_FORMULAS for c in type(module).__mro__)

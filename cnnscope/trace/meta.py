@@ -159,6 +159,7 @@ _RESIZE = {"upsample_nearest1d", "upsample_nearest2d", "upsample_nearest3d", "up
            "_upsample_nearest_exact1d", "_upsample_nearest_exact2d", "_upsample_nearest_exact3d",
            "_adaptive_avg_pool2d", "_adaptive_avg_pool3d", "adaptive_avg_pool1d"}
 _LIKE = {"zeros_like", "ones_like", "empty_like"}
+_FULL_FLOATS = {torch.float32, torch.float64}
 _BATCH_NORM = {"native_batch_norm", "_native_batch_norm_legit_no_training",
                "_native_batch_norm_legit"}
 
@@ -308,6 +309,25 @@ def fast_meta_op(name: str, func, args: tuple, kwargs: dict) -> Any:
         return _fast_pad(args)
     if name == "_softmax" and len(args) == 3 and args[2] is False and x.is_floating_point():
         return _empty(x, x.shape)
+    if name == "native_layer_norm" and len(args) >= 2 and x.dtype in _FULL_FLOATS:
+        # (out, mean, rstd): the statistics keep the leading dims, 1 for each normalised one
+        n = len(args[1])
+        if not 0 < n <= x.dim() or tuple(x.shape[x.dim() - n:]) != tuple(args[1]):
+            return NotImplemented  # PyTorch raises the proper error
+        stats = (*x.shape[:x.dim() - n], *(1,) * n)
+        return _empty(x, x.shape), _empty(x, stats), _empty(x, stats)
+    if name == "_safe_softmax" and len(args) >= 2 and x.dtype in _FULL_FLOATS \
+            and (len(args) < 3 or args[2] is None) and not kwargs:
+        return _empty(x, x.shape)
+    if name == "roll" and x.is_contiguous() and not kwargs:
+        return _empty(x, x.shape)  # a permutation of the elements, same layout
+    if name == "index" and len(args) == 2 and isinstance(args[1], (list, tuple)) \
+            and len(args[1]) == 1 and x.dim() >= 1 and x.is_contiguous():
+        idx = args[1][0]
+        if isinstance(idx, torch.Tensor) and idx.device.type == "meta" \
+                and idx.dtype in (torch.int64, torch.int32):
+            return _empty(x, (*idx.shape, *x.shape[1:]))  # gather along dim 0
+        return NotImplemented  # a boolean mask is data-dependent: PyTorch decides
     if name in _BATCH_NORM:
         c = x.shape[1] if x.dim() > 1 else 0
         stats = _empty(x, (c,)) if len(args) > 5 and args[5] is True else _empty(x, (0,))
@@ -371,3 +391,85 @@ def _broadcast(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...] | None
 def _empty(like: torch.Tensor, shape) -> torch.Tensor:
     # torch.empty on meta is a C++ kernel; Tensor.new_empty goes through a Python ref.
     return torch.empty(tuple(shape), dtype=like.dtype, device="meta")
+
+
+# ---------------------------------------------------------------------- attention on meta
+
+_SDPA_LIB = None
+_sdpa_original = None
+_sdpa_depth = 0
+_sdpa_lock = threading.Lock()
+
+
+def _sdpa_op():
+    """``cnnscope::scaled_dot_product_attention``: one op with a shape-only meta kernel.
+
+    Defined on first use (torch.library is not free to import). Its schema follows
+    ``aten::scaled_dot_product_attention`` up to ``is_causal``, so the same cost formula
+    reads it.
+    """
+    global _SDPA_LIB
+    if _SDPA_LIB is None:
+        lib = torch.library.Library("cnnscope", "DEF")
+        lib.define("scaled_dot_product_attention(Tensor query, Tensor key, Tensor value, "
+                   "Tensor? attn_mask=None, float dropout_p=0.0, bool is_causal=False) -> Tensor")
+
+        def meta(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False):
+            return torch.empty((*query.shape[:-1], value.shape[-1]), dtype=query.dtype,
+                               device="meta")
+
+        lib.impl("scaled_dot_product_attention", meta, "Meta")
+        _SDPA_LIB = lib
+    return torch.ops.cnnscope.scaled_dot_product_attention.default
+
+
+def _sdpa_on_meta(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False,
+                  scale=None, enable_gqa=False):
+    """``F.scaled_dot_product_attention`` as one op on meta tensors.
+
+    PyTorch runs its math path on meta: 16 ops (scale, transpose, expand, view, bmm,
+    softmax, bmm...) that cost what ``attention_cost`` counts in one. Anything unusual
+    (dropout, grouped heads, mismatched sizes, a real device) takes the original path.
+    """
+    if (isinstance(query, torch.Tensor) and query.device.type == "meta"
+            and isinstance(key, torch.Tensor) and isinstance(value, torch.Tensor)
+            and key.device.type == "meta" and value.device.type == "meta"
+            and not dropout_p and not enable_gqa and not torch.is_grad_enabled()
+            and query.dim() >= 2 and query.dim() == key.dim() == value.dim()
+            and query.shape[:-2] == key.shape[:-2] == value.shape[:-2]
+            and query.shape[-1] == key.shape[-1] and key.shape[-2] == value.shape[-2]
+            and query.dtype == key.dtype == value.dtype and query.is_floating_point()
+            and (attn_mask is None or (isinstance(attn_mask, torch.Tensor)
+                                       and attn_mask.device.type == "meta"
+                                       and attn_mask.dtype in (torch.bool, query.dtype)
+                                       and _broadcast(tuple(attn_mask.shape),
+                                                      (*query.shape[:-1], key.shape[-2]))
+                                       == (*query.shape[:-1], key.shape[-2])))
+            and not (is_causal and attn_mask is not None)):
+        return _sdpa_op()(query, key, value, attn_mask, 0.0, bool(is_causal))
+    return _sdpa_original(query, key, value, attn_mask=attn_mask, dropout_p=dropout_p,
+                          is_causal=is_causal, scale=scale, enable_gqa=enable_gqa)
+
+
+@contextmanager
+def one_op_attention() -> Iterator[None]:
+    """While inside, ``F.scaled_dot_product_attention`` on meta tensors is one op.
+
+    Installed for meta traces only; real tensors (another thread's CPU model) always
+    take PyTorch's own function.
+    """
+    import torch.nn.functional as F
+
+    global _sdpa_original, _sdpa_depth
+    with _sdpa_lock:
+        if _sdpa_depth == 0:
+            _sdpa_original = F.scaled_dot_product_attention
+            F.scaled_dot_product_attention = _sdpa_on_meta
+        _sdpa_depth += 1
+    try:
+        yield
+    finally:
+        with _sdpa_lock:
+            _sdpa_depth -= 1
+            if _sdpa_depth == 0:
+                F.scaled_dot_product_attention = _sdpa_original

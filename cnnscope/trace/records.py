@@ -98,6 +98,16 @@ class Totals:
         return self.params - self.trainable_params
 
 
+_BUILD_PATHS = {
+    "meta": "built on the meta device",
+    "cpu-skip-init": "built on the CPU without initialisation (its builder computes with "
+                     "tensors), then moved to the meta device",
+    "cpu-random-init": "built on the CPU with random weights (seed 0)",
+    "cpu": "built on the CPU",
+    "cuda": "built on CUDA",
+}
+
+
 @dataclass(frozen=True)
 class ModelReport:
     """Everything one trace measured, ready for any renderer or analysis."""
@@ -118,6 +128,18 @@ class ModelReport:
     notes: tuple[str, ...] = field(default=())
     # (qualified name, class name) of every module, for grouping rows by module.
     module_types: tuple[tuple[str, str], ...] = ()
+    # How the model was built ("meta"; "cpu-skip-init": on the CPU without initialisation,
+    # then moved to meta; "cpu-random-init": on the CPU with random weights) and the
+    # data-dependent ops that made the trace run on real values ("" / () when not known).
+    build_path: str = ""
+    data_dependent: tuple[str, ...] = ()
+    # Every input's per-sample shape, one per forward argument (input_size is the first).
+    input_sizes: tuple[Shape, ...] = ()
+
+    def path_note(self) -> str:
+        """How the model was built and where it was traced, in words (``--verbose``)."""
+        built = _BUILD_PATHS.get(self.build_path, f"built: {self.build_path or 'as given'}")
+        return f"{built}; traced on {self.device}."
 
     def visible_layers(self) -> list[LayerRecord]:
         """Layers a table shows: everything but zero-cost shape bookkeeping."""
@@ -139,6 +161,7 @@ class ModelReport:
         return {
             "model": self.model,
             "input_size": list(self.input_size),
+            "input_sizes": [list(s) for s in (self.input_sizes or (self.input_size,))],
             "batch": self.batch,
             "device": self.device,
             "counter": self.counter,
@@ -158,6 +181,8 @@ class ModelReport:
             "unused_params": self.unused_params,
             "unsupported_ops": dict(self.unsupported),
             "notes": list(self.notes),
+            "build_path": self.build_path,
+            "data_dependent_ops": list(self.data_dependent),
             "layers": [layer_to_dict(r) for r in self.table_layers()],
         }
 

@@ -7,22 +7,48 @@ from typing import Callable
 
 from cnnscope.errors import InputTooSmallError, InvalidInputSizeError
 
-_SIZE = re.compile(r"^\s*(\d+)\s*[xX×,]\s*(\d+)\s*[xX×,]\s*(\d+)\s*$")
+_SIZE = re.compile(r"^\s*\d+(\s*[xX×,]\s*\d+){0,3}\s*$")
+
+#: What each rank of a per-sample input means (the batch dimension is added in front).
+RANK_NAMES = {1: "C", 2: "CxL", 3: "CxHxW", 4: "CxTxHxW"}
 
 
-def parse_input_size(text: str) -> tuple[int, int, int]:
-    """``"3x224x224"`` -> ``(3, 224, 224)``; anything else is a one-line error."""
-    m = _SIZE.match(text or "")
-    if not m:
+def parse_input_size(text: str) -> tuple[int, ...]:
+    """``"3x224x224"`` -> ``(3, 224, 224)``: C, CxL, CxHxW or CxTxHxW; else a one-line error."""
+    if not _SIZE.match(text or ""):
         raise InvalidInputSizeError(
-            f"malformed input size {text!r}", "write it as CxHxW, e.g. --input 3x224x224"
-        )
-    size = tuple(int(g) for g in m.groups())
+            f"malformed input size {text!r}",
+            "write it as C, CxL, CxHxW or CxTxHxW, e.g. --input 3x224x224")
+    size = tuple(int(g) for g in re.split(r"\s*[xX×,]\s*", text.strip()))
     if any(s < 1 for s in size):
         raise InvalidInputSizeError(
             f"input size {text!r} has a zero dimension", "every dimension must be >= 1, e.g. 3x224x224"
         )
-    return size  # type: ignore[return-value]
+    return size
+
+
+def parse_input_sizes(texts: list[str] | tuple[str, ...] | None) -> tuple[int, ...] | tuple[tuple[int, ...], ...] | None:
+    """Repeated ``--input``: one size -> that size; several -> one per forward argument."""
+    if not texts:
+        return None
+    sizes = tuple(parse_input_size(t) for t in texts)
+    return sizes[0] if len(sizes) == 1 else sizes
+
+
+def as_input_sizes(size: object) -> tuple[tuple[int, ...], ...]:
+    """One size ``(3, 224, 224)`` or several ``((3, 224, 224), (1, 224, 224))`` -> several."""
+    if isinstance(size, str):
+        return (parse_input_size(size),)
+    items = tuple(size)  # type: ignore[arg-type]
+    if items and all(isinstance(s, (tuple, list, str)) for s in items):
+        return tuple(parse_input_size(s) if isinstance(s, str) else tuple(int(n) for n in s)
+                     for s in items)
+    return (tuple(int(n) for n in items),)
+
+
+def size_text(size: object) -> str:
+    """``(3, 224, 224)`` -> ``3x224x224``; several inputs joined with ``+``."""
+    return " + ".join("x".join(str(n) for n in s) for s in as_input_sizes(size))
 
 
 def check_batch(batch: int) -> int:
@@ -77,8 +103,13 @@ def too_small_message(err: InputTooSmallError, channels: int, smallest: int | No
 MAX_ELEMENTS = 2**60
 
 
-def check_elements(size: tuple[int, ...], batch: int) -> None:
-    """A batch of inputs must have fewer elements than a tensor can index."""
+def check_elements(size: tuple, batch: int) -> None:
+    """A batch of inputs must have fewer elements than a tensor can index (``size``: one
+    per-sample shape, or a tuple of them, one per forward argument)."""
+    if size and isinstance(size[0], (tuple, list)):
+        for one in size:
+            check_elements(tuple(one), batch)
+        return
     numel = batch
     for s in size:
         numel *= s

@@ -16,11 +16,11 @@ receptive-field analysis walks.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
 import threading
 from collections import Counter
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from math import prod
 from typing import Any, Iterable
@@ -29,11 +29,25 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from cnnscope.errors import DeviceUnavailableError, InputTooSmallError, TraceError
-from cnnscope.trace.formulas import FORMULAS, FREE_OPS, SHAPE_OPS, TensorShape, op_cost
-from cnnscope.trace.meta import fast_meta_op, paused_gc
+from cnnscope.errors import (
+    DataDependentError,
+    DeviceUnavailableError,
+    InputTooSmallError,
+    TraceError,
+)
+from cnnscope.trace.formulas import (
+    FORMULAS,
+    FREE_OPS,
+    SHAPE_OPS,
+    TensorShape,
+    formulas_revision,
+    has_module_formula,
+    module_cost,
+    op_cost,
+)
+from cnnscope.trace.meta import fast_meta_op, one_op_attention, paused_gc
 from cnnscope.trace.records import LayerRecord, ModelReport, Totals
-from cnnscope.trace.sizes import check_elements
+from cnnscope.trace.sizes import as_input_sizes, check_elements, size_text
 
 MODEL_INPUT = -1
 
@@ -59,8 +73,10 @@ def op_name(func) -> str:
 
 def _is_leaf_nn_layer(module: nn.Module) -> bool:
     # Only torch's own layers are atomic: their meaning is known. A custom module is
-    # traced through, so its ops (a crop, a gate) stay visible.
-    return not module._modules and type(module).__module__.startswith("torch.nn")
+    # traced through, so its ops (a crop, a gate) stay visible, unless the user gave
+    # its class a formula (register_formula).
+    return (not module._modules and type(module).__module__.startswith("torch.nn")) \
+        or has_module_formula(module)
 
 
 def _tuple(v: Any, n: int | None = None) -> tuple[int, ...] | None:
@@ -236,6 +252,8 @@ class _TraceState:
         self.stack: list[str] = []  # qualified names of the modules running now
         self.leaf: _Pending | None = None  # the leaf nn layer running now, if any
         self.leaf_module: nn.Module | None = None
+        self.leaf_custom = False  # the running leaf has a user formula (register_formula)
+        self.bases: dict[int, str] = {}  # record index -> name before unique_name's suffix
         self.name_counts: Counter[str] = Counter()
         self.unsupported: Counter[str] = Counter()
         self.failed_at: tuple[str, str] | None = None  # (layer name, op) of a failing op
@@ -324,6 +342,8 @@ class _TraceState:
             self.stack.append(name)
             if leaf and self.leaf is None:
                 out = self.run_leaf(name, module, forward, args, kwargs)
+            elif self.memo is not None and self.leaf is None:
+                out = self.run_block(name, module, forward, args, kwargs)
             else:
                 out = forward(*args, **kwargs)
             self.stack.pop()  # not on an exception: the failure names the layer that raised
@@ -331,17 +351,70 @@ class _TraceState:
 
         return forward_traced
 
+    def run_block(self, name: str, module: nn.Module, forward, args: tuple, kwargs: dict) -> Any:
+        """A custom module's call: replayed when an identical block already ran (see _Block).
+
+        Positional arguments must be tensors; keyword arguments tensors or plain values
+        (``mask=None``), which are part of the key.
+        """
+        memo = self.memo
+        inputs = list(args)
+        if not inputs or not all(isinstance(t, torch.Tensor) for t in inputs):
+            return forward(*args, **kwargs)
+        plain = ()
+        if kwargs:
+            described = []
+            for k in sorted(kwargs):
+                v = kwargs[k]
+                if isinstance(v, torch.Tensor):
+                    inputs.append(v)
+                    described.append((k, None))
+                elif type(v) in _PLAIN:
+                    described.append((k, (v,)))
+                else:
+                    return forward(*args, **kwargs)
+            plain = tuple(described)
+        key = memo.block_key(module, inputs)
+        if key is None:
+            return forward(*args, **kwargs)
+        key = (*key, plain)
+        known = memo.blocks.get(key)
+        subtree = memo.subtree(module)
+        if known is not None:
+            out = known.replay(self, name, subtree, inputs)
+            if out is not _MISSING:
+                return out
+        # Run it for real; keep what it recorded when the call can be replayed exactly.
+        fresh = all(self.calls.get(id(m), 0) == 0 for _, m in subtree)
+        params = _subtree_params(subtree)
+        fresh = fresh and not any(pid in self.consumed for pid in params)
+        start = len(self.records)
+        before = Counter(self.unsupported)
+        in_producers = tuple(self.producer.get(id(t)) for t in inputs)
+        out = forward(*args, **kwargs)
+        if fresh and known is None:
+            block = _Block.capture(self, name, subtree, inputs, in_producers, start, out,
+                                   self.unsupported - before, params)
+            if block is not None:
+                memo.blocks[key] = block
+        return out
+
     def run_leaf(self, name: str, module: nn.Module, forward, args: tuple, kwargs: dict) -> Any:
         call = self.calls.get(id(module), 0)
         self.calls[id(module)] = call + 1
         inputs = [args[0]] if len(args) == 1 and isinstance(args[0], torch.Tensor) else _tensors(args)
+        custom = has_module_formula(module)
         own = module._parameters
-        params, trainable = self.claim_params(
-            id(p) for p in own.values() if p is not None) if own else (0, 0)
+        if custom:  # a user formula's module owns its submodules' parameters too
+            params, trainable = self.claim_params(id(p) for p in module.parameters())
+        else:
+            params, trainable = self.claim_params(
+                id(p) for p in own.values() if p is not None) if own else (0, 0)
         record_name = name if call == 0 else f"{name}#{call + 1}"
         producers = self.producers(inputs)
         input_shapes = tuple(_shape_of(t) for t in inputs)
-        key = self.memo.key(module, args, kwargs, inputs) if self.memo is not None else None
+        key = self.memo.key(module, args, kwargs, inputs) \
+            if self.memo is not None and not custom else None
         known = self.memo.get(key) if key is not None else None
         if known is not None:
             record = known.replay(len(self.records), record_name, producers, input_shapes,
@@ -361,7 +434,16 @@ class _TraceState:
         if pending.type in _NO_GEOMETRY_MODULES:
             pending.geometry = {"extra": {"size": getattr(module, "size", None)}}
         self.leaf, self.leaf_module = pending, module
-        out = forward(*args, **kwargs)
+        if custom:
+            self.leaf_custom = True
+            try:
+                out = forward(*args, **kwargs)
+            finally:
+                self.leaf_custom = False
+            cost = module_cost(module, input_shapes, [_shape_of(t) for t in _tensors(out)])
+            pending.macs, pending.flops = cost.macs, cost.flops
+        else:
+            out = forward(*args, **kwargs)
         self.leaf = self.leaf_module = None
         index = self.finish(pending, _tensors(out))
         if key is not None:
@@ -377,11 +459,15 @@ class _TraceState:
             outputs = outputs[:1]  # the indices are bookkeeping, not activations
         out_shapes = [_shape_of(t) for t in outputs]
         sargs = _shape_args(args)
-        cost = op_cost(name, sargs, out_shapes)
+        skw = {k: TensorShape(_shape_of(v)) if isinstance(v, torch.Tensor) else v
+               for k, v in kwargs.items()} if kwargs else None
+        cost = op_cost(name, sargs, out_shapes, skw)
 
         if self.leaf is not None:  # inside a torch.nn layer: add to its record
             if not _is_view_op(func):  # a Flatten that only views its input moves nothing
                 self.leaf.ops += 1
+            if self.leaf_custom:
+                return  # a user formula gives the whole module's cost
             if cost is None:
                 self.leaf.unsupported.append(name)
                 self.unsupported[name] += 1
@@ -407,8 +493,11 @@ class _TraceState:
         kind = "shape" if name in SHAPE_OPS else "function"
         parent = self.stack[-1] if self.stack else ""
         params, trainable = self.claim_params(param_inputs)
+        base = f"{parent}.{name}" if parent else name
+        if self.memo is not None:
+            self.bases[len(self.records)] = base
         pending = _Pending(
-            name=self.unique_name(f"{parent}.{name}" if parent else name),
+            name=self.unique_name(base),
             type=name,
             kind=kind,
             inputs=producers,
@@ -487,21 +576,215 @@ class _Known:
 # tables change size (a formula was registered) and when it grows past _KNOWN_LIMIT.
 _KNOWN: dict[tuple, _Known] = {}
 _KNOWN_LIMIT = 50_000
-_known_for: tuple[int, int, int] | None = None
+_known_for: tuple[int, ...] | None = None
 
 
 def clear_memo() -> None:
-    """Forget every measured layer (benchmarks use it to time a first trace)."""
+    """Forget every measured layer and block (benchmarks use it to time a first trace)."""
     _KNOWN.clear()
+    _BLOCKS.clear()
+    _TREE_IDS.clear()
 
 
 def _shared_known() -> dict[tuple, _Known]:
     global _known_for
-    tables = (len(FORMULAS), len(FREE_OPS), len(SHAPE_OPS))
-    if tables != _known_for or len(_KNOWN) > _KNOWN_LIMIT:
+    tables = (len(FORMULAS), len(FREE_OPS), len(SHAPE_OPS), formulas_revision())
+    if tables != _known_for or len(_KNOWN) > _KNOWN_LIMIT or len(_BLOCKS) > _KNOWN_LIMIT:
         _KNOWN.clear()
+        _BLOCKS.clear()
+        _TREE_IDS.clear()
         _known_for = tables
     return _KNOWN
+
+
+_NN_INTERNALS = frozenset({
+    "training", "_parameters", "_buffers", "_non_persistent_buffers_set", "_backward_pre_hooks",
+    "_backward_hooks", "_is_full_backward_hook", "_forward_hooks", "_forward_hooks_with_kwargs",
+    "_forward_hooks_always_called", "_forward_pre_hooks", "_forward_pre_hooks_with_kwargs",
+    "_state_dict_hooks", "_state_dict_pre_hooks", "_load_state_dict_pre_hooks",
+    "_load_state_dict_post_hooks", "_modules", "forward",
+})
+_HOOKS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+
+
+def _block_config(module: nn.Module) -> tuple | None:
+    """What decides a module's behaviour on given input shapes, for replaying a whole block.
+
+    Its class, training flag, every attribute that is a plain value (private ones too:
+    custom code may branch on them), and the shapes of its parameters and buffers. None
+    (never replayed) when an attribute is anything else (a list, a tensor, a function)
+    or a hook is registered.
+    """
+    d = module.__dict__
+    if any(d.get(h) for h in _HOOKS) or nn.modules.module._global_forward_hooks \
+            or nn.modules.module._global_forward_pre_hooks:
+        return None
+    items = []
+    for k, v in d.items():
+        if k in _NN_INTERNALS:
+            continue
+        t = type(v)
+        if t not in _PLAIN:
+            if t not in (tuple, list) or not _PLAIN.issuperset(map(type, v)):
+                return None
+            v = (t, tuple(v))
+        items.append((k, v))
+    tensors = tuple((k, None if t is None else (t.shape, t.dtype, t.requires_grad))
+                    for k, t in (*d["_parameters"].items(), *d["_buffers"].items()))
+    return type(module), d.get("training"), tuple(items), tensors
+
+
+def _subtree_params(subtree: list[tuple[str, nn.Module]]) -> dict[int, None]:
+    """Ids of the parameters of a subtree's modules, each once, in order."""
+    out: dict[int, None] = {}
+    for _, m in subtree:
+        for p in m._parameters.values():
+            if p is not None:
+                out[id(p)] = None
+    return out
+
+
+# Subtree configurations -> small ids, and recorded blocks by (subtree id, input layouts):
+# shared by every meta trace of the process and emptied with the layer memo.
+_TREE_IDS: dict[tuple, int] = {}
+_BLOCKS: dict[tuple, "_Block"] = {}
+
+
+class _Block:
+    """The records one call of a custom module made, replayed for an identical module.
+
+    On the meta device a module whose whole subtree has the same classes, plain
+    attributes and parameter shapes, called on inputs of the same layouts, records the
+    same rows: ViT's 12 encoder blocks and ResNet-152's 36 conv4_x bottlenecks are traced
+    once each and replayed. Only what can be replayed exactly is used: every record's
+    inputs come from the block's own records or its input tensors, every name lies under
+    the block's name, the block's parameters were all unclaimed and all claimed inside.
+
+    Capturing is cheap (a slice of the records); the checks and the relative form are
+    made on the first replay, so a block that never repeats costs almost nothing.
+    """
+
+    __slots__ = ("raw", "records", "bases", "calls", "unsupported", "params", "single",
+                 "outputs", "valid")
+
+    def __init__(self, raw: tuple, calls: tuple, unsupported: tuple, params: int,
+                 single: bool, outputs: tuple) -> None:
+        self.raw = raw  # (prefix, start, records, bases, in_producers) until prepared
+        self.records: tuple[LayerRecord, ...] = ()  # relative names, remapped inputs
+        self.bases: tuple[str | None, ...] = ()  # function records: their name base, relative
+        self.calls = calls  # submodule (relative name) -> calls it made
+        self.unsupported = unsupported
+        self.params = params
+        self.single = single
+        # per output: ("arg", position) | ("rec", relative index, shape, stride, dtype)
+        self.outputs = outputs
+        self.valid: bool | None = None
+
+    @staticmethod
+    def capture(state: "_TraceState", name: str, subtree: list, inputs: list, in_producers: tuple,
+                start: int, out: Any, unsupported: Counter, params: dict) -> "_Block | None":
+        end = len(state.records)
+        if end == start:
+            return None
+        claimed = 0
+        for k in range(start, end):
+            claimed += state.records[k].params
+        sizes = state.params
+        if claimed != sum(sizes[p][0] for p in params if p in sizes) \
+                or not all(p in state.consumed for p in params):
+            return None
+        single = isinstance(out, torch.Tensor)
+        outs = (out,) if single else out
+        if not isinstance(outs, tuple) or not all(isinstance(t, torch.Tensor) for t in outs):
+            return None
+        layout = []
+        for t in outs:
+            alias = next((i for i, x in enumerate(inputs) if x is t), None)
+            if alias is not None:
+                layout.append(("arg", alias))
+                continue
+            p = state.producer.get(id(t))
+            if p is None or p < start:
+                return None
+            layout.append(("rec", p - start, tuple(t.shape), tuple(t.stride()), t.dtype))
+        calls = tuple((n, state.calls.get(id(m), 0)) for n, m in subtree)
+        bases = state.bases
+        raw = (f"{name}." if name else "", start, tuple(state.records[start:end]),
+               tuple(bases.get(k) for k in range(start, end)), in_producers)
+        return _Block(raw, calls, tuple(unsupported.items()), claimed, single, tuple(layout))
+
+    def prepare(self) -> bool:
+        """Check the captured records can be replayed and make their relative form, once."""
+        if self.valid is not None:
+            return self.valid
+        prefix, start, records, bases, in_producers = self.raw
+        self.raw = None
+        cut = len(prefix)
+        rel, rel_bases = [], []
+        self.valid = False
+        for r, base in zip(records, bases):
+            if prefix and not r.name.startswith(prefix):
+                return False  # a shared module named elsewhere
+            inputs_rel = []
+            for i in r.inputs:
+                if i >= start:
+                    inputs_rel.append(("rec", i - start))
+                elif i in in_producers:
+                    inputs_rel.append(("arg", in_producers.index(i)))
+                else:
+                    return False  # it reads a tensor from outside its arguments
+            if base is not None and prefix and not base.startswith(prefix):
+                return False
+            # replace(), not positional fields: every field a record gains is carried over.
+            rel.append(dataclasses.replace(r, index=-1, name=r.name[cut:],
+                                           inputs=tuple(inputs_rel)))
+            rel_bases.append(base[cut:] if base is not None else None)
+        self.records, self.bases, self.valid = tuple(rel), tuple(rel_bases), True
+        return True
+
+    def replay(self, state: "_TraceState", name: str, subtree: list, inputs: list) -> Any:
+        if len(subtree) != len(self.calls) or any(state.calls.get(id(m), 0) for _, m in subtree):
+            return _MISSING
+        if not self.prepare():
+            return _MISSING
+        params = _subtree_params(subtree)
+        if any(p in state.consumed for p in params) or \
+                sum(state.params[p][0] for p in params if p in state.params) != self.params:
+            return _MISSING
+        state.consumed.update(params)
+        for (_, m), (_, n) in zip(subtree, self.calls):
+            if n:
+                state.calls[id(m)] = n
+        prefix = f"{name}." if name else ""
+        arg_producers = [state.producer.get(id(t)) for t in inputs]
+        base_index = len(state.records)
+        shapes = [tuple(t.shape) for t in inputs]
+        for r, b in zip(self.records, self.bases):
+            ins = []
+            for kind, j in r.inputs:
+                if kind == "rec":
+                    ins.append(base_index + j)
+                else:
+                    p = arg_producers[j]
+                    if p is not None and p not in ins:
+                        ins.append(p)
+            rec_name = state.unique_name(prefix + b) if b is not None else prefix + r.name
+            state.records.append(dataclasses.replace(r, index=len(state.records),
+                                                     name=rec_name, inputs=tuple(ins)))
+        del shapes
+        if self.unsupported:
+            state.unsupported.update(dict(self.unsupported))
+        outs = []
+        with torch._C._DisableTorchDispatch():
+            for item in self.outputs:
+                if item[0] == "arg":
+                    outs.append(inputs[item[1]])
+                    continue
+                _, j, shape, stride, dtype = item
+                t = torch.empty_strided(shape, stride, dtype=dtype, device="meta")
+                state.mark_output((t,), base_index + j)
+                outs.append(t)
+        return outs[0] if self.single else tuple(outs)
 
 
 class _LeafMemo:
@@ -517,6 +800,76 @@ class _LeafMemo:
     def __init__(self) -> None:
         self.configs: dict[int, tuple | None] = {}  # per trace: module ids are reused
         self.known = _shared_known()
+        self.blocks = _BLOCKS
+        self.tree_ids: dict[int, int | None] = {}  # per trace: id(module) -> subtree config id
+        self.subtrees: dict[int, list[tuple[str, nn.Module]]] = {}
+        self.module_list: list[tuple[str, nn.Module]] | None = None
+        self.module_ends: list[int] = []
+        self.module_pos: dict[int, int] = {}
+
+    def index_subtrees(self, modules: list[tuple[str, nn.Module]]) -> None:
+        """Each module's subtree, relative names, from the trace's one preorder walk.
+
+        ``named_modules`` lists a subtree contiguously; a module shared with an earlier
+        parent is listed there only, so such a subtree looks incomplete and is never
+        replayed (its length differs from the recorded one).
+        """
+        stack: list[tuple[str, int]] = []
+        ends: list[int] = [0] * len(modules)
+        for i, (n, _) in enumerate(modules):
+            while stack and not (stack[-1][0] == "" or n.startswith(stack[-1][0] + ".")):
+                ends[stack.pop()[1]] = i
+            stack.append((n, i))
+        for _, i in stack:
+            ends[i] = len(modules)
+        self.module_list, self.module_ends = modules, ends
+        self.module_pos = {id(m): i for i, (_, m) in enumerate(modules)}
+
+    def subtree(self, module: nn.Module) -> list[tuple[str, nn.Module]]:
+        got = self.subtrees.get(id(module))
+        if got is None:
+            i = self.module_pos.get(id(module)) if self.module_list is not None else None
+            if i is None:
+                got = list(module.named_modules())
+            else:
+                top = self.module_list[i][0]
+                cut = len(top) + 1 if top else 0
+                got = [("" if j == i else n[cut:], m)
+                       for j, (n, m) in enumerate(self.module_list[i:self.module_ends[i]], i)]
+            self.subtrees[id(module)] = got
+        return got
+
+    def tree_id(self, module: nn.Module) -> int | None:
+        """A small int naming ``module``'s whole subtree configuration (None: not replayable).
+
+        Interned in a table shared by every trace, so equal subtrees of different models
+        or traces get the same id.
+        """
+        tid = self.tree_ids.get(id(module), _MISSING)
+        if tid is not _MISSING:
+            return tid
+        own = _block_config(module)
+        tid = None
+        if own is not None:
+            children = []
+            for child_name, child in module._modules.items():
+                cid = self.tree_id(child) if child is not None else -1
+                if cid is None:
+                    break
+                children.append((child_name, cid))
+            else:
+                signature = (own, tuple(children))
+                tid = _TREE_IDS.get(signature)
+                if tid is None:
+                    tid = _TREE_IDS[signature] = len(_TREE_IDS)
+        self.tree_ids[id(module)] = tid
+        return tid
+
+    def block_key(self, module: nn.Module, inputs: list[torch.Tensor]) -> tuple | None:
+        tid = self.tree_id(module)
+        if tid is None:
+            return None
+        return tid, tuple((t.shape, t.dtype, t.stride()) for t in inputs)
 
     def key(self, module: nn.Module, args: tuple, kwargs: dict,
             inputs: list[torch.Tensor]) -> tuple | None:
@@ -647,8 +1000,14 @@ def trace_module(
     train: bool = False,
     memoize: bool = True,
     backward: bool = False,
+    example_inputs: Any = None,
 ) -> ModelReport:
     """Run ``model`` once on a (batch, *input_size) input and measure every layer.
+
+    ``input_size`` is one per-sample shape (C, CxL, CxHxW, CxTxHxW...) or a tuple of them,
+    one per positional forward argument. ``example_inputs(batch)``, when given, makes the
+    inputs instead: a tensor, a tuple of positional arguments, or a dict (passed as one
+    argument); its tensors are moved to ``device``.
 
     The model must already live on ``device`` (meta by default: build it under
     ``with torch.device("meta"):``). ``train=True`` traces training-mode behaviour
@@ -660,16 +1019,48 @@ def trace_module(
     # One trace at a time per process: a trace swaps each module's forward in and out,
     # and two threads tracing one model would restore each other's wrappers. Tracing is
     # Python-bound anyway (the GIL), so this costs no throughput.
-    check_elements(tuple(input_size), batch)
+    if example_inputs is None:
+        for size in as_input_sizes(input_size):
+            check_elements(tuple(size), batch)
     with _TRACE_LOCK:
-        return _trace(model, input_size, batch, model_name, dev, train, memoize, backward)
+        return _trace(model, input_size, batch, model_name, dev, train, memoize, backward,
+                      example_inputs)
 
 
 _TRACE_LOCK = threading.RLock()  # re-entrant: a model's forward may itself call analyze
 
 
-def _trace(model: nn.Module, input_size: tuple[int, ...], batch: int, model_name: str | None,
-           dev: torch.device, train: bool, memoize: bool, backward: bool = False) -> ModelReport:
+def _model_inputs(input_size: Any, batch: int, dev: torch.device,
+                  example_inputs: Any) -> tuple[tuple, tuple[tuple[int, ...], ...]]:
+    """The forward's positional arguments and the per-sample shapes of its input tensors."""
+    if example_inputs is not None:
+        with torch.device(dev):
+            made = example_inputs(batch)
+        moved = _to_device(made, dev)
+        args = moved if isinstance(moved, tuple) else \
+            tuple(moved) if isinstance(moved, list) else (moved,)
+        return args, tuple(_shape_of(t)[1:] for t in _tensors(args))
+    sizes = as_input_sizes(input_size)
+    if dev.type == "meta":
+        args = tuple(torch.empty((batch, *s), device=dev) for s in sizes)
+    else:
+        args = tuple(torch.randn((batch, *s), device=dev) for s in sizes)
+    return args, sizes
+
+
+def _to_device(obj: Any, dev: torch.device) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj if obj.device == dev else obj.to(dev)
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_device(o, dev) for o in obj)
+    if isinstance(obj, dict):
+        return {k: _to_device(v, dev) for k, v in obj.items()}
+    return obj
+
+
+def _trace(model: nn.Module, input_size: Any, batch: int, model_name: str | None,
+           dev: torch.device, train: bool, memoize: bool, backward: bool = False,
+           example_inputs: Any = None) -> ModelReport:
     modules = list(model.named_modules())
     params: dict[int, tuple[int, bool]] = {}
     trainable_leaves: list[torch.Tensor] = []
@@ -684,6 +1075,8 @@ def _trace(model: nn.Module, input_size: tuple[int, ...], batch: int, model_name
     # A replayed layer runs no ops, so it would leave no autograd graph behind: no memo
     # when the backward is counted.
     state = _TraceState(params, memoize=memoize and dev.type == "meta" and not backward)
+    if state.memo is not None:
+        state.memo.index_subtrees(modules)
     # Each module's own flag is restored afterwards (a user may keep some layers in eval).
     modes = [(m, m.training) for _, m in modules]
     if any(flag != train for _, flag in modes):
@@ -692,12 +1085,6 @@ def _trace(model: nn.Module, input_size: tuple[int, ...], batch: int, model_name
                 object.__setattr__(m, "training", train)
         else:
             model.train(train)  # a module with its own train() (e.g. freezing batch norm)
-    patched = _patch_forwards(modules, state)
-    if dev.type == "meta":
-        x = torch.empty((batch, *input_size), device=dev)
-    else:
-        x = torch.randn((batch, *input_size), device=dev)
-    state.mark_output([x], MODEL_INPUT)
     label = model_name or type(model).__name__
     labeller = None
     if backward:
@@ -705,11 +1092,22 @@ def _trace(model: nn.Module, input_size: tuple[int, ...], batch: int, model_name
 
         labeller = NodeLabeller(state)
     try:
-        with (torch.enable_grad() if backward else torch.no_grad()), paused_gc(), \
-                _DispatchCounter(state), (labeller or nullcontext()):
-            output = model(x)
+        xs, sizes = _model_inputs(input_size, batch, dev, example_inputs)
+    except Exception as exc:  # noqa: BLE001 - the user's example_inputs failed
+        raise TraceError(f"example_inputs({batch}) of {label} raised {type(exc).__name__}: "
+                         f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}",
+                         "it must return a tensor, a tuple of arguments or a dict") from None
+    patched = _patch_forwards(modules, state)
+    state.mark_output(_tensors(xs), MODEL_INPUT)
+    try:
+        # Attention as one op on meta is for speed; autograd needs its real ops.
+        attention = one_op_attention() if dev.type == "meta" and not backward \
+            else contextlib.nullcontext()
+        with (torch.enable_grad() if backward else torch.no_grad()), paused_gc(), attention, \
+                _DispatchCounter(state), (labeller or contextlib.nullcontext()):
+            output = model(*xs)
     except Exception as exc:  # turn what the input caused into a user error
-        raise _explain_failure(exc, state, label, input_size) from None
+        raise _explain_failure(exc, state, label, sizes) from None
     finally:
         _restore_forwards(patched)
         for module, flag in modes:
@@ -739,7 +1137,8 @@ def _trace(model: nn.Module, input_size: tuple[int, ...], batch: int, model_name
                      "(e.g. auxiliary heads in eval mode); they are in the params total.")
     return ModelReport(
         model=label,
-        input_size=tuple(input_size),
+        input_size=tuple(sizes[0]) if sizes else (),
+        input_sizes=tuple(tuple(z) for z in sizes),
         batch=batch,
         device=str(dev),
         layers=records,
@@ -776,6 +1175,16 @@ def _count_backward(records: tuple[LayerRecord, ...], output: Any, leaves: list[
     return records, bw
 
 
+# Ops whose output shape depends on the values of their input: no meta kernel can give it.
+DATA_DEPENDENT_OPS = frozenset({
+    "nonzero", "masked_select", "nms", "unique", "_unique", "_unique2", "unique_dim",
+    "unique_consecutive", "_local_scalar_dense", "item", "argwhere", "repeat_interleave",
+    "bincount", "histc", "masked_scatter", "batched_nms",
+})
+_DATA_DEPENDENT = re.compile(
+    r"data-dependent|Cannot copy out of meta tensor|cannot be called on meta tensors|"
+    r"meta_nonzero_assume_all_nonzero|_local_scalar_dense", re.IGNORECASE)
+
 _TOO_SMALL = re.compile(
     r"too small|smaller than|can't be greater than|cannot be greater|non-positive|"
     r"Output size is|output size .* is too small|negative dimension|Padding size should be",
@@ -784,10 +1193,22 @@ _TOO_SMALL = re.compile(
 
 
 def _explain_failure(exc: Exception, state: _TraceState, model: str,
-                     input_size: tuple[int, ...]) -> Exception:
-    size = "x".join(str(s) for s in input_size)
+                     input_size: Any) -> Exception:
+    size = size_text(input_size) if input_size else "its example inputs"
     layer, op = state.failed_at or (state.current_layer(), "?")
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if _DATA_DEPENDENT.search(f"{op} {exc}") or op in DATA_DEPENDENT_OPS:
+        return DataDependentError(
+            f"{model} runs a data-dependent op at layer {layer} ({op}): its output shape "
+            f"depends on tensor values, which the meta device does not have",
+            "trace with --device cpu (random weights; the counts then depend on the input)",
+            op=op,
+        )
+    if isinstance(exc, TypeError) and re.search(r"positional argument|forward\(\)", text) \
+            and layer in ("<model>", ""):
+        return TraceError(f"{model} does not take input {size}: {text}",
+                          "give one --input per positional argument of its forward(), or an "
+                          "example_inputs(batch) function on its factory")
     if _TOO_SMALL.search(str(exc)):
         return InputTooSmallError(
             f"input {size} is too small for {model}: the feature map shrinks below the "

@@ -101,7 +101,7 @@ def test_kwargs_with_a_built_module_are_refused():
 
 def test_bad_input_string():
     with pytest.raises(InvalidInputSizeError):
-        cnnscope.analyze(small_net(), "3x8")
+        cnnscope.analyze(small_net(), "3x8x8x8x8")
 
 
 def test_meta_copy_shares_structure_but_no_storage():

@@ -273,12 +273,13 @@ def test_timm_spec_builds_unpretrained(monkeypatch):
         resolve("timm:nosuch")
 
 
-def test_input_size_attribute_must_be_chw(tmp_path):
+def test_input_size_attribute_must_be_a_shape_of_rank_1_to_4(tmp_path):
+    # (224, 224) is a valid CxL input since inputs of any rank are accepted
     path = write(tmp_path, "net.py", """
         from torch import nn
         def build():
             return nn.Linear(2, 2)
-        build.input_size = (224, 224)
+        build.input_size = (3, 224, 224, 2, 2)
     """)
     with pytest.raises(ModelLoadError, match="is not \\(C, H, W\\)"):
         resolve(f"{path}:build")

@@ -83,7 +83,7 @@ def test_rf_fractional_stride_after_upsampling_in_json():
 
 @pytest.mark.parametrize("args, needle", [
     (("rf", "no_such_model"), "unknown model"),
-    (("rf", "vgg16", "--input", "3x224"), "malformed input size"),
+    (("rf", "vgg16", "--input", "3x224x224x2x2"), "malformed input size"),
     (("rf", "vgg16", "--input", "3x16x16"), "too small"),
     (("shape", "no_such_model"), "unknown model"),
     (("shape", "unet", "--near", "0"), "--near"),

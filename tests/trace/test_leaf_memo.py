@@ -87,13 +87,75 @@ def test_registering_a_formula_empties_the_memo_shared_between_traces():
     from cnnscope.trace import formulas
     from cnnscope.trace.formulas import Cost
 
-    net = nn.Sequential(nn.PixelShuffle(2)).to("meta")
-    assert trace_module(net, (8, 4, 4)).unsupported == (("pixel_shuffle", 1),)
-    assert trace_module(net, (8, 4, 4)).unsupported == (("pixel_shuffle", 1),)  # replayed
-    formulas.register("pixel_shuffle")(lambda args, outs: Cost(0, 0))
+    net = nn.Sequential(nn.GLU(dim=1)).to("meta")
+    assert trace_module(net, (8, 4, 4)).unsupported == (("glu", 1),)
+    assert trace_module(net, (8, 4, 4)).unsupported == (("glu", 1),)  # replayed
+    formulas.register("glu")(lambda args, outs: Cost(0, 0))
     try:
         report = trace_module(net, (8, 4, 4))
         assert report.unsupported == () and report.layers[0].unsupported == ()
     finally:
-        del formulas.FORMULAS["pixel_shuffle"]
-    assert trace_module(net, (8, 4, 4)).unsupported == (("pixel_shuffle", 1),)
+        del formulas.FORMULAS["glu"]
+    assert trace_module(net, (8, 4, 4)).unsupported == (("glu", 1),)
+
+
+class _Block(nn.Module):
+    """A custom block whose behaviour depends on a private attribute."""
+
+    def __init__(self, repeat):
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 3, padding=1, bias=False)
+        self._repeat = repeat
+
+    def forward(self, x):
+        for _ in range(self._repeat):
+            x = self.conv(x)
+        return x + 1
+
+
+def test_identical_blocks_are_replayed_and_different_ones_are_not():
+    from cnnscope.trace import tracer
+
+    net = nn.Sequential(_Block(1), _Block(1), _Block(2), _Block(1)).to("meta")
+    tracer.clear_memo()
+    fast = trace_module(net, (4, 8, 8))
+    slow = trace_module(net, (4, 8, 8), memoize=False)
+    _assert_same(fast, slow)
+    assert len(tracer._BLOCKS) >= 2  # _Block(1) and _Block(2) recorded apart
+    conv_macs = 8 * 8 * 4 * 4 * 9
+    assert fast.totals.macs == (1 + 1 + 2 + 1) * conv_macs
+    assert [r.name for r in fast.layers if r.type == "Conv2d"] == \
+        ["0.conv", "1.conv", "2.conv", "2.conv#2", "3.conv"]
+    assert fast.totals.params == 4 * 4 * 9 * 4
+    again = trace_module(net, (4, 8, 8))  # the whole model replayed from the memo
+    _assert_same(again, slow)
+
+
+def test_a_module_shared_between_blocks_is_not_replayed_wrongly():
+    shared = nn.Conv2d(4, 4, 3, padding=1, bias=False)
+
+    class Uses(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = shared
+
+        def forward(self, x):
+            return self.conv(x)
+
+    net = nn.Sequential(Uses(), Uses()).to("meta")
+    _assert_same(trace_module(net, (4, 8, 8)), trace_module(net, (4, 8, 8), memoize=False))
+
+
+def test_a_warm_process_replays_every_zoo_model_record_for_record():
+    """The second analysis of a model in one process comes from the memos (leaf and
+    block): every record, every field, must equal the first, cold one."""
+    import cnnscope
+    from cnnscope.trace.tracer import clear_memo
+    from cnnscope.zoo import list_models
+
+    for name in list_models():
+        clear_memo()
+        cold = cnnscope.analyze(name)
+        warm = cnnscope.analyze(name)
+        assert warm.layers == cold.layers, name
+        assert warm.totals == cold.totals, name
