@@ -1,6 +1,7 @@
 """benchmarks/bench_vs_timm.py runs (on the CPU, a tiny model, a few steps)."""
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -45,7 +46,7 @@ def test_gpu_session_script_runs_every_step_on_the_cpu(tmp_path):
 
     script = SCRIPT.parent / "gpu_session.sh"
     env = {**os.environ, "DEVICE": "cpu", "MODELS": "lenet5", "BATCHES": "1", "BATCH": "2",
-           "OUT": str(tmp_path)}
+           "OUT": str(tmp_path), "PYTHON": sys.executable}  # the interpreter running the tests
     if not os.access(script, os.X_OK):
         pytest.fail(f"{script} is not executable")
     done = subprocess.run([str(script)], env=env, capture_output=True, text=True, timeout=600)
