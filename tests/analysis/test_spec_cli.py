@@ -7,18 +7,9 @@ import io
 import json
 
 import pytest
-from typer.testing import CliRunner
-
-from cnnscope.cli.main import app
-
-runner = CliRunner()
 
 
-def run(*args):
-    return runner.invoke(app, list(args))
-
-
-def test_csv_of_googlenet():
+def test_csv_of_googlenet(run):
     result = run("spec", "googlenet", "-f", "csv")
     assert result.exit_code == 0, result.output
     rows = list(csv.reader(io.StringIO(result.stdout)))
@@ -27,7 +18,7 @@ def test_csv_of_googlenet():
     assert rows[1][10:14] == ["9.2K", "2.7K", "118.0M", "34M"]
 
 
-def test_markdown_and_json():
+def test_markdown_and_json(run):
     md = run("spec", "mobilenet_v2", "-f", "md")
     assert md.exit_code == 0
     assert md.stdout.startswith("## MobileNetV2") and "| input | operator |" in md.stdout
@@ -37,14 +28,14 @@ def test_markdown_and_json():
     assert data["data"]["params"] == 3_504_872
 
 
-def test_rich_table_names_the_source():
+def test_rich_table_names_the_source(run):
     result = run("spec", "googlenet")
     assert result.exit_code == 0
     assert "Szegedy" in result.stdout and "inception (3a)" in result.stdout
 
 
 @pytest.mark.slow
-def test_model_name_selects_its_family_table():
+def test_model_name_selects_its_family_table(run):
     result = run("spec", "resnet50", "-f", "csv")
     assert result.exit_code == 0
     assert result.stdout.splitlines()[0].startswith("layer name,output size,18-layer")
@@ -56,7 +47,7 @@ def test_model_name_selects_its_family_table():
     (("spec",), "missing MODEL"),
     (("spec", "vgg", "--all"), "not both"),
 ])
-def test_errors_are_one_line(args, text):
+def test_errors_are_one_line(run, args, text):
     result = run(*args)
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()
@@ -65,7 +56,7 @@ def test_errors_are_one_line(args, text):
 
 
 @pytest.mark.slow
-def test_all_to_a_folder_writes_the_committed_set(tmp_path):
+def test_all_to_a_folder_writes_the_committed_set(run, tmp_path):
     result = run("spec", "--all", "-o", str(tmp_path / "out"))
     assert result.exit_code == 0, result.output
     names = sorted(p.name for p in (tmp_path / "out").iterdir())

@@ -17,12 +17,6 @@ from cnnscope.cli.main import app
 runner = CliRunner()
 
 
-def write(tmp_path, name, body):
-    path = tmp_path / name
-    path.write_text(textwrap.dedent(body))
-    return path
-
-
 # Widths computed with tensors and read back with .tolist(), as torchvision's RegNet
 # builder does: impossible under the meta device.
 TENSOR_WIDTHS = """
@@ -45,8 +39,8 @@ TENSOR_WIDTHS = """
 """
 
 
-def test_builder_that_computes_with_tensors_builds_on_cpu_then_traces_on_meta(tmp_path):
-    path = write(tmp_path, "regnet_like.py", TENSOR_WIDTHS)
+def test_builder_that_computes_with_tensors_builds_on_cpu_then_traces_on_meta(write_file, tmp_path):
+    path = write_file("regnet_like.py", TENSOR_WIDTHS)
     report = cnnscope.analyze(f"{path}:build")
     assert report.device == "meta"
     assert report.build_path == "cpu-skip-init"
@@ -55,8 +49,8 @@ def test_builder_that_computes_with_tensors_builds_on_cpu_then_traces_on_meta(tm
     assert report.totals.macs == 8 * 8 * 8 * (3 * 9) + 6 * 6 * 16 * (8 * 9)
 
 
-def test_build_path_is_in_json_and_shown_with_verbose(tmp_path):
-    path = write(tmp_path, "regnet_like.py", TENSOR_WIDTHS)
+def test_build_path_is_in_json_and_shown_with_verbose(write_file, tmp_path):
+    path = write_file("regnet_like.py", TENSOR_WIDTHS)
     result = runner.invoke(app, ["params", f"{path}:build", "-f", "json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["build_path"] == "cpu-skip-init"
@@ -112,8 +106,8 @@ DOWNLOADS = """
 
 @pytest.mark.parametrize("factory, target", [("hub", "https://download.example/weights.pth"),
                                              ("raw", "hub.example:443")])
-def test_a_download_while_building_is_a_one_line_error(tmp_path, factory, target):
-    path = write(tmp_path, "dl.py", DOWNLOADS)
+def test_a_download_while_building_is_a_one_line_error(write_file, tmp_path, factory, target):
+    path = write_file("dl.py", DOWNLOADS)
     with pytest.raises(DownloadRefusedError, match=f"tried to download {target}"):
         cnnscope.analyze(f"{path}:{factory}")
     result = runner.invoke(app, ["params", f"{path}:{factory}"])
@@ -184,8 +178,8 @@ DATA_DEPENDENT = """
 """
 
 
-def test_data_dependent_op_falls_back_to_cpu_with_random_weights(tmp_path):
-    path = write(tmp_path, "det.py", DATA_DEPENDENT)
+def test_data_dependent_op_falls_back_to_cpu_with_random_weights(write_file, tmp_path):
+    path = write_file("det.py", DATA_DEPENDENT)
     report = cnnscope.analyze(f"{path}:build")
     assert report.device == "cpu"
     assert report.build_path == "cpu-random-init"
@@ -203,8 +197,8 @@ def test_data_dependent_op_falls_back_to_cpu_with_random_weights(tmp_path):
     assert "counts depend on the input and the weights" in " ".join(table.stdout.split())
 
 
-def test_data_dependent_op_on_a_cpu_module_traces_it_where_it_lives(tmp_path):
-    path = write(tmp_path, "det.py", DATA_DEPENDENT)
+def test_data_dependent_op_on_a_cpu_module_traces_it_where_it_lives(write_file, tmp_path):
+    path = write_file("det.py", DATA_DEPENDENT)
     module = cnnscope.resolve(f"{path}:build").build("cpu")
     report = cnnscope.analyze(module, (3, 8, 8))
     assert report.device == "cpu" and report.data_dependent == ("nonzero",)

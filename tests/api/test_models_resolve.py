@@ -1,7 +1,6 @@
 """Model specs: zoo names, file.py:factory, package.module:factory, torchvision:/timm:."""
 
 import sys
-import textwrap
 import types
 
 import pytest
@@ -18,12 +17,6 @@ def tiny_params(width, num_classes=10, in_channels=3):
     return (in_channels * width * 3 * 3 + 2 * width
             + width * 2 * width * 3 * 3 + 2 * 2 * width
             + 2 * width * num_classes + num_classes)
-
-
-def write(tmp_path, name, body):
-    path = tmp_path / name
-    path.write_text(textwrap.dedent(body))
-    return path
 
 
 NET = """
@@ -67,8 +60,8 @@ def test_unknown_zoo_name_suggests():
         resolve("resnet5O")
 
 
-def test_file_factory_with_args_and_input_size_attribute(tmp_path):
-    path = write(tmp_path, "net.py", NET)
+def test_file_factory_with_args_and_input_size_attribute(write_file, tmp_path):
+    path = write_file("net.py", NET)
     src = resolve(f"{path}:build", width=8)
     assert src.origin == "file" and src.name == "net:build" and src.spec == f"{path}:build"
     assert src.input_size == (3, 16, 16)
@@ -79,8 +72,8 @@ def test_file_factory_with_args_and_input_size_attribute(tmp_path):
     assert report.totals.params == net_params(8)
 
 
-def test_file_class_is_a_factory_and_default_input_is_224(tmp_path):
-    path = write(tmp_path, "net.py", NET)
+def test_file_class_is_a_factory_and_default_input_is_224(write_file, tmp_path):
+    path = write_file("net.py", NET)
     src = resolve(f"{path}:Net", width=5)
     assert src.input_size is None
     report = cnnscope.analyze(src)
@@ -88,19 +81,19 @@ def test_file_class_is_a_factory_and_default_input_is_224(tmp_path):
     assert report.totals.params == net_params(5)
 
 
-def test_module_instance_in_a_file(tmp_path):
-    path = write(tmp_path, "net.py", NET)
+def test_module_instance_in_a_file(write_file, tmp_path):
+    path = write_file("net.py", NET)
     report = cnnscope.analyze(f"{path}:instance")
     assert report.totals.params == net_params(2)
     with pytest.raises(ModelLoadError, match="instance"):
         resolve(f"{path}:instance", width=3).build()
 
 
-def test_package_module_factory(tmp_path, monkeypatch):
+def test_package_module_factory(write_file, tmp_path, monkeypatch):
     pkg = tmp_path / "userpkg"
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
-    write(pkg, "models.py", NET)
+    write_file("userpkg/models.py", NET)
     monkeypatch.syspath_prepend(str(tmp_path))
     src = resolve("userpkg.models:build", width=3)
     assert src.origin == "module" and src.name == "userpkg.models:build"
@@ -114,33 +107,33 @@ def test_package_module_factory(tmp_path, monkeypatch):
     ("Plain", "not an nn.Module subclass"),
     ("nothing", "has no attribute 'nothing'"),
 ])
-def test_attributes_that_are_not_factories_are_refused(tmp_path, attr, message):
-    path = write(tmp_path, "net.py", NET)
+def test_attributes_that_are_not_factories_are_refused(write_file, tmp_path, attr, message):
+    path = write_file("net.py", NET)
     with pytest.raises(ModelLoadError, match=message):
         resolve(f"{path}:{attr}")
 
 
-def test_missing_attribute_lists_the_factories(tmp_path):
-    path = write(tmp_path, "net.py", NET)
+def test_missing_attribute_lists_the_factories(write_file, tmp_path):
+    path = write_file("net.py", NET)
     with pytest.raises(ModelLoadError) as err:
         resolve(f"{path}:nothing")
     assert "build" in str(err.value) and "Net" in str(err.value)
 
 
-def test_factory_returning_something_else_names_the_file(tmp_path):
-    path = write(tmp_path, "net.py", NET)
+def test_factory_returning_something_else_names_the_file(write_file, tmp_path):
+    path = write_file("net.py", NET)
     with pytest.raises(ModelLoadError, match=r"net\.py:not_a_model returned int, not an nn.Module"):
         resolve(f"{path}:not_a_model").build()
 
 
-def test_factory_that_raises_names_the_file_and_error(tmp_path):
-    path = write(tmp_path, "net.py", NET)
+def test_factory_that_raises_names_the_file_and_error(write_file, tmp_path):
+    path = write_file("net.py", NET)
     with pytest.raises(ModelLoadError, match=r"net\.py:boom raised ValueError: bad width"):
         cnnscope.analyze(f"{path}:boom")
 
 
-def test_wrong_args_for_a_factory_are_a_user_error(tmp_path):
-    path = write(tmp_path, "net.py", NET)
+def test_wrong_args_for_a_factory_are_a_user_error(write_file, tmp_path):
+    path = write_file("net.py", NET)
     with pytest.raises(ModelLoadError, match="with depth=3 raised TypeError"):
         cnnscope.analyze(f"{path}:build", depth=3)
 
@@ -155,14 +148,14 @@ def test_missing_file(tmp_path):
         resolve(f"{tmp_path}/nope.py:build")
 
 
-def test_file_that_fails_to_import_names_the_file(tmp_path):
-    path = write(tmp_path, "broken.py", "import torch\nraise RuntimeError('no GPU here')\n")
+def test_file_that_fails_to_import_names_the_file(write_file, tmp_path):
+    path = write_file("broken.py", "import torch\nraise RuntimeError('no GPU here')\n")
     with pytest.raises(ModelLoadError, match=r"broken\.py' raised RuntimeError: no GPU here"):
         resolve(f"{path}:build")
 
 
-def test_syntax_error_names_the_line(tmp_path):
-    path = write(tmp_path, "syntax.py", "x = 1\ndef build(:\n")
+def test_syntax_error_names_the_line(write_file, tmp_path):
+    path = write_file("syntax.py", "x = 1\ndef build(:\n")
     with pytest.raises(ModelLoadError, match=r"SyntaxError \(line 2\)"):
         resolve(f"{path}:build")
 
@@ -177,9 +170,9 @@ def test_missing_module():
         resolve("no_such_pkg_xyz.models:build")
 
 
-def test_user_code_runs_only_when_named(tmp_path):
+def test_user_code_runs_only_when_named(write_file, tmp_path):
     marker = tmp_path / "ran"
-    path = write(tmp_path, "side.py", f"""
+    path = write_file("side.py", f"""
         open({str(marker)!r}, "w").close()
         from torch import nn
         def build():
@@ -191,9 +184,9 @@ def test_user_code_runs_only_when_named(tmp_path):
     assert marker.exists()
 
 
-def test_sibling_imports_work_in_a_user_file(tmp_path):
-    write(tmp_path, "blocks.py", "from torch import nn\nWIDTH = 6\n")
-    path = write(tmp_path, "main_net.py", """
+def test_sibling_imports_work_in_a_user_file(write_file, tmp_path):
+    write_file("blocks.py", "from torch import nn\nWIDTH = 6\n")
+    path = write_file("main_net.py", """
         from blocks import WIDTH
         from torch import nn
         def build():
@@ -273,9 +266,9 @@ def test_timm_spec_builds_unpretrained(monkeypatch):
         resolve("timm:nosuch")
 
 
-def test_input_size_attribute_must_be_a_shape_of_rank_1_to_4(tmp_path):
+def test_input_size_attribute_must_be_a_shape_of_rank_1_to_4(write_file, tmp_path):
     # (224, 224) is a valid CxL input since inputs of any rank are accepted
-    path = write(tmp_path, "net.py", """
+    path = write_file("net.py", """
         from torch import nn
         def build():
             return nn.Linear(2, 2)
@@ -285,8 +278,8 @@ def test_input_size_attribute_must_be_a_shape_of_rank_1_to_4(tmp_path):
         resolve(f"{path}:build")
 
 
-def test_factory_runs_on_the_meta_device(tmp_path):
-    path = write(tmp_path, "net.py", """
+def test_factory_runs_on_the_meta_device(write_file, tmp_path):
+    path = write_file("net.py", """
         import torch
         from torch import nn
         SEEN = []

@@ -6,9 +6,7 @@ import json
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
-from cnnscope.cli.main import app
 
 FAST = ["--device", "cpu", "--iters", "2", "--warmup", "1", "--max-warmup", "1", "--no-ceiling",
         "--no-progress"]
@@ -19,18 +17,7 @@ def _cache(tmp_path, monkeypatch):
     monkeypatch.setenv("CNNSCOPE_CACHE_DIR", str(tmp_path / "cache"))
 
 
-def run(*args):
-    return CliRunner().invoke(app, list(args))
-
-
-def one_line_error(result, code=2):
-    assert result.exit_code == code, result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("cnnscope: error:"), result.stderr
-    assert "Traceback" not in result.output
-
-
-def test_json_rows_carry_the_documented_fields():
+def test_json_rows_carry_the_documented_fields(run):
     result = run("bench", "lenet5", "--batch", "1,2", "--mode", "infer,train", "--format", "json", *FAST)
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
@@ -47,7 +34,7 @@ def test_json_rows_carry_the_documented_fields():
     assert "matmul-equivalent" in data["flop_basis"]
 
 
-def test_table_markdown_csv_and_output_file(tmp_path):
+def test_table_markdown_csv_and_output_file(run, tmp_path):
     table = run("bench", "lenet5", *FAST)
     assert table.exit_code == 0, table.output
     assert "lenet5" in table.stdout and "median ms" in table.stdout and "torch " in table.stdout
@@ -63,7 +50,7 @@ def test_table_markdown_csv_and_output_file(tmp_path):
     assert float(rows[0]["median_ms"]) > 0
 
 
-def test_per_layer_table_and_csv():
+def test_per_layer_table_and_csv(run):
     res = run("bench", "lenet5", "--mode", "train", "--per-layer", "--top", "3", *FAST)
     assert res.exit_code == 0, res.output
     assert "per layer: lenet5 b1 fp32 train (top 3 of" in res.stdout
@@ -76,14 +63,14 @@ def test_per_layer_table_and_csv():
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without CUDA")
-def test_cuda_without_a_gpu_is_a_one_line_error():
+def test_cuda_without_a_gpu_is_a_one_line_error(run, one_line_error):
     res = run("bench", "lenet5", "--device", "cuda")
     one_line_error(res)
     assert "CUDA is not available" in res.stderr and "--device cpu" in res.stderr
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without CUDA")
-def test_no_model_and_cuda_without_a_gpu_is_the_same_error():
+def test_no_model_and_cuda_without_a_gpu_is_the_same_error(run, one_line_error):
     one_line_error(run("bench", "--device", "cuda"))
 
 
@@ -99,7 +86,7 @@ def test_no_model_and_cuda_without_a_gpu_is_the_same_error():
     ["bench", "lenet5", "--device", "meta"],
     ["bench", "lenet5", "--device", "tpu"],
 ])
-def test_bad_options_are_one_line_errors(args):
+def test_bad_options_are_one_line_errors(run, one_line_error, args):
     one_line_error(run(*args))
 
 
@@ -108,7 +95,7 @@ def test_bad_options_are_one_line_errors(args):
     ("vgg16", "3x8x8", "too small for vgg16"),
     ("resnet18", "1x64x64", "on input 1x64x64"),  # conv1 wants 3 channels
 ])
-def test_an_input_a_model_cannot_take_fails_before_anything_runs(tmp_path, monkeypatch,
+def test_an_input_a_model_cannot_take_fails_before_anything_runs(run, one_line_error, tmp_path, monkeypatch,
                                                                    model, size, expected):
     from cnnscope.bench import runner
 
@@ -122,7 +109,7 @@ def test_an_input_a_model_cannot_take_fails_before_anything_runs(tmp_path, monke
     assert expected in res.stderr and not out.exists()
 
 
-def test_ctrl_c_prints_the_rows_measured_so_far(monkeypatch):
+def test_ctrl_c_prints_the_rows_measured_so_far(run, monkeypatch):
     from cnnscope.bench import runner
 
     real = runner.bench_row
@@ -143,7 +130,7 @@ def test_ctrl_c_prints_the_rows_measured_so_far(monkeypatch):
     assert "interrupted: 1 of 3 rows measured" in res.stderr
 
 
-def test_a_failed_row_is_reported_without_timings_and_exit_1(monkeypatch):
+def test_a_failed_row_is_reported_without_timings_and_exit_1(run, monkeypatch):
     from cnnscope.bench import runner
     from cnnscope.bench.records import BenchRow
 
@@ -159,7 +146,7 @@ def test_a_failed_row_is_reported_without_timings_and_exit_1(monkeypatch):
     assert "boom" in res.stderr
 
 
-def test_default_model_set_is_planned_from_the_zoo(monkeypatch):
+def test_default_model_set_is_planned_from_the_zoo(run, monkeypatch):
     from cnnscope.bench import runner
 
     seen = []
@@ -176,7 +163,7 @@ def test_default_model_set_is_planned_from_the_zoo(monkeypatch):
     assert seen == runner.default_models()
 
 
-def test_help_describes_the_command():
+def test_help_describes_the_command(run):
     res = run("bench", "--help")
     assert res.exit_code == 0
     for opt in ("--device", "--batch", "--dtype", "--mode", "--channels-last", "--compile",

@@ -58,13 +58,6 @@ def survivors(marker: str, grace_s: float = 10.0) -> list[str]:
         time.sleep(0.2)
 
 
-def one_line_error(done, code):
-    assert done.returncode == code, (done.stdout, done.stderr)
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("cnnscope: error:"), done.stderr
-    return lines[0]
-
-
 def lenet5_trainable_params() -> int:
     from cnnscope.models import resolve
 
@@ -111,7 +104,7 @@ def test_ddp_two_gloo_ranks_report_measurement_and_prediction(tmp_path):
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 @pytest.mark.parametrize("how", ["exit", "raise"])
-def test_a_rank_that_dies_stops_every_rank_with_one_line(tmp_path, how):
+def test_a_rank_that_dies_stops_every_rank_with_one_line(one_line_error, tmp_path, how):
     crash = "os._exit(7)" if how == "exit" else 'raise RuntimeError("rank one broke")'
     (tmp_path / "crashy.py").write_text(textwrap.dedent(f"""
         import os

@@ -6,24 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
-from cnnscope.cli.main import app
 
-runner = CliRunner()
 EXAMPLE = str(Path(__file__).resolve().parents[2] / "examples" / "custom_model.py")
-
-
-def run(*args):
-    return runner.invoke(app, list(args))
-
-
-def one_line_error(result):
-    assert result.exit_code == 2, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("cnnscope: error:"), result.stderr
-    assert "Traceback" not in result.output
-    return lines[0]
 
 
 def tiny_params(width, num_classes=10):
@@ -32,7 +17,7 @@ def tiny_params(width, num_classes=10):
             + 2 * width * num_classes + num_classes)
 
 
-def test_table_has_one_column_per_model_and_the_ratio_line():
+def test_table_has_one_column_per_model_and_the_ratio_line(run):
     result = run("compare", "vgg16", "googlenet")
     assert result.exit_code == 0, result.output
     out = result.stdout
@@ -46,7 +31,7 @@ def test_table_has_one_column_per_model_and_the_ratio_line():
         assert label in out
 
 
-def test_json_has_params_totals_keys_per_model():
+def test_json_has_params_totals_keys_per_model(run):
     result = run("compare", "lenet5", "nin", "--format", "json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
@@ -58,7 +43,7 @@ def test_json_has_params_totals_keys_per_model():
     assert data["reference"] == "lenet5"
 
 
-def test_csv_is_one_row_per_model_with_exact_ints_and_bytes_at_dtype():
+def test_csv_is_one_row_per_model_with_exact_ints_and_bytes_at_dtype(run):
     result = run("compare", "lenet5", "nin", "-f", "csv", "--dtype", "fp16")
     assert result.exit_code == 0, result.output
     import io
@@ -69,7 +54,7 @@ def test_csv_is_one_row_per_model_with_exact_ints_and_bytes_at_dtype():
     assert frame.loc[0, "params_ratio"] == 1.0
 
 
-def test_markdown_and_output_file(tmp_path):
+def test_markdown_and_output_file(run, tmp_path):
     out = tmp_path / "cmp.md"
     result = run("compare", "lenet5", "nin", "-f", "md", "-o", str(out))
     assert result.exit_code == 0, result.output
@@ -77,7 +62,7 @@ def test_markdown_and_output_file(tmp_path):
     assert text.startswith("## compare") and "| lenet5 | nin |" in text
 
 
-def test_user_model_with_targeted_arg():
+def test_user_model_with_targeted_arg(run):
     result = run("compare", "lenet5", f"{EXAMPLE}:build", "--arg", f"{EXAMPLE}:build:width=32",
                  "-f", "json")
     assert result.exit_code == 0, result.output
@@ -87,25 +72,25 @@ def test_user_model_with_targeted_arg():
     assert data["models"][1]["input_size"] == [3, 32, 32]
 
 
-def test_unknown_name_among_several_fails_before_any_work():
+def test_unknown_name_among_several_fails_before_any_work(run, one_line_error):
     line = one_line_error(run("compare", "vgg16", "nosuchnet"))
     assert "unknown model 'nosuchnet'" in line
 
 
-def test_bad_dtype_and_bad_arg():
+def test_bad_dtype_and_bad_arg(run, one_line_error):
     assert "unknown dtype" in one_line_error(run("compare", "lenet5", "nin", "--dtype", "float7"))
     assert "malformed --arg" in one_line_error(run("compare", "lenet5", "nin", "--arg", "width"))
     assert "names a model that is not given" in one_line_error(
         run("compare", "lenet5", "nin", "--arg", "vgg16:num_classes=3"))
 
 
-def test_missing_user_file_names_the_file():
+def test_missing_user_file_names_the_file(run, one_line_error):
     line = one_line_error(run("compare", "lenet5", "nowhere/net.py:build"))
     assert "nowhere/net.py" in line
 
 
 @pytest.mark.parametrize("suffix, magic", [(".png", b"\x89PNG"), (".svg", b"<svg")])
-def test_plot_is_rendered(tmp_path, suffix, magic):
+def test_plot_is_rendered(run, tmp_path, suffix, magic):
     pytest.importorskip("matplotlib")
     path = tmp_path / f"cmp{suffix}"
     result = run("compare", "lenet5", "nin", "alexnet", "--plot", str(path))
@@ -115,12 +100,12 @@ def test_plot_is_rendered(tmp_path, suffix, magic):
     assert magic in data[:400]
 
 
-def test_plot_needs_a_png_or_svg_name(tmp_path):
+def test_plot_needs_a_png_or_svg_name(run, one_line_error, tmp_path):
     line = one_line_error(run("compare", "lenet5", "nin", "--plot", str(tmp_path / "x.gif")))
     assert ".png or .svg" in line
 
 
-def test_plot_without_matplotlib_says_how_to_install(tmp_path, monkeypatch):
+def test_plot_without_matplotlib_says_how_to_install(run, one_line_error, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
     line = one_line_error(run("compare", "lenet5", "nin", "--plot", str(tmp_path / "x.png")))
     assert "pip install 'cnnscope[plot]'" in line
@@ -128,7 +113,7 @@ def test_plot_without_matplotlib_says_how_to_install(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_bench_adds_latency_and_throughput_rows():
+def test_bench_adds_latency_and_throughput_rows(run):
     result = run("compare", "lenet5", "nin", "--bench", "--device", "cpu", "-f", "json")
     assert result.exit_code == 0, result.output
     for m in json.loads(result.stdout)["models"]:
@@ -137,6 +122,6 @@ def test_bench_adds_latency_and_throughput_rows():
         assert b["throughput"] == pytest.approx(1000.0 / b["latency_ms"])
 
 
-def test_bench_cannot_time_int8():
+def test_bench_cannot_time_int8(run, one_line_error):
     line = one_line_error(run("compare", "lenet5", "nin", "--bench", "--dtype", "int8", "--device", "cpu"))
     assert "cannot time int8" in line

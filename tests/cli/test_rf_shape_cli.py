@@ -7,29 +7,12 @@ import io
 import json
 
 import pytest
-from typer.testing import CliRunner
-
-from cnnscope.cli.main import app
-
-runner = CliRunner()
-
-
-def run(*args):
-    return runner.invoke(app, list(args))
-
-
-def one_line_error(result):
-    assert result.exit_code == 2, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("cnnscope: error:"), result.stderr
-    assert "Traceback" not in result.output
-    return lines[0]
 
 
 # ---------------------------------------------------------------------- rf
 
 
-def test_rf_json_has_layers_and_final():
+def test_rf_json_has_layers_and_final(run):
     result = run("rf", "vgg16", "--format", "json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
@@ -43,7 +26,7 @@ def test_rf_json_has_layers_and_final():
     assert fc["status"] == "global" and fc["receptive_field"] == [None, None]
 
 
-def test_rf_table_shows_final_line_and_convention():
+def test_rf_table_shows_final_line_and_convention(run):
     result = run("rf", "resnet50")
     assert result.exit_code == 0, result.output
     assert "final spatial map layer4.2.relu#3" in result.stdout
@@ -51,7 +34,7 @@ def test_rf_table_shows_final_line_and_convention():
     assert "Convention:" in result.stdout
 
 
-def test_rf_csv_and_markdown(tmp_path):
+def test_rf_csv_and_markdown(run, tmp_path):
     out = tmp_path / "rf.csv"
     result = run("rf", "alexnet", "-f", "csv", "-o", str(out))
     assert result.exit_code == 0, result.output
@@ -62,7 +45,7 @@ def test_rf_csv_and_markdown(tmp_path):
     assert md.exit_code == 0 and "| features.12 | Conv2d |" in md.stdout
 
 
-def test_rf_reports_misalignment_in_the_output():
+def test_rf_reports_misalignment_in_the_output(run):
     # U-Net at 570 (not a valid size): the pools floor odd maps and the crops are off-centre.
     result = run("rf", "unet", "--input", "1x570x570", "-f", "json")
     assert result.exit_code == 0, result.output
@@ -72,7 +55,7 @@ def test_rf_reports_misalignment_in_the_output():
     assert "MISALIGNED" in table.stdout
 
 
-def test_rf_fractional_stride_after_upsampling_in_json():
+def test_rf_fractional_stride_after_upsampling_in_json(run):
     data = json.loads(run("rf", "unet", "-f", "json").stdout)
     up1 = next(row for row in data["layers"] if row["name"] == "up1")
     # up1 doubles the resolution of a jump-2 map
@@ -88,20 +71,20 @@ def test_rf_fractional_stride_after_upsampling_in_json():
     (("shape", "no_such_model"), "unknown model"),
     (("shape", "unet", "--near", "0"), "--near"),
 ])
-def test_errors_are_one_line(args, needle):
+def test_errors_are_one_line(run, one_line_error, args, needle):
     assert needle in one_line_error(run(*args))
 
 
 # ---------------------------------------------------------------------- shape
 
 
-def test_shape_table_shows_formulas():
+def test_shape_table_shows_formulas(run):
     result = run("shape", "alexnet")
     assert result.exit_code == 0, result.output
     assert "55" in result.stdout and "Formulas:" in result.stdout
 
 
-def test_shape_json_rows_and_min(tmp_path):
+def test_shape_json_rows_and_min(run, tmp_path):
     out = tmp_path / "shape.json"
     result = run("shape", "vgg16", "--min", "-f", "json", "-o", str(out))
     assert result.exit_code == 0, result.output
@@ -112,20 +95,20 @@ def test_shape_json_rows_and_min(tmp_path):
     assert first["formula"] == "floor((224 + 2*1 - 1*(3-1) - 1)/1 + 1) = 224"
 
 
-def test_shape_too_small_names_the_layer_and_the_arithmetic():
+def test_shape_too_small_names_the_layer_and_the_arithmetic(run, one_line_error):
     line = one_line_error(run("shape", "vgg16", "--input", "3x16x16"))
     assert "layer features.30 (MaxPool2d)" in line
     assert "floor((1 + 2*0 - 1*(2-1) - 1)/2 + 1) = 0" in line
     assert "3x32x32" in line  # the smallest input that works
 
 
-def test_shape_unet_near():
+def test_shape_unet_near(run):
     result = run("shape", "unet", "--near", "570", "-f", "md")
     assert result.exit_code == 0, result.output
     assert "valid sizes near 570: 556, 572" in result.stdout
 
 
-def test_shape_csv():
+def test_shape_csv(run):
     result = run("shape", "unet", "-f", "csv")
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
@@ -134,7 +117,7 @@ def test_shape_csv():
     assert up4["formula"] == "(28 - 1)*2 - 2*0 + 1*(2-1) + 0 + 1 = 56"
 
 
-def test_help_texts():
+def test_help_texts(run):
     for cmd in ("rf", "shape"):
         result = run(cmd, "--help")
         assert result.exit_code == 0 and "--format" in result.stdout

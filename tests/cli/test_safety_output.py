@@ -23,14 +23,6 @@ def cli(*args, **kwargs) -> subprocess.CompletedProcess:
                           **kwargs)
 
 
-def one_line_error(done: subprocess.CompletedProcess, code: int = 2) -> str:
-    assert done.returncode == code, done.stderr
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("cnnscope: error: "), done.stderr
-    assert "Traceback" not in done.stderr
-    return lines[0]
-
-
 def leftovers(folder) -> list[str]:
     return sorted(n for n in os.listdir(folder) if n.endswith(".tmp"))
 
@@ -51,7 +43,7 @@ def test_a_character_device_is_written_through_not_replaced(tmp_path):
     assert os.stat(node).st_rdev == os.makedev(1, 3)
 
 
-def test_dev_full_as_output_is_one_line_and_stays_a_device():
+def test_dev_full_as_output_is_one_line_and_stays_a_device(one_line_error):
     if not os.path.exists("/dev/full"):
         pytest.skip("no /dev/full")
     line = one_line_error(cli("params", "lenet5", "-o", "/dev/full"))
@@ -123,7 +115,7 @@ def _limit_file_size():
     resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024))
 
 
-def test_a_file_size_limit_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+def test_a_file_size_limit_keeps_the_old_file_and_leaves_no_temporary(one_line_error, tmp_path):
     old = tmp_path / "r18.csv"
     old.write_text("previous report\n")
     os.chmod(old, 0o640)
@@ -160,7 +152,7 @@ def test_an_unwritable_folder_is_one_line(tmp_path, monkeypatch, capsys):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="chattr +i needs root")
-def test_an_immutable_folder_refuses_even_root(tmp_path):
+def test_an_immutable_folder_refuses_even_root(one_line_error, tmp_path):
     folder = tmp_path / "locked"
     folder.mkdir()
     if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
@@ -173,7 +165,7 @@ def test_an_immutable_folder_refuses_even_root(tmp_path):
     assert os.listdir(folder) == []
 
 
-def test_a_name_of_255_characters_works_and_one_too_long_is_one_line(tmp_path):
+def test_a_name_of_255_characters_works_and_one_too_long_is_one_line(one_line_error, tmp_path):
     longest = "r" * 251 + ".csv"  # NAME_MAX: the temporary name must not be longer
     assert main(["params", "lenet5", "-f", "csv", "-o", str(tmp_path / longest)]) == 0
     assert (tmp_path / longest).read_text().startswith("name,type,kind")
@@ -190,12 +182,12 @@ def _shell(command: str) -> subprocess.CompletedProcess:
                           env={**os.environ, "CNNSCOPE": " ".join(CLI)})
 
 
-def test_closed_stdout_is_one_line():
+def test_closed_stdout_is_one_line(one_line_error):
     done = _shell('$CNNSCOPE params lenet5 >&-')
     assert "standard output is closed" in one_line_error(done)
 
 
-def test_full_stdout_is_one_line():
+def test_full_stdout_is_one_line(one_line_error):
     done = _shell('$CNNSCOPE params lenet5 -f json > /dev/full')
     assert "no space left on device" in one_line_error(done)
 

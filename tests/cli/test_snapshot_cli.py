@@ -3,18 +3,8 @@
 import json
 import textwrap
 
-from typer.testing import CliRunner
 
-from cnnscope.cli.main import app
-
-runner = CliRunner()
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def test_snapshot_then_check_is_clean(tmp_path):
+def test_snapshot_then_check_is_clean(run, tmp_path):
     lock = tmp_path / "cnnscope.lock.json"
     result = run("snapshot", "lenet5", "nin", "-o", lock)
     assert result.exit_code == 0, result.output
@@ -25,14 +15,14 @@ def test_snapshot_then_check_is_clean(tmp_path):
     assert "OK: 2 models match" in result.stdout
 
 
-def test_snapshot_to_stdout_and_with_input_and_args(tmp_path):
+def test_snapshot_to_stdout_and_with_input_and_args(run, tmp_path):
     result = run("snapshot", "lenet5", "--arg", "num_classes=7")
     assert result.exit_code == 0, result.output
     (m,) = json.loads(result.stdout)["models"]
     assert m["args"] == {"num_classes": "7"} and m["output_shapes"] == [[1, 7]]
 
 
-def test_drift_exits_1_with_a_table(tmp_path):
+def test_drift_exits_1_with_a_table(run, tmp_path):
     lock = tmp_path / "l.json"
     run("snapshot", "lenet5", "nin", "-o", lock)
     data = json.loads(lock.read_text())
@@ -47,7 +37,7 @@ def test_drift_exits_1_with_a_table(tmp_path):
     assert "DRIFT: 1 of 2 models changed" in out
 
 
-def test_drift_as_json_and_csv(tmp_path):
+def test_drift_as_json_and_csv(run, tmp_path):
     lock = tmp_path / "l.json"
     run("snapshot", "lenet5", "-o", lock)
     data = json.loads(lock.read_text())
@@ -64,7 +54,7 @@ def test_drift_as_json_and_csv(tmp_path):
     assert run("check", lock, "--rtol", "params=0.01").exit_code == 1
 
 
-def test_user_model_drift_is_caught(tmp_path):
+def test_user_model_drift_is_caught(run, tmp_path):
     net = tmp_path / "net.py"
     net.write_text(textwrap.dedent("""
         from torch import nn
@@ -88,7 +78,7 @@ def one_line(result):
     return lines[0]
 
 
-def test_bad_lock_files_exit_2_with_one_line(tmp_path):
+def test_bad_lock_files_exit_2_with_one_line(run, tmp_path):
     assert "does not exist" in one_line(run("check", tmp_path / "missing.json"))
     bad = tmp_path / "bad.json"
     bad.write_text("{oops")
@@ -97,7 +87,7 @@ def test_bad_lock_files_exit_2_with_one_line(tmp_path):
     assert "schema version 2" in one_line(run("check", bad))
 
 
-def test_usage_errors_exit_2(tmp_path):
+def test_usage_errors_exit_2(run, tmp_path):
     lock = tmp_path / "l.json"
     run("snapshot", "lenet5", "-o", lock)
     assert "malformed --rtol" in one_line(run("check", lock, "--rtol", "lots"))

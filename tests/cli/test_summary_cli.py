@@ -5,15 +5,6 @@ import json
 
 import pytest
 import torch
-from typer.testing import CliRunner
-
-from cnnscope.cli.main import app
-
-runner = CliRunner()
-
-
-def run(*args):
-    return runner.invoke(app, list(args))
 
 
 def assert_one_line_error(result, *fragments):
@@ -25,7 +16,7 @@ def assert_one_line_error(result, *fragments):
         assert f in err, f"{f!r} not in {err!r}"
 
 
-def test_params_table_has_totals_and_convention():
+def test_params_table_has_totals_and_convention(run):
     res = run("params", "resnet50")
     assert res.exit_code == 0, res.output
     assert "25,557,032" in res.stdout  # torchvision's published count
@@ -33,7 +24,7 @@ def test_params_table_has_totals_and_convention():
     assert "Convention:" in res.stdout and "MACs" in res.stdout
 
 
-def test_json_keys_other_tools_read():
+def test_json_keys_other_tools_read(run):
     res = run("params", "vgg16", "--format", "json")
     assert res.exit_code == 0
     data = json.loads(res.stdout)
@@ -45,7 +36,7 @@ def test_json_keys_other_tools_read():
     assert layer["params"] == 64 * 3 * 3 * 3 + 64
 
 
-def test_depth_groups_rows_but_keeps_totals():
+def test_depth_groups_rows_but_keeps_totals(run):
     full = json.loads(run("flops", "googlenet", "--format", "json").stdout)
     grouped = json.loads(run("flops", "googlenet", "--depth", "1", "--format", "json").stdout)
     assert grouped["totals"] == full["totals"]
@@ -54,7 +45,7 @@ def test_depth_groups_rows_but_keeps_totals():
     assert all("." not in r["name"] for r in grouped["layers"])
 
 
-def test_csv_to_file_with_input_and_batch(tmp_path):
+def test_csv_to_file_with_input_and_batch(run, tmp_path):
     out = tmp_path / "vgg16.csv"
     res = run("layers", "vgg16", "--input", "3x512x512", "--batch", "8", "--format", "csv", "-o", str(out))
     assert res.exit_code == 0, res.output
@@ -66,7 +57,7 @@ def test_csv_to_file_with_input_and_batch(tmp_path):
     assert int(first["macs"]) == 8 * 64 * 512 * 512 * 3 * 3 * 3
 
 
-def test_markdown_format():
+def test_markdown_format(run):
     res = run("params", "lenet5", "--format", "md")
     assert res.exit_code == 0 and res.stdout.startswith("## lenet5")
     assert "| **total** |" in res.stdout and "60,840" in res.stdout
@@ -82,20 +73,20 @@ def test_python_m_entry_point():
     assert json.loads(res.stdout)["totals"]["trainable_params"] == 60_000
 
 
-def test_unknown_model_suggests():
+def test_unknown_model_suggests(run):
     assert_one_line_error(run("params", "resnet5"), "unknown model 'resnet5'", "resnet50")
 
 
 @pytest.mark.parametrize("size", ["3x0x224", "abc", "3x224x224x2x2"])
-def test_malformed_input(size):
+def test_malformed_input(run, size):
     assert_one_line_error(run("params", "resnet18", "--input", size), repr(size))
 
 
-def test_batch_below_one():
+def test_batch_below_one(run):
     assert_one_line_error(run("params", "resnet18", "--batch", "0"), "batch size 0")
 
 
-def test_input_too_small_names_layer_and_smallest_size():
+def test_input_too_small_names_layer_and_smallest_size(run):
     res = run("params", "vgg16", "--input", "3x16x16")
     assert_one_line_error(res, "too small", "features.", "smallest input that works is 3x32x32")
     # 16 -> 8 -> 4 -> 2 -> 1 after four 2x2/2 pools; the fifth (features.30) gets a 1x1 map:
@@ -107,7 +98,7 @@ def test_input_too_small_names_layer_and_smallest_size():
     assert run("params", "vgg16", "--input", "3x31x31").exit_code == 2
 
 
-def test_alexnet_too_small_says_the_classifier_is_fixed():
+def test_alexnet_too_small_says_the_classifier_is_fixed(run):
     # The paper's AlexNet has no adaptive pooling: its fc6 wants exactly 6x6x256.
     res = run("params", "alexnet", "--input", "3x32x32")
     assert_one_line_error(res, "too small", "features.", "3x67x67", "classifier accepts only 3x227x227")
@@ -123,30 +114,30 @@ def test_alexnet_smallest_input_by_arithmetic():
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
-def test_cuda_without_cuda():
+def test_cuda_without_cuda(run):
     assert_one_line_error(run("params", "resnet18", "--device", "cuda"), "CUDA is not available")
 
 
-def test_nothing_written_on_error(tmp_path):
+def test_nothing_written_on_error(run, tmp_path):
     out = tmp_path / "never.json"
     res = run("params", "alexnet", "--input", "3x32x32", "--format", "json", "-o", str(out))
     assert res.exit_code == 2 and not out.exists()
     assert list(tmp_path.iterdir()) == []
 
 
-def test_output_into_missing_folder(tmp_path):
+def test_output_into_missing_folder(run, tmp_path):
     res = run("params", "lenet5", "-o", str(tmp_path / "nope" / "x.csv"), "--format", "csv")
     assert_one_line_error(res, "does not exist")
 
 
-def test_fvcore_counter_agrees_on_macs():
+def test_fvcore_counter_agrees_on_macs(run):
     ours = json.loads(run("params", "resnet18", "--format", "json").stdout)["totals"]
     theirs = json.loads(run("params", "resnet18", "--format", "json", "--counter", "fvcore").stdout)
     assert theirs["counter"] == "fvcore"
     assert theirs["totals"]["macs"] == ours["macs"] and theirs["totals"]["params"] == ours["params"]
 
 
-def test_every_command_has_help():
+def test_every_command_has_help(run):
     from cnnscope.cli.main import app as the_app
     import typer.main
 
@@ -156,7 +147,7 @@ def test_every_command_has_help():
         assert run(name, "--help").exit_code == 0
 
 
-def test_version_and_bare_command():
+def test_version_and_bare_command(run):
     from cnnscope import __version__
 
     res = run("--version")

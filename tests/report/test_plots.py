@@ -11,24 +11,18 @@ import sys
 import xml.etree.ElementTree as ET
 
 import pytest
-from typer.testing import CliRunner
 
 import cnnscope
 from cnnscope.analysis.aggregate import group_by_depth
 from cnnscope.analysis.receptive_field import receptive_fields
 from cnnscope.bench.records import BenchRow, LayerTiming, PerLayer
 from cnnscope.bench.roofline import apply_roofline
-from cnnscope.cli.main import app
 
 pytest.importorskip("matplotlib")
 
 from cnnscope.report import plot  # noqa: E402  (after the matplotlib check)
 
 FAST = ["--device", "cpu", "--iters", "2", "--warmup", "1", "--max-warmup", "1", "--no-progress"]
-
-
-def run(*args):
-    return CliRunner().invoke(app, list(args))
 
 
 def png_size(path):
@@ -49,14 +43,6 @@ def assert_image(path, min_px=400):
 
 def bar_heights(ax):
     return [patch.get_height() for patch in ax.containers[0]]
-
-
-def one_line_error(result):
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("cnnscope: error:"), result.stderr
-    assert "Traceback" not in result.output
-    return lines[0]
 
 
 # ---------------------------------------------------------------------- params | flops
@@ -85,7 +71,7 @@ def test_stage_bars_with_depth_add_up_to_the_totals():
 
 
 @pytest.mark.parametrize("suffix", [".png", ".svg"])
-def test_params_plot_file(tmp_path, suffix):
+def test_params_plot_file(run, tmp_path, suffix):
     path = tmp_path / f"layers{suffix}"
     res = run("params", "lenet5", "--plot", str(path))
     assert res.exit_code == 0, res.output
@@ -113,7 +99,7 @@ def test_rf_lines_are_the_fields_vgg16_paper_values():
     assert "classifier.0" not in at  # fully connected: global, not plotted
 
 
-def test_rf_plot_file(tmp_path):
+def test_rf_plot_file(run, tmp_path):
     path = tmp_path / "rf.png"
     res = run("rf", "alexnet", "--plot", str(path))
     assert res.exit_code == 0, res.output
@@ -151,7 +137,7 @@ def test_roofline_points_and_roofs_are_the_records():
     assert list(compute_roof.get_ydata()) == [1e6, 1e6]
 
 
-def test_bench_roofline_plot_file(tmp_path, monkeypatch):
+def test_bench_roofline_plot_file(run, tmp_path, monkeypatch):
     monkeypatch.setenv("CNNSCOPE_CACHE_DIR", str(tmp_path / "cache"))
     from cnnscope.bench import bandwidth, ceiling
 
@@ -180,7 +166,7 @@ def test_bench_roofline_plot_file(tmp_path, monkeypatch):
     ["params", "lenet5"], ["flops", "lenet5", "--depth", "1"], ["rf", "lenet5"],
     ["bench", "lenet5", "--per-layer", *FAST],
 ])
-def test_without_matplotlib_each_plot_is_a_one_line_error(tmp_path, monkeypatch, args):
+def test_without_matplotlib_each_plot_is_a_one_line_error(run, one_line_error, tmp_path, monkeypatch, args):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
     path = tmp_path / "x.png"
     line = one_line_error(run(*args, "--plot", str(path)))
@@ -189,11 +175,11 @@ def test_without_matplotlib_each_plot_is_a_one_line_error(tmp_path, monkeypatch,
 
 
 @pytest.mark.parametrize("args", [["params", "lenet5"], ["rf", "lenet5"]])
-def test_a_name_that_is_not_png_or_svg_fails_before_any_work(tmp_path, args):
+def test_a_name_that_is_not_png_or_svg_fails_before_any_work(run, one_line_error, tmp_path, args):
     line = one_line_error(run(*args, "--plot", str(tmp_path / "x.gif")))
     assert ".png or .svg" in line
 
 
-def test_bench_plot_needs_per_layer(tmp_path):
+def test_bench_plot_needs_per_layer(run, one_line_error, tmp_path):
     line = one_line_error(run("bench", "lenet5", "--plot", str(tmp_path / "x.png"), *FAST))
     assert "--per-layer" in line

@@ -1,0 +1,83 @@
+"""Fixtures shared by the whole suite.
+
+- ``run``: the CLI called in-process (typer's CliRunner), stdout and stderr apart. A
+  fresh interpreter costs an ``import torch`` each; tests that need real process
+  behaviour (signals, closed or full stdout, fd-level redirects, rlimits) start one
+  themselves.
+- ``one_line_error``: the contract for bad input: exit code 2 (or the one given), one
+  line on stderr starting ``cnnscope: error:``, no traceback. Takes a CliRunner result
+  or a ``subprocess.CompletedProcess``; returns the line.
+- ``write_file``: a dedented source file in the test's tmp_path (user models, packages).
+- ``zoo_report``: ``cnnscope.analyze`` memoised for the session, so each zoo model is
+  traced once per run whatever the number of files that ask for it. Reports are frozen
+  dataclasses: sharing one cannot leak a change from one test into another.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import textwrap
+
+import pytest
+
+
+def _invoke(*args, **kwargs):
+    from typer.testing import CliRunner
+
+    from cnnscope.cli.main import app
+
+    return CliRunner().invoke(app, [str(a) for a in args], **kwargs)
+
+
+def _one_line_error(result, code: int = 2) -> str:
+    if isinstance(result, subprocess.CompletedProcess):
+        got, stderr, output = result.returncode, result.stderr, (result.stdout or "") + result.stderr
+    else:
+        got, stderr, output = result.exit_code, result.stderr, result.output
+    assert got == code, output
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cnnscope: error:"), stderr
+    assert "Traceback" not in output
+    return lines[0]
+
+
+@pytest.fixture(scope="session")
+def run():
+    """``run("params", "lenet5", "-f", "json")`` -> click Result (exit_code, stdout, stderr)."""
+    return _invoke
+
+
+@pytest.fixture(scope="session")
+def one_line_error():
+    return _one_line_error
+
+
+@pytest.fixture
+def write_file(tmp_path):
+    """``write_file("net.py", source)`` -> the path of the dedented file in tmp_path."""
+
+    def write(name: str, body: str):
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(body))
+        return path
+
+    return write
+
+
+_REPORTS: dict = {}
+
+
+@pytest.fixture(scope="session")
+def zoo_report():
+    """``zoo_report("resnet50")`` (same arguments as ``cnnscope.analyze``), traced once
+    per session."""
+    import cnnscope
+
+    def get(name: str, *args, **kwargs):
+        key = (name, args, tuple(sorted(kwargs.items())))
+        if key not in _REPORTS:
+            _REPORTS[key] = cnnscope.analyze(name, *args, **kwargs)
+        return _REPORTS[key]
+
+    return get
