@@ -4,7 +4,6 @@ import json
 import runpy
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from cnnscope.cli.main import app
@@ -40,8 +39,6 @@ def test_custom_model_params_command_at_its_own_input():
 def test_custom_model_with_arg_as_documented():
     # The documented command: cnnscope params examples/custom_model.py:build --arg width=32
     result = runner.invoke(app, ["params", f"{CUSTOM}:build", "--arg", "width=32", "-f", "json"])
-    if result.exit_code == 2 and "--arg" in result.output and "No such option" in result.output:
-        pytest.xfail("the params/summary command does not take --arg yet")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["totals"]["params"] == tiny_params(32)

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 import cnnscope
-from cnnscope.errors import InvalidInputSizeError, InvalidOptionError
+from cnnscope.errors import InvalidInputSizeError, InvalidOptionError, TraceError
 
 
 def small_net():
@@ -46,7 +46,7 @@ def test_stand_ins_are_swapped_back_when_the_trace_fails():
     net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
     params = [id(p) for p in net.parameters()]
     buffers = [id(b) for b in net.buffers()]
-    with pytest.raises(Exception):
+    with pytest.raises(TraceError, match="failed at layer 0"):
         cnnscope.analyze(net, (5, 8, 8))  # wrong channel count: the first conv fails
     assert [id(p) for p in net.parameters()] == params
     assert [id(b) for b in net.buffers()] == buffers

@@ -133,13 +133,22 @@ def test_format_ratio():
 
 def test_receptive_field_of_the_last_feature_map():
     # VGG-16's last conv-pool stack: 212 pixels (Araujo et al., Distill 2019, Table 1
-    # lists 212 for vgg_16). Shown as "-" only if the analysis is missing.
+    # lists 212 for vgg_16). The comparison turns a failed analysis into a note and a
+    # "-"; that must fail here, not pass.
     c = cnnscope.compare(["vgg16"])
-    rf = c.models[0].receptive_field
-    if rf is None:
-        assert any("receptive field" in n for n in c.notes)
-    else:
-        assert tuple(rf) == (212, 212)
+    assert not any("receptive field" in n for n in c.notes), c.notes
+    assert tuple(c.models[0].receptive_field) == (212, 212)
+
+
+def test_a_failing_receptive_field_is_a_note_naming_the_error(monkeypatch):
+    # The note path the test above refuses, shown working: the comparison goes on.
+    def broken(report):
+        raise RuntimeError("rule missing")
+
+    monkeypatch.setattr("cnnscope.analysis.receptive_field.last_feature_map_rf", broken)
+    c = cnnscope.compare(["lenet5"])
+    assert c.models[0].receptive_field is None
+    assert any("receptive field failed (RuntimeError: rule missing)" in n for n in c.notes), c.notes
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="bench figures are checked on cpu below")

@@ -317,7 +317,7 @@ def test_loss_covers_class_scores_segmentation_maps_and_tuples():
     value = loss(out)
     value.backward()
     assert value.ndim == 0 and all(t.grad is not None for t in out)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError, match="the model returned 2 tensors, the trace saw 3"):
         loss(out[:2])
 
 

@@ -156,7 +156,7 @@ def test_alexnet_shapes_227():
 def test_alexnet_rejects_224():
     # (224 - 11) / 4 + 1 is not an integer: the maps end 5x5, not the 6x6 fc6 was built for.
     m = build("alexnet")
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError, match=r"\[1, 6400\] X \[9216, 4096\]"):  # 256x5x5 vs 256x6x6
         m(torch.empty(1, 3, 224, 224, device="meta"))
 
 
