@@ -4,6 +4,8 @@
   fresh interpreter costs an ``import torch`` each; tests that need real process
   behaviour (signals, closed or full stdout, fd-level redirects, rlimits) start one
   themselves.
+- ``run_main``: ``cnnscope.cli.main.main(argv)`` in-process (the function the entry point
+  calls; it returns the exit code), with what it wrote to stdout and stderr.
 - ``one_line_error``: the contract for bad input: exit code 2 (or the one given), one
   line on stderr starting ``cnnscope: error:``, no traceback. Takes a CliRunner result
   or a ``subprocess.CompletedProcess``; returns the line.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import subprocess
 import textwrap
+from types import SimpleNamespace
 
 import pytest
 
@@ -45,6 +48,20 @@ def _one_line_error(result, code: int = 2) -> str:
 def run():
     """``run("params", "lenet5", "-f", "json")`` -> click Result (exit_code, stdout, stderr)."""
     return _invoke
+
+
+@pytest.fixture
+def run_main(capsys):
+    """``run_main("params", "lenet5")`` -> exit_code, stdout, stderr, output (both)."""
+    from cnnscope.cli.main import main
+
+    def call(*args):
+        capsys.readouterr()
+        code = main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return SimpleNamespace(exit_code=code, stdout=out, stderr=err, output=out + err)
+
+    return call
 
 
 @pytest.fixture(scope="session")

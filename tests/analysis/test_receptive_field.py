@@ -540,7 +540,6 @@ def test_misaligned_branches_are_reported():
     assert add.receptive_field == (4, 4)  # the hull of [-1, 1] and [0, 2]
 
 
-@pytest.mark.slow
 def test_googlenet_inception3b_against_gradients():
     """A real zoo model: GoogLeNet up to inception 3b (max pools averaged, LRN removed)."""
     model = swap_max_for_avg(cnnscope.zoo.get_model("googlenet"))

@@ -34,7 +34,6 @@ def test_rich_table_names_the_source(run):
     assert "Szegedy" in result.stdout and "inception (3a)" in result.stdout
 
 
-@pytest.mark.slow
 def test_model_name_selects_its_family_table(run):
     result = run("spec", "resnet50", "-f", "csv")
     assert result.exit_code == 0
@@ -55,7 +54,6 @@ def test_errors_are_one_line(run, args, text):
     assert "Traceback" not in result.output
 
 
-@pytest.mark.slow
 def test_all_to_a_folder_writes_the_committed_set(run, tmp_path):
     result = run("spec", "--all", "-o", str(tmp_path / "out"))
     assert result.exit_code == 0, result.output

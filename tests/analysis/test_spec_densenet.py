@@ -10,7 +10,6 @@ import pytest
 
 from cnnscope.analysis.spec import densenet as spec
 
-pytestmark = pytest.mark.slow  # traces four DenseNets (~1000 layers each for 264)
 
 # Huang et al. 2017, Table 1: dense layers per block.
 PAPER_BLOCKS = {"densenet121": (6, 12, 24, 16), "densenet169": (6, 12, 32, 32),

@@ -43,10 +43,10 @@ def test_a_character_device_is_written_through_not_replaced(tmp_path):
     assert os.stat(node).st_rdev == os.makedev(1, 3)
 
 
-def test_dev_full_as_output_is_one_line_and_stays_a_device(one_line_error):
+def test_dev_full_as_output_is_one_line_and_stays_a_device(one_line_error, run_main):
     if not os.path.exists("/dev/full"):
         pytest.skip("no /dev/full")
-    line = one_line_error(cli("params", "lenet5", "-o", "/dev/full"))
+    line = one_line_error(run_main("params", "lenet5", "-o", "/dev/full"))
     assert "no space left on device" in line
     assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
 
@@ -152,25 +152,26 @@ def test_an_unwritable_folder_is_one_line(tmp_path, monkeypatch, capsys):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="chattr +i needs root")
-def test_an_immutable_folder_refuses_even_root(one_line_error, tmp_path):
+def test_an_immutable_folder_refuses_even_root(one_line_error, run_main, tmp_path):
     folder = tmp_path / "locked"
     folder.mkdir()
     if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
         pytest.skip("this file system does not support chattr +i")
     try:
-        line = one_line_error(cli("params", "lenet5", "-o", folder / "r.txt"))
+        line = one_line_error(run_main("params", "lenet5", "-o", folder / "r.txt"))
         assert "operation not permitted" in line or "permission denied" in line
     finally:
         subprocess.run(["chattr", "-i", str(folder)])
     assert os.listdir(folder) == []
 
 
-def test_a_name_of_255_characters_works_and_one_too_long_is_one_line(one_line_error, tmp_path):
+def test_a_name_of_255_characters_works_and_one_too_long_is_one_line(one_line_error, run_main,
+                                                                    tmp_path):
     longest = "r" * 251 + ".csv"  # NAME_MAX: the temporary name must not be longer
     assert main(["params", "lenet5", "-f", "csv", "-o", str(tmp_path / longest)]) == 0
     assert (tmp_path / longest).read_text().startswith("name,type,kind")
-    assert "file name too long" in one_line_error(cli("params", "lenet5", "-o",
-                                                       tmp_path / ("r" * 300)))
+    assert "file name too long" in one_line_error(run_main("params", "lenet5", "-o",
+                                                            tmp_path / ("r" * 300)))
     assert leftovers(tmp_path) == []
 
 
@@ -223,10 +224,10 @@ def test_box_drawing_becomes_ascii_and_the_rest_question_marks():
 
 
 @pytest.mark.parametrize("columns", ["0", "-5", "abc", "99999999999999999999"])
-def test_nonsense_columns_are_treated_as_unset(columns):
-    done = subprocess.run([*CLI, "params", "lenet5"], capture_output=True, text=True,
-                          timeout=120, env={**os.environ, "COLUMNS": columns})
-    assert done.returncode == 0, done.stderr
+def test_nonsense_columns_are_treated_as_unset(columns, run_main, monkeypatch):
+    monkeypatch.setenv("COLUMNS", columns)
+    done = run_main("params", "lenet5")  # captured: not a terminal, as a pipe
+    assert done.exit_code == 0, done.stderr
     lines = done.stdout.splitlines()
     table = lines[: next(i for i, line in enumerate(lines) if line.startswith("params "))]
     widths = {len(line) for line in table}  # piped: plain text, no box (issue 13)

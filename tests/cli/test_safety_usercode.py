@@ -101,13 +101,25 @@ def test_prints_go_to_stderr_in_process_too(net, capsys):
     ("custom_base_exception", "model factory {net}:custom_base_exception raised Custom: "
                               "not an Exception"),
 ])
-def test_user_code_cannot_end_the_process_with_a_code_of_its_choice(net, factory, said):
-    done = cli("params", f"{net}:{factory}", "-f", "json")
-    assert done.returncode == 2, done.stderr
+def test_user_code_cannot_end_the_process_with_a_code_of_its_choice(net, factory, said, run_main):
+    # In-process: a SystemExit or KeyboardInterrupt that escaped main() would end the test
+    # with it; the whole chain through a real process is checked once below.
+    done = run_main("params", f"{net}:{factory}", "-f", "json")
+    assert done.exit_code == 2, done.stderr
     assert done.stdout == ""
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in done.stderr
     assert lines[0].startswith("cnnscope: error: " + said.format(net=net))
+
+
+def test_user_code_cannot_end_a_real_process_with_exit_zero(net):
+    done = cli("params", f"{net}:exit_in_forward", "-f", "json")
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr
+    assert lines[0].startswith(f"cnnscope: error: forward pass of {net}:exit_in_forward "
+                               "called sys.exit(0)")
 
 
 @pytest.mark.parametrize("factory", ["exit_in_factory", "exit_in_forward", "interrupt_in_factory"])

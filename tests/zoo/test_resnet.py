@@ -112,8 +112,7 @@ def test_v1_same_params_stride_in_first_1x1(depth):
 PAPER_FLOPS = {18: 1.8, 34: 3.6, 50: 3.8, 101: 7.6, 152: 11.3}
 
 
-@pytest.mark.parametrize("depth", [50, pytest.param(101, marks=pytest.mark.slow),
-                                   pytest.param(152, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("depth", [50, 101, 152])
 def test_paper_flops_come_from_v1(depth):
     v1 = conv_fc_macs(default(f"resnet{depth}_v1")) / 1e9
     v15 = conv_fc_macs(default(f"resnet{depth}")) / 1e9

@@ -98,7 +98,6 @@ def test_param_count(name: str) -> None:
     assert model_info(name).reference_params == published
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(PUBLISHED_LARGE))
 def test_param_count_large(name: str) -> None:
     published, _ = PUBLISHED_LARGE[name]
