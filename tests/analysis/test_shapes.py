@@ -83,8 +83,8 @@ def test_formula_text():
 # ---------------------------------------------------------------------- per-layer rows
 
 
-def test_vgg16_rows_show_the_formula_of_each_window_layer():
-    result = output_sizes(cnnscope.analyze("vgg16"))
+def test_vgg16_rows_show_the_formula_of_each_window_layer(zoo_report):
+    result = output_sizes(zoo_report("vgg16"))
     rows = {r.name: r for r in result.rows}
     assert rows["features.0"].formula == "floor((224 + 2*1 - 1*(3-1) - 1)/1 + 1) = 224"
     assert rows["features.4"].formula == "floor((224 + 2*0 - 1*(2-1) - 1)/2 + 1) = 112"
@@ -95,8 +95,8 @@ def test_vgg16_rows_show_the_formula_of_each_window_layer():
     assert not result.notes
 
 
-def test_unet_rows_show_transposed_formula_and_crop():
-    result = output_sizes(cnnscope.analyze("unet"))
+def test_unet_rows_show_transposed_formula_and_crop(zoo_report):
+    result = output_sizes(zoo_report("unet"))
     rows = {r.name: r for r in result.rows}
     # bottom: 28x28 -> up-convolution 2x2 stride 2 -> 56
     assert rows["up4"].formula == "(28 - 1)*2 - 2*0 + 1*(2-1) + 0 + 1 = 56"
@@ -105,8 +105,8 @@ def test_unet_rows_show_transposed_formula_and_crop():
     assert all(r.consistent for r in result.rows)
 
 
-def test_inception_v3_non_square_kernel_rows_show_both_axes():
-    rows = {r.name: r for r in output_sizes(cnnscope.analyze("inception_v3")).rows}
+def test_inception_v3_non_square_kernel_rows_show_both_axes(zoo_report):
+    rows = {r.name: r for r in output_sizes(zoo_report("inception_v3")).rows}
     text = rows["Mixed_6b.branch7x7_2.conv"].formula
     assert text == ("H: floor((17 + 2*0 - 1*(1-1) - 1)/1 + 1) = 17; "
                     "W: floor((17 + 2*3 - 1*(7-1) - 1)/1 + 1) = 17")

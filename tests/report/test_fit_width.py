@@ -39,8 +39,8 @@ def test_shorten_middle_keeps_start_and_leaf():
     assert shorten_middle("features.block.downsample_conv", 20).endswith(".downsample_conv")
 
 
-def test_resnet50_fits_80_columns_one_line_per_row():
-    report = cnnscope.analyze("resnet50")
+def test_resnet50_fits_80_columns_one_line_per_row(zoo_report):
+    report = zoo_report("resnet50")
     rows = report.visible_layers()
     assert len(rows) == RESNET50_ROWS
     con = _terminal(80)
@@ -62,8 +62,8 @@ def test_resnet50_fits_80_columns_one_line_per_row():
     assert "4,089,184,256" in table[-2]  # MACs total (torchvision's 4.09 GMACs) still shown
 
 
-def test_priority_geometry_then_flops_then_output_then_type():
-    report = cnnscope.analyze("resnet50")
+def test_priority_geometry_then_flops_then_output_then_type(zoo_report):
+    report = zoo_report("resnet50")
     seen = []
     for width in (120, 100, 80, 70, 56):
         con = _terminal(width)
@@ -76,8 +76,8 @@ def test_priority_geometry_then_flops_then_output_then_type():
                     "type, geometry, output, FLOPs"]
 
 
-def test_wide_shows_every_column_and_whole_names():
-    report = cnnscope.analyze("resnet50")
+def test_wide_shows_every_column_and_whole_names(zoo_report):
+    report = zoo_report("resnet50")
     con = _terminal(80)
     layer_render.render_rich(report, report.visible_layers(), con, wide=True)
     text = con.file.getvalue()
@@ -163,11 +163,11 @@ def test_spec_table_is_cut_into_parts_that_fit():
     assert "part 1" not in wide.stdout
 
 
-def test_shape_leaves_out_input_before_type():
+def test_shape_leaves_out_input_before_type(zoo_report):
     from cnnscope.analysis.shapes import output_sizes
     from cnnscope.report import shape_render
 
-    result = output_sizes(cnnscope.analyze("unet"))
+    result = output_sizes(zoo_report("unet"))
     notes = []
     for width in (80, 64):
         con = _terminal(width)

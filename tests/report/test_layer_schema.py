@@ -28,8 +28,8 @@ def _cli_csv(*extra):
     return res.stdout
 
 
-def test_cli_csv_report_csv_and_pandas_have_one_schema(tmp_path):
-    report = cnnscope.analyze("resnet18")
+def test_cli_csv_report_csv_and_pandas_have_one_schema(zoo_report, tmp_path):
+    report = zoo_report("resnet18")
     assert len(report.layers) == RESNET18_RECORDS
     cli = _cli_csv()
     res = runner.invoke(app, ["report", "resnet18", "-o", str(tmp_path)])
@@ -47,18 +47,18 @@ def test_cli_csv_report_csv_and_pandas_have_one_schema(tmp_path):
     assert cli == filed  # same cells too, at --depth 0
 
 
-def test_no_form_shows_the_shape_records():
-    report = cnnscope.analyze("resnet18")
+def test_no_form_shows_the_shape_records(zoo_report):
+    report = zoo_report("resnet18")
     assert [r.type for r in report.layers if r.kind == "shape"] == ["view"]  # torch.flatten, traced as a view
     cli = pd.read_csv(io.StringIO(_cli_csv()))
     assert "shape" not in set(cli["kind"]) and "shape" not in set(report.to_pandas()["kind"])
     assert "view" not in set(cli["type"])
 
 
-def test_one_empty_value_convention():
+def test_one_empty_value_convention(zoo_report):
     # A missing value (no kernel on a ReLU, no unsupported ops) is an empty cell in both
     # CSVs, never "-", and None in pandas.
-    report = cnnscope.analyze("resnet18")
+    report = zoo_report("resnet18")
     for text in (_cli_csv(), report.to_csv()):
         rows = list(csv.DictReader(io.StringIO(text)))
         relu = next(r for r in rows if r["type"] == "ReLU")

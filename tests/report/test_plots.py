@@ -48,8 +48,8 @@ def bar_heights(ax):
 # ---------------------------------------------------------------------- params | flops
 
 
-def test_layer_bars_are_the_records_params_and_macs():
-    report = cnnscope.analyze("resnet18")
+def test_layer_bars_are_the_records_params_and_macs(zoo_report):
+    report = zoo_report("resnet18")
     rows = report.visible_layers()
     fig = plot.layers_figure(report, rows)
     ax_p, ax_m = fig.axes
@@ -59,8 +59,8 @@ def test_layer_bars_are_the_records_params_and_macs():
     assert sum(bar_heights(ax_p)) == 11_689_512  # torchvision's resnet18 num_params
 
 
-def test_stage_bars_with_depth_add_up_to_the_totals():
-    report = cnnscope.analyze("resnet50")
+def test_stage_bars_with_depth_add_up_to_the_totals(zoo_report):
+    report = zoo_report("resnet50")
     rows = group_by_depth(report, 1)
     fig = plot.layers_figure(report, rows)
     ax_p, ax_m = fig.axes
@@ -83,8 +83,8 @@ def test_params_plot_file(run, tmp_path, suffix):
 # ---------------------------------------------------------------------- rf
 
 
-def test_rf_lines_are_the_fields_vgg16_paper_values():
-    result = receptive_fields(cnnscope.analyze("vgg16"))
+def test_rf_lines_are_the_fields_vgg16_paper_values(zoo_report):
+    result = receptive_fields(zoo_report("vgg16"))
     fig = plot.rf_figure(result)
     ax_r, ax_s = fig.axes
     names, fields, strides = plot.rf_points(result)

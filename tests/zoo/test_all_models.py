@@ -14,9 +14,9 @@ MODELS = list_models()
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_traces_at_default_input(name):
+def test_traces_at_default_input(zoo_report, name):
     info = model_info(name)
-    report = cnnscope.analyze(name)
+    report = zoo_report(name)
     assert report.unsupported == (), f"{name}: ops without a cost formula: {report.unsupported}"
     out = report.output_shapes[0]
     assert out[0] == 1 and out[1] == info.num_classes, f"{name}: output {out}"
@@ -26,9 +26,9 @@ def test_traces_at_default_input(name):
 
 
 @pytest.mark.parametrize("name", [n for n in MODELS if model_info(n).reference_params])
-def test_params_match_published_reference(name):
+def test_params_match_published_reference(zoo_report, name):
     info = model_info(name)
-    assert cnnscope.analyze(name).totals.params == info.reference_params, info.reference_source
+    assert zoo_report(name).totals.params == info.reference_params, info.reference_source
 
 
 # Published MAC counts (torchvision's weights metadata "_ops": GFLOPS in its convention of
@@ -50,16 +50,16 @@ TORCHVISION_GMACS = {
 
 
 @pytest.mark.parametrize("name", sorted(TORCHVISION_GMACS))
-def test_macs_match_torchvision_published_gflops(name):
+def test_macs_match_torchvision_published_gflops(zoo_report, name):
     assert name in MODELS, f"{name} is no longer registered"
-    macs = cnnscope.analyze(name).totals.macs
+    macs = zoo_report(name).totals.macs
     assert round(macs / 1e9, 3) == pytest.approx(TORCHVISION_GMACS[name], abs=0.0011)
 
 
-def test_exact_macs_of_resnet50_and_vgg16():
+def test_exact_macs_of_resnet50_and_vgg16(zoo_report):
     # The exact integers behind torchvision's 4.09 and 15.47 GFLOPS.
-    assert cnnscope.analyze("resnet50").totals.macs == 4_089_184_256
-    assert cnnscope.analyze("vgg16").totals.macs == 15_470_264_320
+    assert zoo_report("resnet50").totals.macs == 4_089_184_256
+    assert zoo_report("vgg16").totals.macs == 15_470_264_320
 
 
 SMALL = ["lenet5", "alexnet", "vgg11", "resnet18", "googlenet", "densenet121"]

@@ -276,10 +276,10 @@ def test_dropout_default_is_paper_keep_0_8(name):
     assert m.head_drop.p == pytest.approx(0.2)
 
 
-def test_v3_macs_match_torchvision_ops():
+def test_v3_macs_match_torchvision_ops(zoo_report):
     # torchvision Inception_V3_Weights.IMAGENET1K_V1.meta["_ops"] = 5.713 GFLOPS, counted
     # as multiply-adds at 299x299 in eval mode (aux head not run): the same graph as ours.
     import cnnscope
 
-    macs = cnnscope.analyze("inception_v3").totals.macs
+    macs = zoo_report("inception_v3").totals.macs
     assert round(macs / 1e9, 3) == 5.713
