@@ -10,6 +10,11 @@
   line on stderr starting ``cnnscope: error:``, no traceback. Takes a CliRunner result
   or a ``subprocess.CompletedProcess``; returns the line.
 - ``write_file``: a dedented source file in the test's tmp_path (user models, packages).
+- one intra-op thread for the tests' own torch work (autouse, session): the ops here are
+  small, and on a busy 2-core machine a second OpenMP worker mostly spins waiting for
+  the first. ``tests/analysis`` + ``tests/trace`` cost 85 CPU s with torch's default (2
+  threads here) and 25 s with one, same tests, same results (``/usr/bin/time``, load ~3).
+  Processes the tests start (CLI, DDP ranks) keep their own thread policy.
 - ``zoo_report``: ``cnnscope.analyze`` memoised for the session, so each zoo model is
   traced once per run whatever the number of files that ask for it. Reports are frozen
   dataclasses: sharing one cannot leak a change from one test into another.
@@ -98,3 +103,13 @@ def zoo_report():
         return _REPORTS[key]
 
     return get
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
