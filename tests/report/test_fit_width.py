@@ -6,7 +6,6 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-import cnnscope
 from cnnscope.cli.main import app
 from cnnscope.report import layers as layer_render
 from cnnscope.report.boxtable import Column, layout_table, shorten_middle

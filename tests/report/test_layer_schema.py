@@ -8,7 +8,6 @@ import json
 import pandas as pd
 from typer.testing import CliRunner
 
-import cnnscope
 from cnnscope.cli.main import app
 from cnnscope.trace.records import LAYER_COLUMNS, layer_to_dict
 

@@ -12,7 +12,6 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-import cnnscope
 from cnnscope.analysis.aggregate import group_by_depth
 from cnnscope.analysis.receptive_field import receptive_fields
 from cnnscope.bench.records import BenchRow, LayerTiming, PerLayer
