@@ -4,13 +4,10 @@ import json
 import runpy
 from pathlib import Path
 
-from typer.testing import CliRunner
 
-from cnnscope.cli.main import app
 
 ROOT = Path(__file__).resolve().parents[1]
 CUSTOM = ROOT / "examples" / "custom_model.py"
-runner = CliRunner()
 
 
 def tiny_params(width, num_classes=10):
@@ -27,8 +24,8 @@ def tiny_macs(width, side=32, num_classes=10):
         + 2 * width * num_classes
 
 
-def test_custom_model_params_command_at_its_own_input():
-    result = runner.invoke(app, ["params", f"{CUSTOM}:build", "--format", "json"])
+def test_custom_model_params_command_at_its_own_input(run):
+    result = run("params", f"{CUSTOM}:build", "--format", "json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["input_size"] == [3, 32, 32]  # from build.input_size
@@ -36,18 +33,18 @@ def test_custom_model_params_command_at_its_own_input():
     assert data["totals"]["macs"] == tiny_macs(16)
 
 
-def test_custom_model_with_arg_as_documented():
+def test_custom_model_with_arg_as_documented(run):
     # The documented command: cnnscope params examples/custom_model.py:build --arg width=32
-    result = runner.invoke(app, ["params", f"{CUSTOM}:build", "--arg", "width=32", "-f", "json"])
+    result = run("params", f"{CUSTOM}:build", "--arg", "width=32", "-f", "json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["totals"]["params"] == tiny_params(32)
     assert data["totals"]["macs"] == tiny_macs(32)
 
 
-def test_custom_model_in_compare_with_arg():
-    result = runner.invoke(app, ["compare", f"{CUSTOM}:build", "resnet18", "--arg",
-                                 f"{CUSTOM}:build:width=32", "-f", "json"])
+def test_custom_model_in_compare_with_arg(run):
+    result = run("compare", f"{CUSTOM}:build", "resnet18", "--arg",
+                 f"{CUSTOM}:build:width=32", "-f", "json")
     assert result.exit_code == 0, result.output
     first = json.loads(result.stdout)["models"][0]
     assert first["totals"]["params"] == tiny_params(32)

@@ -7,13 +7,10 @@ import json
 import pytest
 import torch
 from torch import nn
-from typer.testing import CliRunner
 
 from cnnscope.api import fvcore_check
-from cnnscope.cli.main import app
 from cnnscope.models import ModelSource
 
-runner = CliRunner()
 B, C, H = 2, 8, 8  # batch, channels after conv a, side
 
 
@@ -83,8 +80,8 @@ def test_differences_add_up_by_cause(check):
     assert sum(r.macs for r in check.rows) == check.macs
 
 
-def test_cli_shows_both_columns_and_never_zero_flops():
-    res = runner.invoke(app, ["params", "resnet18", "--counter", "fvcore"], env={"COLUMNS": "200"})
+def test_cli_shows_both_columns_and_never_zero_flops(run):
+    res = run("params", "resnet18", "--counter", "fvcore", env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
     out = res.stdout
     header = next(line for line in out.splitlines() if line.startswith("layer "))
@@ -94,8 +91,8 @@ def test_cli_shows_both_columns_and_never_zero_flops():
     assert "fvcore counts multiply-adds" in out
 
 
-def test_cli_json_resnet18_difference_by_cause():
-    res = runner.invoke(app, ["params", "resnet18", "--counter", "fvcore", "--format", "json"])
+def test_cli_json_resnet18_difference_by_cause(run):
+    res = run("params", "resnet18", "--counter", "fvcore", "--format", "json")
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
     t = data["totals"]
@@ -108,9 +105,9 @@ def test_cli_json_resnet18_difference_by_cause():
     assert t["difference"] == 2 * bn + 512 * 7 * 7
 
 
-def test_cli_csv_and_depth_keep_the_totals():
-    res = runner.invoke(app, ["params", "resnet18", "--counter", "fvcore", "--format", "csv",
-                              "--depth", "1"])
+def test_cli_csv_and_depth_keep_the_totals(run):
+    res = run("params", "resnet18", "--counter", "fvcore", "--format", "csv",
+              "--depth", "1")
     assert res.exit_code == 0, res.output
     import csv
     import io
@@ -120,9 +117,9 @@ def test_cli_csv_and_depth_keep_the_totals():
     assert {r["name"] for r in rows_} >= {"conv1", "layer1", "layer4", "fc"}
 
 
-def test_plot_with_fvcore_is_a_one_line_error(tmp_path):
-    res = runner.invoke(app, ["params", "lenet5", "--counter", "fvcore", "--plot",
-                              str(tmp_path / "x.png")])
+def test_plot_with_fvcore_is_a_one_line_error(run, tmp_path):
+    res = run("params", "lenet5", "--counter", "fvcore", "--plot",
+              str(tmp_path / "x.png"))
     assert res.exit_code == 2 and res.stderr.startswith("cnnscope: error:")
     assert res.stderr.count("\n") == 1
 

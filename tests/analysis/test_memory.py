@@ -5,11 +5,9 @@ import json
 import pytest
 import torch
 from torch import nn
-from typer.testing import CliRunner
 
 from cnnscope.analysis.memory import CATEGORIES, fit_batch, parse_bytes, plan_memory
 from cnnscope.bench.step_memory import measure_real
-from cnnscope.cli.main import app
 from cnnscope.errors import InvalidOptionError
 from cnnscope.models import ModelSource, resolve
 from cnnscope.trace import memory as trace_memory
@@ -162,11 +160,10 @@ def test_parse_bytes(text, expected):
     assert parse_bytes(text) == expected
 
 
-runner = CliRunner()
 
 
-def test_cli_json_has_peak_bytes_and_breakdown():
-    res = runner.invoke(app, ["memory", "resnet18", "--batch", "2", "--format", "json"])
+def test_cli_json_has_peak_bytes_and_breakdown(run):
+    res = run("memory", "resnet18", "--batch", "2", "--format", "json")
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
     assert isinstance(data["peak_bytes"], int)
@@ -174,8 +171,8 @@ def test_cli_json_has_peak_bytes_and_breakdown():
     assert sum(data["breakdown"].values()) == data["peak_bytes"]
 
 
-def test_cli_table_and_fit():
-    res = runner.invoke(app, ["memory", "resnet18", "--input", "3x64x64", "--fit", "200MiB"])
+def test_cli_table_and_fit(run):
+    res = run("memory", "resnet18", "--input", "3x64x64", "--fit", "200MiB")
     assert res.exit_code == 0, res.output
     assert "largest batch that fits 200.00 MiB" in res.stdout
     assert "where the activation memory lives" in res.stdout
@@ -191,18 +188,18 @@ def test_cli_table_and_fit():
     (["--freeze", "nope"], "--freeze 'nope' names no parameter"),
     (["--plot", "x.gif"], "cannot plot to 'x.gif'"),
 ])
-def test_cli_bad_input_is_one_line_exit_2(args, message, tmp_path):
+def test_cli_bad_input_is_one_line_exit_2(run, args, message, tmp_path):
     out = tmp_path / "m.json"
-    res = runner.invoke(app, ["memory", "resnet18", "-o", str(out), *args])
+    res = run("memory", "resnet18", "-o", str(out), *args)
     assert res.exit_code == 2, res.output
     assert res.stderr.startswith("cnnscope: error: ") and message in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
     assert not out.exists()
 
 
-def test_cli_plot_writes_png(tmp_path):
+def test_cli_plot_writes_png(run, tmp_path):
     pytest.importorskip("matplotlib")
     png = tmp_path / "m.png"
-    res = runner.invoke(app, ["memory", "resnet18", "--input", "3x64x64", "--plot", str(png)])
+    res = run("memory", "resnet18", "--input", "3x64x64", "--plot", str(png))
     assert res.exit_code == 0, res.output
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -8,13 +8,10 @@ import sys
 import textwrap
 
 import pytest
-from typer.testing import CliRunner
 
 import cnnscope
 from cnnscope.build import DownloadRefusedError
-from cnnscope.cli.main import app
 
-runner = CliRunner()
 
 
 # Widths computed with tensors and read back with .tolist(), as torchvision's RegNet
@@ -49,17 +46,17 @@ def test_builder_that_computes_with_tensors_builds_on_cpu_then_traces_on_meta(wr
     assert report.totals.macs == 8 * 8 * 8 * (3 * 9) + 6 * 6 * 16 * (8 * 9)
 
 
-def test_build_path_is_in_json_and_shown_with_verbose(write_file, tmp_path):
+def test_build_path_is_in_json_and_shown_with_verbose(run, write_file, tmp_path):
     path = write_file("regnet_like.py", TENSOR_WIDTHS)
-    result = runner.invoke(app, ["params", f"{path}:build", "-f", "json"])
+    result = run("params", f"{path}:build", "-f", "json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["build_path"] == "cpu-skip-init"
-    plain = runner.invoke(app, ["params", f"{path}:build"])
+    plain = run("params", f"{path}:build")
     assert "cpu-skip-init" not in plain.stdout and "built" not in plain.stdout.lower()
-    verbose = runner.invoke(app, ["params", f"{path}:build", "--verbose"])
+    verbose = run("params", f"{path}:build", "--verbose")
     assert verbose.exit_code == 0, verbose.output
     assert "built on the CPU without initialisation" in verbose.stdout
-    zoo = runner.invoke(app, ["params", "resnet18", "-f", "json"])
+    zoo = run("params", "resnet18", "-f", "json")
     assert json.loads(zoo.stdout)["build_path"] == "meta"
 
 
@@ -106,11 +103,11 @@ DOWNLOADS = """
 
 @pytest.mark.parametrize("factory, target", [("hub", "https://download.example/weights.pth"),
                                              ("raw", "hub.example:443")])
-def test_a_download_while_building_is_a_one_line_error(write_file, tmp_path, factory, target):
+def test_a_download_while_building_is_a_one_line_error(run, write_file, tmp_path, factory, target):
     path = write_file("dl.py", DOWNLOADS)
     with pytest.raises(DownloadRefusedError, match=f"tried to download {target}"):
         cnnscope.analyze(f"{path}:{factory}")
-    result = runner.invoke(app, ["params", f"{path}:{factory}"])
+    result = run("params", f"{path}:{factory}")
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("cnnscope: error: building")
@@ -178,7 +175,7 @@ DATA_DEPENDENT = """
 """
 
 
-def test_data_dependent_op_falls_back_to_cpu_with_random_weights(write_file, tmp_path):
+def test_data_dependent_op_falls_back_to_cpu_with_random_weights(run, write_file, tmp_path):
     path = write_file("det.py", DATA_DEPENDENT)
     report = cnnscope.analyze(f"{path}:build")
     assert report.device == "cpu"
@@ -189,11 +186,11 @@ def test_data_dependent_op_falls_back_to_cpu_with_random_weights(write_file, tmp
     assert report.unsupported == ()
     again = cnnscope.analyze(f"{path}:build")  # seeded: the same counts
     assert again.totals == report.totals
-    result = runner.invoke(app, ["params", f"{path}:build", "-f", "json"])
+    result = run("params", f"{path}:build", "-f", "json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["data_dependent_ops"] == ["nonzero"] and data["build_path"] == "cpu-random-init"
-    table = runner.invoke(app, ["params", f"{path}:build"])
+    table = run("params", f"{path}:build")
     assert "counts depend on the input and the weights" in " ".join(table.stdout.split())
 
 

@@ -5,14 +5,11 @@ import json
 import textwrap
 
 import pytest
-from typer.testing import CliRunner
 
 import cnnscope
-from cnnscope.cli.main import app
 from cnnscope.errors import InvalidInputSizeError
 from cnnscope.trace.sizes import parse_input_size
 
-runner = CliRunner()
 
 MODELS = """
     import torch
@@ -86,8 +83,8 @@ def test_one_dimensional_signal(models):
     assert report.output_shapes == ((1, 4, 1),)
 
 
-def test_video_input_from_the_command_line(models):
-    result = runner.invoke(app, ["params", f"{models}:video", "--input", "3x16x112x112", "-f", "json"])
+def test_video_input_from_the_command_line(run, models):
+    result = run("params", f"{models}:video", "--input", "3x16x112x112", "-f", "json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["input_size"] == [3, 16, 112, 112]
@@ -99,9 +96,9 @@ def test_channels_only_input(models):
     assert cnnscope.analyze(f"{models}:vector", "6", batch=3).totals.macs == 3 * 6 * 2
 
 
-def test_two_inputs_from_the_command_line_and_the_api(models):
-    result = runner.invoke(app, ["params", f"{models}:fuse", "--input", "3x32x32",
-                                 "--input", "1x32x32", "-f", "json"])
+def test_two_inputs_from_the_command_line_and_the_api(run, models):
+    result = run("params", f"{models}:fuse", "--input", "3x32x32",
+                 "--input", "1x32x32", "-f", "json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["input_sizes"] == [[3, 32, 32], [1, 32, 32]]
@@ -113,8 +110,8 @@ def test_two_inputs_from_the_command_line_and_the_api(models):
     assert own.totals.macs == 16 * 16 * 4 * (3 * 9 + 1 * 9)
 
 
-def test_missing_input_is_a_one_line_error_with_the_fix(models):
-    result = runner.invoke(app, ["params", f"{models}:fuse", "--input", "3x32x32"])
+def test_missing_input_is_a_one_line_error_with_the_fix(run, models):
+    result = run("params", f"{models}:fuse", "--input", "3x32x32")
     assert result.exit_code == 2
     line = result.stderr.strip()
     assert "\n" not in line and "one --input per positional argument" in line
@@ -129,12 +126,12 @@ def test_example_inputs_with_a_dict(models):
     assert cpu.totals.macs == 2 * 8 * 8 * 4 * 27
 
 
-def test_rf_and_shape_explain_extra_dims(models):
-    rf = runner.invoke(app, ["rf", f"{models}:video", "--input", "3x16x112x112"])
+def test_rf_and_shape_explain_extra_dims(run, models):
+    rf = run("rf", f"{models}:video", "--input", "3x16x112x112")
     assert rf.exit_code == 0, rf.output
     assert "axes: D x H x W" in rf.stdout and "the first dim is channels" in rf.stdout
     assert "3x7x7" in rf.stdout  # the field per axis: time x height x width
-    shape = runner.invoke(app, ["shape", f"{models}:signal"])
+    shape = run("shape", f"{models}:signal")
     assert shape.exit_code == 0, shape.output
     assert "input 2x100: the first dim is channels" in shape.stdout
     assert "floor((100 + 2*0 - 1*(5-1) - 1)/2 + 1) = 48" in shape.stdout

@@ -16,9 +16,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from cnnscope.cli.main import app
 
 FAST = ["--device", "cpu", "--iters", "3", "--warmup", "1", "--max-warmup", "1", "--no-ceiling",
         "--no-progress"]
@@ -128,13 +126,13 @@ def test_a_rank_that_dies_stops_every_rank_with_one_line(one_line_error, tmp_pat
     assert survivors(marker) == []
 
 
-def test_a_port_in_use_is_a_one_line_error(tmp_path, monkeypatch):
+def test_a_port_in_use_is_a_one_line_error(run, tmp_path, monkeypatch):
     monkeypatch.setenv("CNNSCOPE_CACHE_DIR", str(tmp_path / "cache"))
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen(1)
         port = busy.getsockname()[1]
-        result = CliRunner().invoke(app, ["bench", "lenet5", "--ddp", "2", "--ddp-port", str(port), *FAST])
+        result = run("bench", "lenet5", "--ddp", "2", "--ddp-port", str(port), *FAST)
     assert result.exit_code == 2, result.output
     assert result.stderr.strip() == (f"cnnscope: error: port {port} is in use "
                                      "(pick another --ddp-port, or 0 for a free one)")
@@ -150,12 +148,12 @@ def test_a_port_in_use_is_a_one_line_error(tmp_path, monkeypatch):
     (["--shard"], "--shard needs ranks"),
     (["--all", "--ddp", "2", "--shard", "lenet5"], "--all with model names"),
 ])
-def test_bad_distributed_options_fail_before_any_process_starts(tmp_path, monkeypatch, args, message):
+def test_bad_distributed_options_fail_before_any_process_starts(run, tmp_path, monkeypatch, args, message):
     monkeypatch.setenv("CNNSCOPE_CACHE_DIR", str(tmp_path / "cache"))
     for key in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
         monkeypatch.delenv(key, raising=False)
     model = [] if "--all" in args else ["lenet5"]
-    result = CliRunner().invoke(app, ["bench", *model, *args, *FAST])
+    result = run("bench", *model, *args, *FAST)
     assert result.exit_code == 2, result.output
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0], result.stderr
@@ -195,7 +193,7 @@ def test_under_torchrun_the_job_is_joined_and_rank0_writes_the_report(tmp_path):
     assert done.stdout.strip() == ""
 
 
-def test_all_runs_every_registered_model(tmp_path, monkeypatch):
+def test_all_runs_every_registered_model(run, tmp_path, monkeypatch):
     """--all takes the zoo's list (cut to two small models here to stay fast)."""
     import cnnscope.zoo
 
@@ -207,9 +205,9 @@ def test_all_runs_every_registered_model(tmp_path, monkeypatch):
         return ["lenet5", "alexnet"]
 
     monkeypatch.setattr(cnnscope.zoo, "list_models", two_models)
-    result = CliRunner().invoke(app, ["bench", "--all", "--iters", "1", "--warmup", "0",
-                                      "--max-warmup", "0", "--no-ceiling", "--no-progress",
-                                      "--device", "cpu", "--format", "json"])
+    result = run("bench", "--all", "--iters", "1", "--warmup", "0",
+                 "--max-warmup", "0", "--no-ceiling", "--no-progress",
+                 "--device", "cpu", "--format", "json")
     assert result.exit_code == 0, result.output
     assert calls == [()]  # the whole zoo: no pattern
     assert [r["model"] for r in json.loads(result.stdout)["rows"]] == ["lenet5", "alexnet"]

@@ -8,13 +8,11 @@ import json
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
 from cnnscope.bench import bandwidth as bandwidth_mod
 from cnnscope.bench import ceiling as ceiling_mod
 from cnnscope.bench.records import BenchResult, BenchRow, CopyBandwidth, LayerTiming, PerLayer
 from cnnscope.bench.roofline import apply_roofline, bound, most_time_for_least_work, ridge_point
-from cnnscope.cli.main import app
 
 FAST = ["--device", "cpu", "--iters", "2", "--warmup", "1", "--max-warmup", "1", "--no-progress"]
 
@@ -109,9 +107,9 @@ def test_copy_bandwidth_is_measured_once_and_cached(tmp_path):
     assert not fresh.cached and fresh.nbytes == 1 << 16
 
 
-def test_per_layer_json_carries_the_roofline_of_every_layer(tmp_path):
+def test_per_layer_json_carries_the_roofline_of_every_layer(run, tmp_path):
     plant_roofs(tmp_path / "cache", gflops=1.0, gbytes_per_s=0.5)  # ridge 2 FLOP/byte
-    res = CliRunner().invoke(app, ["bench", "lenet5", "--per-layer", "--format", "json", *FAST])
+    res = run("bench", "lenet5", "--per-layer", "--format", "json", *FAST)
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
     assert data["copy_bandwidth"]["bytes_per_s"] == 0.5e9 and data["copy_bandwidth"]["cached"]
@@ -134,9 +132,9 @@ def test_per_layer_json_carries_the_roofline_of_every_layer(tmp_path):
     assert BenchResult.from_dict(data).rows[0].per_layer.layers[0].bound == c1["bound"]
 
 
-def test_table_names_roofs_and_the_layers_costing_most_time(tmp_path):
+def test_table_names_roofs_and_the_layers_costing_most_time(run, tmp_path):
     plant_roofs(tmp_path / "cache", gflops=1.0, gbytes_per_s=0.5)
-    res = CliRunner().invoke(app, ["bench", "lenet5", "--per-layer", *FAST])
+    res = run("bench", "lenet5", "--per-layer", *FAST)
     assert res.exit_code == 0, res.output
     out = res.stdout
     assert "FLOP/byte" in out and "fwd GB/s" in out and "bound" in out
@@ -160,9 +158,9 @@ def test_half_precision_rows_count_two_bytes_per_element():
     assert c1.bytes_moved == (32 * 32 + 6 * 5 * 5 + 6 + 6 * 28 * 28) * 2
 
 
-def test_no_ceiling_means_no_verdict_and_no_bandwidth_measured(tmp_path):
-    res = CliRunner().invoke(app, ["bench", "lenet5", "--per-layer", "--no-ceiling",
-                                   "--format", "json", *FAST])
+def test_no_ceiling_means_no_verdict_and_no_bandwidth_measured(run, tmp_path):
+    res = run("bench", "lenet5", "--per-layer", "--no-ceiling",
+              "--format", "json", *FAST)
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
     assert data["copy_bandwidth"] is None

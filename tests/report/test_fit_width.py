@@ -4,13 +4,10 @@ import io
 
 import pytest
 from rich.console import Console
-from typer.testing import CliRunner
 
-from cnnscope.cli.main import app
 from cnnscope.report import layers as layer_render
 from cnnscope.report.boxtable import Column, layout_table, shorten_middle
 
-runner = CliRunner()
 BOX = set("┏┳┓━┃│┡╇┩├┼┤└┴┘")
 
 # ResNet-50 (He et al. 2016, torchvision layout): stem conv1, bn1, relu, maxpool; 16
@@ -93,8 +90,8 @@ def test_numbers_never_cut_even_when_nothing_else_can_go():
     assert "1,234,567,890" in fitted.text.plain and fitted.shortened
 
 
-def test_piped_output_is_plain_aligned_text():
-    res = runner.invoke(app, ["params", "resnet18"], env={"COLUMNS": "100"})
+def test_piped_output_is_plain_aligned_text(run):
+    res = run("params", "resnet18", env={"COLUMNS": "100"})
     assert res.exit_code == 0, res.output
     table, _ = _table_lines(res.stdout)
     assert not BOX & set(res.stdout) and "\x1b" not in res.stdout
@@ -106,8 +103,8 @@ def test_piped_output_is_plain_aligned_text():
     assert header.index("MACs") + len("MACs") == total.index("1,814,073,344") + len("1,814,073,344")
 
 
-def test_piped_default_is_page_wide_not_416():
-    res = runner.invoke(app, ["params", "resnet50"], env={"COLUMNS": ""})
+def test_piped_default_is_page_wide_not_416(run):
+    res = run("params", "resnet50", env={"COLUMNS": ""})
     table, _ = _table_lines(res.stdout)
     assert max(len(line) for line in table) <= 160
     assert "layer1.0.downsample.0" in res.stdout  # at 160 every name is whole
@@ -118,47 +115,47 @@ def test_piped_default_is_page_wide_not_416():
 
 @pytest.mark.parametrize("command", [["rf", "googlenet"], ["shape", "googlenet"],
                                      ["layers", "densenet121"]])
-def test_rf_shape_and_layers_fit_80_with_whole_rows(command):
-    res = runner.invoke(app, command, env={"COLUMNS": "80"})
+def test_rf_shape_and_layers_fit_80_with_whole_rows(run, command):
+    res = run(*command, env={"COLUMNS": "80"})
     assert res.exit_code == 0, res.output
     lines = res.stdout.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("layer "))
     end = next((i for i in range(header + 2, len(lines)) if lines[i].startswith(
         ("params ", "final", "output ", "left out", "… ="))), len(lines))
     assert max(len(line) for line in lines[:end]) <= 80
-    wide = runner.invoke(app, [*command, "--wide"], env={"COLUMNS": "80"})
+    wide = run(*command, "--wide", env={"COLUMNS": "80"})
     assert wide.exit_code == 0 and "left out" not in wide.stdout and "…" not in wide.stdout
     assert max(len(line) for line in wide.stdout.splitlines()[:end]) > 80
 
 
-def test_rf_at_80_keeps_field_and_stride():
-    res = runner.invoke(app, ["rf", "googlenet"], env={"COLUMNS": "80"})
+def test_rf_at_80_keeps_field_and_stride(run):
+    res = run("rf", "googlenet", env={"COLUMNS": "80"})
     header = next(line for line in res.stdout.splitlines() if line.startswith("layer "))
     assert "RF" in header and "stride" in header
     assert "left out to fit 80 columns" in res.stdout
 
 
-def test_compare_many_models_is_cut_into_parts_that_fit():
+def test_compare_many_models_is_cut_into_parts_that_fit(run):
     models = ["resnet18", "resnet50", "vgg16", "densenet121", "mobilenet_v2"]
-    res = runner.invoke(app, ["compare", *models], env={"COLUMNS": "80"})
+    res = run("compare", *models, env={"COLUMNS": "80"})
     assert res.exit_code == 0, res.output
     table = res.stdout.split("cut into ")[0]
     assert max(len(line) for line in table.splitlines()) <= 80
     assert "part 2 of 2" in table and all(m in table for m in models)
     assert "138,357,544" in table  # VGG-16's params (torchvision), whole
-    wide = runner.invoke(app, ["compare", *models, "--wide"], env={"COLUMNS": "80"})
+    wide = run("compare", *models, "--wide", env={"COLUMNS": "80"})
     assert "part 1" not in wide.stdout and "cut into" not in wide.stdout
 
 
-def test_spec_table_is_cut_into_parts_that_fit():
-    res = runner.invoke(app, ["spec", "googlenet"], env={"COLUMNS": "80"})
+def test_spec_table_is_cut_into_parts_that_fit(run):
+    res = run("spec", "googlenet", env={"COLUMNS": "80"})
     assert res.exit_code == 0, res.output
     table = res.stdout.split("cut into ")[0]
     assert max(len(line) for line in table.splitlines()) <= 80
     for column in ("patch size/stride", "#3x3 reduce", "pool proj", "paper ops", "check"):
         assert column in table
     assert table.count("inception (4e)") >= 2  # the row labels head every part
-    wide = runner.invoke(app, ["spec", "googlenet", "--wide"], env={"COLUMNS": "80"})
+    wide = run("spec", "googlenet", "--wide", env={"COLUMNS": "80"})
     assert "part 1" not in wide.stdout
 
 

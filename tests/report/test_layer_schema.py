@@ -6,12 +6,9 @@ import io
 import json
 
 import pandas as pd
-from typer.testing import CliRunner
 
-from cnnscope.cli.main import app
 from cnnscope.trace.records import LAYER_COLUMNS, layer_to_dict
 
-runner = CliRunner()
 
 # ResNet-18 (He et al. 2016, torchvision's layout): stem conv1, bn1, relu, maxpool; eight
 # BasicBlocks of conv1, bn1, relu, conv2, bn2, add, relu (the block's ReLU is called
@@ -21,17 +18,17 @@ RESNET18_ROWS = 4 + 8 * 7 + 3 * 2 + 2
 RESNET18_RECORDS = RESNET18_ROWS + 1
 
 
-def _cli_csv(*extra):
-    res = runner.invoke(app, ["layers", "resnet18", "--format", "csv", *extra])
+def _cli_csv(run, *extra):
+    res = run("layers", "resnet18", "--format", "csv", *extra)
     assert res.exit_code == 0, res.output
     return res.stdout
 
 
-def test_cli_csv_report_csv_and_pandas_have_one_schema(zoo_report, tmp_path):
+def test_cli_csv_report_csv_and_pandas_have_one_schema(run, zoo_report, tmp_path):
     report = zoo_report("resnet18")
     assert len(report.layers) == RESNET18_RECORDS
-    cli = _cli_csv()
-    res = runner.invoke(app, ["report", "resnet18", "-o", str(tmp_path)])
+    cli = _cli_csv(run)
+    res = run("report", "resnet18", "-o", str(tmp_path))
     assert res.exit_code == 0, res.output
     filed = (tmp_path / "resnet18.layers.csv").read_text()
     frame = report.to_pandas()
@@ -46,19 +43,19 @@ def test_cli_csv_report_csv_and_pandas_have_one_schema(zoo_report, tmp_path):
     assert cli == filed  # same cells too, at --depth 0
 
 
-def test_no_form_shows_the_shape_records(zoo_report):
+def test_no_form_shows_the_shape_records(run, zoo_report):
     report = zoo_report("resnet18")
     assert [r.type for r in report.layers if r.kind == "shape"] == ["view"]  # torch.flatten, traced as a view
-    cli = pd.read_csv(io.StringIO(_cli_csv()))
+    cli = pd.read_csv(io.StringIO(_cli_csv(run)))
     assert "shape" not in set(cli["kind"]) and "shape" not in set(report.to_pandas()["kind"])
     assert "view" not in set(cli["type"])
 
 
-def test_one_empty_value_convention(zoo_report):
+def test_one_empty_value_convention(run, zoo_report):
     # A missing value (no kernel on a ReLU, no unsupported ops) is an empty cell in both
     # CSVs, never "-", and None in pandas.
     report = zoo_report("resnet18")
-    for text in (_cli_csv(), report.to_csv()):
+    for text in (_cli_csv(run), report.to_csv()):
         rows = list(csv.DictReader(io.StringIO(text)))
         relu = next(r for r in rows if r["type"] == "ReLU")
         assert relu["kernel_size"] == relu["stride"] == relu["groups"] == ""
@@ -69,8 +66,8 @@ def test_one_empty_value_convention(zoo_report):
     assert relu["kernel_size"] is None and pd.isna(relu["groups"])
 
 
-def test_grouped_csv_keeps_the_schema():
-    rows = list(csv.reader(io.StringIO(_cli_csv("--depth", "1"))))
+def test_grouped_csv_keeps_the_schema(run):
+    rows = list(csv.reader(io.StringIO(_cli_csv(run, "--depth", "1"))))
     assert rows[0] == list(LAYER_COLUMNS)
     # conv1 bn1 relu maxpool layer1..layer4 avgpool fc
     assert len(rows) - 1 == 4 + 4 + 2

@@ -12,10 +12,8 @@ import pytest
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
-from typer.testing import CliRunner
 
 import cnnscope
-from cnnscope.cli.main import app
 from cnnscope.models import resolve
 
 # ResNet-18 at 3x224x224, batch 1, written out from its layer table.
@@ -165,21 +163,20 @@ def test_a_real_model_keeps_no_gradients():
     assert all(p.grad is None for p in net.parameters())
 
 
-def test_cli_train_shows_fwd_bwd_columns_and_json_fields():
-    runner = CliRunner()
-    res = runner.invoke(app, ["params", "resnet18", "--train", "--format", "json"])
+def test_cli_train_shows_fwd_bwd_columns_and_json_fields(run):
+    res = run("params", "resnet18", "--train", "--format", "json")
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
     assert data["totals"]["backward_macs"] == 3_510_132_736
     assert data["totals"]["backward_flops"] == sum(x["backward_flops"] for x in data["layers"])
-    res = runner.invoke(app, ["params", "resnet18", "--train", "--depth", "1"])
+    res = run("params", "resnet18", "--train", "--depth", "1")
     assert res.exit_code == 0
     assert "MACs bwd" in res.stdout and "FLOPs bwd" in res.stdout
     assert "3,510,132,736" in res.stdout
 
 
-def test_cli_freeze_unknown_module_is_one_line_error():
-    res = CliRunner().invoke(app, ["params", "resnet18", "--train", "--freeze", "layer9"])
+def test_cli_freeze_unknown_module_is_one_line_error(run):
+    res = run("params", "resnet18", "--train", "--freeze", "layer9")
     assert res.exit_code == 2
     assert res.stderr.startswith("cnnscope: error: --freeze 'layer9' names no parameter")
     assert "Traceback" not in res.output

@@ -93,12 +93,8 @@ def test_example_counts_its_op_and_module_by_their_formulas():
         formulas._USER_OPS.discard("shift_mix")
 
 
-def test_example_from_the_command_line():
-    from typer.testing import CliRunner
-
-    from cnnscope.cli.main import app
-
-    result = CliRunner().invoke(app, ["params", f"{EXAMPLE}:build", "-f", "json"])
+def test_example_from_the_command_line(run):
+    result = run("params", f"{EXAMPLE}:build", "-f", "json")
     assert result.exit_code == 0, result.output
     import json
 
