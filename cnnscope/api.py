@@ -40,7 +40,7 @@ from cnnscope.trace.sizes import (
     smallest_spatial_size,
     too_small_message,
 )
-from cnnscope.trace.tracer import resolve_device, trace_module
+from cnnscope.trace.tracer import TRACE_LOCK, resolve_device, trace_module
 from cnnscope.trace.tracer import trace_module as _trace_module
 from cnnscope.usercode import user_code
 
@@ -279,9 +279,7 @@ def meta_stand_ins(module: nn.Module) -> Iterator[nn.Module]:
     its duration, the module must not be used elsewhere (traces and swaps in this process
     take turns; other code running the module in another thread would see meta tensors).
     """
-    from cnnscope.trace.tracer import _TRACE_LOCK
-
-    with _TRACE_LOCK:  # two threads must not swap the same module's tensors at once
+    with TRACE_LOCK:  # two threads must not swap the same module's tensors at once
         with _swapped_for_meta(module):
             yield module
 
@@ -314,9 +312,7 @@ def _trace_instance(module: nn.Module, size: tuple[int, ...], batch: int, dev: t
                     train: bool, name: str, example_inputs: Any = None, *,
                     backward: bool = False) -> ModelReport:
     """Trace a built module on ``dev`` without changing it (hooks are temporary)."""
-    from cnnscope.trace.tracer import _TRACE_LOCK
-
-    with _TRACE_LOCK:  # where it lives must not change (another thread's swap) until done
+    with TRACE_LOCK:  # where it lives must not change (another thread's swap) until done
         return _trace_where_it_lives(module, size, batch, dev, train, name, example_inputs,
                                      backward)
 

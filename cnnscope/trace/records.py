@@ -11,6 +11,8 @@ from typing import Any
 
 Shape = tuple[int, ...]
 
+MODEL_INPUT = -1  # the producer index of the model's input tensors in LayerRecord.inputs
+
 # Convention text printed under every table and written into every file.
 CONVENTION = (
     "params: trainable + frozen nn.Parameters (buffers such as batch-norm running stats "
