@@ -31,6 +31,7 @@ from cnnscope.errors import (
 from cnnscope.models import ModelSource, resolve
 from cnnscope.trace.records import ModelReport
 from cnnscope.trace.sizes import (
+    DEFAULT_INPUT,
     as_input_sizes,
     check_batch,
     check_elements,
@@ -44,7 +45,6 @@ from cnnscope.trace.tracer import TRACE_LOCK, resolve_device, trace_module
 from cnnscope.trace.tracer import trace_module as _trace_module
 from cnnscope.usercode import user_code
 
-DEFAULT_INPUT = (3, 224, 224)
 
 
 def analyze(
@@ -105,6 +105,17 @@ def analyze(
     with source.contained():
         return _analyze_source(source, size, batch, dev, train, counter, backward, tuple(freeze),
                                example)
+
+
+def zoo_rows(pattern: str = "*", family: str | None = None, *, counts: bool = True):
+    """The zoo summary (``cnnscope zoo``): a ``cnnscope.analysis.zoo_table.ZooRow`` for
+    every model matching ``pattern``/``family``; params and MACs (meta device) when
+    ``counts``."""
+    from cnnscope.analysis.zoo_table import zoo_row
+    from cnnscope.zoo import list_models, model_info
+
+    return [zoo_row(model_info(name), analyze(name) if counts else None)
+            for name in list_models(pattern, family)]
 
 
 def fvcore_check(model: str | ModelSource, input_size: tuple[int, ...] | str | None = None,

@@ -44,6 +44,7 @@ from cnnscope.bench.timing import Timer, phase_times, timer_for
 from cnnscope.bench.workload import UnsupportedConfig, Workload, _first_line, make_loss
 from cnnscope.errors import CnnscopeError, DeviceUnavailableError, InvalidOptionError
 from cnnscope.models import ModelSource, resolve
+from cnnscope.trace.sizes import DEFAULT_INPUT
 from cnnscope.trace.tracer import resolve_device
 
 MODES = ("infer", "train")
@@ -254,8 +255,6 @@ def bench_row(source: ModelSource | str, batch: int, dtype: str, mode: str,
     """Measure one row. Failures become "oom"/"error"/"unsupported" rows without timings;
     KeyboardInterrupt propagates (after the row's memory is freed). With ``ceiling`` and
     ``bandwidth``, per-layer timings get their roofline verdict."""
-    from cnnscope.api import DEFAULT_INPUT
-
     device = settings.check()
     src = resolve(source) if isinstance(source, str) else source
     size = tuple(settings.input_size or src.input_size or DEFAULT_INPUT)
