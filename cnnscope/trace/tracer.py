@@ -114,7 +114,7 @@ def trace_module(
 
 
 # One trace at a time per process, re-entrant (a model's forward may itself call analyze).
-# Public: code that swaps a module's tensors (api.meta_stand_ins) takes turns with traces.
+# Public: code that swaps a module's tensors (standins.meta_stand_ins) takes turns with traces.
 TRACE_LOCK = threading.RLock()
 
 
