@@ -50,7 +50,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Iterable
+from typing import Any
 
 from cnnscope.analysis.rf_axis import (  # noqa: F401 - re-exported: the maths' public names
     CONSTANT,
@@ -304,15 +304,3 @@ def _final(report: ModelReport, fields: list[LayerField]) -> LayerField | None:
         spatial = [f for f in fields if f.index in ancestors and real(f)]
         return spatial[-1] if spatial else None
     return max(candidates, key=lambda f: (max(v or 0 for v in f.receptive_field), f.index))
-
-
-# ---------------------------------------------------------------------- formatting helpers
-
-
-def axis_text(values: Iterable[Any]) -> str:
-    """One value when every axis agrees ('196'), else per axis ('19x25'); '-' for None."""
-    vals = ["-" if v is None else (str(v) if not isinstance(v, Fraction) or v.denominator != 1
-                                   else str(v.numerator)) for v in values]
-    if not vals:
-        return "-"
-    return vals[0] if len(set(vals)) == 1 else "x".join(vals)
