@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from cnnscope.analysis.zoo_table import zoo_rows
+from cnnscope.api import zoo_rows
 from cnnscope.report.zoo_render import to_markdown
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,11 +16,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from cnnscope.trace.fvcore_ops import MAC_OPERATORS
 from cnnscope.trace.records import ModelReport
-
-# fvcore operator keys that are multiply-accumulates (cnnscope's MACs).
-MAC_OPERATORS = frozenset({"conv", "linear", "addmm", "matmul", "bmm", "einsum", "mm",
-                           "conv_transpose", "baddbmm"})
 
 # What fvcore adds for its other handlers (fvcore/nn/flop_count.py, jit_handles.py).
 EXTRA_RULES = {

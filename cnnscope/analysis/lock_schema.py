@@ -21,6 +21,7 @@ from typing import Any, Sequence
 
 from cnnscope.errors import UserFileError
 
+SCHEMA_VERSION = 1  # the lock file format this schema describes
 MAX_LOCK_BYTES = 64 * 2**20  # the whole zoo's lock is 0.1 MiB
 MAX_MODELS = 10_000
 MAX_COUNT = 2**63 - 1  # counts are int64 everywhere downstream (torch, pandas, JSON readers)
@@ -57,8 +58,6 @@ def _short(value: Any) -> str:
 
 def validate_lock(data: Any, path: str) -> None:
     """Raise ``LockFileError`` naming the first field that is not what the schema says."""
-    from cnnscope.analysis.snapshot import SCHEMA_VERSION
-
     if not isinstance(data, dict):
         raise LockFileError(f"{path!r} is not a cnnscope lock file (it holds {_kind(data)}, "
                             "not an object)", "create one with cnnscope snapshot")

@@ -175,9 +175,8 @@ class _Planner:
         import torch
         from torch import nn
 
-        from cnnscope.api import DEFAULT_INPUT
         from cnnscope.models import ModelSource, resolve
-        from cnnscope.trace.sizes import parse_input_size
+        from cnnscope.trace.sizes import DEFAULT_INPUT, parse_input_size
 
         check_options(dtype, optimizer)
         if isinstance(model, nn.Module):

@@ -31,13 +31,13 @@ from typing import Any, Iterable, Sequence
 
 from cnnscope.analysis.lock_schema import (
     MAX_LOCK_BYTES,
+    SCHEMA_VERSION,
     LockFileError,
     allowed_spec,
     validate_lock,
 )
 from cnnscope.errors import CnnscopeError, InvalidOptionError
 
-SCHEMA_VERSION = 1
 # Fields compared as numbers (a tolerance can apply) and as exact values.
 NUMERIC_FIELDS = ("params", "trainable_params", "macs", "flops")
 TOLERANT_DEFAULT = ("macs", "flops")  # what a bare --rtol VALUE applies to

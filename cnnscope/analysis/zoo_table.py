@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+from cnnscope.trace.records import ModelReport
 
 
 @dataclass(frozen=True)
@@ -19,20 +22,13 @@ class ZooRow:
     reference_source: str | None
 
 
-def zoo_rows(pattern: str = "*", family: str | None = None, *, counts: bool = True) -> list[ZooRow]:
-    """Rows for every model matching ``pattern``/``family``; params and MACs when ``counts``."""
-    from cnnscope.api import analyze
-    from cnnscope.zoo import list_models, model_info
-
-    rows = []
-    for name in list_models(pattern, family):
-        info = model_info(name)
-        report = analyze(name) if counts else None
-        rows.append(ZooRow(
-            name=name, family=info.family, year=info.year, paper=info.paper, dataset=info.dataset,
-            input_size=info.input_size,
-            params=report.totals.params if report else None,
-            macs=report.totals.macs if report else None,
-            reference_params=info.reference_params, reference_source=info.reference_source,
-        ))
-    return rows
+def zoo_row(info: Any, report: ModelReport | None) -> ZooRow:
+    """One model's row from its registry entry (``cnnscope.zoo.ModelInfo``) and, when
+    counted, its meta-device trace (``cnnscope.zoo_rows`` makes both)."""
+    return ZooRow(
+        name=info.name, family=info.family, year=info.year, paper=info.paper,
+        dataset=info.dataset, input_size=info.input_size,
+        params=report.totals.params if report else None,
+        macs=report.totals.macs if report else None,
+        reference_params=info.reference_params, reference_source=info.reference_source,
+    )

@@ -33,7 +33,7 @@ from cnnscope.bench.records import LayerTiming, PerLayer
 from cnnscope.bench.stats import median
 from cnnscope.bench.timing import Timer
 from cnnscope.trace.records import ModelReport
-from cnnscope.trace.tracer import _is_leaf_nn_layer
+from cnnscope.trace.dispatch import _is_leaf_nn_layer
 
 
 class Workload(Protocol):

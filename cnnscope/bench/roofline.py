@@ -40,11 +40,6 @@ def bound(intensity: float | None, peak_flops: float, peak_bandwidth: float) -> 
     return "memory" if intensity < ridge_point(peak_flops, peak_bandwidth) else "compute"
 
 
-def attainable(intensity: float, peak_flops: float, peak_bandwidth: float) -> float:
-    """The roof at ``intensity``: min(peak FLOP/s, intensity x bandwidth)."""
-    return min(peak_flops, intensity * peak_bandwidth)
-
-
 def apply_roofline(p: PerLayer, peak_flops: float | None, peak_bandwidth: float | None) -> PerLayer:
     """``p`` with each layer's ``bound`` judged against the two roofs (kept when one is missing)."""
     if not peak_flops or not peak_bandwidth:

@@ -27,27 +27,24 @@ Out of memory gives an "oom" row and frees what the row allocated; any other fai
 
 from __future__ import annotations
 
-import gc
-import sys
 import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
-import torch.nn.functional as F
-from torch import nn
-from torch.utils._pytree import tree_flatten
 
 from cnnscope.bench.ceiling import matmul_ceiling
 from cnnscope.bench.env import collect_env, device_name
-from cnnscope.bench.precision import DTYPES, autocast, check_dtype, fp32_math
+from cnnscope.bench.peak_memory import PeakMemory, free_memory, is_oom
+from cnnscope.bench.precision import DTYPES, check_dtype, fp32_math
 from cnnscope.bench.records import BenchResult, BenchRow, CopyBandwidth, MatmulCeiling
 from cnnscope.bench.stats import SettleRule, summarize, warm_up
 from cnnscope.bench.timing import Timer, phase_times, timer_for
+from cnnscope.bench.workload import UnsupportedConfig, Workload, _first_line, make_loss
 from cnnscope.errors import CnnscopeError, DeviceUnavailableError, InvalidOptionError
 from cnnscope.models import ModelSource, resolve
-from cnnscope.trace.records import ModelReport
+from cnnscope.trace.sizes import DEFAULT_INPUT
 from cnnscope.trace.tracer import resolve_device
 
 MODES = ("infer", "train")
@@ -63,11 +60,6 @@ DEFAULT_MODELS = (
 # The most timed iterations a --min-time run takes (a tiny model on a GPU would
 # otherwise queue tens of thousands of events).
 MAX_SAMPLES = 1000
-
-
-class UnsupportedConfig(Exception):
-    """The model cannot run this way (e.g. a CUDA graph cannot capture it): an
-    "unsupported" row, not an error."""
 
 
 @dataclass(frozen=True)
@@ -143,246 +135,7 @@ def default_models() -> list[str]:
     return chosen
 
 
-def parse_list(text: str | Sequence[str], what: str) -> list[str]:
-    """"fp32,bf16" -> ["fp32", "bf16"]; repeated options are joined the same way."""
-    parts = [text] if isinstance(text, str) else list(text)
-    out = [p.strip().lower() for part in parts for p in str(part).split(",") if p.strip()]
-    if not out:
-        raise InvalidOptionError(f"no {what} given", f"e.g. --{what} ...")
-    return list(dict.fromkeys(out))  # de-duplicated, order kept
-
-
-def parse_batches(text: str | Sequence[str]) -> list[int]:
-    values = []
-    for item in parse_list(text, "batch"):
-        try:
-            b = int(item)
-        except ValueError:
-            raise InvalidOptionError(f"batch size {item!r} is not an integer", "e.g. --batch 1,32,128") from None
-        if b < 1:
-            raise InvalidOptionError(f"batch size {b} is not positive", "use --batch 1 or more")
-        values.append(b)
-    return values
-
-
-def parse_modes(text: str | Sequence[str]) -> list[str]:
-    modes = parse_list(text, "mode")
-    for m in modes:
-        if m not in MODES:
-            raise InvalidOptionError(f"unknown mode {m!r}", "use infer, train or infer,train")
-    return modes
-
-
-def parse_dtypes(text: str | Sequence[str], device: torch.device) -> list[str]:
-    return [check_dtype(d, device) for d in parse_list(text, "dtype")]
-
-
 # ----------------------------------------------------------------------------- one row
-
-
-def make_loss(output_shapes: Sequence[tuple[int, ...]], device: torch.device
-              ) -> Callable[[Any], torch.Tensor]:
-    """A loss over every output tensor, with fixed random targets made once.
-
-    Class scores (N, C) or per-pixel scores (N, C, H, W): cross-entropy against random
-    class indices. Anything else: mean squared error against a random tensor. Auxiliary
-    outputs are summed in with weight 1 (the weight changes no timing).
-    """
-    targets: list[tuple[str, torch.Tensor]] = []
-    for shape in output_shapes:
-        if len(shape) >= 2 and shape[1] > 1:
-            targets.append(("ce", torch.randint(0, shape[1], (shape[0], *shape[2:]), device=device)))
-        else:
-            targets.append(("mse", torch.randn(shape, device=device)))
-
-    def loss_fn(output: Any) -> torch.Tensor:
-        outs = [t for t in tree_flatten(output)[0] if isinstance(t, torch.Tensor)]
-        if len(outs) != len(targets):
-            raise RuntimeError(f"the model returned {len(outs)} tensors, the trace saw {len(targets)}")
-        total = None
-        for out, (kind, target) in zip(outs, targets):
-            # cross_entropy runs in float32 under autocast; mse_loss is given float32.
-            loss = F.cross_entropy(out, target) if kind == "ce" else F.mse_loss(out.float(), target)
-            total = loss if total is None else total + loss
-        return total
-
-    return loss_fn
-
-
-class Workload:
-    """A model, an input and (training) a loss and optimizer, ready to run steps."""
-
-    def __init__(self, model: nn.Module, x: torch.Tensor, report: ModelReport, dtype: str,
-                 train: bool, settings: BenchSettings, device: torch.device):
-        self.model = model
-        self.x = x
-        self.dtype = dtype
-        self.train = train
-        self.device = device
-        self.net: Callable[..., Any] = model
-        self.graph: Any = None
-        self.static: Any = None
-        if settings.compile:
-            # reduce-overhead is inductor's CUDA-graph mode: --compile --cuda-graphs.
-            mode = "reduce-overhead" if settings.cuda_graphs else None
-            self.net = torch.compile(model, mode=mode)
-        if train:
-            self.loss_fn = make_loss(report.output_shapes, device)
-            # timm's benchmark.py trains with create_optimizer_v2("sgd"): SGD, momentum 0.9,
-            # Nesterov; the same here so that train steps compare.
-            self.opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9, nesterov=True)
-        self.manual_graph = settings.cuda_graphs and not settings.compile
-        self.phases: tuple[str, ...] = ("fwd", "bwd", "opt") if train else ("fwd",)
-
-    # -- eager steps: marks around each phase
-    def _infer_step(self, timer: Timer) -> list[Any]:
-        with torch.inference_mode():
-            m0 = timer.mark()
-            with autocast(self.device, self.dtype):
-                self.net(self.x)
-            m1 = timer.mark()
-        return [m0, m1]
-
-    def _train_step(self, timer: Timer) -> list[Any]:
-        self.opt.zero_grad(set_to_none=True)
-        m0 = timer.mark()
-        with autocast(self.device, self.dtype):
-            out = self.net(self.x)
-            loss = self.loss_fn(out)
-        m1 = timer.mark()
-        loss.backward()  # outside autocast: backward ops follow the forward's dtypes
-        m2 = timer.mark()
-        self.opt.step()
-        m3 = timer.mark()
-        return [m0, m1, m2, m3]
-
-    # -- CUDA graph: capture once, replay
-    def capture(self) -> None:
-        """Capture one whole step into a CUDA graph (docs: "Whole-network capture").
-
-        Eager warm-up runs on a side stream first, as the documentation requires (it
-        also creates the optimizer's momentum buffers outside the capture).
-        """
-        dev = self.device
-        side = torch.cuda.Stream(dev)
-        side.wait_stream(torch.cuda.current_stream(dev))
-        with torch.cuda.stream(side):
-            for _ in range(3):
-                if self.train:
-                    self.opt.zero_grad(set_to_none=True)
-                self._graph_body(cache_enabled=True)
-        torch.cuda.current_stream(dev).wait_stream(side)
-        if self.train:
-            self.opt.zero_grad(set_to_none=True)  # backward in the capture allocates .grad
-        graph = torch.cuda.CUDAGraph()
-        try:
-            with torch.cuda.graph(graph):
-                self._graph_body(cache_enabled=False)
-        except Exception as exc:  # capture refuses sync points, host reads, dynamic shapes
-            raise UnsupportedConfig(f"CUDA graph capture failed: {_first_line(exc)}") from None
-        self.graph = graph
-        self.phases = ("graph",)
-
-    def _graph_body(self, cache_enabled: bool) -> None:
-        if self.train:
-            with autocast(self.device, self.dtype, cache_enabled=cache_enabled):
-                loss = self.loss_fn(self.model(self.x))
-            loss.backward()
-            self.opt.step()
-        else:
-            with torch.inference_mode(), autocast(self.device, self.dtype, cache_enabled=cache_enabled):
-                self.static = self.model(self.x)
-
-    def _graph_step(self, timer: Timer) -> list[Any]:
-        m0 = timer.mark()
-        self.graph.replay()
-        m1 = timer.mark()
-        return [m0, m1]
-
-    def step(self, timer: Timer) -> list[Any]:
-        """Run one iteration; return its marks (len(phases) + 1 tokens)."""
-        if self.graph is not None:
-            return self._graph_step(timer)
-        return self._train_step(timer) if self.train else self._infer_step(timer)
-
-
-class PeakMemory:
-    """Peak memory over a stretch of a run.
-
-    CUDA: ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats``: the
-    tensors alive at the worst moment (weights, activations, gradients, optimizer state),
-    without the caching allocator's reserve or the CUDA context.
-    CPU: the process's peak resident set. On Linux the kernel's high-water mark is reset
-    first (``/proc/self/clear_refs``), so it covers the timed iterations; elsewhere it is
-    ``getrusage`` ru_maxrss, the peak since the process started. Either way it is the
-    whole process (Python, torch's libraries), not the model alone.
-    """
-
-    def __init__(self, device: torch.device):
-        self.device = device
-        self.kind: str | None = None
-
-    def reset(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(self.device)
-            self.kind = "cuda max_memory_allocated"
-            return
-        try:
-            with open("/proc/self/clear_refs", "w") as fh:
-                fh.write("5")  # "5": reset the peak RSS (Documentation/filesystems/proc.rst)
-            self.kind = "process peak RSS (timed iterations)"
-        except OSError:
-            self.kind = "process peak RSS (since start)"
-
-    def read(self) -> int | None:
-        if self.device.type == "cuda":
-            return int(torch.cuda.max_memory_allocated(self.device))
-        if self.kind == "process peak RSS (timed iterations)":
-            try:
-                with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
-                    for line in fh:
-                        if line.startswith("VmHWM:"):
-                            return int(line.split()[1]) * 1024
-            except (OSError, ValueError, IndexError):
-                pass
-        try:
-            import resource
-
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        except (ImportError, OSError):
-            return None
-        self.kind = "process peak RSS (since start)"
-        return int(peak if sys.platform == "darwin" else peak * 1024)  # macOS: bytes; Linux: KiB
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def is_oom(exc: BaseException) -> bool:
-    """Out of memory on any device: torch's OOM error, the CPU allocator's, Python's."""
-    oom_type = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
-    if isinstance(exc, (oom_type, MemoryError)):
-        return True
-    text = str(exc)
-    return isinstance(exc, RuntimeError) and ("out of memory" in text.lower()
-                                              or "can't allocate memory" in text)
-
-
-def free_memory(device: torch.device, *, failed: bool = True) -> None:
-    """Return what a finished or failed row held to the device.
-
-    A full garbage collection (a few hundred ms with torch loaded) is needed after a
-    failure (a traceback's frames form cycles) and on CUDA always: a model kept alive by a
-    reference cycle would count in the next row's peak memory. On the CPU a successful
-    row's tensors are freed by reference counting when the row returns.
-    """
-    if failed or device.type == "cuda":
-        gc.collect()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.empty_cache()
 
 
 @contextmanager
@@ -502,8 +255,6 @@ def bench_row(source: ModelSource | str, batch: int, dtype: str, mode: str,
     """Measure one row. Failures become "oom"/"error"/"unsupported" rows without timings;
     KeyboardInterrupt propagates (after the row's memory is freed). With ``ceiling`` and
     ``bandwidth``, per-layer timings get their roofline verdict."""
-    from cnnscope.api import DEFAULT_INPUT
-
     device = settings.check()
     src = resolve(source) if isinstance(source, str) else source
     size = tuple(settings.input_size or src.input_size or DEFAULT_INPUT)
@@ -652,13 +403,6 @@ def check_inputs(sources: Sequence[ModelSource], input_size: Sequence[int] | Non
         except Exception:  # noqa: BLE001 - reported by the row, where it has context
             pass
 
-
-def split_specs(items: Sequence[str]) -> list[str]:
-    """Model specs as typed, comma-separated lists split (case kept: specs can be paths)."""
-    out = [p.strip() for item in items for p in item.split(",") if p.strip()]
-    return list(dict.fromkeys(out))
-
-
 def resolve_models(names: Sequence[str], kwargs: Sequence[dict[str, Any]] | None = None
                    ) -> list[ModelSource]:
     """Zoo names (or specs) to sources; an unknown name fails before anything runs.
@@ -668,4 +412,6 @@ def resolve_models(names: Sequence[str], kwargs: Sequence[dict[str, Any]] | None
 
 
 __all__ = ["BenchSettings", "RowSpec", "Workload", "bench_row", "check_inputs", "default_models",
-           "plan_rows", "run_sweep", "resolve_models", "DTYPES", "MODES"]
+           "plan_rows", "run_sweep", "resolve_models", "DTYPES", "MODES",
+           # from workload.py and peak_memory.py (ddp.py and the tests use them from here)
+           "PeakMemory", "UnsupportedConfig", "free_memory", "is_oom", "make_loss"]

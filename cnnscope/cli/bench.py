@@ -68,6 +68,7 @@ def bench(
     """
     with user_errors():
         from cnnscope.bench import runner
+        from cnnscope.cli import bench_args
         from cnnscope.cli.common import parse_size
         from cnnscope.errors import InvalidOptionError
 
@@ -90,18 +91,18 @@ def bench(
             ceiling=ceiling, remeasure_ceiling=remeasure_ceiling,
         )
         dev = settings.check()
-        batches = runner.parse_batches(batch)
-        dtypes = runner.parse_dtypes(dtype, dev)
+        batches = bench_args.parse_batches(batch)
+        dtypes = bench_args.parse_dtypes(dtype, dev)
         from cnnscope.bench import ddp as ddp_mod
 
         distributed = ddp is not None or shard or ddp_mod.in_torchrun()
-        modes = runner.parse_modes(mode or ("train" if distributed and not shard else "infer"))
+        modes = bench_args.parse_modes(mode or ("train" if distributed and not shard else "infer"))
         if all_models and models:
             raise InvalidOptionError("--all with model names", "give one or the other")
         from cnnscope.zoo import list_models
 
         names = (list_models() if all_models else
-                 runner.split_specs(models) if models else runner.default_models())
+                 bench_args.split_specs(models) if models else runner.default_models())
         # Unknown names fail before anything runs.
         sources = runner.resolve_models(names, parse_model_args(arg, names))
         # ... and so does an input a model cannot take (checked on the meta device).

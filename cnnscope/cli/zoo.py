@@ -27,7 +27,7 @@ def zoo(
 ) -> None:
     """List the zoo: name, family, paper year, data set, default input, params, MACs."""
     with user_errors():
-        from cnnscope.analysis.zoo_table import zoo_rows
+        from cnnscope.api import zoo_rows
         from cnnscope.errors import UnknownModelError
         from cnnscope.report import zoo_render as render
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Sequence
 
 from cnnscope.analysis.memory import CATEGORIES, MemoryPlan
 from cnnscope.report.io import strict_json
@@ -122,9 +121,3 @@ def to_markdown(plan: MemoryPlan, *, depth: int = 1, top: int = 10) -> str:
     out.append("")
     out.extend(f"- {line}" for line in footer_lines(plan))
     return "\n".join(out) + "\n"
-
-
-def rows_for(plans: Sequence[MemoryPlan]) -> list[dict]:
-    """Flat dicts, one per plan (used by scripts comparing plans)."""
-    return [{"model": p.model, "batch": p.batch, "peak_bytes": p.peak_bytes, **p.breakdown}
-            for p in plans]

@@ -53,7 +53,10 @@ import torch
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from cnnscope.trace.dispatch import _skip_dynamo_import
 from cnnscope.trace.formulas import op_cost
+from cnnscope.trace.geometry import op_name
+from cnnscope.trace.tensors import _shape_args, _shape_of, _tensors
 
 _TAG = "cnnscope_record"  # key of the record name in an autograd node's metadata
 UNATTRIBUTED = "<unattributed>"
@@ -100,8 +103,6 @@ class NodeLabeller(TorchFunctionMode):
             label = self.state.records[-1].name
         else:
             return out
-        from cnnscope.trace.tracer import _tensors
-
         _label_nodes(_tensors(out), label, self.nodes)
         return out
 
@@ -131,8 +132,6 @@ class _BackwardCounter(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
-        from cnnscope.trace.tracer import _shape_args, _shape_of, _tensors, op_name
-
         name = op_name(func)
         outs = [_shape_of(t) for t in _tensors(out)]
         cost = op_cost(name, _shape_args(args), outs)
@@ -180,13 +179,7 @@ def count_backward(outputs: Sequence[torch.Tensor], leaves: Sequence[torch.Tenso
     return count
 
 
-def _skip_dynamo() -> None:
-    from cnnscope.trace.tracer import _skip_dynamo_import
-
-    _skip_dynamo_import(_BackwardCounter)
-
-
-_skip_dynamo()
+_skip_dynamo_import(_BackwardCounter)
 
 
 def freeze(model: torch.nn.Module, prefixes: Sequence[str]) -> int:

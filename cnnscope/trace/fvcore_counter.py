@@ -12,14 +12,21 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
+from torch import nn
 
-# fvcore's operator keys that are multiply-accumulates: one table, kept with the
-# side-by-side check (which imports no torch).
-from cnnscope.analysis.fvcore_check import MAC_OPERATORS
-from cnnscope.models import ModelSource
+from cnnscope.trace.fvcore_ops import MAC_OPERATORS
 from cnnscope.trace.records import LayerRecord, ModelReport, Totals
+
+
+class ModelSource(Protocol):
+    """What the counter needs of a ``cnnscope.models.ModelSource`` (the layer above)."""
+
+    name: str
+
+    def build(self, device: str) -> nn.Module: ...
 
 FVCORE_CONVENTION = (
     "fvcore: 1 per multiply-add of conv/linear/matmul (shown as MACs); its batch-norm, "

@@ -41,17 +41,14 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from cnnscope.trace.dispatch import _skip_dynamo_import
+from cnnscope.trace.tensors import _tensors
+
 CATEGORIES = ("parameters", "buffers", "gradients", "optimizer_state", "input",
               "activations", "transient")
 
 OPTIMIZERS = ("sgd", "sgd-nesterov", "adam", "adamw")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def _tensors(obj: Any) -> list[torch.Tensor]:
-    from cnnscope.trace.tracer import _tensors as flat
-
-    return flat(obj)
 
 
 @dataclass
@@ -393,10 +390,4 @@ def measure_step(model: nn.Module, input_size: Sequence[int], batch: int, device
     return StepResult(tracker.peak, saved_by, shapes)
 
 
-def _skip_dynamo() -> None:
-    from cnnscope.trace.tracer import _skip_dynamo_import
-
-    _skip_dynamo_import(LiveStorage)
-
-
-_skip_dynamo()
+_skip_dynamo_import(LiveStorage)

@@ -11,6 +11,8 @@ from typing import Any
 
 Shape = tuple[int, ...]
 
+MODEL_INPUT = -1  # the producer index of the model's input tensors in LayerRecord.inputs
+
 # Convention text printed under every table and written into every file.
 CONVENTION = (
     "params: trainable + frozen nn.Parameters (buffers such as batch-norm running stats "
@@ -211,18 +213,18 @@ class ModelReport:
         """
         text = layers_to_csv(self.table_layers())
         if path is not None:
-            from cnnscope.report.io import write_text_atomic
+            from cnnscope.fileio import write_text_atomic
 
             write_text_atomic(path, text)
         return text
 
     def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
         """``to_dict()`` as indented JSON; with ``path`` also writes it there atomically."""
-        from cnnscope.report.io import strict_json
+        from cnnscope.fileio import strict_json
 
         text = strict_json(self.to_dict(), indent=2) + "\n"
         if path is not None:
-            from cnnscope.report.io import write_text_atomic
+            from cnnscope.fileio import write_text_atomic
 
             write_text_atomic(path, text)
         return text

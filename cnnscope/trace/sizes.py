@@ -12,6 +12,9 @@ _SIZE = re.compile(r"^\s*\d+(\s*[xX×,]\s*\d+){0,3}\s*$")
 #: What each rank of a per-sample input means (the batch dimension is added in front).
 RANK_NAMES = {1: "C", 2: "CxL", 3: "CxHxW", 4: "CxTxHxW"}
 
+# The per-sample input of a model that names none (no registry input_size, no example_inputs).
+DEFAULT_INPUT = (3, 224, 224)
+
 
 def parse_input_size(text: str) -> tuple[int, ...]:
     """``"3x224x224"`` -> ``(3, 224, 224)``: C, CxL, CxHxW or CxTxHxW; else a one-line error."""

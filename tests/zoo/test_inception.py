@@ -10,11 +10,8 @@ import pytest
 import torch
 
 from cnnscope.zoo import get_model, model_info
-from cnnscope.zoo.inception import (
-    INCEPTION_RESNET_V2_REPEATS,
-    INCEPTION_RESNET_V2_SCALES,
-    InceptionOutputs,
-)
+from cnnscope.zoo.inception import InceptionOutputs
+from cnnscope.zoo.inception_v4 import INCEPTION_RESNET_V2_REPEATS, INCEPTION_RESNET_V2_SCALES
 
 
 def n_params(model: torch.nn.Module) -> int:

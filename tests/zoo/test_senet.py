@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 from cnnscope.zoo import get_model, model_info
-from cnnscope.zoo.senet import CMPE_VARIANTS, CompetitiveSE, SEModule
+from cnnscope.zoo.cmpe_senet import CMPE_VARIANTS, CompetitiveSE
+from cnnscope.zoo.senet import SEModule
 
 
 def n_params(model: nn.Module) -> int:

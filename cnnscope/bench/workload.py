@@ -1,0 +1,157 @@
+"""What one benchmark row runs: a model, an input and (training) a loss and optimizer.
+
+``Workload.step`` runs one iteration and returns the timer's marks around each phase
+(forward; forward, backward, optimizer step; or one CUDA-graph replay).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils._pytree import tree_flatten
+
+from cnnscope.bench.precision import autocast
+from cnnscope.bench.timing import Timer
+from cnnscope.trace.records import ModelReport
+
+if TYPE_CHECKING:
+    from cnnscope.bench.runner import BenchSettings
+
+
+class UnsupportedConfig(Exception):
+    """The model cannot run this way (e.g. a CUDA graph cannot capture it): an
+    "unsupported" row, not an error."""
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def make_loss(output_shapes: Sequence[tuple[int, ...]], device: torch.device
+              ) -> Callable[[Any], torch.Tensor]:
+    """A loss over every output tensor, with fixed random targets made once.
+
+    Class scores (N, C) or per-pixel scores (N, C, H, W): cross-entropy against random
+    class indices. Anything else: mean squared error against a random tensor. Auxiliary
+    outputs are summed in with weight 1 (the weight changes no timing).
+    """
+    targets: list[tuple[str, torch.Tensor]] = []
+    for shape in output_shapes:
+        if len(shape) >= 2 and shape[1] > 1:
+            targets.append(("ce", torch.randint(0, shape[1], (shape[0], *shape[2:]), device=device)))
+        else:
+            targets.append(("mse", torch.randn(shape, device=device)))
+
+    def loss_fn(output: Any) -> torch.Tensor:
+        outs = [t for t in tree_flatten(output)[0] if isinstance(t, torch.Tensor)]
+        if len(outs) != len(targets):
+            raise RuntimeError(f"the model returned {len(outs)} tensors, the trace saw {len(targets)}")
+        total = None
+        for out, (kind, target) in zip(outs, targets):
+            # cross_entropy runs in float32 under autocast; mse_loss is given float32.
+            loss = F.cross_entropy(out, target) if kind == "ce" else F.mse_loss(out.float(), target)
+            total = loss if total is None else total + loss
+        return total
+
+    return loss_fn
+
+
+class Workload:
+    """A model, an input and (training) a loss and optimizer, ready to run steps."""
+
+    def __init__(self, model: nn.Module, x: torch.Tensor, report: ModelReport, dtype: str,
+                 train: bool, settings: BenchSettings, device: torch.device):
+        self.model = model
+        self.x = x
+        self.dtype = dtype
+        self.train = train
+        self.device = device
+        self.net: Callable[..., Any] = model
+        self.graph: Any = None
+        self.static: Any = None
+        if settings.compile:
+            # reduce-overhead is inductor's CUDA-graph mode: --compile --cuda-graphs.
+            mode = "reduce-overhead" if settings.cuda_graphs else None
+            self.net = torch.compile(model, mode=mode)
+        if train:
+            self.loss_fn = make_loss(report.output_shapes, device)
+            # timm's benchmark.py trains with create_optimizer_v2("sgd"): SGD, momentum 0.9,
+            # Nesterov; the same here so that train steps compare.
+            self.opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9, nesterov=True)
+        self.manual_graph = settings.cuda_graphs and not settings.compile
+        self.phases: tuple[str, ...] = ("fwd", "bwd", "opt") if train else ("fwd",)
+
+    # -- eager steps: marks around each phase
+    def _infer_step(self, timer: Timer) -> list[Any]:
+        with torch.inference_mode():
+            m0 = timer.mark()
+            with autocast(self.device, self.dtype):
+                self.net(self.x)
+            m1 = timer.mark()
+        return [m0, m1]
+
+    def _train_step(self, timer: Timer) -> list[Any]:
+        self.opt.zero_grad(set_to_none=True)
+        m0 = timer.mark()
+        with autocast(self.device, self.dtype):
+            out = self.net(self.x)
+            loss = self.loss_fn(out)
+        m1 = timer.mark()
+        loss.backward()  # outside autocast: backward ops follow the forward's dtypes
+        m2 = timer.mark()
+        self.opt.step()
+        m3 = timer.mark()
+        return [m0, m1, m2, m3]
+
+    # -- CUDA graph: capture once, replay
+    def capture(self) -> None:
+        """Capture one whole step into a CUDA graph (docs: "Whole-network capture").
+
+        Eager warm-up runs on a side stream first, as the documentation requires (it
+        also creates the optimizer's momentum buffers outside the capture).
+        """
+        dev = self.device
+        side = torch.cuda.Stream(dev)
+        side.wait_stream(torch.cuda.current_stream(dev))
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                if self.train:
+                    self.opt.zero_grad(set_to_none=True)
+                self._graph_body(cache_enabled=True)
+        torch.cuda.current_stream(dev).wait_stream(side)
+        if self.train:
+            self.opt.zero_grad(set_to_none=True)  # backward in the capture allocates .grad
+        graph = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.graph(graph):
+                self._graph_body(cache_enabled=False)
+        except Exception as exc:  # capture refuses sync points, host reads, dynamic shapes
+            raise UnsupportedConfig(f"CUDA graph capture failed: {_first_line(exc)}") from None
+        self.graph = graph
+        self.phases = ("graph",)
+
+    def _graph_body(self, cache_enabled: bool) -> None:
+        if self.train:
+            with autocast(self.device, self.dtype, cache_enabled=cache_enabled):
+                loss = self.loss_fn(self.model(self.x))
+            loss.backward()
+            self.opt.step()
+        else:
+            with torch.inference_mode(), autocast(self.device, self.dtype, cache_enabled=cache_enabled):
+                self.static = self.model(self.x)
+
+    def _graph_step(self, timer: Timer) -> list[Any]:
+        m0 = timer.mark()
+        self.graph.replay()
+        m1 = timer.mark()
+        return [m0, m1]
+
+    def step(self, timer: Timer) -> list[Any]:
+        """Run one iteration; return its marks (len(phases) + 1 tokens)."""
+        if self.graph is not None:
+            return self._graph_step(timer)
+        return self._train_step(timer) if self.train else self._infer_step(timer)
