@@ -45,7 +45,6 @@ from cnnscope.trace.tracer import trace_module as _trace_module
 from cnnscope.usercode import user_code
 
 
-
 def analyze(
     model: str | nn.Module | ModelSource,
     input_size: tuple[int, ...] | str | None = None,

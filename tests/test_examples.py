@@ -4,8 +4,6 @@ import json
 import runpy
 from pathlib import Path
 
-
-
 ROOT = Path(__file__).resolve().parents[1]
 CUSTOM = ROOT / "examples" / "custom_model.py"
 

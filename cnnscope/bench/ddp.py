@@ -440,8 +440,8 @@ def _ddp_row(spec: Any, settings: Any, device: torch.device, backend: str, job: 
     """One DDP row; every rank calls it, rank 0 returns the row."""
     import torch.distributed as dist
 
-    from cnnscope.trace.sizes import DEFAULT_INPUT
     from cnnscope.bench import runner
+    from cnnscope.trace.sizes import DEFAULT_INPUT
 
     rank, world = dist.get_rank(), dist.get_world_size()
     single: BenchRow | None = None

@@ -32,8 +32,8 @@ from torch.utils._pytree import tree_flatten
 from cnnscope.bench.records import LayerTiming, PerLayer
 from cnnscope.bench.stats import median
 from cnnscope.bench.timing import Timer
-from cnnscope.trace.records import ModelReport
 from cnnscope.trace.dispatch import _is_leaf_nn_layer
+from cnnscope.trace.records import ModelReport
 
 
 class Workload(Protocol):

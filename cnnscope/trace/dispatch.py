@@ -17,12 +17,24 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from cnnscope.trace.blocks import _MISSING, _PLAIN, _Block, _subtree_params
-from cnnscope.trace.formulas import SHAPE_OPS, TensorShape, has_module_formula, module_cost, op_cost
+from cnnscope.trace.formulas import (
+    SHAPE_OPS,
+    TensorShape,
+    has_module_formula,
+    module_cost,
+    op_cost,
+)
 from cnnscope.trace.geometry import _NO_GEOMETRY_MODULES, geometry, op_name
 from cnnscope.trace.memo import _LeafMemo
 from cnnscope.trace.meta import fast_meta_op
 from cnnscope.trace.records import LayerRecord
-from cnnscope.trace.tensors import _is_view_op, _nbytes, _shape_args, _shape_of, _tensors
+from cnnscope.trace.tensors import (
+    _is_view_op,
+    _nbytes,
+    _shape_args,
+    _shape_of,
+    _tensors,
+)
 
 
 def _is_leaf_nn_layer(module: nn.Module) -> bool:

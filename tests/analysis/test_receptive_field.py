@@ -24,8 +24,13 @@ import torch.nn.functional as F
 from torch import nn
 
 import cnnscope
-from cnnscope.analysis.receptive_field import (GLOBAL, AxisField, Window, receptive_fields,
-                                               last_feature_map_rf)
+from cnnscope.analysis.receptive_field import (
+    GLOBAL,
+    AxisField,
+    Window,
+    last_feature_map_rf,
+    receptive_fields,
+)
 
 # ---------------------------------------------------------------------- helpers
 

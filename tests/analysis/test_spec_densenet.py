@@ -10,7 +10,6 @@ import pytest
 
 from cnnscope.analysis.spec import densenet as spec
 
-
 # Huang et al. 2017, Table 1: dense layers per block.
 PAPER_BLOCKS = {"densenet121": (6, 12, 24, 16), "densenet169": (6, 12, 32, 32),
                 "densenet201": (6, 12, 48, 32), "densenet264": (6, 12, 64, 48)}

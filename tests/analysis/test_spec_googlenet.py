@@ -175,10 +175,12 @@ def test_paper_transcription_matches_the_zoo_copy():
 
 def test_branch_columns_come_from_the_trace_not_the_table():
     """Built with other channel counts, the traced columns follow the model."""
+    import dataclasses
+
+    import torch
+
     from cnnscope.api import analyze
     from cnnscope.zoo.googlenet import GOOGLENET_TABLE1, GoogLeNet
-    import dataclasses
-    import torch
 
     table = tuple(dataclasses.replace(r, ch5x5red=r.ch5x5red * 2) for r in GOOGLENET_TABLE1)
     with torch.device("meta"):

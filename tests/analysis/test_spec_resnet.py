@@ -12,7 +12,6 @@ import pytest
 
 from cnnscope.analysis.spec import resnet as spec
 
-
 # He et al. 2016, Table 1 (the paper's FLOPs row, x10^9 multiply-adds).
 PAPER_FLOPS = {18: 1.8, 34: 3.6, 50: 3.8, 101: 7.6, 152: 11.3}
 BLOCKS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3),

@@ -12,8 +12,6 @@ import pytest
 import cnnscope
 from cnnscope.build import DownloadRefusedError
 
-
-
 # Widths computed with tensors and read back with .tolist(), as torchvision's RegNet
 # builder does: impossible under the meta device.
 TENSOR_WIDTHS = """
@@ -113,6 +111,7 @@ def test_a_download_while_building_is_a_one_line_error(run, write_file, tmp_path
     assert len(lines) == 1 and lines[0].startswith("cnnscope: error: building")
     assert target in lines[0] and "never downloads" in lines[0]
     import socket
+
     import torch.hub
 
     assert socket.getaddrinfo.__name__ == "getaddrinfo"  # restored

@@ -8,8 +8,13 @@ from torch import nn
 
 import cnnscope
 import cnnscope.api as api
-from cnnscope.analysis.compare import (compare_reports, dtype_bytes, format_ratio,
-                                       peak_activation, weighted_depth)
+from cnnscope.analysis.compare import (
+    compare_reports,
+    dtype_bytes,
+    format_ratio,
+    peak_activation,
+    weighted_depth,
+)
 from cnnscope.errors import InvalidOptionError, UnknownModelError
 
 # Depth in weighted layers as the papers count it: AlexNet 5 conv + 3 fc (Krizhevsky

@@ -10,7 +10,6 @@ import cnnscope
 from cnnscope.errors import InvalidInputSizeError
 from cnnscope.trace.sizes import parse_input_size
 
-
 MODELS = """
     import torch
     from torch import nn

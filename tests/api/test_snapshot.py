@@ -5,8 +5,15 @@ import textwrap
 
 import pytest
 
-from cnnscope.analysis.snapshot import (SCHEMA_VERSION, LockFileError, check_lock, dump_lock,
-                                        load_lock, make_lock, parse_rtol)
+from cnnscope.analysis.snapshot import (
+    SCHEMA_VERSION,
+    LockFileError,
+    check_lock,
+    dump_lock,
+    load_lock,
+    make_lock,
+    parse_rtol,
+)
 from cnnscope.errors import InvalidOptionError
 from cnnscope.testing import assert_matches_lock
 

@@ -7,7 +7,6 @@ import json
 import pytest
 import torch
 
-
 FAST = ["--device", "cpu", "--iters", "2", "--warmup", "1", "--max-warmup", "1", "--no-ceiling",
         "--no-progress"]
 

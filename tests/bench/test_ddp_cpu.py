@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-
 FAST = ["--device", "cpu", "--iters", "3", "--warmup", "1", "--max-warmup", "1", "--no-ceiling",
         "--no-progress"]
 LAUNCH_TIMEOUT_S = 240  # generous for 2 shared cores; a healthy launch takes ~6 s

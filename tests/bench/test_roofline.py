@@ -11,8 +11,19 @@ import torch
 
 from cnnscope.bench import bandwidth as bandwidth_mod
 from cnnscope.bench import ceiling as ceiling_mod
-from cnnscope.bench.records import BenchResult, BenchRow, CopyBandwidth, LayerTiming, PerLayer
-from cnnscope.bench.roofline import apply_roofline, bound, most_time_for_least_work, ridge_point
+from cnnscope.bench.records import (
+    BenchResult,
+    BenchRow,
+    CopyBandwidth,
+    LayerTiming,
+    PerLayer,
+)
+from cnnscope.bench.roofline import (
+    apply_roofline,
+    bound,
+    most_time_for_least_work,
+    ridge_point,
+)
 
 FAST = ["--device", "cpu", "--iters", "2", "--warmup", "1", "--max-warmup", "1", "--no-progress"]
 
@@ -144,10 +155,10 @@ def test_table_names_roofs_and_the_layers_costing_most_time(run, tmp_path):
 
 
 def test_half_precision_rows_count_two_bytes_per_element():
+    import cnnscope
     from cnnscope.bench.per_layer import time_layers
     from cnnscope.bench.runner import BenchSettings, Workload
     from cnnscope.bench.timing import WallTimer
-    import cnnscope
 
     report = cnnscope.analyze("lenet5")
     model = cnnscope.models.resolve("lenet5").build("cpu").eval()

@@ -13,9 +13,16 @@ from torch import nn
 import cnnscope
 from cnnscope.bench import ceiling as ceiling_mod
 from cnnscope.bench.records import BenchResult
-from cnnscope.bench.runner import BenchSettings, bench_row, default_models, make_loss, plan_rows, run_sweep
-from cnnscope.cli.bench_args import parse_batches, parse_dtypes, parse_modes
+from cnnscope.bench.runner import (
+    BenchSettings,
+    bench_row,
+    default_models,
+    make_loss,
+    plan_rows,
+    run_sweep,
+)
 from cnnscope.bench.timing import WallTimer, phase_times
+from cnnscope.cli.bench_args import parse_batches, parse_dtypes, parse_modes
 from cnnscope.errors import DeviceUnavailableError, InvalidOptionError
 from cnnscope.models import ModelSource
 

@@ -5,9 +5,14 @@ import statistics
 
 import pytest
 
-from cnnscope.bench.stats import (SettleRule, quantile, settled, summarize, warm_up,
-                                  warmup_iterations)
-
+from cnnscope.bench.stats import (
+    SettleRule,
+    quantile,
+    settled,
+    summarize,
+    warm_up,
+    warmup_iterations,
+)
 
 # ----------------------------------------------------------------------------- quantiles
 

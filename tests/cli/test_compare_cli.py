@@ -7,7 +7,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-
 EXAMPLE = str(Path(__file__).resolve().parents[2] / "examples" / "custom_model.py")
 
 

@@ -138,8 +138,9 @@ def test_fvcore_counter_agrees_on_macs(run):
 
 
 def test_every_command_has_help(run):
-    from cnnscope.cli.main import app as the_app
     import typer.main
+
+    from cnnscope.cli.main import app as the_app
 
     group = typer.main.get_group(the_app)
     for name, command in group.commands.items():

@@ -9,7 +9,6 @@ import pandas as pd
 
 from cnnscope.trace.records import LAYER_COLUMNS, layer_to_dict
 
-
 # ResNet-18 (He et al. 2016, torchvision's layout): stem conv1, bn1, relu, maxpool; eight
 # BasicBlocks of conv1, bn1, relu, conv2, bn2, add, relu (the block's ReLU is called
 # twice); three downsample conv + bn pairs; avgpool and fc. torch.flatten is a "shape"

@@ -2,7 +2,8 @@
 
 import pytest
 
-from cnnscope.trace.formulas import FORMULAS, TensorShape as T, op_cost
+from cnnscope.trace.formulas import FORMULAS, op_cost
+from cnnscope.trace.formulas import TensorShape as T
 
 
 def cost(name, args, outs):

@@ -11,7 +11,10 @@ import torch
 
 from cnnscope.zoo import get_model, model_info
 from cnnscope.zoo.inception import InceptionOutputs
-from cnnscope.zoo.inception_v4 import INCEPTION_RESNET_V2_REPEATS, INCEPTION_RESNET_V2_SCALES
+from cnnscope.zoo.inception_v4 import (
+    INCEPTION_RESNET_V2_REPEATS,
+    INCEPTION_RESNET_V2_SCALES,
+)
 
 
 def n_params(model: torch.nn.Module) -> int:
@@ -276,7 +279,6 @@ def test_dropout_default_is_paper_keep_0_8(name):
 def test_v3_macs_match_torchvision_ops(zoo_report):
     # torchvision Inception_V3_Weights.IMAGENET1K_V1.meta["_ops"] = 5.713 GFLOPS, counted
     # as multiply-adds at 299x299 in eval mode (aux head not run): the same graph as ours.
-    import cnnscope
 
     macs = zoo_report("inception_v3").totals.macs
     assert round(macs / 1e9, 3) == 5.713
