@@ -12,14 +12,19 @@ torch and CUDA versions; ``remeasure=True`` (``--remeasure-ceiling``) measures i
 
 from __future__ import annotations
 
-import math
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 
-from cnnscope.bench.ceiling import _read_cache, _write_cache, cache_dir, device_key
+from cnnscope.bench.ceiling import (
+    _read_cache,
+    _write_cache,
+    cache_dir,
+    cached_measurement,
+    device_key,
+)
 from cnnscope.bench.env import device_name
 from cnnscope.bench.records import CopyBandwidth
 from cnnscope.bench.timing import timer_for
@@ -67,19 +72,13 @@ def measure_copy(device: torch.device, nbytes: int | None = None, *, reps: int =
 
 
 def _cached_entry(entry) -> CopyBandwidth | None:
-    """The cached figure, or None when absent or damaged (then it is measured again):
-    a value of the wrong type, or a rate that is not a positive finite number."""
-    if not isinstance(entry, dict):
+    """The cached figure, or None when absent or damaged (``cached_measurement``)."""
+    found = cached_measurement(entry, "bytes_per_s", "nbytes")
+    if found is None:
         return None
-    try:
-        rate, nbytes = float(entry["bytes_per_s"]), int(entry["nbytes"])
-        texts = [entry[k] for k in ("device_name", "measured_at", "torch_version")]
-    except (KeyError, TypeError, ValueError, OverflowError):
-        return None
-    if not math.isfinite(rate) or rate <= 0 or nbytes <= 0 or not all(isinstance(t, str) for t in texts):
-        return None
-    return CopyBandwidth(device_name=texts[0], bytes_per_s=rate, nbytes=nbytes,
-                         measured_at=texts[1], torch_version=texts[2], cached=True)
+    rate, nbytes, name, when, version = found
+    return CopyBandwidth(device_name=name, bytes_per_s=rate, nbytes=nbytes, measured_at=when,
+                         torch_version=version, cached=True)
 
 
 def copy_bandwidth(device: torch.device | str, *, remeasure: bool = False,

@@ -113,25 +113,37 @@ def _read_cache(path: Path) -> dict:
         return {}
 
 
-def _cached_entry(data: dict, key: str, dtype: str) -> MatmulCeiling | None:
-    """The cached ceiling, or None when absent or damaged (then it is measured again).
+def cached_measurement(entry: object, rate_key: str, size_key: str
+                       ) -> tuple[float, int, str, str, str] | None:
+    """(rate, size, device_name, measured_at, torch_version) of a cache entry, or None.
 
-    A cache is data that anything may have written: a value of the wrong type, a
-    non-finite or non-positive figure, counts as damaged, never as a ceiling.
+    A cache is data that anything may have written: a value of the wrong type, or a rate
+    or size that is not a positive finite number, counts as damaged (then the figure is
+    measured again), never as a measurement. Shared by the matmul ceiling and the copy
+    bandwidth caches.
     """
-    per_device = data.get(key)
-    entry = per_device.get(dtype) if isinstance(per_device, dict) else None
     if not isinstance(entry, dict):
         return None
     try:
-        tflops, n = float(entry["tflops"]), int(entry["n"])
+        rate, size = float(entry[rate_key]), int(entry[size_key])
         texts = [entry[k] for k in ("device_name", "measured_at", "torch_version")]
     except (KeyError, TypeError, ValueError, OverflowError):
         return None
-    if not math.isfinite(tflops) or tflops <= 0 or n <= 0 or not all(isinstance(t, str) for t in texts):
+    if not math.isfinite(rate) or rate <= 0 or size <= 0 or not all(isinstance(t, str) for t in texts):
         return None
-    return MatmulCeiling(device_name=texts[0], dtype=dtype, tflops=tflops, n=n,
-                         measured_at=texts[1], torch_version=texts[2], cached=True)
+    return rate, size, texts[0], texts[1], texts[2]
+
+
+def _cached_entry(data: dict, key: str, dtype: str) -> MatmulCeiling | None:
+    """The cached ceiling for (device key, dtype), or None when absent or damaged."""
+    per_device = data.get(key)
+    found = cached_measurement(per_device.get(dtype) if isinstance(per_device, dict) else None,
+                               "tflops", "n")
+    if found is None:
+        return None
+    tflops, n, name, when, version = found
+    return MatmulCeiling(device_name=name, dtype=dtype, tflops=tflops, n=n, measured_at=when,
+                         torch_version=version, cached=True)
 
 
 def _write_cache(path: Path, data: dict) -> bool:
