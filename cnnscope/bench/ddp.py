@@ -203,7 +203,8 @@ def launch(job: DdpJob) -> BenchResult:
         results = elastic_launch(config, run_rank)(job)
         ok = True
     except ChildFailedError as exc:
-        raise DistributedError(_failure_line(exc), f"all ranks stopped; rank logs in {log_dir}") from None
+        raise DistributedError(_failure_line(exc, log_dir),
+                               f"all ranks stopped; rank logs in {log_dir}") from None
     except SignalException:
         raise KeyboardInterrupt from None
     except Exception as exc:  # noqa: BLE001 - a rendezvous or launch failure, not a bug of ours
@@ -228,9 +229,14 @@ _PEER_LOST = ("connection closed", "connection reset", "closed by peer", "broken
               "gloo/transport", "pair.cc")
 
 
-def _failure_line(exc: Any) -> str:
+def _failure_line(exc: Any, log_dir: str | None = None) -> str:
     """"rank 1 exited with code 7" or "rank 1 failed: RuntimeError: ..." for the rank that
-    failed first: a rank's own error before one that only lost its peer, then the earliest."""
+    failed first: a rank's own error before one that only lost its peer, then the earliest.
+
+    The launcher's ``failures`` may hold only the rank it noticed first (often the one that
+    lost its peer, the other one being stopped meanwhile); each rank's own error file in the
+    log folder is read too, so the rank that really failed is named.
+    """
     failures = getattr(exc, "failures", {}) or {}
     if not failures:
         return f"a rank failed: {_first_line(exc)}"
@@ -240,21 +246,49 @@ def _failure_line(exc: Any) -> str:
         text = str(text or "").strip()
         return "" if text.startswith("To enable traceback") else text
 
-    def order(rank: int) -> tuple[bool, int, int]:
-        f = failures[rank]
+    # rank -> (message, when, exit code)
+    found: dict[int, tuple[str, int, Any]] = {}
+    for rank, f in failures.items():
         when = int(f.timestamp or 0) * 10**9
         try:
             when = os.stat(f.error_file).st_mtime_ns
         except (OSError, TypeError, ValueError):
             pass
-        return (any(k in message(f).lower() for k in _PEER_LOST), when, rank)
+        found[rank] = (message(f), when, f.exitcode)
+    for rank, text, when in _logged_errors(log_dir):
+        if rank not in found or not found[rank][0]:
+            found[rank] = (text, when, found.get(rank, ("", 0, None))[2])
 
-    rank = min(failures, key=order)
-    f = failures[rank]
-    text = message(f)
+    def order(rank: int) -> tuple[bool, bool, int, int]:
+        text, when, _ = found[rank]
+        return (any(k in text.lower() for k in _PEER_LOST), not text, when, rank)
+
+    rank = min(found, key=order)
+    text, _, code = found[rank]
     if text:
         return f"rank {rank} failed: {text.splitlines()[0]}"
-    return f"rank {rank} exited with code {f.exitcode}"
+    return f"rank {rank} exited with code {code}"
+
+
+def _logged_errors(log_dir: str | None) -> list[tuple[int, str, int]]:
+    """(rank, message, mtime) of every rank's error.json under the launcher's log folder."""
+    import glob
+    import json
+
+    out = []
+    if not log_dir:
+        return out
+    for path in glob.glob(os.path.join(log_dir, "*", "attempt_*", "*", "error.json")):
+        try:
+            rank = int(os.path.basename(os.path.dirname(path)))
+            with open(path, encoding="utf-8") as fh:
+                data = json.load(fh)
+            message = data.get("message", "")
+            text = message.get("message", "") if isinstance(message, dict) else message
+            out.append((rank, str(text or "").strip(), os.stat(path).st_mtime_ns))
+        except (OSError, ValueError, AttributeError):
+            continue
+    return out
 
 
 def _first_line(exc: BaseException) -> str:

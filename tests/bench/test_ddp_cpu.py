@@ -248,3 +248,23 @@ def test_a_rank_that_hangs_is_bounded_by_the_collective_timeout(tmp_path, monkey
     # No rank survives. multiprocessing's resource tracker is this test process's own
     # helper (started by its first spawn; it lives as long as this process).
     assert [c for c in survivors(marker) if "resource_tracker" not in c] == []
+
+
+def test_the_rank_that_failed_is_named_even_when_the_launcher_saw_only_its_peer(tmp_path):
+    """The launcher may report only the rank that lost its peer (the one that failed was
+    stopped meanwhile): the failing rank's own error file in the log folder names it."""
+    import json
+    from types import SimpleNamespace
+
+    from cnnscope.bench.ddp import _failure_line
+
+    peer = SimpleNamespace(message={"message": "RuntimeError: [gloo/transport/tcp/pair.cc:537] "
+                                               "Read error: Connection reset by peer"},
+                           timestamp=1, error_file=None, exitcode=1)
+    exc = SimpleNamespace(failures={0: peer})
+    own = tmp_path / "run" / "attempt_0" / "1"
+    own.mkdir(parents=True)
+    (own / "error.json").write_text(json.dumps({"message": {"message": "RuntimeError: rank one broke"}}))
+    assert _failure_line(exc, str(tmp_path)) == "rank 1 failed: RuntimeError: rank one broke"
+    # Without the log folder, the peer-lost rank is all there is to name.
+    assert _failure_line(exc).startswith("rank 0 failed: RuntimeError: [gloo")
