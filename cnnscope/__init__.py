@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from cnnscope.version import __version__
 
 _LAZY = {
     "analyze": "cnnscope.api",
