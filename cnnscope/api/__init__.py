@@ -23,6 +23,9 @@ which calls back up. One module per job:
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 from cnnscope.api.analyze_model import (
     DATA_DEPENDENT_NOTE,
     DATA_DEPENDENT_NOTE_OWN,
@@ -32,16 +35,37 @@ from cnnscope.api.analyze_model import (
     smallest_input,
     trace_on_cpu,
 )
-from cnnscope.api.compare_models import compare, fvcore_check, zoo_rows
-from cnnscope.api.gate import check_lock, make_lock
-from cnnscope.api.memory import fit_batch, plan_memory
-from cnnscope.api.shapes import minimum_input
-from cnnscope.api.spec import spec_table, spec_tables, traced_zoo_model
-from cnnscope.api.timing import bench, bench_row, check_inputs, run_ddp, run_sweep
 from cnnscope.models import ModelSource, resolve
 from cnnscope.trace.records import ModelReport
 from cnnscope.trace.standins import meta_copy, meta_stand_ins
 from cnnscope.trace.tracer import TRACE_LOCK
+
+# Loaded on first use, so that ``cnnscope params`` (which needs only ``analyze``) does not
+# import the lock, spec, memory and timing code: name -> the module that defines it.
+_LAZY = {
+    "compare": "compare_models", "fvcore_check": "compare_models", "zoo_rows": "compare_models",
+    "check_lock": "gate", "make_lock": "gate",
+    "fit_batch": "memory", "plan_memory": "memory",
+    "minimum_input": "shapes",
+    "spec_table": "spec", "spec_tables": "spec", "traced_zoo_model": "spec",
+    "bench": "timing", "bench_row": "timing", "check_inputs": "timing", "run_ddp": "timing",
+    "run_sweep": "timing",
+}
+_MODULES = frozenset(_LAZY.values()) | {"analyze_model"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY or name in _MODULES:
+        module = importlib.import_module(f"cnnscope.api.{_LAZY.get(name, name)}")
+        value = getattr(module, name) if name in _LAZY else module
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 'cnnscope.api' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY) | _MODULES)
+
 
 __all__ = [
     "DATA_DEPENDENT_NOTE", "DATA_DEPENDENT_NOTE_OWN", "ModelReport", "ModelSource", "TRACE_LOCK",
