@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from cnnscope.version import __version__
 
 _LAZY = {
     "analyze": "cnnscope.api",
@@ -50,7 +50,7 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
-# ``cnnscope.bench`` is both the timing package (``from cnnscope.bench import bench_row``)
+# ``cnnscope.bench`` is both the timing package (``from cnnscope.bench import BenchSettings``)
 # and the API function ``cnnscope.bench(model, ...)``: a module attribute can only be
 # one object, so the package is made callable. Importing it here is cheap (it loads
 # torch only on first use) and fixes the attribute before anything else imports it.

@@ -292,7 +292,7 @@ def _input_size_attr(obj: Any, spec: str) -> tuple | None:
 
 
 def _torchvision(spec: str, name: str, kw: tuple) -> ModelSource:
-    from cnnscope import thirdparty
+    import cnnscope.thirdparty as thirdparty
 
     tvm = thirdparty.import_package("torchvision", spec, "torchvision.models")
     try:
@@ -313,7 +313,7 @@ def _torchvision(spec: str, name: str, kw: tuple) -> ModelSource:
 
 
 def _timm(spec: str, name: str, kw: tuple) -> ModelSource:
-    from cnnscope import thirdparty
+    import cnnscope.thirdparty as thirdparty
 
     timm = thirdparty.import_package("timm", spec)
     if not timm.is_model(name):

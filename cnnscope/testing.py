@@ -16,7 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from cnnscope.analysis.snapshot import CheckResult, check_lock
+from cnnscope.analysis.snapshot import CheckResult
+from cnnscope.api import check_lock
 
 __all__ = ["assert_matches_lock", "check_lock", "drift_table"]
 

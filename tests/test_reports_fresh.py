@@ -9,13 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 
 REPORTS = Path(__file__).resolve().parents[1] / "reports" / "spec"
-COMMAND = "python -m cnnscope.analysis.spec.regenerate   (or: cnnscope spec --all -o reports/spec)"
+COMMAND = "cnnscope spec --all -o reports/spec"
 
 
 # Not marked slow on purpose: a stale committed report must fail the default run. It
 # traces 18 models on the meta device (a few seconds; the spec tests share the traces).
 def test_committed_spec_reports_are_fresh():
-    from cnnscope.analysis.spec.regenerate import render_reports
+    from cnnscope.cli.spec_reports import render_reports
 
     fresh = render_reports()
     committed = {p.name: p for p in REPORTS.glob("*")} if REPORTS.is_dir() else {}

@@ -4,7 +4,7 @@ in a user's CI)."""
 
 from pathlib import Path
 
-from cnnscope.analysis.snapshot import check_lock
+from cnnscope.api import check_lock
 from cnnscope.testing import drift_table
 from cnnscope.zoo import list_models
 

@@ -1,19 +1,22 @@
 """Training-memory planner (``cnnscope memory``): the peak of one steady-state step.
 
-``plan_memory`` builds the model on the meta device and runs a real training step on it
+``StepPlanner`` builds the model on the meta device and runs a real training step on it
 (``cnnscope.trace.memory``): forward, loss, backward, optimizer step, twice, measuring
 the second. Nothing is allocated, so any batch size costs the same few seconds, and the
-peak comes from what PyTorch itself keeps alive, not from a formula. ``fit_batch``
-finds the largest batch whose peak fits a budget by binary search on meta.
+peak comes from what PyTorch itself keeps alive, not from a formula.
+``largest_batch_within`` finds the largest batch whose peak fits a budget by binary
+search on meta. ``cnnscope.api.plan_memory`` and ``fit_batch`` resolve the model and
+drive them.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from cnnscope.errors import InvalidOptionError
+from cnnscope.units import bytes_h
 
 CATEGORIES = ("parameters", "buffers", "gradients", "optimizer_state", "input",
               "activations", "transient")
@@ -105,42 +108,20 @@ def check_options(dtype: str, optimizer: str) -> None:
         raise InvalidOptionError(f"unknown optimizer {optimizer!r}", "use " + ", ".join(OPTIMIZERS))
 
 
-def plan_memory(model, input_size: tuple[int, ...] | str | None = None, batch: int = 1, *,
-                dtype: str = "fp32", optimizer: str = "sgd", inference: bool = False,
-                channels_last: bool = False, freeze: Sequence[str] = (),
-                **model_kwargs: Any) -> MemoryPlan:
-    """Peak memory of one steady-state training step (or forward pass), on meta.
+def largest_batch_within(plan_at: Callable[[int], MemoryPlan], budget_bytes: int,
+                         max_batch: int = 1 << 20) -> MemoryPlan:
+    """The plan at the largest batch whose peak fits ``budget_bytes`` (``--fit``).
 
-    ``model`` is anything ``cnnscope.analyze`` accepts but a built module (the planner
-    builds its own copy on meta). ``dtype`` fp32, or bf16/fp16 autocast with fp32 master
-    weights; ``optimizer`` sgd (momentum 0.9, as ``cnnscope bench`` trains),
-    sgd-nesterov, adam or adamw; ``freeze`` module prefixes whose parameters get no
-    gradient and no optimizer state.
+    ``plan_at(batch)`` gives the plan at one batch (a meta step each). Doubles the batch
+    until the peak exceeds the budget, then bisects. A budget that batch 1 already
+    exceeds is an error.
     """
-    return _Planner(model, input_size, dtype, optimizer, inference, channels_last, freeze,
-                    model_kwargs).plan(batch)
-
-
-def fit_batch(model, budget: int | str, input_size: tuple[int, ...] | str | None = None, *,
-              dtype: str = "fp32", optimizer: str = "sgd", inference: bool = False,
-              channels_last: bool = False, freeze: Sequence[str] = (), max_batch: int = 1 << 20,
-              **model_kwargs: Any) -> MemoryPlan:
-    """The plan at the largest batch whose peak fits ``budget`` (bytes or ``"80GiB"``).
-
-    Doubles the batch until the peak exceeds the budget, then bisects (every probe a
-    meta step). A budget that batch 1 already exceeds is an error.
-    """
-    budget_bytes = parse_bytes(budget) if isinstance(budget, str) else int(budget)
-    planner = _Planner(model, input_size, dtype, optimizer, inference, channels_last, freeze,
-                       model_kwargs)
     tried: dict[int, MemoryPlan] = {}
 
     def peak(b: int) -> int:
         if b not in tried:
-            tried[b] = planner.plan(b)
+            tried[b] = plan_at(b)
         return tried[b].peak_bytes
-
-    from cnnscope.report.units import bytes_h
 
     if peak(1) > budget_bytes:
         raise InvalidOptionError(
@@ -167,33 +148,22 @@ def fit_batch(model, budget: int | str, input_size: tuple[int, ...] | str | None
                    tried=tuple(sorted((b, p.peak_bytes) for b, p in tried.items())))
 
 
-class _Planner:
-    """One model on meta with its optimizer, stepped at any batch."""
+class StepPlanner:
+    """One resolved model on meta with its optimizer, stepped at any batch.
 
-    def __init__(self, model, input_size, dtype, optimizer, inference, channels_last, freeze,
-                 model_kwargs) -> None:
+    ``cnnscope.api.plan_memory`` resolves the spec and checks the input size first.
+    """
+
+    def __init__(self, source, size: tuple[int, ...], dtype: str, optimizer: str,
+                 inference: bool, channels_last: bool, freeze: Sequence[str]) -> None:
         import torch
-        from torch import nn
 
-        from cnnscope.models import ModelSource, resolve
-        from cnnscope.trace.sizes import DEFAULT_INPUT, parse_input_size
-
-        check_options(dtype, optimizer)
-        if isinstance(model, nn.Module):
-            raise InvalidOptionError("the memory planner needs a model name or factory, not a "
-                                     "built nn.Module", "it builds its own copy on meta")
-        if isinstance(input_size, str):
-            input_size = parse_input_size(input_size)
-        self.source = model if isinstance(model, ModelSource) else resolve(model, **model_kwargs)
-        self.size = tuple(input_size or self.source.input_size or DEFAULT_INPUT)
+        self.source = source
+        self.size = tuple(size)
         self.dtype, self.optimizer, self.inference = dtype, optimizer, inference
         self.channels_last = channels_last
         self.freeze = tuple(freeze)
         self.device = torch.device("meta")
-        # Check the input size with the tracer first: a too-small input is a one-line error.
-        from cnnscope.api import analyze
-
-        analyze(self.source, self.size, 1)
 
     def plan(self, batch: int) -> MemoryPlan:
         from cnnscope.trace.backward import freeze as freeze_params

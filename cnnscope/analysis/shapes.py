@@ -11,7 +11,7 @@ the right padding. Transposed convolution inverts it::
     out = (n - 1)s - 2p + d(k-1) + output_padding + 1
 
 ``output_sizes`` writes that formula, filled in, next to each layer of a trace and checks
-it against the traced size. ``minimum_input`` finds the smallest square input a network
+it against the traced size. ``api.minimum_input`` finds the smallest square input a network
 accepts; ``valid_sizes_near`` the accepted sizes near a requested one for networks that
 only take some sizes (U-Net's unpadded path); ``explain_too_small`` names the first layer
 that fails on a too-small input and shows its arithmetic.
@@ -323,30 +323,6 @@ def _why(module, shp: tuple[int, ...]) -> str | None:
     pad = str(ps[0]) if len(set(ps)) == 1 else "x".join(map(str, ps))
     return (f"receives a {got} map, smaller than its {keff} window (padding {pad}): "
             f"output {_axis_text(texts)}")
-
-
-def minimum_input(source, channels: int | None = None) -> tuple[tuple[int, ...] | None, str | None]:
-    """Smallest square input accepted (C, S, S), and why S - 1 fails (one line)."""
-    from cnnscope.api import smallest_input
-    from cnnscope.errors import CnnscopeError
-
-    c = channels or (source.input_size or (3, 224, 224))[0]
-    side = smallest_input(source, c)
-    if side is None:
-        return None, None
-    reason = None
-    if side > 1:
-        err = explain_too_small(source, (c, side - 1, side - 1))
-        if isinstance(err, CnnscopeError):
-            reason = err.message
-        else:
-            from cnnscope.api import analyze
-
-            try:
-                analyze(source, (c, side - 1, side - 1))
-            except CnnscopeError as exc:
-                reason = exc.message
-    return (c, side, side), reason
 
 
 def size_helper(source) -> Callable[..., list[int]] | None:

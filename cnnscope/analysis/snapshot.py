@@ -3,8 +3,10 @@
 A lock file records, per model, what a change to the model code must not move without
 anyone noticing: params, trainable params, MACs, FLOPs, output shapes and per-layer
 params, at a recorded input size and batch, plus the cnnscope and torch versions that
-made it. ``check_lock`` re-traces every model (meta device: fast, no weights) and lists
-each difference as a ``Drift`` (model, field, old, new, delta).
+made it. ``cnnscope.api.check_lock`` re-traces every model (meta device: fast, no
+weights) and lists each difference as a ``Drift`` (model, field, old, new, delta);
+``cnnscope.api.make_lock`` writes the document. This module holds the schema's entries,
+their comparison and the file's reading and writing: it never traces.
 
 Schema (``schema_version`` 1)::
 
@@ -25,18 +27,17 @@ from __future__ import annotations
 import ast
 import json
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable
 
-from cnnscope.analysis.lock_schema import (
+from cnnscope.analysis.lock_schema import (  # noqa: F401 - SCHEMA_VERSION: the lock's schema
     MAX_LOCK_BYTES,
     SCHEMA_VERSION,
     LockFileError,
-    allowed_spec,
     validate_lock,
 )
-from cnnscope.errors import CnnscopeError, InvalidOptionError
+from cnnscope.errors import InvalidOptionError
 
 # Fields compared as numbers (a tolerance can apply) and as exact values.
 NUMERIC_FIELDS = ("params", "trainable_params", "macs", "flops")
@@ -72,7 +73,7 @@ class Drift:
 
 @dataclass(frozen=True)
 class CheckResult:
-    """What ``check_lock`` found: drifts (empty: everything matches) and notes."""
+    """What ``cnnscope.api.check_lock`` found: drifts (empty: everything matches) and notes."""
 
     path: str
     checked: tuple[str, ...]  # the specs checked
@@ -93,10 +94,11 @@ class CheckResult:
 # ---------------------------------------------------------------------- snapshot
 
 
-def _versions() -> dict[str, str]:
+def versions() -> dict[str, str]:
+    """The cnnscope and torch versions a lock records."""
     import torch
 
-    from cnnscope import __version__
+    from cnnscope.version import __version__
 
     return {"cnnscope_version": __version__, "torch_version": torch.__version__}
 
@@ -143,40 +145,8 @@ def entry(spec: str, kwargs: dict[str, Any], report) -> dict[str, Any]:
     }
 
 
-def make_lock(specs: Sequence[str], input_size: tuple[int, ...] | None = None, batch: int = 1,
-              model_kwargs: dict[str, Any] | Sequence[dict[str, Any]] | None = None,
-              lock_folder: str | Path | None = None) -> dict[str, Any]:
-    """Trace every spec (meta device) and return the lock document.
-
-    ``model_kwargs``: one dict for every builder, or a list with one dict per spec.
-    ``lock_folder``: where the lock will live; model files are then recorded relative
-    to it, as ``check`` reads them (a file outside that folder is refused now, since
-    ``check`` would refuse it later).
-    """
-    from cnnscope.api import analyze, resolve_all
-
-    specs = list(specs)
-    if not specs:
-        raise InvalidOptionError("no model to snapshot", "name models, or use --zoo")
-    sources = resolve_all(specs, model_kwargs)  # a bad name fails before any tracing
-    models = []
-    seen: set[str] = set()
-    for spec, source in zip(specs, sources):
-        kwargs = dict(source.kwargs)
-        spec_text = source.spec or spec
-        if lock_folder is not None and source.origin == "file":
-            spec_text = _relative_file_spec(spec_text, Path(lock_folder))
-        encoded = encode_args(kwargs, spec_text)
-        report = analyze(source, input_size, batch)
-        key = json.dumps([spec_text, encoded, list(report.input_size), batch])
-        if key in seen:  # the same model named twice is recorded once
-            continue
-        seen.add(key)
-        models.append(entry(spec_text, kwargs, report))
-    return {"schema_version": SCHEMA_VERSION, **_versions(), "models": models}
-
-
-def _relative_file_spec(spec: str, folder: Path) -> str:
+def relative_file_spec(spec: str, folder: Path) -> str:
+    """``file.py:factory`` relative to the lock's folder (a file outside it is refused)."""
     prefix, attr = spec.rsplit(":", 1)
     file, root = Path(prefix).resolve(), folder.resolve()
     if root not in file.parents:
@@ -301,63 +271,3 @@ def compare_entry(old: dict[str, Any], new: dict[str, Any], rtol: dict[str, floa
 
 def _shapes(shapes: list) -> str:
     return ", ".join("x".join(str(d) for d in s) for s in shapes)
-
-
-def check_lock(path: str | Path, rtol: dict[str, float] | None = None,
-               models: Sequence[str] | None = None,
-               allow_modules: Sequence[str] = ()) -> CheckResult:
-    """Re-trace every model of the lock file and list what drifted.
-
-    ``models`` restricts the check to those specs. ``allow_modules`` names the packages
-    whose ``package.module:factory`` specs may be imported (a lock alone never decides
-    which code runs; see ``lock_schema``). The whole lock is validated, and every spec
-    cleared, before the first model is built. A model that no longer loads or traces is
-    a drift with field "error" (it fails now), never a pass.
-    """
-    from cnnscope.api import analyze
-    from cnnscope.models import resolve
-
-    lock = load_lock(path)
-    tolerances = parse_rtol(None) if rtol is None else {**parse_rtol(None), **rtol}
-    entries = lock["models"]
-    if models:
-        known = {m["spec"] for m in entries}
-        missing = [m for m in models if m not in known]
-        if missing:
-            raise InvalidOptionError(f"not in {path}: {', '.join(missing)}",
-                                     "models there: " + ", ".join(sorted(known)))
-        entries = [m for m in entries if m["spec"] in models]
-    folder = Path(path).parent
-    targets = [allowed_spec(m["spec"].strip(), folder, allow_modules) for m in entries]
-    kwargs_of = [decode_args(m.get("args", {}), f"{path} {m['spec']}") for m in entries]
-    notes = []
-    now = _versions()
-    for key, label in (("cnnscope_version", "cnnscope"), ("torch_version", "torch")):
-        if lock.get(key) and lock[key] != now[key]:
-            notes.append(f"lock made with {label} {lock[key]}, checking with {now[key]}")
-    drifts: list[Drift] = []
-    counts: dict[str, int] = {}
-    for m in entries:
-        counts[m["spec"]] = counts.get(m["spec"], 0) + 1
-    labels = []
-    for m, target, kwargs in zip(entries, targets, kwargs_of):
-        # One spec locked at two sizes or with two argument sets needs telling apart.
-        label = m["spec"]
-        if counts[label] > 1:
-            args = ",".join(f"{k}={v}" for k, v in m.get("args", {}).items())
-            label += f"@{'x'.join(map(str, m['input_size']))}" + (f"[{args}]" if args else "")
-        labels.append(label)
-        try:
-            report = analyze(resolve(target, **kwargs), tuple(m["input_size"]), m["batch"])
-        except CnnscopeError as err:
-            drifts.append(Drift(label, "error", "traced", f"fails now: {err}"))
-            continue
-        except Exception as exc:  # noqa: BLE001 - whatever broke, the gate must not pass
-            drifts.append(Drift(label, "error", "traced",
-                                f"fails now: {type(exc).__name__}: {exc}".splitlines()[0]))
-            continue
-        fresh = entry(m["spec"], kwargs, report)
-        drifts.extend(replace(d, model=label) for d in compare_entry(m, fresh, tolerances))
-    return CheckResult(path=str(path), checked=tuple(labels),
-                       drifts=tuple(drifts), notes=tuple(notes),
-                       rtol=tuple(sorted(tolerances.items())))

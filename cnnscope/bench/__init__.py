@@ -1,12 +1,15 @@
 """Timing on CUDA and the CPU: warm-up, events, statistics, memory, achieved TFLOP/s.
 
-    >>> from cnnscope.bench import BenchSettings, bench_row
+    >>> from cnnscope.api import bench_row
+    >>> from cnnscope.bench import BenchSettings
     >>> row = bench_row("resnet18", batch=8, dtype="fp32", mode="infer",
     ...                 settings=BenchSettings(device="cpu", iters=10))
     >>> row.median_ms, row.throughput, row.achieved_tflops
 
-Importing this package does not import torch; ``records`` and ``stats`` are torch-free
-(the renderers use them), the rest is loaded on first use.
+``cnnscope.api`` runs it (``bench``, ``bench_row``, ``run_sweep``): a row's meta-device
+trace comes from the API's ``analyze``, handed down as a ``trace`` argument, so nothing
+here imports the API. Importing this package does not import torch; ``records`` and
+``stats`` are torch-free (the renderers use them), the rest is loaded on first use.
 """
 
 from __future__ import annotations
@@ -16,8 +19,6 @@ from typing import Any
 _LAZY = {
     "BenchSettings": "cnnscope.bench.runner",
     "RowSpec": "cnnscope.bench.runner",
-    "bench_row": "cnnscope.bench.runner",
-    "run_sweep": "cnnscope.bench.runner",
     "plan_rows": "cnnscope.bench.runner",
     "default_models": "cnnscope.bench.runner",
     "matmul_ceiling": "cnnscope.bench.ceiling",

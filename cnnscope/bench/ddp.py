@@ -152,23 +152,25 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     return False
 
 
-def run(job: DdpJob) -> BenchResult | None:
+def run(job: DdpJob, trace: Any) -> BenchResult | None:
     """Launch ``job.options.nproc`` local ranks, or join the torchrun job this process is
-    part of. Returns rank 0's merged result; None on every other rank of a joined job."""
+    part of. Returns rank 0's merged result; None on every other rank of a joined job.
+    ``trace`` gives a row's meta-device report (``cnnscope.api.run_ddp`` passes ``analyze``;
+    a module-level function, so the spawned ranks receive it by name)."""
     if job.options.nproc is None:
         if not in_torchrun():
             raise InvalidOptionError("--shard needs ranks", "add --ddp N, or run under torchrun")
-        return run_rank(job)
+        return run_rank(job, trace)
     if in_torchrun():
         world = int(os.environ["WORLD_SIZE"])
         if job.options.nproc != world:
             raise InvalidOptionError(f"--ddp {job.options.nproc} inside a torchrun job of {world} ranks",
                                      "drop --ddp under torchrun: the job's ranks are used")
-        return run_rank(job)
-    return launch(job)
+        return run_rank(job, trace)
+    return launch(job, trace)
 
 
-def launch(job: DdpJob) -> BenchResult:
+def launch(job: DdpJob, trace: Any) -> BenchResult:
     """Start ``nproc`` local ranks with torch.distributed's elastic launcher and return
     rank 0's result. Ranks' output goes to log files; a failure is one DistributedError."""
     import logging
@@ -200,7 +202,7 @@ def launch(job: DdpJob) -> BenchResult:
     )
     ok = False
     try:
-        results = elastic_launch(config, run_rank)(job)
+        results = elastic_launch(config, run_rank)(job, trace)
         ok = True
     except ChildFailedError as exc:
         raise DistributedError(_failure_line(exc, log_dir),
@@ -306,7 +308,7 @@ def rank_device(settings_device: str) -> torch.device:
     return torch.device("cpu")
 
 
-def run_rank(job: DdpJob) -> BenchResult | None:
+def run_rank(job: DdpJob, trace: Any) -> BenchResult | None:
     """What every rank runs (the launcher's entry point, or the CLI under torchrun)."""
     import torch.distributed as dist
 
@@ -324,8 +326,8 @@ def run_rank(job: DdpJob) -> BenchResult | None:
         sources = runner.resolve_models(job.names, job.kwargs)
         specs = runner.plan_rows(sources, job.batches, job.dtypes, job.modes)
         if job.options.shard:
-            return _shard(specs, settings, device)
-        return _ddp_sweep(specs, settings, device, backend, job)
+            return _shard(specs, settings, device, trace)
+        return _ddp_sweep(specs, settings, device, backend, job, trace)
     finally:
         dist.destroy_process_group()
 
@@ -338,7 +340,8 @@ def _env_of_rank(device: torch.device, settings: Any) -> dict[str, Any]:
     return env
 
 
-def _shard(specs: Sequence[Any], settings: Any, device: torch.device) -> BenchResult | None:
+def _shard(specs: Sequence[Any], settings: Any, device: torch.device,
+           trace: Any) -> BenchResult | None:
     """Rows i with i % world == rank run on this rank (single-device bench, no DDP);
     rank 0 merges them back into plan order."""
     import torch.distributed as dist
@@ -356,7 +359,7 @@ def _shard(specs: Sequence[Any], settings: Any, device: torch.device) -> BenchRe
         for dtype in dict.fromkeys(spec.dtype for spec in mine):
             ceiling_mod._RUN_CACHE[(ceiling_mod.device_key(device), dtype)] = _fresh_ceiling(device, dtype)
         settings = replace(settings, remeasure_ceiling=False)
-    local = runner.run_sweep(mine, settings)
+    local = runner.run_sweep(mine, settings, trace=trace)
     local.env["host"] = socket.gethostname()
     payload = {"rank": rank, "env": local.env, "rows": [r.to_dict() for r in local.rows],
                "ceilings": {k: c.to_dict() for k, c in local.ceilings.items()},
@@ -441,7 +444,7 @@ def _max_int(value: int, device: torch.device) -> int:
 
 
 def _ddp_sweep(specs: Sequence[Any], settings: Any, device: torch.device, backend: str,
-               job: DdpJob) -> BenchResult | None:
+               job: DdpJob, trace: Any) -> BenchResult | None:
     import torch.distributed as dist
 
     from cnnscope.bench import runner
@@ -463,14 +466,14 @@ def _ddp_sweep(specs: Sequence[Any], settings: Any, device: torch.device, backen
                 ceiling = result.ceilings[spec.dtype] = _fresh_ceiling(device, spec.dtype)
             elif ceiling is None:
                 ceiling = runner._ceiling(device, spec.dtype, settings, result)
-        row = _ddp_row(spec, settings, device, backend, job, ceiling)
+        row = _ddp_row(spec, settings, device, backend, job, ceiling, trace)
         if rank == 0:
             result.rows.append(row)
     return result if rank == 0 else None
 
 
 def _ddp_row(spec: Any, settings: Any, device: torch.device, backend: str, job: DdpJob,
-             ceiling: Any) -> BenchRow | None:
+             ceiling: Any, trace: Any) -> BenchRow | None:
     """One DDP row; every rank calls it, rank 0 returns the row."""
     import torch.distributed as dist
 
@@ -480,7 +483,8 @@ def _ddp_row(spec: Any, settings: Any, device: torch.device, backend: str, job: 
     rank, world = dist.get_rank(), dist.get_world_size()
     single: BenchRow | None = None
     if rank == 0:  # the other ranks wait in the broadcast, idle
-        single = runner.bench_row(spec.source, spec.batch, spec.dtype, "train", settings)
+        single = runner.bench_row(spec.source, spec.batch, spec.dtype, "train", settings,
+                                  trace=trace)
     single = _broadcast(single)
     if not single.ok:  # the model cannot train at this batch: no DDP run either
         return single if rank == 0 else None
@@ -488,7 +492,7 @@ def _ddp_row(spec: Any, settings: Any, device: torch.device, backend: str, job: 
     size = tuple(settings.input_size or spec.source.input_size or DEFAULT_INPUT)
     with runner._device_scope(device, settings.cudnn_benchmark), \
             runner.fp32_math(device, spec.dtype):
-        mine = _measure_ddp(spec, size, settings, device, job)
+        mine = _measure_ddp(spec, size, settings, device, job, trace)
     runner.free_memory(device, failed=False)
     parts = _gather(mine)
     if rank != 0:
@@ -497,17 +501,16 @@ def _ddp_row(spec: Any, settings: Any, device: torch.device, backend: str, job: 
 
 
 def _measure_ddp(spec: Any, size: tuple[int, ...], settings: Any, device: torch.device,
-                 job: DdpJob) -> dict[str, Any]:
+                 job: DdpJob, trace: Any) -> dict[str, Any]:
     """This rank's DDP step, no_sync step and lone all-reduce timings."""
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel as DDP
 
-    from cnnscope.api import analyze
     from cnnscope.bench import runner
     from cnnscope.bench.stats import settled, summarize
     from cnnscope.bench.timing import phase_times, timer_for
 
-    report = analyze(spec.source, size, spec.batch, train=True)
+    report = trace(spec.source, size, spec.batch, train=True)
     torch.manual_seed(settings.seed)
     model = spec.source.build(device)
     model.train(True)

@@ -75,7 +75,7 @@ def tf32_settings() -> dict[str, Any]:
 
 def collect_env(device: torch.device | str, *, cudnn_benchmark: bool | None = None) -> dict[str, Any]:
     """A JSON-ready description of the software, the device and the settings."""
-    from cnnscope import __version__
+    from cnnscope.version import __version__
 
     dev = torch.device(device)
     env: dict[str, Any] = {

@@ -2,8 +2,9 @@
 
 A row is (model, device, batch, dtype, mode). Its method:
 
-1. Trace the model on the meta device (``cnnscope.analyze``) for its MACs, output
-   shapes and layer names: nothing is allocated.
+1. Trace the model on the meta device for its MACs, output shapes and layer names:
+   nothing is allocated. The tracer is the ``trace`` argument (``cnnscope.api`` passes
+   ``analyze``): timing works on the report and never calls up into the API.
 2. Build the model with real (seeded, randomly initialised) weights directly on the
    device; ``eval()`` for inference, ``train()`` for training. A fresh model per row,
    so rows do not share optimizer state, BatchNorm statistics or compiled code.
@@ -48,6 +49,9 @@ from cnnscope.trace.sizes import DEFAULT_INPUT
 from cnnscope.trace.tracer import resolve_device
 
 MODES = ("infer", "train")
+
+# (source, input size, batch, train=...) -> its meta-device ModelReport: ``cnnscope.analyze``.
+MetaTrace = Callable[..., Any]
 
 # One model per main family for ``cnnscope bench`` with no model; only the registered ones
 # run. A family not listed here contributes its first ImageNet model.
@@ -171,11 +175,9 @@ def _tflops(flops: float, ms: float | None) -> float | None:
 
 
 def _measure(source: ModelSource, size: tuple[int, ...], batch: int, dtype: str, mode: str,
-             settings: BenchSettings, device: torch.device) -> dict[str, Any]:
-    from cnnscope.api import analyze
-
+             settings: BenchSettings, device: torch.device, trace: MetaTrace) -> dict[str, Any]:
     train = mode == "train"
-    report = analyze(source, size, batch, train=train)  # meta device: MACs, shapes, names
+    report = trace(source, size, batch, train=train)  # meta device: MACs, shapes, names
     torch.manual_seed(settings.seed)
     model = source.build(device)
     model.train(train)
@@ -251,10 +253,11 @@ def _measure(source: ModelSource, size: tuple[int, ...], batch: int, dtype: str,
 
 def bench_row(source: ModelSource | str, batch: int, dtype: str, mode: str,
               settings: BenchSettings, *, ceiling: MatmulCeiling | None = None,
-              bandwidth: CopyBandwidth | None = None) -> BenchRow:
+              bandwidth: CopyBandwidth | None = None, trace: MetaTrace) -> BenchRow:
     """Measure one row. Failures become "oom"/"error"/"unsupported" rows without timings;
     KeyboardInterrupt propagates (after the row's memory is freed). With ``ceiling`` and
-    ``bandwidth``, per-layer timings get their roofline verdict."""
+    ``bandwidth``, per-layer timings get their roofline verdict. ``trace`` gives the row's
+    meta-device ``ModelReport`` (``cnnscope.api.bench_row`` passes ``analyze``)."""
     device = settings.check()
     src = resolve(source) if isinstance(source, str) else source
     size = tuple(settings.input_size or src.input_size or DEFAULT_INPUT)
@@ -268,7 +271,7 @@ def bench_row(source: ModelSource | str, batch: int, dtype: str, mode: str,
     try:
         with src.contained("benchmark"), _device_scope(device, settings.cudnn_benchmark), \
                 fp32_math(device, dtype):
-            fields = _measure(src, size, batch, dtype, mode, settings, device)
+            fields = _measure(src, size, batch, dtype, mode, settings, device, trace)
     except KeyboardInterrupt:
         raise  # the sweep frees the memory once the traceback is gone
     except UnsupportedConfig as exc:
@@ -326,8 +329,10 @@ def plan_rows(sources: Sequence[ModelSource], batches: Sequence[int], dtypes: Se
 
 def run_sweep(specs: Sequence[RowSpec], settings: BenchSettings, *,
               on_start: Callable[[int, RowSpec], None] | None = None,
-              on_done: Callable[[int, BenchRow], None] | None = None) -> BenchResult:
-    """Measure every row in ``specs``; Ctrl-C returns what finished, marked interrupted."""
+              on_done: Callable[[int, BenchRow], None] | None = None,
+              trace: MetaTrace) -> BenchResult:
+    """Measure every row in ``specs``; Ctrl-C returns what finished, marked interrupted.
+    ``trace``: as for ``bench_row``."""
     device = settings.check()
     result = BenchResult(env=collect_env(device, cudnn_benchmark=settings.cudnn_benchmark),
                          settings=settings.to_dict(), planned=len(specs))
@@ -344,7 +349,7 @@ def run_sweep(specs: Sequence[RowSpec], settings: BenchSettings, *,
             if settings.per_layer and ceiling is not None and result.bandwidth is None:
                 result.bandwidth = _bandwidth(device, settings, result)
             row = bench_row(spec.source, spec.batch, spec.dtype, spec.mode, settings,
-                            ceiling=ceiling, bandwidth=result.bandwidth)
+                            ceiling=ceiling, bandwidth=result.bandwidth, trace=trace)
             result.rows.append(row)
             if on_done:
                 on_done(i, row)
@@ -385,24 +390,6 @@ def _bandwidth(device: torch.device, settings: BenchSettings,
         return None
 
 
-def check_inputs(sources: Sequence[ModelSource], input_size: Sequence[int] | None) -> None:
-    """Trace every model once on the meta device (batch 1, eval) before anything is timed.
-
-    An input a model cannot take (too small for its pooling, the wrong channel count) is
-    then a one-line error for the whole command, before a minute of measuring and a file
-    of failed rows. Nothing is allocated, and a zoo model traces in milliseconds. A model
-    that fails to trace for another reason is left to fail its own rows, with the reason.
-    """
-    from cnnscope.api import analyze
-
-    for src in sources:
-        try:
-            analyze(src, tuple(input_size) if input_size else None, 1)  # None: the model's own
-        except CnnscopeError:
-            raise
-        except Exception:  # noqa: BLE001 - reported by the row, where it has context
-            pass
-
 def resolve_models(names: Sequence[str], kwargs: Sequence[dict[str, Any]] | None = None
                    ) -> list[ModelSource]:
     """Zoo names (or specs) to sources; an unknown name fails before anything runs.
@@ -411,7 +398,7 @@ def resolve_models(names: Sequence[str], kwargs: Sequence[dict[str, Any]] | None
     return [resolve(n, **kw) for n, kw in zip(names, per_model)]
 
 
-__all__ = ["BenchSettings", "RowSpec", "Workload", "bench_row", "check_inputs", "default_models",
+__all__ = ["BenchSettings", "RowSpec", "Workload", "bench_row", "default_models",
            "plan_rows", "run_sweep", "resolve_models", "DTYPES", "MODES",
            # from workload.py and peak_memory.py (ddp.py and the tests use them from here)
            "PeakMemory", "UnsupportedConfig", "free_memory", "is_oom", "make_loss"]

@@ -67,6 +67,7 @@ def bench(
     """Time forward and backward passes: median, spread, img/s, peak memory, achieved TFLOP/s.
     """
     with user_errors():
+        from cnnscope import api
         from cnnscope.bench import runner
         from cnnscope.cli import bench_args
         from cnnscope.cli.common import parse_size
@@ -106,21 +107,21 @@ def bench(
         # Unknown names fail before anything runs.
         sources = runner.resolve_models(names, parse_model_args(arg, names))
         # ... and so does an input a model cannot take (checked on the meta device).
-        runner.check_inputs(sources, settings.input_size)
+        api.check_inputs(sources, settings.input_size)
         if distributed:
             options = ddp_mod.DdpOptions(
                 nproc=ddp, shard=shard, bucket_cap_mb=bucket_mb, link_gbps=link_gbps,
                 latency_us=link_latency_us, predict_world=ddp_mod.parse_world_sizes(predict_world),
                 port=ddp_port)
             ddp_mod.check_options(options, modes, settings, dev)
-            result = ddp_mod.run(ddp_mod.DdpJob(
+            result = api.run_ddp(ddp_mod.DdpJob(
                 names=tuple(names), kwargs=tuple(parse_model_args(arg, names)), batches=tuple(batches),
                 dtypes=tuple(dtypes), modes=tuple(modes), settings=settings, options=options))
             if result is None:
                 return  # a rank other than 0 of a torchrun job: rank 0 writes the report
         else:
             specs = runner.plan_rows(sources, batches, dtypes, modes)
-            result = _run(runner, specs, settings, progress)
+            result = _run(specs, settings, progress)
         _emit(result, format, output, top, per_layer)
         if plot and any(r.per_layer is not None for r in result.rows):
             from cnnscope.report.plot import plot_roofline
@@ -145,7 +146,8 @@ def _default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def _run(runner, specs, settings, show_progress: bool):
+def _run(specs, settings, show_progress: bool):
+    from cnnscope import api
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -158,7 +160,7 @@ def _run(runner, specs, settings, show_progress: bool):
 
     err = Console(stderr=True)
     if not show_progress or not err.is_terminal:
-        return runner.run_sweep(specs, settings)
+        return api.run_sweep(specs, settings)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                   MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True) as bar:
         task = bar.add_task("bench", total=len(specs))
@@ -172,7 +174,7 @@ def _run(runner, specs, settings, show_progress: bool):
                 bar.console.print(f"{row.model} b{row.batch} {row.dtype} {row.mode}: "
                                   f"{row.status} ({row.error})", highlight=False, markup=False)
 
-        return runner.run_sweep(specs, settings, on_start=on_start, on_done=on_done)
+        return api.run_sweep(specs, settings, on_start=on_start, on_done=on_done)
 
 
 def _emit(result, format: OutputFormat, output: Optional[str], top: int, per_layer: bool) -> None:

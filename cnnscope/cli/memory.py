@@ -49,12 +49,8 @@ def memory(
 ) -> None:
     """Peak memory of a steady-state training step: parameters, gradients, optimizer state, activations."""
     with user_errors():
-        from cnnscope.analysis.memory import (
-            check_options,
-            fit_batch,
-            parse_bytes,
-            plan_memory,
-        )
+        from cnnscope.analysis.memory import check_options, parse_bytes
+        from cnnscope.api import fit_batch, plan_memory
         from cnnscope.errors import InvalidOptionError
         from cnnscope.report import memory_render as render
 

@@ -42,7 +42,7 @@ def shape(
         from dataclasses import replace
 
         from cnnscope.analysis import shapes
-        from cnnscope.api import analyze
+        from cnnscope.api import analyze, minimum_input
         from cnnscope.errors import InvalidOptionError
         from cnnscope.models import resolve
         from cnnscope.report import shape_render as render
@@ -54,7 +54,7 @@ def shape(
         report = analyze(source, size)  # a too-small input is explained by analyze
         result = shapes.output_sizes(report)
         if min:
-            smallest, reason = shapes.minimum_input(source, report.input_size[0])
+            smallest, reason = minimum_input(source, report.input_size[0])
             result = replace(result, min_input=smallest, min_reason=reason)
         if near is not None:
             sizes, rule = shapes.valid_sizes_near(source, near, report.input_size[0])

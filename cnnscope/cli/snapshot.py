@@ -39,7 +39,8 @@ def snapshot(
 ) -> None:
     """Record params, MACs, FLOPs, output shapes and per-layer params in a lock file."""
     with user_errors():
-        from cnnscope.analysis.snapshot import dump_lock, make_lock
+        from cnnscope.analysis.snapshot import dump_lock
+        from cnnscope.api import make_lock
         from cnnscope.errors import InvalidOptionError
 
         specs = list(models or [])
@@ -74,7 +75,8 @@ def check(
 ) -> None:
     """Re-trace the models of a lock file: exit 0 if all match, 1 if anything drifted."""
     with user_errors():
-        from cnnscope.analysis.snapshot import check_lock, parse_rtol
+        from cnnscope.analysis.snapshot import parse_rtol
+        from cnnscope.api import check_lock
         from cnnscope.report import files as render
 
         result = check_lock(lock, parse_rtol(rtol), model or None,

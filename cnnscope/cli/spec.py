@@ -38,6 +38,7 @@ def spec(
     """
     with user_errors():
         from cnnscope.analysis import spec as specs
+        from cnnscope.api import spec_table
         from cnnscope.errors import InvalidOptionError
         from cnnscope.report import spec_render as render
 
@@ -50,7 +51,7 @@ def spec(
         if all_tables and output:
             from pathlib import Path
 
-            from cnnscope.analysis.spec.regenerate import write_reports
+            from cnnscope.cli.spec_reports import write_reports
             from cnnscope.errors import UserFileError
 
             if Path(output).exists() and not Path(output).is_dir():
@@ -59,7 +60,7 @@ def spec(
                 typer.echo(f"wrote {path}", err=True)
             return
         names = specs.table_names() if all_tables else [specs.resolve_table(model)]
-        tables = [specs.build(n) for n in names]
+        tables = [spec_table(n) for n in names]
         format = resolve_format(format, output)
         if format is OutputFormat.table:
             con = console(output)

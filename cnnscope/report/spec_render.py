@@ -14,7 +14,7 @@ from typing import Sequence
 from cnnscope.report.io import strict_json
 
 GENERATED = "Generated from meta-device traces by `cnnscope spec {key}`; regenerate with `{command}`."
-REGENERATE_COMMAND = "python -m cnnscope.analysis.spec.regenerate"
+REGENERATE_COMMAND = "cnnscope spec --all -o reports/spec"
 MAX_WIDTH = 240
 NUMERIC_COLUMNS = ("depth", "pool proj", "params", "paper params", "ops", "paper ops", "t", "c",
                    "n", "s")

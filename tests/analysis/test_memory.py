@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from cnnscope.analysis.memory import CATEGORIES, fit_batch, parse_bytes, plan_memory
+from cnnscope.analysis.memory import CATEGORIES, parse_bytes
+from cnnscope.api import fit_batch, plan_memory
 from cnnscope.bench.step_memory import measure_real
 from cnnscope.errors import InvalidOptionError
 from cnnscope.models import ModelSource, resolve

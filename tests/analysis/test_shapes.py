@@ -135,12 +135,14 @@ def test_too_small_names_the_first_failing_layer_and_why():
 
 
 def test_smallest_input_of_vgg16_and_inception_v3():
+    from cnnscope.api import minimum_input
+
     # VGG: five 2x2/2 pools need 2**5 = 32 pixels.
-    side, reason = shapes.minimum_input(resolve("vgg16"))
+    side, reason = minimum_input(resolve("vgg16"))
     assert side == (3, 2 ** 5, 2 ** 5)
     assert "features.30" in reason
     # Inception-v3: torchvision's Inception_V3_Weights meta gives min_size (75, 75).
-    side, _ = shapes.minimum_input(resolve("inception_v3"))
+    side, _ = minimum_input(resolve("inception_v3"))
     assert side == (3, 75, 75)
 
 

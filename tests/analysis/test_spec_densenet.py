@@ -44,7 +44,9 @@ def densenet_params(blocks, classes=1000):
 
 @pytest.fixture(scope="module")
 def table():
-    return spec.build()
+    from cnnscope.api import traced_zoo_model
+
+    return spec.build(traced_zoo_model)
 
 
 def test_channel_counts_by_arithmetic(table):

@@ -34,7 +34,9 @@ def inception_weights(cin, c1, c3r, c3, c5r, c5, pp):
 
 @pytest.fixture(scope="module")
 def table():
-    return spec.build()
+    from cnnscope.api import traced_zoo_model
+
+    return spec.build(traced_zoo_model)
 
 
 def rows_by_type(table):

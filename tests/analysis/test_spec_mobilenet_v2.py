@@ -22,7 +22,9 @@ PAPER = [
 
 @pytest.fixture(scope="module")
 def table():
-    return spec.build()
+    from cnnscope.api import traced_zoo_model
+
+    return spec.build(traced_zoo_model)
 
 
 def test_t_c_n_s_rows_follow_the_paper(table):

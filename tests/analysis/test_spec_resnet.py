@@ -20,7 +20,9 @@ BLOCKS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3), 101: (3, 4, 23, 
 
 @pytest.fixture(scope="module")
 def table():
-    return spec.build()
+    from cnnscope.api import traced_zoo_model
+
+    return spec.build(traced_zoo_model)
 
 
 def test_block_shapes_as_the_paper_writes_them(table):

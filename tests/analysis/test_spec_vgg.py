@@ -23,7 +23,9 @@ def vgg_params(counts, classes=1000):
 
 @pytest.fixture(scope="module")
 def table():
-    return spec.build()
+    from cnnscope.api import traced_zoo_model
+
+    return spec.build(traced_zoo_model)
 
 
 def test_configurations_as_the_paper_writes_them(table):

@@ -107,7 +107,7 @@ def test_param_bytes_follow_the_dtype():
 
 def test_unknown_name_among_several_fails_before_any_tracing(monkeypatch):
     traced = []
-    monkeypatch.setattr(api, "analyze", lambda *a, **k: traced.append(a))
+    monkeypatch.setattr(api.compare_models, "analyze", lambda *a, **k: traced.append(a))
     with pytest.raises(UnknownModelError, match="nosuchnet"):
         cnnscope.compare(["vgg16", "nosuchnet"])
     assert traced == []

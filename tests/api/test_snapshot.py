@@ -8,12 +8,11 @@ import pytest
 from cnnscope.analysis.snapshot import (
     SCHEMA_VERSION,
     LockFileError,
-    check_lock,
     dump_lock,
     load_lock,
-    make_lock,
     parse_rtol,
 )
+from cnnscope.api import check_lock, make_lock
 from cnnscope.errors import InvalidOptionError
 from cnnscope.testing import assert_matches_lock
 

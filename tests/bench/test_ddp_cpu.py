@@ -217,6 +217,7 @@ def test_all_runs_every_registered_model(run, tmp_path, monkeypatch):
 def test_a_rank_that_hangs_is_bounded_by_the_collective_timeout(tmp_path, monkeypatch):
     """Rank 1 never reaches DDP's first collective: rank 0's times out (8 s here, 300 s by
     default), fails, and the agent stops rank 1. The API call, as the CLI makes it."""
+    from cnnscope.api import run_ddp
     from cnnscope.bench import ddp
     from cnnscope.bench.runner import BenchSettings
     from cnnscope.errors import DistributedError
@@ -241,7 +242,7 @@ def test_a_rank_that_hangs_is_bounded_by_the_collective_timeout(tmp_path, monkey
                      options=ddp.DdpOptions(nproc=2, timeout_s=8))
     start = time.monotonic()
     with pytest.raises(DistributedError) as err:
-        ddp.run(job)
+        run_ddp(job)
     assert time.monotonic() - start < 120  # 8 s timeout + start-up, never rank 1's 600 s
     assert "Timed out" in str(err.value) and "all ranks stopped" in str(err.value)
     assert err.value.exit_code == 1

@@ -21,9 +21,10 @@ import pytest
 import torch
 
 import cnnscope
+from cnnscope.api import bench_row
 from cnnscope.bench import ceiling as ceiling_mod
 from cnnscope.bench import runner
-from cnnscope.bench.runner import BenchSettings, Workload, bench_row
+from cnnscope.bench.runner import BenchSettings, Workload
 from cnnscope.bench.timing import phase_times
 
 from .test_runner_cpu import settings, tiny

@@ -11,15 +11,14 @@ import torch
 from torch import nn
 
 import cnnscope
+from cnnscope.api import bench_row, run_sweep
 from cnnscope.bench import ceiling as ceiling_mod
 from cnnscope.bench.records import BenchResult
 from cnnscope.bench.runner import (
     BenchSettings,
-    bench_row,
     default_models,
     make_loss,
     plan_rows,
-    run_sweep,
 )
 from cnnscope.bench.timing import WallTimer, phase_times
 from cnnscope.cli.bench_args import parse_batches, parse_dtypes, parse_modes

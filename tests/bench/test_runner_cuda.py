@@ -7,8 +7,9 @@ import pytest
 import torch
 
 import cnnscope
+from cnnscope.api import bench_row, run_sweep
 from cnnscope.bench.precision import fp32_math
-from cnnscope.bench.runner import BenchSettings, bench_row, plan_rows, run_sweep
+from cnnscope.bench.runner import BenchSettings, plan_rows
 from cnnscope.bench.timing import CudaEventTimer, phase_times, timer_for
 from cnnscope.models import resolve
 

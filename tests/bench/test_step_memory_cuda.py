@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from cnnscope.analysis.memory import plan_memory
+from cnnscope.api import plan_memory
 from cnnscope.bench.step_memory import measure_real
 from cnnscope.models import resolve
 

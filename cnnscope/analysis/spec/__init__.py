@@ -1,11 +1,12 @@
 """Paper spec tables recomputed from traced models (``cnnscope spec MODEL``).
 
-Each module builds one ``SpecTable``: every computed cell comes from the records of a
-meta-device trace; the paper's printed values are reference data shown beside them,
-and every difference is flagged with the arithmetic behind it.
+Each module builds one ``SpecTable`` from the records of meta-device traces, which its
+``build(trace)`` asks of the tracer it is given (``cnnscope.api.spec_table`` passes
+``analyze``); the paper's printed values are reference data shown beside them, and every
+difference is flagged with the arithmetic behind it.
 
-    >>> from cnnscope.analysis.spec import build
-    >>> build("googlenet").flags[0].reason[:32]
+    >>> from cnnscope.api import spec_table
+    >>> spec_table("googlenet").flags[0].reason[:32]
     'params: 7x7x3x64 = 9,408 weights'
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from cnnscope.analysis.spec.common import Flag, SpecTable  # noqa: F401
+from cnnscope.analysis.spec.common import Flag, SpecTable, Tracer  # noqa: F401
 from cnnscope.errors import UnknownModelError
 
 # Table key -> module holding its ``build()``; the order is the order of ``--all``.
@@ -50,18 +51,18 @@ def resolve_table(name: str) -> str:
     raise UnknownModelError(f"no spec table for {name!r}", "tables: " + ", ".join(_MODULES))
 
 
-def builder(name: str) -> Callable[[], SpecTable]:
+def builder(name: str) -> Callable[[Tracer], SpecTable]:
     import importlib
 
     module = importlib.import_module(f"cnnscope.analysis.spec.{_MODULES[resolve_table(name)]}")
     return module.build
 
 
-def build(name: str) -> SpecTable:
-    """Build one spec table by table or model name (traces its models on the meta device)."""
-    return builder(name)()
+def build(name: str, trace: Tracer) -> SpecTable:
+    """Build one spec table by table or model name from the reports ``trace`` gives."""
+    return builder(name)(trace)
 
 
-def build_all() -> list[SpecTable]:
+def build_all(trace: Tracer) -> list[SpecTable]:
     """Every spec table, in ``table_names()`` order."""
-    return [build(n) for n in table_names()]
+    return [build(n, trace) for n in table_names()]

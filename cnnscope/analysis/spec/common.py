@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from cnnscope.trace.records import LayerRecord, ModelReport
 
@@ -89,12 +88,10 @@ class SpecTable:
 
 # --- tracing ---------------------------------------------------------------------------
 
-@lru_cache(maxsize=None)
-def trace(name: str) -> ModelReport:
-    """The meta-device trace of a zoo model at its default input (once per process)."""
-    from cnnscope.api import analyze
-
-    return analyze(name)
+# A zoo model name -> its meta-device trace at the default input. Each table's ``build``
+# takes one (``cnnscope.api.traced_zoo_model``, memoised per process), so the tables work
+# on records and never trace by themselves.
+Tracer = Callable[[str], ModelReport]
 
 
 def visible(report: ModelReport) -> list[LayerRecord]:

@@ -16,6 +16,7 @@ from cnnscope.analysis.spec.common import (
     STATUS_DIFFERS,
     Flag,
     SpecTable,
+    Tracer,
     hw,
     is_conv,
     is_linear,
@@ -24,7 +25,6 @@ from cnnscope.analysis.spec.common import (
     out_channels,
     stride_text,
     thousands,
-    trace,
     under,
     visible,
 )
@@ -128,7 +128,7 @@ def growth_rate(report: ModelReport) -> int:
     return ks.pop() if len(ks) == 1 else -1
 
 
-def build() -> SpecTable:
+def build(trace: Tracer) -> SpecTable:
     """DenseNet Table 1 with channel counts after every block and transition, and params."""
     from cnnscope.zoo import model_info
 

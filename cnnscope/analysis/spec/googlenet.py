@@ -20,6 +20,7 @@ from cnnscope.analysis.spec.common import (
     STATUS_OK,
     Flag,
     SpecTable,
+    Tracer,
     check_cell,
     compare,
     hwc,
@@ -31,7 +32,6 @@ from cnnscope.analysis.spec.common import (
     out_channels,
     stride_text,
     thousands,
-    trace,
     visible,
     weight_count,
     weight_formula,
@@ -277,7 +277,7 @@ def _pct(computed: float, paper: str) -> str:
     return f"paper {(float(paper) - computed) / computed:+.1%}"
 
 
-def build() -> SpecTable:
+def build(trace: Tracer) -> SpecTable:
     """GoogLeNet Table 1: traced cells beside the paper's, with every difference explained."""
     report = trace(MODEL)
     traced = {key: traced_row(report, key, recs) for key, recs in row_groups(report)}

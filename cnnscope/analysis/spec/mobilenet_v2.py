@@ -18,6 +18,7 @@ from cnnscope.analysis.spec.common import (
     STATUS_OK,
     Flag,
     SpecTable,
+    Tracer,
     compare,
     hw,
     in_channels,
@@ -27,7 +28,6 @@ from cnnscope.analysis.spec.common import (
     out_channels,
     stride_text,
     thousands,
-    trace,
     under,
     visible,
     weight_count,
@@ -117,7 +117,7 @@ def _same(traced: str, printed: str, column: str) -> bool:
     return traced == printed
 
 
-def build() -> SpecTable:
+def build(trace: Tracer) -> SpecTable:
     """MobileNetV2 Table 2 from the trace, with the paper's totals beside the traced ones."""
     report = trace(MODEL)
     traced = traced_rows(report)

@@ -19,6 +19,7 @@ from cnnscope.analysis.spec.common import (
     STATUS_OK,
     Flag,
     SpecTable,
+    Tracer,
     compare,
     hw,
     is_conv,
@@ -26,7 +27,6 @@ from cnnscope.analysis.spec.common import (
     out_channels,
     stride_text,
     thousands,
-    trace,
     under,
     visible,
 )
@@ -141,7 +141,7 @@ def _flops_reason(depth: int, macs: int, option_a: int, printed: str) -> str:
     return text
 
 
-def build() -> SpecTable:
+def build(trace: Tracer) -> SpecTable:
     """ResNet Table 1 from the traced models, with the FLOPs of both stride placements."""
     paper_reports = {d: trace(PAPER_MODELS[d]) for d in DEPTHS}
     v15_reports = {d: trace(V15_MODELS[d]) for d in DEPTHS}

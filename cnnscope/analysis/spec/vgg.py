@@ -14,13 +14,13 @@ from cnnscope.analysis.spec.common import (
     STATUS_OK,
     Flag,
     SpecTable,
+    Tracer,
     compare,
     is_conv,
     is_linear,
     is_pool,
     out_channels,
     thousands,
-    trace,
     visible,
     weight_count,
 )
@@ -78,7 +78,7 @@ def column(report: ModelReport) -> dict[str, str]:
     return col
 
 
-def build() -> SpecTable:
+def build(trace: Tracer) -> SpecTable:
     """VGG configurations A, B, D, E with traced parameter counts beside Table 2's."""
     reports = {k: trace(m) for k, m in MODELS.items()}
     cols = {k: column(r) for k, r in reports.items()}

@@ -1,14 +1,9 @@
-"""The Python API: everything the CLI does, as functions returning records.
+"""Trace one model: ``analyze`` (a ``ModelReport``), with the fallbacks it needs.
 
-    >>> import cnnscope
-    >>> report = cnnscope.analyze("resnet50")
-    >>> report.totals.macs
-    4089184256
-    >>> cnnscope.compare(["vgg16", "googlenet"]).ratio_line(...)  # doctest: +SKIP
-
-Every function accepts what the CLI accepts: a zoo name, ``file.py:factory``,
-``package.module:factory``, ``torchvision:NAME``/``timm:NAME`` (see ``cnnscope.models``),
-and also an ``nn.Module`` instance or a ``ModelSource``.
+A spec is resolved and built (meta device first), then traced where it lives; a
+data-dependent op sends the trace to the CPU with seeded random weights, and an input
+too small for the network becomes one error naming the smallest square input that
+fits and the first layer it no longer fills.
 """
 
 from __future__ import annotations
@@ -34,7 +29,6 @@ from cnnscope.trace.sizes import (
     check_batch,
     check_elements,
     check_fits,
-    parse_input_size,
     size_text,
     smallest_spatial_size,
     too_small_message,
@@ -103,40 +97,6 @@ def analyze(
     with source.contained():
         return _analyze_source(source, size, batch, dev, train, counter, backward, tuple(freeze),
                                example)
-
-
-def zoo_rows(pattern: str = "*", family: str | None = None, *, counts: bool = True):
-    """The zoo summary (``cnnscope zoo``): a ``cnnscope.analysis.zoo_table.ZooRow`` for
-    every model matching ``pattern``/``family``; params and MACs (meta device) when
-    ``counts``."""
-    from cnnscope.analysis.zoo_table import zoo_row
-    from cnnscope.zoo import list_models, model_info
-
-    return [zoo_row(model_info(name), analyze(name) if counts else None)
-            for name in list_models(pattern, family)]
-
-
-def fvcore_check(model: str | ModelSource, input_size: tuple[int, ...] | str | None = None,
-                 batch: int = 1, *, depth: int = 0, train: bool = False, **model_kwargs: Any):
-    """cnnscope's and fvcore's counts side by side, per layer, with the difference and its
-    cause (``cnnscope.analysis.fvcore_check.FvcoreCheck``). fvcore needs real tensors: the
-    model is also built on the CPU with real weights."""
-    from cnnscope.analysis.fvcore_check import fvcore_check as pair
-    from cnnscope.trace.fvcore_counter import fvcore_counts
-
-    check_batch(batch)
-    if isinstance(input_size, str):
-        input_size = parse_input_size(input_size)
-    if isinstance(model, nn.Module):
-        raise InvalidOptionError("the fvcore check needs a model name or factory, "
-                                 "not a built nn.Module")
-    source = model if isinstance(model, ModelSource) else resolve(model, **model_kwargs)
-    size = tuple(input_size or source.input_size or DEFAULT_INPUT)
-    check_elements(size, batch)
-    report = analyze(source, size, batch, train=train)
-    with source.contained():
-        counts = fvcore_counts(source, size, batch)
-    return pair(report, counts, depth)
 
 
 def check_fits_on(source: ModelSource, size: tuple[int, ...], batch: int,
@@ -323,47 +283,6 @@ def smallest_input(source: ModelSource | str, channels: int | None = None, *,
     return smallest_spatial_size(fits, start=max(1, default // 8))
 
 
-def compare(
-    models: Sequence[str | nn.Module | ModelSource] | str,
-    input_size: tuple[int, ...] | str | None = None,
-    batch: int = 1,
-    *,
-    dtype: str = "float32",
-    bench: bool = False,
-    device: str | torch.device | None = None,
-    model_kwargs: dict[str, Any] | Sequence[dict[str, Any]] | None = None,
-    bench_options: dict[str, Any] | None = None,
-):
-    """Compare models side by side (``cnnscope compare``); the first is the reference.
-
-    Returns a ``cnnscope.analysis.compare.Comparison``: per model params (and bytes at
-    ``dtype``), MACs, FLOPs, depth in weighted layers, receptive field of the last
-    feature map, peak activation memory, and with ``bench=True`` measured latency and
-    throughput (on ``device``, default cuda when available, else cpu). Every spec is
-    resolved before any model is traced, so an unknown name fails at once.
-    ``input_size`` None gives each model its own default input. ``model_kwargs`` goes
-    to every builder, or give a list with one dict per model. ``bench_options`` are
-    ``cnnscope.bench.BenchSettings`` fields for the timing (e.g. ``{"iters": 20}``).
-    """
-    from cnnscope.analysis.compare import compare_reports, dtype_bytes
-
-    if isinstance(models, (str, nn.Module, ModelSource)):
-        models = [models]
-    dtype_bytes(dtype)  # a bad dtype fails before any work
-    if bench:
-        _bench_dtype(dtype)
-    if isinstance(input_size, str):
-        input_size = parse_input_size(input_size)
-    check_batch(batch)
-    sources = resolve_all(models, model_kwargs)
-    reports = [analyze(s, input_size, batch) for s in sources]
-    benches = None
-    if bench:
-        benches = [_bench_figures(s, r.input_size, batch, device, dtype, bench_options or {})
-                   for s, r in zip(sources, reports)]
-    return compare_reports(reports, dtype, benches)
-
-
 def resolve_all(models: Iterable[str | nn.Module | ModelSource],
                 model_kwargs: dict[str, Any] | Sequence[dict[str, Any]] | None = None,
                 ) -> list[nn.Module | ModelSource]:
@@ -388,62 +307,3 @@ def resolve_all(models: Iterable[str | nn.Module | ModelSource],
         else:
             out.append(resolve(m, **kw))
     return out
-
-
-def bench(
-    model: str | ModelSource,
-    input_size: tuple[int, ...] | str | None = None,
-    batch: int = 1,
-    *,
-    device: str | None = None,
-    dtype: str = "fp32",
-    mode: str = "infer",
-    **settings: Any,
-):
-    """Time a model (``cnnscope bench``): returns a ``cnnscope.bench.BenchRow``.
-
-    ``device`` None: cuda when available, else cpu. ``dtype`` fp32 (strict IEEE), tf32,
-    bf16 or fp16 (autocast); ``mode`` infer or train. Other keyword arguments are
-    ``cnnscope.bench.BenchSettings`` fields (``iters``, ``min_time``, ``warmup``,
-    ``channels_last``, ``compile``...). A failed run is a row whose ``status`` says why.
-    """
-    from cnnscope.bench import BenchSettings, bench_row
-
-    check_batch(batch)
-    if isinstance(input_size, str):
-        input_size = parse_input_size(input_size)
-    dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    src = model if isinstance(model, ModelSource) else resolve(model)
-    options = {"ceiling": False, **settings}  # the matmul ceiling is for sweeps, not one row
-    return bench_row(src, batch, dtype, mode,
-                     BenchSettings(device=dev, input_size=tuple(input_size) if input_size else None,
-                                   **options))
-
-
-# compare's --dtype names -> bench's dtype names (bench times only float types).
-_BENCH_DTYPES = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
-
-
-def _bench_dtype(dtype: str) -> str:
-    from cnnscope.analysis.compare import dtype_bytes
-
-    name, _ = dtype_bytes(dtype)
-    if name not in _BENCH_DTYPES:
-        raise InvalidOptionError(f"--bench cannot time {name}", "use float32, float16 or bfloat16")
-    return _BENCH_DTYPES[name]
-
-
-def _bench_figures(source: ModelSource | nn.Module, input_size: tuple[int, ...], batch: int,
-                   device: str | torch.device | None, dtype: str, options: dict[str, Any]):
-    """Timing figures of one model for ``compare --bench``."""
-    from cnnscope.analysis.compare import BenchFigures
-
-    if isinstance(source, nn.Module):
-        raise InvalidOptionError("--bench needs a model name or factory, not a built nn.Module",
-                                 "use cnnscope.bench on it instead")
-    row = bench(source, input_size, batch, device=None if device is None else str(device),
-                dtype=_bench_dtype(dtype), **options)
-    if not row.ok:
-        raise TraceError(f"benchmarking {row.model} failed: {row.error}")
-    return BenchFigures(device=row.device, latency_ms=row.median_ms, throughput=row.throughput,
-                        device_name=row.device_name)

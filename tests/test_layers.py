@@ -1,0 +1,143 @@
+"""Imports point down: the layer table below is the specification of the package's layering.
+
+Every module of ``cnnscope`` is parsed with ``ast``; every ``import`` and ``from ... import``
+counts, also those inside functions (a lazy import is fine for start-up speed, but only when it
+points down). A module may import its own layer or a lower one, never a higher one; the two
+siblings of layer 3, ``analysis`` and ``bench``, may not import each other. ``from cnnscope import
+x`` imports the package root (the public facade, layer 6), so code inside the package imports the
+module itself (``from cnnscope.thirdparty import ...``).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import cnnscope
+
+PACKAGE_DIR = Path(cnnscope.__file__).parent
+
+# Bottom to top. A module belongs to the longest prefix listed here.
+LAYERS: dict[str, int] = {
+    # 0 base: errors, files, running user code, the version, units
+    "cnnscope.errors": 0,
+    "cnnscope.fileio": 0,
+    "cnnscope.usercode": 0,
+    "cnnscope.version": 0,
+    "cnnscope.units": 0,
+    # 1 the models and the one forward pass that measures them
+    "cnnscope.zoo": 1,
+    "cnnscope.trace": 1,
+    # 2 a name or spec -> a built model
+    "cnnscope.build": 2,
+    "cnnscope.thirdparty": 2,
+    "cnnscope.models": 2,
+    # 3 what is derived from records, and timing (siblings, see SIBLINGS)
+    "cnnscope.analysis": 3,
+    "cnnscope.bench": 3,
+    # 4 the one orchestration layer: resolve, build, trace, hand reports on
+    "cnnscope.api": 4,
+    # 5 renderers
+    "cnnscope.report": 5,
+    # 6 commands and the public facade
+    "cnnscope.cli": 6,
+    "cnnscope.testing": 6,
+    "cnnscope.__main__": 6,
+    "cnnscope": 6,
+}
+
+# Same layer, but neither may import the other.
+SIBLINGS = {("cnnscope.analysis", "cnnscope.bench"), ("cnnscope.bench", "cnnscope.analysis")}
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE_DIR.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _group(module: str) -> str | None:
+    """The entry of LAYERS that ``module`` belongs to (the longest matching prefix)."""
+    best = None
+    for prefix in LAYERS:
+        if module == prefix or module.startswith(prefix + "."):
+            if best is None or len(prefix) > len(best):
+                best = prefix
+    return best
+
+
+def _imported_modules(path: Path, module: str) -> list[tuple[int, str]]:
+    """(line, absolute module name) of every import in the file, nested ones included."""
+    is_package = path.name == "__init__.py"
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative: resolve against this module's package
+                base = module.split(".")
+                if not is_package:
+                    base = base[:-1]
+                base = base[: len(base) - (node.level - 1)]
+                name = ".".join(base + ([node.module] if node.module else []))
+            else:
+                name = node.module or ""
+            found.append((node.lineno, name))
+    return [(line, name) for line, name in found if name == "cnnscope" or name.startswith("cnnscope.")]
+
+
+def _modules() -> list[tuple[Path, str]]:
+    return [(path, _module_name(path)) for path in sorted(PACKAGE_DIR.rglob("*.py"))]
+
+
+def layer_violations() -> list[str]:
+    problems = []
+    for path, module in _modules():
+        own = _group(module)
+        for line, target in _imported_modules(path, module):
+            other = _group(target)
+            where = f"{module} ({path.relative_to(PACKAGE_DIR.parent)}:{line}) imports {target}"
+            if other is None:
+                problems.append(f"{where}: {target} is in no layer")
+            elif LAYERS[other] > LAYERS[own]:
+                problems.append(f"{where}: layer {LAYERS[other]} above layer {LAYERS[own]}")
+            elif (own, other) in SIBLINGS:
+                problems.append(f"{where}: {own} and {other} may not import each other")
+    return problems
+
+
+def test_every_module_has_a_layer():
+    assert [module for _, module in _modules() if _group(module) is None] == []
+
+
+def test_imports_point_down():
+    problems = layer_violations()
+    assert problems == [], "imports that climb a layer:\n" + "\n".join(problems)
+
+
+def test_the_scan_sees_nested_and_relative_imports(tmp_path):
+    # The checker itself: a lazy import inside a function and a relative import are found
+    # and resolved, so a violation cannot hide in either form.
+    source = tmp_path / "cnnscope" / "analysis" / "fake.py"
+    source.parent.mkdir(parents=True)
+    source.write_text(
+        "def f():\n"
+        "    from cnnscope.api import analyze\n"
+        "    from ..report import units\n"
+        "    from . import shapes\n"
+        "    from cnnscope import thirdparty\n"
+    )
+    global PACKAGE_DIR
+    saved, PACKAGE_DIR = PACKAGE_DIR, tmp_path / "cnnscope"
+    try:
+        found = _imported_modules(source, _module_name(source))
+    finally:
+        PACKAGE_DIR = saved
+    assert found == [
+        (2, "cnnscope.api"),
+        (3, "cnnscope.report"),
+        (4, "cnnscope.analysis"),
+        (5, "cnnscope"),
+    ]
+    assert [LAYERS[_group(name)] for _, name in found] == [4, 5, 3, 6]
