@@ -9,6 +9,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from cnnscope.results import LayerKind
+
 Shape = tuple[int, ...]
 
 MODEL_INPUT = -1  # the producer index of the model's input tensors in LayerRecord.inputs
@@ -41,7 +43,7 @@ class LayerRecord:
     index: int
     name: str  # qualified name: "layer1.0.conv1", "layer1.0.add"
     type: str  # module class ("Conv2d") or op name ("add", "cat", "bmm")
-    kind: str  # "module" | "function" | "shape"
+    kind: LayerKind  # module | function | shape (a plain string is converted)
     inputs: tuple[int, ...]  # producer record indices; -1 = model input
     input_shapes: tuple[Shape, ...]
     output_shape: Shape
@@ -65,6 +67,11 @@ class LayerRecord:
     # Counted backward work of this layer (cnnscope.trace.backward); None: not counted.
     backward_macs: int | None = None
     backward_flops: int | None = None
+
+    def __post_init__(self) -> None:
+        # The tracer and tests pass the plain string; the record always holds the enum.
+        if type(self.kind) is not LayerKind:
+            object.__setattr__(self, "kind", LayerKind(self.kind))
 
     @property
     def attrs(self) -> dict[str, Any]:

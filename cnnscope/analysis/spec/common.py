@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Iterable, Sequence
 
+from cnnscope.results import MatchStatus
 from cnnscope.trace.records import LayerRecord, ModelReport
 
 # A paper figure within this relative distance of the traced one, but further than the
@@ -20,9 +21,9 @@ from cnnscope.trace.records import LayerRecord, ModelReport
 # beyond it, the figure does not follow from the layer sizes at all.
 NEAR = 0.03
 
-STATUS_OK = "ok"
-STATUS_NEAR = "near"
-STATUS_DIFFERS = "differs"
+STATUS_OK = MatchStatus.OK
+STATUS_NEAR = MatchStatus.NEAR
+STATUS_DIFFERS = MatchStatus.DIFFERS
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class Flag:
     column: str  # e.g. "params"
     computed: str  # as shown in the table
     paper: str  # as printed in the paper
-    status: str  # STATUS_NEAR or STATUS_DIFFERS
+    status: MatchStatus  # NEAR or DIFFERS
     reason: str  # the arithmetic and the explanation
 
     def to_dict(self) -> dict[str, str]:
