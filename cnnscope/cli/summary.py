@@ -19,6 +19,7 @@ from cnnscope.cli.common import (
     parse_sizes,
     user_errors,
     write_output,
+    write_result,
 )
 from cnnscope.cli.model_args import ArgOpt, parse_args
 
@@ -89,17 +90,12 @@ def _fvcore_side_by_side(model, input, batch, depth, format, output, wide, train
     """``--counter fvcore``: both counts per layer, the difference and its cause."""
     from cnnscope.api import fvcore_check
     from cnnscope.errors import InvalidOptionError
-    from cnnscope.report import fvcore_render as render
 
     if plot:
         raise InvalidOptionError("--plot draws cnnscope's counts", "drop --counter fvcore")
     check = fvcore_check(model, parse_sizes(input), batch, depth=depth, train=train,
                          **parse_args(arg))
-    write_output(format, output,
-                 rich=lambda con: render.render_rich(check, con, wide=wide),
-                 csv=lambda: render.to_csv(check),
-                 json=lambda: render.to_json(check),
-                 md=lambda: render.to_markdown(check))
+    write_result(check, format, output, wide=wide)
 
 
 def register(app: typer.Typer) -> None:

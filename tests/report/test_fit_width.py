@@ -161,13 +161,14 @@ def test_spec_table_is_cut_into_parts_that_fit(run):
 
 def test_shape_leaves_out_input_before_type(zoo_report):
     from cnnscope.analysis.shapes import output_sizes
-    from cnnscope.report import shape_render
+    from cnnscope.report.document import render_table
+    from cnnscope.report.documents import document
 
     result = output_sizes(zoo_report("unet"))
     notes = []
     for width in (80, 64):
         con = _terminal(width)
-        shape_render.render_rich(result, con)
+        render_table(document(result), con)
         notes.append(next(line for line in con.file.getvalue().splitlines()
                           if line.startswith("left out")))
     assert notes == ["left out to fit 80 columns: input (--wide shows all)",

@@ -1,0 +1,165 @@
+"""What a result shows, whatever the format: a ``Document``; and one renderer per format.
+
+A document is a title, sections (columns and rows) and footer lines, plus the exact data
+for JSON. ``cnnscope.report.documents`` holds the one function per result type that
+decides its columns and rows; the four functions here print any document:
+
+- ``render_table``: a box-drawn table on a terminal, plain aligned text elsewhere
+  (``boxtable``), fitted to the page by each column's ``drop``/``shorten``/``fold``;
+- ``to_csv``: the columns that have a ``csv`` header, with each cell's exact value;
+- ``to_json``: ``Document.data`` (the result's ``to_dict()``), strict JSON;
+- ``to_markdown``: a GitHub table of the shown columns, then the footer as a list.
+
+A cell is display text, optionally with an exact value (for CSV) and a style (``bold``
+is also bold in Markdown). Rows marked ``total`` sit under a rule and stay out of CSV.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from cnnscope.report.io import strict_json
+
+_UNSET: Any = object()
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: where it appears and how it fits a narrow page."""
+
+    header: str  # in the table and in Markdown
+    csv: str | None = None  # its CSV header; None: not in the CSV
+    shown: bool = True  # in the table and in Markdown (False: a CSV-only column)
+    right: bool = False  # right-aligned (numbers)
+    drop: int = 0  # > 0: left out of a narrow table, the highest number first
+    shorten: int = 0  # > 0: long text shortened in the middle down to this many cells
+    fold: bool = False  # prose that may fold onto several lines
+
+
+@dataclass(frozen=True)
+class Cell:
+    """What a cell shows, and the exact value behind it (CSV) when that differs."""
+
+    text: str
+    exact: Any = _UNSET
+    style: str | None = None
+
+    @property
+    def value(self) -> Any:
+        return self.text if self.exact is _UNSET else self.exact
+
+
+@dataclass(frozen=True)
+class Row:
+    cells: tuple[Cell, ...]
+    total: bool = False  # a totals row: under a rule, not in the CSV
+
+
+SECTION_RULE = None  # in ``Section.rows``: a horizontal rule between groups of rows
+
+
+@dataclass(frozen=True)
+class Section:
+    columns: tuple[Column, ...]
+    rows: tuple[Row | None, ...]
+    title: str | None = None
+
+
+@dataclass(frozen=True)
+class Document:
+    """A result as it is shown: title, sections, footer lines, and its exact data."""
+
+    title: str
+    sections: tuple[Section, ...]
+    footer: tuple[str, ...] = ()
+    # The footer of the files (Markdown) when the table's is cut short (long warning lists).
+    full_footer: tuple[str, ...] | None = None
+    data: dict[str, Any] = field(default_factory=dict)  # for JSON: the result's to_dict()
+
+
+def cell(text: str, exact: Any = _UNSET, style: str | None = None) -> Cell:
+    return Cell(text, exact, style)
+
+
+def row(*cells: Cell | str, total: bool = False) -> Row:
+    return Row(tuple(c if isinstance(c, Cell) else Cell(c) for c in cells), total)
+
+
+# ---------------------------------------------------------------------- the four renderers
+
+
+def render_table(doc: Document, console, *, wide: bool = False) -> None:
+    """Each section fitted to the console, then what fitting left out and the footer."""
+    from cnnscope.report.boxtable import SECTION, print_footer, print_table
+    from cnnscope.report.boxtable import Column as BoxColumn
+
+    notes: list[str] = []
+    for section in doc.sections:
+        shown = [i for i, c in enumerate(section.columns) if c.shown]
+        columns = [BoxColumn(c.header, right=c.right, fold=c.fold, drop=c.drop,
+                             shorten=c.shorten) for c in (section.columns[i] for i in shown)]
+        rows: list = []
+        for r in section.rows:
+            if r is None:
+                rows.append(SECTION)
+                continue
+            if r.total and rows and rows[-1] is not SECTION:
+                rows.append(SECTION)
+            rows.append([c.text if c.style is None else (c.text, c.style)
+                         for c in (r.cells[i] for i in shown)])
+        notes += print_table(console, columns, rows, title=section.title or doc.title, wide=wide)
+    print_footer(console, notes + list(doc.footer))
+
+
+def to_csv(doc: Document) -> str:
+    """The CSV columns of every section (one header each), exact values, no totals rows."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    for section in doc.sections:
+        keep = [i for i, c in enumerate(section.columns) if c.csv is not None]
+        if not keep:
+            continue
+        w.writerow([section.columns[i].csv for i in keep])
+        for r in section.rows:
+            if r is not None and not r.total:
+                w.writerow([r.cells[i].value for i in keep])
+    return buf.getvalue()
+
+
+def to_json(doc: Document) -> str:
+    return strict_json(doc.data, indent=2) + "\n"
+
+
+def to_markdown(doc: Document) -> str:
+    """``## title``, a table per section, then the footer as a list."""
+    out = [f"## {doc.title}", ""]
+    for section in doc.sections:
+        columns = [c for c in section.columns if c.shown]
+        if section.title:
+            out += [f"### {section.title}", ""]
+        out.append("| " + " | ".join(c.header for c in columns) + " |")
+        out.append("| " + " | ".join("---:" if c.right else "---" for c in columns) + " |")
+        for r in section.rows:
+            if r is not None:
+                out.append(_markdown_row(r, section.columns))
+        out.append("")
+    footer = doc.footer if doc.full_footer is None else doc.full_footer
+    out.extend(f"- {line.strip()}" for line in footer)
+    return "\n".join(out) + "\n"
+
+
+def _markdown_row(r: Row, columns: Sequence[Column]) -> str:
+    cells = [c for c, col in zip(r.cells, columns) if col.shown]
+    if not r.total:
+        return "| " + " | ".join(c.text for c in cells) + " |"
+    # a totals row: bold figures, blank cells as "| |"
+    return "|" + "".join(f" **{c.text}** |" if c.text and c.style == "bold" else
+                         (f" {c.text} |" if c.text else " |") for c in cells)
+
+
+def render_text(doc: Document, format: str) -> str:
+    """The CSV, JSON or Markdown text of ``doc`` (``format``: csv, json or md)."""
+    return {"csv": to_csv, "json": to_json, "md": to_markdown}[format](doc)

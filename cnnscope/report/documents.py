@@ -1,0 +1,31 @@
+"""The one way from a result to what it shows: ``document(result, **options)``.
+
+Each result type has one document function, in the report module named here (the only
+place that decides that result's columns and rows); ``cnnscope.report.document`` prints
+any document as a table, CSV, JSON or Markdown. The modules load on first use, so a
+command imports only its own.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from cnnscope.report.document import Document
+
+# result class name -> the report module whose ``document(result, **options)`` shows it
+DOCUMENT_MODULES = {
+    "ShapeReport": "cnnscope.report.shape_render",
+    "FvcoreCheck": "cnnscope.report.fvcore_render",
+    "ReceptiveFieldReport": "cnnscope.report.rf_render",
+}
+
+
+def document(result: Any, **options: Any) -> Document:
+    """``result`` as a format-neutral ``Document`` (``options``: that type's own, e.g. top)."""
+    name = type(result).__name__
+    try:
+        module = DOCUMENT_MODULES[name]
+    except KeyError:
+        raise TypeError(f"no document function for {name}") from None
+    return importlib.import_module(module).document(result, **options)
