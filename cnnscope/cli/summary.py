@@ -18,7 +18,6 @@ from cnnscope.cli.common import (
     examples,
     parse_sizes,
     user_errors,
-    write_output,
     write_result,
 )
 from cnnscope.cli.model_args import ArgOpt, parse_args
@@ -54,7 +53,6 @@ def summary(
         from cnnscope.analysis.aggregate import group_by_depth
         from cnnscope.api import analyze
         from cnnscope.errors import InvalidOptionError
-        from cnnscope.report import layers as render
 
         if depth < 0:
             raise InvalidOptionError(f"--depth {depth} is negative", "use 0 (every layer) or more")
@@ -74,11 +72,7 @@ def summary(
 
             report = dataclasses.replace(report, notes=(*report.notes, report.path_note()))
         rows = group_by_depth(report, depth)
-        write_output(format, output,
-                     rich=lambda con: render.render_rich(report, rows, con, wide=wide),
-                     csv=lambda: render.to_csv(report, rows),
-                     json=lambda: render.to_json(report, rows),
-                     md=lambda: render.to_markdown(report, rows))
+        write_result(report, format, output, wide=wide, rows=rows)
         if plot:
             from cnnscope.report.plot import plot_layers
 

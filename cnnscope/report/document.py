@@ -66,6 +66,7 @@ class Section:
     columns: tuple[Column, ...]
     rows: tuple[Row | None, ...]
     title: str | None = None
+    csv_order: tuple[str, ...] | None = None  # CSV headers in file order (default: columns')
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,9 @@ class Document:
     # The footer of the files (Markdown) when the table's is cut short (long warning lists).
     full_footer: tuple[str, ...] | None = None
     data: dict[str, Any] = field(default_factory=dict)  # for JSON: the result's to_dict()
+    # Keys of ``data`` whose long lists are written one compact item per line (thousands
+    # of layers indented item by item make a slow file no easier to read or diff).
+    compact: tuple[str, ...] = ()
 
 
 def cell(text: str, exact: Any = _UNSET, style: str | None = None) -> Cell:
@@ -106,7 +110,7 @@ def render_table(doc: Document, console, *, wide: bool = False) -> None:
             if r is None:
                 rows.append(SECTION)
                 continue
-            if r.total and rows and rows[-1] is not SECTION:
+            if r.total and (not rows or rows[-1] is not SECTION):
                 rows.append(SECTION)
             rows.append([c.text if c.style is None else (c.text, c.style)
                          for c in (r.cells[i] for i in shown)])
@@ -120,6 +124,9 @@ def to_csv(doc: Document) -> str:
     w = csv.writer(buf, lineterminator="\n")
     for section in doc.sections:
         keep = [i for i, c in enumerate(section.columns) if c.csv is not None]
+        if section.csv_order is not None:
+            index = {section.columns[i].csv: i for i in keep}
+            keep = [index[name] for name in section.csv_order]
         if not keep:
             continue
         w.writerow([section.columns[i].csv for i in keep])
@@ -130,7 +137,23 @@ def to_csv(doc: Document) -> str:
 
 
 def to_json(doc: Document) -> str:
-    return strict_json(doc.data, indent=2) + "\n"
+    """``doc.data`` indented; the lists named in ``compact`` one item per line."""
+    if not doc.compact:
+        return strict_json(doc.data, indent=2) + "\n"
+    data = dict(doc.data)
+    for key in doc.compact:
+        data[key] = _placeholder(key)
+    text = strict_json(data, indent=2)
+    for key in doc.compact:
+        items = doc.data[key]
+        listed = ("[\n" + ",\n".join("    " + strict_json(item) for item in items) + "\n  ]"
+                  if items else "[]")
+        text = text.replace(strict_json(_placeholder(key)), listed)
+    return text + "\n"
+
+
+def _placeholder(key: str) -> str:
+    return f"@@{key}@@"
 
 
 def to_markdown(doc: Document) -> str:

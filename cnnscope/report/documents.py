@@ -15,6 +15,7 @@ from cnnscope.report.document import Document
 
 # result class name -> the report module whose ``document(result, **options)`` shows it
 DOCUMENT_MODULES = {
+    "ModelReport": "cnnscope.report.layers",
     "ShapeReport": "cnnscope.report.shape_render",
     "FvcoreCheck": "cnnscope.report.fvcore_render",
     "ReceptiveFieldReport": "cnnscope.report.rf_render",
@@ -29,3 +30,17 @@ def document(result: Any, **options: Any) -> Document:
     except KeyError:
         raise TypeError(f"no document function for {name}") from None
     return importlib.import_module(module).document(result, **options)
+
+
+def render_text(result: Any, format: str, **options: Any) -> str:
+    """``result`` as CSV, JSON or Markdown text (``format``: csv, json or md)."""
+    from cnnscope.report.document import render_text as text_of
+
+    return text_of(document(result, **options), format)
+
+
+def render_table(result: Any, console, *, wide: bool = False, **options: Any) -> None:
+    """``result`` as a table on ``console``, fitted to its width (``wide``: every column)."""
+    from cnnscope.report.document import render_table as print_document
+
+    print_document(document(result, **options), console, wide=wide)

@@ -43,7 +43,7 @@ def totals_json(report: ModelReport, summary: ModelSummary) -> str:
 def summary_markdown(report: ModelReport, summary: ModelSummary, rows: Sequence,
                      files: dict[str, str]) -> str:
     """A Markdown page: headline figures, then the layer table at the given grouping."""
-    from cnnscope.report import layers as layer_render
+    from cnnscope.report.documents import render_text
 
     t = report.totals
     lines = [
@@ -63,7 +63,7 @@ def summary_markdown(report: ModelReport, summary: ModelSummary, rows: Sequence,
         "- files: " + ", ".join(f"[{v}]({v})" for v in files.values()),
         "",
     ]
-    return "\n".join(lines) + "\n" + layer_render.to_markdown(report, rows)
+    return "\n".join(lines) + "\n" + render_text(report, "md", rows=rows)
 
 
 def write_report(folder: str | Path, reports: Sequence[ModelReport], comparison: Comparison,

@@ -268,6 +268,15 @@ def layer_to_dict(r: LayerRecord) -> dict[str, Any]:
 # report files) and pandas all take their columns from it, so a field added to
 # ``layer_to_dict`` appears in every form.
 LAYER_COLUMNS: tuple[str, ...] = tuple(layer_to_dict(LayerRecord(0, "", "", "module", (), (), ())))
+# Appended by ``layer_to_dict`` when the backward was counted (``--train``).
+BACKWARD_COLUMNS: tuple[str, ...] = ("backward_macs", "backward_flops")
+
+
+def layer_columns(rows: Any) -> tuple[str, ...]:
+    """The CSV header of ``rows``: ``LAYER_COLUMNS``, plus the backward columns when the
+    rows carry them (a training trace)."""
+    counted = any(r.backward_macs is not None for r in rows)
+    return LAYER_COLUMNS + BACKWARD_COLUMNS if counted else LAYER_COLUMNS
 
 
 def layer_csv_cell(value: Any) -> str:
@@ -295,9 +304,11 @@ def layers_to_csv(rows: Any) -> str:
 
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(LAYER_COLUMNS)
+    columns = layer_columns(rows)
+    writer.writerow(columns)
     for r in rows:
-        writer.writerow([layer_csv_cell(v) for v in layer_to_dict(r).values()])
+        d = layer_to_dict(r)
+        writer.writerow([layer_csv_cell(d.get(k)) for k in columns])
     return buf.getvalue()
 
 

@@ -8,7 +8,8 @@ from rich.table import Table
 
 import cnnscope
 from cnnscope.report.boxtable import SECTION, Column, box_table
-from cnnscope.report.layers import _geometry, render_rich, title
+from cnnscope.report.documents import render_table
+from cnnscope.report.layers import _geometry, title
 from cnnscope.report.units import shape, thousands
 
 
@@ -19,7 +20,7 @@ def _print(renderable, width: int) -> str:
 
 
 def _rich_layer_table(report, width: int) -> str:
-    # The layout render_rich had when it used rich.table.Table (the reference).
+    # The layout the layer table had when it used rich.table.Table (the reference).
     table = Table(title=title(report), header_style="bold")
     table.add_column("layer", overflow="fold", ratio=1)
     table.add_column("type", overflow="fold")
@@ -44,7 +45,7 @@ def _rich_layer_table(report, width: int) -> str:
 def test_layer_table_equals_rich_table(model):
     report = cnnscope.analyze(model)
     con = Console(width=160, file=io.StringIO(), color_system=None, force_terminal=True)
-    render_rich(report, report.layers, con)
+    render_table(report, con, rows=report.layers)
     ours = con.file.getvalue()
     table_part = ours[: ours.index("\nparams ") + 1]  # the footer lines follow the table
     assert table_part == _rich_layer_table(report, 160)
