@@ -56,6 +56,7 @@ class Cell:
 class Row:
     cells: tuple[Cell, ...]
     total: bool = False  # a totals row: under a rule, not in the CSV
+    markdown: bool = True  # False: a line of the table only (a "... more" or subtotal line)
 
 
 SECTION_RULE = None  # in ``Section.rows``: a horizontal rule between groups of rows
@@ -67,6 +68,9 @@ class Section:
     rows: tuple[Row | None, ...]
     title: str | None = None
     csv_order: tuple[str, ...] | None = None  # CSV headers in file order (default: columns')
+    # A small summary table: always boxed (Rich's look, piped too), only folding columns
+    # narrow; never fitted by dropping columns.
+    boxed: bool = False
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,10 @@ class Document:
     # The footer of the files (Markdown) when the table's is cut short (long warning lists).
     full_footer: tuple[str, ...] | None = None
     data: dict[str, Any] = field(default_factory=dict)  # for JSON: the result's to_dict()
+    # How footer lines longer than the page print: "page" (a terminal wraps them itself,
+    # elsewhere they wrap at spaces), "never" (one line each, wherever they go) or
+    # "always" (wrapped at spaces to the page, on a terminal too).
+    footer_wrap: str = "page"
     # Keys of ``data`` whose long lists are written one compact item per line (thousands
     # of layers indented item by item make a slow file no easier to read or diff).
     compact: tuple[str, ...] = ()
@@ -88,8 +96,8 @@ def cell(text: str, exact: Any = _UNSET, style: str | None = None) -> Cell:
     return Cell(text, exact, style)
 
 
-def row(*cells: Cell | str, total: bool = False) -> Row:
-    return Row(tuple(c if isinstance(c, Cell) else Cell(c) for c in cells), total)
+def row(*cells: Cell | str, total: bool = False, markdown: bool = True) -> Row:
+    return Row(tuple(c if isinstance(c, Cell) else Cell(c) for c in cells), total, markdown)
 
 
 # ---------------------------------------------------------------------- the four renderers
@@ -97,11 +105,13 @@ def row(*cells: Cell | str, total: bool = False) -> Row:
 
 def render_table(doc: Document, console, *, wide: bool = False) -> None:
     """Each section fitted to the console, then what fitting left out and the footer."""
-    from cnnscope.report.boxtable import SECTION, print_footer, print_table
+    from cnnscope.report.boxtable import SECTION, box_table, print_footer, print_table
     from cnnscope.report.boxtable import Column as BoxColumn
 
     notes: list[str] = []
     for section in doc.sections:
+        if not any(c.shown for c in section.columns):
+            continue
         shown = [i for i, c in enumerate(section.columns) if c.shown]
         columns = [BoxColumn(c.header, right=c.right, fold=c.fold, drop=c.drop,
                              shorten=c.shorten) for c in (section.columns[i] for i in shown)]
@@ -114,8 +124,17 @@ def render_table(doc: Document, console, *, wide: bool = False) -> None:
                 rows.append(SECTION)
             rows.append([c.text if c.style is None else (c.text, c.style)
                          for c in (r.cells[i] for i in shown)])
-        notes += print_table(console, columns, rows, title=section.title or doc.title, wide=wide)
-    print_footer(console, notes + list(doc.footer))
+        title = section.title or doc.title
+        if section.boxed:
+            console.print(box_table(columns, rows, title=title, max_width=console.width),
+                          highlight=False, soft_wrap=True)
+        else:
+            notes += print_table(console, columns, rows, title=title, wide=wide)
+    if doc.footer_wrap == "page":
+        print_footer(console, notes + list(doc.footer))
+        return
+    for line in notes + list(doc.footer):
+        console.print(line, highlight=False, markup=False, soft_wrap=doc.footer_wrap == "never")
 
 
 def to_csv(doc: Document) -> str:
@@ -157,16 +176,16 @@ def _placeholder(key: str) -> str:
 
 
 def to_markdown(doc: Document) -> str:
-    """``## title``, a table per section, then the footer as a list."""
+    """``## title``, a table per section (a blank line between), then the footer as a list."""
     out = [f"## {doc.title}", ""]
     for section in doc.sections:
         columns = [c for c in section.columns if c.shown]
-        if section.title:
-            out += [f"### {section.title}", ""]
+        if not columns:
+            continue
         out.append("| " + " | ".join(c.header for c in columns) + " |")
         out.append("| " + " | ".join("---:" if c.right else "---" for c in columns) + " |")
         for r in section.rows:
-            if r is not None:
+            if r is not None and r.markdown:
                 out.append(_markdown_row(r, section.columns))
         out.append("")
     footer = doc.footer if doc.full_footer is None else doc.full_footer

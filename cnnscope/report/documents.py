@@ -16,6 +16,7 @@ from cnnscope.report.document import Document
 # result class name -> the report module whose ``document(result, **options)`` shows it
 DOCUMENT_MODULES = {
     "ModelReport": "cnnscope.report.layers",
+    "MemoryPlan": "cnnscope.report.memory_render",
     "ShapeReport": "cnnscope.report.shape_render",
     "FvcoreCheck": "cnnscope.report.fvcore_render",
     "ReceptiveFieldReport": "cnnscope.report.rf_render",
