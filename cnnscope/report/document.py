@@ -68,9 +68,12 @@ class Section:
     rows: tuple[Row | None, ...]
     title: str | None = None
     csv_order: tuple[str, ...] | None = None  # CSV headers in file order (default: columns')
-    # A small summary table: always boxed (Rich's look, piped too), only folding columns
-    # narrow; never fitted by dropping columns.
-    boxed: bool = False
+    # How the table is laid out: "fit" (boxtable fitted to the page: columns dropped,
+    # names shortened; plain text when piped), "box" (a small summary table, always
+    # boxed in Rich's look, only folding columns narrow) or "rich" (Rich's own Table,
+    # always boxed, cells wrapped or cut with "…" as Rich does: short tables of prose).
+    layout: str = "fit"
+    formats: tuple[str, ...] = ("table", "md")  # where its shown columns appear
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,7 @@ class Document:
     # elsewhere they wrap at spaces), "never" (one line each, wherever they go) or
     # "always" (wrapped at spaces to the page, on a terminal too).
     footer_wrap: str = "page"
+    heading: bool = True  # Markdown starts with "## title" (False: the table alone)
     # Keys of ``data`` whose long lists are written one compact item per line (thousands
     # of layers indented item by item make a slow file no easier to read or diff).
     compact: tuple[str, ...] = ()
@@ -110,7 +114,7 @@ def render_table(doc: Document, console, *, wide: bool = False) -> None:
 
     notes: list[str] = []
     for section in doc.sections:
-        if not any(c.shown for c in section.columns):
+        if "table" not in section.formats or not any(c.shown for c in section.columns):
             continue
         shown = [i for i, c in enumerate(section.columns) if c.shown]
         columns = [BoxColumn(c.header, right=c.right, fold=c.fold, drop=c.drop,
@@ -125,7 +129,9 @@ def render_table(doc: Document, console, *, wide: bool = False) -> None:
             rows.append([c.text if c.style is None else (c.text, c.style)
                          for c in (r.cells[i] for i in shown)])
         title = section.title or doc.title
-        if section.boxed:
+        if section.layout == "rich":
+            console.print(_rich_table(columns, rows, title))
+        elif section.layout == "box":
             console.print(box_table(columns, rows, title=title, max_width=console.width),
                           highlight=False, soft_wrap=True)
         else:
@@ -135,6 +141,24 @@ def render_table(doc: Document, console, *, wide: bool = False) -> None:
         return
     for line in notes + list(doc.footer):
         console.print(line, highlight=False, markup=False, soft_wrap=doc.footer_wrap == "never")
+
+
+def _rich_table(columns, rows, title: str):
+    """Rich's Table of ``rows``, rules between groups; a plain cell is a Rich string (the
+    console highlights numbers on a terminal), a styled one a ``Text``."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=title, header_style="bold")
+    for c in columns:
+        table.add_column(c.header, justify="right" if c.right else "left",
+                         **({"overflow": "fold"} if c.fold else {}))
+    for r in rows:
+        if r is None:
+            table.add_section()
+        else:
+            table.add_row(*(c if isinstance(c, str) else Text(c[0], style=c[1]) for c in r))
+    return table
 
 
 def to_csv(doc: Document) -> str:
@@ -177,10 +201,10 @@ def _placeholder(key: str) -> str:
 
 def to_markdown(doc: Document) -> str:
     """``## title``, a table per section (a blank line between), then the footer as a list."""
-    out = [f"## {doc.title}", ""]
+    out = [f"## {doc.title}", ""] if doc.heading else []
     for section in doc.sections:
         columns = [c for c in section.columns if c.shown]
-        if not columns:
+        if "md" not in section.formats or not columns:
             continue
         out.append("| " + " | ".join(c.header for c in columns) + " |")
         out.append("| " + " | ".join("---:" if c.right else "---" for c in columns) + " |")
@@ -190,6 +214,8 @@ def to_markdown(doc: Document) -> str:
         out.append("")
     footer = doc.footer if doc.full_footer is None else doc.full_footer
     out.extend(f"- {line.strip()}" for line in footer)
+    if not footer and out and out[-1] == "":
+        out.pop()  # a table alone ends with its last row
     return "\n".join(out) + "\n"
 
 

@@ -14,9 +14,12 @@ from typing import Any
 from cnnscope.report.document import Document
 
 # result class name -> the report module whose ``document(result, **options)`` shows it
+# ("module:function" where the function has another name)
 DOCUMENT_MODULES = {
     "ModelReport": "cnnscope.report.layers",
     "MemoryPlan": "cnnscope.report.memory_render",
+    "ZooTable": "cnnscope.report.zoo_render",
+    "CheckResult": "cnnscope.report.files:drift_document",
     "ShapeReport": "cnnscope.report.shape_render",
     "FvcoreCheck": "cnnscope.report.fvcore_render",
     "ReceptiveFieldReport": "cnnscope.report.rf_render",
@@ -30,7 +33,8 @@ def document(result: Any, **options: Any) -> Document:
         module = DOCUMENT_MODULES[name]
     except KeyError:
         raise TypeError(f"no document function for {name}") from None
-    return importlib.import_module(module).document(result, **options)
+    module, _, function = module.partition(":")
+    return getattr(importlib.import_module(module), function or "document")(result, **options)
 
 
 def render_text(result: Any, format: str, **options: Any) -> str:

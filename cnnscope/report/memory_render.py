@@ -56,7 +56,7 @@ def document(plan: MemoryPlan, *, depth: int = 1, top: int = 10) -> Document:
                 _share(plan.breakdown[c], plan.peak_bytes)) for c in CATEGORIES]
     rows.append(row(*(cell(t, style="bold") for t in (
         "peak", thousands(plan.peak_bytes), bytes_h(plan.peak_bytes))), "100.0%", total=True))
-    sections = [Section(columns, tuple(rows), boxed=True)]
+    sections = [Section(columns, tuple(rows), layout="box")]
     modules = by_module(plan, depth)
     if modules:
         total = sum(n for _, n in modules)
@@ -71,7 +71,7 @@ def document(plan: MemoryPlan, *, depth: int = 1, top: int = 10) -> Document:
             markdown=False))
         mcols = (Column("module", fold=True), Column("saved for backward", right=True),
                  Column("size", right=True), Column("share", right=True))
-        sections.append(Section(mcols, tuple(mrows), boxed=True,
+        sections.append(Section(mcols, tuple(mrows), layout="box",
                                 title=f"where the activation memory lives (depth {depth})"))
     long_form = [row("category", c, cell("", plan.breakdown[c])) for c in CATEGORIES]
     long_form.append(row("peak", "peak_bytes", cell("", plan.peak_bytes)))

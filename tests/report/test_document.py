@@ -117,7 +117,7 @@ def test_table_fitted_to_a_narrow_page_drops_and_says_so():
 def test_boxed_section_and_csv_only_section():
     boxed = Section((Column("what"), Column("bytes", right=True)),
                     (row("weights", "12"), row(cell("peak", style="bold"), "12", total=True)),
-                    boxed=True)
+                    layout="box")
     long_form = Section((Column("name", csv="name", shown=False),
                          Column("bytes", csv="bytes", shown=False)),
                         (row("weights", cell("", 12)),))
@@ -143,18 +143,26 @@ def test_boxed_section_and_csv_only_section():
 
 
 @pytest.fixture(scope="module")
-def results(zoo_report):
+def results(zoo_report, tmp_path_factory):
     """One result of each type the API returns that renders through a Document."""
     from cnnscope.analysis.memory import plan_memory
     from cnnscope.analysis.receptive_field import receptive_fields
     from cnnscope.analysis.shapes import output_sizes
 
+    from cnnscope.analysis.snapshot import check_lock, dump_lock, make_lock
+    from cnnscope.analysis.zoo_table import ZooTable
+    from cnnscope.api import zoo_rows
+
     report = zoo_report("lenet5")
+    lock = tmp_path_factory.mktemp("lock") / "lenet5.lock.json"
+    lock.write_text(dump_lock(make_lock(["lenet5"], None, 1, {}, lock_folder=lock.parent)))
     return {
         "ModelReport": report,
         "ShapeReport": output_sizes(report),
         "ReceptiveFieldReport": receptive_fields(report),
         "MemoryPlan": plan_memory("lenet5"),
+        "ZooTable": ZooTable(tuple(zoo_rows("lenet*"))),
+        "CheckResult": check_lock(str(lock)),
     }
 
 
@@ -169,11 +177,11 @@ def test_every_document_module_is_covered():
     from cnnscope.report.documents import DOCUMENT_MODULES
 
     assert set(DOCUMENT_MODULES) == {"ModelReport", "ShapeReport", "ReceptiveFieldReport",
-                                     "MemoryPlan", "FvcoreCheck"}
+                                     "MemoryPlan", "FvcoreCheck", "ZooTable", "CheckResult"}
 
 
 @pytest.mark.parametrize("name", ["ModelReport", "ShapeReport", "ReceptiveFieldReport",
-                                  "MemoryPlan"])
+                                  "MemoryPlan", "ZooTable", "CheckResult"])
 def test_result_satisfies_the_protocol_and_renders_in_every_format(results, name):
     from cnnscope.report.documents import document
     from cnnscope.results import Result
@@ -187,11 +195,13 @@ def test_result_satisfies_the_protocol_and_renders_in_every_format(results, name
     assert isinstance(doc, Document)
     con = _plain_console(120)
     render_table(doc, con)
-    assert doc.title in con.file.getvalue()
+    assert con.file.getvalue().strip()
     csv_text = render_text(doc, "csv")
-    assert csv_text.count("\n") >= 2
-    assert json.loads(render_text(doc, "json")) == json.loads(json.dumps(doc.data))
-    assert render_text(doc, "md").startswith(f"## {doc.title}\n")
+    assert csv_text.count("\n") >= 1 and "," in csv_text.splitlines()[0]
+    exact = json.loads(json.dumps(result.to_dict()))
+    written = json.loads(render_text(doc, "json"))
+    assert {k: written[k] for k in exact} == exact  # its data, perhaps with notes added
+    assert render_text(doc, "md").startswith(f"## {doc.title}\n" if doc.heading else "| ")
 
 
 def test_fvcore_check_satisfies_the_protocol():
