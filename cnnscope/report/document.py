@@ -71,7 +71,9 @@ class Section:
     # How the table is laid out: "fit" (boxtable fitted to the page: columns dropped,
     # names shortened; plain text when piped), "box" (a small summary table, always
     # boxed in Rich's look, only folding columns narrow) or "rich" (Rich's own Table,
-    # always boxed, cells wrapped or cut with "…" as Rich does: short tables of prose).
+    # always boxed, cells wrapped or cut with "…" as Rich does: short tables of prose)
+    # or "parts" (a label column, then one column per item: models side by side; cut
+    # into parts that fit the page, each headed by the labels; boxed on a terminal).
     layout: str = "fit"
     formats: tuple[str, ...] = ("table", "md")  # where its shown columns appear
 
@@ -131,6 +133,8 @@ def render_table(doc: Document, console, *, wide: bool = False) -> None:
         title = section.title or doc.title
         if section.layout == "rich":
             console.print(_rich_table(columns, rows, title))
+        elif section.layout == "parts":
+            notes += _print_parts(console, columns, rows, title, wide)
         elif section.layout == "box":
             console.print(box_table(columns, rows, title=title, max_width=console.width),
                           highlight=False, soft_wrap=True)
@@ -159,6 +163,36 @@ def _rich_table(columns, rows, title: str):
         else:
             table.add_row(*(c if isinstance(c, str) else Text(c[0], style=c[1]) for c in r))
     return table
+
+
+def _print_parts(console, columns, rows, title: str, wide: bool) -> list[str]:
+    """A label column and item columns, in as many parts as the page needs (``wide``:
+    one); returns the footer line that says it was cut."""
+    from rich import box
+    from rich.table import Table
+
+    from cnnscope.report.boxtable import split_columns, split_note
+
+    style = box.HEAVY_HEAD if console.is_terminal else box.SIMPLE_HEAD
+    cells = [[c if isinstance(c, str) else c[0] for c in r] for r in rows if r is not None]
+
+    def make(indices: list[int], title: str | None = title) -> Table:
+        table = Table(title=title, header_style="bold", box=style)
+        for i in indices:
+            if i == 0:
+                table.add_column(columns[0].header, style="bold", no_wrap=True)
+            else:
+                table.add_column(columns[i].header, justify="right", no_wrap=True)
+        for r in cells:
+            table.add_row(*(r[i] for i in indices))
+        return table
+
+    n = len(columns)
+    parts = [list(range(n))] if wide else split_columns(console, make, n)
+    for k, indices in enumerate(parts):
+        part = f", part {k + 1} of {len(parts)}" if len(parts) > 1 else ""
+        console.print(make(indices, title + part), crop=False)
+    return split_note(len(parts), console.width)
 
 
 def to_csv(doc: Document) -> str:
@@ -206,7 +240,7 @@ def to_markdown(doc: Document) -> str:
         columns = [c for c in section.columns if c.shown]
         if "md" not in section.formats or not columns:
             continue
-        out.append("| " + " | ".join(c.header for c in columns) + " |")
+        out.append("|" + "".join(f" {c.header} |" if c.header else " |" for c in columns))
         out.append("| " + " | ".join("---:" if c.right else "---" for c in columns) + " |")
         for r in section.rows:
             if r is not None and r.markdown:

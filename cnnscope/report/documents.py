@@ -19,6 +19,7 @@ DOCUMENT_MODULES = {
     "ModelReport": "cnnscope.report.layers",
     "MemoryPlan": "cnnscope.report.memory_render",
     "ZooTable": "cnnscope.report.zoo_render",
+    "Comparison": "cnnscope.report.compare_render",
     "CheckResult": "cnnscope.report.files:drift_document",
     "ShapeReport": "cnnscope.report.shape_render",
     "FvcoreCheck": "cnnscope.report.fvcore_render",

@@ -17,6 +17,7 @@ from cnnscope.analysis.compare import Comparison, ModelSummary
 from cnnscope.errors import UserFileError
 from cnnscope.report import compare_render
 from cnnscope.report.document import Column, Document, Section, cell, row
+from cnnscope.report.documents import render_text
 from cnnscope.report.io import strict_json, write_text_atomic
 from cnnscope.report.units import bytes_h, human, shape, thousands
 from cnnscope.trace.records import ModelReport
@@ -47,8 +48,6 @@ def totals_json(report: ModelReport, summary: ModelSummary) -> str:
 def summary_markdown(report: ModelReport, summary: ModelSummary, rows: Sequence,
                      files: dict[str, str]) -> str:
     """A Markdown page: headline figures, then the layer table at the given grouping."""
-    from cnnscope.report.documents import render_text
-
     t = report.totals
     lines = [
         f"# {report.model}",
@@ -94,9 +93,9 @@ def write_report(folder: str | Path, reports: Sequence[ModelReport], comparison:
         written.append(write_text_atomic(out / files["summary"],
                                          summary_markdown(report, summary, rows, files)))
     if len(reports) > 1:
-        written.append(write_text_atomic(out / "compare.csv", compare_render.to_csv(comparison)))
-        written.append(write_text_atomic(out / "compare.json", compare_render.to_json(comparison)))
-        written.append(write_text_atomic(out / "compare.md", compare_render.to_markdown(comparison)))
+        written.append(write_text_atomic(out / "compare.csv", render_text(comparison, "csv")))
+        written.append(write_text_atomic(out / "compare.json", render_text(comparison, "json")))
+        written.append(write_text_atomic(out / "compare.md", render_text(comparison, "md")))
         if plot:
             from cnnscope.report.plot import plot_comparison
 

@@ -5,6 +5,9 @@ Not a test: a tool for refactoring the renderers without changing a byte of outp
     python tests/report/golden_outputs.py save DIR     # run the matrix, one file per case
     python tests/report/golden_outputs.py diff OLD NEW # list the cases that differ
 
+To capture main's outputs, run it with main's tree first on the path:
+``git archive main | tar -x -C /tmp/main; PYTHONPATH=/tmp/main python ... save DIR``.
+
 Each command runs in-process (``cnnscope.cli.main.main``) with stdout either a pipe-like
 buffer (plain tables) or one that says it is a terminal (boxed tables, colours), at
 COLUMNS=80 and 200. Bench timings vary from run to run, so bench outputs are compared by
@@ -36,6 +39,8 @@ def commands(tmp: Path) -> dict[str, list[str]]:
         "summary_lenet5_fvcore": ["summary", "lenet5", "--counter", "fvcore"],
         "summary_resnet18_fvcore_depth1": ["summary", "resnet18", "--counter", "fvcore", "--depth", "1"],
         "compare_vgg16_googlenet": ["compare", "vgg16", "googlenet"],
+        "compare_five": ["compare", "lenet5", "alexnet", "resnet18", "googlenet", "mobilenet_v2"],
+        "summary_lenet5_fvcore_train": ["summary", "lenet5", "--counter", "fvcore", "--train"],
         "rf_googlenet": ["rf", "googlenet"],
         "rf_resnet18": ["rf", "resnet18"],
         "shape_resnet18": ["shape", "resnet18"],
