@@ -149,6 +149,7 @@ def results(zoo_report, tmp_path_factory):
     from cnnscope.analysis.receptive_field import receptive_fields
     from cnnscope.analysis.shapes import output_sizes
 
+    import cnnscope
     from cnnscope.analysis.snapshot import check_lock, dump_lock, make_lock
     from cnnscope.analysis.zoo_table import ZooTable
     from cnnscope.api import zoo_rows
@@ -163,6 +164,7 @@ def results(zoo_report, tmp_path_factory):
         "MemoryPlan": plan_memory("lenet5"),
         "ZooTable": ZooTable(tuple(zoo_rows("lenet*"))),
         "CheckResult": check_lock(str(lock)),
+        "Comparison": cnnscope.compare(["lenet5", "nin"]),
     }
 
 
@@ -177,11 +179,12 @@ def test_every_document_module_is_covered():
     from cnnscope.report.documents import DOCUMENT_MODULES
 
     assert set(DOCUMENT_MODULES) == {"ModelReport", "ShapeReport", "ReceptiveFieldReport",
-                                     "MemoryPlan", "FvcoreCheck", "ZooTable", "CheckResult"}
+                                     "MemoryPlan", "FvcoreCheck", "ZooTable", "CheckResult",
+                                     "Comparison"}
 
 
 @pytest.mark.parametrize("name", ["ModelReport", "ShapeReport", "ReceptiveFieldReport",
-                                  "MemoryPlan", "ZooTable", "CheckResult"])
+                                  "MemoryPlan", "ZooTable", "CheckResult", "Comparison"])
 def test_result_satisfies_the_protocol_and_renders_in_every_format(results, name):
     from cnnscope.report.documents import document
     from cnnscope.results import Result
