@@ -278,7 +278,7 @@ def write_result(result: Any, format: Optional[OutputFormat], output: Optional[s
 def write_output(format: Optional[OutputFormat], output: Optional[str], *,
                  rich: Callable[[Any], None], csv: Callable[[], str], json: Callable[[], str],
                  md: Callable[[], str]) -> None:
-    """Write one result in the chosen format: every command's last step.
+    """Write a result that is not a ``Document`` yet (``bench``: its own four renderers).
 
     ``format`` None takes it from the -o file name (``resolve_format``). ``rich(console)``
     prints the table (recorded as plain text when ``output`` is a file); ``csv``, ``json``
