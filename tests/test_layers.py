@@ -19,12 +19,13 @@ PACKAGE_DIR = Path(cnnscope.__file__).parent
 
 # Bottom to top. A module belongs to the longest prefix listed here.
 LAYERS: dict[str, int] = {
-    # 0 base: errors, files, running user code, the version, units
+    # 0 base: errors, files, running user code, the version, units, the result protocol
     "cnnscope.errors": 0,
     "cnnscope.fileio": 0,
     "cnnscope.usercode": 0,
     "cnnscope.version": 0,
     "cnnscope.units": 0,
+    "cnnscope.results": 0,
     # 1 the models and the one forward pass that measures them
     "cnnscope.zoo": 1,
     "cnnscope.trace": 1,

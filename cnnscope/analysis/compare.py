@@ -87,7 +87,7 @@ def _is_alias(r: LayerRecord) -> bool:
 
 
 @dataclass(frozen=True)
-class PeakMemory:
+class PeakActivation:
     """Peak activation memory of one forward pass (see the module docstring for the rule)."""
 
     elements: int  # summed elements of the tensors alive at the peak
@@ -95,7 +95,7 @@ class PeakMemory:
     layer: str  # the record executing at the peak ("<input>" before any layer)
 
 
-def peak_activation(report: ModelReport, bytes_per_element: int = 4) -> PeakMemory:
+def peak_activation(report: ModelReport, bytes_per_element: int = 4) -> PeakActivation:
     """Largest sum of live activation tensors at any step of the forward pass."""
     layers = report.layers
     n = len(layers)
@@ -130,7 +130,7 @@ def peak_activation(report: ModelReport, bytes_per_element: int = 4) -> PeakMemo
         if live > peak:
             peak, at = live, step
     name = layers[at].name if 0 <= at < n else ("<input>" if n == 0 or at < 0 else "<output>")
-    return PeakMemory(elements=peak, bytes=peak * bytes_per_element, layer=name)
+    return PeakActivation(elements=peak, bytes=peak * bytes_per_element, layer=name)
 
 
 def receptive_field(report: ModelReport) -> tuple[tuple[int | None, ...] | None, str | None]:
@@ -177,7 +177,7 @@ class ModelSummary:
     param_bytes: int
     depth: int
     receptive_field: Any  # whatever the receptive-field analysis reports; None: "-"
-    peak: PeakMemory
+    peak: PeakActivation
     output_shapes: tuple[tuple[int, ...], ...]
     bench: BenchFigures | None = None
 
@@ -320,7 +320,7 @@ def flat_row(c: Comparison, m: ModelSummary) -> dict[str, Any]:
     return row
 
 
-def summarize(report: ModelReport, dtype: str = "float32",
+def model_summary(report: ModelReport, dtype: str = "float32",
               bench: BenchFigures | None = None) -> tuple[ModelSummary, list[str]]:
     """A report's comparison column, and notes on figures that could not be derived."""
     name, nbytes = dtype_bytes(dtype)
@@ -350,7 +350,7 @@ def compare_reports(reports: Sequence[ModelReport], dtype: str = "float32",
     benches = list(benches) if benches is not None else [None] * len(reports)
     models, notes = [], []
     for report, b in zip(reports, benches):
-        m, n = summarize(report, name, b)
+        m, n = model_summary(report, name, b)
         models.append(m)
         notes.extend(x for x in n if x not in notes)
     # Two models with one display name (same spec at two sizes) get told apart.

@@ -62,6 +62,7 @@ from cnnscope.analysis.rf_axis import (  # noqa: F401 - re-exported: the maths' 
     merge_fields,
 )
 from cnnscope.analysis.rf_rules import _State, _Step, _step
+from cnnscope.results import FieldStatus, LayerKind
 from cnnscope.trace.records import MODEL_INPUT, ModelReport
 
 # Definitions printed under every table and written into every file.
@@ -91,27 +92,27 @@ class LayerField:
     index: int
     name: str
     type: str
-    kind: str
+    kind: LayerKind
     output_shape: tuple[int, ...]
     axes: tuple[Any, ...]  # per input axis: AxisField, GLOBAL, UNKNOWN or CONSTANT
     global_context: bool = False
     warnings: tuple[str, ...] = ()
 
     @property
-    def status(self) -> str:
+    def status(self) -> FieldStatus:
         """spatial, global, partial (some axes global), unknown or constant."""
         kinds = {("spatial" if isinstance(a, AxisField) else a) for a in self.axes}
         if UNKNOWN in kinds:
-            return UNKNOWN
+            return FieldStatus.UNKNOWN
         if kinds == {"spatial"}:
-            return "spatial"
+            return FieldStatus.SPATIAL
         if kinds == {GLOBAL}:
-            return GLOBAL
+            return FieldStatus.GLOBAL
         if kinds == {CONSTANT}:
-            return CONSTANT
+            return FieldStatus.CONSTANT
         if kinds <= {GLOBAL, CONSTANT}:
-            return GLOBAL
-        return "partial"
+            return FieldStatus.GLOBAL
+        return FieldStatus.PARTIAL
 
     @property
     def is_spatial(self) -> bool:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Callable
 
+from cnnscope.results import LayerKind
 from cnnscope.trace.records import LayerRecord, ModelReport
 
 # ---------------------------------------------------------------------- the formulas
@@ -77,7 +78,7 @@ class ShapeRow:
     index: int
     name: str
     type: str
-    kind: str
+    kind: LayerKind
     input_shape: tuple[int, ...]
     output_shape: tuple[int, ...]
     formula: str  # "" when the layer keeps the spatial size (activations, merges...)

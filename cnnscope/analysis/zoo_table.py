@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from cnnscope.trace.records import ModelReport
+from cnnscope.trace.records import CONVENTION, ModelReport
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,17 @@ class ZooRow:
     macs: int | None
     reference_params: int | None
     reference_source: str | None
+
+
+@dataclass(frozen=True)
+class ZooTable:
+    """The rows of ``cnnscope zoo`` (``cnnscope.zoo_rows``), as one result."""
+
+    rows: tuple[ZooRow, ...]
+    convention: str = CONVENTION
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"convention": self.convention, "models": [asdict(r) for r in self.rows]}
 
 
 def zoo_row(info: Any, report: ModelReport | None) -> ZooRow:

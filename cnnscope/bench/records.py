@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from cnnscope.bench.comm_model import ScalingPrediction
+from cnnscope.results import RunStatus
 
 STATUSES = ("ok", "oom", "error", "unsupported")
 
@@ -213,7 +214,7 @@ class BenchRow:
     dtype: str
     mode: str  # "infer" | "train"
     input_size: tuple[int, ...]
-    status: str = "ok"
+    status: RunStatus = RunStatus.OK  # a plain string is converted
     error: str | None = None
     samples: int = 0
     median_ms: float | None = None
@@ -246,6 +247,10 @@ class BenchRow:
     notes: tuple[str, ...] = ()
     per_layer: PerLayer | None = None
     ddp: DdpStats | None = None  # data-parallel rows only (cnnscope bench --ddp N)
+
+    def __post_init__(self) -> None:
+        if type(self.status) is not RunStatus:
+            object.__setattr__(self, "status", RunStatus(self.status))
 
     @property
     def iqr_ms(self) -> float | None:

@@ -254,10 +254,31 @@ def flush_console(con, output: Optional[str]) -> None:
         write_stdout(con.file.getvalue())
 
 
+def write_result(result: Any, format: Optional[OutputFormat], output: Optional[str], *,
+                 wide: bool = False, **options: Any) -> None:
+    """Write one result in the chosen format: every command's last step.
+
+    The result becomes a ``Document`` (``cnnscope.report.documents``; ``options`` are its
+    type's own, e.g. ``top``), printed by the one renderer of the format. ``format`` None
+    takes it from the -o file name; a table goes to a file as plain text at 160 columns.
+    """
+    from cnnscope.report import document as render
+    from cnnscope.report.documents import document
+
+    format = resolve_format(format, output)
+    doc = document(result, **options)
+    if format is OutputFormat.table:
+        con = console(output)
+        render.render_table(doc, con, wide=wide)
+        flush_console(con, output)
+        return
+    emit(render.render_text(doc, format.value), output)
+
+
 def write_output(format: Optional[OutputFormat], output: Optional[str], *,
                  rich: Callable[[Any], None], csv: Callable[[], str], json: Callable[[], str],
                  md: Callable[[], str]) -> None:
-    """Write one result in the chosen format: every command's last step.
+    """Write a result that is not a ``Document`` yet (``bench``: its own four renderers).
 
     ``format`` None takes it from the -o file name (``resolve_format``). ``rich(console)``
     prints the table (recorded as plain text when ``output`` is a file); ``csv``, ``json``

@@ -16,7 +16,7 @@ from cnnscope.cli.common import (
     examples,
     parse_size,
     user_errors,
-    write_output,
+    write_result,
 )
 from cnnscope.cli.model_args import ArgOpt, parse_model_args
 
@@ -48,7 +48,6 @@ def compare(
         from cnnscope.analysis.compare import dtype_bytes
         from cnnscope.api import compare as run_compare
         from cnnscope.api import resolve_all
-        from cnnscope.report import compare_render as render
 
         if len(models) < 2:
             from cnnscope.errors import InvalidOptionError
@@ -65,11 +64,7 @@ def compare(
             check_plot_target(plot)  # a missing matplotlib fails before any tracing
         sources = resolve_all(models, kwargs)  # an unknown name fails before any work
         result = run_compare(sources, size, batch, dtype=dtype, bench=bench, device=device)
-        write_output(format, output,
-                     rich=lambda con: render.render_rich(result, con, wide=wide),
-                     csv=lambda: render.to_csv(result),
-                     json=lambda: render.to_json(result),
-                     md=lambda: render.to_markdown(result))
+        write_result(result, format, output, wide=wide)
         if plot:
             from cnnscope.report.plot import plot_comparison
 

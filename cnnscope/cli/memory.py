@@ -15,7 +15,7 @@ from cnnscope.cli.common import (
     examples,
     parse_size,
     user_errors,
-    write_output,
+    write_result,
 )
 from cnnscope.cli.model_args import ArgOpt, parse_args
 
@@ -52,7 +52,6 @@ def memory(
         from cnnscope.analysis.memory import check_options, parse_bytes
         from cnnscope.api import fit_batch, plan_memory
         from cnnscope.errors import InvalidOptionError
-        from cnnscope.report import memory_render as render
 
         check_options(dtype, optimizer)
         if depth < 0:
@@ -71,11 +70,7 @@ def memory(
             plan = fit_batch(model, budget, size, **options)
         else:
             plan = plan_memory(model, size, batch, **options)
-        write_output(format, output,
-                     rich=lambda con: render.render_rich(plan, con, depth=depth, top=top),
-                     csv=lambda: render.to_csv(plan, depth=depth),
-                     json=lambda: render.to_json(plan),
-                     md=lambda: render.to_markdown(plan, depth=depth, top=top))
+        write_result(plan, format, output, depth=depth, top=top)
         if plot:
             from cnnscope.report.memory_plot import plot_memory
 

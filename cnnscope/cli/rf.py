@@ -15,7 +15,7 @@ from cnnscope.cli.common import (
     examples,
     parse_sizes,
     user_errors,
-    write_output,
+    write_result,
 )
 from cnnscope.cli.model_args import ArgOpt, parse_args
 
@@ -42,7 +42,6 @@ def rf(
         from cnnscope.analysis.receptive_field import receptive_fields
         from cnnscope.api import analyze
         from cnnscope.models import resolve
-        from cnnscope.report import rf_render as render
 
         if plot:
             from cnnscope.report.plot import check_plot_target
@@ -52,11 +51,7 @@ def rf(
         size = parse_sizes(input)
         report = analyze(source, size)  # a too-small input is explained by analyze
         result = receptive_fields(report)
-        write_output(format, output,
-                     rich=lambda con: render.render_rich(result, con, wide=wide),
-                     csv=lambda: render.to_csv(result),
-                     json=lambda: render.to_json(result),
-                     md=lambda: render.to_markdown(result))
+        write_result(result, format, output, wide=wide)
         if plot:
             from cnnscope.report.plot import plot_rf
 

@@ -15,7 +15,7 @@ from cnnscope.cli.common import (
     examples,
     parse_sizes,
     user_errors,
-    write_output,
+    write_result,
 )
 from cnnscope.cli.model_args import ArgOpt, parse_args
 
@@ -45,7 +45,6 @@ def shape(
         from cnnscope.api import analyze, minimum_input
         from cnnscope.errors import InvalidOptionError
         from cnnscope.models import resolve
-        from cnnscope.report import shape_render as render
 
         if near is not None and near < 1:
             raise InvalidOptionError(f"--near {near} is not positive", "give a side length, e.g. --near 572")
@@ -59,11 +58,7 @@ def shape(
         if near is not None:
             sizes, rule = shapes.valid_sizes_near(source, near, report.input_size[0])
             result = replace(result, near=near, valid_near=sizes, valid_rule=rule)
-        write_output(format, output,
-                     rich=lambda con: render.render_rich(result, con, wide=wide),
-                     csv=lambda: render.to_csv(result),
-                     json=lambda: render.to_json(result),
-                     md=lambda: render.to_markdown(result))
+        write_result(result, format, output, wide=wide)
 
 
 def register(app: typer.Typer) -> None:

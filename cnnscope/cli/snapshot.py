@@ -22,7 +22,7 @@ from cnnscope.cli.common import (
     examples,
     parse_size,
     user_errors,
-    write_output,
+    write_result,
 )
 from cnnscope.cli.model_args import ArgOpt, parse_model_args
 
@@ -77,15 +77,10 @@ def check(
     with user_errors():
         from cnnscope.analysis.snapshot import parse_rtol
         from cnnscope.api import check_lock
-        from cnnscope.report import files as render
 
         result = check_lock(lock, parse_rtol(rtol), model or None,
                             allow_modules=tuple(allow_module or ()))
-        write_output(format, output,
-                     rich=lambda con: render.render_drift_rich(result, con),
-                     csv=lambda: render.drift_csv(result),
-                     json=lambda: render.drift_json(result),
-                     md=lambda: render.drift_markdown(result))
+        write_result(result, format, output)
     if not result.ok:
         raise typer.Exit(1)
 

@@ -18,7 +18,7 @@ from cnnscope.cli.common import (
     examples,
     parse_sizes,
     user_errors,
-    write_output,
+    write_result,
 )
 from cnnscope.cli.model_args import ArgOpt, parse_args
 
@@ -53,7 +53,6 @@ def summary(
         from cnnscope.analysis.aggregate import group_by_depth
         from cnnscope.api import analyze
         from cnnscope.errors import InvalidOptionError
-        from cnnscope.report import layers as render
 
         if depth < 0:
             raise InvalidOptionError(f"--depth {depth} is negative", "use 0 (every layer) or more")
@@ -73,11 +72,7 @@ def summary(
 
             report = dataclasses.replace(report, notes=(*report.notes, report.path_note()))
         rows = group_by_depth(report, depth)
-        write_output(format, output,
-                     rich=lambda con: render.render_rich(report, rows, con, wide=wide),
-                     csv=lambda: render.to_csv(report, rows),
-                     json=lambda: render.to_json(report, rows),
-                     md=lambda: render.to_markdown(report, rows))
+        write_result(report, format, output, wide=wide, rows=rows)
         if plot:
             from cnnscope.report.plot import plot_layers
 
@@ -89,17 +84,12 @@ def _fvcore_side_by_side(model, input, batch, depth, format, output, wide, train
     """``--counter fvcore``: both counts per layer, the difference and its cause."""
     from cnnscope.api import fvcore_check
     from cnnscope.errors import InvalidOptionError
-    from cnnscope.report import fvcore_render as render
 
     if plot:
         raise InvalidOptionError("--plot draws cnnscope's counts", "drop --counter fvcore")
     check = fvcore_check(model, parse_sizes(input), batch, depth=depth, train=train,
                          **parse_args(arg))
-    write_output(format, output,
-                 rich=lambda con: render.render_rich(check, con, wide=wide),
-                 csv=lambda: render.to_csv(check),
-                 json=lambda: render.to_json(check),
-                 md=lambda: render.to_markdown(check))
+    write_result(check, format, output, wide=wide)
 
 
 def register(app: typer.Typer) -> None:

@@ -12,7 +12,7 @@ from cnnscope.cli.common import (
     OutputOpt,
     examples,
     user_errors,
-    write_output,
+    write_result,
 )
 
 ORDER = 0
@@ -27,9 +27,9 @@ def zoo(
 ) -> None:
     """List the zoo: name, family, paper year, data set, default input, params, MACs."""
     with user_errors():
+        from cnnscope.analysis.zoo_table import ZooTable
         from cnnscope.api import zoo_rows
         from cnnscope.errors import UnknownModelError
-        from cnnscope.report import zoo_render as render
 
         rows = zoo_rows(pattern, family, counts=counts)
         if not rows:
@@ -39,11 +39,7 @@ def zoo(
                 f"no model matches {pattern!r}" + (f" in family {family!r}" if family else ""),
                 "families: " + ", ".join(families()),
             )
-        write_output(format, output,
-                     rich=lambda con: render.render_rich(rows, con),
-                     csv=lambda: render.to_csv(rows),
-                     json=lambda: render.to_json(rows),
-                     md=lambda: render.to_markdown(rows))
+        write_result(ZooTable(tuple(rows)), format, output)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,15 +1,15 @@
-"""Renderers of ``cnnscope compare``: one column per model; rich, CSV, JSON, Markdown.
+"""What ``cnnscope compare`` shows (a ``Comparison``) as a ``Document``: one column per model.
 
-CSV and JSON keep exact integers (CSV: one row per model, built with pandas); the table
-and Markdown show human units with the exact parameter count.
+CSV and JSON keep exact integers (CSV: one row per model); the table and Markdown show
+human units with the exact parameter count.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from cnnscope.analysis.compare import Comparison, ModelSummary, format_ratio
-from cnnscope.report.io import strict_json
+from cnnscope.analysis.compare import Comparison, ModelSummary, flat_row, format_ratio
+from cnnscope.report.document import Column, Document, Section, cell, row
 from cnnscope.report.units import bytes_h, human, shape, thousands
 
 
@@ -68,59 +68,20 @@ def footer_lines(c: Comparison) -> list[str]:
     return lines
 
 
-def render_rich(c: Comparison, console, wide: bool = False) -> None:
-    """Print the comparison as a Rich table, one column per model.
-
-    Too many models for the page: the table is printed in parts, each with the row labels
-    and as many models as fit (``wide``: one table, however wide). Boxed on a terminal,
-    plain (a rule under the header, no box) when piped or written to a file.
-    """
-    from rich import box
-    from rich.table import Table
-
-    from cnnscope.report.boxtable import split_columns, split_note
-
-    table_rows = rows(c)
-    style = box.HEAVY_HEAD if console.is_terminal else box.SIMPLE_HEAD
-
-    def make(indices: list[int], title: str | None = f"compare ({c.dtype})") -> Table:
-        table = Table(title=title, header_style="bold", box=style)
-        for i in indices:
-            if i == 0:
-                table.add_column("", style="bold", no_wrap=True)
-            else:
-                table.add_column(c.models[i - 1].model, justify="right", no_wrap=True)
-        for label, cells in table_rows:
-            row = [label, *cells]
-            table.add_row(*(row[i] for i in indices))
-        return table
-
-    n = len(c.models) + 1
-    parts = [list(range(n))] if wide else split_columns(console, make, n)
-    for k, indices in enumerate(parts):
-        title = f"compare ({c.dtype})" + (f", part {k + 1} of {len(parts)}" if len(parts) > 1 else "")
-        console.print(make(indices, title), crop=False)
-    for line in split_note(len(parts), console.width) + footer_lines(c):
-        console.print(line, highlight=False, markup=False, soft_wrap=True)
+def document(c: Comparison) -> Document:
+    """One column per model (the table is cut into parts when they do not fit the page);
+    CSV: one row per model with exact integers and the ratios to the first model."""
+    labels = (Column(""), *(Column(m.model, right=True) for m in c.models))
+    shown = Section(labels, tuple(row(label, *cells) for label, cells in rows(c)),
+                    title=f"compare ({c.dtype})", layout="parts")
+    flat = [flat_row(c, m) for m in c.models]
+    keys = list(dict.fromkeys(k for f in flat for k in f))
+    exact = Section(tuple(Column(k, csv=k, shown=False) for k in keys),
+                    tuple(row(*(cell("", _exact(f.get(k))) for k in keys)) for f in flat))
+    return Document(f"compare ({c.dtype})", (shown, exact), tuple(footer_lines(c)),
+                    data=c.to_dict(), footer_wrap="never")
 
 
-def to_csv(c: Comparison) -> str:
-    """One row per model with exact integers and the ratios to the first model."""
-    return c.to_pandas().to_csv(index=False, lineterminator="\n")
-
-
-def to_json(c: Comparison) -> str:
-    """``{"models": [one object per model with a "totals" object, ...], ...}``."""
-    return strict_json(c.to_dict(), indent=2) + "\n"
-
-
-def to_markdown(c: Comparison) -> str:
-    """A GitHub-flavoured Markdown table, one column per model."""
-    head = "| | " + " | ".join(m.model for m in c.models) + " |"
-    sep = "| --- | " + " | ".join("---:" for _ in c.models) + " |"
-    out = [f"## compare ({c.dtype})", "", head, sep]
-    for label, cells in rows(c):
-        out.append(f"| {label} | " + " | ".join(cells) + " |")
-    out.append("")
-    out.extend(f"- {line}" for line in footer_lines(c))
-    return "\n".join(out) + "\n"
+def _exact(v: Any) -> Any:
+    """A CSV cell: the exact figure; one that is not known (no timing) is empty."""
+    return "" if v is None else v

@@ -1,4 +1,4 @@
-"""Report files (``cnnscope report``) and the drift table of ``cnnscope check``.
+"""Report files (``cnnscope report``) and the drift document of ``cnnscope check``.
 
 ``write_report`` writes, per model, the layer table (``<model>.layers.csv``, built with
 pandas), the totals (``<model>.totals.json``) and a Markdown summary (``<model>.md``), and
@@ -11,14 +11,19 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from cnnscope.analysis.compare import Comparison, ModelSummary
 from cnnscope.errors import UserFileError
 from cnnscope.report import compare_render
+from cnnscope.report.document import Column, Document, Section, cell, row
+from cnnscope.report.documents import render_text
 from cnnscope.report.io import strict_json, write_text_atomic
 from cnnscope.report.units import bytes_h, human, shape, thousands
 from cnnscope.trace.records import ModelReport
+
+if TYPE_CHECKING:
+    from cnnscope.analysis.snapshot import CheckResult
 
 # ---------------------------------------------------------------------- report files
 
@@ -43,8 +48,6 @@ def totals_json(report: ModelReport, summary: ModelSummary) -> str:
 def summary_markdown(report: ModelReport, summary: ModelSummary, rows: Sequence,
                      files: dict[str, str]) -> str:
     """A Markdown page: headline figures, then the layer table at the given grouping."""
-    from cnnscope.report import layers as layer_render
-
     t = report.totals
     lines = [
         f"# {report.model}",
@@ -63,7 +66,7 @@ def summary_markdown(report: ModelReport, summary: ModelSummary, rows: Sequence,
         "- files: " + ", ".join(f"[{v}]({v})" for v in files.values()),
         "",
     ]
-    return "\n".join(lines) + "\n" + layer_render.to_markdown(report, rows)
+    return "\n".join(lines) + "\n" + render_text(report, "md", rows=rows)
 
 
 def write_report(folder: str | Path, reports: Sequence[ModelReport], comparison: Comparison,
@@ -90,9 +93,9 @@ def write_report(folder: str | Path, reports: Sequence[ModelReport], comparison:
         written.append(write_text_atomic(out / files["summary"],
                                          summary_markdown(report, summary, rows, files)))
     if len(reports) > 1:
-        written.append(write_text_atomic(out / "compare.csv", compare_render.to_csv(comparison)))
-        written.append(write_text_atomic(out / "compare.json", compare_render.to_json(comparison)))
-        written.append(write_text_atomic(out / "compare.md", compare_render.to_markdown(comparison)))
+        written.append(write_text_atomic(out / "compare.csv", render_text(comparison, "csv")))
+        written.append(write_text_atomic(out / "compare.json", render_text(comparison, "json")))
+        written.append(write_text_atomic(out / "compare.md", render_text(comparison, "md")))
         if plot:
             from cnnscope.report.plot import plot_comparison
 
@@ -145,39 +148,25 @@ def check_summary(result) -> str:
             f"({len(result.drifts)} differences); if intended, regenerate it with cnnscope snapshot")
 
 
-def render_drift_rich(result, console) -> None:
-    from rich.table import Table
-
+def drift_document(result: CheckResult) -> Document:
+    """What ``cnnscope check`` found: the drifts (per-layer ones capped at
+    ``MAX_LAYER_ROWS`` a model in the table and Markdown; CSV and JSON list every one,
+    exact), then the notes and the verdict. Nothing drifted: the verdict alone."""
+    sections = []
     if not result.ok:
-        table = Table(title=f"changes against {result.path}", header_style="bold")
-        for col in DRIFT_COLUMNS:
-            table.add_column(col, justify="right" if col in ("old", "new", "delta") else "left",
-                             overflow="fold")
-        for row in drift_rows(result):
-            table.add_row(*row)
-        console.print(table)
-    for line in (*result.notes, check_summary(result)):
-        console.print(line, highlight=False, markup=False, soft_wrap=True)
+        columns = tuple(Column(c, right=c in ("old", "new", "delta"), fold=True)
+                        for c in DRIFT_COLUMNS)
+        sections.append(Section(columns, tuple(row(*r) for r in drift_rows(result)),
+                                title=f"changes against {result.path}", layout="rich"))
+    fields = ("model", "field", "old", "new", "delta", "relative")
+    sections.append(Section(tuple(Column(f, csv=f, shown=False) for f in fields),
+                            tuple(row(*(cell("", _exact(d.to_dict()[f])) for f in fields))
+                                  for d in result.drifts)))
+    return Document(f"cnnscope check {result.path}", tuple(sections),
+                    footer=(*result.notes, check_summary(result)), data=result.to_dict(),
+                    footer_wrap="never")
 
 
-def drift_csv(result) -> str:
-    """Every drift with exact numbers (pandas)."""
-    import pandas as pd
-
-    frame = pd.DataFrame([d.to_dict() for d in result.drifts],
-                         columns=["model", "field", "old", "new", "delta", "relative"])
-    return frame.to_csv(index=False, lineterminator="\n")
-
-
-def drift_json(result) -> str:
-    return strict_json(result.to_dict(), indent=2) + "\n"
-
-
-def drift_markdown(result) -> str:
-    out = [f"## cnnscope check {result.path}", ""]
-    if not result.ok:
-        out += ["| " + " | ".join(DRIFT_COLUMNS) + " |", "| --- | --- | ---: | ---: | ---: |"]
-        out += ["| " + " | ".join(row) + " |" for row in drift_rows(result)]
-        out.append("")
-    out += [f"- {line}" for line in (*result.notes, check_summary(result))]
-    return "\n".join(out) + "\n"
+def _exact(v: Any) -> Any:
+    """A CSV cell: an exact number, a missing one empty."""
+    return "" if v is None else v

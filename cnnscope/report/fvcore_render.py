@@ -1,16 +1,11 @@
-"""Renderers of ``--counter fvcore`` (``analysis.fvcore_check.FvcoreCheck``): cnnscope's
+"""What ``--counter fvcore`` shows (``analysis.fvcore_check.FvcoreCheck``): cnnscope's
 MACs and FLOPs beside fvcore's count, per layer, with the difference and its cause."""
 
 from __future__ import annotations
 
-import csv
-import io
-
-from cnnscope.report.io import strict_json
+from cnnscope.analysis.fvcore_check import FvcoreCheck
+from cnnscope.report.document import Column, Document, Row, Section, cell, row
 from cnnscope.report.units import human, shape, thousands
-
-CSV_COLUMNS = ("name", "type", "cnnscope_macs", "cnnscope_flops", "fvcore", "fvcore_macs",
-               "difference", "cause")
 
 
 def title(check) -> str:
@@ -43,51 +38,28 @@ def footer_lines(check) -> list[str]:
     return lines
 
 
-def render_rich(check, console, wide: bool = False) -> None:
-    """The side-by-side table, fitted to the console (``wide``: every column, whole)."""
-    from cnnscope.report.boxtable import SECTION, Column, print_footer, print_table
-
-    columns = [Column("layer", shorten=20), Column("type", shorten=11, drop=1),
-               Column("cnnscope MACs", right=True), Column("cnnscope FLOPs", right=True, drop=2),
-               Column("fvcore", right=True), Column("difference", right=True),
-               Column("cause", fold=True)]
-    rows: list = []
-    for r in check.rows:
-        diff = (_signed(r.difference), "yellow") if r.difference else "0"
-        rows.append([r.name, r.type, thousands(r.macs), thousands(r.flops),
-                     thousands(r.fvcore), diff, r.cause])
-    rows.append(SECTION)
-    rows.append([("total", "bold"), "", (thousands(check.macs), "bold"),
-                 (thousands(check.flops), "bold"), (thousands(check.fvcore), "bold"),
-                 (_signed(check.difference), "bold"), ""])
-    fitted = print_table(console, columns, rows, title=title(check), wide=wide)
-    print_footer(console, fitted + footer_lines(check))
-
-
-def to_csv(check) -> str:
-    """One row per layer, exact integers (cnnscope's MACs and FLOPs, fvcore's count)."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(CSV_COLUMNS)
+def document(check: FvcoreCheck) -> Document:
+    """The side-by-side table with a totals row; CSV adds fvcore's multiply-adds alone."""
+    columns = (Column("layer", csv="name", shorten=20), Column("type", csv="type", shorten=11, drop=1),
+               Column("cnnscope MACs", csv="cnnscope_macs", right=True),
+               Column("cnnscope FLOPs", csv="cnnscope_flops", right=True, drop=2),
+               Column("fvcore", csv="fvcore", right=True),
+               Column("fvcore MACs", csv="fvcore_macs", shown=False),
+               Column("difference", csv="difference", right=True),
+               Column("cause", csv="cause", fold=True))
+    rows: list[Row] = []
     for r in check.rows:
         d = r.to_dict()
-        w.writerow([d[k] for k in CSV_COLUMNS])
-    return buf.getvalue()
-
-
-def to_json(check) -> str:
-    return strict_json(check.to_dict(), indent=2) + "\n"
-
-
-def to_markdown(check) -> str:
-    out = [f"## {title(check)}", "",
-           "| layer | type | cnnscope MACs | cnnscope FLOPs | fvcore | difference | cause |",
-           "| --- | --- | ---: | ---: | ---: | ---: | --- |"]
-    for r in check.rows:
-        out.append(f"| {r.name} | {r.type} | {thousands(r.macs)} | {thousands(r.flops)} | "
-                   f"{thousands(r.fvcore)} | {_signed(r.difference)} | {r.cause} |")
-    out.append(f"| **total** | | **{thousands(check.macs)}** | **{thousands(check.flops)}** | "
-               f"**{thousands(check.fvcore)}** | **{_signed(check.difference)}** | |")
-    out.append("")
-    out.extend(f"- {line.strip()}" for line in footer_lines(check))
-    return "\n".join(out) + "\n"
+        rows.append(row(cell(r.name, d["name"]), cell(r.type, d["type"]),
+                        cell(thousands(r.macs), d["cnnscope_macs"]),
+                        cell(thousands(r.flops), d["cnnscope_flops"]),
+                        cell(thousands(r.fvcore), d["fvcore"]), cell("", d["fvcore_macs"]),
+                        cell(_signed(r.difference), d["difference"],
+                             "yellow" if r.difference else None),
+                        cell(r.cause, d["cause"])))
+    rows.append(row(cell("total", style="bold"), "",
+                    *(cell(text, style="bold") for text in (
+                        thousands(check.macs), thousands(check.flops), thousands(check.fvcore))),
+                    "", cell(_signed(check.difference), style="bold"), "", total=True))
+    return Document(title(check), (Section(columns, tuple(rows)),), tuple(footer_lines(check)),
+                    data=check.to_dict())

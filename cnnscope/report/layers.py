@@ -1,22 +1,23 @@
-"""Renderers of one model's layer table: rich, CSV, JSON, Markdown.
+"""What ``cnnscope params/summary`` shows: one model's layer table, as a ``Document``.
 
-Each takes the rows to show (already grouped) and the report they came from.
+It takes the report and the rows to show (already grouped by ``--depth``).
 """
 
 from __future__ import annotations
 
 from typing import Sequence
 
-from cnnscope.report.io import strict_json
+from cnnscope.report.document import SECTION_RULE, Column, Document, Row, Section, cell, row
 from cnnscope.report.units import human, shape, thousands
 from cnnscope.trace.records import (
+    BACKWARD_COLUMNS,
+    LAYER_COLUMNS,
     LayerRecord,
     ModelReport,
+    layer_columns,
+    layer_csv_cell,
     layer_to_dict,
-    layers_to_csv,
 )
-
-COLUMNS = ("name", "type", "output_shape", "params", "macs", "flops", "activations")
 
 BACKWARD_CONVENTION = (
     "bwd: backward work counted from the ops autograd runs on the meta device (gradient of "
@@ -82,27 +83,31 @@ def footer_lines(report: ModelReport) -> list[str]:
 # work; MACs stay), then the output shape, then the type. Names shorten in the middle;
 # the name, params and MACs always stay; numbers are never cut.
 # With the counted backward (--train), MACs fwd/bwd stay and both FLOPs columns go third.
-def _columns(backward: bool = False):
-    from cnnscope.report.boxtable import Column
+def _columns(backward: bool = False) -> tuple[Column, ...]:
+    costs = ((Column("MACs fwd", csv="macs", right=True),
+              Column("MACs bwd", csv="backward_macs", right=True),
+              Column("FLOPs fwd", csv="flops", right=True, drop=3),
+              Column("FLOPs bwd", csv="backward_flops", right=True, drop=3))
+             if backward else (Column("MACs", csv="macs", right=True),
+                               Column("FLOPs", csv="flops", right=True, drop=3)))
+    shown = (Column("layer", csv="name", shorten=20), Column("type", csv="type", shorten=11, drop=1),
+             Column("geometry", fold=True, drop=4),
+             Column("output", csv="output_shape", right=True, drop=2),
+             Column("params", csv="params", right=True), *costs)
+    in_table = {c.csv for c in shown}
+    # the rest of the one layer schema: in the CSV only
+    schema = LAYER_COLUMNS + BACKWARD_COLUMNS if backward else LAYER_COLUMNS
+    return shown + tuple(Column(k, csv=k, shown=False) for k in schema if k not in in_table)
 
-    costs = ([Column("MACs fwd", right=True), Column("MACs bwd", right=True),
-              Column("FLOPs fwd", right=True, drop=3), Column("FLOPs bwd", right=True, drop=3)]
-             if backward else [Column("MACs", right=True), Column("FLOPs", right=True, drop=3)])
-    return [Column("layer", shorten=20), Column("type", shorten=11, drop=1),
-            Column("geometry", fold=True, drop=4), Column("output", right=True, drop=2),
-            Column("params", right=True), *costs]
 
+def document(report: ModelReport, rows: Sequence[LayerRecord] | None = None) -> Document:
+    """The table of ``rows`` (default: every layer; grouped rows for ``--depth``) with
+    totals and the counting convention; a rule between top-level modules.
 
-def render_rich(report: ModelReport, rows: Sequence[LayerRecord], console,
-                wide: bool = False) -> None:
-    """Print the table of ``rows`` with totals and the counting convention.
-
-    Laid out by ``boxtable`` (Rich's look, in linear time: a thousand-layer model prints
-    as fast as it traces) and fitted to the console (``wide``: every column, whole).
-    Rows are grouped by top-level module.
+    CSV: the one layer schema (``LAYER_COLUMNS``), the same columns and empty cells as
+    ``ModelReport.to_csv()``; JSON: ``to_dict()`` with the rows shown as ``layers``.
     """
-    from cnnscope.report.boxtable import SECTION, print_footer, print_table
-
+    rows = report.table_layers() if rows is None else rows
     bwd = _has_backward(report)
     columns = _columns(bwd)
     table: list = []
@@ -110,75 +115,31 @@ def render_rich(report: ModelReport, rows: Sequence[LayerRecord], console,
     for r in rows:
         top = r.name.split(".")[0]
         if previous_top is not None and top != previous_top and "." in r.name + (previous_name or ""):
-            table.append(SECTION)
+            table.append(SECTION_RULE)
         previous_name = r.name
         previous_top = top
-        name: object = r.name
-        if r.unsupported:
-            name = (f"{r.name} (unsupported: {','.join(r.unsupported)})", "red")
-        costs = [r.macs, r.backward_macs or 0, r.flops, r.backward_flops or 0] if bwd \
-            else [r.macs, r.flops]
-        table.append([name, r.type, _geometry(r), shape(r.output_shape[1:]),
-                      thousands(r.params), *map(thousands, costs)])
+        table.append(_row(r, columns, bwd))
     t = report.totals
     totals = [t.macs, t.backward_macs, t.flops, t.backward_flops] if bwd else [t.macs, t.flops]
-    table.append(SECTION)
-    table.append([("total", "bold"), "", "", "", (thousands(t.params), "bold"),
-                  *((thousands(v), "bold") for v in totals)])
-    fitted = print_table(console, columns, table, title=title(report), wide=wide)
-    print_footer(console, fitted + footer_lines(report))
-
-
-def to_csv(report: ModelReport, rows: Sequence[LayerRecord]) -> str:
-    """One row per layer in the one layer schema (``LAYER_COLUMNS``): the same columns
-    and empty cells as ``ModelReport.to_csv()`` and the report's ``<model>.layers.csv``."""
-    return layers_to_csv(rows)
-
-
-_LAYERS = "@@layers@@"  # placeholder spliced out of the indented document
-
-
-def to_json(report: ModelReport, rows: Sequence[LayerRecord]) -> str:
-    """``totals`` object plus a ``layers`` list (the rows shown), exact integers."""
+    bold = [cell(thousands(v), style="bold") for v in (t.params, *totals)]
+    table.append(row(cell("total", style="bold"), "", "", "", *bold,
+                     *("" for _ in columns[5 + len(totals):]), total=True))
     data = report.to_dict()
-    data["layers"] = _LAYERS
-    head, tail = strict_json(data, indent=2).split(strict_json(_LAYERS))
-    # One layer per line, each by the C encoder: indent=2 on thousands of layers is slow
-    # (Python's encoder) and makes a file no easier to read or diff.
-    layers = ",\n".join("    " + strict_json(layer_to_dict(r)) for r in rows)
-    return f"{head}[\n{layers}\n  ]{tail}\n" if rows else f"{head}[]{tail}\n"
+    data["layers"] = [layer_to_dict(r) for r in rows]
+    return Document(title(report), (Section(columns, tuple(table), csv_order=layer_columns(rows)),),
+                    tuple(footer_lines(report)), data=data, compact=("layers",))
 
 
-def to_markdown(report: ModelReport, rows: Sequence[LayerRecord]) -> str:
-    """A GitHub-flavoured Markdown table, with totals and the convention below."""
-    if _has_backward(report):
-        return _markdown_with_backward(report, rows)
-    out = [f"## {title(report)}", "",
-           "| layer | type | geometry | output | params | MACs | FLOPs |",
-           "| --- | --- | --- | ---: | ---: | ---: | ---: |"]
-    for r in rows:
-        out.append(f"| {r.name} | {r.type} | {_geometry(r)} | {shape(r.output_shape[1:])} | "
-                   f"{thousands(r.params)} | {thousands(r.macs)} | {thousands(r.flops)} |")
-    t = report.totals
-    out.append(f"| **total** | | | | **{thousands(t.params)}** | **{thousands(t.macs)}** | "
-               f"**{thousands(t.flops)}** |")
-    out.append("")
-    out.extend(f"- {line}" for line in footer_lines(report))
-    return "\n".join(out) + "\n"
-
-
-def _markdown_with_backward(report: ModelReport, rows: Sequence[LayerRecord]) -> str:
-    out = [f"## {title(report)}", "",
-           "| layer | type | geometry | output | params | MACs fwd | MACs bwd | FLOPs fwd | FLOPs bwd |",
-           "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for r in rows:
-        out.append(f"| {r.name} | {r.type} | {_geometry(r)} | {shape(r.output_shape[1:])} | "
-                   f"{thousands(r.params)} | {thousands(r.macs)} | {thousands(r.backward_macs or 0)}"
-                   f" | {thousands(r.flops)} | {thousands(r.backward_flops or 0)} |")
-    t = report.totals
-    out.append(f"| **total** | | | | **{thousands(t.params)}** | **{thousands(t.macs)}** | "
-               f"**{thousands(t.backward_macs)}** | **{thousands(t.flops)}** | "
-               f"**{thousands(t.backward_flops)}** |")
-    out.append("")
-    out.extend(f"- {line}" for line in footer_lines(report))
-    return "\n".join(out) + "\n"
+def _row(r: LayerRecord, columns: Sequence[Column], bwd: bool) -> Row:
+    d = layer_to_dict(r)
+    exact = {c.csv: layer_csv_cell(d.get(c.csv)) for c in columns if c.csv is not None}
+    name = (cell(f"{r.name} (unsupported: {','.join(r.unsupported)})", exact["name"], "red")
+            if r.unsupported else cell(r.name, exact["name"]))
+    costs = [r.macs, r.backward_macs or 0, r.flops, r.backward_flops or 0] if bwd \
+        else [r.macs, r.flops]
+    shown = [name, cell(r.type, exact["type"]), cell(_geometry(r)),
+             cell(shape(r.output_shape[1:]), exact["output_shape"]),
+             cell(thousands(r.params), exact["params"]),
+             *(cell(thousands(v), exact[c.csv]) for v, c in zip(costs, columns[5:]))]
+    rest = [cell("", exact[c.csv]) for c in columns[len(shown):]]
+    return row(*shown, *rest)

@@ -1,12 +1,9 @@
-"""Renderers of a memory plan (``cnnscope memory``): rich, CSV, JSON, Markdown. No torch."""
+"""What ``cnnscope memory`` shows (a ``MemoryPlan``) as a ``Document``. No torch."""
 
 from __future__ import annotations
 
-import csv
-import io
-
 from cnnscope.analysis.memory import CATEGORIES, MemoryPlan
-from cnnscope.report.io import strict_json
+from cnnscope.report.document import Column, Document, Section, cell, row
 from cnnscope.report.units import bytes_h, shape, thousands
 
 LABELS = {
@@ -49,75 +46,42 @@ def footer_lines(plan: MemoryPlan) -> list[str]:
     return lines
 
 
-def render_rich(plan: MemoryPlan, console, *, depth: int = 1, top: int = 10) -> None:
-    from cnnscope.report.boxtable import SECTION, Column, box_table
-
-    cols = [Column("at the peak"), Column("bytes", right=True), Column("size", right=True),
-            Column("share", right=True)]
-    rows: list = []
-    for c in CATEGORIES:
-        n = plan.breakdown[c]
-        rows.append([LABELS[c], thousands(n), bytes_h(n), _share(n, plan.peak_bytes)])
-    rows.append(SECTION)
-    rows.append([("peak", "bold"), (thousands(plan.peak_bytes), "bold"),
-                 (bytes_h(plan.peak_bytes), "bold"), "100.0%"])
-    console.print(box_table(cols, rows, title=title(plan), max_width=console.width),
-                  highlight=False, soft_wrap=True)
+def document(plan: MemoryPlan, *, depth: int = 1, top: int = 10) -> Document:
+    """What is alive at the peak, by category; then where the saved activations live,
+    grouped to module ``depth``, the ``top`` largest (0: all). CSV: one long table of
+    categories, the peak and every module's saved bytes."""
+    columns = (Column("at the peak"), Column("bytes", right=True), Column("size", right=True),
+               Column("share", right=True))
+    rows = [row(LABELS[c], thousands(plan.breakdown[c]), bytes_h(plan.breakdown[c]),
+                _share(plan.breakdown[c], plan.peak_bytes)) for c in CATEGORIES]
+    rows.append(row(*(cell(t, style="bold") for t in (
+        "peak", thousands(plan.peak_bytes), bytes_h(plan.peak_bytes))), "100.0%", total=True))
+    sections = [Section(columns, tuple(rows), layout="box")]
     modules = by_module(plan, depth)
     if modules:
         total = sum(n for _, n in modules)
         shown = modules[:top] if top else modules
-        mrows: list = [[name, thousands(n), bytes_h(n), _share(n, total)] for name, n in shown]
+        mrows = [row(name, thousands(n), bytes_h(n), _share(n, total)) for name, n in shown]
         if len(shown) < len(modules):
             rest = sum(n for _, n in modules[len(shown):])
-            mrows.append([f"({len(modules) - len(shown)} more)", thousands(rest), bytes_h(rest),
-                          _share(rest, total)])
-        mrows.append(SECTION)
-        mrows.append([("total saved", "bold"), (thousands(total), "bold"),
-                      (bytes_h(total), "bold"), "100.0%"])
-        mcols = [Column("module", fold=True), Column("saved for backward", right=True),
-                 Column("size", right=True), Column("share", right=True)]
-        console.print(box_table(mcols, mrows, title=f"where the activation memory lives "
-                                f"(depth {depth})", max_width=console.width),
-                      highlight=False, soft_wrap=True)
-    for line in footer_lines(plan):
-        console.print(line, highlight=False, markup=False, soft_wrap=True)
+            mrows.append(row(f"({len(modules) - len(shown)} more)", thousands(rest),
+                             bytes_h(rest), _share(rest, total), markdown=False))
+        mrows.append(row(*(cell(t, style="bold") for t in (
+            "total saved", thousands(total), bytes_h(total))), "100.0%", total=True,
+            markdown=False))
+        mcols = (Column("module", fold=True), Column("saved for backward", right=True),
+                 Column("size", right=True), Column("share", right=True))
+        sections.append(Section(mcols, tuple(mrows), layout="box",
+                                title=f"where the activation memory lives (depth {depth})"))
+    long_form = [row("category", c, cell("", plan.breakdown[c])) for c in CATEGORIES]
+    long_form.append(row("peak", "peak_bytes", cell("", plan.peak_bytes)))
+    long_form += [row("saved_by_module", name, cell("", n)) for name, n in modules]
+    sections.append(Section((Column("kind", csv="kind", shown=False),
+                             Column("name", csv="name", shown=False),
+                             Column("bytes", csv="bytes", shown=False)), tuple(long_form)))
+    return Document(title(plan), tuple(sections), tuple(footer_lines(plan)),
+                    data=plan.to_dict(), footer_wrap="never")
 
 
 def _share(n: int, total: int) -> str:
     return f"{100 * n / total:.1f}%" if total else "-"
-
-
-def to_json(plan: MemoryPlan) -> str:
-    return strict_json(plan.to_dict(), indent=2) + "\n"
-
-
-def to_csv(plan: MemoryPlan, *, depth: int = 1) -> str:
-    """One row per category at the peak, then one per module (saved for backward)."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["kind", "name", "bytes"])
-    for c in CATEGORIES:
-        w.writerow(["category", c, plan.breakdown[c]])
-    w.writerow(["peak", "peak_bytes", plan.peak_bytes])
-    for name, n in by_module(plan, depth):
-        w.writerow(["saved_by_module", name, n])
-    return buf.getvalue()
-
-
-def to_markdown(plan: MemoryPlan, *, depth: int = 1, top: int = 10) -> str:
-    out = [f"## {title(plan)}", "", "| at the peak | bytes | size | share |",
-           "| --- | ---: | ---: | ---: |"]
-    for c in CATEGORIES:
-        n = plan.breakdown[c]
-        out.append(f"| {LABELS[c]} | {thousands(n)} | {bytes_h(n)} | {_share(n, plan.peak_bytes)} |")
-    out.append(f"| **peak** | **{thousands(plan.peak_bytes)}** | **{bytes_h(plan.peak_bytes)}** | 100.0% |")
-    modules = by_module(plan, depth)
-    if modules:
-        total = sum(n for _, n in modules)
-        out += ["", "| module | saved for backward | size | share |", "| --- | ---: | ---: | ---: |"]
-        for name, n in (modules[:top] if top else modules):
-            out.append(f"| {name} | {thousands(n)} | {bytes_h(n)} | {_share(n, total)} |")
-    out.append("")
-    out.extend(f"- {line}" for line in footer_lines(plan))
-    return "\n".join(out) + "\n"

@@ -1,18 +1,17 @@
-"""Renderers of ``cnnscope rf``: rich table, CSV, JSON, Markdown.
+"""What ``cnnscope rf`` shows, as a ``Document``.
 
-They take a ``ReceptiveFieldReport`` (``cnnscope.analysis.receptive_field``) and hold no
+It takes a ``ReceptiveFieldReport`` (``cnnscope.analysis.receptive_field``) and holds no
 arithmetic: per-axis values print once when every axis agrees (``196``), else per axis
 (``19x25``, H then W).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 from fractions import Fraction
 from typing import Any, Iterable
 
-from cnnscope.report.io import strict_json
+from cnnscope.analysis.receptive_field import ReceptiveFieldReport
+from cnnscope.report.document import SECTION_RULE, Column, Document, Section, cell, row
 from cnnscope.report.units import shape
 
 MAX_WARNINGS_SHOWN = 20  # in the table footer; files carry every warning
@@ -114,56 +113,34 @@ def _cells(f) -> list[str]:
             per_axis(f.effective_padding), per_axis(f.centre)]
 
 
-def render_rich(result, console, wide: bool = False) -> None:
-    """Print the per-layer table, the final map's field and every warning.
+def document(result: ReceptiveFieldReport) -> Document:
+    """Per layer (a rule between top-level modules): field, stride, padding, centre, notes.
 
-    On a narrow page padding, centre, output and type are left out in that order
-    (``wide``: every column); the field and stride always stay.
+    On a narrow page padding, centre, output and type are left out in that order; the
+    field and stride always stay. The table's footer shows the first warnings, the
+    Markdown file all of them. CSV: per-axis values as ``H`` or ``HxW``.
     """
-    from cnnscope.report.boxtable import SECTION, Column, print_footer, print_table
-
-    columns = [Column("layer", shorten=20), Column("type", shorten=11, drop=1),
-               Column("output", right=True, drop=2), Column("RF", right=True),
-               Column("stride", right=True), Column("padding", right=True, drop=4),
-               Column("centre", right=True, drop=3), Column("notes", fold=True)]
+    columns = (Column("layer", csv="name", shorten=20), Column("type", csv="type", shorten=11, drop=1),
+               Column("output", csv="output_shape", right=True, drop=2),
+               Column("status", csv="status", shown=False),
+               Column("RF", csv="receptive_field", right=True),
+               Column("stride", csv="effective_stride", right=True),
+               Column("padding", csv="effective_padding", right=True, drop=4),
+               Column("centre", csv="centre", right=True, drop=3),
+               Column("RF min", csv="receptive_field_min", shown=False),
+               Column("global context", csv="global_context", shown=False),
+               Column("warnings", csv="warnings", shown=False),
+               Column("notes", fold=True))
     rows: list = []
     previous_top = None
     for f in result.visible_layers():
         top = f.name.split(".")[0]
         if previous_top is not None and top != previous_top:
-            rows.append(SECTION)
+            rows.append(SECTION_RULE)
         previous_top = top
-        rows.append([f.name, f.type, shape(f.output_shape[1:]), *_cells(f),
-                     notes(f, result.axis_names)])
-    fitted = print_table(console, columns, rows, title=title(result), wide=wide)
-    print_footer(console, fitted + footer_lines(result))
-
-
-def to_csv(result) -> str:
-    """One row per layer; per-axis values as ``H`` or ``HxW``."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["name", "type", "output_shape", "status", "receptive_field", "effective_stride",
-                "effective_padding", "centre", "receptive_field_min", "global_context", "warnings"])
-    for f in result.visible_layers():
-        w.writerow([f.name, f.type, shape(f.output_shape), f.status, *_cells(f),
-                    per_axis(f.receptive_field_min), int(f.global_context),
-                    " | ".join(f.warnings)])
-    return buf.getvalue()
-
-
-def to_json(result) -> str:
-    """``layers`` list and ``final`` object (per-axis lists; fractions as floats)."""
-    return strict_json(result.to_dict(), indent=2) + "\n"
-
-
-def to_markdown(result) -> str:
-    out = [f"## {title(result)}", "",
-           "| layer | type | output | RF | stride | padding | centre | notes |",
-           "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
-    for f in result.visible_layers():
-        out.append(f"| {f.name} | {f.type} | {shape(f.output_shape[1:])} | "
-                   + " | ".join(_cells(f)) + f" | {notes(f, result.axis_names)} |")
-    out.append("")
-    out.extend(f"- {line.strip()}" for line in footer_lines(result, limit=None))
-    return "\n".join(out) + "\n"
+        rows.append(row(f.name, f.type, cell(shape(f.output_shape[1:]), shape(f.output_shape)),
+                        cell("", f.status), *_cells(f), cell("", per_axis(f.receptive_field_min)),
+                        cell("", int(f.global_context)), cell("", " | ".join(f.warnings)),
+                        notes(f, result.axis_names)))
+    return Document(title(result), (Section(columns, tuple(rows)),), tuple(footer_lines(result)),
+                    full_footer=tuple(footer_lines(result, limit=None)), data=result.to_dict())

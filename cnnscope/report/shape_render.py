@@ -1,11 +1,9 @@
-"""Renderers of ``cnnscope shape``: rich table, CSV, JSON, Markdown (no arithmetic here)."""
+"""What ``cnnscope shape`` shows (``analysis.shapes.ShapeReport``) as a ``Document``."""
 
 from __future__ import annotations
 
-import csv
-import io
-
-from cnnscope.report.io import strict_json
+from cnnscope.analysis.shapes import ShapeReport, ShapeRow
+from cnnscope.report.document import Cell, Column, Document, Section, cell, row
 from cnnscope.report.units import shape
 
 FORMULA_NOTE = ("conv/pool: out = floor((n + 2p - d(k-1) - 1)/s + 1) (ceil with ceil_mode, "
@@ -34,43 +32,27 @@ def footer_lines(result) -> list[str]:
     return lines
 
 
-def render_rich(result, console, wide: bool = False) -> None:
-    """The table fitted to the console: on a narrow page the input column goes first, then
-    the type; formulas fold at spaces (``wide``: every column, unfolded)."""
-    from cnnscope.report.boxtable import Column, print_footer, print_table
-
-    columns = [Column("layer", shorten=20), Column("type", shorten=11, drop=1),
-               Column("input", right=True, drop=2), Column("output", right=True),
-               Column("formula", fold=True)]
-    rows = [[r.name, r.type, shape(r.input_shape[1:]), shape(r.output_shape[1:]),
-             r.formula if r.consistent else (f"{r.formula} (traced size differs)", "red")]
-            for r in result.rows]
-    fitted = print_table(console, columns, rows, title=title(result), wide=wide)
-    print_footer(console, fitted + footer_lines(result))
-
-
-def to_csv(result) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["name", "type", "input_shape", "output_shape", "formula", "consistent"])
-    for r in result.rows:
-        w.writerow([r.name, r.type, shape(r.input_shape), shape(r.output_shape), r.formula,
-                    int(r.consistent)])
-    return buf.getvalue()
-
-
-def to_json(result) -> str:
+def document(result: ShapeReport) -> Document:
+    """Per layer: input and output sizes and the formula between them. On a narrow page
+    the input column goes first, then the type; formulas fold at spaces. CSV has the
+    whole shapes (batch included) and whether the formula gives the traced size."""
+    columns = (Column("layer", csv="name", shorten=20),
+               Column("type", csv="type", shorten=11, drop=1),
+               Column("input", csv="input_shape", right=True, drop=2),
+               Column("output", csv="output_shape", right=True),
+               Column("formula", csv="formula", fold=True),
+               Column("consistent", csv="consistent", shown=False))
+    rows = tuple(row(r.name, r.type, cell(shape(r.input_shape[1:]), shape(r.input_shape)),
+                     cell(shape(r.output_shape[1:]), shape(r.output_shape)),
+                     _formula(r), cell("", int(r.consistent)))
+                 for r in result.rows)
     data = result.to_dict()
     data["formulas"] = FORMULA_NOTE
-    return strict_json(data, indent=2) + "\n"
+    return Document(title(result), (Section(columns, rows),), tuple(footer_lines(result)),
+                    data=data)
 
 
-def to_markdown(result) -> str:
-    out = [f"## {title(result)}", "", "| layer | type | input | output | formula |",
-           "| --- | --- | ---: | ---: | --- |"]
-    for r in result.rows:
-        out.append(f"| {r.name} | {r.type} | {shape(r.input_shape[1:])} | "
-                   f"{shape(r.output_shape[1:])} | {r.formula} |")
-    out.append("")
-    out.extend(f"- {line.strip()}" for line in footer_lines(result))
-    return "\n".join(out) + "\n"
+def _formula(r: ShapeRow) -> Cell:
+    if r.consistent:
+        return cell(r.formula)
+    return cell(f"{r.formula} (traced size differs)", r.formula, "red")

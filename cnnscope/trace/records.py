@@ -9,6 +9,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from cnnscope.results import LayerKind
+
 Shape = tuple[int, ...]
 
 MODEL_INPUT = -1  # the producer index of the model's input tensors in LayerRecord.inputs
@@ -41,7 +43,7 @@ class LayerRecord:
     index: int
     name: str  # qualified name: "layer1.0.conv1", "layer1.0.add"
     type: str  # module class ("Conv2d") or op name ("add", "cat", "bmm")
-    kind: str  # "module" | "function" | "shape"
+    kind: LayerKind  # module | function | shape (a plain string is converted)
     inputs: tuple[int, ...]  # producer record indices; -1 = model input
     input_shapes: tuple[Shape, ...]
     output_shape: Shape
@@ -65,6 +67,11 @@ class LayerRecord:
     # Counted backward work of this layer (cnnscope.trace.backward); None: not counted.
     backward_macs: int | None = None
     backward_flops: int | None = None
+
+    def __post_init__(self) -> None:
+        # The tracer and tests pass the plain string; the record always holds the enum.
+        if type(self.kind) is not LayerKind:
+            object.__setattr__(self, "kind", LayerKind(self.kind))
 
     @property
     def attrs(self) -> dict[str, Any]:
@@ -261,6 +268,15 @@ def layer_to_dict(r: LayerRecord) -> dict[str, Any]:
 # report files) and pandas all take their columns from it, so a field added to
 # ``layer_to_dict`` appears in every form.
 LAYER_COLUMNS: tuple[str, ...] = tuple(layer_to_dict(LayerRecord(0, "", "", "module", (), (), ())))
+# Appended by ``layer_to_dict`` when the backward was counted (``--train``).
+BACKWARD_COLUMNS: tuple[str, ...] = ("backward_macs", "backward_flops")
+
+
+def layer_columns(rows: Any) -> tuple[str, ...]:
+    """The CSV header of ``rows``: ``LAYER_COLUMNS``, plus the backward columns when the
+    rows carry them (a training trace)."""
+    counted = any(r.backward_macs is not None for r in rows)
+    return LAYER_COLUMNS + BACKWARD_COLUMNS if counted else LAYER_COLUMNS
 
 
 def layer_csv_cell(value: Any) -> str:
@@ -288,9 +304,11 @@ def layers_to_csv(rows: Any) -> str:
 
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(LAYER_COLUMNS)
+    columns = layer_columns(rows)
+    writer.writerow(columns)
     for r in rows:
-        writer.writerow([layer_csv_cell(v) for v in layer_to_dict(r).values()])
+        d = layer_to_dict(r)
+        writer.writerow([layer_csv_cell(d.get(k)) for k in columns])
     return buf.getvalue()
 
 

@@ -130,11 +130,11 @@ def test_the_api_fvcore_report_never_prints_zero_flops():
     from rich.console import Console
 
     import cnnscope
-    from cnnscope.report import layers
+    from cnnscope.report.documents import render_table
 
     report = cnnscope.analyze("lenet5", counter="fvcore")
     con = Console(width=160, file=io.StringIO(), color_system=None)
-    layers.render_rich(report, report.visible_layers(), con)
+    render_table(report, con, rows=report.visible_layers())
     text = con.file.getvalue()
     assert "FLOPs 0" not in text and "0FLOP" not in text
     assert "FLOPs: not computed (fvcore counts multiply-adds only)" in text

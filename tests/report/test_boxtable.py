@@ -8,7 +8,8 @@ from rich.table import Table
 
 import cnnscope
 from cnnscope.report.boxtable import SECTION, Column, box_table
-from cnnscope.report.layers import _geometry, render_rich, title
+from cnnscope.report.documents import render_table
+from cnnscope.report.layers import _geometry, title
 from cnnscope.report.units import shape, thousands
 
 
@@ -19,7 +20,7 @@ def _print(renderable, width: int) -> str:
 
 
 def _rich_layer_table(report, width: int) -> str:
-    # The layout render_rich had when it used rich.table.Table (the reference).
+    # The layout the layer table had when it used rich.table.Table (the reference).
     table = Table(title=title(report), header_style="bold")
     table.add_column("layer", overflow="fold", ratio=1)
     table.add_column("type", overflow="fold")
@@ -44,7 +45,7 @@ def _rich_layer_table(report, width: int) -> str:
 def test_layer_table_equals_rich_table(model):
     report = cnnscope.analyze(model)
     con = Console(width=160, file=io.StringIO(), color_system=None, force_terminal=True)
-    render_rich(report, report.layers, con)
+    render_table(report, con, rows=report.layers)
     ours = con.file.getvalue()
     table_part = ours[: ours.index("\nparams ") + 1]  # the footer lines follow the table
     assert table_part == _rich_layer_table(report, 160)
@@ -74,7 +75,7 @@ def test_a_table_wider_than_the_page_folds_names_never_numbers():
 
 
 def _rich_rf_table(result, width: int) -> str:
-    # The layout rf_render.render_rich had with rich.table.Table (the reference).
+    # The layout the rf table had with rich.table.Table (the reference).
     from cnnscope.report.rf_render import _cells, notes
     from cnnscope.report.rf_render import title as rf_title
 
@@ -113,13 +114,14 @@ def _rich_shape_table(result, width: int) -> str:
 def test_rf_and_shape_tables_equal_rich_tables(model):
     from cnnscope.analysis.receptive_field import receptive_fields
     from cnnscope.analysis.shapes import output_sizes
-    from cnnscope.report import rf_render, shape_render
+    from cnnscope.report.document import render_table
+    from cnnscope.report.documents import document
 
     report = cnnscope.analyze(model)
-    for result, render, reference in ((receptive_fields(report), rf_render, _rich_rf_table),
-                                      (output_sizes(report), shape_render, _rich_shape_table)):
+    for result, reference in ((receptive_fields(report), _rich_rf_table),
+                              (output_sizes(report), _rich_shape_table)):
         con = Console(width=160, file=io.StringIO(), color_system=None, force_terminal=True)
-        render.render_rich(result, con)
+        render_table(document(result), con)
         ours = con.file.getvalue()
         expected = reference(result, 160)
         assert ours[: len(expected)] == expected

@@ -5,7 +5,7 @@ import io
 import pytest
 from rich.console import Console
 
-from cnnscope.report import layers as layer_render
+from cnnscope.report.documents import render_table
 from cnnscope.report.boxtable import Column, layout_table, shorten_middle
 
 BOX = set("┏┳┓━┃│┡╇┩├┼┤└┴┘")
@@ -40,7 +40,7 @@ def test_resnet50_fits_80_columns_one_line_per_row(zoo_report):
     rows = report.visible_layers()
     assert len(rows) == RESNET50_ROWS
     con = _terminal(80)
-    layer_render.render_rich(report, rows, con)
+    render_table(report, con, rows=rows)
     table, footer = _table_lines(con.file.getvalue())
     assert max(len(line) for line in table) <= 80
     body = [line for line in table if line.startswith("│")]
@@ -63,7 +63,7 @@ def test_priority_geometry_then_flops_then_output_then_type(zoo_report):
     seen = []
     for width in (120, 100, 80, 70, 56):
         con = _terminal(width)
-        layer_render.render_rich(report, report.visible_layers(), con)
+        render_table(report, con, rows=report.visible_layers())
         table, footer = _table_lines(con.file.getvalue())
         assert max(len(line) for line in table) <= width
         note = next((line for line in footer if line.startswith("left out")), "")
@@ -75,7 +75,7 @@ def test_priority_geometry_then_flops_then_output_then_type(zoo_report):
 def test_wide_shows_every_column_and_whole_names(zoo_report):
     report = zoo_report("resnet50")
     con = _terminal(80)
-    layer_render.render_rich(report, report.visible_layers(), con, wide=True)
+    render_table(report, con, wide=True, rows=report.visible_layers())
     text = con.file.getvalue()
     assert "layer1.0.downsample.0" in text and "geometry" in text and "FLOPs" in text
     assert "left out" not in text and "…" not in text
@@ -161,13 +161,14 @@ def test_spec_table_is_cut_into_parts_that_fit(run):
 
 def test_shape_leaves_out_input_before_type(zoo_report):
     from cnnscope.analysis.shapes import output_sizes
-    from cnnscope.report import shape_render
+    from cnnscope.report.document import render_table
+    from cnnscope.report.documents import document
 
     result = output_sizes(zoo_report("unet"))
     notes = []
     for width in (80, 64):
         con = _terminal(width)
-        shape_render.render_rich(result, con)
+        render_table(document(result), con)
         notes.append(next(line for line in con.file.getvalue().splitlines()
                           if line.startswith("left out")))
     assert notes == ["left out to fit 80 columns: input (--wide shows all)",

@@ -70,3 +70,22 @@ def test_grouped_csv_keeps_the_schema(run):
     assert rows[0] == list(LAYER_COLUMNS)
     # conv1 bn1 relu maxpool layer1..layer4 avgpool fc
     assert len(rows) - 1 == 4 + 4 + 2
+
+
+def test_train_csv_header_names_the_backward_columns_its_rows_carry(run):
+    # --train counts the backward pass: each row gains backward_macs and backward_flops,
+    # and the header must name them (it once had two names fewer than its rows).
+    import cnnscope
+
+    res = run("layers", "lenet5", "--train", "--format", "csv")
+    assert res.exit_code == 0, res.output
+    rows = list(csv.reader(io.StringIO(res.stdout)))
+    assert rows[0] == [*LAYER_COLUMNS, "backward_macs", "backward_flops"]
+    assert all(len(r) == len(rows[0]) for r in rows[1:])
+    conv = dict(zip(rows[0], rows[1]))
+    # LeNet-5's C1: 6 maps of 28x28 from a 5x5 window of one input map = 117,600 MACs
+    # forward; no input gradient for the first layer, so the backward is the weight
+    # gradient alone: the same 117,600 multiply-adds.
+    assert (conv["name"], conv["macs"], conv["backward_macs"]) == ("c1", "117600", "117600")
+    api = cnnscope.analyze("lenet5", train=True).to_csv()
+    assert api.splitlines()[0] == res.stdout.splitlines()[0]

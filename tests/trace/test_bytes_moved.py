@@ -16,7 +16,7 @@ from torch import nn
 
 import cnnscope
 from cnnscope.analysis.aggregate import group_by_depth
-from cnnscope.report import layers as render
+from cnnscope.report.documents import render_text
 from cnnscope.trace.tracer import trace_module
 
 F32 = 4  # bytes per float32 element
@@ -132,11 +132,11 @@ def test_bytes_are_at_the_dtype_of_each_tensor():
 
 def test_json_and_csv_carry_both_fields_and_groups_add_their_layers():
     report = cnnscope.analyze("resnet18")
-    data = json.loads(render.to_json(report, report.visible_layers()))
+    data = json.loads(render_text(report, "json", rows=report.visible_layers()))
     conv1 = data["layers"][0]
     assert conv1["bytes_moved"] == 3_851_008
     assert conv1["arithmetic_intensity"] == pytest.approx(236_027_904 / 3_851_008, rel=1e-15)
-    rows = list(csv.DictReader(io.StringIO(render.to_csv(report, report.visible_layers()))))
+    rows = list(csv.DictReader(io.StringIO(render_text(report, "csv", rows=report.visible_layers()))))
     assert int(rows[0]["bytes_moved"]) == 3_851_008
     assert float(rows[0]["arithmetic_intensity"]) == 236_027_904 / 3_851_008
     grouped = {r.name: r for r in group_by_depth(report, 1)}

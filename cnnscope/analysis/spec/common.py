@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
+from cnnscope.results import MatchStatus
 from cnnscope.trace.records import LayerRecord, ModelReport
 
 # A paper figure within this relative distance of the traced one, but further than the
@@ -19,9 +20,9 @@ from cnnscope.trace.records import LayerRecord, ModelReport
 # beyond it, the figure does not follow from the layer sizes at all.
 NEAR = 0.03
 
-STATUS_OK = "ok"
-STATUS_NEAR = "near"
-STATUS_DIFFERS = "differs"
+STATUS_OK = MatchStatus.OK
+STATUS_NEAR = MatchStatus.NEAR
+STATUS_DIFFERS = MatchStatus.DIFFERS
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class Flag:
     column: str  # e.g. "params"
     computed: str  # as shown in the table
     paper: str  # as printed in the paper
-    status: str  # STATUS_NEAR or STATUS_DIFFERS
+    status: MatchStatus  # NEAR or DIFFERS
     reason: str  # the arithmetic and the explanation
 
     def to_dict(self) -> dict[str, str]:

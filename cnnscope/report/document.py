@@ -1,0 +1,267 @@
+"""What a result shows, whatever the format: a ``Document``; and one renderer per format.
+
+A document is a title, sections (columns and rows) and footer lines, plus the exact data
+for JSON. ``cnnscope.report.documents`` holds the one function per result type that
+decides its columns and rows; the four functions here print any document:
+
+- ``render_table``: a box-drawn table on a terminal, plain aligned text elsewhere
+  (``boxtable``), fitted to the page by each column's ``drop``/``shorten``/``fold``;
+- ``to_csv``: the columns that have a ``csv`` header, with each cell's exact value;
+- ``to_json``: ``Document.data`` (the result's ``to_dict()``), strict JSON;
+- ``to_markdown``: a GitHub table of the shown columns, then the footer as a list.
+
+A cell is display text, optionally with an exact value (for CSV) and a style (``bold``
+is also bold in Markdown). Rows marked ``total`` sit under a rule and stay out of CSV.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from cnnscope.report.io import strict_json
+
+_UNSET: Any = object()
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: where it appears and how it fits a narrow page."""
+
+    header: str  # in the table and in Markdown
+    csv: str | None = None  # its CSV header; None: not in the CSV
+    shown: bool = True  # in the table and in Markdown (False: a CSV-only column)
+    right: bool = False  # right-aligned (numbers)
+    drop: int = 0  # > 0: left out of a narrow table, the highest number first
+    shorten: int = 0  # > 0: long text shortened in the middle down to this many cells
+    fold: bool = False  # prose that may fold onto several lines
+
+
+@dataclass(frozen=True)
+class Cell:
+    """What a cell shows, and the exact value behind it (CSV) when that differs."""
+
+    text: str
+    exact: Any = _UNSET
+    style: str | None = None
+
+    @property
+    def value(self) -> Any:
+        return self.text if self.exact is _UNSET else self.exact
+
+
+@dataclass(frozen=True)
+class Row:
+    cells: tuple[Cell, ...]
+    total: bool = False  # a totals row: under a rule, not in the CSV
+    markdown: bool = True  # False: a line of the table only (a "... more" or subtotal line)
+
+
+SECTION_RULE = None  # in ``Section.rows``: a horizontal rule between groups of rows
+
+
+@dataclass(frozen=True)
+class Section:
+    columns: tuple[Column, ...]
+    rows: tuple[Row | None, ...]
+    title: str | None = None
+    csv_order: tuple[str, ...] | None = None  # CSV headers in file order (default: columns')
+    # How the table is laid out: "fit" (boxtable fitted to the page: columns dropped,
+    # names shortened; plain text when piped), "box" (a small summary table, always
+    # boxed in Rich's look, only folding columns narrow) or "rich" (Rich's own Table,
+    # always boxed, cells wrapped or cut with "…" as Rich does: short tables of prose)
+    # or "parts" (a label column, then one column per item: models side by side; cut
+    # into parts that fit the page, each headed by the labels; boxed on a terminal).
+    layout: str = "fit"
+    formats: tuple[str, ...] = ("table", "md")  # where its shown columns appear
+
+
+@dataclass(frozen=True)
+class Document:
+    """A result as it is shown: title, sections, footer lines, and its exact data."""
+
+    title: str
+    sections: tuple[Section, ...]
+    footer: tuple[str, ...] = ()
+    # The footer of the files (Markdown) when the table's is cut short (long warning lists).
+    full_footer: tuple[str, ...] | None = None
+    data: dict[str, Any] = field(default_factory=dict)  # for JSON: the result's to_dict()
+    # How footer lines longer than the page print: "page" (a terminal wraps them itself,
+    # elsewhere they wrap at spaces), "never" (one line each, wherever they go) or
+    # "always" (wrapped at spaces to the page, on a terminal too).
+    footer_wrap: str = "page"
+    heading: bool = True  # Markdown starts with "## title" (False: the table alone)
+    # Keys of ``data`` whose long lists are written one compact item per line (thousands
+    # of layers indented item by item make a slow file no easier to read or diff).
+    compact: tuple[str, ...] = ()
+
+
+def cell(text: str, exact: Any = _UNSET, style: str | None = None) -> Cell:
+    return Cell(text, exact, style)
+
+
+def row(*cells: Cell | str, total: bool = False, markdown: bool = True) -> Row:
+    return Row(tuple(c if isinstance(c, Cell) else Cell(c) for c in cells), total, markdown)
+
+
+# ---------------------------------------------------------------------- the four renderers
+
+
+def render_table(doc: Document, console, *, wide: bool = False) -> None:
+    """Each section fitted to the console, then what fitting left out and the footer."""
+    from cnnscope.report.boxtable import SECTION, box_table, print_footer, print_table
+    from cnnscope.report.boxtable import Column as BoxColumn
+
+    notes: list[str] = []
+    for section in doc.sections:
+        if "table" not in section.formats or not any(c.shown for c in section.columns):
+            continue
+        shown = [i for i, c in enumerate(section.columns) if c.shown]
+        columns = [BoxColumn(c.header, right=c.right, fold=c.fold, drop=c.drop,
+                             shorten=c.shorten) for c in (section.columns[i] for i in shown)]
+        rows: list = []
+        for r in section.rows:
+            if r is None:
+                rows.append(SECTION)
+                continue
+            if r.total and (not rows or rows[-1] is not SECTION):
+                rows.append(SECTION)
+            rows.append([c.text if c.style is None else (c.text, c.style)
+                         for c in (r.cells[i] for i in shown)])
+        title = section.title or doc.title
+        if section.layout == "rich":
+            console.print(_rich_table(columns, rows, title))
+        elif section.layout == "parts":
+            notes += _print_parts(console, columns, rows, title, wide)
+        elif section.layout == "box":
+            console.print(box_table(columns, rows, title=title, max_width=console.width),
+                          highlight=False, soft_wrap=True)
+        else:
+            notes += print_table(console, columns, rows, title=title, wide=wide)
+    if doc.footer_wrap == "page":
+        print_footer(console, notes + list(doc.footer))
+        return
+    for line in notes + list(doc.footer):
+        console.print(line, highlight=False, markup=False, soft_wrap=doc.footer_wrap == "never")
+
+
+def _rich_table(columns, rows, title: str):
+    """Rich's Table of ``rows``, rules between groups; a plain cell is a Rich string (the
+    console highlights numbers on a terminal), a styled one a ``Text``."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=title, header_style="bold")
+    for c in columns:
+        table.add_column(c.header, justify="right" if c.right else "left",
+                         **({"overflow": "fold"} if c.fold else {}))
+    for r in rows:
+        if r is None:
+            table.add_section()
+        else:
+            table.add_row(*(c if isinstance(c, str) else Text(c[0], style=c[1]) for c in r))
+    return table
+
+
+def _print_parts(console, columns, rows, title: str, wide: bool) -> list[str]:
+    """A label column and item columns, in as many parts as the page needs (``wide``:
+    one); returns the footer line that says it was cut."""
+    from rich import box
+    from rich.table import Table
+
+    from cnnscope.report.boxtable import split_columns, split_note
+
+    style = box.HEAVY_HEAD if console.is_terminal else box.SIMPLE_HEAD
+    cells = [[c if isinstance(c, str) else c[0] for c in r] for r in rows if r is not None]
+
+    def make(indices: list[int], title: str | None = title) -> Table:
+        table = Table(title=title, header_style="bold", box=style)
+        for i in indices:
+            if i == 0:
+                table.add_column(columns[0].header, style="bold", no_wrap=True)
+            else:
+                table.add_column(columns[i].header, justify="right", no_wrap=True)
+        for r in cells:
+            table.add_row(*(r[i] for i in indices))
+        return table
+
+    n = len(columns)
+    parts = [list(range(n))] if wide else split_columns(console, make, n)
+    for k, indices in enumerate(parts):
+        part = f", part {k + 1} of {len(parts)}" if len(parts) > 1 else ""
+        console.print(make(indices, title + part), crop=False)
+    return split_note(len(parts), console.width)
+
+
+def to_csv(doc: Document) -> str:
+    """The CSV columns of every section (one header each), exact values, no totals rows."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    for section in doc.sections:
+        keep = [i for i, c in enumerate(section.columns) if c.csv is not None]
+        if section.csv_order is not None:
+            index = {section.columns[i].csv: i for i in keep}
+            keep = [index[name] for name in section.csv_order]
+        if not keep:
+            continue
+        w.writerow([section.columns[i].csv for i in keep])
+        for r in section.rows:
+            if r is not None and not r.total:
+                w.writerow([r.cells[i].value for i in keep])
+    return buf.getvalue()
+
+
+def to_json(doc: Document) -> str:
+    """``doc.data`` indented; the lists named in ``compact`` one item per line."""
+    if not doc.compact:
+        return strict_json(doc.data, indent=2) + "\n"
+    data = dict(doc.data)
+    for key in doc.compact:
+        data[key] = _placeholder(key)
+    text = strict_json(data, indent=2)
+    for key in doc.compact:
+        items = doc.data[key]
+        listed = ("[\n" + ",\n".join("    " + strict_json(item) for item in items) + "\n  ]"
+                  if items else "[]")
+        text = text.replace(strict_json(_placeholder(key)), listed)
+    return text + "\n"
+
+
+def _placeholder(key: str) -> str:
+    return f"@@{key}@@"
+
+
+def to_markdown(doc: Document) -> str:
+    """``## title``, a table per section (a blank line between), then the footer as a list."""
+    out = [f"## {doc.title}", ""] if doc.heading else []
+    for section in doc.sections:
+        columns = [c for c in section.columns if c.shown]
+        if "md" not in section.formats or not columns:
+            continue
+        out.append("|" + "".join(f" {c.header} |" if c.header else " |" for c in columns))
+        out.append("| " + " | ".join("---:" if c.right else "---" for c in columns) + " |")
+        for r in section.rows:
+            if r is not None and r.markdown:
+                out.append(_markdown_row(r, section.columns))
+        out.append("")
+    footer = doc.footer if doc.full_footer is None else doc.full_footer
+    out.extend(f"- {line.strip()}" for line in footer)
+    if not footer and out and out[-1] == "":
+        out.pop()  # a table alone ends with its last row
+    return "\n".join(out) + "\n"
+
+
+def _markdown_row(r: Row, columns: Sequence[Column]) -> str:
+    cells = [c for c, col in zip(r.cells, columns) if col.shown]
+    if not r.total:
+        return "| " + " | ".join(c.text for c in cells) + " |"
+    # a totals row: bold figures, blank cells as "| |"
+    return "|" + "".join(f" **{c.text}** |" if c.text and c.style == "bold" else
+                         (f" {c.text} |" if c.text else " |") for c in cells)
+
+
+def render_text(doc: Document, format: str) -> str:
+    """The CSV, JSON or Markdown text of ``doc`` (``format``: csv, json or md)."""
+    return {"csv": to_csv, "json": to_json, "md": to_markdown}[format](doc)

@@ -1,0 +1,230 @@
+"""The four renderers of a ``Document`` (table, CSV, JSON, Markdown), on a hand-written
+document whose expected output is written out here; and the result protocol: every result
+type the API returns is a frozen dataclass with ``to_dict()`` that renders in all four."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+
+import pytest
+from rich.console import Console
+
+from cnnscope.report.document import (
+    SECTION_RULE,
+    Column,
+    Document,
+    Section,
+    cell,
+    render_table,
+    render_text,
+    row,
+)
+
+COLUMNS = (
+    Column("layer", csv="name", shorten=12),
+    Column("MACs", csv="macs", right=True),
+    Column("exact only", csv="bytes", shown=False),
+    Column("note", fold=True, drop=1),
+)
+
+DOC = Document(
+    title="tiny  input 1x3x8x8",
+    sections=(Section(COLUMNS, (
+        row("conv1", cell("1,234", 1234), cell("", 4096), "k3"),
+        SECTION_RULE,
+        row("fc", cell("10", 10), cell("", 40), ""),
+        row(cell("total", style="bold"), cell("1,244", style="bold"), "", "", total=True),
+    )),),
+    footer=("  indented line", "Convention: MACs are multiply-adds."),
+    data={"model": "tiny", "macs": 1244, "layers": [{"name": "conv1"}, {"name": "fc"}]},
+)
+
+
+def test_csv_has_the_csv_columns_exact_values_and_no_totals():
+    assert render_text(DOC, "csv") == ("name,macs,bytes\n"
+                                       "conv1,1234,4096\n"
+                                       "fc,10,40\n")
+
+
+def test_csv_order_puts_the_columns_in_file_order():
+    section = dataclasses.replace(DOC.sections[0], csv_order=("bytes", "name", "macs"))
+    doc = dataclasses.replace(DOC, sections=(section,))
+    assert render_text(doc, "csv").splitlines() == ["bytes,name,macs", "4096,conv1,1234",
+                                                    "40,fc,10"]
+
+
+def test_markdown_shows_the_shown_columns_totals_bold_and_the_footer():
+    assert render_text(DOC, "md") == (
+        "## tiny  input 1x3x8x8\n"
+        "\n"
+        "| layer | MACs | note |\n"
+        "| --- | ---: | --- |\n"
+        "| conv1 | 1,234 | k3 |\n"
+        "| fc | 10 |  |\n"
+        "| **total** | **1,244** | |\n"
+        "\n"
+        "- indented line\n"
+        "- Convention: MACs are multiply-adds.\n")
+
+
+def test_json_is_the_data_strict_and_compact_lists_one_item_a_line():
+    assert json.loads(render_text(DOC, "json")) == DOC.data
+    compact = dataclasses.replace(DOC, compact=("layers",))
+    assert render_text(compact, "json") == (
+        '{\n  "model": "tiny",\n  "macs": 1244,\n  "layers": [\n'
+        '    {"name": "conv1"},\n    {"name": "fc"}\n  ]\n}\n')
+    assert render_text(dataclasses.replace(compact, data={"layers": []}), "json") == \
+        '{\n  "layers": []\n}\n'
+    # strict JSON: a NaN (a figure that could not be measured) is null, never NaN
+    assert render_text(dataclasses.replace(DOC, data={"x": float("nan")}), "json") == \
+        '{\n  "x": null\n}\n'
+
+
+def _plain_console(width: int) -> Console:
+    return Console(file=io.StringIO(), width=width, color_system=None, force_terminal=False)
+
+
+def test_table_piped_is_plain_aligned_text_with_a_blank_line_per_rule():
+    con = _plain_console(80)
+    render_table(DOC, con)
+    assert con.file.getvalue() == (
+        "tiny  input 1x3x8x8\n"
+        "layer   MACs  note\n"
+        "-----  -----  ----\n"
+        "conv1  1,234  k3\n"
+        "\n"
+        "fc        10\n"
+        "\n"
+        "total  1,244\n"
+        "  indented line\n"
+        "Convention: MACs are multiply-adds.\n")
+
+
+def test_table_fitted_to_a_narrow_page_drops_and_says_so():
+    # layer, MACs and note are 5 + 5 + 4 cells, 2 apart: 18 > 14
+    con = _plain_console(14)
+    render_table(DOC, con)
+    text = con.file.getvalue()
+    assert text.splitlines()[1].split() == ["layer", "MACs"]  # note dropped
+    assert "left out to fit 14 columns: note (--wide shows all)" in " ".join(text.split())
+    con = _plain_console(14)
+    render_table(DOC, con, wide=True)
+    assert con.file.getvalue().splitlines()[1].split() == ["layer", "MACs", "note"]
+
+
+def test_boxed_section_and_csv_only_section():
+    boxed = Section((Column("what"), Column("bytes", right=True)),
+                    (row("weights", "12"), row(cell("peak", style="bold"), "12", total=True)),
+                    layout="box")
+    long_form = Section((Column("name", csv="name", shown=False),
+                         Column("bytes", csv="bytes", shown=False)),
+                        (row("weights", cell("", 12)),))
+    doc = Document("plan", (boxed, long_form), footer=("done",), footer_wrap="never")
+    con = _plain_console(40)
+    render_table(doc, con)
+    assert con.file.getvalue() == (
+        "       plan        \n"  # 19 cells: Rich puts the odd space on the right
+        "┏━━━━━━━━━┳━━━━━━━┓\n"
+        "┃ what    ┃ bytes ┃\n"
+        "┡━━━━━━━━━╇━━━━━━━┩\n"
+        "│ weights │    12 │\n"
+        "├─────────┼───────┤\n"
+        "│ peak    │    12 │\n"
+        "└─────────┴───────┘\n"
+        "done\n")
+    assert render_text(doc, "csv") == "name,bytes\nweights,12\n"
+    assert render_text(doc, "md") == ("## plan\n\n| what | bytes |\n| --- | ---: |\n"
+                                      "| weights | 12 |\n| **peak** | 12 |\n\n- done\n")
+
+
+# ---------------------------------------------------------------------- the result protocol
+
+
+@pytest.fixture(scope="module")
+def results(zoo_report, tmp_path_factory):
+    """One result of each type the API returns that renders through a Document."""
+    from cnnscope.analysis.receptive_field import receptive_fields
+    from cnnscope.analysis.shapes import output_sizes
+
+    import cnnscope
+    from cnnscope.analysis.snapshot import dump_lock
+    from cnnscope.analysis.zoo_table import ZooTable
+    from cnnscope.api import check_lock, make_lock, plan_memory, zoo_rows
+
+    report = zoo_report("lenet5")
+    lock = tmp_path_factory.mktemp("lock") / "lenet5.lock.json"
+    lock.write_text(dump_lock(make_lock(["lenet5"], None, 1, {}, lock_folder=lock.parent)))
+    return {
+        "ModelReport": report,
+        "ShapeReport": output_sizes(report),
+        "ReceptiveFieldReport": receptive_fields(report),
+        "MemoryPlan": plan_memory("lenet5"),
+        "ZooTable": ZooTable(tuple(zoo_rows("lenet*"))),
+        "CheckResult": check_lock(str(lock)),
+        "Comparison": cnnscope.compare(["lenet5", "nin"]),
+    }
+
+
+@pytest.fixture(scope="module")
+def zoo_report():
+    import cnnscope
+
+    return cnnscope.analyze
+
+
+def test_every_document_module_is_covered():
+    from cnnscope.report.documents import DOCUMENT_MODULES
+
+    assert set(DOCUMENT_MODULES) == {"ModelReport", "ShapeReport", "ReceptiveFieldReport",
+                                     "MemoryPlan", "FvcoreCheck", "ZooTable", "CheckResult",
+                                     "Comparison"}
+
+
+@pytest.mark.parametrize("name", ["ModelReport", "ShapeReport", "ReceptiveFieldReport",
+                                  "MemoryPlan", "ZooTable", "CheckResult", "Comparison"])
+def test_result_satisfies_the_protocol_and_renders_in_every_format(results, name):
+    from cnnscope.report.documents import document
+    from cnnscope.results import Result
+
+    result = results[name]
+    assert type(result).__name__ == name
+    assert dataclasses.is_dataclass(result) and type(result).__dataclass_params__.frozen
+    assert isinstance(result, Result)
+    json.dumps(result.to_dict(), allow_nan=False)  # exact data, strict JSON
+    doc = document(result)
+    assert isinstance(doc, Document)
+    con = _plain_console(120)
+    render_table(doc, con)
+    assert con.file.getvalue().strip()
+    csv_text = render_text(doc, "csv")
+    assert csv_text.count("\n") >= 1 and "," in csv_text.splitlines()[0]
+    exact = json.loads(json.dumps(result.to_dict()))
+    written = json.loads(render_text(doc, "json"))
+    assert {k: written[k] for k in exact} == exact  # its data, perhaps with notes added
+    assert render_text(doc, "md").startswith(f"## {doc.title}\n" if doc.heading else "| ")
+
+
+def test_fvcore_check_satisfies_the_protocol():
+    pytest.importorskip("fvcore")
+    from cnnscope.api import fvcore_check
+    from cnnscope.report.documents import document
+    from cnnscope.results import Result
+
+    check = fvcore_check("lenet5")
+    assert isinstance(check, Result) and type(check).__dataclass_params__.frozen
+    doc = document(check)
+    assert render_text(doc, "csv").startswith("name,type,cnnscope_macs,cnnscope_flops,fvcore,")
+    assert "| **total** |" in render_text(doc, "md")
+
+
+def test_kinds_and_statuses_are_enums_equal_to_their_old_strings(results):
+    from cnnscope.results import FieldStatus, LayerKind
+
+    layer = results["ModelReport"].layers[0]
+    assert type(layer.kind) is LayerKind and layer.kind == "module" and f"{layer.kind}" == "module"
+    assert type(results["ShapeReport"].rows[0].kind) is LayerKind
+    field = results["ReceptiveFieldReport"].visible_layers()[-1]
+    assert type(field.status) is FieldStatus and field.status in ("global", "spatial")
+    assert json.dumps([layer.kind, field.status]) == f'["module", "{field.status.value}"]'
