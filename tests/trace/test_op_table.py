@@ -386,7 +386,7 @@ def test_fast_meta_op_only_for_meta_tensors():
 
 
 def _spatial(layer: nn.Module, n: int) -> int | None:
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         try:
             return layer(torch.zeros(1, 1, n, n)).shape[-1]
@@ -394,13 +394,6 @@ def _spatial(layer: nn.Module, n: int) -> int | None:
             return None
 
 
-@pytest.fixture(autouse=False)
-def no_grad():
-    with torch.no_grad():
-        yield
-
-
-@pytest.mark.usefixtures("no_grad")
 def test_conv_output_size_is_pytorchs():
     for n in (3, 4, 7, 8, 11):
         for k, s, p, d in [(1, 1, 0, 1), (3, 1, 1, 1), (3, 2, 1, 1), (3, 2, 0, 2),
@@ -410,7 +403,6 @@ def test_conv_output_size_is_pytorchs():
             assert (got if got >= 1 else None) == expected, (n, k, s, p, d)
 
 
-@pytest.mark.usefixtures("no_grad")
 def test_ceil_mode_pooling_output_size_is_pytorchs():
     for n in (3, 4, 5, 6, 7, 8, 9, 12, 13):
         for k, s, p, d in [(2, 2, 0, 1), (3, 2, 0, 1), (3, 2, 1, 1), (3, 3, 1, 1), (2, 3, 1, 1),
@@ -421,7 +413,6 @@ def test_ceil_mode_pooling_output_size_is_pytorchs():
                 assert (got if got >= 1 else None) == expected, (n, k, s, p, d, ceil)
 
 
-@pytest.mark.usefixtures("no_grad")
 def test_transposed_output_size_is_pytorchs():
     for n in (1, 2, 5, 8):
         for k, s, p, d, op in [(2, 2, 0, 1, 0), (3, 2, 1, 1, 1), (4, 2, 1, 1, 0), (3, 1, 1, 1, 0),
