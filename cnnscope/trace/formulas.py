@@ -108,6 +108,9 @@ class _Registry(dict):
         super().clear()
         self._changed(*names)
 
+    def __reduce__(self) -> Any:  # a copy or a pickle is a plain dict; listeners stay here
+        return (dict, (dict(self),))
+
 
 #: Cost formulas by op name (the op table, ``trace.ops``, refers to them).
 FORMULAS: _Registry = _Registry()

@@ -15,7 +15,7 @@ it (``aten.relu_.default`` -> ``relu``), or by a torch.nn layer's type name (``"
 * ``rf``: its receptive-field rule (``RfRule``; the handlers live in
   ``analysis.rf_rules``); None when the analysis does not know it;
 * ``meta``: its shape kernel on the meta device (``trace.meta``), or None to run
-  PyTorch's own.
+  PyTorch's own; ``data_dependent``: no meta kernel can give its output shape.
 
 ``lookup(name)`` is the one way in: a dict lookup, once per traced op. Where to add an op:
 one ``_known(...)`` line below (and its formula in ``formulas.py``).
@@ -86,6 +86,9 @@ class OpSpec:
     # A layer whose inner ops' windows are not its own (LRN pools over channels): its
     # record gets no kernel geometry from them.
     no_window: bool = False
+    # Its output shape depends on the values of its input: no meta kernel can give it (a
+    # failure there is explained as such).
+    data_dependent: bool = False
 
 
 # ---------------------------------------------------------------------- what is known, by name
@@ -132,6 +135,11 @@ _UPSAMPLE_OPS = {
 _known(_UPSAMPLE_OPS, geometry=g.read_upsample)
 # Leaf layers whose inner ops must not lend them geometry (LRN pools over channels).
 _known({"LocalResponseNorm", "CrossMapLRN2d"}, no_window=True)
+
+# Ops whose output shape depends on the values of their input.
+_known({"nonzero", "masked_select", "nms", "unique", "_unique", "_unique2", "unique_dim",
+        "unique_consecutive", "_local_scalar_dense", "item", "argwhere", "repeat_interleave",
+        "bincount", "histc", "masked_scatter", "batched_nms"}, data_dependent=True)
 
 # Shape kernels on meta.
 _known({"relu", "relu6", "hardtanh", "sigmoid", "tanh", "gelu", "silu", "elu", "leaky_relu",
@@ -313,5 +321,6 @@ def describe(name: str) -> dict[str, Any]:
         "rf": None if spec.rf is None else spec.rf.value,
         "meta": None if spec.meta is None else spec.meta.__name__,
         "no_window": spec.no_window,
+        "data_dependent": spec.data_dependent,
     }
 

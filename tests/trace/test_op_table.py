@@ -382,6 +382,22 @@ def test_fast_meta_op_only_for_meta_tensors():
     assert ops.fast_meta_op("relu", torch.ops.aten.relu.default, ([x],), {}) is NotImplemented
 
 
+def test_data_dependent_ops_are_the_tracers_old_list():
+    old = {"nonzero", "masked_select", "nms", "unique", "_unique", "_unique2", "unique_dim",
+           "unique_consecutive", "_local_scalar_dense", "item", "argwhere", "repeat_interleave",
+           "bincount", "histc", "masked_scatter", "batched_nms"}
+    assert {name for name, spec in ops.OPS.items() if spec.data_dependent} == old
+
+
+def test_a_copy_of_the_formula_registry_is_a_plain_dict():
+    import copy
+
+    clone = copy.copy(formulas.FORMULAS)
+    assert type(clone) is dict and clone == dict(formulas.FORMULAS)
+    clone["my_copy_only_op"] = formulas.FORMULAS["relu"]  # tells the table nothing
+    assert lookup("my_copy_only_op") is None
+
+
 # ---------------------------------------------------------------------- output sizes vs PyTorch
 
 
