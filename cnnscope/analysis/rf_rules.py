@@ -25,6 +25,7 @@ from cnnscope.analysis.rf_axis import (
 from cnnscope.trace.ops import RfRule, lookup
 from cnnscope.trace.records import LayerRecord
 
+
 @dataclass(frozen=True)
 class _State:
     """What one record's output is, spatially."""
