@@ -42,8 +42,9 @@ gate, the statistics of group or instance normalisation -- keeps its local field
 is flagged ``global_context``: its units also depend on every input pixel through a
 per-channel factor.
 
-Layout: the per-axis maths is ``rf_axis`` (``Window``, ``AxisField``), the rule of each
-operation ``rf_rules`` (``_step``); this module walks the records and holds the results.
+Layout: the per-axis maths is ``rf_axis`` (``Window``, ``AxisField``); which rule each
+operation follows is its ``RfRule`` in the op table (``trace.ops``), the rule's handler is
+in ``rf_rules`` (``_step``); this module walks the records and holds the results.
 """
 
 from __future__ import annotations

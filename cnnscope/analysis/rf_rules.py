@@ -1,5 +1,9 @@
 """Receptive-field rules per operation: how each traced record maps the fields of its
-inputs to the fields of its output (``_step``), one small handler per kind of layer.
+inputs to the fields of its output (``_step``), one small handler per rule.
+
+Which rule an op follows is written in the op table (``trace.ops``: ``RfRule``);
+``rule_of`` reads it, after the record's own geometry (a kernel, an adaptive output size,
+an interpolation mode), and ``HANDLERS`` maps each rule to its handler.
 """
 
 from __future__ import annotations
@@ -18,56 +22,8 @@ from cnnscope.analysis.rf_axis import (
     bound_on_grid,
     merge_fields,
 )
-from cnnscope.trace.formulas import ELEMENTWISE_OPS
+from cnnscope.trace.ops import RfRule, lookup
 from cnnscope.trace.records import LayerRecord
-
-# Leaf torch.nn layers that act on each spatial position separately.
-POINTWISE_MODULES = frozenset({
-    "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm", "LazyBatchNorm1d",
-    "LazyBatchNorm2d", "LazyBatchNorm3d", "ReLU", "ReLU6", "LeakyReLU", "PReLU", "RReLU",
-    "ELU", "SELU", "CELU", "GELU", "SiLU", "Mish", "Sigmoid", "Tanh", "Hardtanh",
-    "Hardswish", "Hardsigmoid", "Softplus", "Softsign", "Softshrink", "Hardshrink",
-    "Tanhshrink", "Threshold", "LogSigmoid", "GLU", "Dropout", "Dropout1d", "Dropout2d",
-    "Dropout3d", "AlphaDropout", "FeatureAlphaDropout", "Identity", "LocalResponseNorm",
-    "CrossMapLRN2d", "ChannelShuffle", "Softmax2d",
-})
-# Layers whose output at a position also depends on statistics of the whole map.
-CONTEXT_MODULES = frozenset({
-    "GroupNorm", "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d", "LazyInstanceNorm1d",
-    "LazyInstanceNorm2d", "LazyInstanceNorm3d",
-})
-# Ops that move or convert data element by element.
-POINTWISE_OPS = frozenset(ELEMENTWISE_OPS) | frozenset({
-    "clone", "copy", "_to_copy", "to", "contiguous", "alias", "detach", "dropout",
-    "feature_dropout", "alpha_dropout", "native_dropout", "masked_fill", "fill",
-    "zeros_like", "ones_like", "empty_like", "full_like", "lift_fresh_copy",
-    "native_batch_norm", "_native_batch_norm_legit", "_native_batch_norm_legit_no_training",
-    "batch_norm", "cudnn_batch_norm", "_batch_norm_impl_index", "channel_shuffle",
-    "split", "split_with_sizes", "chunk", "unbind",
-})
-CONTEXT_OPS = frozenset({"native_group_norm", "instance_norm"})
-SOFTMAX_OPS = frozenset({"_softmax", "softmax", "_log_softmax", "log_softmax", "_safe_softmax", "Softmax",
-                         "LogSoftmax", "Softmin"})
-REDUCTION_OPS = frozenset({"mean", "sum", "amax", "amin", "max", "min", "prod", "std", "var",
-                           "std_mean", "var_mean", "logsumexp", "argmax", "argmin", "any",
-                           "all", "norm", "linalg_vector_norm", "frobenius_norm"})
-LINEAR_OPS = frozenset({"Linear", "Bilinear", "LazyLinear", "linear", "addmm", "mm"})
-MATMUL_OPS = frozenset({"bmm", "baddbmm", "addbmm", "matmul", "einsum", "einsum_bmm",
-                        "_scaled_dot_product_flash_attention",
-                        "_scaled_dot_product_efficient_attention",
-                        "scaled_dot_product_attention", "MultiheadAttention",
-                        "_scaled_dot_product_flash_attention_for_cpu",
-                        "_scaled_dot_product_cudnn_attention",
-                        "_scaled_dot_product_fused_attention_overrideable",
-                        "_native_multi_head_attention"})
-UPSAMPLE_MODULES = frozenset({"Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d"})
-PAD_MODULES = frozenset({"ZeroPad1d", "ZeroPad2d", "ZeroPad3d", "ConstantPad1d",
-                         "ConstantPad2d", "ConstantPad3d", "ReflectionPad1d",
-                         "ReflectionPad2d", "ReflectionPad3d", "ReplicationPad1d",
-                         "ReplicationPad2d", "ReplicationPad3d", "CircularPad1d",
-                         "CircularPad2d", "CircularPad3d", "reflection_pad1d",
-                         "reflection_pad2d", "reflection_pad3d", "replication_pad1d",
-                         "replication_pad2d", "replication_pad3d", "pad"})
 
 
 @dataclass(frozen=True)
@@ -89,66 +45,79 @@ def _norm_dim(d: int, ndim: int) -> int:
     return d % ndim if ndim else 0
 
 
+def rule_of(r: LayerRecord) -> RfRule | None:
+    """The record's rule: its own geometry first, then its op-table entry; None when the
+    analysis does not know it. The order matters (a pooling layer's record has a kernel
+    whatever its type) and is the order this analysis has always applied."""
+    spec = lookup(r.type)
+    rule = spec.rf if spec is not None else None
+    if r.kind == "shape" or rule is RfRule.RESHAPE:
+        return RfRule.RESHAPE
+    if r.kernel_size is not None and not (spec is not None and spec.no_window):
+        return RfRule.WINDOW
+    attrs = r.attrs
+    if attrs.get("adaptive"):
+        return RfRule.ADAPTIVE
+    if "mode" in attrs:
+        return RfRule.RESIZE
+    if rule is RfRule.WINDOW or rule is RfRule.ADAPTIVE:
+        return None  # a window or adaptive layer whose record lacks the geometry it reads
+    return rule
+
+
 def _step(r: LayerRecord, ins: list[tuple[int, _State, tuple[int, ...]]], n_axes: int,
           names: tuple[str, ...], names_of: dict[int, str]) -> _Step:
-    out_shape = tuple(r.output_shape)
     if not ins:
         return _Step(_State((None,) * n_axes, (CONSTANT,) * n_axes))
-    attrs = r.attrs
-    t = r.type
+    rule = rule_of(r)
+    if rule is None:
+        return _positionwise(r, ins, n_axes, names, names_of, known=False)
+    return HANDLERS[rule](r, ins, n_axes, names, names_of)
 
-    if r.kind == "shape" or t in ("Flatten", "Unflatten"):
-        return _reshape(r, ins[0], n_axes)
-    if r.kernel_size is not None and t not in ("LocalResponseNorm", "CrossMapLRN2d"):
-        return _window_layer(r, ins[0], names)
-    if attrs.get("adaptive"):
-        return _adaptive(r, ins[0], names)
-    if t in UPSAMPLE_MODULES or "mode" in attrs or t.startswith("upsample_") or t.startswith("_upsample_"):
-        return _upsample(r, ins[0], names)
-    if t in ("PixelShuffle", "pixel_shuffle", "PixelUnshuffle", "pixel_unshuffle"):
-        return _pixel_shuffle(r, ins[0], names)
-    if t == "slice":
-        return _slice(r, ins[0], names)
-    if t == "constant_pad_nd" or t in PAD_MODULES:
-        return _pad(r, ins[0], names)
-    if t in REDUCTION_OPS:
-        return _reduce(r, ins[0], n_axes)
-    if t in LINEAR_OPS:
-        return _linear(r, ins, n_axes)
-    if t in MATMUL_OPS:
-        return _mix_all(ins, n_axes)
-    if t in ("cat", "stack"):
-        return _cat(r, ins, n_axes, names, names_of)
-    if t in ("select", "index", "index_select", "narrow", "gather", "repeat", "flip", "roll",
-             "unfold", "im2col", "col2im", "grid_sampler_2d", "as_strided"):
+
+def _positionwise(r: LayerRecord, ins, n_axes: int, names, names_of, *, known: bool = True,
+                  context: bool = False, warnings: list[str] | None = None) -> _Step:
+    """A layer that keeps the spatial size acts on each position (plus, with ``context``,
+    statistics of the whole map); one that changes it is not understood."""
+    if not _same_spatial(ins, tuple(r.output_shape)):
         return _opaque_if_spatial(r, ins, n_axes, names, names_of)
-    warnings: list[str] = []
-    context = False
-    if t in CONTEXT_MODULES or t in CONTEXT_OPS:
-        context = True
-    elif t in ("LayerNorm", "native_layer_norm"):
-        # LayerNorm normalises over trailing dims: when the last dim is spatial (NCHW
-        # input) its statistics come from the whole map; over channels (NHWC) it is pointwise.
-        st, shp = ins[0][1], ins[0][2]
-        context = any(d == len(shp) - 1 for d in st.dims if d is not None)
-    elif t in SOFTMAX_OPS:
-        st, shp = ins[0][1], ins[0][2]
-        dim = r.attrs.get("dim")
-        if dim is not None:
-            # Normalised over a spatial dim: every unit depends on that whole row.
-            context = (dim % len(shp)) in {d for d in st.dims if d is not None} if shp else False
-        elif any(isinstance(a, AxisField) for a in st.axes):
-            warnings.append("softmax dimension not recorded; assumed to be the channels")
-    if not _same_spatial(ins, out_shape):
-        return _opaque_if_spatial(r, ins, n_axes, names, names_of)
-    if not context and t not in SOFTMAX_OPS and t not in POINTWISE_MODULES \
-            and t not in POINTWISE_OPS and t not in ("LayerNorm", "native_layer_norm"):
-        warnings.append(f"{t} not known to this analysis; assumed to act on each position")
+    warnings = list(warnings or ())
+    if not known:
+        warnings.append(f"{r.type} not known to this analysis; assumed to act on each position")
     step = _elementwise(r, ins, n_axes, names, names_of)
     step.warnings[:0] = warnings
     if context:
         step.state = _State(step.state.dims, step.state.axes, True)
     return step
+
+
+def _pointwise(r, ins, n_axes, names, names_of) -> _Step:
+    return _positionwise(r, ins, n_axes, names, names_of)
+
+
+def _context(r, ins, n_axes, names, names_of) -> _Step:
+    return _positionwise(r, ins, n_axes, names, names_of, context=True)
+
+
+def _layer_norm(r, ins, n_axes, names, names_of) -> _Step:
+    # LayerNorm normalises over trailing dims: when the last dim is spatial (NCHW
+    # input) its statistics come from the whole map; over channels (NHWC) it is pointwise.
+    st, shp = ins[0][1], ins[0][2]
+    context = any(d == len(shp) - 1 for d in st.dims if d is not None)
+    return _positionwise(r, ins, n_axes, names, names_of, context=context)
+
+
+def _softmax(r, ins, n_axes, names, names_of) -> _Step:
+    st, shp = ins[0][1], ins[0][2]
+    dim = r.attrs.get("dim")
+    context = False
+    warnings = []
+    if dim is not None:
+        # Normalised over a spatial dim: every unit depends on that whole row.
+        context = (dim % len(shp)) in {d for d in st.dims if d is not None} if shp else False
+    elif any(isinstance(a, AxisField) for a in st.axes):
+        warnings.append("softmax dimension not recorded; assumed to be the channels")
+    return _positionwise(r, ins, n_axes, names, names_of, context=context, warnings=warnings)
 
 
 def _same_spatial(ins, out_shape) -> bool:
@@ -563,3 +532,23 @@ def _reshape_dim(shp: Sequence[int], out: Sequence[int], d: int) -> int | None:
         if acc > before:
             return None
     return None
+
+
+HANDLERS = {
+    RfRule.RESHAPE: lambda r, ins, n_axes, names, names_of: _reshape(r, ins[0], n_axes),
+    RfRule.WINDOW: lambda r, ins, n_axes, names, names_of: _window_layer(r, ins[0], names),
+    RfRule.ADAPTIVE: lambda r, ins, n_axes, names, names_of: _adaptive(r, ins[0], names),
+    RfRule.RESIZE: lambda r, ins, n_axes, names, names_of: _upsample(r, ins[0], names),
+    RfRule.PIXEL_SHUFFLE: lambda r, ins, n_axes, names, names_of: _pixel_shuffle(r, ins[0], names),
+    RfRule.SLICE: lambda r, ins, n_axes, names, names_of: _slice(r, ins[0], names),
+    RfRule.PAD: lambda r, ins, n_axes, names, names_of: _pad(r, ins[0], names),
+    RfRule.REDUCE: lambda r, ins, n_axes, names, names_of: _reduce(r, ins[0], n_axes),
+    RfRule.LINEAR: lambda r, ins, n_axes, names, names_of: _linear(r, ins, n_axes),
+    RfRule.MIX_ALL: lambda r, ins, n_axes, names, names_of: _mix_all(ins, n_axes),
+    RfRule.CAT: _cat,
+    RfRule.OPAQUE_IF_SPATIAL: _opaque_if_spatial,
+    RfRule.POINTWISE: _pointwise,
+    RfRule.CONTEXT: _context,
+    RfRule.LAYER_NORM: _layer_norm,
+    RfRule.SOFTMAX: _softmax,
+}

@@ -1,3 +1,3 @@
-"""Tracing: one forward pass -> one record per layer (see tracer.py, formulas.py)."""
+"""Tracing: one forward pass -> one record per layer (see tracer.py; what is known of each op: ops.py)."""
 
 from cnnscope.trace.records import CONVENTION, LayerRecord, ModelReport, Totals  # noqa: F401

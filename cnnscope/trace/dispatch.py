@@ -17,16 +17,11 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from cnnscope.trace.blocks import _MISSING, _PLAIN, _Block, _subtree_params
-from cnnscope.trace.formulas import (
-    SHAPE_OPS,
-    TensorShape,
-    has_module_formula,
-    module_cost,
-    op_cost,
-)
-from cnnscope.trace.geometry import _NO_GEOMETRY_MODULES, geometry, op_name
+from cnnscope.trace.formulas import TensorShape, has_module_formula, module_cost
+from cnnscope.trace.geometry import op_name
 from cnnscope.trace.memo import _LeafMemo
-from cnnscope.trace.meta import fast_meta_op
+from cnnscope.trace.meta import run_kernel
+from cnnscope.trace.ops import OpSpec, lookup, op_cost
 from cnnscope.trace.records import LayerRecord
 from cnnscope.trace.tensors import (
     _is_view_op,
@@ -258,7 +253,8 @@ class _TraceState:
                            # Every call reads its weights, also a shared layer's second call
                            # (whose params are 0: they were counted at the first).
                            read_bytes=_nbytes(inputs) + (_nbytes(own.values()) if own else 0))
-        if pending.type in _NO_GEOMETRY_MODULES:
+        layer = lookup(pending.type)
+        if layer is not None and layer.no_window:
             pending.geometry = {"extra": {"size": getattr(module, "size", None)}}
         self.leaf, self.leaf_module = pending, module
         if custom:
@@ -279,8 +275,9 @@ class _TraceState:
 
     # ------------------------------------------------------------------ ops
 
-    def on_op(self, func, args: tuple, kwargs: dict, out: Any) -> None:
-        name = op_name(func)
+    def on_op(self, func, args: tuple, kwargs: dict, out: Any, name: str,
+              spec: OpSpec | None) -> None:
+        """Charge one aten op (``name``, its op-table entry ``spec``) to its record."""
         outputs = _tensors(out)
         if name.endswith("_with_indices"):
             outputs = outputs[:1]  # the indices are bookkeeping, not activations
@@ -288,7 +285,8 @@ class _TraceState:
         sargs = _shape_args(args)
         skw = {k: TensorShape(_shape_of(v)) if isinstance(v, torch.Tensor) else v
                for k, v in kwargs.items()} if kwargs else None
-        cost = op_cost(name, sargs, out_shapes, skw)
+        cost = op_cost(spec, sargs, out_shapes, skw)
+        read_geometry = spec.geometry if spec is not None else None
 
         if self.leaf is not None:  # inside a torch.nn layer: add to its record
             if not _is_view_op(func):  # a Flatten that only views its input moves nothing
@@ -301,8 +299,8 @@ class _TraceState:
             else:
                 self.leaf.macs += cost.macs
                 self.leaf.flops += cost.flops
-            if not self.leaf.geometry:
-                self.leaf.geometry = geometry(name, sargs, out_shapes)
+            if not self.leaf.geometry and read_geometry is not None:
+                self.leaf.geometry = read_geometry(name, sargs, out_shapes)
             return
 
         inputs = _tensors((args, kwargs))
@@ -317,7 +315,7 @@ class _TraceState:
                     self.param_of[id(t)] = param_inputs[0]
                     self.keep_alive.append(t)
             return
-        kind = "shape" if name in SHAPE_OPS else "function"
+        kind = "shape" if spec is not None and spec.shape_only else "function"
         parent = self.stack[-1] if self.stack else ""
         params, trainable = self.claim_params(param_inputs)
         base = f"{parent}.{name}" if parent else name
@@ -331,7 +329,7 @@ class _TraceState:
             input_shapes=tuple(_shape_of(t) for t in inputs if id(t) not in self.param_of),
             params=params,
             trainable=trainable,
-            geometry=geometry(name, sargs, out_shapes),
+            geometry=read_geometry(name, sargs, out_shapes) if read_geometry is not None else {},
             # A view (reshape, slice, select...) re-indexes memory: it moves nothing.
             ops=0 if kind == "shape" or _is_view_op(func) else 1,
             read_bytes=_nbytes(inputs),
@@ -377,15 +375,18 @@ class _DispatchCounter(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        name = op_name(func)
+        spec = lookup(name)  # the op's one table entry: meta kernel, cost, geometry
         try:
-            out = fast_meta_op(op_name(func), func, args, kwargs)
+            kernel = spec.meta if spec is not None else None
+            out = NotImplemented if kernel is None else run_kernel(kernel, name, func, args, kwargs)
             if out is NotImplemented:
                 out = func(*args, **kwargs)
         except Exception:
             if self.state.failed_at is None:
-                self.state.failed_at = (self.state.current_layer(), op_name(func))
+                self.state.failed_at = (self.state.current_layer(), name)
             raise
-        self.state.on_op(func, args, kwargs, out)
+        self.state.on_op(func, args, kwargs, out, name, spec)
         return out
 
 

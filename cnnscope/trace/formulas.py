@@ -58,7 +58,62 @@ class Cost:
 
 Formula = Callable[[Sequence[Any], Sequence[Shape]], Cost]
 
-FORMULAS: dict[str, Formula] = {}
+
+
+class _Registry(dict):
+    """A dict that tells its listeners which name changed, however it is written
+    (``register``, ``register_formula``, or a test restoring an entry by hand): the op
+    table (``trace.ops``) keeps each op's formula in its entry and must not go stale."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.listeners: list[Callable[[str], None]] = []
+
+    def _changed(self, *names: str) -> None:
+        for listener in self.listeners:
+            for name in names:
+                listener(name)
+
+    def __setitem__(self, name: str, formula: Formula) -> None:
+        super().__setitem__(name, formula)
+        self._changed(name)
+
+    def __delitem__(self, name: str) -> None:
+        super().__delitem__(name)
+        self._changed(name)
+
+    def pop(self, name: str, *default: Any) -> Any:
+        had = name in self
+        value = super().pop(name, *default)
+        if had:
+            self._changed(name)
+        return value
+
+    def setdefault(self, name: str, formula: Formula) -> Formula:  # type: ignore[override]
+        if name not in self:
+            self[name] = formula
+        return self[name]
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        for name, formula in dict(*args, **kwargs).items():
+            self[name] = formula
+
+    def popitem(self) -> tuple[str, Formula]:
+        name, formula = super().popitem()
+        self._changed(name)
+        return name, formula
+
+    def clear(self) -> None:
+        names = list(self)
+        super().clear()
+        self._changed(*names)
+
+    def __reduce__(self) -> Any:  # a copy or a pickle is a plain dict; listeners stay here
+        return (dict, (dict(self),))
+
+
+#: Cost formulas by op name (the op table, ``trace.ops``, refers to them).
+FORMULAS: _Registry = _Registry()
 
 
 def register(*names: str) -> Callable[[Formula], Formula]:

@@ -4,7 +4,8 @@ On the meta device nothing is computed, but PyTorch still runs Python "meta kern
 (decompositions) for batch norm and elementwise ops, and Python ``nn.init`` code for
 every weight. Both are pure overhead for shape propagation: about 85% of a ResNet-152
 trace and 70% of its build. Here, batch norm and elementwise ops get their output
-shapes directly, and ``nn.init`` is a no-op while a model is built on meta.
+shapes directly (the shape kernels below; the op table, ``trace.ops``, says which op
+uses which), and ``nn.init`` is a no-op while a model is built on meta.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _NormBase
 from torch.nn.modules.conv import _ConvNd
+
+from cnnscope.trace.outsize import conv_output_size, transposed_output_size
 
 _INIT_FUNCTIONS = [name for name in dir(torch.nn.init)
                    if name.endswith("_") and not name.startswith("_")]
@@ -150,22 +153,40 @@ _ORIGINAL_INIT = {name: getattr(torch.nn.init, name) for name in _INIT_FUNCTIONS
 _ORIGINAL_RESETS = [(cls, attr, cls.__dict__[attr]) for cls, attr in _RESETS]
 
 
-_UNARY = {"relu", "relu6", "hardtanh", "sigmoid", "tanh", "gelu", "silu", "elu", "leaky_relu",
-          "hardswish", "hardsigmoid", "mish", "softplus", "neg", "abs", "exp", "sqrt", "rsqrt"}
-_BINARY = {"add", "sub", "rsub", "mul", "div", "pow"}
-_POOLS = {"max_pool2d_with_indices", "avg_pool2d", "max_pool3d_with_indices", "avg_pool3d"}
-_RESIZE = {"upsample_nearest1d", "upsample_nearest2d", "upsample_nearest3d", "upsample_linear1d",
-           "upsample_bilinear2d", "upsample_bicubic2d", "upsample_trilinear3d",
-           "_upsample_nearest_exact1d", "_upsample_nearest_exact2d", "_upsample_nearest_exact3d",
-           "_adaptive_avg_pool2d", "_adaptive_avg_pool3d", "adaptive_avg_pool1d"}
-_LIKE = {"zeros_like", "ones_like", "empty_like"}
+# ---------------------------------------------------------------------- shape kernels
+# One kernel per kind of op: ``kernel(name, func, args, kwargs)`` -> the result built from
+# shapes alone, or NotImplemented to run the op normally. Which op gets which kernel is
+# written in the op table (``trace.ops``); ``run_kernel`` checks what all of them assume.
+
 _FULL_FLOATS = {torch.float32, torch.float64}
-_BATCH_NORM = {"native_batch_norm", "_native_batch_norm_legit_no_training",
-               "_native_batch_norm_legit"}
 
 
-def _fast_cat(args: tuple) -> Any:
+def run_kernel(kernel, name: str, func, args: tuple, kwargs: dict) -> Any:
+    """``kernel``'s result, or ``NotImplemented`` when the call is not one it may shortcut.
+
+    Only for meta tensors (the first argument; a list of them for ``cat``) and never
+    for an ``out=`` call; the result has the shape and dtype the real meta kernel gives.
+    """
+    if kwargs.get("out") is not None or not args:
+        return NotImplemented
+    x = args[0]
+    if isinstance(x, torch.Tensor):
+        if x.device.type != "meta":
+            return NotImplemented
+    elif kernel is not cat_kernel:
+        return NotImplemented
+    return kernel(name, func, args, kwargs)
+
+
+def _inplace(func) -> bool:
+    return func.overloadpacket.__name__.endswith("_")
+
+
+def cat_kernel(name: str, func, args: tuple, kwargs: dict) -> Any:
+    """cat(tensors, dim)."""
     tensors = args[0]
+    if not isinstance(tensors, (list, tuple)) or kwargs:
+        return NotImplemented
     dim = args[1] if len(args) > 1 else 0
     if not tensors or not all(isinstance(t, torch.Tensor) and t.device.type == "meta" for t in tensors):
         return NotImplemented
@@ -181,7 +202,7 @@ def _fast_cat(args: tuple) -> Any:
     return _empty(first, shape)
 
 
-def _fast_conv(args: tuple) -> Any:
+def conv_kernel(name: str, func, args: tuple, kwargs: dict) -> Any:
     """aten.convolution(input, weight, bias, stride, padding, dilation, transposed, output_padding, groups)."""
     if len(args) < 9:
         return NotImplemented
@@ -197,29 +218,20 @@ def _fast_conv(args: tuple) -> Any:
         if x.shape[1] != w.shape[0]:
             return NotImplemented
         c_out = w.shape[1] * groups
-        spatial = [(n - 1) * s - 2 * p + d * (k - 1) + op + 1 for n, k, s, p, d, op in
+        spatial = [transposed_output_size(n, k, s, p, d, op) for n, k, s, p, d, op in
                    zip(x.shape[2:], kernel, stride, padding, dilation, output_padding)]
     else:
         if x.shape[1] != w.shape[1] * groups:
             return NotImplemented
         c_out = w.shape[0]
-        spatial = [(n + 2 * p - d * (k - 1) - 1) // s + 1 for n, k, s, p, d in
+        spatial = [conv_output_size(n, k, s, p, d) for n, k, s, p, d in
                    zip(x.shape[2:], kernel, stride, padding, dilation)]
     if any(n < 1 for n in spatial):
         return NotImplemented  # PyTorch raises its own "too small" error
     return _empty(x, (x.shape[0], c_out, *spatial))
 
 
-def _pool_out(n: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> int:
-    # PyTorch's pooling_output_shape: ceil mode may not start a window in the padding.
-    span = n + 2 * p - d * (k - 1) - 1
-    out = (span + (s - 1 if ceil_mode else 0)) // s + 1
-    if ceil_mode and (out - 1) * s >= n + p:
-        out -= 1
-    return out
-
-
-def _fast_pool(name: str, args: tuple) -> Any:
+def pool_kernel(name: str, func, args: tuple, kwargs: dict) -> Any:
     """max_pool{2,3}d_with_indices(x, k, s, p, d, ceil) / avg_pool{2,3}d(x, k, s, p, ceil, ...)."""
     x = args[0]
     nd = 3 if "3d" in name else 2
@@ -244,7 +256,7 @@ def _fast_pool(name: str, args: tuple) -> Any:
         return NotImplemented
     if any(p > k // 2 for p, k in zip(padding, kernel)):
         return NotImplemented  # PyTorch raises "pad should be at most half of kernel size"
-    spatial = [_pool_out(n, k, s, p, d, ceil_mode)
+    spatial = [conv_output_size(n, k, s, p, d, ceil_mode)
                for n, k, s, p, d in zip(x.shape[-nd:], kernel, stride, padding, dilation)]
     if any(n < 1 for n in spatial):
         return NotImplemented  # PyTorch raises its own "too small" error
@@ -254,7 +266,7 @@ def _fast_pool(name: str, args: tuple) -> Any:
     return out
 
 
-def _fast_resize(name: str, func, args: tuple) -> Any:
+def resize_kernel(name: str, func, args: tuple, kwargs: dict) -> Any:
     """Ops whose output spatial size is an argument: upsample_*.default, adaptive pools."""
     x = args[0]
     size = args[1] if len(args) > 1 else None
@@ -269,8 +281,10 @@ def _fast_resize(name: str, func, args: tuple) -> Any:
     return _empty(x, (*x.shape[:x.dim() - len(size)], *size))
 
 
-def _fast_pad(args: tuple) -> Any:
+def pad_kernel(name: str, func, args: tuple, kwargs: dict) -> Any:
     """constant_pad_nd(x, pad, value): pad pairs run from the last dimension backwards."""
+    if len(args) < 2:
+        return NotImplemented
     x, pad = args[0], args[1]
     if not isinstance(pad, (list, tuple)) or len(pad) % 2 or len(pad) // 2 > x.dim():
         return NotImplemented
@@ -283,97 +297,136 @@ def _fast_pad(args: tuple) -> Any:
     return _empty(x, shape)
 
 
-def fast_meta_op(name: str, func, args: tuple, kwargs: dict) -> Any:
-    """The op's result computed from shapes alone, or ``NotImplemented`` to run it normally.
-
-    Only for meta tensors and only for ops whose output shape is obvious; the result
-    has the same shape and dtype the real meta kernel gives.
-    """
-    if kwargs.get("out") is not None or not args:
-        return NotImplemented
-    if name == "cat" and isinstance(args[0], (list, tuple)) and not kwargs:
-        return _fast_cat(args)
-    if not isinstance(args[0], torch.Tensor):
-        return NotImplemented
+def softmax_kernel(name: str, func, args: tuple, kwargs: dict) -> Any:
+    """_softmax(x, dim, half_to_float=False) on a float tensor."""
     x = args[0]
-    if x.device.type != "meta":
-        return NotImplemented
-    inplace = func.overloadpacket.__name__.endswith("_")
-    if name == "convolution":
-        return _fast_conv(args)
-    if name in _POOLS:
-        return _fast_pool(name, args)
-    if name in _RESIZE:
-        return _fast_resize(name, func, args)
-    if name == "constant_pad_nd" and len(args) >= 2:
-        return _fast_pad(args)
-    if name == "_softmax" and len(args) == 3 and args[2] is False and x.is_floating_point():
+    if len(args) == 3 and args[2] is False and x.is_floating_point():
         return _empty(x, x.shape)
-    if name == "native_layer_norm" and len(args) >= 2 and x.dtype in _FULL_FLOATS:
-        # (out, mean, rstd): the statistics keep the leading dims, 1 for each normalised one
-        n = len(args[1])
-        if not 0 < n <= x.dim() or tuple(x.shape[x.dim() - n:]) != tuple(args[1]):
-            return NotImplemented  # PyTorch raises the proper error
-        stats = (*x.shape[:x.dim() - n], *(1,) * n)
-        return _empty(x, x.shape), _empty(x, stats), _empty(x, stats)
-    if name == "_safe_softmax" and len(args) >= 2 and x.dtype in _FULL_FLOATS \
-            and (len(args) < 3 or args[2] is None) and not kwargs:
-        return _empty(x, x.shape)
-    if name == "roll" and x.is_contiguous() and not kwargs:
-        return _empty(x, x.shape)  # a permutation of the elements, same layout
-    if name == "index" and len(args) == 2 and isinstance(args[1], (list, tuple)) \
-            and len(args[1]) == 1 and x.dim() >= 1 and x.is_contiguous():
-        idx = args[1][0]
-        if isinstance(idx, torch.Tensor) and idx.device.type == "meta" \
-                and idx.dtype in (torch.int64, torch.int32):
-            return _empty(x, (*idx.shape, *x.shape[1:]))  # gather along dim 0
-        return NotImplemented  # a boolean mask is data-dependent: PyTorch decides
-    if name in _BATCH_NORM:
-        c = x.shape[1] if x.dim() > 1 else 0
-        stats = _empty(x, (c,)) if len(args) > 5 and args[5] is True else _empty(x, (0,))
-        return _empty(x, x.shape), stats, _empty(x, stats.shape)
-    if name in _UNARY:
-        return x if inplace else _empty(x, x.shape)
-    if name == "addmm" and len(args) >= 3 and not inplace:
-        a, b = args[1], args[2]
-        if a.dim() == 2 and b.dim() == 2 and a.shape[1] == b.shape[0] and a.dtype == b.dtype == x.dtype:
-            return _empty(a, (a.shape[0], b.shape[1]))
-        return NotImplemented
-    if name in _LIKE and len(args) == 1:
-        if any(v is not None and k not in ("memory_format", "pin_memory") for k, v in kwargs.items()
-               if not (k == "dtype" and v == x.dtype) and not (k == "device" and v == x.device)):
-            return NotImplemented
-        return _empty(x, x.shape)
-    if name in ("mm", "bmm") and len(args) == 2 and isinstance(args[1], torch.Tensor):
-        a, b = x, args[1]
-        nd = 2 if name == "mm" else 3
-        if (a.dim() == b.dim() == nd and a.shape[-1] == b.shape[-2] and a.dtype == b.dtype
-                and b.device.type == "meta" and (nd == 2 or a.shape[0] == b.shape[0])):
-            return _empty(a, (*a.shape[:-1], b.shape[-1]))
-        return NotImplemented
-    if name in ("mean", "sum") and len(args) >= 2 and isinstance(args[1], (list, tuple)) and x.is_floating_point():
-        if kwargs.get("dtype") is not None:
-            return NotImplemented
-        dims = {d % x.dim() for d in args[1]}
-        keep = bool(args[2]) if len(args) > 2 else False
-        shape = [1 if i in dims else n for i, n in enumerate(x.shape) if keep or i not in dims]
-        return _empty(x, shape)
-    if name in _BINARY and len(args) >= 2:
-        other = args[1]
-        if isinstance(other, torch.Tensor):
-            if other.device.type != "meta" or other.dtype != x.dtype:
-                return NotImplemented  # leave type promotion to PyTorch
-            shape = _broadcast(tuple(x.shape), tuple(other.shape))
-            if shape is None:
-                return NotImplemented  # PyTorch raises the proper error
-        elif isinstance(other, (int, float)) and not isinstance(other, bool) and x.is_floating_point():
-            shape = x.shape
-        else:
-            return NotImplemented
-        if inplace:
-            return x if shape == x.shape else NotImplemented
-        return _empty(x, shape)
     return NotImplemented
+
+
+def safe_softmax_kernel(name: str, func, args: tuple, kwargs: dict) -> Any:
+    """_safe_softmax(x, dim, dtype=None) on a full-precision tensor."""
+    x = args[0]
+    if len(args) >= 2 and x.dtype in _FULL_FLOATS and (len(args) < 3 or args[2] is None) \
+            and not kwargs:
+        return _empty(x, x.shape)
+    return NotImplemented
+
+
+def layer_norm_kernel(name: str, func, args: tuple, kwargs: dict) -> Any:
+    """native_layer_norm(x, normalized_shape, ...) -> (out, mean, rstd)."""
+    x = args[0]
+    if len(args) < 2 or x.dtype not in _FULL_FLOATS:
+        return NotImplemented
+    # the statistics keep the leading dims, 1 for each normalised one
+    n = len(args[1])
+    if not 0 < n <= x.dim() or tuple(x.shape[x.dim() - n:]) != tuple(args[1]):
+        return NotImplemented  # PyTorch raises the proper error
+    stats = (*x.shape[:x.dim() - n], *(1,) * n)
+    return _empty(x, x.shape), _empty(x, stats), _empty(x, stats)
+
+
+def roll_kernel(name: str, func, args: tuple, kwargs: dict) -> Any:
+    """roll: a permutation of the elements, same layout."""
+    x = args[0]
+    if x.is_contiguous() and not kwargs:
+        return _empty(x, x.shape)
+    return NotImplemented
+
+
+def index_kernel(name: str, func, args: tuple, kwargs: dict) -> Any:
+    """index(x, [idx]): a gather along dim 0 by an integer index tensor."""
+    x = args[0]
+    if not (len(args) == 2 and isinstance(args[1], (list, tuple)) and len(args[1]) == 1
+            and x.dim() >= 1 and x.is_contiguous()):
+        return NotImplemented
+    idx = args[1][0]
+    if isinstance(idx, torch.Tensor) and idx.device.type == "meta" \
+            and idx.dtype in (torch.int64, torch.int32):
+        return _empty(x, (*idx.shape, *x.shape[1:]))  # gather along dim 0
+    return NotImplemented  # a boolean mask is data-dependent: PyTorch decides
+
+
+def batch_norm_kernel(name: str, func, args: tuple, kwargs: dict) -> Any:
+    """native_batch_norm and relatives -> (out, save_mean, save_invstd)."""
+    x = args[0]
+    c = x.shape[1] if x.dim() > 1 else 0
+    stats = _empty(x, (c,)) if len(args) > 5 and args[5] is True else _empty(x, (0,))
+    return _empty(x, x.shape), stats, _empty(x, stats.shape)
+
+
+def unary_kernel(name: str, func, args: tuple, kwargs: dict) -> Any:
+    """An activation or elementwise function of one tensor: same shape (in place: itself)."""
+    x = args[0]
+    return x if _inplace(func) else _empty(x, x.shape)
+
+
+def addmm_kernel(name: str, func, args: tuple, kwargs: dict) -> Any:
+    """addmm(bias, a, b) = bias + a @ b."""
+    x = args[0]
+    if len(args) < 3 or _inplace(func):
+        return NotImplemented
+    a, b = args[1], args[2]
+    if a.dim() == 2 and b.dim() == 2 and a.shape[1] == b.shape[0] and a.dtype == b.dtype == x.dtype:
+        return _empty(a, (a.shape[0], b.shape[1]))
+    return NotImplemented
+
+
+def like_kernel(name: str, func, args: tuple, kwargs: dict) -> Any:
+    """zeros_like/ones_like/empty_like(x) with nothing that changes dtype or device."""
+    x = args[0]
+    if len(args) != 1:
+        return NotImplemented
+    if any(v is not None and k not in ("memory_format", "pin_memory") for k, v in kwargs.items()
+           if not (k == "dtype" and v == x.dtype) and not (k == "device" and v == x.device)):
+        return NotImplemented
+    return _empty(x, x.shape)
+
+
+def matmul_kernel(name: str, func, args: tuple, kwargs: dict) -> Any:
+    """mm(a, b) / bmm(a, b)."""
+    if len(args) != 2 or not isinstance(args[1], torch.Tensor):
+        return NotImplemented
+    a, b = args[0], args[1]
+    nd = 2 if name == "mm" else 3
+    if (a.dim() == b.dim() == nd and a.shape[-1] == b.shape[-2] and a.dtype == b.dtype
+            and b.device.type == "meta" and (nd == 2 or a.shape[0] == b.shape[0])):
+        return _empty(a, (*a.shape[:-1], b.shape[-1]))
+    return NotImplemented
+
+
+def reduce_kernel(name: str, func, args: tuple, kwargs: dict) -> Any:
+    """mean/sum(x, dims, keepdim) of a float tensor over a list of dims."""
+    x = args[0]
+    if not (len(args) >= 2 and isinstance(args[1], (list, tuple)) and x.is_floating_point()):
+        return NotImplemented
+    if kwargs.get("dtype") is not None:
+        return NotImplemented
+    dims = {d % x.dim() for d in args[1]}
+    keep = bool(args[2]) if len(args) > 2 else False
+    shape = [1 if i in dims else n for i, n in enumerate(x.shape) if keep or i not in dims]
+    return _empty(x, shape)
+
+
+def binary_kernel(name: str, func, args: tuple, kwargs: dict) -> Any:
+    """add/mul/... of two same-dtype meta tensors (broadcast) or a tensor and a number."""
+    if len(args) < 2:
+        return NotImplemented
+    x, other = args[0], args[1]
+    if isinstance(other, torch.Tensor):
+        if other.device.type != "meta" or other.dtype != x.dtype:
+            return NotImplemented  # leave type promotion to PyTorch
+        shape = _broadcast(tuple(x.shape), tuple(other.shape))
+        if shape is None:
+            return NotImplemented  # PyTorch raises the proper error
+    elif isinstance(other, (int, float)) and not isinstance(other, bool) and x.is_floating_point():
+        shape = x.shape
+    else:
+        return NotImplemented
+    if _inplace(func):
+        return x if shape == x.shape else NotImplemented
+    return _empty(x, shape)
 
 
 def _broadcast(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...] | None:

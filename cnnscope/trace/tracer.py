@@ -40,6 +40,7 @@ from cnnscope.trace.dispatch import (
 from cnnscope.trace.geometry import op_name  # noqa: F401 - re-exported
 from cnnscope.trace.memo import clear_memo  # noqa: F401 - re-exported
 from cnnscope.trace.meta import one_op_attention, paused_gc
+from cnnscope.trace.ops import lookup
 from cnnscope.trace.records import MODEL_INPUT, LayerRecord, ModelReport, Totals
 from cnnscope.trace.sizes import as_input_sizes, check_elements, size_text
 from cnnscope.trace.tensors import _shape_of, _tensors
@@ -263,12 +264,6 @@ def _count_backward(records: tuple[LayerRecord, ...], output: Any, leaves: list[
     return records, bw
 
 
-# Ops whose output shape depends on the values of their input: no meta kernel can give it.
-DATA_DEPENDENT_OPS = frozenset({
-    "nonzero", "masked_select", "nms", "unique", "_unique", "_unique2", "unique_dim",
-    "unique_consecutive", "_local_scalar_dense", "item", "argwhere", "repeat_interleave",
-    "bincount", "histc", "masked_scatter", "batched_nms",
-})
 _DATA_DEPENDENT = re.compile(
     r"data-dependent|Cannot copy out of meta tensor|cannot be called on meta tensors|"
     r"meta_nonzero_assume_all_nonzero|_local_scalar_dense", re.IGNORECASE)
@@ -285,7 +280,8 @@ def _explain_failure(exc: Exception, state: _TraceState, model: str,
     size = size_text(input_size) if input_size else "its example inputs"
     layer, op = state.failed_at or (state.current_layer(), "?")
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if _DATA_DEPENDENT.search(f"{op} {exc}") or op in DATA_DEPENDENT_OPS:
+    known = lookup(op)  # the op table knows which ops no meta kernel can shape
+    if _DATA_DEPENDENT.search(f"{op} {exc}") or (known is not None and known.data_dependent):
         return DataDependentError(
             f"{model} runs a data-dependent op at layer {layer} ({op}): its output shape "
             f"depends on tensor values, which the meta device does not have",

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cnnscope.trace.meta import fast_meta_op
+from cnnscope.trace.ops import fast_meta_op
 from cnnscope.trace.tracer import op_name
 
 
