@@ -64,7 +64,7 @@ def test_plain_setattr_keeps_modules_rules():
     # Assigning a plain value over a parameter is still refused, as nn.Module does.
     with building_on("meta"):
         conv = nn.Conv2d(3, 8, 3)
-        with pytest.raises(TypeError):
+        with pytest.raises(TypeError, match="cannot assign 'int' as parameter 'weight'"):
             conv.weight = 3
         conv.stride = (2, 2)
     assert conv.stride == (2, 2) and "stride" not in conv._parameters

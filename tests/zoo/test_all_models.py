@@ -33,7 +33,9 @@ def test_params_match_published_reference(zoo_report, name):
 
 # Published MAC counts (torchvision's weights metadata "_ops": GFLOPS in its convention of
 # one multiply-add per op, 3 decimals, at the weights' crop size: 224, 299 for
-# inception_v3) for every zoo model that is torchvision's architecture (same
+# inception_v3; the "_ops" of each *_Weights.IMAGENET1K_V1 entry in torchvision/models/
+# resnet.py, vgg.py, densenet.py, mobilenetv2.py and inception.py, copied by hand, never
+# computed here) for every zoo model that is torchvision's architecture (same
 # num_params as its IMAGENET1K_V1 weights; inception_v3 without the aux head). Not here:
 # alexnet (the paper's two-tower 227 network, not torchvision's one-tower variant),
 # googlenet (the paper's, with LRN and aux heads), the *_v1 ResNets (the paper's stride

@@ -104,7 +104,7 @@ def test_routing_iterations_option():
     model = _build(routings=1)
     assert model.digit_caps.routings == 1
     assert model(torch.empty(1, 1, 28, 28, device="meta")).shape == (1, 10)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="routings must be >= 1, got 0"):
         _build(routings=0)
 
 

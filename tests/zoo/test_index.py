@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from cnnscope.zoo import all_models
 from cnnscope.zoo._index import MODULE_OF
 
@@ -12,21 +14,39 @@ def test_index_lists_every_model_and_the_file_that_registers_it():
     assert MODULE_OF == actual, "stale index: run python -m cnnscope.zoo._index"
 
 
-def _zoo_modules_after(code: str) -> list[str]:
-    probe = code + "\nimport sys\nprint(sorted(m for m in sys.modules if m.startswith('cnnscope.zoo.') and not m.startswith('cnnscope.zoo._')))"
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    return eval(out.stdout.strip().splitlines()[-1])
+_FAMILIES = ("sorted(m for m in sys.modules if m.startswith('cnnscope.zoo.') "
+             "and not m.startswith('cnnscope.zoo._'))")
 
 
-def test_building_one_model_imports_only_its_family_file():
-    assert _zoo_modules_after("from cnnscope.zoo import model_info; model_info('densenet121')") == \
-        ["cnnscope.zoo.densenet"]
+def _fresh_process(code: str) -> list:
+    """Run ``code`` in a fresh interpreter (the import state is the subject); it prints one
+    Python literal per line."""
+    out = subprocess.run([sys.executable, "-c", "import sys\n" + code], capture_output=True,
+                         text=True, check=True)
+    return [eval(line) for line in out.stdout.strip().splitlines()]
 
 
-def test_listing_and_unknown_names_still_see_every_model():
-    every = _zoo_modules_after("from cnnscope.zoo import list_models; list_models()")
-    assert len(every) == len({m for m in MODULE_OF.values()})
-    code = ("from cnnscope.zoo import model_info\n"
-            "try:\n    model_info('resnet5')\nexcept Exception as e:\n    print(e.hint)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert "resnet50" in out.stdout
+@pytest.fixture(scope="module")
+def one_model_then_an_unknown_name():
+    # One process for two questions, in this order: what building one model imports,
+    # then whether an unknown name still sees every model for its suggestion.
+    return _fresh_process(
+        "from cnnscope.errors import UnknownModelError\n"
+        "from cnnscope.zoo import model_info\n"
+        "model_info('densenet121')\n"
+        f"print({_FAMILIES})\n"
+        "try:\n    model_info('resnet5')\nexcept UnknownModelError as e:\n    print(repr(e.hint))\n"
+        f"print({_FAMILIES})\n")
+
+
+def test_building_one_model_imports_only_its_family_file(one_model_then_an_unknown_name):
+    assert one_model_then_an_unknown_name[0] == ["cnnscope.zoo.densenet"]
+
+
+def test_listing_and_unknown_names_still_see_every_model(one_model_then_an_unknown_name):
+    every_family = len({m for m in MODULE_OF.values()})
+    (listed,) = _fresh_process(f"from cnnscope.zoo import list_models; list_models()\nprint({_FAMILIES})")
+    assert len(listed) == every_family
+    _, hint, after_unknown = one_model_then_an_unknown_name
+    assert "resnet50" in hint
+    assert len(after_unknown) == every_family

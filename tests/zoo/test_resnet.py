@@ -142,11 +142,11 @@ def test_resnext_and_wide_widths():
 
 
 def test_variants_fix_their_data():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="fixes groups=32; got 1"):
         build("resnext50_32x4d", groups=1)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="fixes stride_in_1x1=True; got False"):
         build("resnet50_v1", stride_in_1x1=False)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="BasicBlock has no 1x1"):
         build("resnet18", stride_in_1x1=True)  # basic blocks have no 1x1
 
 

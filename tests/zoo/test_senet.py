@@ -249,9 +249,9 @@ def test_cmpe_output_shape_on_meta(variant: str) -> None:
 
 
 def test_cmpe_options_validate() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="depth 9n\\+2, got 32"):
         build("cmpe_se_resnet164", depth=32)  # 32 is 6n+2 (basic blocks), not 9n+2
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="unknown CMPE-SE variant 'triple_fc'"):
         build("cmpe_se_wrn28_10", variant="triple_fc")
 
 

@@ -100,8 +100,8 @@ def test_output_size_function():
     assert unet_output_size(512, padding=True) == 512
     with pytest.raises(ValueError, match="odd"):
         unet_output_size(570)  # 566 -> 283 -> 279 is odd before pool 2
-    with pytest.raises(ValueError):
-        unet_output_size(100)  # too small
+    with pytest.raises(ValueError, match="input size 100: map of size 5 before pool 4 is odd"):
+        unet_output_size(100)  # too small: the map is down to an odd 5 before the last pool
 
 
 def test_valid_sizes():

@@ -63,7 +63,7 @@ def test_wrn_options() -> None:
     assert sum(isinstance(m, nn.Dropout) for m in model.modules()) == 12  # one per block
     assert n_params(model) == 36_479_194  # dropout adds no parameters
     assert not any(isinstance(m, nn.Dropout) for m in build("wrn28_10").modules())
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="depth must be 6n\\+4, got 27"):
         build("wrn28_10", depth=27)
 
 
