@@ -12,6 +12,8 @@ decides its columns and rows; the four functions here print any document:
 
 A cell is display text, optionally with an exact value (for CSV) and a style (``bold``
 is also bold in Markdown). Rows marked ``total`` sit under a rule and stay out of CSV.
+A document may print a format with its result's own code (``Document.own``) where these
+renderers do not yet give the same bytes.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from cnnscope.report.io import strict_json
 
@@ -96,6 +98,10 @@ class Document:
     # Keys of ``data`` whose long lists are written one compact item per line (thousands
     # of layers indented item by item make a slow file no easier to read or diff).
     compact: tuple[str, ...] = ()
+    # Formats the result still prints with its own code, kept from before Documents where
+    # the generic renderer does not yet give the same bytes: "table" -> f(console, wide),
+    # "csv"/"json"/"md" -> f() returning the text. Empty for most documents.
+    own: dict[str, Callable[..., Any]] = field(default_factory=dict)
 
 
 def cell(text: str, exact: Any = _UNSET, style: str | None = None) -> Cell:
@@ -111,6 +117,9 @@ def row(*cells: Cell | str, total: bool = False, markdown: bool = True) -> Row:
 
 def render_table(doc: Document, console, *, wide: bool = False) -> None:
     """Each section fitted to the console, then what fitting left out and the footer."""
+    if "table" in doc.own:
+        doc.own["table"](console, wide)
+        return
     from cnnscope.report.boxtable import SECTION, box_table, print_footer, print_table
     from cnnscope.report.boxtable import Column as BoxColumn
 
@@ -264,4 +273,6 @@ def _markdown_row(r: Row, columns: Sequence[Column]) -> str:
 
 def render_text(doc: Document, format: str) -> str:
     """The CSV, JSON or Markdown text of ``doc`` (``format``: csv, json or md)."""
+    if format in doc.own:
+        return doc.own[format]()
     return {"csv": to_csv, "json": to_json, "md": to_markdown}[format](doc)

@@ -1,17 +1,16 @@
-"""Renderers of paper spec tables (``analysis.spec.SpecTable``): Rich, CSV, Markdown, JSON.
+"""What ``cnnscope spec`` shows (a ``SpecTable``, or several) as a ``Document``.
 
-The table's cells, notes and flags are already text; a renderer only lays them out.
+The table's cells, notes and flags are already text; a renderer only lays them out. CSV
+and JSON go through the Document renderers; the table and Markdown are still printed by
+this module's ``render_rich`` and ``to_markdown`` (the document's ``own`` formats).
 CSV and Markdown output is deterministic (the committed files under reports/spec are
 compared byte for byte by a test).
 """
 
 from __future__ import annotations
 
-import csv
-import io
-from typing import Sequence
-
-from cnnscope.report.io import strict_json
+from cnnscope.analysis.spec.common import SpecTable, SpecTables
+from cnnscope.report.document import Column, Document, Section, row, to_csv
 
 GENERATED = "Generated from meta-device traces by `cnnscope spec {key}`; regenerate with `{command}`."
 REGENERATE_COMMAND = "cnnscope spec --all -o reports/spec"
@@ -73,14 +72,34 @@ def render_rich(table, console, wide: bool = False) -> None:
         console.print(note, highlight=False, markup=False)
 
 
-def to_csv(table) -> str:
-    """The table as CSV: its columns plus a ``note`` column explaining flagged rows."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow([*table.columns, "note"])
-    for row, note in zip(table.rows, table.row_notes):
-        w.writerow([*row, note])
-    return buf.getvalue()
+def document(table: SpecTable) -> Document:
+    """One spec table as a ``Document``: CSV its columns plus a ``note`` column explaining
+    flagged rows; JSON its exact data. The table (in parts, statuses coloured) and the
+    Markdown section (source, escaped cells, notes, "Generated" line) are still this
+    module's own."""
+    columns = tuple(Column(c, csv=c) for c in table.columns) + (
+        Column("note", csv="note", shown=False),)
+    rows = tuple(row(*cells, note) for cells, note in zip(table.rows, table.row_notes))
+    return Document(table.title, (Section(columns, rows),), table.notes, data=table.to_dict(),
+                    own={"table": lambda console, wide: render_rich(table, console, wide=wide),
+                         "md": lambda: to_markdown(table)})
+
+
+def tables_document(tables: SpecTables) -> Document:
+    """Several spec tables: each one's table or Markdown section in turn; the CSVs
+    separated by a blank line and a ``# key`` line; JSON ``{"tables": [...]}``."""
+    docs = [document(t) for t in tables.tables]
+
+    def print_tables(console, wide: bool) -> None:
+        for t in tables.tables:
+            render_rich(t, console, wide=wide)
+
+    return Document("spec tables", tuple(s for d in docs for s in d.sections),
+                    data=tables.to_dict(),
+                    own={"table": print_tables,
+                         "csv": lambda: "\n".join(f"# {t.key}\n{to_csv(d)}"
+                                                   for t, d in zip(tables.tables, docs)),
+                         "md": lambda: "\n".join(to_markdown(t) for t in tables.tables)})
 
 
 def _md_cell(text: str) -> str:
@@ -101,21 +120,3 @@ def to_markdown(table, *, command: str = REGENERATE_COMMAND) -> str:
         lines.append("")
     lines.append(GENERATED.format(key=table.key, command=command))
     return "\n".join(lines) + "\n"
-
-
-def to_json(tables: Sequence) -> str:
-    """One table as a JSON object, several as {"tables": [...]}."""
-    payload = tables[0].to_dict() if len(tables) == 1 else {"tables": [t.to_dict() for t in tables]}
-    return strict_json(payload, indent=2) + "\n"
-
-
-def render_text(tables: Sequence, fmt: str) -> str:
-    """CSV, Markdown or JSON text of one or more tables (several CSVs are separated by a
-    blank line and a ``# key`` line)."""
-    if fmt == "json":
-        return to_json(tables)
-    if fmt == "csv":
-        if len(tables) == 1:
-            return to_csv(tables[0])
-        return "\n".join(f"# {t.key}\n{to_csv(t)}" for t in tables)
-    return "\n".join(to_markdown(t) for t in tables)
