@@ -1,16 +1,15 @@
 """What ``cnnscope spec`` shows (a ``SpecTable``, or several) as a ``Document``.
 
-The table's cells, notes and flags are already text; a renderer only lays them out. CSV
-and JSON go through the Document renderers; the table and Markdown are still printed by
-this module's ``render_rich`` and ``to_markdown`` (the document's ``own`` formats).
-CSV and Markdown output is deterministic (the committed files under reports/spec are
-compared byte for byte by a test).
+The table's cells, notes and flags are already text; a renderer only lays them out. CSV,
+JSON and Markdown go through the Document renderers (deterministic: the committed files
+under reports/spec are compared byte for byte by a test); the table, in parts with the
+statuses coloured, is still printed by this module's ``render_rich`` (``Document.own``).
 """
 
 from __future__ import annotations
 
 from cnnscope.analysis.spec.common import SpecTable, SpecTables
-from cnnscope.report.document import Column, Document, Section, row, to_csv
+from cnnscope.report.document import Column, Document, Section, row, to_csv, to_markdown
 
 GENERATED = "Generated from meta-device traces by `cnnscope spec {key}`; regenerate with `{command}`."
 REGENERATE_COMMAND = "cnnscope spec --all -o reports/spec"
@@ -74,15 +73,16 @@ def render_rich(table, console, wide: bool = False) -> None:
 
 def document(table: SpecTable) -> Document:
     """One spec table as a ``Document``: CSV its columns plus a ``note`` column explaining
-    flagged rows; JSON its exact data. The table (in parts, statuses coloured) and the
-    Markdown section (source, escaped cells, notes, "Generated" line) are still this
-    module's own."""
+    flagged rows; JSON its exact data; Markdown a section (source, table, numbered notes,
+    how it was generated: the committed reports/spec files). The table (in parts,
+    statuses coloured) is still this module's own."""
     columns = tuple(Column(c, csv=c) for c in table.columns) + (
         Column("note", csv="note", shown=False),)
     rows = tuple(row(*cells, note) for cells, note in zip(table.rows, table.row_notes))
     return Document(table.title, (Section(columns, rows),), table.notes, data=table.to_dict(),
-                    own={"table": lambda console, wide: render_rich(table, console, wide=wide),
-                         "md": lambda: to_markdown(table)})
+                    md_before=(f"Source: {table.source}.",),
+                    md_after=(GENERATED.format(key=table.key, command=REGENERATE_COMMAND),),
+                    own={"table": lambda console, wide: render_rich(table, console, wide=wide)})
 
 
 def tables_document(tables: SpecTables) -> Document:
@@ -99,24 +99,4 @@ def tables_document(tables: SpecTables) -> Document:
                     own={"table": print_tables,
                          "csv": lambda: "\n".join(f"# {t.key}\n{to_csv(d)}"
                                                    for t, d in zip(tables.tables, docs)),
-                         "md": lambda: "\n".join(to_markdown(t) for t in tables.tables)})
-
-
-def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|") if text else ""
-
-
-def to_markdown(table, *, command: str = REGENERATE_COMMAND) -> str:
-    """The table as a Markdown section: title, source, table, numbered notes."""
-    lines = [f"## {table.title}", "", f"Source: {table.source}.", ""]
-    lines.append("| " + " | ".join(_md_cell(c) for c in table.columns) + " |")
-    lines.append("| " + " | ".join("---" for _ in table.columns) + " |")
-    for row in table.rows:
-        lines.append("| " + " | ".join(_md_cell(c) for c in row) + " |")
-    lines.append("")
-    for note in table.notes:
-        lines.append(f"- {note}")
-    if table.notes:
-        lines.append("")
-    lines.append(GENERATED.format(key=table.key, command=command))
-    return "\n".join(lines) + "\n"
+                         "md": lambda: "\n".join(to_markdown(d) for d in docs)})

@@ -69,6 +69,24 @@ def test_markdown_shows_the_shown_columns_totals_bold_and_the_footer():
         "- Convention: MACs are multiply-adds.\n")
 
 
+def test_markdown_escapes_bars_and_adds_the_paragraphs_before_and_after():
+    doc = Document("t", (Section((Column("a|b"),), (row("x | y"),)),), footer=("n",),
+                   md_before=("Source: p. 3.",), md_after=("Generated.",))
+    assert render_text(doc, "md") == ("## t\n\nSource: p. 3.\n\n| a\\|b |\n| --- |\n"
+                                      "| x \\| y |\n\n- n\n\nGenerated.\n")
+    bare = dataclasses.replace(doc, footer=())
+    assert render_text(bare, "md").endswith("| x \\| y |\n\nGenerated.\n")
+
+
+def test_a_format_the_document_prints_itself():
+    doc = dataclasses.replace(DOC, own={"md": lambda: "own\n",
+                                        "table": lambda con, wide: con.print(f"own {wide}")})
+    assert render_text(doc, "md") == "own\n" and render_text(doc, "csv").startswith("name,")
+    con = _plain_console(40)
+    render_table(doc, con, wide=True)
+    assert con.file.getvalue() == "own True\n"
+
+
 def test_json_is_the_data_strict_and_compact_lists_one_item_a_line():
     assert json.loads(render_text(DOC, "json")) == DOC.data
     compact = dataclasses.replace(DOC, compact=("layers",))
