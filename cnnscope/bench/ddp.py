@@ -450,26 +450,29 @@ def _ddp_sweep(specs: Sequence[Any], settings: Any, device: torch.device, backen
     from cnnscope.bench import runner
 
     rank, world = dist.get_rank(), dist.get_world_size()
-    result = BenchResult(env=_env_of_rank(device, settings) if rank == 0 else {},
-                         settings=settings.to_dict(), planned=len(specs))
+    env = _env_of_rank(device, settings) if rank == 0 else {}
     if rank == 0:
-        result.settings["device"] = str(device)
-        result.env["ddp"] = {"world_size": world, "backend": backend,
-                             "bucket_cap_mb": job.options.bucket_cap_mb, "threads_per_rank":
-                             torch.get_num_threads() if device.type == "cpu" else None}
+        env["ddp"] = {"world_size": world, "backend": backend,
+                      "bucket_cap_mb": job.options.bucket_cap_mb, "threads_per_rank":
+                      torch.get_num_threads() if device.type == "cpu" else None}
+    rows: list[BenchRow] = []
+    ceilings: dict[str, Any] = {}
     for spec in specs:
         ceiling = None
         if rank == 0 and settings.ceiling:
-            ceiling = result.ceilings.get(spec.dtype)
+            ceiling = ceilings.get(spec.dtype)
             if ceiling is None and device.type == "cpu":
                 # With its share of the threads, not the cached whole-machine figure.
-                ceiling = result.ceilings[spec.dtype] = _fresh_ceiling(device, spec.dtype)
+                ceiling = ceilings[spec.dtype] = _fresh_ceiling(device, spec.dtype)
             elif ceiling is None:
-                ceiling = runner._ceiling(device, spec.dtype, settings, result)
+                ceiling = runner._ceiling(device, spec.dtype, settings, env, ceilings)
         row = _ddp_row(spec, settings, device, backend, job, ceiling, trace)
         if rank == 0:
-            result.rows.append(row)
-    return result if rank == 0 else None
+            rows.append(row)
+    if rank != 0:
+        return None
+    return BenchResult(env=env, settings={**settings.to_dict(), "device": str(device)},
+                       rows=tuple(rows), ceilings=ceilings, planned=len(specs))
 
 
 def _ddp_row(spec: Any, settings: Any, device: torch.device, backend: str, job: DdpJob,

@@ -283,17 +283,24 @@ class BenchRow:
         return cls(**own)
 
 
-@dataclass
+@dataclass(frozen=True)
 class BenchResult:
-    """A sweep: the environment, the ceilings and the rows measured (so far)."""
+    """A sweep: the environment, the ceilings and the rows measured (so far).
+
+    Built once the sweep ends (the runner collects its rows and ceilings as it goes);
+    ``rows`` given as a list is kept as a tuple.
+    """
 
     env: dict[str, Any]
     settings: dict[str, Any]
-    rows: list[BenchRow] = field(default_factory=list)
+    rows: tuple[BenchRow, ...] = ()
     ceilings: dict[str, MatmulCeiling] = field(default_factory=dict)  # dtype -> ceiling
     bandwidth: CopyBandwidth | None = None  # measured for --per-layer (the roofline)
     interrupted: bool = False  # Ctrl-C: rows holds what finished before it
     planned: int = 0  # rows the sweep meant to measure
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rows", tuple(self.rows))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -311,7 +318,7 @@ class BenchResult:
     def from_dict(cls, data: dict[str, Any]) -> "BenchResult":
         """A sweep read back from the JSON ``to_dict`` wrote, to render it again."""
         return cls(env=dict(data.get("env") or {}), settings=dict(data.get("settings") or {}),
-                   rows=[BenchRow.from_dict(r) for r in data.get("rows", ())],
+                   rows=tuple(BenchRow.from_dict(r) for r in data.get("rows", ())),
                    ceilings={k: MatmulCeiling.from_dict(c)
                              for k, c in (data.get("ceilings") or {}).items()},
                    bandwidth=(CopyBandwidth.from_dict(data["copy_bandwidth"])

@@ -334,49 +334,56 @@ def run_sweep(specs: Sequence[RowSpec], settings: BenchSettings, *,
     """Measure every row in ``specs``; Ctrl-C returns what finished, marked interrupted.
     ``trace``: as for ``bench_row``."""
     device = settings.check()
-    result = BenchResult(env=collect_env(device, cudnn_benchmark=settings.cudnn_benchmark),
-                         settings=settings.to_dict(), planned=len(specs))
-    result.settings["device"] = str(device)
+    env = collect_env(device, cudnn_benchmark=settings.cudnn_benchmark)
+    # What the sweep gathers as it goes; the (frozen) result is built from it at the end.
+    rows: list[BenchRow] = []
+    ceilings: dict[str, MatmulCeiling] = {}
+    bandwidth: CopyBandwidth | None = None
+    interrupted = False
     try:
         for i, spec in enumerate(specs):
             if on_start:
                 on_start(i, spec)
             ceiling = None
             if settings.ceiling:
-                ceiling = result.ceilings.get(spec.dtype)
+                ceiling = ceilings.get(spec.dtype)
                 if ceiling is None:
-                    ceiling = _ceiling(device, spec.dtype, settings, result)
-            if settings.per_layer and ceiling is not None and result.bandwidth is None:
-                result.bandwidth = _bandwidth(device, settings, result)
+                    ceiling = _ceiling(device, spec.dtype, settings, env, ceilings)
+            if settings.per_layer and ceiling is not None and bandwidth is None:
+                bandwidth = _bandwidth(device, settings, env)
             row = bench_row(spec.source, spec.batch, spec.dtype, spec.mode, settings,
-                            ceiling=ceiling, bandwidth=result.bandwidth, trace=trace)
-            result.rows.append(row)
+                            ceiling=ceiling, bandwidth=bandwidth, trace=trace)
+            rows.append(row)
             if on_done:
                 on_done(i, row)
     except KeyboardInterrupt:
-        result.interrupted = True
-    if result.interrupted:
+        interrupted = True
+    if interrupted:
         free_memory(device)  # outside the except block: the traceback no longer holds tensors
-    return result
+    return BenchResult(env=env, settings={**settings.to_dict(), "device": str(device)},
+                       rows=tuple(rows), ceilings=ceilings, bandwidth=bandwidth,
+                       interrupted=interrupted, planned=len(specs))
 
 
-def _ceiling(device: torch.device, dtype: str, settings: BenchSettings,
-             result: BenchResult) -> MatmulCeiling | None:
+def _ceiling(device: torch.device, dtype: str, settings: BenchSettings, env: dict[str, Any],
+             ceilings: dict[str, MatmulCeiling]) -> MatmulCeiling | None:
+    """The matmul ceiling of ``dtype``, kept in ``ceilings``; or None with the reason in
+    ``env``."""
     try:
         with _device_scope(device, settings.cudnn_benchmark):
             ceiling = matmul_ceiling(device, dtype, remeasure=settings.remeasure_ceiling)
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # noqa: BLE001 - no ceiling is no fraction, not a failed sweep
-        result.env.setdefault("ceiling_errors", {})[dtype] = _first_line(exc)
+        env.setdefault("ceiling_errors", {})[dtype] = _first_line(exc)
         free_memory(device)
         return None
-    result.ceilings[dtype] = ceiling
+    ceilings[dtype] = ceiling
     return ceiling
 
 
 def _bandwidth(device: torch.device, settings: BenchSettings,
-               result: BenchResult) -> CopyBandwidth | None:
+               env: dict[str, Any]) -> CopyBandwidth | None:
     """The copy bandwidth (the roofline's memory roof), or None with the reason in env."""
     from cnnscope.bench.bandwidth import copy_bandwidth
 
@@ -385,7 +392,7 @@ def _bandwidth(device: torch.device, settings: BenchSettings,
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # noqa: BLE001 - no bandwidth is no verdict, not a failed sweep
-        result.env["bandwidth_error"] = _first_line(exc)
+        env["bandwidth_error"] = _first_line(exc)
         free_memory(device)
         return None
 

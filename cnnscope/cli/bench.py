@@ -13,7 +13,7 @@ from cnnscope.cli.common import (
     OutputOpt,
     examples,
     user_errors,
-    write_output,
+    write_result,
 )
 from cnnscope.cli.model_args import ArgOpt, parse_model_args
 
@@ -122,7 +122,8 @@ def bench(
         else:
             specs = runner.plan_rows(sources, batches, dtypes, modes)
             result = _run(specs, settings, progress)
-        _emit(result, format, output, top, per_layer)
+        # --per-layer: the CSV is one line per timed layer
+        write_result(result, format, output, top=top, layers_csv=per_layer)
         if plot and any(r.per_layer is not None for r in result.rows):
             from cnnscope.report.plot import plot_roofline
 
@@ -175,20 +176,6 @@ def _run(specs, settings, show_progress: bool):
                                   f"{row.status} ({row.error})", highlight=False, markup=False)
 
         return api.run_sweep(specs, settings, on_start=on_start, on_done=on_done)
-
-
-def _emit(result, format: OutputFormat, output: Optional[str], top: int, per_layer: bool) -> None:
-    from cnnscope.report import bench_render as render
-
-    if result.env.get("ddp") or result.env.get("shard"):
-        from cnnscope.report import (
-            ddp_render as render,  # the same interface, DDP columns
-        )
-    write_output(format, output,
-                 rich=lambda con: render.render_rich(result, con, top=top),
-                 csv=lambda: render.to_csv_layers(result) if per_layer else render.to_csv(result),
-                 json=lambda: render.to_json(result),
-                 md=lambda: render.to_markdown(result, top=top))
 
 
 def register(app: typer.Typer) -> None:

@@ -7,7 +7,7 @@ import os
 import sys
 from contextlib import contextmanager
 from enum import Enum
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Iterator, Optional
 
 import typer
 
@@ -273,22 +273,3 @@ def write_result(result: Any, format: Optional[OutputFormat], output: Optional[s
         flush_console(con, output)
         return
     emit(render.render_text(doc, format.value), output)
-
-
-def write_output(format: Optional[OutputFormat], output: Optional[str], *,
-                 rich: Callable[[Any], None], csv: Callable[[], str], json: Callable[[], str],
-                 md: Callable[[], str]) -> None:
-    """Write a result that is not a ``Document`` yet (``bench``: its own four renderers).
-
-    ``format`` None takes it from the -o file name (``resolve_format``). ``rich(console)``
-    prints the table (recorded as plain text when ``output`` is a file); ``csv``, ``json``
-    and ``md`` return the text. Only the chosen one runs.
-    """
-    format = resolve_format(format, output)
-    if format is OutputFormat.table:
-        con = console(output)
-        rich(con)
-        flush_console(con, output)
-        return
-    text = {OutputFormat.csv: csv, OutputFormat.json: json, OutputFormat.md: md}[format]()
-    emit(text, output)

@@ -10,12 +10,9 @@ from cnnscope.cli.common import (
     FormatOpt,
     OutputFormat,
     WideOpt,
-    console,
-    emit,
     examples,
-    flush_console,
-    resolve_format,
     user_errors,
+    write_result,
 )
 
 ORDER = 40
@@ -40,7 +37,6 @@ def spec(
         from cnnscope.analysis import spec as specs
         from cnnscope.api import spec_table
         from cnnscope.errors import InvalidOptionError
-        from cnnscope.report import spec_render as render
 
         if all_tables and model:
             raise InvalidOptionError("give a MODEL or --all, not both",
@@ -61,14 +57,10 @@ def spec(
             return
         names = specs.table_names() if all_tables else [specs.resolve_table(model)]
         tables = [spec_table(n) for n in names]
-        format = resolve_format(format, output)
-        if format is OutputFormat.table:
-            con = console(output)
-            for t in tables:
-                render.render_rich(t, con, wide=wide)
-            flush_console(con, output)
-        else:
-            emit(render.render_text(tables, format.value), output)
+        from cnnscope.analysis.spec.common import SpecTables
+
+        result = tables[0] if len(tables) == 1 else SpecTables(tuple(tables))
+        write_result(result, format, output, wide=wide)
 
 
 def register(app: typer.Typer) -> None:

@@ -10,18 +10,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from cnnscope.analysis.spec import SpecTable
-from cnnscope.report.spec_render import REGENERATE_COMMAND
 
 
 def render_reports(tables: list[SpecTable] | None = None) -> dict[str, str]:
     """File name -> text of every committed spec report (CSV and Markdown per table)."""
     from cnnscope.api import spec_tables
-    from cnnscope.report.spec_render import to_csv, to_markdown
+    from cnnscope.report.documents import render_text
 
     files: dict[str, str] = {}
     for table in tables if tables is not None else spec_tables():
-        files[f"{table.key}.csv"] = to_csv(table)
-        files[f"{table.key}.md"] = to_markdown(table, command=REGENERATE_COMMAND)
+        files[f"{table.key}.csv"] = render_text(table, "csv")
+        files[f"{table.key}.md"] = render_text(table, "md")
     return files
 
 

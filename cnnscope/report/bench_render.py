@@ -1,13 +1,13 @@
-"""Renderers of benchmark results (``cnnscope.bench.records``): rich, CSV, JSON, Markdown.
+"""What ``cnnscope bench`` shows (a ``BenchResult``) as a ``Document``. No torch.
 
-No torch here: a ``BenchResult`` is plain data.
+CSV and JSON go through the Document renderers; the table (Rich's own, a per-layer table
+after each row) and Markdown are still printed by this module's ``render_rich`` and
+``to_markdown`` (kept as the document's ``own`` formats: byte for byte what they were).
 """
 
 from __future__ import annotations
 
-import csv
-import io
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from cnnscope.bench.records import (
     FLOP_BASIS,
@@ -21,7 +21,7 @@ from cnnscope.bench.roofline import (
     most_time_for_least_work,
     ridge_point,
 )
-from cnnscope.report.io import strict_json
+from cnnscope.report.document import Column, Document, Row, Section, cell
 from cnnscope.report.units import bytes_h, human, shape
 
 CSV_COLUMNS = (
@@ -299,37 +299,54 @@ def _cell(v: Any) -> Any:
     return v
 
 
-def to_csv(result: BenchResult) -> str:
-    """One line per row (failed rows keep their status and error, no timings)."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(CSV_COLUMNS)
+def document(result: BenchResult, *, top: int = 0, layers_csv: bool = False) -> Document:
+    """A sweep as a ``Document``: CSV one line per row (failed rows keep their status and
+    error, no timings), or with ``layers_csv`` one line per timed layer; JSON the result's
+    exact data. The table (Rich's, with the per-layer tables after each row's footer) and
+    Markdown (``top``: only the slowest layers) are still this module's own. A DDP or
+    sharded sweep is ``ddp_render``'s."""
+    if result.env.get("ddp") or result.env.get("shard"):
+        from cnnscope.report import ddp_render  # it builds on this module
+
+        return ddp_render.document(result, top=top, layers_csv=layers_csv)
+    section = layers_section(result) if layers_csv else rows_section(result)
+    return Document(title(result), (section,), tuple(footer_lines(result)),
+                    data=result.to_dict(),
+                    own={"table": lambda console, wide: render_rich(result, console, top=top),
+                         "md": lambda: to_markdown(result, top=top)})
+
+
+def rows_section(result: BenchResult, more: Sequence[str] = (),
+                 more_values: Callable[[BenchRow], list[Any]] | None = None) -> Section:
+    """A CSV-only section: one row per bench row, the exact values of ``CSV_COLUMNS``,
+    then of the columns ``more`` (their values from ``more_values``: the DDP figures)."""
+    rows = []
     for r in result.rows:
         d = r.to_dict()
-        w.writerow([_cell(d.get(c)) if c != "input_size" else shape(r.input_size) for c in CSV_COLUMNS])
-    return buf.getvalue()
+        values = [_cell(d.get(c)) if c != "input_size" else shape(r.input_size)
+                  for c in CSV_COLUMNS]
+        if more_values is not None:
+            values += more_values(r)
+        rows.append(Row(tuple(cell("", v) for v in values)))
+    return Section(tuple(Column(c, csv=c, shown=False) for c in CSV_COLUMNS + tuple(more)),
+                   tuple(rows))
 
 
-def to_csv_layers(result: BenchResult) -> str:
-    """Per-layer timings of every row that has them, one line per layer."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(LAYER_CSV_COLUMNS)
+def layers_section(result: BenchResult) -> Section:
+    """A CSV-only section: the per-layer timings of every row that has them."""
+    rows = []
     for r in result.rows:
         if r.per_layer is None:
             continue
         for layer in r.per_layer.layers:
-            w.writerow([r.model, r.batch, r.dtype, r.mode, layer.name, layer.type,
-                        _cell(layer.macs), layer.fwd_ms, _cell(layer.bwd_ms),
-                        _cell(layer.fwd_tflops), _cell(layer.bwd_tflops), _cell(layer.flops),
-                        _cell(layer.bytes_moved), _cell(layer.arithmetic_intensity),
-                        _cell(layer.achieved_flops), _cell(layer.achieved_bandwidth),
-                        _cell(layer.bound)])
-    return buf.getvalue()
-
-
-def to_json(result: BenchResult) -> str:
-    return strict_json(result.to_dict(), indent=2) + "\n"
+            values = [r.model, r.batch, r.dtype, r.mode, layer.name, layer.type,
+                      _cell(layer.macs), layer.fwd_ms, _cell(layer.bwd_ms),
+                      _cell(layer.fwd_tflops), _cell(layer.bwd_tflops), _cell(layer.flops),
+                      _cell(layer.bytes_moved), _cell(layer.arithmetic_intensity),
+                      _cell(layer.achieved_flops), _cell(layer.achieved_bandwidth),
+                      _cell(layer.bound)]
+            rows.append(Row(tuple(cell("", v) for v in values)))
+    return Section(tuple(Column(c, csv=c, shown=False) for c in LAYER_CSV_COLUMNS), tuple(rows))
 
 
 def to_markdown(result: BenchResult, *, top: int = 0) -> str:

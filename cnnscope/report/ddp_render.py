@@ -1,5 +1,5 @@
-"""Renderers of distributed benchmark results (``bench --ddp``, ``--shard``): rich, CSV,
-JSON, Markdown. The same interface as ``bench_render``; no torch here.
+"""What ``cnnscope bench --ddp`` or ``--shard`` shows (a ``BenchResult``) as a ``Document``:
+the same interface as ``bench_render``, with the DDP columns; no torch here.
 
 A DDP result has rows carrying ``DdpStats``: a table of the measurement (DDP step against
 the single-process step, the exposed communication, the scaling efficiency) and a table
@@ -9,14 +9,13 @@ line per rank saying where its rows ran.
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Any
 
 from cnnscope.bench.comm_model import COMM_CONVENTION
 from cnnscope.bench.records import BenchResult, BenchRow
 from cnnscope.report import bench_render as base
-from cnnscope.report.units import bytes_h, shape
+from cnnscope.report.document import Document
+from cnnscope.report.units import bytes_h
 
 DDP_CSV_COLUMNS = (
     "world_size", "backend", "bucket_cap_mb", "buckets", "trainable_params", "allreduce_bytes",
@@ -130,24 +129,22 @@ def render_rich(result: BenchResult, console, *, top: int = 0) -> None:
 # ----------------------------------------------------------------------------- files
 
 
-def to_csv(result: BenchResult) -> str:
-    """bench's columns, then the DDP columns (empty for a row without DDP figures)."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(base.CSV_COLUMNS + DDP_CSV_COLUMNS)
-    for r in result.rows:
-        d = r.to_dict()
-        cells = [base._cell(d.get(c)) if c != "input_size" else shape(r.input_size)
-                 for c in base.CSV_COLUMNS]
-        extra: dict[str, Any] = r.ddp.to_dict() if r.ddp else {}
-        cells += [" ".join(str(x) for x in extra[c]) if c == "rank_median_ms" and c in extra
-                  else base._cell(extra.get(c)) for c in DDP_CSV_COLUMNS]
-        w.writerow(cells)
-    return buf.getvalue()
+def document(result: BenchResult, *, top: int = 0, layers_csv: bool = False) -> Document:
+    """A distributed sweep as a ``Document``: bench's CSV columns, then the DDP columns
+    (empty for a row without DDP figures); JSON the exact data (rows carry "ddp", env
+    carries "ddp" or "shard"). The table and Markdown are still this module's own."""
+    section = (base.layers_section(result) if layers_csv
+               else base.rows_section(result, DDP_CSV_COLUMNS, _ddp_values))
+    return Document(title(result), (section,), tuple(footer_lines(result)),
+                    data=result.to_dict(),
+                    own={"table": lambda console, wide: render_rich(result, console, top=top),
+                         "md": lambda: to_markdown(result, top=top)})
 
 
-to_csv_layers = base.to_csv_layers
-to_json = base.to_json  # rows carry "ddp", env carries "ddp" or "shard"
+def _ddp_values(r: BenchRow) -> list[Any]:
+    extra: dict[str, Any] = r.ddp.to_dict() if r.ddp else {}
+    return [" ".join(str(x) for x in extra[c]) if c == "rank_median_ms" and c in extra
+            else base._cell(extra.get(c)) for c in DDP_CSV_COLUMNS]
 
 
 def to_markdown(result: BenchResult, *, top: int = 0) -> str:

@@ -12,6 +12,8 @@ decides its columns and rows; the four functions here print any document:
 
 A cell is display text, optionally with an exact value (for CSV) and a style (``bold``
 is also bold in Markdown). Rows marked ``total`` sit under a rule and stay out of CSV.
+A document may print a format with its result's own code (``Document.own``) where these
+renderers do not yet give the same bytes.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from cnnscope.report.io import strict_json
 
@@ -96,6 +98,14 @@ class Document:
     # Keys of ``data`` whose long lists are written one compact item per line (thousands
     # of layers indented item by item make a slow file no easier to read or diff).
     compact: tuple[str, ...] = ()
+    # Markdown paragraphs before the first table and after the footer list (a source line;
+    # how the file was generated), each line as it is.
+    md_before: tuple[str, ...] = ()
+    md_after: tuple[str, ...] = ()
+    # Formats the result still prints with its own code, kept from before Documents where
+    # the generic renderer does not yet give the same bytes: "table" -> f(console, wide),
+    # "csv"/"json"/"md" -> f() returning the text. Empty for most documents.
+    own: dict[str, Callable[..., Any]] = field(default_factory=dict)
 
 
 def cell(text: str, exact: Any = _UNSET, style: str | None = None) -> Cell:
@@ -111,6 +121,9 @@ def row(*cells: Cell | str, total: bool = False, markdown: bool = True) -> Row:
 
 def render_table(doc: Document, console, *, wide: bool = False) -> None:
     """Each section fitted to the console, then what fitting left out and the footer."""
+    if "table" in doc.own:
+        doc.own["table"](console, wide)
+        return
     from cnnscope.report.boxtable import SECTION, box_table, print_footer, print_table
     from cnnscope.report.boxtable import Column as BoxColumn
 
@@ -234,13 +247,16 @@ def _placeholder(key: str) -> str:
 
 
 def to_markdown(doc: Document) -> str:
-    """``## title``, a table per section (a blank line between), then the footer as a list."""
+    """``## title``, a table per section (a blank line between), then the footer as a list;
+    a ``|`` in a cell is escaped (``\\|``), or it would end the cell."""
     out = [f"## {doc.title}", ""] if doc.heading else []
+    if doc.md_before:
+        out += [*doc.md_before, ""]
     for section in doc.sections:
         columns = [c for c in section.columns if c.shown]
         if "md" not in section.formats or not columns:
             continue
-        out.append("|" + "".join(f" {c.header} |" if c.header else " |" for c in columns))
+        out.append("|" + "".join(f" {_md(c.header)} |" if c.header else " |" for c in columns))
         out.append("| " + " | ".join("---:" if c.right else "---" for c in columns) + " |")
         for r in section.rows:
             if r is not None and r.markdown:
@@ -248,20 +264,28 @@ def to_markdown(doc: Document) -> str:
         out.append("")
     footer = doc.footer if doc.full_footer is None else doc.full_footer
     out.extend(f"- {line.strip()}" for line in footer)
+    if doc.md_after:
+        out += ([""] if footer else []) + list(doc.md_after)
     if not footer and out and out[-1] == "":
         out.pop()  # a table alone ends with its last row
     return "\n".join(out) + "\n"
 
 
+def _md(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
 def _markdown_row(r: Row, columns: Sequence[Column]) -> str:
     cells = [c for c, col in zip(r.cells, columns) if col.shown]
     if not r.total:
-        return "| " + " | ".join(c.text for c in cells) + " |"
+        return "| " + " | ".join(_md(c.text) for c in cells) + " |"
     # a totals row: bold figures, blank cells as "| |"
-    return "|" + "".join(f" **{c.text}** |" if c.text and c.style == "bold" else
-                         (f" {c.text} |" if c.text else " |") for c in cells)
+    return "|" + "".join(f" **{_md(c.text)}** |" if c.text and c.style == "bold" else
+                         (f" {_md(c.text)} |" if c.text else " |") for c in cells)
 
 
 def render_text(doc: Document, format: str) -> str:
     """The CSV, JSON or Markdown text of ``doc`` (``format``: csv, json or md)."""
+    if format in doc.own:
+        return doc.own[format]()
     return {"csv": to_csv, "json": to_json, "md": to_markdown}[format](doc)

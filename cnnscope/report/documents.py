@@ -24,6 +24,9 @@ DOCUMENT_MODULES = {
     "ShapeReport": "cnnscope.report.shape_render",
     "FvcoreCheck": "cnnscope.report.fvcore_render",
     "ReceptiveFieldReport": "cnnscope.report.rf_render",
+    "BenchResult": "cnnscope.report.bench_render",  # a DDP or sharded one: ddp_render's
+    "SpecTable": "cnnscope.report.spec_render",
+    "SpecTables": "cnnscope.report.spec_render:tables_document",
 }
 
 

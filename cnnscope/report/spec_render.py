@@ -1,17 +1,15 @@
-"""Renderers of paper spec tables (``analysis.spec.SpecTable``): Rich, CSV, Markdown, JSON.
+"""What ``cnnscope spec`` shows (a ``SpecTable``, or several) as a ``Document``.
 
-The table's cells, notes and flags are already text; a renderer only lays them out.
-CSV and Markdown output is deterministic (the committed files under reports/spec are
-compared byte for byte by a test).
+The table's cells, notes and flags are already text; a renderer only lays them out. CSV,
+JSON and Markdown go through the Document renderers (deterministic: the committed files
+under reports/spec are compared byte for byte by a test); the table, in parts with the
+statuses coloured, is still printed by this module's ``render_rich`` (``Document.own``).
 """
 
 from __future__ import annotations
 
-import csv
-import io
-from typing import Sequence
-
-from cnnscope.report.io import strict_json
+from cnnscope.analysis.spec.common import SpecTable, SpecTables
+from cnnscope.report.document import Column, Document, Section, row, to_csv, to_markdown
 
 GENERATED = "Generated from meta-device traces by `cnnscope spec {key}`; regenerate with `{command}`."
 REGENERATE_COMMAND = "cnnscope spec --all -o reports/spec"
@@ -73,49 +71,32 @@ def render_rich(table, console, wide: bool = False) -> None:
         console.print(note, highlight=False, markup=False)
 
 
-def to_csv(table) -> str:
-    """The table as CSV: its columns plus a ``note`` column explaining flagged rows."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow([*table.columns, "note"])
-    for row, note in zip(table.rows, table.row_notes):
-        w.writerow([*row, note])
-    return buf.getvalue()
+def document(table: SpecTable) -> Document:
+    """One spec table as a ``Document``: CSV its columns plus a ``note`` column explaining
+    flagged rows; JSON its exact data; Markdown a section (source, table, numbered notes,
+    how it was generated: the committed reports/spec files). The table (in parts,
+    statuses coloured) is still this module's own."""
+    columns = tuple(Column(c, csv=c) for c in table.columns) + (
+        Column("note", csv="note", shown=False),)
+    rows = tuple(row(*cells, note) for cells, note in zip(table.rows, table.row_notes))
+    return Document(table.title, (Section(columns, rows),), table.notes, data=table.to_dict(),
+                    md_before=(f"Source: {table.source}.",),
+                    md_after=(GENERATED.format(key=table.key, command=REGENERATE_COMMAND),),
+                    own={"table": lambda console, wide: render_rich(table, console, wide=wide)})
 
 
-def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|") if text else ""
+def tables_document(tables: SpecTables) -> Document:
+    """Several spec tables: each one's table or Markdown section in turn; the CSVs
+    separated by a blank line and a ``# key`` line; JSON ``{"tables": [...]}``."""
+    docs = [document(t) for t in tables.tables]
 
+    def print_tables(console, wide: bool) -> None:
+        for t in tables.tables:
+            render_rich(t, console, wide=wide)
 
-def to_markdown(table, *, command: str = REGENERATE_COMMAND) -> str:
-    """The table as a Markdown section: title, source, table, numbered notes."""
-    lines = [f"## {table.title}", "", f"Source: {table.source}.", ""]
-    lines.append("| " + " | ".join(_md_cell(c) for c in table.columns) + " |")
-    lines.append("| " + " | ".join("---" for _ in table.columns) + " |")
-    for row in table.rows:
-        lines.append("| " + " | ".join(_md_cell(c) for c in row) + " |")
-    lines.append("")
-    for note in table.notes:
-        lines.append(f"- {note}")
-    if table.notes:
-        lines.append("")
-    lines.append(GENERATED.format(key=table.key, command=command))
-    return "\n".join(lines) + "\n"
-
-
-def to_json(tables: Sequence) -> str:
-    """One table as a JSON object, several as {"tables": [...]}."""
-    payload = tables[0].to_dict() if len(tables) == 1 else {"tables": [t.to_dict() for t in tables]}
-    return strict_json(payload, indent=2) + "\n"
-
-
-def render_text(tables: Sequence, fmt: str) -> str:
-    """CSV, Markdown or JSON text of one or more tables (several CSVs are separated by a
-    blank line and a ``# key`` line)."""
-    if fmt == "json":
-        return to_json(tables)
-    if fmt == "csv":
-        if len(tables) == 1:
-            return to_csv(tables[0])
-        return "\n".join(f"# {t.key}\n{to_csv(t)}" for t in tables)
-    return "\n".join(to_markdown(t) for t in tables)
+    return Document("spec tables", tuple(s for d in docs for s in d.sections),
+                    data=tables.to_dict(),
+                    own={"table": print_tables,
+                         "csv": lambda: "\n".join(f"# {t.key}\n{to_csv(d)}"
+                                                   for t, d in zip(tables.tables, docs)),
+                         "md": lambda: "\n".join(to_markdown(d) for d in docs)})

@@ -191,6 +191,7 @@ def _synthetic_result():
 
 def test_renderers_show_oom_rows_without_numbers_and_the_ceiling():
     from cnnscope.report import bench_render as render
+    from cnnscope.report.documents import render_text
 
     result = _synthetic_result()
     md = render.to_markdown(result)
@@ -198,9 +199,9 @@ def test_renderers_show_oom_rows_without_numbers_and_the_ceiling():
     assert "| `m` | 32 | bf16 | infer | 10.00 | 1.00 | 20 | - | - | 3,200 | 1.00 GiB | 25.6 | 5.0% | ok |" in md
     assert "| `m` | 4096 | bf16 | infer | - |" in md and "OOM: out of memory at batch 4096" in md
     assert "dense matmul ceiling bf16: 512 TFLOP/s (torch.mm 8192x8192" in md
-    rows = list(csv.DictReader(io.StringIO(render.to_csv(result))))
+    rows = list(csv.DictReader(io.StringIO(render_text(result, "csv"))))
     assert rows[1]["status"] == "oom" and rows[1]["median_ms"] == ""
-    data = json.loads(render.to_json(result))
+    data = json.loads(render_text(result, "json"))
     assert data["rows"][1]["throughput"] is None and data["ceilings"]["bf16"]["n"] == 8192
     from cnnscope.bench.records import BenchResult
 

@@ -106,9 +106,10 @@ def test_ddp_rows_round_trip_and_render_in_every_format():
     from rich.console import Console
 
     from cnnscope.report import ddp_render
+    from cnnscope.report.documents import render_text
 
     result = _result()
-    back = BenchResult.from_dict(json.loads(ddp_render.to_json(result)))
+    back = BenchResult.from_dict(json.loads(render_text(result, "json")))
     assert back.rows[0] == result.rows[0]
 
     con = Console(record=True, width=160)
@@ -119,7 +120,7 @@ def test_ddp_rows_round_trip_and_render_in_every_format():
         assert word in text, word
     assert "80.0%" in text  # scaling efficiency 0.8
 
-    rows = list(csv.DictReader(io.StringIO(ddp_render.to_csv(result))))
+    rows = list(csv.DictReader(io.StringIO(render_text(result, "csv"))))
     assert rows[0]["allreduce_bytes"] == str(60_000 * 4)  # exact integers in files
     assert rows[0]["world_size"] == "2" and rows[0]["backend"] == "gloo"
     assert rows[0]["rank_median_ms"] == "10.0 9.5"

@@ -299,18 +299,21 @@ def test_sweep_records_environment_and_json_round_trips():
 
 def test_a_saved_sweep_reads_back_into_the_same_result():
     # Measure once (on a GPU machine, say), render again later from the JSON.
-    from cnnscope.report import bench_render as render
+    from dataclasses import replace
+
+    from cnnscope.report.documents import render_text
 
     result = run_sweep(plan_rows([tiny()], [1], ["fp32"], ["infer", "train"]),
                        settings(per_layer=True))
-    result.rows.append(bench_row(tiny("broken", lambda: 1 / 0), 1, "fp32", "infer", settings()))
-    data = json.loads(render.to_json(result))
+    result = replace(result, rows=result.rows + (
+        bench_row(tiny("broken", lambda: 1 / 0), 1, "fp32", "infer", settings()),))
+    data = json.loads(render_text(result, "json"))
     back = BenchResult.from_dict(data)
     assert back == result
     assert back.rows[1].per_layer.layers == result.rows[1].per_layer.layers
     assert back.rows[2].status == "error" and back.rows[2].median_ms is None
-    assert render.to_markdown(back) == render.to_markdown(result)
-    assert render.to_csv(back) == render.to_csv(result)
+    assert render_text(back, "md") == render_text(result, "md")
+    assert render_text(back, "csv") == render_text(result, "csv")
 
 
 # ----------------------------------------------------------------------------- pieces

@@ -69,6 +69,24 @@ def test_markdown_shows_the_shown_columns_totals_bold_and_the_footer():
         "- Convention: MACs are multiply-adds.\n")
 
 
+def test_markdown_escapes_bars_and_adds_the_paragraphs_before_and_after():
+    doc = Document("t", (Section((Column("a|b"),), (row("x | y"),)),), footer=("n",),
+                   md_before=("Source: p. 3.",), md_after=("Generated.",))
+    assert render_text(doc, "md") == ("## t\n\nSource: p. 3.\n\n| a\\|b |\n| --- |\n"
+                                      "| x \\| y |\n\n- n\n\nGenerated.\n")
+    bare = dataclasses.replace(doc, footer=())
+    assert render_text(bare, "md").endswith("| x \\| y |\n\nGenerated.\n")
+
+
+def test_a_format_the_document_prints_itself():
+    doc = dataclasses.replace(DOC, own={"md": lambda: "own\n",
+                                        "table": lambda con, wide: con.print(f"own {wide}")})
+    assert render_text(doc, "md") == "own\n" and render_text(doc, "csv").startswith("name,")
+    con = _plain_console(40)
+    render_table(doc, con, wide=True)
+    assert con.file.getvalue() == "own True\n"
+
+
 def test_json_is_the_data_strict_and_compact_lists_one_item_a_line():
     assert json.loads(render_text(DOC, "json")) == DOC.data
     compact = dataclasses.replace(DOC, compact=("layers",))
@@ -151,9 +169,24 @@ def results(zoo_report, tmp_path_factory):
     import cnnscope
     from cnnscope.analysis.snapshot import dump_lock
     from cnnscope.analysis.zoo_table import ZooTable
-    from cnnscope.api import check_lock, make_lock, plan_memory, zoo_rows
+    from cnnscope.analysis.spec.common import SpecTables
+    from cnnscope.api import check_lock, make_lock, plan_memory, spec_table, zoo_rows
+    from cnnscope.bench.records import BenchResult, BenchRow, LayerTiming, PerLayer
 
     report = zoo_report("lenet5")
+    # A bench sweep as the runner builds it (timings made up: no sweep runs here), one
+    # row timed per layer and one that ran out of memory.
+    layer = LayerTiming(name="c1", type="Conv2d", macs=117_600, fwd_ms=0.5, flops=235_200,
+                        bytes_moved=30_000)
+    timed = BenchRow(model="lenet5", device="cpu", device_name="CPU", batch=1, dtype="fp32",
+                     mode="infer", input_size=(1, 32, 32), samples=5, median_ms=1.0,
+                     per_layer=PerLayer(layers=(layer,), sum_fwd_ms=0.5, hooked_fwd_ms=1.1,
+                                        clean_fwd_ms=1.0, samples=5))
+    oom = BenchRow(model="lenet5", device="cpu", device_name="CPU", batch=4096, dtype="fp32",
+                   mode="infer", input_size=(1, 32, 32), status="oom", error="out of memory")
+    sweep = BenchResult(env={"device": "cpu", "device_name": "CPU", "torch": "x"}, settings={},
+                        rows=[timed, oom], planned=2)
+    googlenet, resnet = spec_table("googlenet"), spec_table("resnet")
     lock = tmp_path_factory.mktemp("lock") / "lenet5.lock.json"
     lock.write_text(dump_lock(make_lock(["lenet5"], None, 1, {}, lock_folder=lock.parent)))
     return {
@@ -164,6 +197,9 @@ def results(zoo_report, tmp_path_factory):
         "ZooTable": ZooTable(tuple(zoo_rows("lenet*"))),
         "CheckResult": check_lock(str(lock)),
         "Comparison": cnnscope.compare(["lenet5", "nin"]),
+        "BenchResult": sweep,
+        "SpecTable": googlenet,
+        "SpecTables": SpecTables((googlenet, resnet)),
     }
 
 
@@ -179,11 +215,12 @@ def test_every_document_module_is_covered():
 
     assert set(DOCUMENT_MODULES) == {"ModelReport", "ShapeReport", "ReceptiveFieldReport",
                                      "MemoryPlan", "FvcoreCheck", "ZooTable", "CheckResult",
-                                     "Comparison"}
+                                     "Comparison", "BenchResult", "SpecTable", "SpecTables"}
 
 
 @pytest.mark.parametrize("name", ["ModelReport", "ShapeReport", "ReceptiveFieldReport",
-                                  "MemoryPlan", "ZooTable", "CheckResult", "Comparison"])
+                                  "MemoryPlan", "ZooTable", "CheckResult", "Comparison",
+                                  "BenchResult", "SpecTable", "SpecTables"])
 def test_result_satisfies_the_protocol_and_renders_in_every_format(results, name):
     from cnnscope.report.documents import document
     from cnnscope.results import Result
@@ -199,11 +236,17 @@ def test_result_satisfies_the_protocol_and_renders_in_every_format(results, name
     render_table(doc, con)
     assert con.file.getvalue().strip()
     csv_text = render_text(doc, "csv")
-    assert csv_text.count("\n") >= 1 and "," in csv_text.splitlines()[0]
+    header = next(line for line in csv_text.splitlines() if not line.startswith("# "))
+    assert csv_text.count("\n") >= 1 and "," in header  # several tables: "# key" lines
     exact = json.loads(json.dumps(result.to_dict()))
     written = json.loads(render_text(doc, "json"))
     assert {k: written[k] for k in exact} == exact  # its data, perhaps with notes added
-    assert render_text(doc, "md").startswith(f"## {doc.title}\n" if doc.heading else "| ")
+    md = render_text(doc, "md")
+    if "md" in doc.own:  # its own Markdown (bench: "### title"; spec: one section a table)
+        titles = [t.title for t in getattr(result, "tables", ())] or [doc.title]
+        assert all(f"# {title}\n" in md for title in titles)
+    else:
+        assert md.startswith(f"## {doc.title}\n" if doc.heading else "| ")
 
 
 def test_fvcore_check_satisfies_the_protocol():

@@ -87,6 +87,16 @@ class SpecTable:
         }
 
 
+@dataclass(frozen=True)
+class SpecTables:
+    """Several spec tables shown together (``cnnscope spec --all``)."""
+
+    tables: tuple[SpecTable, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"tables": [t.to_dict() for t in self.tables]}
+
+
 # --- tracing ---------------------------------------------------------------------------
 
 # A zoo model name -> its meta-device trace at the default input. Each table's ``build``
