@@ -208,7 +208,7 @@ def render_rich(result: BenchResult, console, *, top: int = 0) -> None:
     for col in ("batch", "dtype", "mode"):
         table.add_column(col, no_wrap=True, justify="right" if col == "batch" else "left")
     # Numbers are never cut: numeric columns do not wrap and take the width they need.
-    for col in ("median ms", "IQR ms", "n", "fwd ms", "bwd ms", "img/s", "peak mem",
+    for col in ("median ms", "IQR ms", "n", "fwd ms", "bwd ms", "img/s", "peak memory",
                 unit, "of ceiling"):
         table.add_column(col, justify="right", no_wrap=True)
     table.add_column("status", overflow="fold", min_width=6)
