@@ -284,6 +284,10 @@ def _layer_fraction(layer: LayerTiming, ceiling: float) -> float | None:
     return flops / (t * 1e-3) / 1e12 / ceiling if t > 0 else None
 
 
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|")  # a bare '|' would end the Markdown cell
+
+
 def _escape(text: str) -> str:
     return text.replace("[", r"\[")
 
@@ -364,7 +368,7 @@ def to_markdown(result: BenchResult, *, top: int = 0) -> str:
                        f"{tflops(r.achieved_tflops, scale)} | {percent(r.ceiling_fraction)} | {_status(r)} |")
         else:
             out.append(f"| `{r.model}` | {r.batch} | {r.dtype} | {r.mode} | - | - | - | - | - | - "
-                       f"| - | - | - | {_status(r).replace('|', '/')} |")
+                       f"| - | - | - | {_md_cell(_status(r))} |")
     out.append("")
     out.extend(f"- {line}" for line in footer_lines(result))
     for r in result.rows:

@@ -157,7 +157,7 @@ def to_markdown(result: BenchResult, *, top: int = 0) -> str:
     for r in result.rows:
         cells = measure_cells(r)
         cells[0] = f"`{cells[0]}`"
-        out.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
+        out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     preds = [cells for r in result.rows for cells in prediction_cells(r)]
     if preds:
         out += ["", "Ring all-reduce prediction (weak scaling, same per-rank batch; worst: no "
