@@ -379,23 +379,33 @@ def to_markdown(result: BenchResult, *, top: int = 0) -> str:
 
 
 def _layers_markdown(r: BenchRow, p: PerLayer, top: int) -> Sequence[str]:
+    """The per-layer table with the table's columns (``of ceiling`` when the row has a
+    ceiling, ``% time`` last)."""
     train = p.hooked_bwd_ms is not None
     unit, scale = flops_unit([x for layer in p.layers for x in (layer.fwd_tflops, layer.bwd_tflops)])
     roof = any(layer.flops is not None for layer in p.layers)
+    ceiling = r.ceiling_tflops
     head = (f"| layer | type | MACs | fwd ms | fwd {unit} |"
             + (f" bwd ms | bwd {unit} |" if train else "")
-            + (" FLOP/byte | fwd GB/s | bound |" if roof else ""))
+            + (" of ceiling |" if ceiling else "")
+            + (" FLOP/byte | fwd GB/s | bound |" if roof else "") + " % time |")
     sep = ("| --- | --- | ---: | ---: | ---: |" + (" ---: | ---: |" if train else "")
-           + (" ---: | ---: | --- |" if roof else ""))
+           + (" ---: |" if ceiling else "") + (" ---: | ---: | ---: |" if roof else "")
+           + " ---: |")
+    total = p.sum_fwd_ms + (p.sum_bwd_ms or 0.0)
     lines = [f"#### per layer: {r.model} b{r.batch} {r.dtype} {r.mode}", "", head, sep]
     for layer in top_layers(p, top):
         row = (f"| `{layer.name}` | {layer.type} | {human(layer.macs) if layer.macs else '-'} | "
                f"{ms(layer.fwd_ms)} | {tflops(layer.fwd_tflops, scale)} |")
         if train:
             row += f" {ms(layer.bwd_ms)} | {tflops(layer.bwd_tflops, scale)} |"
+        if ceiling:
+            row += f" {percent(_layer_fraction(layer, ceiling))} |"
         if roof:
             row += (f" {intensity(layer.arithmetic_intensity)} | "
                     f"{gbs(layer.achieved_bandwidth)} | {layer.bound or '-'} |")
+        t = layer.fwd_ms + (layer.bwd_ms or 0.0)
+        row += f" {percent(t / total) if total else '-'} |"
         lines.append(row)
     lines.append("")
     lines.extend(f"- {line}" for line in per_layer_lines(p))
