@@ -198,7 +198,7 @@ def top_layers(p: PerLayer, top: int = 0) -> list[LayerTiming]:
 # ----------------------------------------------------------------------------- rich
 
 
-def render_rich(result: BenchResult, console, *, top: int = 0) -> None:
+def render_rich(result: BenchResult, console, *, top: int = 0, more: Sequence[str] = ()) -> None:
     """Print the results table, then one per-layer table per row that has one."""
     from rich.table import Table
 
@@ -224,7 +224,7 @@ def render_rich(result: BenchResult, console, *, top: int = 0) -> None:
             table.add_row(r.model, str(r.batch), r.dtype, r.mode, *(["-"] * 9),
                           f"[{style}]{_escape(_status(r))}[/]")
     console.print(table)
-    for line in footer_lines(result):
+    for line in footer_lines(result) + list(more):
         console.print(line, highlight=False, markup=False)
     for r in result.rows:
         if r.per_layer is not None:
@@ -353,7 +353,7 @@ def layers_section(result: BenchResult) -> Section:
     return Section(tuple(Column(c, csv=c, shown=False) for c in LAYER_CSV_COLUMNS), tuple(rows))
 
 
-def to_markdown(result: BenchResult, *, top: int = 0) -> str:
+def to_markdown(result: BenchResult, *, top: int = 0, more: Sequence[str] = ()) -> str:
     unit, scale = flops_unit(r.achieved_tflops for r in result.rows)
     out = [f"### {title(result)}", "",
            "| model | batch | dtype | mode | median ms | IQR ms | n | fwd ms | bwd ms | img/s "
@@ -370,7 +370,7 @@ def to_markdown(result: BenchResult, *, top: int = 0) -> str:
             out.append(f"| `{r.model}` | {r.batch} | {r.dtype} | {r.mode} | - | - | - | - | - | - "
                        f"| - | - | - | {_md_cell(_status(r))} |")
     out.append("")
-    out.extend(f"- {line}" for line in footer_lines(result))
+    out.extend(f"- {line}" for line in footer_lines(result) + list(more))
     for r in result.rows:
         if r.per_layer is not None:
             out.append("")

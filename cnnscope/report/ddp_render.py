@@ -97,9 +97,7 @@ def own_lines(result: BenchResult) -> list[str]:
 
 def render_rich(result: BenchResult, console, *, top: int = 0) -> None:
     if not result.env.get("ddp"):
-        base.render_rich(result, console, top=top)
-        for line in own_lines(result):
-            console.print(line, highlight=False, markup=False)
+        base.render_rich(result, console, top=top, more=own_lines(result))
         return
     from rich.table import Table
 
@@ -149,9 +147,7 @@ def _ddp_values(r: BenchRow) -> list[Any]:
 
 def to_markdown(result: BenchResult, *, top: int = 0) -> str:
     if not result.env.get("ddp"):
-        text = base.to_markdown(result, top=top)
-        extra = own_lines(result)
-        return text + "".join(f"- {line}\n" for line in extra)
+        return base.to_markdown(result, top=top, more=own_lines(result))
     out = [f"### {title(result)}", "", "| " + " | ".join(MEASURE_HEAD) + " |",
            "| --- | ---: | --- |" + " ---: |" * 11 + " --- |"]
     for r in result.rows:
