@@ -32,12 +32,13 @@ def render_rich(table, console, wide: bool = False) -> None:
     from cnnscope.report.boxtable import split_columns, split_note
 
     def make(indices: list[int], title: str | None = table.title) -> Table:
-        out = Table(title=title, header_style="bold", box=box.SIMPLE_HEAD, padding=(0, 1))
+        style = box.HEAVY_HEAD if console.is_terminal else box.SIMPLE_HEAD
+        out = Table(title=title, header_style="bold", box=style, padding=(0, 1))
         for i in indices:
             col = table.columns[i]
             numeric = col in NUMERIC_COLUMNS or col.startswith("#")
             out.add_column(col, justify="right" if numeric else "left", no_wrap=numeric,
-                           overflow="fold")
+                           overflow="fold", style="bold" if i == 0 else None)
         for row in table.rows:
             cells = list(row)
             if cells and cells[-1].startswith(("differs", "paper only", "not in")):
@@ -62,7 +63,7 @@ def render_rich(table, console, wide: bool = False) -> None:
         groups = split_columns(console, make, n)
         parts = len(groups)
         for k, indices in enumerate(groups):
-            suffix = f" (part {k + 1} of {parts})" if parts > 1 else ""
+            suffix = f", part {k + 1} of {parts}" if parts > 1 else ""
             console.print(make(indices, table.title + suffix), crop=False)
     for line in split_note(parts, console.width):
         console.print(line, highlight=False, markup=False)
