@@ -201,11 +201,31 @@ def _print_parts(console, columns, rows, title: str, wide: bool) -> list[str]:
         return table
 
     n = len(columns)
-    parts = [list(range(n))] if wide else split_columns(console, make, n)
+    if wide:
+        _print_natural(console, make(list(range(n))))
+        return []
+    parts = split_columns(console, make, n)
     for k, indices in enumerate(parts):
         part = f", part {k + 1} of {len(parts)}" if len(parts) > 1 else ""
         console.print(make(indices, title + part), crop=False)
     return split_note(len(parts), console.width)
+
+
+MAX_WIDTH = 240  # --wide: a table in parts is printed whole, up to this many cells wide
+
+
+def _print_natural(console, table) -> None:
+    """``table`` at its natural width (up to ``MAX_WIDTH``), wider than the page if need
+    be (the terminal wraps it): --wide cuts no cell."""
+    from rich.measure import Measurement
+
+    natural = Measurement.get(console, console.options.update(max_width=MAX_WIDTH), table).maximum
+    saved = getattr(console, "_width", None)  # None: the console follows the terminal
+    console.width = max(console.width, min(natural, MAX_WIDTH))
+    try:
+        console.print(table, crop=False)
+    finally:
+        console._width = saved
 
 
 def to_csv(doc: Document) -> str:
