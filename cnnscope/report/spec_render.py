@@ -77,13 +77,17 @@ def document(table: SpecTable) -> Document:
     flagged rows; JSON its exact data; Markdown a section (source, table, numbered notes,
     how it was generated: the committed reports/spec files). The table (in parts,
     statuses coloured) is still this module's own."""
-    columns = tuple(Column(c, csv=c) for c in table.columns) + (
+    columns = tuple(Column(c, csv=c, right=_numeric(c)) for c in table.columns) + (
         Column("note", csv="note", shown=False),)
     rows = tuple(row(*cells, note) for cells, note in zip(table.rows, table.row_notes))
     return Document(table.title, (Section(columns, rows),), table.notes, data=table.to_dict(),
                     md_before=(f"Source: {table.source}.",),
                     md_after=(GENERATED.format(key=table.key, command=REGENERATE_COMMAND),),
                     own={"table": lambda console, wide: render_rich(table, console, wide=wide)})
+
+
+def _numeric(column: str) -> bool:
+    return column in NUMERIC_COLUMNS or column.startswith("#")
 
 
 def tables_document(tables: SpecTables) -> Document:
