@@ -82,9 +82,10 @@ class Section:
     # How the table is laid out: "fit" (boxtable fitted to the page: columns dropped,
     # names shortened; plain text when piped), "box" (a small summary table, always
     # boxed in Rich's look, only folding columns narrow) or "rich" (Rich's own Table,
-    # always boxed, cells wrapped or cut with "…" as Rich does: short tables of prose)
-    # or "parts" (a label column, then one column per item: models side by side; cut
-    # into parts that fit the page, each headed by the labels; boxed on a terminal).
+    # always boxed, cells wrapped or cut with "…" as Rich does unless ``nowrap``: short
+    # tables) or "parts" (a label column, then one column per item: models side by side;
+    # cut into parts that fit the page, each headed by the labels; boxed on a terminal;
+    # ``wide``: one table at its natural width).
     layout: str = "fit"
     formats: tuple[str, ...] = ("table", "md")  # where its shown columns appear
 
