@@ -1,8 +1,7 @@
 """What ``cnnscope bench`` shows (a ``BenchResult``) as a ``Document``. No torch.
 
-CSV and JSON go through the Document renderers; the table (Rich's own, a per-layer table
-after each row) and Markdown are still printed by this module's ``render_rich`` and
-``to_markdown`` (kept as the document's ``own`` formats: byte for byte what they were).
+The sweep's table (drawn by Rich: numbers never cut, a failed row's status in colour) and
+its footer, then one part per row timed layer by layer: its per-layer table and notes.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from cnnscope.bench.roofline import (
     most_time_for_least_work,
     ridge_point,
 )
-from cnnscope.report.document import Column, Document, Row, Section, cell
+from cnnscope.report.document import Column, Document, Row, Section, cell, row
 from cnnscope.report.units import bytes_h, human, shape
 
 CSV_COLUMNS = (
@@ -195,68 +194,56 @@ def top_layers(p: PerLayer, top: int = 0) -> list[LayerTiming]:
     return layers
 
 
-# ----------------------------------------------------------------------------- rich
+# ----------------------------------------------------------------------------- tables
+
+# Numbers are never cut: numeric columns do not wrap and take the width they need.
+def _number(header: str) -> Column:
+    return Column(header, right=True, nowrap=True)
 
 
-def render_rich(result: BenchResult, console, *, top: int = 0) -> None:
-    """Print the results table, then one per-layer table per row that has one."""
-    from rich.table import Table
-
+def rows_table(result: BenchResult) -> Section:
+    """The sweep's table: one row per bench row; a failed row's status in colour."""
     unit, scale = flops_unit(r.achieved_tflops for r in result.rows)
-    table = Table(title=title(result), header_style="bold")
-    table.add_column("model", no_wrap=True, min_width=8)
-    for col in ("batch", "dtype", "mode"):
-        table.add_column(col, no_wrap=True, justify="right" if col == "batch" else "left")
-    # Numbers are never cut: numeric columns do not wrap and take the width they need.
-    for col in ("median ms", "IQR ms", "n", "fwd ms", "bwd ms", "img/s", "peak mem",
-                unit, "of ceiling"):
-        table.add_column(col, justify="right", no_wrap=True)
-    table.add_column("status", overflow="fold", min_width=6)
+    columns = (Column("model", nowrap=True, min_width=8, code=True), _number("batch"),
+               Column("dtype", nowrap=True), Column("mode", nowrap=True),
+               *(_number(c) for c in ("median ms", "IQR ms", "n", "fwd ms", "bwd ms", "img/s",
+                                      "peak memory", unit, "of ceiling")),
+               Column("status", fold=True, min_width=6))
+    rows = []
     for r in result.rows:
+        head = [r.model, str(r.batch), r.dtype, r.mode]
         if r.ok:
             fwd = ms(r.fwd_median_ms) if r.mode == "train" else "-"
-            table.add_row(r.model, str(r.batch), r.dtype, r.mode, ms(r.median_ms), ms(r.iqr_ms),
-                          str(r.samples), fwd, ms(r.bwd_median_ms), rate(r.throughput),
-                          bytes_h(r.peak_memory_bytes), tflops(r.achieved_tflops, scale),
-                          percent(r.ceiling_fraction), _status(r))
+            rows.append(row(*head, ms(r.median_ms), ms(r.iqr_ms), str(r.samples), fwd,
+                            ms(r.bwd_median_ms), rate(r.throughput), bytes_h(r.peak_memory_bytes),
+                            tflops(r.achieved_tflops, scale), percent(r.ceiling_fraction),
+                            _status(r)))
         else:
             style = "yellow" if r.status in ("oom", "unsupported") else "red"
-            table.add_row(r.model, str(r.batch), r.dtype, r.mode, *(["-"] * 9),
-                          f"[{style}]{_escape(_status(r))}[/]")
-    console.print(table)
-    for line in footer_lines(result):
-        console.print(line, highlight=False, markup=False)
-    for r in result.rows:
-        if r.per_layer is not None:
-            _render_layers_rich(r, r.per_layer, console, top=top, ceiling=r.ceiling_tflops)
+            rows.append(row(*head, *(["-"] * 9), cell(_status(r), style=style)))
+    return Section(columns, tuple(rows), layout="rich")
 
 
-def _render_layers_rich(r: BenchRow, p: PerLayer, console, *, top: int,
-                        ceiling: float | None) -> None:
-    from rich.table import Table
-
+def layers_document(r: BenchRow, p: PerLayer, *, top: int) -> Document:
+    """One row's per-layer table (``top``: the slowest layers only) and its notes."""
     shown = top_layers(p, top)
     unit, scale = flops_unit([x for layer in p.layers for x in (layer.fwd_tflops, layer.bwd_tflops)])
-    unit = unit.split("/")[0]  # "GFLOP", column headers say "fwd GFLOP/s"
     what = f"top {len(shown)} of {len(p.layers)} layers" if top else f"{len(p.layers)} layers"
-    table = Table(title=f"per layer: {r.model} b{r.batch} {r.dtype} {r.mode} ({what})",
-                  header_style="bold")
-    table.add_column("layer", overflow="fold", min_width=16)
-    table.add_column("type", overflow="fold", min_width=6)
-    for col in ("MACs", "fwd ms", f"fwd {unit}/s"):
-        table.add_column(col, justify="right", no_wrap=True)
     train = p.hooked_bwd_ms is not None
-    if train:
-        for col in ("bwd ms", f"bwd {unit}/s"):
-            table.add_column(col, justify="right", no_wrap=True)
-    if ceiling:
-        table.add_column("of ceiling", justify="right", no_wrap=True)
+    ceiling = r.ceiling_tflops
     roof = any(layer.flops is not None for layer in p.layers)
+    columns = [Column("layer", fold=True, min_width=16, code=True),
+               Column("type", fold=True, min_width=6),
+               *(_number(c) for c in ("MACs", "fwd ms", f"fwd {unit}"))]
+    if train:
+        columns += [_number("bwd ms"), _number(f"bwd {unit}")]
+    if ceiling:
+        columns.append(_number("of ceiling"))
     if roof:
-        for col in ("FLOP/byte", "fwd GB/s", "bound"):
-            table.add_column(col, justify="right", no_wrap=True)
-    table.add_column("% time", justify="right", no_wrap=True)
+        columns += [_number(c) for c in ("FLOP/byte", "fwd GB/s", "bound")]
+    columns.append(_number("% time"))
     total = p.sum_fwd_ms + (p.sum_bwd_ms or 0.0)
+    rows = []
     for layer in shown:
         cells = [layer.name, layer.type, human(layer.macs) if layer.macs else "-",
                  ms(layer.fwd_ms), tflops(layer.fwd_tflops, scale)]
@@ -269,10 +256,11 @@ def _render_layers_rich(r: BenchRow, p: PerLayer, console, *, top: int,
                       layer.bound or "-"]
         t = layer.fwd_ms + (layer.bwd_ms or 0.0)
         cells.append(percent(t / total) if total else "-")
-        table.add_row(*cells)
-    console.print(table)
-    for line in per_layer_lines(p):
-        console.print(line, highlight=False, markup=False)
+        rows.append(row(*cells))
+    name = f"per layer: {r.model} b{r.batch} {r.dtype} {r.mode}"
+    section = Section(tuple(columns), tuple(rows), title=f"{name} ({what})", layout="rich")
+    return Document(name, (section,), tuple(per_layer_lines(p)), footer_wrap="always",
+                    heading=4)
 
 
 def _layer_fraction(layer: LayerTiming, ceiling: float) -> float | None:
@@ -282,10 +270,6 @@ def _layer_fraction(layer: LayerTiming, ceiling: float) -> float | None:
     t = layer.fwd_ms + (layer.bwd_ms or 0.0)
     flops = 2 * layer.macs * (3 if layer.bwd_ms else 1)
     return flops / (t * 1e-3) / 1e12 / ceiling if t > 0 else None
-
-
-def _escape(text: str) -> str:
-    return text.replace("[", r"\[")
 
 
 # ----------------------------------------------------------------------------- files
@@ -299,21 +283,23 @@ def _cell(v: Any) -> Any:
     return v
 
 
-def document(result: BenchResult, *, top: int = 0, layers_csv: bool = False) -> Document:
-    """A sweep as a ``Document``: CSV one line per row (failed rows keep their status and
-    error, no timings), or with ``layers_csv`` one line per timed layer; JSON the result's
-    exact data. The table (Rich's, with the per-layer tables after each row's footer) and
-    Markdown (``top``: only the slowest layers) are still this module's own. A DDP or
-    sharded sweep is ``ddp_render``'s."""
+def document(result: BenchResult, *, top: int = 0, layers_csv: bool = False,
+             more: Sequence[str] = ()) -> Document:
+    """A sweep as a ``Document``: its table (Markdown's model names in backticks), then the
+    footer (``more``: lines to end it with) and a part per row timed layer by layer (``top``:
+    only the slowest layers); CSV one line per row (failed rows keep their status and error,
+    no timings), or with ``layers_csv`` one line per timed layer; JSON the result's exact
+    data. A DDP or sharded sweep is ``ddp_render``'s."""
     if result.env.get("ddp") or result.env.get("shard"):
         from cnnscope.report import ddp_render  # it builds on this module
 
         return ddp_render.document(result, top=top, layers_csv=layers_csv)
-    section = layers_section(result) if layers_csv else rows_section(result)
-    return Document(title(result), (section,), tuple(footer_lines(result)),
-                    data=result.to_dict(),
-                    own={"table": lambda console, wide: render_rich(result, console, top=top),
-                         "md": lambda: to_markdown(result, top=top)})
+    exact = layers_section(result) if layers_csv else rows_section(result)
+    return Document(title(result), (rows_table(result), exact),
+                    (*footer_lines(result), *more), data=result.to_dict(),
+                    footer_wrap="always", heading=3,
+                    parts=tuple(layers_document(r, r.per_layer, top=top)
+                                for r in result.rows if r.per_layer is not None))
 
 
 def rows_section(result: BenchResult, more: Sequence[str] = (),
@@ -347,52 +333,3 @@ def layers_section(result: BenchResult) -> Section:
                       _cell(layer.bound)]
             rows.append(Row(tuple(cell("", v) for v in values)))
     return Section(tuple(Column(c, csv=c, shown=False) for c in LAYER_CSV_COLUMNS), tuple(rows))
-
-
-def to_markdown(result: BenchResult, *, top: int = 0) -> str:
-    unit, scale = flops_unit(r.achieved_tflops for r in result.rows)
-    out = [f"### {title(result)}", "",
-           "| model | batch | dtype | mode | median ms | IQR ms | n | fwd ms | bwd ms | img/s "
-           f"| peak memory | {unit} | of ceiling | status |",
-           "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
-    for r in result.rows:
-        if r.ok:
-            fwd = ms(r.fwd_median_ms) if r.mode == "train" else "-"
-            out.append(f"| `{r.model}` | {r.batch} | {r.dtype} | {r.mode} | {ms(r.median_ms)} | "
-                       f"{ms(r.iqr_ms)} | {r.samples} | {fwd} | {ms(r.bwd_median_ms)} | "
-                       f"{rate(r.throughput)} | {bytes_h(r.peak_memory_bytes)} | "
-                       f"{tflops(r.achieved_tflops, scale)} | {percent(r.ceiling_fraction)} | {_status(r)} |")
-        else:
-            out.append(f"| `{r.model}` | {r.batch} | {r.dtype} | {r.mode} | - | - | - | - | - | - "
-                       f"| - | - | - | {_status(r).replace('|', '/')} |")
-    out.append("")
-    out.extend(f"- {line}" for line in footer_lines(result))
-    for r in result.rows:
-        if r.per_layer is not None:
-            out.append("")
-            out.extend(_layers_markdown(r, r.per_layer, top))
-    return "\n".join(out) + "\n"
-
-
-def _layers_markdown(r: BenchRow, p: PerLayer, top: int) -> Sequence[str]:
-    train = p.hooked_bwd_ms is not None
-    unit, scale = flops_unit([x for layer in p.layers for x in (layer.fwd_tflops, layer.bwd_tflops)])
-    roof = any(layer.flops is not None for layer in p.layers)
-    head = (f"| layer | type | MACs | fwd ms | fwd {unit} |"
-            + (f" bwd ms | bwd {unit} |" if train else "")
-            + (" FLOP/byte | fwd GB/s | bound |" if roof else ""))
-    sep = ("| --- | --- | ---: | ---: | ---: |" + (" ---: | ---: |" if train else "")
-           + (" ---: | ---: | --- |" if roof else ""))
-    lines = [f"#### per layer: {r.model} b{r.batch} {r.dtype} {r.mode}", "", head, sep]
-    for layer in top_layers(p, top):
-        row = (f"| `{layer.name}` | {layer.type} | {human(layer.macs) if layer.macs else '-'} | "
-               f"{ms(layer.fwd_ms)} | {tflops(layer.fwd_tflops, scale)} |")
-        if train:
-            row += f" {ms(layer.bwd_ms)} | {tflops(layer.bwd_tflops, scale)} |"
-        if roof:
-            row += (f" {intensity(layer.arithmetic_intensity)} | "
-                    f"{gbs(layer.achieved_bandwidth)} | {layer.bound or '-'} |")
-        lines.append(row)
-    lines.append("")
-    lines.extend(f"- {line}" for line in per_layer_lines(p))
-    return lines

@@ -71,7 +71,7 @@ def footer_lines(c: Comparison) -> list[str]:
 def document(c: Comparison) -> Document:
     """One column per model (the table is cut into parts when they do not fit the page);
     CSV: one row per model with exact integers and the ratios to the first model."""
-    labels = (Column(""), *(Column(m.model, right=True) for m in c.models))
+    labels = (Column("", nowrap=True), *(Column(m.model, right=True, nowrap=True) for m in c.models))
     shown = Section(labels, tuple(row(label, *cells) for label, cells in rows(c)),
                     title=f"compare ({c.dtype})", layout="parts")
     flat = [flat_row(c, m) for m in c.models]

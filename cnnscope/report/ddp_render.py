@@ -9,12 +9,13 @@ line per rank saying where its rows ran.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from cnnscope.bench.comm_model import COMM_CONVENTION
 from cnnscope.bench.records import BenchResult, BenchRow
 from cnnscope.report import bench_render as base
-from cnnscope.report.document import Document
+from cnnscope.report.document import Column, Document, Section, row
 from cnnscope.report.units import bytes_h
 
 DDP_CSV_COLUMNS = (
@@ -92,81 +93,53 @@ def own_lines(result: BenchResult) -> list[str]:
     return lines
 
 
-# ----------------------------------------------------------------------------- rich
+# ----------------------------------------------------------------------------- document
 
-
-def render_rich(result: BenchResult, console, *, top: int = 0) -> None:
-    if not result.env.get("ddp"):
-        base.render_rich(result, console, top=top)
-        for line in own_lines(result):
-            console.print(line, highlight=False, markup=False)
-        return
-    from rich.table import Table
-
-    table = Table(title=title(result), header_style="bold")
-    for i, col in enumerate(MEASURE_HEAD):
-        numeric = 1 <= i <= 13 and col != "dtype"
-        table.add_column(col, justify="right" if numeric else "left",
-                         no_wrap=col != "status", overflow="fold",
-                         min_width=6 if col in ("model", "status") else None)
-    for r in result.rows:
-        table.add_row(*[base._escape(c) for c in measure_cells(r)])
-    console.print(table)
-    rows = [cells for r in result.rows for cells in prediction_cells(r)]
-    if rows:
-        pred = Table(title="ring all-reduce prediction (weak scaling, same per-rank batch; "
-                     "worst: no overlap, best: full overlap)",
-                     header_style="bold")
-        for i, col in enumerate(PREDICT_HEAD):
-            pred.add_column(col, justify="left" if i in (0, 2) else "right", no_wrap=True)
-        for cells in rows:
-            pred.add_row(*cells)
-        console.print(pred)
-    for line in footer_lines(result):
-        console.print(line, highlight=False, markup=False)
-
-
-# ----------------------------------------------------------------------------- files
+PREDICT_TITLE = ("ring all-reduce prediction (weak scaling, same per-rank batch; worst: no "
+                 "overlap, best: full overlap)")
+PREDICT_LEAD = ("Ring all-reduce prediction (weak scaling, same per-rank batch; worst: no "
+                "overlap, best: full overlap with the backward):")
 
 
 def document(result: BenchResult, *, top: int = 0, layers_csv: bool = False) -> Document:
-    """A distributed sweep as a ``Document``: bench's CSV columns, then the DDP columns
-    (empty for a row without DDP figures); JSON the exact data (rows carry "ddp", env
-    carries "ddp" or "shard"). The table and Markdown are still this module's own."""
-    section = (base.layers_section(result) if layers_csv
-               else base.rows_section(result, DDP_CSV_COLUMNS, _ddp_values))
-    return Document(title(result), (section,), tuple(footer_lines(result)),
-                    data=result.to_dict(),
-                    own={"table": lambda console, wide: render_rich(result, console, top=top),
-                         "md": lambda: to_markdown(result, top=top)})
+    """A distributed sweep as a ``Document``. Sharded: bench's document with the rank lines
+    ending its footer. DDP: the measurement table, then a part with the prediction table
+    (led in Markdown by a sentence) and the footer; CSV bench's columns, then the DDP
+    columns (empty for a row without DDP figures); JSON the exact data (rows carry "ddp",
+    env carries "ddp" or "shard")."""
+    exact = (base.layers_section(result) if layers_csv
+             else base.rows_section(result, DDP_CSV_COLUMNS, _ddp_values))
+    if not result.env.get("ddp"):
+        doc = base.document(dataclasses.replace(result, env=_plain_env(result.env)), top=top,
+                            layers_csv=layers_csv, more=own_lines(result))
+        return dataclasses.replace(doc, sections=(doc.sections[0], exact),
+                                   data=result.to_dict())
+    measure = tuple(Column(c, right=1 <= i <= 13 and c != "dtype", fold=True,
+                           nowrap=c != "status", min_width=6 if c in ("model", "status") else 0,
+                           code=c == "model")
+                    for i, c in enumerate(MEASURE_HEAD))
+    sections = (Section(measure, tuple(row(*measure_cells(r)) for r in result.rows),
+                        layout="rich"), exact)
+    predictions = [cells for r in result.rows for cells in prediction_cells(r)]
+    footer = tuple(footer_lines(result))
+    if not predictions:
+        return Document(title(result), sections, footer, data=result.to_dict(),
+                        footer_wrap="always", heading=3)
+    predict = tuple(Column(c, right=i not in (0, 2), nowrap=True, code=i == 0)
+                    for i, c in enumerate(PREDICT_HEAD))
+    part = Document(PREDICT_TITLE, (Section(predict, tuple(row(*p) for p in predictions),
+                                            layout="rich"),),
+                    footer, footer_wrap="always", heading=0, md_before=(PREDICT_LEAD,))
+    return Document(title(result), sections, data=result.to_dict(), footer_wrap="always",
+                    heading=3, parts=(part,))
+
+
+def _plain_env(env: dict[str, Any]) -> dict[str, Any]:
+    """``env`` without the shard entry: bench's own document for a sharded sweep."""
+    return {k: v for k, v in env.items() if k != "shard"}
 
 
 def _ddp_values(r: BenchRow) -> list[Any]:
     extra: dict[str, Any] = r.ddp.to_dict() if r.ddp else {}
     return [" ".join(str(x) for x in extra[c]) if c == "rank_median_ms" and c in extra
             else base._cell(extra.get(c)) for c in DDP_CSV_COLUMNS]
-
-
-def to_markdown(result: BenchResult, *, top: int = 0) -> str:
-    if not result.env.get("ddp"):
-        text = base.to_markdown(result, top=top)
-        extra = own_lines(result)
-        return text + "".join(f"- {line}\n" for line in extra)
-    out = [f"### {title(result)}", "", "| " + " | ".join(MEASURE_HEAD) + " |",
-           "| --- | ---: | --- |" + " ---: |" * 11 + " --- |"]
-    for r in result.rows:
-        cells = measure_cells(r)
-        cells[0] = f"`{cells[0]}`"
-        out.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
-    preds = [cells for r in result.rows for cells in prediction_cells(r)]
-    if preds:
-        out += ["", "Ring all-reduce prediction (weak scaling, same per-rank batch; worst: no "
-                "overlap, best: full overlap with the backward):", "",
-                "| " + " | ".join(PREDICT_HEAD) + " |",
-                "| --- | ---: | --- |" + " ---: |" * 7]
-        for cells in preds:
-            cells[0] = f"`{cells[0]}`"
-            out.append("| " + " | ".join(cells) + " |")
-    out.append("")
-    out.extend(f"- {line}" for line in footer_lines(result))
-    return "\n".join(out) + "\n"

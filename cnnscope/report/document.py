@@ -12,8 +12,14 @@ decides its columns and rows; the four functions here print any document:
 
 A cell is display text, optionally with an exact value (for CSV) and a style (``bold``
 is also bold in Markdown). Rows marked ``total`` sit under a rule and stay out of CSV.
-A document may print a format with its result's own code (``Document.own``) where these
-renderers do not yet give the same bytes.
+A column of names may be ``code`` (in backticks in Markdown); in a Rich-drawn table a
+column may keep its cells on one line (``nowrap``) and a least width (``min_width``).
+
+Several results in one output are one document of ``parts``, each a document printed in
+turn after the document's own sections and footer: a table after a table, Markdown
+sections a blank line apart, CSV files a blank line apart each headed by a ``# key`` line
+(the part's ``key``). ``heading`` is the level of the Markdown title (a part may be a
+level below its document's).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from cnnscope.report.io import strict_json
 
@@ -39,6 +45,9 @@ class Column:
     drop: int = 0  # > 0: left out of a narrow table, the highest number first
     shorten: int = 0  # > 0: long text shortened in the middle down to this many cells
     fold: bool = False  # prose that may fold onto several lines
+    nowrap: bool = False  # Rich-drawn tables ("rich", "parts"): the cell stays on one line
+    min_width: int = 0  # Rich-drawn tables: never narrower than this
+    code: bool = False  # names: in backticks in Markdown
 
 
 @dataclass(frozen=True)
@@ -73,9 +82,10 @@ class Section:
     # How the table is laid out: "fit" (boxtable fitted to the page: columns dropped,
     # names shortened; plain text when piped), "box" (a small summary table, always
     # boxed in Rich's look, only folding columns narrow) or "rich" (Rich's own Table,
-    # always boxed, cells wrapped or cut with "…" as Rich does: short tables of prose)
-    # or "parts" (a label column, then one column per item: models side by side; cut
-    # into parts that fit the page, each headed by the labels; boxed on a terminal).
+    # always boxed, cells wrapped or cut with "…" as Rich does unless ``nowrap``: short
+    # tables) or "parts" (a label column, then one column per item: models side by side;
+    # cut into parts that fit the page, each headed by the labels; boxed on a terminal;
+    # ``wide``: one table at its natural width).
     layout: str = "fit"
     formats: tuple[str, ...] = ("table", "md")  # where its shown columns appear
 
@@ -87,14 +97,15 @@ class Document:
     title: str
     sections: tuple[Section, ...]
     footer: tuple[str, ...] = ()
-    # The footer of the files (Markdown) when the table's is cut short (long warning lists).
+    # The footer of Markdown when it differs from the table's: a long warning list cut
+    # short in the table, a source line that Markdown puts first (``md_before``).
     full_footer: tuple[str, ...] | None = None
     data: dict[str, Any] = field(default_factory=dict)  # for JSON: the result's to_dict()
     # How footer lines longer than the page print: "page" (a terminal wraps them itself,
     # elsewhere they wrap at spaces), "never" (one line each, wherever they go) or
     # "always" (wrapped at spaces to the page, on a terminal too).
     footer_wrap: str = "page"
-    heading: bool = True  # Markdown starts with "## title" (False: the table alone)
+    heading: int = 2  # Markdown starts with a title of this level ("## title"; 0: none)
     # Keys of ``data`` whose long lists are written one compact item per line (thousands
     # of layers indented item by item make a slow file no easier to read or diff).
     compact: tuple[str, ...] = ()
@@ -102,10 +113,10 @@ class Document:
     # how the file was generated), each line as it is.
     md_before: tuple[str, ...] = ()
     md_after: tuple[str, ...] = ()
-    # Formats the result still prints with its own code, kept from before Documents where
-    # the generic renderer does not yet give the same bytes: "table" -> f(console, wide),
-    # "csv"/"json"/"md" -> f() returning the text. Empty for most documents.
-    own: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    # Documents printed after this one's sections and footer, each in turn (several
+    # results in one output: spec --all; bench's per-layer tables); JSON is ``data`` alone.
+    parts: tuple["Document", ...] = ()
+    key: str | None = None  # a part's name: the "# key" line heading its CSV
 
 
 def cell(text: str, exact: Any = _UNSET, style: str | None = None) -> Cell:
@@ -121,9 +132,6 @@ def row(*cells: Cell | str, total: bool = False, markdown: bool = True) -> Row:
 
 def render_table(doc: Document, console, *, wide: bool = False) -> None:
     """Each section fitted to the console, then what fitting left out and the footer."""
-    if "table" in doc.own:
-        doc.own["table"](console, wide)
-        return
     from cnnscope.report.boxtable import SECTION, box_table, print_footer, print_table
     from cnnscope.report.boxtable import Column as BoxColumn
 
@@ -132,8 +140,7 @@ def render_table(doc: Document, console, *, wide: bool = False) -> None:
         if "table" not in section.formats or not any(c.shown for c in section.columns):
             continue
         shown = [i for i, c in enumerate(section.columns) if c.shown]
-        columns = [BoxColumn(c.header, right=c.right, fold=c.fold, drop=c.drop,
-                             shorten=c.shorten) for c in (section.columns[i] for i in shown)]
+        columns = [section.columns[i] for i in shown]
         rows: list = []
         for r in section.rows:
             if r is None:
@@ -146,35 +153,59 @@ def render_table(doc: Document, console, *, wide: bool = False) -> None:
         title = section.title or doc.title
         if section.layout == "rich":
             console.print(_rich_table(columns, rows, title))
-        elif section.layout == "parts":
+            continue
+        if section.layout == "parts":
             notes += _print_parts(console, columns, rows, title, wide)
-        elif section.layout == "box":
-            console.print(box_table(columns, rows, title=title, max_width=console.width),
+            continue
+        boxed = [BoxColumn(c.header, right=c.right, fold=c.fold, drop=c.drop, shorten=c.shorten)
+                 for c in columns]
+        if section.layout == "box":
+            console.print(box_table(boxed, rows, title=title, max_width=console.width),
                           highlight=False, soft_wrap=True)
         else:
-            notes += print_table(console, columns, rows, title=title, wide=wide)
+            notes += print_table(console, boxed, rows, title=title, wide=wide)
     if doc.footer_wrap == "page":
         print_footer(console, notes + list(doc.footer))
-        return
-    for line in notes + list(doc.footer):
-        console.print(line, highlight=False, markup=False, soft_wrap=doc.footer_wrap == "never")
+    else:
+        for line in notes + list(doc.footer):
+            console.print(line, highlight=False, markup=False,
+                          soft_wrap=doc.footer_wrap == "never")
+    for part in doc.parts:
+        render_table(part, console, wide=wide)
+
+
+def _rich_column(table, c: Column, **options: Any) -> None:
+    """Add ``c`` to a ``rich.table.Table``: its alignment, folding, wrapping, least width."""
+    if c.fold:
+        options["overflow"] = "fold"
+    if c.nowrap:
+        options["no_wrap"] = True
+    if c.min_width:
+        options["min_width"] = c.min_width
+    table.add_column(c.header, justify="right" if c.right else "left", **options)
+
+
+def _rich_cell(c) -> str:
+    """A cell as a Rich markup string: the console highlights numbers on a terminal, any
+    ``[`` in the text is text, and a style colours the cell's whole width."""
+    from rich.markup import escape
+
+    return escape(c) if isinstance(c, str) else f"[{c[1]}]{escape(c[0])}[/]"
 
 
 def _rich_table(columns, rows, title: str):
     """Rich's Table of ``rows``, rules between groups; a plain cell is a Rich string (the
     console highlights numbers on a terminal), a styled one a ``Text``."""
     from rich.table import Table
-    from rich.text import Text
 
     table = Table(title=title, header_style="bold")
     for c in columns:
-        table.add_column(c.header, justify="right" if c.right else "left",
-                         **({"overflow": "fold"} if c.fold else {}))
+        _rich_column(table, c)
     for r in rows:
         if r is None:
             table.add_section()
         else:
-            table.add_row(*(c if isinstance(c, str) else Text(c[0], style=c[1]) for c in r))
+            table.add_row(*(_rich_cell(c) for c in r))
     return table
 
 
@@ -187,29 +218,56 @@ def _print_parts(console, columns, rows, title: str, wide: bool) -> list[str]:
     from cnnscope.report.boxtable import split_columns, split_note
 
     style = box.HEAVY_HEAD if console.is_terminal else box.SIMPLE_HEAD
-    cells = [[c if isinstance(c, str) else c[0] for c in r] for r in rows if r is not None]
+    cells = [[_rich_cell(c) for c in r] for r in rows if r is not None]
 
     def make(indices: list[int], title: str | None = title) -> Table:
         table = Table(title=title, header_style="bold", box=style)
-        for i in indices:
-            if i == 0:
-                table.add_column(columns[0].header, style="bold", no_wrap=True)
-            else:
-                table.add_column(columns[i].header, justify="right", no_wrap=True)
+        for i in indices:  # the row labels (column 0) in bold
+            _rich_column(table, columns[i], **({"style": "bold"} if i == 0 else {}))
         for r in cells:
             table.add_row(*(r[i] for i in indices))
         return table
 
     n = len(columns)
-    parts = [list(range(n))] if wide else split_columns(console, make, n)
+    if wide:
+        _print_natural(console, make(list(range(n))))
+        return []
+    parts = split_columns(console, make, n)
     for k, indices in enumerate(parts):
         part = f", part {k + 1} of {len(parts)}" if len(parts) > 1 else ""
         console.print(make(indices, title + part), crop=False)
     return split_note(len(parts), console.width)
 
 
+MAX_WIDTH = 240  # --wide: a table in parts is printed whole, up to this many cells wide
+
+
+def _print_natural(console, table) -> None:
+    """``table`` at its natural width (up to ``MAX_WIDTH``), wider than the page if need
+    be (the terminal wraps it): --wide cuts no cell."""
+    from rich.measure import Measurement
+
+    natural = Measurement.get(console, console.options.update(max_width=MAX_WIDTH), table).maximum
+    saved = getattr(console, "_width", None)  # None: the console follows the terminal
+    console.width = max(console.width, min(natural, MAX_WIDTH))
+    try:
+        console.print(table, crop=False)
+    finally:
+        console._width = saved
+
+
 def to_csv(doc: Document) -> str:
-    """The CSV columns of every section (one header each), exact values, no totals rows."""
+    """The CSV columns of every section (one header each), exact values, no totals rows;
+    then each part's CSV, a blank line before it and its ``# key`` line."""
+    pieces = [_sections_csv(doc)] if any(c.csv for s in doc.sections for c in s.columns) else []
+    for part in doc.parts:
+        text = to_csv(part)
+        if text:
+            pieces.append(text if part.key is None else f"# {part.key}\n{text}")
+    return "\n".join(pieces)
+
+
+def _sections_csv(doc: Document) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     for section in doc.sections:
@@ -249,7 +307,7 @@ def _placeholder(key: str) -> str:
 def to_markdown(doc: Document) -> str:
     """``## title``, a table per section (a blank line between), then the footer as a list;
     a ``|`` in a cell is escaped (``\\|``), or it would end the cell."""
-    out = [f"## {doc.title}", ""] if doc.heading else []
+    out = [f"{'#' * doc.heading} {doc.title}", ""] if doc.heading else []
     if doc.md_before:
         out += [*doc.md_before, ""]
     for section in doc.sections:
@@ -268,7 +326,8 @@ def to_markdown(doc: Document) -> str:
         out += ([""] if footer else []) + list(doc.md_after)
     if not footer and out and out[-1] == "":
         out.pop()  # a table alone ends with its last row
-    return "\n".join(out) + "\n"
+    pieces = ["\n".join(out) + "\n"] if out else []
+    return "\n".join(pieces + [to_markdown(part) for part in doc.parts])
 
 
 def _md(text: str) -> str:
@@ -276,7 +335,8 @@ def _md(text: str) -> str:
 
 
 def _markdown_row(r: Row, columns: Sequence[Column]) -> str:
-    cells = [c for c, col in zip(r.cells, columns) if col.shown]
+    cells = [Cell(f"`{c.text}`", style=c.style) if col.code and c.text else c
+             for c, col in zip(r.cells, columns) if col.shown]
     if not r.total:
         return "| " + " | ".join(_md(c.text) for c in cells) + " |"
     # a totals row: bold figures, blank cells as "| |"
@@ -286,6 +346,4 @@ def _markdown_row(r: Row, columns: Sequence[Column]) -> str:
 
 def render_text(doc: Document, format: str) -> str:
     """The CSV, JSON or Markdown text of ``doc`` (``format``: csv, json or md)."""
-    if format in doc.own:
-        return doc.own[format]()
     return {"csv": to_csv, "json": to_json, "md": to_markdown}[format](doc)

@@ -190,11 +190,10 @@ def _synthetic_result():
 
 
 def test_renderers_show_oom_rows_without_numbers_and_the_ceiling():
-    from cnnscope.report import bench_render as render
     from cnnscope.report.documents import render_text
 
     result = _synthetic_result()
-    md = render.to_markdown(result)
+    md = render_text(result, "md")
     # 2 * 4e9 * 32 FLOP in 10 ms = 25.6 TFLOP/s, 5.0% of a 512 TFLOP/s ceiling
     assert "| `m` | 32 | bf16 | infer | 10.00 | 1.00 | 20 | - | - | 3,200 | 1.00 GiB | 25.6 | 5.0% | ok |" in md
     assert "| `m` | 4096 | bf16 | infer | - |" in md and "OOM: out of memory at batch 4096" in md

@@ -105,15 +105,14 @@ def _result() -> BenchResult:
 def test_ddp_rows_round_trip_and_render_in_every_format():
     from rich.console import Console
 
-    from cnnscope.report import ddp_render
-    from cnnscope.report.documents import render_text
+    from cnnscope.report.documents import render_table, render_text
 
     result = _result()
     back = BenchResult.from_dict(json.loads(render_text(result, "json")))
     assert back.rows[0] == result.rows[0]
 
     con = Console(record=True, width=160)
-    ddp_render.render_rich(result, con)
+    render_table(result, con)
     text = con.export_text()
     for word in ("exposed ms", "single ms", "no_sync ms", "eff.", "ring ms", "backend gloo",
                  "2(p-1)/p", "bucket size DDP default"):
@@ -125,7 +124,7 @@ def test_ddp_rows_round_trip_and_render_in_every_format():
     assert rows[0]["world_size"] == "2" and rows[0]["backend"] == "gloo"
     assert rows[0]["rank_median_ms"] == "10.0 9.5"
 
-    md = ddp_render.to_markdown(result)
+    md = render_text(result, "md")
     assert "| `lenet5` | 4 | fp32 | 10.00 |" in md and "| ranks |" in md
 
 

@@ -180,15 +180,15 @@ def test_no_ceiling_means_no_verdict_and_no_bandwidth_measured(run, tmp_path):
 
 
 def test_synthetic_row_renders_in_markdown():
-    from cnnscope.report import bench_render as render
+    from cnnscope.report.documents import render_text
 
     p = apply_roofline(PerLayer(layers=(layer("conv", 600, 100, 1.0), layer("relu", 10, 80, 1.0)),
                                 samples=1, sum_fwd_ms=2.0, hooked_fwd_ms=2.0, clean_fwd_ms=2.0),
                        1e6, 1e5)  # ridge 10 FLOP/byte
     row = BenchRow(model="m", device="cpu", device_name="cpu", batch=1, dtype="fp32",
                    mode="infer", input_size=(3, 8, 8), median_ms=2.0, per_layer=p)
-    md = render.to_markdown(BenchResult(env={}, settings={}, rows=[row], bandwidth=CopyBandwidth(
-        device_name="cpu", bytes_per_s=1e5, nbytes=1 << 20, measured_at="t", torch_version="x")))
+    md = render_text(BenchResult(env={}, settings={}, rows=[row], bandwidth=CopyBandwidth(
+        device_name="cpu", bytes_per_s=1e5, nbytes=1 << 20, measured_at="t", torch_version="x")), "md")
     # conv: 600 FLOPs / 100 bytes = 6 < 10: memory-bound; 100 bytes in 1 ms = 1e5 B/s
     assert "| `conv` | T | - | 1.00 | - | 6 | 0.0001 | memory |" in md
     assert "relu (T) 50.0% of time for 1.6% of FLOPs" in md
