@@ -259,7 +259,7 @@ def layers_document(r: BenchRow, p: PerLayer, *, top: int) -> Document:
         rows.append(row(*cells))
     name = f"per layer: {r.model} b{r.batch} {r.dtype} {r.mode}"
     section = Section(tuple(columns), tuple(rows), title=f"{name} ({what})", layout="rich")
-    return Document(name, (section,), tuple(per_layer_lines(p)), footer_wrap="always",
+    return Document(name, (section,), tuple(per_layer_lines(p)),
                     heading=4)
 
 
@@ -296,8 +296,7 @@ def document(result: BenchResult, *, top: int = 0, layers_csv: bool = False,
         return ddp_render.document(result, top=top, layers_csv=layers_csv)
     exact = layers_section(result) if layers_csv else rows_section(result)
     return Document(title(result), (rows_table(result), exact),
-                    (*footer_lines(result), *more), data=result.to_dict(),
-                    footer_wrap="always", heading=3,
+                    (*footer_lines(result), *more), data=result.to_dict(), heading=3,
                     parts=tuple(layers_document(r, r.per_layer, top=top)
                                 for r in result.rows if r.per_layer is not None))
 

@@ -79,7 +79,7 @@ def document(c: Comparison) -> Document:
     exact = Section(tuple(Column(k, csv=k, shown=False) for k in keys),
                     tuple(row(*(cell("", _exact(f.get(k))) for k in keys)) for f in flat))
     return Document(f"compare ({c.dtype})", (shown, exact), tuple(footer_lines(c)),
-                    data=c.to_dict(), footer_wrap="never")
+                    data=c.to_dict())
 
 
 def _exact(v: Any) -> Any:

@@ -123,14 +123,13 @@ def document(result: BenchResult, *, top: int = 0, layers_csv: bool = False) -> 
     predictions = [cells for r in result.rows for cells in prediction_cells(r)]
     footer = tuple(footer_lines(result))
     if not predictions:
-        return Document(title(result), sections, footer, data=result.to_dict(),
-                        footer_wrap="always", heading=3)
+        return Document(title(result), sections, footer, data=result.to_dict(), heading=3)
     predict = tuple(Column(c, right=i not in (0, 2), nowrap=True, code=i == 0)
                     for i, c in enumerate(PREDICT_HEAD))
     part = Document(PREDICT_TITLE, (Section(predict, tuple(row(*p) for p in predictions),
                                             layout="rich"),),
-                    footer, footer_wrap="always", heading=0, md_before=(PREDICT_LEAD,))
-    return Document(title(result), sections, data=result.to_dict(), footer_wrap="always",
+                    footer, heading=0, md_before=(PREDICT_LEAD,))
+    return Document(title(result), sections, data=result.to_dict(),
                     heading=3, parts=(part,))
 
 

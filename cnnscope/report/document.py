@@ -101,10 +101,6 @@ class Document:
     # short in the table, a source line that Markdown puts first (``md_before``).
     full_footer: tuple[str, ...] | None = None
     data: dict[str, Any] = field(default_factory=dict)  # for JSON: the result's to_dict()
-    # How footer lines longer than the page print: "page" (a terminal wraps them itself,
-    # elsewhere they wrap at spaces), "never" (one line each, wherever they go) or
-    # "always" (wrapped at spaces to the page, on a terminal too).
-    footer_wrap: str = "page"
     heading: int = 2  # Markdown starts with a title of this level ("## title"; 0: none)
     # Keys of ``data`` whose long lists are written one compact item per line (thousands
     # of layers indented item by item make a slow file no easier to read or diff).
@@ -164,12 +160,7 @@ def render_table(doc: Document, console, *, wide: bool = False) -> None:
                           highlight=False, soft_wrap=True)
         else:
             notes += print_table(console, boxed, rows, title=title, wide=wide)
-    if doc.footer_wrap == "page":
-        print_footer(console, notes + list(doc.footer))
-    else:
-        for line in notes + list(doc.footer):
-            console.print(line, highlight=False, markup=False,
-                          soft_wrap=doc.footer_wrap == "never")
+    print_footer(console, notes + list(doc.footer))
     for part in doc.parts:
         render_table(part, console, wide=wide)
 

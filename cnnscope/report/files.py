@@ -163,8 +163,7 @@ def drift_document(result: CheckResult) -> Document:
                             tuple(row(*(cell("", _exact(d.to_dict()[f])) for f in fields))
                                   for d in result.drifts)))
     return Document(f"cnnscope check {result.path}", tuple(sections),
-                    footer=(*result.notes, check_summary(result)), data=result.to_dict(),
-                    footer_wrap="never")
+                    footer=(*result.notes, check_summary(result)), data=result.to_dict())
 
 
 def _exact(v: Any) -> Any:

@@ -80,7 +80,7 @@ def document(plan: MemoryPlan, *, depth: int = 1, top: int = 10) -> Document:
                              Column("name", csv="name", shown=False),
                              Column("bytes", csv="bytes", shown=False)), tuple(long_form)))
     return Document(title(plan), tuple(sections), tuple(footer_lines(plan)),
-                    data=plan.to_dict(), footer_wrap="never")
+                    data=plan.to_dict())
 
 
 def _share(n: int, total: int) -> str:

@@ -28,7 +28,7 @@ def document(table: SpecTable) -> Document:
                  for cells, note in zip(table.rows, table.row_notes))
     return Document(table.title, (Section(columns, rows, layout="parts"),),
                     (f"Source: {table.source}", *table.notes), full_footer=table.notes,
-                    data=table.to_dict(), footer_wrap="always", key=table.key,
+                    data=table.to_dict(), key=table.key,
                     md_before=(f"Source: {table.source}.",),
                     md_after=(GENERATED.format(key=table.key, command=REGENERATE_COMMAND),))
 

@@ -32,7 +32,7 @@ def document(table: ZooTable) -> Document:
                     tuple(row(*(cell("", v) for v in _csv_values(r))) for r in rows))
     return Document(f"cnnscope zoo ({len(rows)} models)", (shown, cited, exact),
                     footer=("MACs at the default input, batch 1. " + table.convention,),
-                    full_footer=(), data=table.to_dict(), footer_wrap="always", heading=0)
+                    full_footer=(), data=table.to_dict(), heading=0)
 
 
 def _csv_values(r: ZooRow) -> list:

@@ -183,7 +183,7 @@ def test_boxed_section_and_csv_only_section():
     long_form = Section((Column("name", csv="name", shown=False),
                          Column("bytes", csv="bytes", shown=False)),
                         (row("weights", cell("", 12)),))
-    doc = Document("plan", (boxed, long_form), footer=("done",), footer_wrap="never")
+    doc = Document("plan", (boxed, long_form), footer=("done",))
     con = _plain_console(40)
     render_table(doc, con)
     assert con.file.getvalue() == (
