@@ -24,7 +24,7 @@ class ZooRow:
 
 @dataclass(frozen=True)
 class ZooTable:
-    """The rows of ``cnnscope zoo`` (``cnnscope.zoo_rows``), as one result."""
+    """The rows of ``cnnscope zoo``, as one result (``cnnscope.api.zoo_table``)."""
 
     rows: tuple[ZooRow, ...]
     convention: str = CONVENTION
@@ -35,7 +35,7 @@ class ZooTable:
 
 def zoo_row(info: Any, report: ModelReport | None) -> ZooRow:
     """One model's row from its registry entry (``cnnscope.zoo.ModelInfo``) and, when
-    counted, its meta-device trace (``cnnscope.zoo_rows`` makes both)."""
+    counted, its meta-device trace (``cnnscope.api.zoo_rows`` makes both)."""
     return ZooRow(
         name=info.name, family=info.family, year=info.year, paper=info.paper,
         dataset=info.dataset, input_size=info.input_size,

@@ -15,7 +15,7 @@ This is the one orchestration layer: it resolves, builds and traces, and hands t
 which calls back up. One module per job:
 
 - ``analyze_model``: ``analyze``, ``smallest_input``, ``resolve_all``, the CPU fallback;
-- ``compare_models``: ``compare``, ``zoo_rows``, ``fvcore_check``;
+- ``compare_models``: ``compare``, ``zoo_rows``, ``zoo_table``, ``fvcore_check``;
 - ``timing``: ``bench``, and ``bench_row``/``run_sweep``/``run_ddp``/``check_inputs``;
 - ``shapes``: ``minimum_input``; ``memory``: ``plan_memory``, ``fit_batch``;
 - ``gate``: ``make_lock``, ``check_lock``; ``spec``: ``spec_table``, ``spec_tables``.
@@ -44,6 +44,7 @@ from cnnscope.trace.tracer import TRACE_LOCK
 # import the lock, spec, memory and timing code: name -> the module that defines it.
 _LAZY = {
     "compare": "compare_models", "fvcore_check": "compare_models", "zoo_rows": "compare_models",
+    "zoo_table": "compare_models",
     "check_lock": "gate", "make_lock": "gate",
     "fit_batch": "memory", "plan_memory": "memory",
     "minimum_input": "shapes",
@@ -72,5 +73,5 @@ __all__ = [
     "analyze", "bench", "bench_row", "check_fits_on", "check_inputs", "check_lock", "compare",
     "fit_batch", "fvcore_check", "make_lock", "meta_copy", "meta_stand_ins", "minimum_input",
     "plan_memory", "resolve", "resolve_all", "run_ddp", "run_sweep", "smallest_input",
-    "spec_table", "spec_tables", "trace_on_cpu", "traced_zoo_model", "zoo_rows",
+    "spec_table", "spec_tables", "trace_on_cpu", "traced_zoo_model", "zoo_rows", "zoo_table",
 ]

@@ -1,4 +1,4 @@
-"""Several models, or one model two ways: ``compare``, ``zoo_rows``, ``fvcore_check``.
+"""Several models, or one model two ways: ``compare``, ``zoo_rows``/``zoo_table``, ``fvcore_check``.
 
 Each traces through ``analyze`` and hands the ``ModelReport``s to ``cnnscope.analysis``
 (``compare_reports``, ``zoo_row``, the fvcore pairing), which never traces itself.
@@ -69,6 +69,14 @@ def zoo_rows(pattern: str = "*", family: str | None = None, *, counts: bool = Tr
 
     return [zoo_row(model_info(name), analyze(name) if counts else None)
             for name in list_models(pattern, family)]
+
+
+def zoo_table(pattern: str = "*", family: str | None = None, *, counts: bool = True):
+    """``zoo_rows`` as one result (``cnnscope.analysis.zoo_table.ZooTable``): what
+    ``cnnscope zoo`` renders in every format."""
+    from cnnscope.analysis.zoo_table import ZooTable
+
+    return ZooTable(tuple(zoo_rows(pattern, family, counts=counts)))
 
 
 def fvcore_check(model: str | ModelSource, input_size: tuple[int, ...] | str | None = None,

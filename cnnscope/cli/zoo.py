@@ -27,19 +27,18 @@ def zoo(
 ) -> None:
     """List the zoo: name, family, paper year, data set, default input, params, MACs."""
     with user_errors():
-        from cnnscope.analysis.zoo_table import ZooTable
-        from cnnscope.api import zoo_rows
+        from cnnscope.api import zoo_table
         from cnnscope.errors import UnknownModelError
 
-        rows = zoo_rows(pattern, family, counts=counts)
-        if not rows:
+        table = zoo_table(pattern, family, counts=counts)
+        if not table.rows:
             from cnnscope.zoo import families
 
             raise UnknownModelError(
                 f"no model matches {pattern!r}" + (f" in family {family!r}" if family else ""),
                 "families: " + ", ".join(families()),
             )
-        write_result(ZooTable(tuple(rows)), format, output)
+        write_result(table, format, output)
 
 
 def register(app: typer.Typer) -> None:

@@ -212,9 +212,8 @@ def results(zoo_report, tmp_path_factory):
 
     import cnnscope
     from cnnscope.analysis.snapshot import dump_lock
-    from cnnscope.analysis.zoo_table import ZooTable
     from cnnscope.analysis.spec.common import SpecTables
-    from cnnscope.api import check_lock, make_lock, plan_memory, spec_table, zoo_rows
+    from cnnscope.api import check_lock, make_lock, plan_memory, spec_table, zoo_table
     from cnnscope.bench.records import BenchResult, BenchRow, LayerTiming, PerLayer
 
     report = zoo_report("lenet5")
@@ -238,7 +237,7 @@ def results(zoo_report, tmp_path_factory):
         "ShapeReport": output_sizes(report),
         "ReceptiveFieldReport": receptive_fields(report),
         "MemoryPlan": plan_memory("lenet5"),
-        "ZooTable": ZooTable(tuple(zoo_rows("lenet*"))),
+        "ZooTable": zoo_table("lenet*"),
         "CheckResult": check_lock(str(lock)),
         "Comparison": cnnscope.compare(["lenet5", "nin"]),
         "BenchResult": sweep,
