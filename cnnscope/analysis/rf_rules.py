@@ -274,23 +274,29 @@ def _window_layer(r: LayerRecord, inp, names) -> _Step:
     return _Step(_State(tuple(dims), tuple(axes), st.context), warnings)
 
 
-def _adaptive(r: LayerRecord, inp, names) -> _Step:
-    _, st, shp = inp
-    out_shape = tuple(r.output_shape)
+def _resized(st: _State, shp: tuple[int, ...], out_shape: tuple[int, ...],
+             resize: Any) -> _State:
+    """Follow each spatial axis from its input dim to the output's; where the axis holds a
+    field and its size changes from ``n_in`` to ``n_out``, ``resize(field, n_in, n_out)``
+    gives the output's field (adaptive pooling, interpolation, pixel shuffles)."""
     axes, dims = list(st.axes), list(st.dims)
     for a, d in enumerate(st.dims):
         if d is None:
             continue
         e = d + len(out_shape) - len(shp)
         dims[a] = e
-        if not isinstance(axes[a], AxisField):
-            continue
-        n_in, n_out = shp[d], out_shape[e]
-        if n_out == 1 and n_in > 1:
-            axes[a] = GLOBAL
-        elif n_in != n_out:
-            axes[a] = axes[a].through(Window.adaptive(n_in, n_out))
-    return _Step(_State(tuple(dims), tuple(axes), st.context))
+        if isinstance(axes[a], AxisField) and shp[d] != out_shape[e]:
+            axes[a] = resize(axes[a], shp[d], out_shape[e])
+    return _State(tuple(dims), tuple(axes), st.context)
+
+
+def _adaptive(r: LayerRecord, inp, names) -> _Step:
+    _, st, shp = inp
+
+    def pool(field: AxisField, n_in: int, n_out: int) -> Any:
+        return GLOBAL if n_out == 1 else field.through(Window.adaptive(n_in, n_out))
+
+    return _Step(_resized(st, shp, tuple(r.output_shape), pool))
 
 
 def _upsample(r: LayerRecord, inp, names) -> _Step:
@@ -299,47 +305,29 @@ def _upsample(r: LayerRecord, inp, names) -> _Step:
     mode = str(attrs.get("mode") or ("bilinear" if "Bilinear" in r.type else "nearest"))
     mode = mode.replace("_", "-") if mode.startswith("nearest") else mode
     align = bool(attrs.get("align_corners", r.type == "UpsamplingBilinear2d"))
-    out_shape = tuple(r.output_shape)
-    axes, dims = list(st.axes), list(st.dims)
     warnings = []
     if mode not in ("nearest", "nearest-exact", "area") and "align_corners" not in attrs:
         warnings.append(f"{mode} interpolation: align_corners not recorded by the tracer; "
                         f"assumed {align}")
-    for a, d in enumerate(st.dims):
-        if d is None:
-            continue
-        e = d + len(out_shape) - len(shp)
-        dims[a] = e
-        if not isinstance(axes[a], AxisField):
-            continue
-        n_in, n_out = shp[d], out_shape[e]
-        if n_in == n_out:
-            continue
+
+    def resample(field: AxisField, n_in: int, n_out: int) -> AxisField:
         if mode == "area":
-            axes[a] = axes[a].through(Window.adaptive(n_in, n_out))
-        else:
-            axes[a] = axes[a].through(Window.resample(n_in, n_out, mode, align))
-    return _Step(_State(tuple(dims), tuple(axes), st.context), warnings)
+            return field.through(Window.adaptive(n_in, n_out))
+        return field.through(Window.resample(n_in, n_out, mode, align))
+
+    return _Step(_resized(st, shp, tuple(r.output_shape), resample), warnings)
 
 
 def _pixel_shuffle(r: LayerRecord, inp, names) -> _Step:
     _, st, shp = inp
-    out_shape = tuple(r.output_shape)
-    axes, dims = list(st.axes), list(st.dims)
-    for a, d in enumerate(st.dims):
-        if d is None:
-            continue
-        e = d + len(out_shape) - len(shp)
-        dims[a] = e
-        if not isinstance(axes[a], AxisField):
-            continue
-        n_in, n_out = shp[d], out_shape[e]
+
+    def shuffle(field: AxisField, n_in: int, n_out: int) -> AxisField:
         if n_out > n_in:  # shuffle: output u comes from input u // f
-            axes[a] = axes[a].through(Window.resample(n_in, n_out, "nearest"))
-        elif n_out < n_in:  # unshuffle: output u gathers f inputs
-            f = n_in // n_out
-            axes[a] = axes[a].through(Window.conv(f, f))
-    return _Step(_State(tuple(dims), tuple(axes), st.context))
+            return field.through(Window.resample(n_in, n_out, "nearest"))
+        f = n_in // n_out  # unshuffle: output u gathers f inputs
+        return field.through(Window.conv(f, f))
+
+    return _Step(_resized(st, shp, tuple(r.output_shape), shuffle))
 
 
 def _slice(r: LayerRecord, inp, names) -> _Step:
