@@ -545,6 +545,17 @@ def test_resampling_at_a_non_integer_ratio_against_gradients():
         assert measured_spans(model, (1, 10, 10), units) == analysed_spans(f, units), mode
 
 
+@pytest.mark.parametrize("shuffle, input_size", [
+    (nn.PixelShuffle(2), (4, 8, 8)),  # 8 -> 16: output u reads input u // 2
+    (nn.PixelUnshuffle(2), (1, 16, 16)),  # 16 -> 8: output u gathers inputs 2u and 2u + 1
+])
+def test_pixel_shuffle_and_unshuffle_against_gradients(shuffle, input_size):
+    c = input_size[0]
+    model = nn.Sequential(nn.Conv2d(c, c, 3, padding=1), shuffle)
+    units = range(2, 6)  # clear of the conv's zero padding
+    check_exact(model, input_size, "1", units)
+
+
 def test_misaligned_branches_are_reported():
     class Shifted(nn.Module):
         def __init__(self):
