@@ -34,7 +34,7 @@ import torch  # noqa: E402
 from cnnscope.api import plan_memory  # noqa: E402
 from cnnscope.bench.step_memory import measure_real  # noqa: E402
 from cnnscope.models import resolve  # noqa: E402
-from cnnscope.report.units import bytes_h  # noqa: E402
+from cnnscope.units import bytes_h  # noqa: E402
 
 # (model, input or None for its own, batches, extra options)
 ROWS = [

@@ -52,7 +52,7 @@ def test_error_column_follows_and_training_rows_are_within_5_percent(row):
                          ids=lambda r: f"{r[0]}-{r[1]}-{r[2]}-{r[3]}")
 def test_estimates_are_what_the_planner_gives_now(row):
     from cnnscope.api import plan_memory
-    from cnnscope.report.units import bytes_h
+    from cnnscope.units import bytes_h
 
     name = row[0].strip("`")
     batch, *size_ = (int(x) for x in row[1].split("x"))

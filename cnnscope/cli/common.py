@@ -133,9 +133,9 @@ def parse_sizes(texts: Optional[list[str]]):
 
 
 def emit(text: str, output: Optional[str]) -> None:
-    """Write ``text`` to the file ``output`` (see ``cnnscope.report.io``), or to stdout."""
+    """Write ``text`` to the file ``output`` (see ``cnnscope.fileio``), or to stdout."""
     if output:
-        from cnnscope.report.io import write_text_atomic
+        from cnnscope.fileio import write_text_atomic
 
         write_text_atomic(output, text)
         typer.echo(f"wrote {output}", err=True)
@@ -165,7 +165,7 @@ def write_stdout(text: str) -> None:
     except BrokenPipeError:
         _silence_stdout()
     except OSError as exc:
-        from cnnscope.report.io import write_error
+        from cnnscope.fileio import write_error
 
         _silence_stdout()  # drop what is buffered, or the exit would try again and fail
         raise write_error("standard output", exc) from None

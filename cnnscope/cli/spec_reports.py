@@ -26,7 +26,7 @@ def render_reports(tables: list[SpecTable] | None = None) -> dict[str, str]:
 
 def write_reports(folder: str | Path, tables: list[SpecTable] | None = None) -> list[Path]:
     """Write every spec report into ``folder`` (created if missing), atomically per file."""
-    from cnnscope.report.io import write_text_atomic
+    from cnnscope.fileio import write_text_atomic
 
     target = Path(folder)
     target.mkdir(parents=True, exist_ok=True)

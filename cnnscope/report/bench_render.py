@@ -21,7 +21,7 @@ from cnnscope.bench.roofline import (
     ridge_point,
 )
 from cnnscope.report.document import Column, Document, Row, Section, cell, row
-from cnnscope.report.units import bytes_h, human, shape
+from cnnscope.units import bytes_h, human, shape
 
 CSV_COLUMNS = (
     "model", "device", "device_name", "batch", "dtype", "mode", "status", "error", "samples",

@@ -10,7 +10,7 @@ from typing import Any
 
 from cnnscope.analysis.compare import Comparison, ModelSummary, flat_row, format_ratio
 from cnnscope.report.document import Column, Document, Section, cell, row
-from cnnscope.report.units import bytes_h, human, shape, thousands
+from cnnscope.units import bytes_h, human, shape, thousands
 
 
 def format_rf(rf: Any) -> str:

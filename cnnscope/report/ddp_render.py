@@ -16,7 +16,7 @@ from cnnscope.bench.comm_model import COMM_CONVENTION
 from cnnscope.bench.records import BenchResult, BenchRow
 from cnnscope.report import bench_render as base
 from cnnscope.report.document import Column, Document, Section, row
-from cnnscope.report.units import bytes_h
+from cnnscope.units import bytes_h
 
 DDP_CSV_COLUMNS = (
     "world_size", "backend", "bucket_cap_mb", "buckets", "trainable_params", "allreduce_bytes",

@@ -29,7 +29,7 @@ import io
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from cnnscope.report.io import strict_json
+from cnnscope.fileio import strict_json
 
 _UNSET: Any = object()
 

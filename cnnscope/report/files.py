@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from cnnscope.analysis.compare import Comparison, ModelSummary
 from cnnscope.errors import UserFileError
+from cnnscope.fileio import strict_json, write_text_atomic
 from cnnscope.report import compare_render
 from cnnscope.report.document import Column, Document, Section, cell, row
 from cnnscope.report.documents import render_text
-from cnnscope.report.io import strict_json, write_text_atomic
-from cnnscope.report.units import bytes_h, human, shape, thousands
 from cnnscope.trace.records import ModelReport
+from cnnscope.units import bytes_h, human, shape, thousands
 
 if TYPE_CHECKING:
     from cnnscope.analysis.snapshot import CheckResult

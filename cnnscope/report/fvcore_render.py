@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from cnnscope.analysis.fvcore_check import FvcoreCheck
 from cnnscope.report.document import Column, Document, Row, Section, cell, row
-from cnnscope.report.units import human, shape, thousands
+from cnnscope.units import human, shape, thousands
 
 
 def title(check) -> str:

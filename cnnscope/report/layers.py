@@ -7,8 +7,15 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from cnnscope.report.document import SECTION_RULE, Column, Document, Row, Section, cell, row
-from cnnscope.report.units import human, shape, thousands
+from cnnscope.report.document import (
+    SECTION_RULE,
+    Column,
+    Document,
+    Row,
+    Section,
+    cell,
+    row,
+)
 from cnnscope.trace.records import (
     BACKWARD_COLUMNS,
     LAYER_COLUMNS,
@@ -18,6 +25,7 @@ from cnnscope.trace.records import (
     layer_csv_cell,
     layer_to_dict,
 )
+from cnnscope.units import human, shape, thousands
 
 BACKWARD_CONVENTION = (
     "bwd: backward work counted from the ops autograd runs on the meta device (gradient of "

@@ -11,9 +11,9 @@ import io
 from pathlib import Path
 
 from cnnscope.analysis.memory import CATEGORIES, MemoryPlan
-from cnnscope.report.io import write_bytes_atomic
+from cnnscope.fileio import write_bytes_atomic
 from cnnscope.report.plot import check_plot_target  # noqa: F401 - same checks as compare --plot
-from cnnscope.report.units import bytes_h
+from cnnscope.units import bytes_h
 
 
 def plot_memory(plan: MemoryPlan, path: str, *, depth: int = 1, top: int = 10) -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from cnnscope.analysis.memory import CATEGORIES, MemoryPlan
 from cnnscope.report.document import Column, Document, Section, cell, row
-from cnnscope.report.units import bytes_h, shape, thousands
+from cnnscope.units import bytes_h, shape, thousands
 
 LABELS = {
     "parameters": "parameters",

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from cnnscope.analysis.compare import Comparison
 from cnnscope.errors import InvalidOptionError, UserFileError
-from cnnscope.report.io import write_bytes_atomic
-from cnnscope.report.units import bytes_h
+from cnnscope.fileio import write_bytes_atomic
+from cnnscope.units import bytes_h
 
 FORMATS = {".png": "png", ".svg": "svg"}
 

@@ -12,7 +12,7 @@ from typing import Any, Iterable
 
 from cnnscope.analysis.receptive_field import ReceptiveFieldReport
 from cnnscope.report.document import SECTION_RULE, Column, Document, Section, cell, row
-from cnnscope.report.units import shape
+from cnnscope.units import shape
 
 MAX_WARNINGS_SHOWN = 20  # in the table footer; files carry every warning
 

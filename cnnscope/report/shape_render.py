@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from cnnscope.analysis.shapes import ShapeReport, ShapeRow
 from cnnscope.report.document import Cell, Column, Document, Section, cell, row
-from cnnscope.report.units import shape
+from cnnscope.units import shape
 
 FORMULA_NOTE = ("conv/pool: out = floor((n + 2p - d(k-1) - 1)/s + 1) (ceil with ceil_mode, "
                 "dropping a last window that would start in the padding); transposed conv: "

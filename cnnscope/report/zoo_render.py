@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from cnnscope.analysis.zoo_table import ZooRow, ZooTable
 from cnnscope.report.document import Column, Document, Section, cell, row
-from cnnscope.report.units import human, shape, thousands
+from cnnscope.units import human, shape, thousands
 
 
 def document(table: ZooTable) -> Document:

@@ -6,7 +6,7 @@ import os
 import pandas as pd
 import pytest
 
-import cnnscope.report.io as report_io
+import cnnscope.fileio as report_io
 
 # LeNet-5 (LeCun et al. 1998) as in the zoo: C1 6@5x5 (1 input map) = 6*25 + 6.
 LENET_C1 = 6 * 1 * 5 * 5 + 6

@@ -245,7 +245,7 @@ def _strict(text: str):
 
 
 def test_json_never_holds_nan_or_infinity():
-    from cnnscope.report.io import strict_json
+    from cnnscope.fileio import strict_json
 
     text = strict_json({"a": float("nan"), "b": [float("inf"), -float("inf"), 1.5], "c": 2})
     assert _strict(text) == {"a": None, "b": [None, None, 1.5], "c": 2}

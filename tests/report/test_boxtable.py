@@ -10,7 +10,7 @@ import cnnscope
 from cnnscope.report.boxtable import SECTION, Column, box_table
 from cnnscope.report.documents import render_table
 from cnnscope.report.layers import _geometry, title
-from cnnscope.report.units import shape, thousands
+from cnnscope.units import shape, thousands
 
 
 def _print(renderable, width: int) -> str:
