@@ -239,6 +239,10 @@ class _Builder:
         self.fields = fields
         self.types = dict(report.module_types)
         self.by_index = {r.index: r for r in report.layers}
+        # A ModuleList or ModuleDict is never called: its members are, one by one, from
+        # the parent's forward. Folded into one node it would feed itself through the
+        # parent's ops; its members are the nodes instead.
+        self.containers = {n for n, t in report.module_types if t in ("ModuleList", "ModuleDict")}
         self.notes: list[str] = []
         self.drafts: dict[str, _Draft] = {}
 
@@ -264,9 +268,12 @@ class _Builder:
         base = len(root.split(".")) if root else 0
         if root and r.name.split("#")[0] == root:
             return r.name  # the focused module is itself one layer
-        if self.depth is None or len(parts) <= base + self.depth:
+        cut = base + self.depth if self.depth is not None else len(parts)
+        while cut < len(parts) and ".".join(parts[:cut]) in self.containers:
+            cut += 1
+        if cut >= len(parts):
             return r.name  # a layer (or op) of its own at this depth
-        return ".".join(parts[:base + self.depth])
+        return ".".join(parts[:cut])
 
     def _draft(self, key: str, r: LayerRecord) -> _Draft:
         draft = self.drafts.get(key)
@@ -277,12 +284,22 @@ class _Builder:
             draft = _Draft(key, key, self.types.get(key, "Module"), "block", parent, r.index)
         elif r.kind == LayerKind.MODULE:
             draft = _Draft(key, key, r.type, "layer", parent, r.index)
+        elif r.type == "slice" and r.attrs.get("dim", 0) >= 2:
+            draft = _Draft(key, key, "crop", "op", parent, r.index)
         elif r.type in _MERGES and len(r.input_shapes) >= 2:
             draft = _Draft(key, key, _MERGES[r.type], "merge", parent, r.index)
         else:
             draft = _Draft(key, key, r.type, "op", parent, r.index)
         self.drafts[key] = draft
         return draft
+
+    def _crop_of(self, r: LayerRecord, node_of: dict[int, str]) -> str | None:
+        """The crop node a spatial slice continues (U-Net's "copy and crop"), if any."""
+        if r.type != "slice" or len(r.inputs) != 1 or r.attrs.get("dim", 0) < 2:
+            return None
+        key = node_of.get(r.inputs[0])
+        draft = self.drafts.get(key) if key is not None else None
+        return key if draft is not None and draft.type == "crop" else None
 
     def _through_views(self, i: int) -> int:
         """The producer behind a chain of views (``x.view(...)`` is not a node)."""
@@ -304,6 +321,9 @@ class _Builder:
                 continue
             if r.kind == LayerKind.SHAPE and len(r.inputs) == 1:
                 continue  # a view: edges pass through it
+            crop = self._crop_of(r, node_of)
+            if crop is not None:  # a crop slices one axis at a time: one node for the chain
+                key = crop
             draft = self._draft(key, r)
             draft.records.append(r)
             node_of[r.index] = key
