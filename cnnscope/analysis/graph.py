@@ -35,8 +35,8 @@ from cnnscope.results import LayerKind
 from cnnscope.trace.records import MODEL_INPUT, LayerRecord, ModelReport
 
 # A graph with more nodes than this is refused with a hint (--depth, --focus): a layout
-# of thousands of boxes takes minutes and nobody can read it. DenseNet-264 at leaf
-# depth has ~1,600 nodes; every zoo model at depth 2 stays far below (benchmarks/graph_speed.py).
+# of thousands of boxes takes minutes and nobody can read it. DenseNet-264 at leaf depth
+# has 932 nodes (Graphviz: 5 s, a 1.3 MB SVG); ResNet-152 516 (benchmarks/graph_speed.py).
 MAX_NODES = 1000
 
 # Ops that join tensors, by the name a figure gives them.
