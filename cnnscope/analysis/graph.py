@@ -345,6 +345,10 @@ class _Builder:
             if key not in self.outputs:
                 self.outputs[key] = _Draft(key, label, "output", "output", "", 1 << 60)
             edges.add((source, key, shape))
+        taken = {d.name for d in self.drafts.values()}
+        for d in (*self.inputs.values(), *self.outputs.values()):
+            if d.name in taken:  # a layer called "output" (LeNet-5's RBF layer)
+                d.name = f"model {d.name}"
         drafts = sorted(self.inputs.values(), key=lambda d: d.first) + \
             sorted(self.drafts.values(), key=lambda d: d.first) + list(self.outputs.values())
         return drafts, edges

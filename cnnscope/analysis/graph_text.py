@@ -39,8 +39,9 @@ def shade_level(weight: float | None) -> int:
     return max(1, min(len(PALETTE) - 1, round(weight * (len(PALETTE) - 1))))
 
 
-def node_lines(node, rf: bool = True) -> list[str]:
-    """The lines of a node's label: name, type (and window, repeat), cost, field."""
+def node_lines(node, focus: tuple[str, ...] = ()) -> list[str]:
+    """The lines of a node's label: name (inside ``focus``, relative to the focused
+    module: "branch1.conv"), type (and window, repeat), cost, receptive field."""
     if node.kind in ("input", "output"):
         return [node.name]
     if node.kind == "merge":
@@ -48,10 +49,16 @@ def node_lines(node, rf: bool = True) -> list[str]:
     kind = node.type + (f" {node.detail}" if node.detail else "")
     if node.repeat > 1:
         kind += f" ×{node.repeat}"
-    lines = [node.name, kind]
+    name = node.name
+    for root in sorted(focus, key=len, reverse=True):
+        if name.startswith(root + "."):
+            name = name[len(root) + 1:] if len(focus) == 1 else \
+                f"{root.rsplit('.', 1)[-1]}.{name[len(root) + 1:]}"
+            break
+    lines = [name, kind]
     if node.params or node.macs:
         lines.append(f"{_short(node.params)} params, {_short(node.macs)} MACs")
-    if rf and node.rf:
+    if node.rf:
         lines.append("RF " + ("x".join(map(str, node.rf)) if len(set(node.rf)) > 1
                               else str(node.rf[0])))
     return lines
@@ -80,7 +87,7 @@ def to_mermaid(graph) -> str:
     stadiums for inputs and outputs, edges labelled with shapes, fills by shade."""
     lines = ["flowchart TB"]
     for n in graph.nodes:
-        label = "<br/>".join(_mermaid_text(t) for t in node_lines(n))
+        label = "<br/>".join(_mermaid_text(t) for t in node_lines(n, graph.focus))
         if n.kind in ("input", "output"):
             lines.append(f'    {n.id}(["{label}"])')
         elif n.kind == "merge":
@@ -123,7 +130,7 @@ def to_dot(graph) -> str:
              'fontname="Helvetica", fontsize=10];',
              '    edge [fontname="Helvetica", fontsize=9];']
     for n in graph.nodes:
-        label = "\\n".join(_dot_text(t) for t in node_lines(n))
+        label = "\\n".join(_dot_text(t) for t in node_lines(n, graph.focus))
         attrs = [f'label="{label}"']
         if n.kind in ("input", "output"):
             attrs += ["shape=oval", 'fillcolor="#eeeeee"']
@@ -167,8 +174,8 @@ def find_renderer(fmt: str) -> list[str]:
         raise UserFileError("graphviz-pure draws .svg and .png, not .pdf",
                             "install Graphviz for .pdf (apt-get install graphviz), or draw .svg")
     raise UserFileError(f"drawing a .{fmt} needs Graphviz, which is not installed",
-                        "pip install 'cnnscope[graph]' (svg, png) or apt-get install graphviz; "
-                        ".dot and .mmd need nothing")
+                        "pip install 'cnnscope[graph]' for svg and png, or apt-get install "
+                        "graphviz for every format; .dot and .mmd need nothing")
 
 
 def _beside_python(name: str) -> str | None:
