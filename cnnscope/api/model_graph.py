@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 from typing import Any, Mapping, Sequence
 
 from torch import nn
@@ -28,7 +29,8 @@ def graph(model: str | nn.Module | ModelSource, input_size: Any = None, *,
     (then counted from the focused module). Identical consecutive blocks are one node
     with ``repeat`` = N unless ``expand``. ``rf`` adds each node's receptive field;
     ``shade`` (macs, params, time, or None) weighs the nodes; ``times`` is the per-layer
-    JSON of ``cnnscope bench --per-layer`` (or a dict name -> ms) for ``shade="time"``.
+    JSON of ``cnnscope bench --per-layer`` (or a dict name -> ms): given with the default
+    shade, the nodes are shaded by time.
 
         >>> g = cnnscope.graph("googlenet", focus="inception3a")  # doctest: +SKIP
         >>> print(g.to_mermaid())                                   # doctest: +SKIP
@@ -36,6 +38,8 @@ def graph(model: str | nn.Module | ModelSource, input_size: Any = None, *,
     roots = (focus,) if isinstance(focus, str) else tuple(focus or ())
     if depth is None and not roots:
         depth = 1
+    if times is not None and shade == "macs":
+        shade = "time"  # measured times given: they are what to shade by
     layer_times = _read_times(times) if times is not None and shade == "time" else None
     report = analyze(model, input_size, **model_kwargs)
     fields = None
@@ -48,28 +52,41 @@ def graph(model: str | nn.Module | ModelSource, input_size: Any = None, *,
                        shade=shade, times=layer_times)
 
 
+MAX_TIMES_BYTES = 64 * 2**20
+_HINT = "give the JSON written by 'cnnscope bench MODEL --per-layer -o FILE.json'"
+
+
+def _load_json(path: str) -> Any:
+    """A bench JSON file: a regular file (never a FIFO or device that would block or never
+    end), at most 64 MiB, strict JSON; every problem is one line."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise UserFileError(f"{path!r} is not a regular file", _HINT)
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_TIMES_BYTES + 1)
+    except OSError as exc:
+        raise UserFileError(f"cannot read {path!r}: {exc.strerror or exc}", _HINT) from None
+    if len(raw) > MAX_TIMES_BYTES:
+        raise UserFileError(f"{path!r} is larger than {MAX_TIMES_BYTES // 2**20} MiB", _HINT)
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise UserFileError(f"{path!r} is not JSON", _HINT) from None
+
+
 def _read_times(times: str | os.PathLike | Mapping[str, float]) -> dict[str, float]:
     """Layer name -> forward milliseconds, from ``bench --per-layer`` JSON (its first row
     with per-layer times) or a dict; a file that holds none is a one-line error."""
     if isinstance(times, Mapping):
         data = dict(times)
     else:
-        try:
-            with open(times, encoding="utf-8") as fh:
-                doc = json.load(fh)
-        except OSError as exc:
-            raise UserFileError(f"cannot read {os.fspath(times)!r}: {exc.strerror or exc}",
-                                "give the JSON written by 'cnnscope bench --per-layer "
-                                "-o FILE.json'") from None
-        except (ValueError, UnicodeDecodeError):
-            raise UserFileError(f"{os.fspath(times)!r} is not JSON",
-                                "give the JSON written by 'cnnscope bench --per-layer "
-                                "-o FILE.json'") from None
+        doc = _load_json(os.fspath(times))
         data = {}
         rows = doc.get("rows") if isinstance(doc, dict) else None
-        for row in rows or ():
-            layers = ((row or {}).get("per_layer") or {}).get("layers") if isinstance(row, dict) else None
-            if layers:
+        for row in rows if isinstance(rows, list) else ():
+            per = row.get("per_layer") if isinstance(row, dict) else None
+            layers = per.get("layers") if isinstance(per, dict) else None
+            if isinstance(layers, list) and layers:
                 data = {str(x.get("name")): x.get("fwd_ms") for x in layers if isinstance(x, dict)}
                 break
         if not data:

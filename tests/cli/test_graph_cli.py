@@ -4,6 +4,7 @@ here: the default run has no Graphviz), and bad input as one line with exit 2.""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -157,7 +158,7 @@ def test_shading_by_measured_time(run, tmp_path):
         {"name": "c1", "fwd_ms": 0.25}, {"name": "f6", "fwd_ms": 1.0}]}}]}
     path = tmp_path / "t.json"
     path.write_text(json.dumps(timing))
-    result = run("graph", "lenet5", "--depth", "9", "--shade", "time", "--times", path)
+    result = run("graph", "lenet5", "--depth", "9", "--times", path)  # --shade time implied
     assert result.exit_code == 0, result.output
     nodes, _ = parse_mermaid(result.stdout)
     shaded = dict(re.findall(r"class (\S+) shade(\d)", result.stdout))
@@ -175,12 +176,19 @@ def test_shading_by_measured_time(run, tmp_path):
     (["lenet5", "--shade", "time", "--times", "missing.json"], "cannot read"),
     (["lenet5", "--shade", "time", "--times", "nan.json"], "not a finite number"),
     (["lenet5", "--shade", "time", "--times", "empty.json"], "holds no per-layer times"),
+    (["lenet5", "--times", "odd.json"], "holds no per-layer times"),
+    (["lenet5", "--times", "fifo"], "is not a regular file"),
+    (["lenet5", "--times", "."], "is not a regular file"),
+    (["lenet5", "--times", "bin.json"], "is not JSON"),
 ])
 def test_bad_input_is_one_line_exit_2(run, one_line_error, tmp_path, monkeypatch, args, says):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "nan.json").write_text(
         '{"rows": [{"per_layer": {"layers": [{"name": "c1", "fwd_ms": NaN}]}}]}')
     (tmp_path / "empty.json").write_text('{"rows": []}')
+    (tmp_path / "odd.json").write_text('{"rows": [{"per_layer": [1, 2]}, 3, null]}')
+    (tmp_path / "bin.json").write_bytes(b"\xff\xfe{")
+    os.mkfifo(tmp_path / "fifo")  # reading it would block forever
     line = one_line_error(run("graph", *args))
     assert says in line
     assert not (tmp_path / "g.json").exists() and not (tmp_path / "g.dot").exists()
