@@ -9,8 +9,8 @@ the tensors that cross between nodes as edges, labelled with their per-sample sh
 
 - Merges stay what they are: a ``cat`` is a ``concat`` node, an ``add`` an ``add`` node, a
   ``mul`` of two tensors (a squeeze-and-excitation gate) a ``multiply`` node.
-- Views (``view``, ``flatten`` called as a function) are not nodes: an edge passes
-  through them with the shape the consumer reads.
+- Views (``view``, ``flatten`` called as a function) and ``nn.Identity`` layers are not
+  nodes: an edge passes through them with the shape the consumer reads.
 - Repeats collapse: consecutive sibling blocks with the same structure and the same
   shapes (every record alike: type, input and output shapes, params, MACs), each fed by
   the previous one alone, are drawn once with ``repeat`` = their number. A block that
@@ -304,8 +304,7 @@ class _Builder:
     def _through_views(self, i: int) -> int:
         """The producer behind a chain of views (``x.view(...)`` is not a node)."""
         seen = 0
-        while i in self.by_index and self.by_index[i].kind == LayerKind.SHAPE \
-                and len(self.by_index[i].inputs) == 1 and seen < 10_000:
+        while i in self.by_index and _passes(self.by_index[i]) and seen < 10_000:
             i = self.by_index[i].inputs[0]
             seen += 1
         return i
@@ -319,8 +318,8 @@ class _Builder:
             key = self.key_of(r)
             if key is None:
                 continue
-            if r.kind == LayerKind.SHAPE and len(r.inputs) == 1:
-                continue  # a view: edges pass through it
+            if _passes(r):
+                continue  # a view or an Identity: edges pass through it
             crop = self._crop_of(r, node_of)
             if crop is not None:  # a crop slices one axis at a time: one node for the chain
                 key = crop
@@ -421,6 +420,13 @@ class _Builder:
         seen: dict[tuple[str, tuple[int, ...]], str] = {}
         return [(source, shape, seen.setdefault((source, shape), label))
                 for source, shape, label in found]
+
+
+def _passes(r: LayerRecord) -> bool:
+    """A record that is not a node: a view (``x.view``, ``torch.flatten``) or an
+    ``nn.Identity`` (timm's disabled drop-block and anti-aliasing slots), one input each."""
+    return len(r.inputs) == 1 and (r.kind == LayerKind.SHAPE or
+                                   (r.type == "Identity" and r.kind == LayerKind.MODULE))
 
 
 def _last_view(by_index: dict[int, LayerRecord], i: int) -> int:
