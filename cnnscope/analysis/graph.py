@@ -108,7 +108,6 @@ class ModelGraph:
     nodes: tuple[GraphNode, ...]
     edges: tuple[GraphEdge, ...]
     shade: str | None = None  # what ``weight`` measures: macs, params or time
-    notes: tuple[str, ...] = field(default=())
 
     def node(self, name: str) -> GraphNode:
         """The node called ``name`` (KeyError if none)."""
@@ -132,7 +131,7 @@ class ModelGraph:
         return {"model": self.model, "input_sizes": [list(s) for s in self.input_sizes],
                 "depth": self.depth, "focus": list(self.focus), "shade": self.shade,
                 "nodes": [n.to_dict() for n in self.nodes],
-                "edges": [e.to_dict() for e in self.edges], "notes": list(self.notes)}
+                "edges": [e.to_dict() for e in self.edges]}
 
     def to_mermaid(self) -> str:
         """A Mermaid flowchart (GitHub and the docs site draw it with nothing installed)."""
@@ -174,7 +173,7 @@ def build_graph(report: ModelReport, *, depth: int | None = 1, focus: Sequence[s
     roots = _check_focus(report, focus)
     builder = _Builder(report, depth, roots, fields or {})
     drafts, keyed = builder.build()
-    nodes, edges = _finish(drafts, keyed, {}) if expand else _collapse(drafts, keyed, builder)
+    nodes, edges = _finish(drafts, keyed, {}) if expand else _collapse(drafts, keyed)
     count = len(nodes)
     if count > max_nodes:
         where = f"--focus {', '.join(roots)}" if roots else "the whole model"
@@ -187,9 +186,8 @@ def build_graph(report: ModelReport, *, depth: int | None = 1, focus: Sequence[s
     edges = sorted(edges, key=lambda e: (ordered[e.source], ordered[e.target], e.shape))
     return ModelGraph(model=report.model,
                       input_sizes=tuple(report.input_sizes or (report.input_size,)),
-                      depth=depth,
-                      focus=tuple(roots), nodes=final, edges=tuple(edges), shade=shade,
-                      notes=tuple(builder.notes))
+                      depth=depth, focus=tuple(roots), nodes=final, edges=tuple(edges),
+                      shade=shade)
 
 
 def _depth_words(depth: int | None) -> str:
@@ -243,7 +241,6 @@ class _Builder:
         # the parent's forward. Folded into one node it would feed itself through the
         # parent's ops; its members are the nodes instead.
         self.containers = {n for n, t in report.module_types if t in ("ModuleList", "ModuleDict")}
-        self.notes: list[str] = []
         self.drafts: dict[str, _Draft] = {}
 
     # ---------------------------------------------------------------- nodes
@@ -451,7 +448,7 @@ def _signature(d: _Draft) -> tuple:
                            r.macs, r.kernel_size, r.stride, r.groups) for r in d.records))
 
 
-def _collapse(drafts: list[_Draft], edges: set, builder: _Builder):
+def _collapse(drafts: list[_Draft], edges: set):
     """Runs of identical blocks, each fed by the previous alone, become one draft."""
     outs: dict[str, set[str]] = {}
     ins: dict[str, set[str]] = {}
