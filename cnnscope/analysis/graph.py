@@ -175,6 +175,10 @@ def build_graph(report: ModelReport, *, depth: int | None = 1, focus: Sequence[s
     drafts, keyed = builder.build()
     nodes, edges = _finish(drafts, keyed, {}) if expand else _collapse(drafts, keyed)
     count = len(nodes)
+    if not any(n.kind not in ("input", "output") for n in nodes):
+        where = f"--focus {', '.join(roots)}" if roots else report.model
+        raise InvalidOptionError(f"{where} runs no layer or op to draw (its forward only "
+                                 "passes tensors through)", "draw a model or module that computes")
     if count > max_nodes:
         where = f"--focus {', '.join(roots)}" if roots else "the whole model"
         raise InvalidOptionError(

@@ -259,6 +259,11 @@ def test_a_file_model_with_two_inputs(model_file):
     assert _edges_into(g, "head") == [(cat.name, (8 + 8, 32, 32))]
 
 
+def test_a_model_that_computes_nothing_is_one_line(model_file):
+    with pytest.raises(CnnscopeError, match="runs no layer or op to draw"):
+        cnnscope.graph("torch.nn:Identity", (3, 8, 8))
+
+
 def test_a_gate_is_a_multiply_and_views_are_not_nodes(model_file):
     g = cnnscope.graph(f"{model_file}:gated", depth=None)
     (mul,) = [n for n in g.nodes if n.kind == "merge"]
