@@ -299,3 +299,13 @@ def test_bad_requests_are_one_line_errors(googlenet, kwargs, says):
     with pytest.raises(CnnscopeError) as err:
         build_graph(googlenet, **kwargs)
     assert says in str(err.value) and "\n" not in str(err.value)
+
+
+def test_rf_is_the_field_at_each_nodes_output():
+    g = cnnscope.graph("resnet50", depth=1, rf=True)
+    # conv1 is 7x7 stride 2: r = 7, jump 2; the 3x3 max pool adds (3 - 1) x 2.
+    assert g.node("conv1").rf == (7, 7)
+    assert g.node("maxpool").rf == (7 + (3 - 1) * 2,) * 2
+    assert g.node("fc").rf is None  # after global pooling the field is the whole input
+    assert "RF 11" in g.to_mermaid() and "RF 11" in g.to_dot()
+    assert cnnscope.graph("resnet50", depth=1).node("maxpool").rf is None
