@@ -309,3 +309,19 @@ def test_rf_is_the_field_at_each_nodes_output():
     assert g.node("fc").rf is None  # after global pooling the field is the whole input
     assert "RF 11" in g.to_mermaid() and "RF 11" in g.to_dot()
     assert cnnscope.graph("resnet50", depth=1).node("maxpool").rf is None
+
+
+def test_replayed_blocks_draw_the_same_graph_as_traced_ones(resnet50):
+    # On meta the tracer replays identical layers and blocks from memos instead of running
+    # them again: the replayed records must carry the same producers, or edges go missing.
+    import torch
+
+    from cnnscope.models import resolve
+    from cnnscope.trace.tracer import trace_module
+
+    with torch.device("meta"):
+        model = resolve("resnet50").build()
+    plain = trace_module(model, (3, 224, 224), memoize=False)
+    for depth in (1, 2, None):
+        a, b = build_graph(resnet50, depth=depth), build_graph(plain, depth=depth)
+        assert (a.nodes, a.edges) == (b.nodes, b.edges), depth
