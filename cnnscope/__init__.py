@@ -5,6 +5,8 @@ The Python API mirrors the CLI (which is a thin layer over it):
 - ``analyze(model, input_size=None, batch=1)`` traces a model into a ``ModelReport``
   (per-layer records, totals, ``to_pandas()``, ``to_csv()``, ``to_json()``);
 - ``compare(models, ...)`` puts models side by side (a ``Comparison``);
+- ``graph(model, depth=1, focus=...)`` the network as nodes and edges with shapes
+  (``to_mermaid()``, ``to_dot()``, ``render(path)``);
 - ``bench(model, ...)`` measures latency and throughput (a ``BenchRow``);
 - ``resolve(spec)`` turns a zoo name or ``file.py:factory`` into a buildable source;
 - ``register_formula(op_or_module_class, formula)`` counts your own op or module.
@@ -22,6 +24,7 @@ from cnnscope.version import __version__
 _LAZY = {
     "analyze": "cnnscope.api",
     "compare": "cnnscope.api",
+    "graph": "cnnscope.api",
     "meta_copy": "cnnscope.api",
     "meta_stand_ins": "cnnscope.api",
     "smallest_input": "cnnscope.api",

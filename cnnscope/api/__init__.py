@@ -18,6 +18,7 @@ which calls back up. One module per job:
 - ``compare_models``: ``compare``, ``zoo_rows``, ``zoo_table``, ``fvcore_check``;
 - ``timing``: ``bench``, and ``bench_row``/``run_sweep``/``run_ddp``/``check_inputs``;
 - ``shapes``: ``minimum_input``; ``memory``: ``plan_memory``, ``fit_batch``;
+- ``model_graph``: ``graph`` (the network as nodes and edges, for ``cnnscope graph``);
 - ``gate``: ``make_lock``, ``check_lock``; ``spec``: ``spec_table``, ``spec_tables``.
 """
 
@@ -49,6 +50,7 @@ _LAZY = {
     "fit_batch": "memory", "plan_memory": "memory",
     "minimum_input": "shapes",
     "spec_table": "spec", "spec_tables": "spec", "traced_zoo_model": "spec",
+    "graph": "model_graph",
     "bench": "timing", "bench_row": "timing", "check_inputs": "timing", "run_ddp": "timing",
     "run_sweep": "timing",
 }
@@ -71,7 +73,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "DATA_DEPENDENT_NOTE", "DATA_DEPENDENT_NOTE_OWN", "ModelReport", "ModelSource", "TRACE_LOCK",
     "analyze", "bench", "bench_row", "check_fits_on", "check_inputs", "check_lock", "compare",
-    "fit_batch", "fvcore_check", "make_lock", "meta_copy", "meta_stand_ins", "minimum_input",
+    "fit_batch", "fvcore_check", "graph", "make_lock", "meta_copy", "meta_stand_ins", "minimum_input",
     "plan_memory", "resolve", "resolve_all", "run_ddp", "run_sweep", "smallest_input",
     "spec_table", "spec_tables", "trace_on_cpu", "traced_zoo_model", "zoo_rows", "zoo_table",
 ]

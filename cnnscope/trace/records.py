@@ -144,6 +144,9 @@ class ModelReport:
     data_dependent: tuple[str, ...] = ()
     # Every input's per-sample shape, one per forward argument (input_size is the first).
     input_sizes: tuple[Shape, ...] = ()
+    # The records that produced the forward's output tensors, in output order (the
+    # dataflow graph's sinks; ``cnnscope graph`` draws its output node from them).
+    output_producers: tuple[int, ...] = ()
 
     def path_note(self) -> str:
         """How the model was built and where it was traced, in words (``--verbose``)."""

@@ -237,6 +237,7 @@ def _trace(model: nn.Module, input_size: Any, batch: int, model_name: str | None
         unused_params=unused,
         notes=tuple(notes),
         module_types=tuple((n, type(m).__name__) for n, m in modules),
+        output_producers=state.producers(_tensors(output)),
     )
 
 
