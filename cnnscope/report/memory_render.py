@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cnnscope.analysis.memory import CATEGORIES, MemoryPlan
+from cnnscope.analysis.memory import CATEGORIES, MemoryPlan, attention_lines
 from cnnscope.report.document import Column, Document, Section, cell, row
 from cnnscope.units import bytes_h, shape, thousands
 
@@ -41,6 +41,7 @@ def footer_lines(plan: MemoryPlan) -> list[str]:
         lines.append(f"largest batch that fits {bytes_h(plan.budget_bytes)}: {plan.fit_batch} "
                      f"(batches tried: {tried})")
     lines.append(f"params {thousands(plan.params)} (trainable {thousands(plan.trainable_params)})")
+    lines.extend(attention_lines(plan))
     lines.extend(plan.notes)
     lines.append("Convention: " + plan.convention)
     return lines
