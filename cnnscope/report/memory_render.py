@@ -17,6 +17,15 @@ LABELS = {
 }
 
 
+def label(plan: MemoryPlan, category: str) -> str:
+    """In a forward pass without autograd nothing is saved for backward: what is alive
+    besides parameters and input is the pass's own outputs, the figure ``compare``
+    calls peak activations."""
+    if plan.inference and category == "transient":
+        return "activations (forward pass)"
+    return LABELS[category]
+
+
 def by_module(plan: MemoryPlan, depth: int) -> list[tuple[str, int]]:
     """Bytes saved for backward grouped to module depth ``depth`` (0: every module)."""
     groups: dict[str, int] = {}
@@ -53,7 +62,7 @@ def document(plan: MemoryPlan, *, depth: int = 1, top: int = 10) -> Document:
     categories, the peak and every module's saved bytes."""
     columns = (Column("at the peak"), Column("bytes", right=True), Column("size", right=True),
                Column("share", right=True))
-    rows = [row(LABELS[c], thousands(plan.breakdown[c]), bytes_h(plan.breakdown[c]),
+    rows = [row(label(plan, c), thousands(plan.breakdown[c]), bytes_h(plan.breakdown[c]),
                 _share(plan.breakdown[c], plan.peak_bytes)) for c in CATEGORIES]
     rows.append(row(*(cell(t, style="bold") for t in (
         "peak", thousands(plan.peak_bytes), bytes_h(plan.peak_bytes))), "100.0%", total=True))
