@@ -44,8 +44,9 @@ CONVENTION = (
     "(the second: gradients released with zero_grad(set_to_none=True), optimizer state "
     "present), found by running the step on meta tensors and following every storage "
     "PyTorch creates and frees. activations: tensors autograd saved for backward; "
-    "transient: everything else alive at the peak. Not included: kernel workspaces "
-    "(cuDNN/oneDNN), allocator rounding and caching, the CUDA context. 1 MiB = 2^20 bytes."
+    "transient: everything else alive at the peak, with the CPU flash attention kernel's "
+    "per-thread blocks. Not included: other kernel workspaces (oneDNN, cuDNN, cuBLAS), "
+    "allocator rounding and caching, the CUDA context. 1 MiB = 2^20 bytes."
 )
 
 _UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9,
@@ -201,6 +202,14 @@ def largest_batch_within(plan_at: Callable[[int], MemoryPlan], budget_bytes: int
                    tried=tuple(sorted((b, p.peak_bytes) for b, p in tried.items())))
 
 
+def _largest_conv_weight(net) -> int:
+    """Bytes of the largest convolution weight (the unit of oneDNN's scratch)."""
+    from torch.nn.modules.conv import _ConvNd
+
+    return max((m.weight.numel() * m.weight.element_size() for m in net.modules()
+                if isinstance(m, _ConvNd) and m.weight is not None), default=0)
+
+
 class StepPlanner:
     """One resolved model on meta with its optimizer, stepped at any batch.
 
@@ -264,6 +273,13 @@ class StepPlanner:
                              f"{batch}x{'x'.join(map(str, self.size))}: {text}",
                              "try a larger --input or --batch") from None
         peak = result.peak
+        conv_weight = _largest_conv_weight(net)
+        if self.target_device == "cpu" and not self.inference and conv_weight:
+            notes.append(
+                f"not counted: oneDNN's convolution scratch on the CPU, under 1% of the peak on "
+                f"AVX-512 CPUs; on AVX2 CPUs up to 4 x threads x the largest convolution weight "
+                f"(4 x {torch.get_num_threads()} x {bytes_h(conv_weight)} here) when a feature "
+                f"map is 2x2 or smaller")
         if self.dtype != "fp32":
             notes.append(f"{self.dtype}: autocast as on CUDA (convolutions and matmuls in "
                          f"{self.dtype}, fp32 master weights and optimizer state)")
