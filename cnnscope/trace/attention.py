@@ -30,18 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
+# The kernels, as cnnscope.analysis.memory.ATTENTION names them (less "auto").
 KERNELS = ("math", "flash", "efficient", "cudnn")
-CHOICES = ("auto",) + KERNELS
-
-# The aten op each kernel runs, by device: what the breakdown names.
-OPS = {
-    ("cpu", "math"): "math (_safe_softmax + bmm)",
-    ("cpu", "flash"): "_scaled_dot_product_flash_attention_for_cpu",
-    ("cuda", "math"): "math (_safe_softmax + bmm)",
-    ("cuda", "flash"): "_scaled_dot_product_flash_attention",
-    ("cuda", "efficient"): "_scaled_dot_product_efficient_attention",
-    ("cuda", "cudnn"): "_scaled_dot_product_cudnn_attention",
-}
 
 
 @dataclass(frozen=True)
