@@ -35,3 +35,27 @@ def test_attention_model_within_5_percent_of_a_cpu_step(name, batch, opts, kerne
     torch.manual_seed(0)
     measured = measure_real(resolve(name).build("cpu"), plan.input_size, batch, "cpu", **opts)
     assert plan.peak_bytes == pytest.approx(measured.allocator_peak_bytes, rel=0.05)
+
+
+def test_swin_with_fused_attention_plans_the_math_kernel_the_cpu_runs():
+    # With timm's experimental fused path on (TIMM_FUSED_ATTN=2, read when timm is
+    # imported: a fresh process), Swin calls F.scaled_dot_product_attention with its
+    # relative position bias as the mask. That mask requires grad, which the CPU flash
+    # kernel refuses: PyTorch runs the math path, and so must the plan.
+    pytest.importorskip("timm")
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import json, torch; from cnnscope.api import plan_memory; "
+        "from cnnscope.bench.step_memory import measure_real; from cnnscope.models import resolve; "
+        "n = 'timm:swin_tiny_patch4_window7_224'; p = plan_memory(n, None, 1); "
+        "torch.manual_seed(0); m = measure_real(resolve(n).build('cpu'), p.input_size, 1, 'cpu'); "
+        "print(json.dumps([p.attention, p.peak_bytes, m.allocator_peak_bytes]))")
+    out = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, TIMM_FUSED_ATTN="2"),
+                         capture_output=True, text=True, check=True).stdout
+    attention, plan, allocator = json.loads(out.strip().splitlines()[-1])
+    assert attention == [["math", 12]]
+    assert plan == pytest.approx(allocator, rel=0.05)
