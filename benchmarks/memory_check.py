@@ -53,6 +53,16 @@ ROWS = [
     ("resnet50", None, (8,), {"inference": True}),
 ]
 
+# Transformers from timm (needs timm: run with an environment that has it), each at two
+# batches: F.scaled_dot_product_attention runs the kernel PyTorch picks on the device,
+# named in the table.
+ATTENTION_ROWS = [
+    ("timm:vit_tiny_patch16_224", None, (2, 8), {}),
+    ("timm:deit_tiny_patch16_224", None, (2, 4), {"optimizer": "adam"}),
+    ("timm:swin_tiny_patch4_window7_224", None, (1, 2), {}),
+    ("timm:eva02_tiny_patch14_224", None, (1, 2), {}),
+]
+
 
 def torchinfo_total(net: torch.nn.Module, size, batch: int, device: str) -> int | None:
     """torchinfo's "Estimated Total Size" in bytes; None without torchinfo."""
@@ -64,38 +74,57 @@ def torchinfo_total(net: torch.nn.Module, size, batch: int, device: str) -> int 
     return int(stats.total_input + stats.total_output_bytes + stats.total_param_bytes)
 
 
+def _timm_version() -> str:
+    try:
+        import timm
+    except ImportError:
+        return "timm not installed"
+    return f"timm {timm.__version__}, torch {torch.__version__}, {torch.get_num_threads()} threads"
+
+
+def row(name: str, size, b: int, opts: dict, device: str, kernel: bool) -> tuple[str, float]:
+    """One Markdown row (estimate, measurement, torchinfo) and the estimate's error in %."""
+    t0 = time.perf_counter()
+    plan = plan_memory(name, size, b, device=device.split(":")[0], **opts)
+    t_plan = time.perf_counter() - t0
+    src = resolve(name)
+    measured = measure_real(src.build(device), plan.input_size, b, device, **opts)
+    err = 100 * (plan.peak_bytes / measured.allocator_peak_bytes - 1)
+    mode = "infer" if opts.get("inference") else plan.optimizer
+    flags = " cl" if opts.get("channels_last") else ""
+    head = (f"| `{name}` | {b}x{'x'.join(map(str, plan.input_size))} | {plan.dtype}{flags} | "
+            f"{mode} | {bytes_h(plan.peak_bytes)} | {bytes_h(measured.allocator_peak_bytes)} | "
+            f"{err:+.1f}% | {bytes_h(measured.live_peak_bytes)} |")
+    if kernel:
+        used = ", ".join(f"{k} x{n}" for k, n in plan.attention) or "-"
+        return f"{head} {used} | {t_plan:.1f} s |", err
+    ti = torchinfo_total(resolve(name).build(device), plan.input_size, b, device)
+    ti_cells = (f"{bytes_h(ti)} | {100 * (ti / measured.allocator_peak_bytes - 1):+.0f}%"
+                if ti is not None else "- | -")
+    return f"{head} {ti_cells} | {t_plan:.1f} s |", err
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--models", default=None, help="comma list: only these models")
     ap.add_argument("-o", "--output", default=None)
+    ap.add_argument("--no-attention", dest="attention", action="store_false",
+                    help="leave out the timm transformers (they need timm)")
     args = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     only = set(args.models.split(",")) if args.models else None
-    lines = []
+    lines, attention_lines = [], []
     worst = 0.0
-    for name, size, batches, opts in ROWS:
-        if only and name not in only:
-            continue
-        for b in batches:
-            t0 = time.perf_counter()
-            plan = plan_memory(name, size, b, **opts)
-            t_plan = time.perf_counter() - t0
-            src = resolve(name)
-            measured = measure_real(src.build(args.device), plan.input_size, b, args.device,
-                                    **opts)
-            ti = torchinfo_total(resolve(name).build(args.device), plan.input_size, b, args.device)
-            err = 100 * (plan.peak_bytes / measured.allocator_peak_bytes - 1)
-            worst = max(worst, abs(err))
-            mode = "infer" if opts.get("inference") else plan.optimizer
-            flags = " cl" if opts.get("channels_last") else ""
-            ti_cells = (f"{bytes_h(ti)} | {100 * (ti / measured.allocator_peak_bytes - 1):+.0f}%"
-                        if ti is not None else "- | -")
-            lines.append(
-                f"| `{name}` | {b}x{'x'.join(map(str, plan.input_size))} | {plan.dtype}{flags} | "
-                f"{mode} | {bytes_h(plan.peak_bytes)} | {bytes_h(measured.allocator_peak_bytes)} | "
-                f"{err:+.1f}% | {bytes_h(measured.live_peak_bytes)} | {ti_cells} | {t_plan:.1f} s |")
-            print(lines[-1], flush=True)
+    for table, rows in ((lines, ROWS), (attention_lines, ATTENTION_ROWS if args.attention else [])):
+        for name, size, batches, opts in rows:
+            if only and name not in only:
+                continue
+            for b in batches:
+                line, err = row(name, size, b, opts, args.device, kernel=table is attention_lines)
+                worst = max(worst, abs(err))
+                table.append(line)
+                print(line, flush=True)
     try:
         import torchinfo
         ti_version = torchinfo.__version__
@@ -130,8 +159,24 @@ def main() -> int:
         "torchinfo | torchinfo error | plan time |",
         "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
+    attention = [
+        "",
+        "## Attention models",
+        "",
+        "timm transformers, whose attention is `F.scaled_dot_product_attention`. The plan "
+        "runs the kernel PyTorch picks on the device (`cnnscope memory --device`; on the CPU "
+        "`_scaled_dot_product_flash_attention_for_cpu` where its rules allow, which keeps a "
+        "log-sum-exp instead of the attention probabilities, and its per-thread blocks); "
+        "**kernel**: the kernels of the step and their calls; \"-\": none, timm's Swin "
+        "computes its attention itself (softmax of q @ k^T; its fused path is experimental "
+        "and off by default). " + _timm_version() + ".",
+        "",
+        "| model | input | dtype | optimizer | estimate | measured | error | live | kernel | "
+        "plan time |",
+        "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | --- | ---: |",
+    ] if attention_lines else []
     tail = ["", f"Largest |error| of the estimate: {worst:.1f}%.", ""]
-    text = "\n".join(head + lines + tail)
+    text = "\n".join(head + lines + attention + attention_lines + tail)
     if args.output:
         Path(args.output).write_text(text)
         print(f"wrote {args.output}", file=sys.stderr)

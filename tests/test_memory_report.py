@@ -27,7 +27,11 @@ def size(text: str) -> float:
     return float(value) * UNITS[unit]
 
 
-ROWS = rows(REPORT.read_text(encoding="utf-8"))
+TEXT = REPORT.read_text(encoding="utf-8")
+ROWS = rows(TEXT)
+# The README shows the convolutional networks' table; the attention models follow it.
+CNN_ROWS = rows(TEXT.split("## Attention models")[0])
+ATTENTION_ROWS = rows(TEXT.split("## Attention models")[1]) if "## Attention models" in TEXT else []
 
 
 def test_report_covers_the_issue_models_at_several_batches():
@@ -71,7 +75,17 @@ def test_readme_shows_the_committed_table():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     section = readme[readme.index("#### Checked against measurement"):
                      readme.index("### Paper spec tables")]
-    assert rows(section) == ROWS
+    assert rows(section) == CNN_ROWS
+
+
+def test_report_covers_the_attention_models_at_two_batches_with_the_kernel_named():
+    batches = {}
+    for r in ATTENTION_ROWS:
+        batches.setdefault(r[0].strip("`").split(":")[1].split("_")[0], set()).add(r[1])
+        kernels = r[8]
+        assert kernels == "-" or all(k.split(" x")[0] in ("flash", "math") for k in kernels.split(", "))
+    assert {"vit", "deit", "swin", "eva02"} <= set(batches)
+    assert all(len(b) >= 2 for b in batches.values())
 
 
 def test_torchinfo_column_is_its_estimated_total_size():

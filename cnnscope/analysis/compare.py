@@ -9,15 +9,20 @@ Two figures come from the dataflow graph of the records (``LayerRecord.inputs``)
     shorter path); GoogLeNet: 22.
 
 ``peak_activation``
-    Peak memory of the activations during one inference forward pass (no autograd
-    graph kept), model input included. Every record's output is one tensor, alive from
-    the record that produces it to the last record that reads it (inclusive); a result
-    nothing reads is a model output and stays alive to the end. Views (reshape, flatten,
-    slice, split, ...) and layers that return their input (Identity, Dropout in eval)
-    allocate nothing and extend the life of the tensor they view. In-place activations
-    (``ReLU(inplace=True)``) are counted as a new tensor, because the records do not say
-    which ops ran in place: for such nets the figure is an upper bound, by at most one
-    tensor. Parameters and workspace memory are not included.
+    Peak activations: the most bytes of tensors the forward pass creates alive at once,
+    during one inference forward pass (no autograd graph kept), the model input not
+    counted: the caller holds it for the whole pass, so it is a constant that
+    ``cnnscope memory --inference`` shows as its own row ("input + target") beside this
+    figure (its "activations (forward pass)" row). VGG-16 at 1x3x224x224: the first
+    convolution's output and its ReLU's, 2 x 64 x 224 x 224 floats. Every record's
+    output is one tensor, alive from the record that produces it to the last record
+    that reads it (inclusive); a result nothing reads is a model output and stays alive
+    to the end. Views (reshape, flatten, slice, split, ...) and layers that return their
+    input (Identity, Dropout in eval) allocate nothing and extend the life of the tensor
+    they view. In-place activations (``ReLU(inplace=True)``) are counted as a new tensor,
+    because the records do not say which ops ran in place: for such nets the figure is
+    an upper bound, by at most one tensor. Parameters and workspace memory are not
+    included.
 
 This module imports no torch; ``cnnscope.compare`` builds the reports it works on.
 """
@@ -26,7 +31,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from math import prod
 from typing import Any, Sequence
 
 from cnnscope.errors import InvalidOptionError
@@ -96,11 +100,12 @@ class PeakActivation:
 
 
 def peak_activation(report: ModelReport, bytes_per_element: int = 4) -> PeakActivation:
-    """Largest sum of live activation tensors at any step of the forward pass."""
+    """Largest sum of live activation tensors at any step of the forward pass, the
+    input not counted (see the module docstring)."""
     layers = report.layers
     n = len(layers)
     root: dict[int, int] = {-1: -1}
-    size: dict[int, int] = {-1: report.batch * prod(report.input_size)}
+    size: dict[int, int] = {-1: 0}  # the input: the caller's, alive throughout
     last_use: dict[int, int] = {-1: -1}
     for r in layers:
         if _is_alias(r):

@@ -22,14 +22,31 @@ CATEGORIES = ("parameters", "buffers", "gradients", "optimizer_state", "input",
               "activations", "transient")
 OPTIMIZERS = ("sgd", "sgd-nesterov", "adam", "adamw")
 DTYPES = ("fp32", "bf16", "fp16")
+ATTENTION = ("auto", "math", "flash", "efficient", "cudnn")
+# What each attention kernel keeps for backward besides q, k, v and its output.
+ATTENTION_SAVES = {
+    "math": "the B x H x Nq x Nk attention probabilities",
+    "flash": "a B x H x Nq log-sum-exp, no probabilities",
+    "efficient": "a B x H x Nq log-sum-exp (Nq rounded up to 32), no probabilities",
+    "cudnn": "a B x H x Nq log-sum-exp, no probabilities",
+}
+ATTENTION_OPS = {
+    ("cpu", "math"): "math path: bmm, _safe_softmax, bmm",
+    ("cpu", "flash"): "_scaled_dot_product_flash_attention_for_cpu",
+    ("cuda", "math"): "math path: bmm, _safe_softmax, bmm",
+    ("cuda", "flash"): "_scaled_dot_product_flash_attention",
+    ("cuda", "efficient"): "_scaled_dot_product_efficient_attention",
+    ("cuda", "cudnn"): "_scaled_dot_product_cudnn_attention",
+}
 
 CONVENTION = (
     "peak: the most bytes of tensor storage alive at once during one steady-state step "
     "(the second: gradients released with zero_grad(set_to_none=True), optimizer state "
     "present), found by running the step on meta tensors and following every storage "
     "PyTorch creates and frees. activations: tensors autograd saved for backward; "
-    "transient: everything else alive at the peak. Not included: kernel workspaces "
-    "(cuDNN/oneDNN), allocator rounding and caching, the CUDA context. 1 MiB = 2^20 bytes."
+    "transient: everything else alive at the peak, with the CPU flash attention kernel's "
+    "per-thread blocks. Not included: other kernel workspaces (oneDNN, cuDNN, cuBLAS), "
+    "allocator rounding and caching, the CUDA context. 1 MiB = 2^20 bytes."
 )
 
 _UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9,
@@ -73,6 +90,8 @@ class MemoryPlan:
     tried: tuple[tuple[int, int], ...] = ()  # --fit: (batch, peak) of every batch tried
     notes: tuple[str, ...] = field(default=())
     convention: str = CONVENTION
+    device: str = "cpu"  # the device planned for (decides the attention kernel)
+    attention: tuple[tuple[str, int], ...] = ()  # (kernel, calls in the step)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: ``peak_bytes`` (int) and ``breakdown`` at the top level."""
@@ -91,6 +110,9 @@ class MemoryPlan:
             "params": self.params,
             "trainable_params": self.trainable_params,
             "saved_by_module": [{"module": m, "bytes": b} for m, b in self.saved_by_module],
+            "device": self.device,
+            "attention": [{"kernel": k, "op": attention_op(self.device, k), "calls": n}
+                          for k, n in self.attention],
             "notes": list(self.notes),
             "convention": self.convention,
         }
@@ -100,12 +122,44 @@ class MemoryPlan:
         return d
 
 
-def check_options(dtype: str, optimizer: str) -> None:
+def parse_device(text: str) -> tuple[str, tuple[int, int]]:
+    """The device a plan is for: ``cpu``; ``cuda`` (an sm_90 GPU, H100 class) or
+    ``cuda:smXY`` (``cuda:sm80``: A100). The architecture decides the attention kernel."""
+    t = str(text).strip().lower()
+    if t == "cpu":
+        return "cpu", (0, 0)
+    if t == "cuda":
+        return "cuda", (9, 0)
+    digits = t[len("cuda:sm"):]
+    if t.startswith("cuda:sm") and digits.isdigit() and len(digits) in (2, 3):
+        return "cuda", (int(digits[:-1]), int(digits[-1]))
+    raise InvalidOptionError(f"unknown --device {text!r}",
+                             "use cpu, cuda (an sm_90 GPU) or cuda:smXY, e.g. cuda:sm80")
+
+
+def check_options(dtype: str, optimizer: str, attention: str = "auto",
+                  device: str = "cpu") -> None:
+    parse_device(device)
+    if attention not in ATTENTION:
+        raise InvalidOptionError(f"unknown --attention {attention!r}",
+                                 "use " + ", ".join(ATTENTION) + " (auto: the kernel PyTorch picks)")
     if dtype not in DTYPES:
         raise InvalidOptionError(f"unknown dtype {dtype!r}",
                                  "use fp32, bf16 or fp16 (autocast with fp32 master weights)")
     if optimizer not in OPTIMIZERS:
         raise InvalidOptionError(f"unknown optimizer {optimizer!r}", "use " + ", ".join(OPTIMIZERS))
+
+
+def attention_op(device: str, kernel: str) -> str:
+    """The aten op (or path) a kernel runs on ``device`` (``cuda:sm80`` -> cuda)."""
+    return ATTENTION_OPS.get((device.split(":")[0], kernel), kernel)
+
+
+def attention_lines(plan: "MemoryPlan") -> list[str]:
+    """One line per attention kernel the step ran: which, how often, what it keeps."""
+    return [f"attention on {plan.device}: {kernel} ({attention_op(plan.device, kernel)}), "
+            f"{n} call{'s' if n != 1 else ''}; keeps {ATTENTION_SAVES[kernel]} for backward"
+            for kernel, n in plan.attention]
 
 
 def largest_batch_within(plan_at: Callable[[int], MemoryPlan], budget_bytes: int,
@@ -148,6 +202,14 @@ def largest_batch_within(plan_at: Callable[[int], MemoryPlan], budget_bytes: int
                    tried=tuple(sorted((b, p.peak_bytes) for b, p in tried.items())))
 
 
+def _largest_conv_weight(net) -> int:
+    """Bytes of the largest convolution weight (the unit of oneDNN's scratch)."""
+    from torch.nn.modules.conv import _ConvNd
+
+    return max((m.weight.numel() * m.weight.element_size() for m in net.modules()
+                if isinstance(m, _ConvNd) and m.weight is not None), default=0)
+
+
 class StepPlanner:
     """One resolved model on meta with its optimizer, stepped at any batch.
 
@@ -155,9 +217,13 @@ class StepPlanner:
     """
 
     def __init__(self, source, size: tuple[int, ...], dtype: str, optimizer: str,
-                 inference: bool, channels_last: bool, freeze: Sequence[str]) -> None:
+                 inference: bool, channels_last: bool, freeze: Sequence[str],
+                 device: str = "cpu", attention: str = "auto") -> None:
         import torch
 
+        self.target_device, self.arch = parse_device(device)
+        self.device_label = str(device).strip().lower()
+        self.attention = attention
         self.source = source
         self.size = tuple(size)
         self.dtype, self.optimizer, self.inference = dtype, optimizer, inference
@@ -166,6 +232,8 @@ class StepPlanner:
         self.device = torch.device("meta")
 
     def plan(self, batch: int) -> MemoryPlan:
+        import torch
+
         from cnnscope.trace.backward import freeze as freeze_params
         from cnnscope.trace.memory import measure_step
         from cnnscope.trace.sizes import check_batch
@@ -180,10 +248,22 @@ class StepPlanner:
         if not trainable and not self.inference:
             raise InvalidOptionError("every parameter is frozen: nothing to train",
                                      "use --inference, or freeze fewer modules")
+        from functools import partial
+
+        from cnnscope.trace.attention import PlannedAttention, Target, cpu_flash_workspace
+
+        target = Target(self.target_device, self.arch)
+        workspace = None
+        if self.target_device == "cpu":
+            workspace = partial(cpu_flash_workspace, threads=torch.get_num_threads())
         try:
             result = measure_step(net, self.size, batch, self.device, optimizer=self.optimizer,
                                   dtype=self.dtype, inference=self.inference,
-                                  channels_last=self.channels_last)
+                                  channels_last=self.channels_last,
+                                  attention=lambda: PlannedAttention(target, self.attention),
+                                  workspace=workspace)
+        except InvalidOptionError:
+            raise
         except Exception as exc:  # noqa: BLE001 - the model's own failure, said in one line
             from cnnscope.errors import TraceError
 
@@ -193,6 +273,13 @@ class StepPlanner:
                              f"{batch}x{'x'.join(map(str, self.size))}: {text}",
                              "try a larger --input or --batch") from None
         peak = result.peak
+        conv_weight = _largest_conv_weight(net)
+        if self.target_device == "cpu" and not self.inference and conv_weight:
+            notes.append(
+                f"not counted: oneDNN's convolution scratch on the CPU, under 1% of the peak on "
+                f"AVX-512 CPUs; on AVX2 CPUs up to 4 x threads x the largest convolution weight "
+                f"(4 x {torch.get_num_threads()} x {bytes_h(conv_weight)} here) when a feature "
+                f"map is 2x2 or smaller")
         if self.dtype != "fp32":
             notes.append(f"{self.dtype}: autocast as on CUDA (convolutions and matmuls in "
                          f"{self.dtype}, fp32 master weights and optimizer state)")
@@ -204,4 +291,6 @@ class StepPlanner:
             peak_phase=peak.phase, peak_op=peak.op,
             saved_by_module=tuple(sorted(result.saved_by_module.items(),
                                          key=lambda kv: (-kv[1], kv[0]))),
-            params=params, trainable_params=trainable, notes=tuple(notes))
+            params=params, trainable_params=trainable, notes=tuple(notes),
+            device=self.device_label,
+            attention=tuple(sorted(result.attention.items())))

@@ -46,6 +46,18 @@ def _storage_bytes(tensors) -> int:
     return sum(seen.values())
 
 
+def _sdpa_kernel(attention: str):
+    """A maker of the context that forces ``attention`` (None for ``auto``)."""
+    if attention == "auto":
+        return lambda: None
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    backend = {"math": SDPBackend.MATH, "flash": SDPBackend.FLASH_ATTENTION,
+               "efficient": SDPBackend.EFFICIENT_ATTENTION,
+               "cudnn": SDPBackend.CUDNN_ATTENTION}[attention]
+    return lambda: sdpa_kernel(backend)
+
+
 def _cpu_allocator_peak(step) -> int:
     """Peak of (allocations - frees) on the CPU during ``step()``, from profiler events."""
     from torch._C._autograd import DeviceType
@@ -66,9 +78,14 @@ def _cpu_allocator_peak(step) -> int:
 def measure_real(model: torch.nn.Module, input_size: Sequence[int], batch: int,
                  device: str | torch.device = "cpu", *, optimizer: str = "sgd",
                  dtype: str = "fp32", inference: bool = False, channels_last: bool = False,
-                 seed: int = 0) -> MeasuredStep:
-    """Measure the steady-state step of ``model`` (built on ``device``) both ways."""
+                 seed: int = 0, attention: str = "auto") -> MeasuredStep:
+    """Measure the steady-state step of ``model`` (built on ``device``) both ways.
+
+    ``attention``: ``auto`` lets PyTorch pick the kernel of ``F.scaled_dot_product_attention``;
+    ``math``, ``flash``, ``efficient`` or ``cudnn`` forces it (``torch.nn.attention.sdpa_kernel``).
+    """
     dev = torch.device(device)
+    kernel = _sdpa_kernel(attention)
     torch.manual_seed(seed)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -84,16 +101,18 @@ def measure_real(model: torch.nn.Module, input_size: Sequence[int], batch: int,
         with torch.no_grad():
             shapes = [tuple(t.shape) for t in _tensors(model(x))]
         targets = make_targets(shapes, dev)
-        run_step(model, x, optimizer=opt, targets=targets, dtype=dtype)  # creates the state
+        run_step(model, x, optimizer=opt, targets=targets, dtype=dtype,
+                 attention=kernel())  # creates the state
         opt.zero_grad(set_to_none=True)
 
     def step() -> None:
-        run_step(model, x, optimizer=opt, targets=targets, dtype=dtype)
+        run_step(model, x, optimizer=opt, targets=targets, dtype=dtype, attention=kernel())
         if opt is not None:
             opt.zero_grad(set_to_none=True)
 
     tracker = LiveStorage()
-    run_step(model, x, optimizer=opt, targets=targets, dtype=dtype, tracker=tracker)
+    run_step(model, x, optimizer=opt, targets=targets, dtype=dtype, tracker=tracker,
+             attention=kernel())
     if opt is not None:
         opt.zero_grad(set_to_none=True)
     live = tracker.peak.bytes

@@ -34,6 +34,13 @@ def memory(
                                    help="Forward pass only (eval, no autograd): no gradients, "
                                         "no optimizer state, nothing saved for backward."),
     channels_last: bool = typer.Option(False, "--channels-last", metavar="", help="Model and input in channels-last layout."),
+    device: str = typer.Option("cpu", "--device", metavar="cpu|cuda|cuda:smXY",
+                               help="The device planned for (cuda: an sm_90 GPU); decides the "
+                                    "attention kernel. The plan itself always runs on meta."),
+    attention: str = typer.Option("auto", "--attention",
+                                  metavar="auto|math|flash|efficient|cudnn",
+                                  help="Attention kernel to plan (auto: the one PyTorch picks "
+                                       "on --device)."),
     fit: Optional[str] = typer.Option(None, "--fit", metavar="SIZE",
                                       help="Find the largest batch whose peak fits SIZE (e.g. 80GiB, 24GB)."),
     freeze: Optional[List[str]] = typer.Option(None, "--freeze", metavar="MODULE",
@@ -53,7 +60,7 @@ def memory(
         from cnnscope.api import fit_batch, plan_memory
         from cnnscope.errors import InvalidOptionError
 
-        check_options(dtype, optimizer)
+        check_options(dtype, optimizer, attention, device)
         if depth < 0:
             raise InvalidOptionError(f"--depth {depth} is negative", "use 0 (every module) or more")
         if top < 0:
@@ -64,7 +71,8 @@ def memory(
 
             check_plot_target(plot)  # a missing matplotlib fails before any work
         options = dict(dtype=dtype, optimizer=optimizer, inference=inference,
-                       channels_last=channels_last, freeze=tuple(freeze or ()), **parse_args(arg))
+                       channels_last=channels_last, freeze=tuple(freeze or ()), device=device,
+                       attention=attention, **parse_args(arg))
         size = parse_size(input)
         if budget is not None:
             plan = fit_batch(model, budget, size, **options)

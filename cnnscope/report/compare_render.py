@@ -57,7 +57,9 @@ def footer_lines(c: Comparison) -> list[str]:
     lines += [c.ratio_line(m) for m in c.models[1:]]
     lines.append(f"bytes at {c.dtype}. depth: weighted layers (conv, linear) on the deepest "
                  "path. receptive field: of the last feature map, in input pixels. peak "
-                 "activations: live tensors of one inference forward pass, input included.")
+                 "activations: the most bytes of tensors one inference forward pass creates "
+                 "alive at once, the input not counted (the caller holds it throughout; "
+                 "'cnnscope memory --inference' shows both).")
     timed = {(m.bench.device, m.bench.device_name) for m in c.models if m.bench}
     if timed:
         where = ", ".join(f"{d} ({n})" if n else d for d, n in sorted(timed))

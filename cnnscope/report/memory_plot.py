@@ -25,12 +25,12 @@ def plot_memory(plan: MemoryPlan, path: str, *, depth: int = 1, top: int = 10) -
     matplotlib.use("Agg", force=True)
     from matplotlib.figure import Figure
 
-    from cnnscope.report.memory_render import LABELS, by_module, title
+    from cnnscope.report.memory_render import by_module, label, title
 
     fig = Figure(figsize=(11, 4.8), dpi=120)
     left = fig.add_subplot(1, 2, 1)
     mib = [plan.breakdown[c] / 2**20 for c in CATEGORIES]
-    bars = left.barh([LABELS[c] for c in CATEGORIES], mib, color="tab:blue", alpha=0.7)
+    bars = left.barh([label(plan, c) for c in CATEGORIES], mib, color="tab:blue", alpha=0.7)
     for bar, c in zip(bars, CATEGORIES):
         left.annotate(bytes_h(plan.breakdown[c]), (bar.get_width(), bar.get_y() + bar.get_height() / 2),
                       xytext=(4, 0), textcoords="offset points", va="center", fontsize=8)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cnnscope.analysis.memory import CATEGORIES, MemoryPlan
+from cnnscope.analysis.memory import CATEGORIES, MemoryPlan, attention_lines
 from cnnscope.report.document import Column, Document, Section, cell, row
 from cnnscope.units import bytes_h, shape, thousands
 
@@ -15,6 +15,15 @@ LABELS = {
     "activations": "activations (saved for backward)",
     "transient": "largest transient",
 }
+
+
+def label(plan: MemoryPlan, category: str) -> str:
+    """In a forward pass without autograd nothing is saved for backward: what is alive
+    besides parameters and input is the pass's own outputs, the figure ``compare``
+    calls peak activations."""
+    if plan.inference and category == "transient":
+        return "activations (forward pass)"
+    return LABELS[category]
 
 
 def by_module(plan: MemoryPlan, depth: int) -> list[tuple[str, int]]:
@@ -41,6 +50,7 @@ def footer_lines(plan: MemoryPlan) -> list[str]:
         lines.append(f"largest batch that fits {bytes_h(plan.budget_bytes)}: {plan.fit_batch} "
                      f"(batches tried: {tried})")
     lines.append(f"params {thousands(plan.params)} (trainable {thousands(plan.trainable_params)})")
+    lines.extend(attention_lines(plan))
     lines.extend(plan.notes)
     lines.append("Convention: " + plan.convention)
     return lines
@@ -52,7 +62,7 @@ def document(plan: MemoryPlan, *, depth: int = 1, top: int = 10) -> Document:
     categories, the peak and every module's saved bytes."""
     columns = (Column("at the peak"), Column("bytes", right=True), Column("size", right=True),
                Column("share", right=True))
-    rows = [row(LABELS[c], thousands(plan.breakdown[c]), bytes_h(plan.breakdown[c]),
+    rows = [row(label(plan, c), thousands(plan.breakdown[c]), bytes_h(plan.breakdown[c]),
                 _share(plan.breakdown[c], plan.peak_bytes)) for c in CATEGORIES]
     rows.append(row(*(cell(t, style="bold") for t in (
         "peak", thousands(plan.peak_bytes), bytes_h(plan.peak_bytes))), "100.0%", total=True))

@@ -65,8 +65,11 @@ class Peak:
 class LiveStorage(TorchDispatchMode):
     """Follows every storage an op returns until it is freed; keeps the peak."""
 
-    def __init__(self) -> None:
+    def __init__(self, workspace: Callable[[Any, tuple, dict], int] | None = None) -> None:
         super().__init__()
+        # workspace(func, args, kwargs): bytes an op allocates for itself while it runs and
+        # frees before returning (a kernel's scratch buffers), counted at its end.
+        self.workspace = workspace
         self.live: dict[int, list] = {}  # storage cdata -> [nbytes, category, weakref]
         self.by_category = dict.fromkeys(CATEGORIES, 0)
         self.current = 0
@@ -120,10 +123,16 @@ class LiveStorage(TorchDispatchMode):
     # ---------------------------------------------------------------- dispatch
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
         for t in _tensors(out):
             self.track(t, "transient")
+        scratch = self.workspace(func, args, kwargs) if self.workspace is not None else 0
+        self.current += scratch  # alive together with the op's outputs, until it returns
+        self.by_category["transient"] += scratch
         self.check_peak(func.overloadpacket.__name__)
+        self.current -= scratch
+        self.by_category["transient"] -= scratch
         return out
 
 
@@ -138,7 +147,7 @@ _LOW_PRECISION = {
     torch.nn.functional.conv_transpose3d, torch.nn.functional.linear, torch.matmul,
     torch.mm, torch.bmm, torch.addmm, torch.baddbmm, torch.addbmm, torch.Tensor.matmul,
     torch.Tensor.__matmul__, torch.Tensor.mm, torch.Tensor.bmm, torch.einsum,
-    torch.conv2d, torch.conv1d, torch.conv3d,
+    torch.conv2d, torch.conv1d, torch.conv3d, torch._C._nn.scaled_dot_product_attention,
 }
 _FLOAT32 = {
     torch.nn.functional.softmax, torch.nn.functional.log_softmax, torch.softmax,
@@ -246,6 +255,7 @@ class StepResult:
     peak: Peak
     saved_by_module: dict[str, int]  # bytes saved for backward, by the module that saved them
     output_shapes: list[tuple[int, ...]]
+    attention: dict[str, int] = field(default_factory=dict)  # kernel -> calls in the step
 
 
 @contextmanager
@@ -282,16 +292,21 @@ def _autocast(device: torch.device, dtype: str):
 
 def run_step(model: nn.Module, x: torch.Tensor, *, optimizer: torch.optim.Optimizer | None,
              targets: list[tuple[str, torch.Tensor]] | None, dtype: str = "fp32",
-             tracker: LiveStorage | None = None) -> tuple[Any, LiveStorage | None, dict[str, int]]:
+             tracker: LiveStorage | None = None, attention: Any = None
+             ) -> tuple[Any, LiveStorage | None, dict[str, int]]:
     """One step: forward (+ loss, backward, optimizer step when ``optimizer`` is given).
 
     With ``tracker`` the step runs under it: the model's tensors, the optimizer state and
     the input are registered first, gradients are relabelled as autograd stores them, and
-    saved tensors as autograd saves them (by the module running then).
+    saved tensors as autograd saves them (by the module running then). ``attention``: a
+    context to run the step in that picks the attention kernel (``PlannedAttention`` on
+    meta, ``sdpa_kernel`` on a real device).
     """
     device = x.device
     saved_by: dict[str, int] = {}
     with ExitStack() as stack:
+        if attention is not None:  # outside autocast: it sees the inputs autocast cast
+            stack.enter_context(attention)
         if tracker is not None:
             for p in model.parameters():
                 tracker.track(p, "parameters")
@@ -355,14 +370,19 @@ def run_step(model: nn.Module, x: torch.Tensor, *, optimizer: torch.optim.Optimi
 
 def measure_step(model: nn.Module, input_size: Sequence[int], batch: int, device: torch.device, *,
                  optimizer: str = "sgd", dtype: str = "fp32", inference: bool = False,
-                 channels_last: bool = False, warm: bool = True) -> StepResult:
+                 channels_last: bool = False, warm: bool = True,
+                 attention: Callable[[], Any] | None = None,
+                 workspace: Callable[[Any, tuple, dict], int] | None = None) -> StepResult:
     """The peak of one steady-state step of ``model`` (already on ``device``).
 
     Training: a first step creates the gradients and the optimizer state, the gradients
     are released (``zero_grad(set_to_none=True)``, as every training loop does before the
     next forward) and the second step is measured. Inference: ``eval()`` and one forward
-    pass without autograd.
+    pass without autograd. ``attention()`` makes a fresh attention context for each step
+    run (see ``run_step``); the last one made is the measured step's. ``workspace``:
+    the scratch bytes of an op (see ``LiveStorage``).
     """
+    make = attention or (lambda: None)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     shape = (batch, *input_size)
@@ -371,23 +391,27 @@ def measure_step(model: nn.Module, input_size: Sequence[int], batch: int, device
         else torch.randn(shape, device=device).contiguous(memory_format=fmt)
     if inference:
         model.eval()
-        tracker = LiveStorage()
-        out, _, _ = run_step(model, x, optimizer=None, targets=None, dtype=dtype, tracker=tracker)
-        return StepResult(tracker.peak, {}, [tuple(t.shape) for t in _tensors(out)])
+        tracker = LiveStorage(workspace)
+        ctx = make()
+        out, _, _ = run_step(model, x, optimizer=None, targets=None, dtype=dtype, tracker=tracker,
+                             attention=ctx)
+        return StepResult(tracker.peak, {}, [tuple(t.shape) for t in _tensors(out)],
+                          dict(getattr(ctx, "used", {})))
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
     opt = make_optimizer(trainable, optimizer)
-    with torch.no_grad():  # the output shapes, for the targets
+    with torch.no_grad(), make() or ExitStack():  # the output shapes, for the targets
         shapes = [tuple(t.shape) for t in _tensors(model(x))]
     targets = make_targets(shapes, device)
     if warm:
-        run_step(model, x, optimizer=opt, targets=targets, dtype=dtype)
+        run_step(model, x, optimizer=opt, targets=targets, dtype=dtype, attention=make())
     opt.zero_grad(set_to_none=True)
-    tracker = LiveStorage()
+    tracker = LiveStorage(workspace)
+    ctx = make()
     _, _, saved_by = run_step(model, x, optimizer=opt, targets=targets, dtype=dtype,
-                              tracker=tracker)
+                              tracker=tracker, attention=ctx)
     opt.zero_grad(set_to_none=True)
-    return StepResult(tracker.peak, saved_by, shapes)
+    return StepResult(tracker.peak, saved_by, shapes, dict(getattr(ctx, "used", {})))
 
 
 _skip_dynamo_import(LiveStorage)

@@ -112,19 +112,126 @@ def resolve_meta(net):
     return meta_copy(net)
 
 
+def largest_conv_weight_bytes(net: nn.Module) -> int:
+    return max(m.weight.numel() * m.weight.element_size() for m in net.modules()
+               if isinstance(m, nn.Conv2d))
+
+
 @pytest.mark.parametrize("name,size,batch,opts", [
     ("resnet18", (3, 64, 64), 2, {}),
     ("mobilenet_v2", (3, 64, 64), 2, {"optimizer": "adam"}),
     ("resnet18", (3, 64, 64), 2, {"dtype": "bf16"}),
 ])
-def test_estimate_within_5_percent_of_the_cpu_allocator(name, size, batch, opts):
+def test_estimate_against_the_cpu_allocator(name, size, batch, opts):
     plan = plan_memory(name, size, batch, **opts)
     torch.manual_seed(0)
-    measured = measure_real(resolve(name).build("cpu"), size, batch, "cpu", **opts)
+    net = resolve(name).build("cpu")
+    measured = measure_real(net, size, batch, "cpu", **opts)
     assert measured.allocator_peak_bytes > 0
-    assert plan.peak_bytes == pytest.approx(measured.allocator_peak_bytes, rel=0.05)
-    # on real kernels the live-storage peak is the estimate's own definition
+    # Machine-independent: the tensors a real step keeps alive (live storage on real
+    # kernels) are what the plan counts, on any CPU and thread count.
     assert plan.peak_bytes == pytest.approx(measured.live_peak_bytes, rel=0.01)
+    # Machine-dependent: oneDNN's convolution kernels also take scratch memory that is
+    # no tensor, which the plan leaves out. Its size depends on the instruction set,
+    # the thread count and the shapes: under 1 MiB on an AVX-512 EPYC, but on AVX2 CPUs
+    # the weight-gradient kernel of a convolution whose feature map is 2x2 or smaller
+    # keeps about 4 copies of its weight per thread (ResNet-18 at 64x64, layer4: +23 MB
+    # at one thread, +61 MB at two; ONEDNN_MAX_CPU_ISA=AVX2 reproduces it). So the
+    # allocator may exceed the plan by up to 5 % plus 4 x threads x the largest weight.
+    extra = measured.allocator_peak_bytes - plan.peak_bytes
+    bound = 0.05 * plan.peak_bytes + 4 * torch.get_num_threads() * largest_conv_weight_bytes(net)
+    assert -0.01 * plan.peak_bytes <= extra <= bound
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("threads", [1, 2])
+def test_onednn_avx2_scratch_stays_within_the_stated_bound(threads):
+    # The case of the issue (an AVX2 EPYC: -13.7 % at one thread, -29.8 % at two), on any
+    # x86-64 CPU: oneDNN limited to AVX2 in a fresh process.
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import json, torch; from cnnscope.api import plan_memory; "
+        "from cnnscope.bench.step_memory import measure_real; from cnnscope.models import resolve; "
+        f"torch.set_num_threads({threads}); p = plan_memory('resnet18', (3, 64, 64), 2); "
+        "torch.manual_seed(0); m = measure_real(resolve('resnet18').build('cpu'), (3, 64, 64), 2, 'cpu'); "
+        "print(json.dumps([p.peak_bytes, m.allocator_peak_bytes, m.live_peak_bytes]))")
+    env = dict(os.environ, ONEDNN_MAX_CPU_ISA="AVX2")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout
+    plan, allocator, live = json.loads(out.strip().splitlines()[-1])
+    assert plan == live
+    weight = 512 * 512 * 3 * 3 * F32  # layer4's 3x3 convolutions
+    assert 0 <= allocator - plan <= 0.05 * plan + 4 * threads * weight
+
+
+class TinyViT(nn.Module):
+    """Two pre-norm attention blocks over 256 tokens of 64 channels in 4 heads (head dim
+    16), as timm's ViT writes them: one qkv projection, F.scaled_dot_product_attention."""
+
+    def __init__(self, tokens=256, dim=64, heads=4):
+        super().__init__()
+        self.heads = heads
+        self.embed = nn.Linear(16, dim)
+        self.norms = nn.ModuleList(nn.LayerNorm(dim) for _ in range(2))
+        self.qkv = nn.ModuleList(nn.Linear(dim, 3 * dim) for _ in range(2))
+        self.proj = nn.ModuleList(nn.Linear(dim, dim) for _ in range(2))
+        self.head = nn.Linear(dim, 10)
+
+    def forward(self, x):
+        x = self.embed(x)
+        b, n, c = x.shape
+        for norm, qkv, proj in zip(self.norms, self.qkv, self.proj):
+            q, k, v = qkv(norm(x)).reshape(b, n, 3, self.heads, c // self.heads) \
+                .permute(2, 0, 3, 1, 4).unbind(0)
+            y = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+            x = x + proj(y.transpose(1, 2).reshape(b, n, c))
+        return self.head(x.mean(1))
+
+
+def tiny_vit():
+    return ModelSource(name="tiny_vit", input_size=(256, 16), builder=TinyViT)
+
+
+@pytest.mark.parametrize("batch", [2, 4])
+def test_attention_is_planned_as_the_cpu_runs_it(batch):
+    # A real CPU step runs _scaled_dot_product_flash_attention_for_cpu, which keeps a
+    # log-sum-exp, not the batch x 4 x 256 x 256 probabilities, plus per-thread blocks
+    # while it runs. The allocator's own events are the reference; what is left (256 bytes
+    # per backward call, a buffer of the kernel) is below 0.1 %.
+    plan = plan_memory(tiny_vit(), batch=batch)
+    assert plan.attention == (("flash", 2),)
+    torch.manual_seed(0)
+    real = measure_real(TinyViT(), (256, 16), batch, "cpu")
+    assert plan.peak_bytes == pytest.approx(real.allocator_peak_bytes, rel=0.001)
+
+
+def test_forced_math_attention_matches_a_real_math_step():
+    plan = plan_memory(tiny_vit(), batch=2, attention="math")
+    assert plan.attention == (("math", 2),)
+    torch.manual_seed(0)
+    real = measure_real(TinyViT(), (256, 16), 2, "cpu", attention="math")
+    assert plan.peak_bytes == pytest.approx(real.allocator_peak_bytes, rel=0.001)
+    # the math path keeps the probabilities: far more than the fused kernel
+    probabilities = 2 * 4 * 256 * 256 * F32
+    assert plan.peak_bytes > plan_memory(tiny_vit(), batch=2).peak_bytes + probabilities
+
+
+def test_attention_kernel_is_named_and_follows_the_device():
+    assert plan_memory(tiny_vit(), batch=2, device="cuda").attention == (("efficient", 2),)
+    bf16 = plan_memory(tiny_vit(), batch=2, device="cuda:sm80", dtype="bf16")
+    assert bf16.attention == (("flash", 2),)
+    data = bf16.to_dict()
+    assert data["device"] == "cuda:sm80"
+    assert data["attention"] == [{"kernel": "flash", "op": "_scaled_dot_product_flash_attention",
+                                  "calls": 2}]
+
+
+def test_forcing_a_kernel_the_device_lacks_is_a_user_error():
+    with pytest.raises(InvalidOptionError, match="efficient attention runs only on CUDA"):
+        plan_memory(tiny_vit(), batch=2, attention="efficient")
 
 
 def test_inference_on_the_cpu_also_holds_onednn_weight_copies():
@@ -190,6 +297,8 @@ def test_cli_table_and_fit(run):
     (["--input", "3x8x8"], "cannot run a training step on input 1x3x8x8: Expected more than 1 value"),
     (["--freeze", "nope"], "--freeze 'nope' names no parameter"),
     (["--plot", "x.gif"], "cannot plot to 'x.gif'"),
+    (["--attention", "fast"], "unknown --attention 'fast'"),
+    (["--device", "tpu"], "unknown --device 'tpu'"),
 ])
 def test_cli_bad_input_is_one_line_exit_2(run, args, message, tmp_path):
     out = tmp_path / "m.json"

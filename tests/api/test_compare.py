@@ -59,11 +59,42 @@ class Residual(nn.Module):
         return x + self.relu(self.conv(x))
 
 
-def test_peak_activation_keeps_the_skip_input_alive():
-    # 1x3x4x4: every tensor is 48 elements. conv: x + y = 96; relu: x (still needed by
-    # the add) + y + z = 144; add: x + z + out = 144.
+def test_peak_activation_keeps_the_skip_alive_and_leaves_the_input_out():
+    # 1x3x4x4: every tensor is 48 elements; the input x is the caller's and not counted.
+    # conv: y = 48; relu: y + z = 96; add: z + out = 96.
     report = cnnscope.analyze(Residual(), (3, 4, 4))
+    assert peak_activation(report, 1).elements == 2 * 48
+
+
+class SkipFromAConv(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 3, 1)
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        s = self.stem(x)
+        return s + self.relu(self.conv(s))
+
+
+def test_peak_activation_keeps_a_skip_tensor_alive():
+    # stem: s = 48; conv: s + y = 96; relu: s (still needed by the add) + y + z = 144;
+    # add: s + z + out = 144.
+    report = cnnscope.analyze(SkipFromAConv(), (3, 4, 4))
     assert peak_activation(report, 1).elements == 3 * 48
+
+
+def test_peak_activations_mean_the_same_in_compare_and_memory():
+    # VGG-16 at 1x3x224x224 (Simonyan & Zisserman, configuration D): the largest
+    # activations are conv1_1's output and its ReLU's (not in place), 64 x 224 x 224
+    # floats each, alive together while the ReLU runs. The input, 3 x 224 x 224 floats,
+    # is the caller's: compare leaves it out, memory --inference shows it as its own row.
+    largest = 64 * 224 * 224 * 4
+    assert api.compare(["vgg16"]).models[0].peak.bytes == 2 * largest
+    plan = api.plan_memory("vgg16", inference=True)
+    assert plan.breakdown["transient"] == 2 * largest
+    assert plan.breakdown["input"] == 3 * 224 * 224 * 4
 
 
 class TwoPaths(nn.Module):
