@@ -95,8 +95,8 @@ def test_in_process_run_is_a_terminal_unless_piped(tmp_path):
     table = console.run("cnnscope zoo lenet5", tmp_path)
     boxed = [ln for ln in table.splitlines() if ln[:1] in "┏┃┡│└"]
     assert boxed and all(len(ln) <= 80 for ln in boxed)  # COLUMNS=80
-    piped = console.run("cnnscope zoo lenet5 | cat", tmp_path)
-    assert "┏" not in piped and "lenet5" in piped
+    piped = console.run("cnnscope params lenet5 | cat", tmp_path)
+    assert "┏" not in piped and "lenet5  input 1x1x32x32" in piped
     error = console.run('cnnscope params nosuchnet; echo "exit $?"', tmp_path)
     assert error.startswith("cnnscope: error: unknown model 'nosuchnet'")
     assert error.endswith("exit 2\n")
