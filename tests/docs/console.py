@@ -142,7 +142,9 @@ class _Stream(io.StringIO):
     def encoding(self) -> str:
         return "utf-8"
 
-    def write(self, text: str) -> int:
+    def write(self, text) -> int:
+        if isinstance(text, bytes):  # typer/click echo may hand over encoded text
+            text = text.decode("utf-8", "replace")
         self._log.append((self._tag, text))
         return len(text)
 
