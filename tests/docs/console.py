@@ -4,8 +4,9 @@ The convention (docs/contributing.md, "Console examples"):
 
 - a fenced ```` ```console ```` block; a line starting with ``$ `` is a command (a trailing
   ``\\`` continues it on the next line), the lines after it up to the next ``$ `` are
-  its exact output as an 80-column terminal shows it (``COLUMNS=80``; an env prefix
-  such as ``$ COLUMNS=120 cnnscope ...`` overrides it);
+  its exact output as an 80-column terminal shows it (an env prefix such as
+  ``$ COLUMNS=120 cnnscope ...`` changes the width); as in an interactive shell,
+  COLUMNS is not exported, so piped output gets cnnscope's piped width (160);
 - a line that is only ``...`` stands for any number of lines (doctest's ellipsis), so
   a long table can show its head and its total;
 - the blocks of one page run in order in one scratch folder holding copies of
@@ -41,9 +42,12 @@ UPDATE_VARIABLE = "CNNSCOPE_UPDATE_DOCS"
 UPDATE_COMMAND = f"{UPDATE_VARIABLE}=1 .venv/bin/python -m pytest tests/docs"
 ELLIPSIS = "..."
 FILTERS = ("cat", "grep", "head", "tail")
-# What every example runs under: an 80-column UTF-8 terminal without colour codes.
-BASE_ENV = {"COLUMNS": "80", "NO_COLOR": "1", "LANG": "C.UTF-8", "PYTHONIOENCODING": "utf-8"}
-DROP_ENV = ("LC_ALL", "LC_CTYPE", "FORCE_COLOR", "CLICOLOR_FORCE", "TERM")
+# What every example runs under: a UTF-8 terminal without colour codes, 80 columns wide.
+# Like an interactive shell, it does not export COLUMNS: a command whose output is piped
+# or redirected gets cnnscope's width for pipes (160), unless the example sets COLUMNS.
+TERMINAL_WIDTH = "80"
+BASE_ENV = {"NO_COLOR": "1", "LANG": "C.UTF-8", "PYTHONIOENCODING": "utf-8"}
+DROP_ENV = ("COLUMNS", "LC_ALL", "LC_CTYPE", "FORCE_COLOR", "CLICOLOR_FORCE", "TERM")
 
 _FENCE = re.compile(r"^(?P<indent>\s*)```console\s*$")
 _MARKER = re.compile(r"^\s*<!--\s*(?P<kind>not-checked|needs):\s*(?P<value>.*?)\s*-->\s*$")
@@ -227,11 +231,30 @@ def _filter(stage: list[str], lines: list[str]) -> list[str]:
         patterns = [a for a in args if not a.startswith("-")]
         if len(patterns) != 1 or set(flags) - {"-v", "-E", "-F", "-i"}:
             raise ValueError(f"unsupported grep arguments: {args}")
-        pattern = re.escape(patterns[0]) if "-F" in flags else patterns[0]
+        pattern = (re.escape(patterns[0]) if "-F" in flags
+                   else patterns[0] if "-E" in flags else _basic_regex(patterns[0]))
         found = re.compile(pattern, re.IGNORECASE if "-i" in flags else 0)
         keep = "-v" not in flags
         return [ln for ln in lines if bool(found.search(ln)) == keep]
     raise ValueError(f"unsupported filter: {stage}")
+
+
+def _basic_regex(pattern: str) -> str:
+    """grep's basic regular expression as Python's: ``\\|``, ``\\(`` are the operators
+    there, and a bare ``|``, ``(``, ``+``, ``?`` or brace is a literal character."""
+    out, i = [], 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\" and i + 1 < len(pattern) and pattern[i + 1] in "|(){}+?":
+            out.append(pattern[i + 1])
+            i += 2
+            continue
+        out.append(re.escape(char) if char in "|(){}+?" else char)
+        if char == "\\" and i + 1 < len(pattern):
+            out.append(pattern[i + 1])
+            i += 1
+        i += 1
+    return "".join(out)
 
 
 def run_in_process(env: dict[str, str], argv: list[str], filters: list[list[str]],
@@ -247,7 +270,9 @@ def run_in_process(env: dict[str, str], argv: list[str], filters: list[list[str]
     log: list[tuple[str, str]] = []
     out = _Stream(log, "out", tty=not filters)
     err = _Stream(log, "err", tty=False)
-    with _environment(env), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    terminal = {} if filters else {"COLUMNS": TERMINAL_WIDTH}  # the tty's width
+    with _environment({**terminal, **env}), contextlib.redirect_stdout(out), \
+            contextlib.redirect_stderr(err):
         code = main(argv)
     if filters:
         lines = "".join(t for tag, t in log if tag == "out").splitlines()

@@ -89,6 +89,10 @@ def test_filters():
     assert console._filter(["grep", "-v", "beta"], lines) == ["alpha", "gamma"]
     assert console._filter(["head", "-2"], lines) == ["alpha", "beta"]
     assert console._filter(["tail", "-n", "1"], lines) == ["gamma"]
+    # grep's basic syntax: \| alternates, a bare ( is a character; -E is the extended one
+    assert console._filter(["grep", "^al\\|^ga"], lines) == ["alpha", "gamma"]
+    assert console._filter(["grep", "(x"], ["a(x", "b"]) == ["a(x"]
+    assert console._filter(["grep", "-E", "^(al|be)"], lines) == ["alpha", "beta"]
 
 
 def test_in_process_run_is_a_terminal_unless_piped(tmp_path):
