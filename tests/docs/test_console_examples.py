@@ -6,14 +6,17 @@ After a change that moves what commands print, regenerate every example in one c
     CNNSCOPE_UPDATE_DOCS=1 .venv/bin/python -m pytest tests/docs
 
 Blocks marked ``<!-- not-checked: REASON -->`` (timing) and blocks whose ``<!-- needs:
-PACKAGE -->`` is missing are skipped with that reason; pytest's summary counts them.
+NAME -->`` (a package that must import, or a program on PATH) is missing are skipped with
+that reason; pytest's summary counts them.
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib
 import importlib.util
 import os
+import shutil
 
 import pytest
 
@@ -21,6 +24,20 @@ from tests.docs import console
 
 BLOCKS = [block for path in console.doc_files() for block in console.parse(path)]
 _FOLDERS: dict = {}
+
+
+def _available(name: str) -> bool:
+    """A program on PATH (jq) or a package that imports here (torchvision, timm): an
+    installed torchvision built for another torch does not count."""
+    if shutil.which(name):
+        return True
+    if importlib.util.find_spec(name) is None:
+        return False
+    try:
+        importlib.import_module(name)
+    except Exception:  # noqa: BLE001 - any failure to load means "not available"
+        return False
+    return True
 
 
 def _folder(block, tmp_path_factory):
@@ -35,7 +52,7 @@ def _folder(block, tmp_path_factory):
 def test_console_example(block, tmp_path_factory):
     if block.not_checked:
         pytest.skip(f"not checked: {block.not_checked}")
-    missing = [name for name in block.needs if importlib.util.find_spec(name) is None]
+    missing = [name for name in block.needs if not _available(name)]
     if missing:
         pytest.skip(f"needs {', '.join(missing)} (the extended environment)")
     folder = _folder(block, tmp_path_factory)
