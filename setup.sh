@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up cnnscope on a fresh clone in one command: a virtual environment in .venv, the
-# torch build that fits this machine, cnnscope with its test and plot extras, and then
+# torch build that fits this machine, cnnscope with its test, plot and docs extras, and then
 # cnnscope's main job, `cnnscope params resnet50`, as proof that it works.
 #
 # Which torch: the CUDA build (PyPI's default on Linux x86_64) only where an NVIDIA GPU is
@@ -40,7 +40,7 @@ else
     "${pip[@]}" install "torch==${TORCH_VERSION}"
 fi
 
-"${pip[@]}" install -e ".[test,plot]"
+"${pip[@]}" install -e ".[test,plot,docs]"
 echo "setup: done. Activate with '. .venv/bin/activate', or run .venv/bin/cnnscope directly."
 echo
 .venv/bin/cnnscope params resnet50

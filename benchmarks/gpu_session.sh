@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Everything the bench issue asks of a GPU, in one command: the CUDA tests, the
-# side-by-side with timm's benchmark.py method, and the resnet50 sweep of the README.
+# side-by-side with timm's benchmark.py method, and the resnet50 sweep of docs/bench.md.
 #
 # Written for the first session that is lent a GPU (none has been so far). Run it from
 # the repository root on the GPU machine; it needs no install there (PYTHONPATH is the
@@ -11,14 +11,14 @@
 #   DEVICE=cpu MODELS=lenet5 BATCHES=2 BATCH=4 benchmarks/gpu_session.sh   # plumbing check
 #
 # Then copy what it wrote into reports/ (bench_vs_timm.md, bench_cuda.md), put the
-# figures and the device name in the README ("Measured here"), and note them in the issue.
+# figures and the device name in docs/bench.md ("Measured here"), and note them in the issue.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 DEVICE="${DEVICE:-cuda}"
 MODELS="${MODELS:-resnet50}"     # the issue's performance target is resnet50
 BATCH="${BATCH:-128}"            # ... at batch 128, against timm's method
-BATCHES="${BATCHES:-1,32,128}"   # the README's sweep
+BATCHES="${BATCHES:-1,32,128}"   # the sweep of docs/bench.md
 DEST="${OUT:-reports/gpu}"
 mkdir -p "$DEST"
 export PYTHONUNBUFFERED=1
@@ -48,7 +48,7 @@ step cuda_tests "$PY" -m pytest -q -m cuda tests/bench -p no:cacheprovider
 step bench_vs_timm "$PY" benchmarks/bench_vs_timm.py --device "$DEVICE" --models "$MODELS" \
     --batch "$BATCH" --dtype fp32,bf16 --mode infer,train --channels-last \
     -o "$DEST/bench_vs_timm.md"
-# The README's example sweep, as a table for reports/ and as JSON with the environment.
+# The example sweep of docs/bench.md, as a table for reports/ and as JSON with the environment.
 step bench_sweep "$PY" -m cnnscope bench "$MODELS" --device "$DEVICE" --batch "$BATCHES" \
     --dtype fp32,bf16 --mode infer,train --channels-last --format json -o "$DEST/bench_cuda.json"
 step bench_sweep_md "$PY" -c "import json, sys; \

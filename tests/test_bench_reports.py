@@ -1,10 +1,10 @@
-"""The committed benchmark reports agree with themselves, with the README and with the count.
+"""The committed benchmark reports agree with themselves, with docs/bench.md and with the count.
 
 Measured figures cannot be regenerated in a test, but what is derived from them can be
 checked: images/s is batch / median, and GFLOP/s is the FLOPs the tracer counts for
 resnet18 (torchvision publishes 1.81 GFLOPS, i.e. 1.81 G multiply-adds, for it) over the
 median. A report edited by hand, or a renderer that changed its arithmetic, fails here;
-so does a README whose "Measured here" table is not the report's.
+so does a docs page whose "Measured here" table is not the report's.
 """
 
 from __future__ import annotations
@@ -49,18 +49,19 @@ def test_cpu_report_figures_follow_from_the_median(row):
     img_s, gflops = float(row[9]), float(row[11])
     assert model == "`resnet18`" and dtype == "fp32" and row[-1] == "ok"
     assert img_s == pytest.approx(batch / (median_ms / 1e3), rel=5e-3)
-    # forward: 2 FLOPs per MAC; a training step counts 3x the forward (README).
+    # forward: 2 FLOPs per MAC; a training step counts 3x the forward (docs/bench.md).
     passes = 3 if mode == "train" else 1
     assert gflops == pytest.approx(passes * 2 * RESNET18_MACS * batch / (median_ms / 1e3) / 1e9,
                                    rel=5e-3)
 
 
-def test_readme_shows_the_committed_cpu_table():
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    start = readme.index("#### Measured here")
-    # ... to the next section of level 3 or above (the data-parallel section follows it)
-    end = min(i for i in (readme.find("\n### ", start), readme.find("\n## ", start)) if i > 0)
-    section = readme[start:end]
+def test_bench_page_shows_the_committed_cpu_table():
+    page = (ROOT / "docs" / "bench.md").read_text(encoding="utf-8")
+    start = page.index("\n## Measured here")
+    # ... to the next section of the same level or above
+    end = min([i for i in (page.find("\n## ", start + 1), page.find("\n# ", start)) if i > 0]
+              + [len(page)])
+    section = page[start:end]
     committed = table_rows(BENCH_CPU.read_text(encoding="utf-8"))
     assert committed and table_rows(section) == committed
 

@@ -14,7 +14,7 @@ References, none of them cnnscope's own output:
 
 This machine's default environment cannot import torchvision (the CPU-only torch wheel
 cannot load its compiled ops). Create the environment these tests need with
-``../shared/tools/ext-env.sh .venv-ext`` (README, "Any model"), then run
+``../shared/tools/ext-env.sh .venv-ext`` (docs/real-world.md, "What was checked"), then run
 ``.venv-ext/bin/python -m pytest tests/test_real_models.py -m slow``.
 """
 

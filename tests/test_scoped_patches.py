@@ -1,6 +1,6 @@
 """Every global patch cnnscope makes is scoped: inside its context the patched object is
 replaced, after it (also when the body raises) every original object is back, the very
-same object. The README's Architecture section lists them; this test keeps that list
+same object. docs/architecture.md lists them; this test keeps that list
 honest."""
 
 import os

@@ -32,7 +32,7 @@ BACKWARD_CONVENTION = (
     "ones at every output; the loss and the optimizer are not counted): input gradients "
     "only where one is needed (none for the first layer), weight gradients only for "
     "trainable parameters; batch norm, activations and pooling with their own elementwise "
-    "backward (README 'Counted backward')."
+    "backward (docs/training.md)."
 )
 
 

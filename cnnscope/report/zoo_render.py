@@ -1,7 +1,7 @@
 """What ``cnnscope zoo`` shows (``analysis.zoo_table.ZooTable``) as a ``Document``.
 
-The table shows sizes in human units; the Markdown table (reports/zoo.md, pasted into the
-README) cites each paper and gives exact parameter counts; the CSV has every field.
+The table shows sizes in human units; the Markdown table (reports/zoo.md, pasted into
+docs/zoo.md) cites each paper and gives exact parameter counts; the CSV has every field.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Each formula takes the op's positional arguments, with every tensor replaced by 
 shape (a ``TensorShape``), and the shapes of its tensor outputs, and returns
 ``Cost(macs, flops)``. No torch here: the tracer translates tensors into shapes.
 
-Conventions (README "Counting conventions" explains them with a worked example):
+Conventions (docs/conventions.md explains them with a worked example):
 
 * MACs count multiply-accumulates of convolutions (grouped, depthwise and transposed
   included), linear layers and matrix products. Biases are not MACs.
@@ -355,7 +355,7 @@ register("upsample_bicubic2d", "_upsample_bicubic2d_aa")(_interp(31))
 
 # ---------------------------------------------------------------- backward ops
 # What autograd dispatches in a backward pass (cnnscope.trace.backward counts it); the
-# conventions are in that module's docstring and README "Training cost".
+# conventions are in that module's docstring and docs/training.md.
 
 
 def _numel(outs: Sequence[Shape]) -> int:

@@ -21,7 +21,7 @@ CONVENTION = (
     "excluded). MACs: multiply-accumulates of convolutions (incl. grouped, depthwise, "
     "transposed), linear layers and matmuls; biases excluded (the papers' and torchvision's "
     "convention). FLOPs: 2 x MACs + bias adds + elementwise work (batch norm, activations, "
-    "pooling, additions, upsampling; see README 'Counting conventions'). bytes_moved: "
+    "pooling, additions, upsampling; see docs/conventions.md). bytes_moved: "
     "input activations + parameters + output activations of each layer call, each tensor "
     "counted once at its dtype (the minimal-traffic roofline convention: no re-reads, "
     "buffers or workspace; grouped rows add their layers'); arithmetic intensity = "

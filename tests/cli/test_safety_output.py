@@ -1,6 +1,6 @@
 """Output never damages what it writes to: -o onto special files, folders and failing
 writes, stdout closed, full or gone. Each case ran into a real defect before (see the
-Safety section of the README); the subprocess cases run the installed entry point as a
+safety page of the docs, docs/safety.md); the subprocess cases run the installed entry point as a
 user's shell would."""
 
 import json
