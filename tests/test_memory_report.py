@@ -73,10 +73,8 @@ def test_estimates_are_what_the_planner_gives_now(row):
 
 def test_memory_page_shows_the_committed_table():
     page = (ROOT / "docs" / "memory.md").read_text(encoding="utf-8")
-    start = page.index("
-## Checked against measurement")
-    end = page.find("
-## ", start + 1)
+    start = page.index("\n## Checked against measurement")
+    end = page.find("\n## ", start + 1)
     section = page[start:end if end > 0 else len(page)]
     assert rows(section) == CNN_ROWS
 
