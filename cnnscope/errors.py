@@ -56,6 +56,11 @@ class UserFileError(CnnscopeError):
     """A file the user named is missing, unreadable, or not what it should be."""
 
 
+class SpecRefusedError(UserFileError):
+    """A model spec read from data (a lock file) that names what data may not name: an
+    attribute chain, a dunder, or something not defined in the file or module named."""
+
+
 class ModelLoadError(CnnscopeError):
     """A user model (``file.py:factory``, ``pkg.mod:factory``) could not be loaded."""
 
