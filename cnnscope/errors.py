@@ -69,6 +69,10 @@ class TraceError(CnnscopeError):
     """The model's forward pass failed for a reason that is the input's or the model's."""
 
 
+class FormulaError(TraceError):
+    """A user's cost formula (``register_formula``) returned something that is not a count."""
+
+
 class DistributedError(CnnscopeError):
     """A distributed run (``bench --ddp``) that could not start or lost a rank. Not the
     user's input: exit code 1, like a failed row."""
