@@ -37,6 +37,7 @@ from cnnscope.analysis.lock_schema import (  # noqa: F401 - SCHEMA_VERSION: the 
     validate_lock,
 )
 from cnnscope.errors import InvalidOptionError
+import cnnscope.validate as validate
 from cnnscope.literal import NotALiteral, literal
 
 # Fields compared as numbers (a tolerance can apply) and as exact values.
@@ -244,10 +245,10 @@ def parse_rtol(values: Iterable[str] | None) -> dict[str, float]:
         try:
             value = float(text)
         except ValueError:
-            value = -1.0
-        if value < 0 or value != value:
             raise InvalidOptionError(f"malformed --rtol {item!r}",
-                                     "write --rtol 0.01 (MACs and FLOPs) or --rtol FIELD=0.01")
+                                     "write --rtol 0.01 (MACs and FLOPs) or --rtol FIELD=0.01") \
+                from None
+        value = validate.option("--rtol", value)
         for f in fields:
             if f not in out:
                 raise InvalidOptionError(f"--rtol: unknown field {f!r}",

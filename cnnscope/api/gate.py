@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
+import cnnscope.validate as validate
 from cnnscope.analysis.lock_schema import SCHEMA_VERSION, allowed_spec
 from cnnscope.analysis.snapshot import (
     CheckResult,
@@ -75,7 +76,8 @@ def check_lock(path: str | Path, rtol: dict[str, float] | None = None,
     a drift with field "error" (it fails now), never a pass.
     """
     lock = load_lock(path)
-    tolerances = parse_rtol(None) if rtol is None else {**parse_rtol(None), **rtol}
+    tolerances = parse_rtol(None) if rtol is None else \
+        {**parse_rtol(None), **{k: validate.option("--rtol", v) for k, v in rtol.items()}}
     entries = lock["models"]
     if models:
         known = {m["spec"] for m in entries}

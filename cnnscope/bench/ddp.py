@@ -43,6 +43,7 @@ import torch
 
 from cnnscope.bench.ddp_rank import run_rank
 from cnnscope.bench.records import BenchResult
+import cnnscope.validate as validate
 from cnnscope.errors import CnnscopeError, DistributedError, InvalidOptionError
 
 # A collective that waits longer than this raises on every rank that waits (gloo and
@@ -102,14 +103,8 @@ def check_options(options: DdpOptions, modes: Sequence[str], settings: Any,
                          ("--cuda-graphs", settings.cuda_graphs)):
             if on:
                 raise InvalidOptionError(f"{flag} is not supported with --ddp", f"drop {flag}")
-    if options.bucket_cap_mb is not None and options.bucket_cap_mb <= 0:
-        raise InvalidOptionError(f"--bucket-mb {options.bucket_cap_mb} is not positive",
-                                 "e.g. --bucket-mb 25 (DDP's default)")
-    if options.link_gbps is not None and options.link_gbps <= 0:
-        raise InvalidOptionError(f"--link-gbps {options.link_gbps} is not positive",
-                                 "e.g. --link-gbps 100 for 100 Gbit/s links")
-    if options.latency_us < 0:
-        raise InvalidOptionError("--link-latency-us is negative", "use 0 or more")
+    validate.options(bucket_mb=options.bucket_cap_mb, link_gbps=options.link_gbps,
+                     link_latency_us=options.latency_us)
     if any(p < 1 for p in options.predict_world):
         raise InvalidOptionError("--predict-world sizes must be positive", "e.g. --predict-world 8,64")
     if not 0 <= options.port <= 65535:

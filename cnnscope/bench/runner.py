@@ -43,6 +43,7 @@ from cnnscope.bench.records import BenchResult, BenchRow, CopyBandwidth, MatmulC
 from cnnscope.bench.stats import SettleRule, summarize, warm_up
 from cnnscope.bench.timing import Timer, phase_times, timer_for
 from cnnscope.bench.workload import UnsupportedConfig, Workload, _first_line, make_loss
+import cnnscope.validate as validate
 from cnnscope.errors import CnnscopeError, DeviceUnavailableError, InvalidOptionError
 from cnnscope.models import ModelSource, resolve
 from cnnscope.trace.sizes import DEFAULT_INPUT
@@ -99,8 +100,7 @@ class BenchSettings:
             dev = torch.device("cuda", torch.cuda.current_device())
         if self.iters is not None and self.iters < 1:
             raise InvalidOptionError(f"--iters {self.iters} is not positive", "use 1 or more")
-        if self.min_time <= 0:
-            raise InvalidOptionError(f"--min-time {self.min_time} is not positive", "use e.g. 2.0 seconds")
+        validate.option("--min-time", self.min_time)
         if self.warmup < 0 or self.max_warmup < 0:
             raise InvalidOptionError("warm-up counts cannot be negative", "use --warmup 0 or more")
         if self.cuda_graphs and dev.type != "cuda":

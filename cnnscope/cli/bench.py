@@ -72,7 +72,10 @@ def bench(
         from cnnscope.cli import bench_args
         from cnnscope.cli.common import parse_size
         from cnnscope.errors import InvalidOptionError
+        from cnnscope.validate import options as check_floats
 
+        check_floats(min_time=min_time, bucket_mb=bucket_mb, link_gbps=link_gbps,
+                     link_latency_us=link_latency_us)  # finite, in range, before anything
         if iters is not None and min_time is not None:
             raise InvalidOptionError("--iters and --min-time both given", "use one of them")
         if top < 0:
