@@ -85,7 +85,7 @@ def bench(
 
             if not per_layer:
                 raise InvalidOptionError("--plot draws the per-layer roofline", "add --per-layer")
-            check_plot_target(plot)  # a bad name or missing matplotlib fails before timing
+            check_plot_target(plot, output)  # a bad name or missing matplotlib fails before timing
         dev_text = device or _default_device()
         settings = runner.BenchSettings(
             device=dev_text, warmup=warmup, max_warmup=max_warmup, iters=iters,
