@@ -90,3 +90,12 @@ class DataDependentError(TraceError):
     def __init__(self, message: str, hint: str | None = None, *, op: str = "?"):
         super().__init__(message, hint)
         self.op = op
+
+
+class Stopped(KeyboardInterrupt):
+    """A stop signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT) that arrived while torch's launcher
+    held the signal handlers (``bench --ddp``): the command exits 128 + its number."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = int(signum)
