@@ -32,9 +32,11 @@ One DDP row, per (model, per-rank batch, dtype):
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import stat
+import sys
 import tempfile
 import uuid
 from dataclasses import dataclass, field, replace
@@ -200,7 +202,8 @@ def launch(job: DdpJob, trace: Any) -> BenchResult:
     )
     keep = True  # the rank logs of a failed run stay, and the error says where
     try:
-        results = elastic_launch(config, run_rank)(job, trace)
+        with _stderr_to(os.path.join(log_dir, "launcher.log")):
+            results = elastic_launch(config, run_rank)(job, trace)
         keep = False
     except ChildFailedError as exc:
         raise DistributedError(_failure_line(exc, log_dir, nproc),
@@ -239,6 +242,29 @@ def _model_bytes(job: DdpJob) -> int:
             continue
         largest = max(largest, sum(p.numel() for p in model.parameters()))
     return 4 * 4 * largest
+
+
+@contextlib.contextmanager
+def _stderr_to(path: str):
+    """fd 2 into ``path`` while the launcher runs: its warning lines and what a rank
+    writes before its own redirection (a KeyboardInterrupt traceback while it starts)
+    stay in the rank-log folder; cnnscope's one line follows after."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except OSError:
+        os.close(saved)
+        yield
+        return
+    os.dup2(fd, 2)
+    os.close(fd)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 LOG_PREFIX = "cnnscope-ddp-"
