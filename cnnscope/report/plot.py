@@ -17,7 +17,7 @@ from pathlib import Path
 
 from cnnscope.analysis.compare import Comparison
 from cnnscope.errors import InvalidOptionError, UserFileError
-from cnnscope.fileio import write_bytes_atomic
+from cnnscope.fileio import same_file, write_bytes_atomic
 from cnnscope.units import bytes_h
 
 FORMATS = {".png": "png", ".svg": "svg"}
@@ -45,16 +45,6 @@ def check_plot_target(path: str, output: str | None = None) -> str:
         raise UserFileError(f"folder {str(folder)!r} does not exist", "create it first")
     require_matplotlib()
     return fmt
-
-
-def same_file(a: str, b: str) -> bool:
-    """Whether paths ``a`` and ``b`` lead to one file (a file need not exist yet)."""
-    if os.path.realpath(a) == os.path.realpath(b):
-        return True
-    try:
-        return os.path.samefile(a, b)
-    except (OSError, ValueError):
-        return False
 
 
 def require_matplotlib() -> None:

@@ -59,3 +59,25 @@ def test_an_unknown_mplbackend_does_not_stop_a_plot(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     assert (tmp_path / "m.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_check_may_not_write_its_report_over_the_lock(run, tmp_path):
+    lock = tmp_path / "l.json"
+    assert run("snapshot", "lenet5", "-o", str(lock)).exit_code == 0
+    before = lock.read_bytes()
+    (tmp_path / "alias.json").symlink_to(lock)
+    for output in (str(lock), str(tmp_path / "alias.json")):
+        result = run("check", str(lock), "-o", output)
+        assert result.exit_code == 2 and "names the lock file being checked" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert lock.read_bytes() == before
+
+
+def test_snapshot_may_not_write_the_lock_over_a_model_file(run, tmp_path):
+    net = tmp_path / "net.py"
+    net.write_text("from torch import nn\n\ndef build():\n    return nn.Linear(4, 2)\n\n"
+                   "build.input_size = (4,)\n")
+    before = net.read_bytes()
+    result = run("snapshot", f"{net}:build", "-o", str(net))
+    assert result.exit_code == 2 and "names a model file" in result.stderr
+    assert net.read_bytes() == before
