@@ -38,6 +38,7 @@ import socket
 import stat
 import sys
 import tempfile
+import threading
 import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
@@ -202,7 +203,7 @@ def launch(job: DdpJob, trace: Any) -> BenchResult:
     )
     keep = True  # the rank logs of a failed run stay, and the error says where
     try:
-        with _stderr_to(os.path.join(log_dir, "launcher.log")):
+        with _stderr_to(os.path.join(log_dir, "launcher.log")), _signal_handlers_kept():
             results = elastic_launch(config, run_rank)(job, trace)
         keep = False
     except ChildFailedError as exc:
@@ -242,6 +243,27 @@ def _model_bytes(job: DdpJob) -> int:
             continue
         largest = max(largest, sum(p.numel() for p in model.parameters()))
     return 4 * 4 * largest
+
+
+@contextlib.contextmanager
+def _signal_handlers_kept():
+    """The launcher installs handlers raising ``SignalException`` for SIGINT, SIGTERM,
+    SIGHUP and SIGQUIT and never removes them: a Ctrl-C while the report is written
+    afterwards would be a traceback. The handlers in place before are put back."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    names = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
+    saved = {sig: signal.getsignal(sig) for sig in
+             (getattr(signal, n) for n in names if hasattr(signal, n))}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            if handler is not None:
+                signal.signal(sig, handler)
 
 
 @contextlib.contextmanager

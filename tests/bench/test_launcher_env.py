@@ -135,6 +135,8 @@ def test_a_stop_signal_the_launcher_caught_exits_128_plus_its_number(run, tmp_pa
 
     def launched(config, entry):
         def go(*args):
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # as torch's agent does
+                signal.signal(sig, lambda *a: None)
             raise SignalException(f"Process got signal: {signum}", sigval=signal.Signals(signum))
         return go
 
@@ -142,9 +144,12 @@ def test_a_stop_signal_the_launcher_caught_exits_128_plus_its_number(run, tmp_pa
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.setattr("tempfile.tempdir", None)
     monkeypatch.setenv("CNNSCOPE_CACHE_DIR", str(tmp_path / "cache"))
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGHUP)}
     result = run("bench", "lenet5", "--ddp", "2", "--device", "cpu", "--no-ceiling", "--no-progress")
     assert result.exit_code == code and result.stdout == ""
     assert result.stderr.strip() == line
+    # The launcher's handlers are gone: a later signal is not a SignalException traceback.
+    assert {sig: signal.getsignal(sig) for sig in before} == before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(ddp.LOG_PREFIX)]
 
 
