@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+import cnnscope.validate as validate
 from cnnscope.analysis.lock_schema import (  # noqa: F401 - SCHEMA_VERSION: the lock's schema
     MAX_LOCK_BYTES,
     SCHEMA_VERSION,
@@ -37,7 +38,6 @@ from cnnscope.analysis.lock_schema import (  # noqa: F401 - SCHEMA_VERSION: the 
     validate_lock,
 )
 from cnnscope.errors import InvalidOptionError
-import cnnscope.validate as validate
 from cnnscope.literal import NotALiteral, literal
 
 # Fields compared as numbers (a tolerance can apply) and as exact values.

@@ -45,10 +45,10 @@ from typing import Any, Sequence
 
 import torch
 
+import cnnscope.validate as validate
 from cnnscope.bench.ddp_rank import run_rank
 from cnnscope.bench.launcher_env import check_capacity, check_job_env, launched_by_torchrun
 from cnnscope.bench.records import BenchResult
-import cnnscope.validate as validate
 from cnnscope.errors import CnnscopeError, DistributedError, InvalidOptionError, Stopped
 
 # A collective that waits longer than this raises on every rank that waits (gloo and

@@ -35,6 +35,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
+import cnnscope.validate as validate
 from cnnscope.bench.ceiling import matmul_ceiling
 from cnnscope.bench.env import collect_env, device_name
 from cnnscope.bench.peak_memory import PeakMemory, free_memory, is_oom
@@ -43,7 +44,6 @@ from cnnscope.bench.records import BenchResult, BenchRow, CopyBandwidth, MatmulC
 from cnnscope.bench.stats import SettleRule, summarize, warm_up
 from cnnscope.bench.timing import Timer, phase_times, timer_for
 from cnnscope.bench.workload import UnsupportedConfig, Workload, _first_line, make_loss
-import cnnscope.validate as validate
 from cnnscope.errors import CnnscopeError, DeviceUnavailableError, InvalidOptionError
 from cnnscope.models import ModelSource, resolve
 from cnnscope.trace.sizes import DEFAULT_INPUT
