@@ -365,8 +365,10 @@ def _failure_line(exc: Any, log_dir: str | None = None, nproc: int = 0) -> str:
         if rank not in found or not found[rank][0]:
             found[rank] = (text, when, found.get(rank, ("", 0, None))[2])
 
-    # A rank that is neither failed nor finished ended its process with code 0 before its
-    # work returned or raised (os._exit(0) in model code): its peers then only lost it.
+    # A rank that is neither failed nor finished, while the first failure is a lost
+    # connection (not a timeout: a rank that hangs is killed by the agent later, unmarked
+    # too), ended its process with code 0 before its work returned or raised (os._exit(0)
+    # in model code): its peers only lost it.
     left = [r for r in range(nproc) if r not in found and log_dir
             and not os.path.exists(finished_mark(log_dir, r))]
 
@@ -375,13 +377,19 @@ def _failure_line(exc: Any, log_dir: str | None = None, nproc: int = 0) -> str:
         return (any(k in text.lower() for k in _PEER_LOST), not text, when, rank)
 
     rank = min(found, key=order)
-    if left and (any(k in found[rank][0].lower() for k in _PEER_LOST) or not found[rank][0]):
+    if left and _connection_lost(found[rank][0]):
         return (f"rank {left[0]} left first: its process exited with code 0 before its work "
                 "returned (os._exit in model code?); the others lost their peer")
     text, _, code = found[rank]
     if text:
         return f"rank {rank} failed: {text.splitlines()[0]}"
     return f"rank {rank} exited with code {code}"
+
+
+def _connection_lost(text: str) -> bool:
+    """A peer's process went away (not a peer that hangs: that is a timeout)."""
+    low = text.lower()
+    return any(k in low for k in _PEER_LOST) and "timed out" not in low and "timeout" not in low
 
 
 def _logged_errors(log_dir: str | None) -> list[tuple[int, str, int]]:

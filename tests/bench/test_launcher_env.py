@@ -175,6 +175,15 @@ def test_the_rank_that_exited_0_early_is_named_not_the_one_that_lost_it(tmp_path
                            "returned")
 
 
+def test_a_timeout_blames_the_rank_that_timed_out_not_an_unmarked_hanging_rank(tmp_path):
+    """A rank that hangs is killed by the agent after its peer timed out: unmarked, like
+    one that called os._exit(0), but its peer's error is a timeout, not a lost connection."""
+    (tmp_path / "rank0.finished").write_text("")
+    timeout = "RuntimeError: [gloo/transport/tcp/pair.cc:446] Timed out waiting 8000ms"
+    line = ddp._failure_line(_failures(r0=timeout), str(tmp_path), nproc=2)
+    assert line == f"rank 0 failed: {timeout}"
+
+
 def test_a_ranks_own_error_is_still_named_before_an_early_exit(tmp_path):
     line = ddp._failure_line(_failures(r0="RuntimeError: rank zero broke"), str(tmp_path), nproc=2)
     assert line == "rank 0 failed: RuntimeError: rank zero broke"
