@@ -226,3 +226,37 @@ def test_the_refusal_is_a_spec_refused_error_through_the_api(project):
     with_spec(lock, "net.py:system")
     with pytest.raises(SpecRefusedError):
         check_lock(lock)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(attr=st.one_of(_chains, _dunders, st.sampled_from(["os", "system", "build", "nn"]),
+                      st.tuples(st.sampled_from(["os", "system", "models"]),
+                                st.lists(_ident, min_size=1, max_size=3)).map(
+                          lambda t: ".".join([t[0], *t[1]]))))
+def test_property_an_allowed_package_cannot_be_walked_out_of(tmp_path_factory, attr):
+    """``lockpkg_y:ATTR`` with --allow-module lockpkg_y: the package's __init__ only
+    imports (os, system, build from .models); nothing after the colon may reach them."""
+    import importlib
+
+    root = tmp_path_factory.mktemp("pkgprop")
+    pkg = root / "lockpkg_y"
+    if not pkg.exists():
+        pkg.mkdir()
+        (pkg / "__init__.py").write_text(textwrap.dedent(PKG_INIT))
+        (pkg / "models.py").write_text(textwrap.dedent(PKG_MODELS))
+    sys.path.insert(0, str(root))
+    try:
+        importlib.invalidate_caches()
+        from cnnscope.api import check_lock
+
+        lock = root / "l.json"
+        lock.write_text(json.dumps({"schema_version": 1, "models": [{
+            "spec": f"lockpkg_y:{attr}", "args": {"command": repr(f"touch {root}/PWNED")},
+            "input_size": [3, 8, 8], "batch": 1, "params": 1, "macs": 1}]}))
+        with pytest.raises(SpecRefusedError):
+            check_lock(lock, allow_modules=("lockpkg_y",))
+        assert not (root / "PWNED").exists()
+    finally:
+        sys.path.remove(str(root))
+        for name in [m for m in sys.modules if m.startswith("lockpkg_y")]:
+            del sys.modules[name]
