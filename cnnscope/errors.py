@@ -56,12 +56,21 @@ class UserFileError(CnnscopeError):
     """A file the user named is missing, unreadable, or not what it should be."""
 
 
+class SpecRefusedError(UserFileError):
+    """A model spec read from data (a lock file) that names what data may not name: an
+    attribute chain, a dunder, or something not defined in the file or module named."""
+
+
 class ModelLoadError(CnnscopeError):
     """A user model (``file.py:factory``, ``pkg.mod:factory``) could not be loaded."""
 
 
 class TraceError(CnnscopeError):
     """The model's forward pass failed for a reason that is the input's or the model's."""
+
+
+class FormulaError(TraceError):
+    """A user's cost formula (``register_formula``) returned something that is not a count."""
 
 
 class DistributedError(CnnscopeError):
@@ -81,3 +90,12 @@ class DataDependentError(TraceError):
     def __init__(self, message: str, hint: str | None = None, *, op: str = "?"):
         super().__init__(message, hint)
         self.op = op
+
+
+class Stopped(KeyboardInterrupt):
+    """A stop signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT) that arrived while torch's launcher
+    held the signal handlers (``bench --ddp``): the command exits 128 + its number."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = int(signum)

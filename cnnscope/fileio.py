@@ -166,3 +166,15 @@ def finite_or_none(value: Any) -> Any:
 def strict_json(value: Any, **kwargs: Any) -> str:
     """``json.dumps`` that never writes NaN or Infinity (they become null): strict JSON."""
     return json.dumps(finite_or_none(value), allow_nan=False, **kwargs)
+
+
+# ---------------------------------------------------------------------- two names, one file
+
+
+def same_file(a: str, b: str) -> bool:
+    """Whether paths ``a`` and ``b`` lead to one file (a file need not exist yet): the same
+    name after symlinks and ``..``, or two hard links to one inode."""
+    try:
+        return os.path.realpath(a) == os.path.realpath(b) or os.path.samefile(a, b)
+    except (OSError, ValueError):  # a missing file, a NUL in the name
+        return False

@@ -21,8 +21,10 @@ import hashlib
 import importlib
 import importlib.util
 import inspect
+import keyword
 import os
 import sys
+import unicodedata
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +34,7 @@ import torch
 from torch import nn
 
 from cnnscope.build import build_model
-from cnnscope.errors import CnnscopeError, ModelLoadError
+from cnnscope.errors import CnnscopeError, ModelLoadError, SpecRefusedError
 from cnnscope.usercode import user_code
 from cnnscope.zoo import model_info
 
@@ -96,6 +98,22 @@ def resolve(spec: str, **kwargs: Any) -> ModelSource:
     Unknown zoo names raise ``UnknownModelError`` with suggestions; user specs that
     cannot be loaded raise ``ModelLoadError`` naming the file or module.
     """
+    return _resolve(spec, kwargs, defined_only=False)
+
+
+def resolve_defined(spec: str, kwargs: dict[str, Any] | None = None) -> ModelSource:
+    """``resolve`` for a spec that comes from data (a lock file), not from the user.
+
+    After the colon only one identifier is looked up, in the module's own namespace (no
+    attribute walk, no module ``__getattr__``), and it must be a function or an
+    ``nn.Module`` subclass defined in that file or module: an imported name
+    (``os:system`` re-exported by a model file), an instance or a dunder raises
+    ``SpecRefusedError``. A typed spec keeps ``resolve``'s meaning: the user chose it.
+    """
+    return _resolve(spec, dict(kwargs or {}), defined_only=True)
+
+
+def _resolve(spec: str, kwargs: dict[str, Any], *, defined_only: bool) -> ModelSource:
     if not isinstance(spec, str) or not spec.strip():
         raise ModelLoadError(f"empty model spec {spec!r}", "give a zoo name or file.py:factory")
     spec = spec.strip()
@@ -109,6 +127,8 @@ def resolve(spec: str, **kwargs: Any) -> ModelSource:
         return ModelSource(name=info.name, input_size=info.input_size, builder=info.factory,
                            kwargs=kw, spec=info.name, origin="zoo")
     prefix, attr = spec.rsplit(":", 1)
+    if defined_only and origin in ("file", "module"):
+        check_spec_name(attr, spec)
     if not attr:
         raise ModelLoadError(f"model spec {spec!r} has no factory after ':'",
                              "write it as file.py:factory or package.module:factory")
@@ -123,7 +143,7 @@ def resolve(spec: str, **kwargs: Any) -> ModelSource:
     else:
         module = _import_module(prefix)
         name = spec
-    obj = _get_attr(module, attr, prefix)
+    obj = _defined_attr(module, attr, spec) if defined_only else _get_attr(module, attr, prefix)
     builder, size = _as_builder(obj, spec)
     example = getattr(obj, "example_inputs", None)
     return ModelSource(name=name, input_size=size, builder=builder, kwargs=kw, spec=spec,
@@ -236,6 +256,32 @@ def _get_attr(module, attr: str, where: str):
             raise ModelLoadError(f"{where} has no attribute {attr!r}", hint)
         obj = getattr(obj, part)
     return obj
+
+
+def check_spec_name(attr: str, spec: str) -> None:
+    """Refuse what may not follow the colon of a spec read from data: anything but one
+    plain identifier (an attribute chain, a dunder, a keyword, non-NFKC text)."""
+    if attr.isidentifier() and not keyword.iskeyword(attr) and not attr.startswith("__") \
+            and unicodedata.normalize("NFKC", attr) == attr:
+        return
+    raise SpecRefusedError(
+        f"a lock may not name {spec!r}: after the colon comes one identifier, a function "
+        f"or nn.Module class defined in that file or module, not {attr!r}",
+        "name the factory itself, e.g. net.py:build")
+
+
+def _defined_attr(module, attr: str, spec: str):
+    """``module``'s own function or nn.Module class ``attr``, read from its namespace."""
+    obj = vars(module).get(attr)
+    defined = obj is not None and (inspect.isfunction(obj) or (
+        inspect.isclass(obj) and issubclass(obj, nn.Module)))
+    if defined and getattr(obj, "__module__", None) == module.__name__ \
+            and getattr(obj, "__qualname__", None) == attr:
+        return obj
+    what = "is not defined there" if obj is None else \
+        "is not a function or nn.Module class defined there (imported, or assigned)"
+    raise SpecRefusedError(f"a lock may not name {spec!r}: {attr!r} {what}",
+                           "a lock may name only a factory defined in the file or module itself")
 
 
 def _is_model_like(obj: Any) -> bool:

@@ -25,6 +25,8 @@ LAYERS: dict[str, int] = {
     "cnnscope.usercode": 0,
     "cnnscope.version": 0,
     "cnnscope.units": 0,
+    "cnnscope.literal": 0,
+    "cnnscope.validate": 0,
     "cnnscope.results": 0,
     # 1 the models and the one forward pass that measures them
     "cnnscope.zoo": 1,

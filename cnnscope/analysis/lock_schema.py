@@ -11,10 +11,16 @@ A lock file is data. It may come from a pull request, so the gate treats it as h
   tree (no absolute path, no ``..``, no symlink out of it), and is resolved against that
   folder. A ``package.module:factory`` spec needs its package allowed on the command line
   (``cnnscope check LOCK --allow-module mypkg``).
+- after the colon comes one identifier naming a function or an ``nn.Module`` subclass
+  defined in that file (a top-level ``def``/``class``, read with ``ast`` before the file
+  runs) or module (checked in its namespace after the allowed import): no attribute
+  chain, no dunder, nothing imported into the file (``net.py:torch.serialization.os.system``
+  would otherwise run the shell).
 """
 
 from __future__ import annotations
 
+import ast
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -146,7 +152,10 @@ def allowed_spec(spec: str, lock_folder: Path, allow_modules: Sequence[str]) -> 
     origin = spec_origin(spec)
     if origin in ("zoo", "torchvision", "timm"):
         return spec
+    from cnnscope.models import check_spec_name
+
     prefix, attr = spec.rsplit(":", 1)
+    check_spec_name(attr, spec)
     if origin == "module":
         if any(prefix == m or prefix.startswith(m + ".") for m in allow_modules):
             return spec
@@ -169,4 +178,37 @@ def allowed_spec(spec: str, lock_folder: Path, allow_modules: Sequence[str]) -> 
         raise LockFileError(f"the lock names the file {prefix!r}, which leads outside its own "
                             "folder (a symlink?)", "a lock may name model files only inside "
                             "its own folder")
+    _defined_in_file(target, prefix, attr, spec)
     return f"{target}:{attr}"
+
+
+MAX_MODEL_FILE = 16 * 2**20  # a model file larger than this is not read for its names
+
+
+def _defined_in_file(path: Path, prefix: str, attr: str, spec: str) -> None:
+    """Refuse ``attr`` unless the file's source defines it at top level (``def``/``class``).
+
+    Read with ``ast``, without running the file: a name the file imports or assigns
+    (``from os import system``) never gets it imported on a lock's say-so.
+    """
+    from cnnscope.errors import SpecRefusedError
+
+    try:
+        with open(path, "rb") as fh:
+            source = fh.read(MAX_MODEL_FILE + 1)
+        if len(source) > MAX_MODEL_FILE:
+            raise SpecRefusedError(f"the lock names the model file {prefix!r}, which is larger "
+                                   f"than {MAX_MODEL_FILE // 2**20} MiB")
+        tree = ast.parse(source, filename=prefix)
+    except OSError as exc:
+        raise LockFileError(f"cannot read model file {prefix!r} named by the lock: "
+                            f"{exc.strerror}") from None
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        raise LockFileError(f"model file {prefix!r} named by the lock is not Python "
+                            f"({type(exc).__name__})") from None
+    defined = {node.name for node in tree.body
+               if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+    if attr not in defined:
+        raise SpecRefusedError(
+            f"a lock may not name {spec!r}: {prefix!r} does not define {attr!r} (a top-level "
+            "def or class)", "a lock may name only a factory defined in the file itself")

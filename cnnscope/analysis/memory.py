@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any, Callable, Sequence
 
 from cnnscope.errors import InvalidOptionError
@@ -49,6 +50,7 @@ CONVENTION = (
     "allocator rounding and caching, the CUDA context. 1 MiB = 2^20 bytes."
 )
 
+MAX_BUDGET = 2**60  # 1 EiB: a --fit budget above it is a typo, and batches stop long before
 _UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9,
           "gb": 10**9, "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30,
           "tib": 2**40}
@@ -56,14 +58,20 @@ _UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 
 
 def parse_bytes(text: str) -> int:
     """``"80GiB"`` -> 85899345920; ``"40GB"`` -> 40 x 10^9; a bare number is bytes."""
-    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*", str(text))
+    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*", str(text)[:200])
     unit = m.group(2).lower() if m else None
     if m is None or unit not in _UNITS:
-        raise InvalidOptionError(f"malformed memory size {text!r}",
+        raise InvalidOptionError(f"malformed memory size {str(text)[:40]!r}",
                                  "write it as a number and a unit, e.g. 80GiB, 24GB or 512MiB")
-    n = int(float(m.group(1)) * _UNITS[unit])
+    # Exact arithmetic: float("1" + 400 zeros) is inf, and int(inf) an OverflowError.
+    digits = m.group(1).split(".")[0].lstrip("0")  # the integer part decides the size
+    n = int(Fraction(m.group(1)) * _UNITS[unit]) if len(digits) <= 40 else MAX_BUDGET + 1
     if n <= 0:
         raise InvalidOptionError(f"memory size {text!r} is not positive", "e.g. --fit 80GiB")
+    if n > MAX_BUDGET:
+        raise InvalidOptionError(f"memory size {str(text)[:40]!r} is more than 1 EiB "
+                                 "(2**60 bytes), more than any machine holds",
+                                 "e.g. --fit 80GiB")
     return n
 
 
@@ -88,6 +96,10 @@ class MemoryPlan:
     budget_bytes: int | None = None  # --fit: the budget searched against
     fit_batch: int | None = None  # --fit: the largest batch whose peak fits
     tried: tuple[tuple[int, int], ...] = ()  # --fit: (batch, peak) of every batch tried
+    # --fit: the largest batch searched; fit_batch == search_limit with every_batch_fits
+    # says only that no batch up to the limit fills the budget, not that it is the largest.
+    search_limit: int | None = None
+    every_batch_fits: bool = False
     notes: tuple[str, ...] = field(default=())
     convention: str = CONVENTION
     device: str = "cpu"  # the device planned for (decides the attention kernel)
@@ -118,6 +130,8 @@ class MemoryPlan:
         }
         if self.budget_bytes is not None:
             d["fit"] = {"budget_bytes": self.budget_bytes, "batch": self.fit_batch,
+                        "search_limit": self.search_limit,
+                        "every_batch_fits": self.every_batch_fits,
                         "tried": [{"batch": b, "peak_bytes": p} for b, p in self.tried]}
         return d
 
@@ -185,6 +199,9 @@ def largest_batch_within(plan_at: Callable[[int], MemoryPlan], budget_bytes: int
     lo, hi = 1, 2
     while hi <= max_batch and peak(hi) <= budget_bytes:
         lo, hi = hi, hi * 2
+    if hi > max_batch and lo < max_batch:  # a limit that is no power of two: try it too
+        hi = max_batch + 1 if peak(max_batch) <= budget_bytes else max_batch
+        lo = max_batch if hi > max_batch else lo
     if hi > max_batch:
         best = lo
     else:
@@ -198,7 +215,8 @@ def largest_batch_within(plan_at: Callable[[int], MemoryPlan], budget_bytes: int
     plan = tried[best]
     from dataclasses import replace
 
-    return replace(plan, budget_bytes=budget_bytes, fit_batch=best,
+    return replace(plan, budget_bytes=budget_bytes, fit_batch=best, search_limit=max_batch,
+                   every_batch_fits=best == max_batch and hi > max_batch,
                    tried=tuple(sorted((b, p.peak_bytes) for b, p in tried.items())))
 
 

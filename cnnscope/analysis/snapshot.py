@@ -24,13 +24,13 @@ tuple stays a tuple. ``layers`` maps each layer that owns parameters to their co
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+import cnnscope.validate as validate
 from cnnscope.analysis.lock_schema import (  # noqa: F401 - SCHEMA_VERSION: the lock's schema
     MAX_LOCK_BYTES,
     SCHEMA_VERSION,
@@ -38,6 +38,7 @@ from cnnscope.analysis.lock_schema import (  # noqa: F401 - SCHEMA_VERSION: the 
     validate_lock,
 )
 from cnnscope.errors import InvalidOptionError
+from cnnscope.literal import NotALiteral, literal
 
 # Fields compared as numbers (a tolerance can apply) and as exact values.
 NUMERIC_FIELDS = ("params", "trainable_params", "macs", "flops")
@@ -109,8 +110,8 @@ def encode_args(kwargs: dict[str, Any], spec: str) -> dict[str, str]:
     for key, value in sorted(kwargs.items()):
         text = repr(value)
         try:
-            same = ast.literal_eval(text) == value
-        except (ValueError, SyntaxError):
+            same = literal(text) == value
+        except NotALiteral:
             same = False
         if not same:
             raise InvalidOptionError(
@@ -121,11 +122,14 @@ def encode_args(kwargs: dict[str, Any], spec: str) -> dict[str, str]:
 
 
 def decode_args(args: dict[str, str], where: str) -> dict[str, Any]:
-    try:
-        return {k: ast.literal_eval(v) for k, v in args.items()}
-    except (ValueError, SyntaxError, AttributeError):
-        raise LockFileError(f"{where}: malformed args {args!r}",
-                            "regenerate it with cnnscope snapshot") from None
+    out = {}
+    for key, text in args.items():
+        try:
+            out[key] = literal(text)
+        except NotALiteral as exc:
+            raise LockFileError(f"{where}: args[{key[:40]!r}] is {exc}",
+                                "regenerate it with cnnscope snapshot") from None
+    return out
 
 
 def entry(spec: str, kwargs: dict[str, Any], report) -> dict[str, Any]:
@@ -192,7 +196,8 @@ def load_lock(path: str | Path) -> dict[str, Any]:
         if len(raw) > MAX_LOCK_BYTES:
             raise LockFileError(f"lock file {str(path)!r} is larger than "
                                 f"{MAX_LOCK_BYTES // 2**20} MiB", "is it really a lock file?")
-        data = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+        data = json.loads(raw.decode("utf-8"), parse_constant=_no_constant,
+                          object_pairs_hook=_unique_keys(str(path)))
     except UnicodeDecodeError:
         raise LockFileError(f"lock file {str(path)!r} is not text") from None
     except json.JSONDecodeError as exc:
@@ -208,6 +213,20 @@ def load_lock(path: str | Path) -> dict[str, Any]:
         raise LockFileError(f"cannot read lock file {str(path)!r}: {exc.strerror}") from None
     validate_lock(data, str(path))
     return data
+
+
+def _unique_keys(path: str):
+    """A JSON object hook refusing a key given twice: json keeps the last value while a
+    reviewer reads the first, so a lock could say one thing and check another."""
+    def build(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in out:
+                raise LockFileError(f"lock file {path!r} gives the key {key[:60]!r} twice in one "
+                                    "object", "keep one; regenerate it with cnnscope snapshot")
+            out[key] = value
+        return out
+    return build
 
 
 def _no_constant(name: str) -> Any:
@@ -226,10 +245,10 @@ def parse_rtol(values: Iterable[str] | None) -> dict[str, float]:
         try:
             value = float(text)
         except ValueError:
-            value = -1.0
-        if value < 0 or value != value:
             raise InvalidOptionError(f"malformed --rtol {item!r}",
-                                     "write --rtol 0.01 (MACs and FLOPs) or --rtol FIELD=0.01")
+                                     "write --rtol 0.01 (MACs and FLOPs) or --rtol FIELD=0.01") \
+                from None
+        value = validate.option("--rtol", value)
         for f in fields:
             if f not in out:
                 raise InvalidOptionError(f"--rtol: unknown field {f!r}",

@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
+import cnnscope.validate as validate
 from cnnscope.analysis.lock_schema import SCHEMA_VERSION, allowed_spec
 from cnnscope.analysis.snapshot import (
     CheckResult,
@@ -26,8 +27,8 @@ from cnnscope.analysis.snapshot import (
     versions,
 )
 from cnnscope.api.analyze_model import analyze, resolve_all
-from cnnscope.errors import CnnscopeError, InvalidOptionError
-from cnnscope.models import resolve
+from cnnscope.errors import CnnscopeError, InvalidOptionError, SpecRefusedError
+from cnnscope.models import resolve_defined
 
 
 def make_lock(specs: Sequence[str], input_size: tuple[int, ...] | None = None, batch: int = 1,
@@ -51,6 +52,8 @@ def make_lock(specs: Sequence[str], input_size: tuple[int, ...] | None = None, b
         spec_text = source.spec or spec
         if lock_folder is not None and source.origin == "file":
             spec_text = relative_file_spec(spec_text, Path(lock_folder))
+        if source.origin in ("file", "module"):  # what check would refuse is refused now
+            resolve_defined(source.spec, kwargs)
         encoded = encode_args(kwargs, spec_text)
         report = analyze(source, input_size, batch)
         key = json.dumps([spec_text, encoded, list(report.input_size), batch])
@@ -73,7 +76,8 @@ def check_lock(path: str | Path, rtol: dict[str, float] | None = None,
     a drift with field "error" (it fails now), never a pass.
     """
     lock = load_lock(path)
-    tolerances = parse_rtol(None) if rtol is None else {**parse_rtol(None), **rtol}
+    tolerances = parse_rtol(None) if rtol is None else \
+        {**parse_rtol(None), **{k: validate.option("--rtol", v) for k, v in rtol.items()}}
     entries = lock["models"]
     if models:
         known = {m["spec"] for m in entries}
@@ -103,7 +107,10 @@ def check_lock(path: str | Path, rtol: dict[str, float] | None = None,
             label += f"@{'x'.join(map(str, m['input_size']))}" + (f"[{args}]" if args else "")
         labels.append(label)
         try:
-            report = analyze(resolve(target, **kwargs), tuple(m["input_size"]), m["batch"])
+            report = analyze(resolve_defined(target, kwargs), tuple(m["input_size"]),
+                             m["batch"])
+        except SpecRefusedError:  # the lock named what it may not: exit 2, not a drift
+            raise
         except CnnscopeError as err:
             drifts.append(Drift(label, "error", "traced", f"fails now: {err}"))
             continue

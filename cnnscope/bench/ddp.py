@@ -32,18 +32,24 @@ One DDP row, per (model, per-rank batch, dtype):
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import stat
+import sys
 import tempfile
+import threading
 import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 import torch
 
+import cnnscope.validate as validate
 from cnnscope.bench.ddp_rank import run_rank
+from cnnscope.bench.launcher_env import check_capacity, check_job_env, launched_by_torchrun
 from cnnscope.bench.records import BenchResult
-from cnnscope.errors import CnnscopeError, DistributedError, InvalidOptionError
+from cnnscope.errors import CnnscopeError, DistributedError, InvalidOptionError, Stopped
 
 # A collective that waits longer than this raises on every rank that waits (gloo and
 # NCCL honour init_process_group's timeout); the launcher then stops the job.
@@ -77,16 +83,16 @@ class DdpJob:
     settings: Any  # runner.BenchSettings (device "cpu" or "cuda": each rank takes its own)
     options: DdpOptions = field(default_factory=DdpOptions)
     threads: int | None = None  # CPU: torch threads per rank (local launch)
+    status_dir: str | None = None  # local launch: each rank marks here that it finished
 
 
 # ----------------------------------------------------------------------------- launching
 
 
 def in_torchrun(environ: dict[str, str] | None = None) -> bool:
-    """Whether this process is a rank of a job someone else launched (torchrun, or any
-    launcher that sets torch.distributed's env:// variables)."""
-    env = os.environ if environ is None else environ
-    return all(k in env for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"))
+    """Whether torchrun's agent started this process as a rank of its job (stale
+    ``RANK``/``WORLD_SIZE``/``MASTER_*`` variables alone are not a job: ``launcher_env``)."""
+    return launched_by_torchrun(environ)
 
 
 def check_options(options: DdpOptions, modes: Sequence[str], settings: Any,
@@ -102,14 +108,8 @@ def check_options(options: DdpOptions, modes: Sequence[str], settings: Any,
                          ("--cuda-graphs", settings.cuda_graphs)):
             if on:
                 raise InvalidOptionError(f"{flag} is not supported with --ddp", f"drop {flag}")
-    if options.bucket_cap_mb is not None and options.bucket_cap_mb <= 0:
-        raise InvalidOptionError(f"--bucket-mb {options.bucket_cap_mb} is not positive",
-                                 "e.g. --bucket-mb 25 (DDP's default)")
-    if options.link_gbps is not None and options.link_gbps <= 0:
-        raise InvalidOptionError(f"--link-gbps {options.link_gbps} is not positive",
-                                 "e.g. --link-gbps 100 for 100 Gbit/s links")
-    if options.latency_us < 0:
-        raise InvalidOptionError("--link-latency-us is negative", "use 0 or more")
+    validate.options(bucket_mb=options.bucket_cap_mb, link_gbps=options.link_gbps,
+                     link_latency_us=options.latency_us)
     if any(p < 1 for p in options.predict_world):
         raise InvalidOptionError("--predict-world sizes must be positive", "e.g. --predict-world 8,64")
     if not 0 <= options.port <= 65535:
@@ -157,9 +157,10 @@ def run(job: DdpJob, trace: Any) -> BenchResult | None:
     if job.options.nproc is None:
         if not in_torchrun():
             raise InvalidOptionError("--shard needs ranks", "add --ddp N, or run under torchrun")
+        check_job_env()
         return run_rank(job, trace)
     if in_torchrun():
-        world = int(os.environ["WORLD_SIZE"])
+        _, world = check_job_env()
         if job.options.nproc != world:
             raise InvalidOptionError(f"--ddp {job.options.nproc} inside a torchrun job of {world} ranks",
                                      "drop --ddp under torchrun: the job's ranks are used")
@@ -182,14 +183,17 @@ def launch(job: DdpJob, trace: Any) -> BenchResult:
     nproc = int(opts.nproc or 1)
     if opts.port and port_in_use(opts.port):
         raise InvalidOptionError(f"port {opts.port} is in use", "pick another --ddp-port, or 0 for a free one")
-    if job.settings.device.startswith("cpu") and job.threads is None:
-        job = replace(job, threads=max(1, (os.cpu_count() or 1) // nproc))
+    if job.settings.device.startswith("cpu"):
+        check_capacity(nproc, _model_bytes(job))
+        if job.threads is None:
+            job = replace(job, threads=max(1, (os.cpu_count() or 1) // nproc))
     # The agent and torch.multiprocessing log every start and stop; the command prints
     # one line instead.
     for name in ("torch.distributed.elastic", "torch.distributed.launcher",
                  "torch.multiprocessing", "torch.distributed"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
-    log_dir = tempfile.mkdtemp(prefix="cnnscope-ddp-")
+    log_dir = tempfile.mkdtemp(prefix=LOG_PREFIX)
+    job = replace(job, status_dir=log_dir)
     config = LaunchConfig(
         min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=f"cnnscope-{uuid.uuid4().hex[:8]}",
         rdzv_backend="c10d", rdzv_endpoint=f"127.0.0.1:{opts.port}",
@@ -197,27 +201,130 @@ def launch(job: DdpJob, trace: Any) -> BenchResult:
         max_restarts=0, monitor_interval=0.2, start_method="spawn",
         logs_specs=DefaultLogsSpecs(log_dir=log_dir, redirects=Std.ALL, tee=Std.NONE),
     )
-    ok = False
+    keep = True  # the rank logs of a failed run stay, and the error says where
     try:
-        results = elastic_launch(config, run_rank)(job, trace)
-        ok = True
+        with _stderr_to(os.path.join(log_dir, "launcher.log")), _signal_handlers_kept():
+            results = elastic_launch(config, run_rank)(job, trace)
+        keep = False
     except ChildFailedError as exc:
-        raise DistributedError(_failure_line(exc, log_dir),
-                               f"all ranks stopped; rank logs in {log_dir}") from None
-    except SignalException:
-        raise KeyboardInterrupt from None
+        raise DistributedError(_failure_line(exc, log_dir, nproc),
+                               f"all ranks stopped; rank logs in {log_dir}, removed by the next "
+                               "successful run") from None
+    except SignalException as exc:  # the launcher's handlers caught it; its ranks are stopped
+        keep = False
+        raise Stopped(int(exc.sigval)) from None
     except Exception as exc:  # noqa: BLE001 - a rendezvous or launch failure, not a bug of ours
         if isinstance(exc, CnnscopeError):
             raise
         raise DistributedError(f"the ranks could not start: {_first_line(exc)}",
                                f"rank logs in {log_dir}") from None
     finally:
-        if ok:
+        if keep:
+            _mark_failed(log_dir)
+        else:
             shutil.rmtree(log_dir, ignore_errors=True)
+    _remove_failed_logs(os.path.dirname(log_dir))
     result = results.get(0)
     if result is None:
         raise DistributedError("rank 0 returned no result", f"rank logs in {log_dir}")
     return result
+
+
+def _model_bytes(job: DdpJob) -> int:
+    """One rank's weights, gradients and two optimizer states (fp32) of the largest model,
+    counted on the meta device (nothing allocated)."""
+    from cnnscope.bench import runner
+
+    largest = 0
+    for source in runner.resolve_models(job.names, job.kwargs):
+        try:
+            model = source.build("meta")
+        except Exception:  # noqa: BLE001 - a model that fails to build fails its own rows
+            continue
+        largest = max(largest, sum(p.numel() for p in model.parameters()))
+    return 4 * 4 * largest
+
+
+@contextlib.contextmanager
+def _signal_handlers_kept():
+    """The launcher installs handlers raising ``SignalException`` for SIGINT, SIGTERM,
+    SIGHUP and SIGQUIT and never removes them: a Ctrl-C while the report is written
+    afterwards would be a traceback. The handlers in place before are put back."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    names = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
+    saved = {sig: signal.getsignal(sig) for sig in
+             (getattr(signal, n) for n in names if hasattr(signal, n))}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            if handler is not None:
+                signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def _stderr_to(path: str):
+    """fd 2 into ``path`` while the launcher runs: its warning lines and what a rank
+    writes before its own redirection (a KeyboardInterrupt traceback while it starts)
+    stay in the rank-log folder; cnnscope's one line follows after."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except OSError:
+        os.close(saved)
+        yield
+        return
+    os.dup2(fd, 2)
+    os.close(fd)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+LOG_PREFIX = "cnnscope-ddp-"
+FAILED_MARK = "FAILED"  # in a kept rank-log folder: a later successful run removes it
+
+
+def _mark_failed(log_dir: str) -> None:
+    try:
+        with open(os.path.join(log_dir, FAILED_MARK), "x", encoding="ascii") as fh:
+            fh.write("rank logs of a failed cnnscope bench --ddp run\n")
+    except OSError:
+        pass
+
+
+def _remove_failed_logs(parent: str) -> None:
+    """Remove the rank-log folders failed runs left in ``parent``: only real folders
+    (no symlink), this user's, named by cnnscope and marked failed by it."""
+    import shutil
+
+    try:
+        names = [n for n in os.listdir(parent) if n.startswith(LOG_PREFIX)]
+    except OSError:
+        return
+    for name in names:
+        path = os.path.join(parent, name)
+        try:
+            st = os.lstat(path)
+            if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() \
+                    or not os.path.isfile(os.path.join(path, FAILED_MARK)):
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def finished_mark(status_dir: str, rank: int) -> str:
+    """The file rank ``rank`` writes when its work returned or raised (not on os._exit)."""
+    return os.path.join(status_dir, f"rank{rank}.finished")
 
 
 # Messages of a rank that failed because another one died first (the collective lost
@@ -228,7 +335,7 @@ _PEER_LOST = ("connection closed", "connection reset", "closed by peer", "broken
               "gloo/transport", "pair.cc")
 
 
-def _failure_line(exc: Any, log_dir: str | None = None) -> str:
+def _failure_line(exc: Any, log_dir: str | None = None, nproc: int = 0) -> str:
     """"rank 1 exited with code 7" or "rank 1 failed: RuntimeError: ..." for the rank that
     failed first: a rank's own error before one that only lost its peer, then the earliest.
 
@@ -258,15 +365,31 @@ def _failure_line(exc: Any, log_dir: str | None = None) -> str:
         if rank not in found or not found[rank][0]:
             found[rank] = (text, when, found.get(rank, ("", 0, None))[2])
 
+    # A rank that is neither failed nor finished, while the first failure is a lost
+    # connection (not a timeout: a rank that hangs is killed by the agent later, unmarked
+    # too), ended its process with code 0 before its work returned or raised (os._exit(0)
+    # in model code): its peers only lost it.
+    left = [r for r in range(nproc) if r not in found and log_dir
+            and not os.path.exists(finished_mark(log_dir, r))]
+
     def order(rank: int) -> tuple[bool, bool, int, int]:
         text, when, _ = found[rank]
         return (any(k in text.lower() for k in _PEER_LOST), not text, when, rank)
 
     rank = min(found, key=order)
+    if left and _connection_lost(found[rank][0]):
+        return (f"rank {left[0]} left first: its process exited with code 0 before its work "
+                "returned (os._exit in model code?); the others lost their peer")
     text, _, code = found[rank]
     if text:
         return f"rank {rank} failed: {text.splitlines()[0]}"
     return f"rank {rank} exited with code {code}"
+
+
+def _connection_lost(text: str) -> bool:
+    """A peer's process went away (not a peer that hangs: that is a timeout)."""
+    low = text.lower()
+    return any(k in low for k in _PEER_LOST) and "timed out" not in low and "timeout" not in low
 
 
 def _logged_errors(log_dir: str | None) -> list[tuple[int, str, int]]:

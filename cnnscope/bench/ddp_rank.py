@@ -34,7 +34,26 @@ def rank_device(settings_device: str) -> torch.device:
 
 
 def run_rank(job: DdpJob, trace: Any) -> BenchResult | None:
-    """What every rank runs (the launcher's entry point, or the CLI under torchrun)."""
+    """What every rank runs (the launcher's entry point, or the CLI under torchrun).
+
+    In a local launch the rank marks in ``job.status_dir`` that its work returned or
+    raised: a rank without the mark that did not fail ended its process early, and the
+    launcher names it as the one that left first.
+    """
+    try:
+        return _run_rank(job, trace)
+    finally:
+        if job.status_dir:
+            from cnnscope.bench.ddp import finished_mark
+
+            try:
+                with open(finished_mark(job.status_dir, int(os.environ.get("RANK", "0"))), "w"):
+                    pass
+            except OSError:
+                pass
+
+
+def _run_rank(job: DdpJob, trace: Any) -> BenchResult | None:
     import torch.distributed as dist
 
     from cnnscope.bench import runner

@@ -35,6 +35,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
+import cnnscope.validate as validate
 from cnnscope.bench.ceiling import matmul_ceiling
 from cnnscope.bench.env import collect_env, device_name
 from cnnscope.bench.peak_memory import PeakMemory, free_memory, is_oom
@@ -99,8 +100,7 @@ class BenchSettings:
             dev = torch.device("cuda", torch.cuda.current_device())
         if self.iters is not None and self.iters < 1:
             raise InvalidOptionError(f"--iters {self.iters} is not positive", "use 1 or more")
-        if self.min_time <= 0:
-            raise InvalidOptionError(f"--min-time {self.min_time} is not positive", "use e.g. 2.0 seconds")
+        validate.option("--min-time", self.min_time)
         if self.warmup < 0 or self.max_warmup < 0:
             raise InvalidOptionError("warm-up counts cannot be negative", "use --warmup 0 or more")
         if self.cuda_graphs and dev.type != "cuda":

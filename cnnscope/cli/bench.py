@@ -72,7 +72,10 @@ def bench(
         from cnnscope.cli import bench_args
         from cnnscope.cli.common import parse_size
         from cnnscope.errors import InvalidOptionError
+        from cnnscope.validate import options as check_floats
 
+        check_floats(min_time=min_time, bucket_mb=bucket_mb, link_gbps=link_gbps,
+                     link_latency_us=link_latency_us)  # finite, in range, before anything
         if iters is not None and min_time is not None:
             raise InvalidOptionError("--iters and --min-time both given", "use one of them")
         if top < 0:
@@ -82,7 +85,7 @@ def bench(
 
             if not per_layer:
                 raise InvalidOptionError("--plot draws the per-layer roofline", "add --per-layer")
-            check_plot_target(plot)  # a bad name or missing matplotlib fails before timing
+            check_plot_target(plot, output)  # a bad name or missing matplotlib fails before timing
         dev_text = device or _default_device()
         settings = runner.BenchSettings(
             device=dev_text, warmup=warmup, max_warmup=max_warmup, iters=iters,

@@ -104,10 +104,14 @@ def user_errors() -> Iterator[None]:
         yield
     except CnnscopeError as err:
         fail(err)
-    except KeyboardInterrupt:
-        if real_interrupt():
-            typer.echo("cnnscope: interrupted", err=True)
-            raise typer.Exit(130)
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", None)  # errors.Stopped: a signal the launcher caught
+        if signum is not None or real_interrupt():
+            import signal
+
+            name = "" if signum in (None, signal.SIGINT) else f" ({signal.Signals(signum).name})"
+            typer.echo(f"cnnscope: interrupted{name}", err=True)
+            raise typer.Exit(128 + (signum or signal.SIGINT))
         fail(CnnscopeError("model code raised KeyboardInterrupt",
                            "model code must not raise KeyboardInterrupt itself"))
     except SystemExit as exc:

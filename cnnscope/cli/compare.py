@@ -61,7 +61,7 @@ def compare(
         if plot:
             from cnnscope.report.plot import check_plot_target
 
-            check_plot_target(plot)  # a missing matplotlib fails before any tracing
+            check_plot_target(plot, output)  # a missing matplotlib fails before any tracing
         sources = resolve_all(models, kwargs)  # an unknown name fails before any work
         result = run_compare(sources, size, batch, dtype=dtype, bench=bench, device=device)
         write_result(result, format, output, wide=wide)

@@ -69,7 +69,7 @@ def memory(
         if plot:
             from cnnscope.report.memory_plot import check_plot_target
 
-            check_plot_target(plot)  # a missing matplotlib fails before any work
+            check_plot_target(plot, output)  # a missing matplotlib fails before any work
         options = dict(dtype=dtype, optimizer=optimizer, inference=inference,
                        channels_last=channels_last, freeze=tuple(freeze or ()), device=device,
                        attention=attention, **parse_args(arg))

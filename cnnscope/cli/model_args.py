@@ -9,7 +9,6 @@ prefixed with a model as typed on the command line, to that model only:
 
 from __future__ import annotations
 
-import ast
 from typing import Any, List, Optional, Sequence
 
 import typer
@@ -64,7 +63,9 @@ def parse_model_args(values: Optional[List[str]], models: Sequence[str] | None) 
 
 def parse_value(text: str) -> Any:
     """A Python literal when ``text`` is one, else the string itself."""
+    from cnnscope.literal import NotALiteral, literal
+
     try:
-        return ast.literal_eval(text.strip())
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return literal(text)
+    except NotALiteral:
         return text

@@ -46,7 +46,7 @@ def rf(
         if plot:
             from cnnscope.report.plot import check_plot_target
 
-            check_plot_target(plot)  # a bad name or missing matplotlib fails before tracing
+            check_plot_target(plot, output)  # a bad name or missing matplotlib fails before tracing
         source = resolve(model, **parse_args(arg))
         size = parse_sizes(input)
         report = analyze(source, size)  # a too-small input is explained by analyze

@@ -52,6 +52,8 @@ def snapshot(
             raise InvalidOptionError("no model to snapshot", "name models, or use --zoo")
         from pathlib import Path
 
+        refuse_overwriting_inputs(output, [s.rsplit(":", 1)[0] for s in specs if ":" in s],
+                                  "a model file")
         folder = Path(output).parent if output else Path(".")
         lock = make_lock(specs, parse_size(input), batch, parse_model_args(arg, specs),
                          lock_folder=folder)
@@ -78,11 +80,21 @@ def check(
         from cnnscope.analysis.snapshot import parse_rtol
         from cnnscope.api import check_lock
 
+        refuse_overwriting_inputs(output, [lock], "the lock file being checked")
         result = check_lock(lock, parse_rtol(rtol), model or None,
                             allow_modules=tuple(allow_module or ()))
         write_result(result, format, output)
     if not result.ok:
         raise typer.Exit(1)
+
+
+def refuse_overwriting_inputs(output: Optional[str], inputs: List[str], what: str) -> None:
+    """``-o`` may not name a file the command reads: the report would replace it."""
+    from cnnscope.errors import InvalidOptionError
+    from cnnscope.fileio import same_file
+
+    if output and any(same_file(output, path) for path in inputs):
+        raise InvalidOptionError(f"-o {output!r} names {what}", "write the output elsewhere")
 
 
 def register(app: typer.Typer) -> None:

@@ -59,7 +59,7 @@ def summary(
         if plot:
             from cnnscope.report.plot import check_plot_target
 
-            check_plot_target(plot)  # a bad name or missing matplotlib fails before tracing
+            check_plot_target(plot, output)  # a bad name or missing matplotlib fails before tracing
         if counter == "fvcore":
             _fvcore_side_by_side(model, input, batch, depth, format, output, wide, train,
                                  plot, arg)

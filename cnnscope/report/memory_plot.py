@@ -12,7 +12,7 @@ from pathlib import Path
 
 from cnnscope.analysis.memory import CATEGORIES, MemoryPlan
 from cnnscope.fileio import write_bytes_atomic
-from cnnscope.report.plot import check_plot_target  # noqa: F401 - same checks as compare --plot
+from cnnscope.report.plot import check_plot_target, file_matplotlib  # noqa: F401 - re-exported
 from cnnscope.units import bytes_h
 
 
@@ -20,9 +20,7 @@ def plot_memory(plan: MemoryPlan, path: str, *, depth: int = 1, top: int = 10) -
     """Left: the bytes alive at the peak, by category. Right: bytes saved for backward by
     module (grouped to ``depth``), the ``top`` largest. Writes ``path``."""
     fmt = check_plot_target(path)
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
+    file_matplotlib()  # Agg whatever MPLBACKEND says: files only, no window
     from matplotlib.figure import Figure
 
     from cnnscope.report.memory_render import by_module, label, title

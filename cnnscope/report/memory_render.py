@@ -47,8 +47,13 @@ def footer_lines(plan: MemoryPlan) -> list[str]:
              f"in the {plan.peak_phase} pass after {plan.peak_op}"]
     if plan.fit_batch is not None:
         tried = ", ".join(f"{b}: {bytes_h(p)}" for b, p in plan.tried)
-        lines.append(f"largest batch that fits {bytes_h(plan.budget_bytes)}: {plan.fit_batch} "
-                     f"(batches tried: {tried})")
+        if plan.every_batch_fits:
+            lines.append(f"every batch up to the search limit {thousands(plan.search_limit)} "
+                         f"fits {bytes_h(plan.budget_bytes)}; shown at the limit "
+                         f"(batches tried: {tried})")
+        else:
+            lines.append(f"largest batch that fits {bytes_h(plan.budget_bytes)}: "
+                         f"{plan.fit_batch} (batches tried: {tried})")
     lines.append(f"params {thousands(plan.params)} (trainable {thousands(plan.trainable_params)})")
     lines.extend(attention_lines(plan))
     lines.extend(plan.notes)

@@ -12,11 +12,12 @@ command fails with a one-line message saying so. The figure is written atomicall
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 from cnnscope.analysis.compare import Comparison
 from cnnscope.errors import InvalidOptionError, UserFileError
-from cnnscope.fileio import write_bytes_atomic
+from cnnscope.fileio import same_file, write_bytes_atomic
 from cnnscope.units import bytes_h
 
 FORMATS = {".png": "png", ".svg": "svg"}
@@ -26,11 +27,19 @@ class PlotUnavailableError(InvalidOptionError):
     """matplotlib is not installed."""
 
 
-def check_plot_target(path: str) -> str:
-    """The format of ``path`` (png/svg), and matplotlib present; checked before any work."""
+def check_plot_target(path: str, output: str | None = None) -> str:
+    """The format of ``path`` (png/svg), and matplotlib present; checked before any work.
+
+    ``output``: the command's ``-o`` file; the same file for both (by name, through a
+    symlink, or a hard link) is refused, since the second write would replace the first
+    while both were reported written.
+    """
     fmt = FORMATS.get(Path(path).suffix.lower())
     if fmt is None:
         raise InvalidOptionError(f"cannot plot to {path!r}", "the file must end in .png or .svg")
+    if output is not None and same_file(path, output):
+        raise InvalidOptionError(f"--plot and -o both name {path!r}",
+                                 "give the plot and the report a file each")
     folder = Path(path).parent
     if str(folder) and not folder.exists():
         raise UserFileError(f"folder {str(folder)!r} does not exist", "create it first")
@@ -40,19 +49,33 @@ def check_plot_target(path: str) -> str:
 
 def require_matplotlib() -> None:
     """A one-line error naming the extra to install when matplotlib is missing."""
+    file_matplotlib()
+
+
+def file_matplotlib():
+    """matplotlib with the Agg backend, the one this module draws files with.
+
+    matplotlib reads ``MPLBACKEND`` when it is imported and raises ``ValueError`` for a
+    name it does not know; cnnscope never opens a window, so the variable is hidden for
+    the import and Agg chosen, whatever the environment says.
+    """
+    saved = os.environ.pop("MPLBACKEND", None)
     try:
-        import matplotlib  # noqa: F401
+        import matplotlib
     except ImportError:
         raise PlotUnavailableError("--plot needs matplotlib, which is not installed",
                                    "pip install 'cnnscope[plot]'") from None
+    finally:
+        if saved is not None:
+            os.environ["MPLBACKEND"] = saved
+    matplotlib.use("Agg", force=True)
+    return matplotlib
 
 
 def plot_comparison(c: Comparison, path: str) -> Path:
     """Draw params (x) vs MACs (y), log-log, each model labelled; write ``path``."""
     fmt = check_plot_target(path)
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)  # no display needed; never opens a window
+    file_matplotlib()  # Agg whatever MPLBACKEND says: files only, no window
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(7, 5), dpi=120)
@@ -86,9 +109,7 @@ def plot_comparison(c: Comparison, path: str) -> Path:
 
 def _new_figure(rows: int, width: float = 9.0, height: float = 6.0):
     """A matplotlib Figure (Agg: never opens a window) with ``rows`` stacked axes."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
+    file_matplotlib()  # Agg whatever MPLBACKEND says: files only, no window
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, height), dpi=120)

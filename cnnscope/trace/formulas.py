@@ -32,9 +32,10 @@ tracer, never silently counted as zero.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from math import prod
 from typing import Any, Callable, Sequence
+
+from cnnscope.trace.formula_result import Cost, as_cost
 
 Shape = tuple[int, ...]
 
@@ -45,15 +46,6 @@ class TensorShape(tuple):
     @property
     def numel(self) -> int:
         return prod(self)
-
-
-@dataclass(frozen=True)
-class Cost:
-    macs: int = 0
-    flops: int = 0
-
-    def __add__(self, other: "Cost") -> "Cost":
-        return Cost(self.macs + other.macs, self.flops + other.flops)
 
 
 Formula = Callable[[Sequence[Any], Sequence[Shape]], Cost]
@@ -685,17 +677,6 @@ def formulas_revision() -> int:
     return _revision[0]
 
 
-def _as_cost(value: Any, what: str) -> Cost:
-    if isinstance(value, Cost):
-        return value
-    try:
-        macs, flops = value
-        return Cost(int(macs), int(flops))
-    except (TypeError, ValueError):
-        raise TypeError(f"the formula for {what} returned {value!r}; return (macs, flops) "
-                        "or a cnnscope Cost") from None
-
-
 def register_formula(target: Any, formula: Callable[..., Any] | None = None, *,
                      replace: bool = False) -> Any:
     """Register the cost of your own op or module; usable as a decorator.
@@ -729,7 +710,7 @@ def register_formula(target: Any, formula: Callable[..., Any] | None = None, *,
                          "to use yours instead")
 
     def user_formula(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
-        return _as_cost(formula(args, outs), name)
+        return as_cost(formula(args, outs), name, formula)
 
     user_formula.__doc__ = formula.__doc__
     FORMULAS[name] = user_formula
@@ -756,8 +737,8 @@ def module_cost(module: Any, input_shapes: Sequence[Shape], output_shapes: Seque
     for cls in type(module).__mro__:
         formula = MODULE_FORMULAS.get(cls)
         if formula is not None:
-            return _as_cost(formula(module, list(input_shapes), list(output_shapes)),
-                            type(module).__name__)
+            return as_cost(formula(module, list(input_shapes), list(output_shapes)),
+                            type(module).__name__, formula)
     return None
 
 

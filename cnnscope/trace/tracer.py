@@ -27,6 +27,7 @@ from torch import nn
 from cnnscope.errors import (
     DataDependentError,
     DeviceUnavailableError,
+    FormulaError,
     InputTooSmallError,
     TraceError,
 )
@@ -195,6 +196,8 @@ def _trace(model: nn.Module, input_size: Any, batch: int, model_name: str | None
         with (torch.enable_grad() if backward else torch.no_grad()), paused_gc(), attention, \
                 _DispatchCounter(state), (labeller or contextlib.nullcontext()):
             output = model(*xs)
+    except FormulaError:  # already names the op and the formula
+        raise
     except Exception as exc:  # turn what the input caused into a user error
         raise _explain_failure(exc, state, label, sizes) from None
     finally:

@@ -315,3 +315,57 @@ def test_cli_plot_writes_png(run, tmp_path):
     res = run("memory", "lenet5", "--plot", str(png))
     assert res.exit_code == 0, res.output
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("text, said", [
+    ("1" + "0" * 400 + "GiB", "more than 1 EiB (2**60 bytes)"),  # float() of it is inf: an OverflowError
+    ("1" + "0" * 5000 + "B", "more than 1 EiB (2**60 bytes)"),  # past int()'s digit limit
+    ("0." + "0" * 400 + "1GiB", "is not positive"),
+    ("2EiB", "malformed memory size"),
+    ("1e400GiB", "malformed memory size"),
+])
+def test_fit_sizes_out_of_any_range_are_one_line(run, text, said):
+    res = run("memory", "lenet5", "--fit", text)
+    assert res.exit_code == 2 and res.stdout == "", res.output
+    assert said in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_parse_bytes_is_exact():
+    from cnnscope.analysis.memory import MAX_BUDGET, parse_bytes
+
+    assert parse_bytes("1.5GiB") == 3 * 2**29
+    assert parse_bytes("0.1KB") == 100  # 0.1 * 1000 exactly, not 100.00000000000001
+    assert parse_bytes(f"{2**60}B") == MAX_BUDGET == 2**60
+
+
+def _fake_plans(peak_of):
+    from cnnscope.analysis.memory import MemoryPlan
+
+    def plan_at(batch):
+        return MemoryPlan(model="m", input_size=(3, 8, 8), batch=batch, dtype="fp32",
+                          optimizer="sgd", inference=False, channels_last=False,
+                          peak_bytes=peak_of(batch), breakdown={}, peak_phase="forward",
+                          peak_op="x", saved_by_module=(), params=0, trainable_params=0)
+    return plan_at
+
+
+@pytest.mark.parametrize("limit", [1 << 20, 1000, 7])
+def test_fit_beyond_every_batch_says_so_and_names_the_limit(limit):
+    from cnnscope.analysis.memory import largest_batch_within
+
+    plan = largest_batch_within(_fake_plans(lambda b: 100 * b), 100 * limit, max_batch=limit)
+    assert plan.fit_batch == limit and plan.every_batch_fits and plan.search_limit == limit
+    # One byte less: batch limit no longer fits, limit - 1 is the largest that does.
+    plan = largest_batch_within(_fake_plans(lambda b: 100 * b), 100 * limit - 1, max_batch=limit)
+    assert plan.fit_batch == limit - 1 and not plan.every_batch_fits
+
+
+def test_fit_beyond_every_batch_on_the_command_line(run):
+    res = run("memory", "lenet5", "--fit", "100TiB")
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.stdout.split())
+    assert "every batch up to the search limit 1,048,576 fits 100.00 TiB" in text
+    assert "largest batch that fits" not in text
+    res = run("memory", "lenet5", "--fit", "100TiB", "-f", "json")
+    fit = json.loads(res.stdout)["fit"]
+    assert fit["every_batch_fits"] is True and fit["search_limit"] == 2**20 == fit["batch"]

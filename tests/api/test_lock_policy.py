@@ -174,3 +174,57 @@ def test_a_model_that_no_longer_builds_fails_the_gate_with_exit_1(lock, capsys):
     edited(lock, set_field("spec", "no_such_model"))
     code, out, _ = check(lock, capsys=capsys)
     assert code == 1 and "fails now: unknown model 'no_such_model'" in out
+
+
+@pytest.mark.parametrize("text", [
+    "-" * 4000 + "1",                  # RecursionError in the parser
+    "-" * 150 + "1",                   # parses, but nests past the bound
+    "(" * 4000 + "1" + ")" * 4000,
+    "[" * 1000 + "]" * 1000,
+    "+" * 2000 + "~" * 2000 + "1",
+])
+def test_deeply_nested_lock_args_are_one_line_not_a_recursion_error(lock, capsys, text):
+    assert len(text) <= 8192
+    edited(lock, set_field("args", {"num_classes": text[:4096]}))
+    code, out, err = check(lock, capsys=capsys)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert "args['num_classes'] is" in err and "Traceback" not in err
+
+
+def test_literal_reads_what_snapshot_writes_and_bounds_the_depth():
+    from cnnscope.literal import NotALiteral, literal
+
+    for value in [10, -3, (16, 32), [1, [2, (3,)]], {"a": None}, "relu", 1.5, -(2**70), 1 + 2j]:
+        assert literal(repr(value)) == value
+    nested = "[" * 90 + "]" * 90  # 90 lists and their 90 Load contexts: within 100 levels
+    assert literal(nested) == eval(nested)  # noqa: S307 - a literal written in the test
+    with pytest.raises(NotALiteral, match="nested deeper than 100"):
+        literal("[" * 101 + "]" * 101)
+    with pytest.raises(NotALiteral):
+        literal("__import__('os')")
+
+
+@pytest.mark.parametrize("where, said", [
+    ('{"schema_version": 1, "schema_version": 1, "models": []}', "'schema_version' twice"),
+    ("MODEL_DUP_MACS", "'macs' twice"),
+    ("MODEL_DUP_LAYER", "'conv1' twice"),
+    ("MODEL_DUP_ARG", "'num_classes' twice"),
+])
+def test_a_key_given_twice_is_refused_naming_it(lock, capsys, where, said):
+    text = lock.read_text()
+    data = json.loads(text)
+    m = data["models"][0]
+    if where == "MODEL_DUP_MACS":  # a reviewer reads the first value, json keeps the last
+        text = text.replace('"macs":', f'"macs": {m["macs"] + 1},\n  "macs":', 1)
+    elif where == "MODEL_DUP_LAYER":
+        first = next(iter(m["layers"]))
+        text = text.replace(f'"{first}":', f'"{first}": 1,\n   "{first}":', 1)
+        said = f"{first!r} twice"
+    elif where == "MODEL_DUP_ARG":
+        text = text.replace('"args": {}', '"args": {"num_classes": "10", "num_classes": "10"}', 1)
+    else:
+        text = where
+    assert text != lock.read_text()
+    lock.write_text(text)
+    code, out, err = check(lock, capsys=capsys)
+    assert code == 2 and out == "" and said in err and len(err.strip().splitlines()) == 1

@@ -141,8 +141,8 @@ def test_a_port_in_use_is_a_one_line_error(run, tmp_path, monkeypatch):
     (["--ddp", "0"], "--ddp 0 is not positive"),
     (["--ddp", "2", "--mode", "infer"], "--ddp times training steps"),
     (["--ddp", "2", "--per-layer"], "--per-layer is not supported with --ddp"),
-    (["--ddp", "2", "--link-gbps", "0"], "--link-gbps 0.0 is not positive"),
-    (["--ddp", "2", "--bucket-mb", "-1"], "--bucket-mb -1.0 is not positive"),
+    (["--ddp", "2", "--link-gbps", "0"], "--link-gbps 0.0 is out of range (more than 0"),
+    (["--ddp", "2", "--bucket-mb", "-1"], "--bucket-mb -1.0 is out of range (more than 0"),
     (["--ddp", "2", "--predict-world", "8,x"], "world size 'x' is not an integer"),
     (["--shard"], "--shard needs ranks"),
     (["--all", "--ddp", "2", "--shard", "lenet5"], "--all with model names"),
@@ -269,3 +269,58 @@ def test_the_rank_that_failed_is_named_even_when_the_launcher_saw_only_its_peer(
     assert _failure_line(exc, str(tmp_path)) == "rank 1 failed: RuntimeError: rank one broke"
     # Without the log folder, the peer-lost rank is all there is to name.
     assert _failure_line(exc).startswith("rank 0 failed: RuntimeError: [gloo")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_rank_that_exits_0_early_is_named_and_its_logs_kept(one_line_error, tmp_path):
+    """Issue 21: rank 1 called os._exit(0) and rank 0's "Read error" was blamed."""
+    (tmp_path / "quitter.py").write_text(textwrap.dedent("""
+        import os
+        from torch import nn
+
+        class Quits(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(4, 2)
+
+            def forward(self, x):
+                if os.environ.get("RANK") == "1":
+                    os._exit(0)
+                return self.fc(x)
+
+        def build():
+            return Quits()
+
+        build.input_size = (4,)
+    """))
+    done, marker = cnnscope("bench", "quitter.py:build", "--ddp", "2", *FAST, tmp_path=tmp_path)
+    line = one_line_error(done, 1)
+    assert "error: rank 1 left first: its process exited with code 0 before its work" in line
+    logs = [p for p in tmp_path.iterdir() if p.name.startswith("cnnscope-ddp-")]
+    assert len(logs) == 1 and str(logs[0]) in line and (logs[0] / "FAILED").exists()
+    assert survivors(marker) == []
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_sigint_during_ddp_is_130_interrupted_with_no_rank_left(tmp_path):
+    """Issue 21: it read "model code raised KeyboardInterrupt", exit 2. SIGTERM and SIGHUP
+    take the same path (128 + their number; tests/bench/test_launcher_env.py)."""
+    import signal
+
+    marker = uuid.uuid4().hex
+    env = dict(os.environ, CNNSCOPE_CACHE_DIR=str(tmp_path / "cache"), CNNSCOPE_TEST_MARKER=marker,
+               TMPDIR=str(tmp_path))
+    args = [a for a in FAST if a not in ("--iters", "3")]
+    proc = subprocess.Popen([sys.executable, "-m", "cnnscope", "bench", "lenet5", "--ddp", "2",
+                             *args, "--min-time", "600"], env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + LAUNCH_TIMEOUT_S
+    # The ranks have started once their log folders exist.
+    while time.monotonic() < deadline and not list(tmp_path.glob("cnnscope-ddp-*/*/attempt_0/1")):
+        time.sleep(0.5)
+    time.sleep(2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=LAUNCH_TIMEOUT_S)
+    assert proc.returncode == 130, err
+    assert err.strip() == "cnnscope: interrupted" and out == ""
+    assert survivors(marker) == []

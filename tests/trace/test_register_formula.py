@@ -63,7 +63,7 @@ def test_a_formula_must_return_macs_and_flops():
     try:
         cnnscope.register_formula("double_it", lambda args, outs: "lots")
         # The tracer's own error naming the formula, not any exception a crash would raise.
-        said = r"the formula for double_it returned 'lots'; return \(macs, flops\)"
+        said = r"the formula for double_it \(<lambda>\) returned 'lots'; return \(macs, flops\)"
         with pytest.raises(TraceError, match=said):
             trace_module(Doubler(), (4,))
     finally:
@@ -105,3 +105,90 @@ def test_example_from_the_command_line(run):
     assert data["unsupported_ops"] == {}
     assert data["totals"]["macs"] == (32 * 32 * 16 * 27 + 3 * 16 * 32 * 32
                                       + 2 * 32 * 32 * 16 * 4 + 16 * 10)
+
+
+# ---------------------------------------------------------------- what a formula may return
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+BAD_COUNTS = [-1, -10**6, 2**63, 2**70, 1.9, 0.5, -0.5, float("nan"), float("inf"),
+              -float("inf"), True, False, "7", None, 3 + 0j]
+
+
+def _traced_with(formula):
+    try:
+        cnnscope.register_formula("double_it", formula)
+        return trace_module(Doubler(), (4,))
+    finally:
+        formulas.FORMULAS.pop("double_it", None)
+        formulas._USER_OPS.discard("double_it")
+
+
+def named_formula(value):
+    def doubling_cost(args, outs):
+        return value
+    return doubling_cost
+
+
+@pytest.mark.parametrize("bad", BAD_COUNTS)
+@pytest.mark.parametrize("slot", [0, 1])
+def test_a_count_that_is_not_a_non_negative_int64_names_the_op_and_the_formula(bad, slot):
+    pair = [4, 8]
+    pair[slot] = bad
+    label = ("MACs", "FLOPs")[slot]
+    with pytest.raises(TraceError, match=rf"the formula for double_it \(.*doubling_cost\) "
+                                         rf"returned {label} = .*non-negative integers below "
+                                         r"2\*\*63"):
+        _traced_with(named_formula(tuple(pair)))
+
+
+def test_integral_floats_and_numpy_integers_are_counts():
+    np = pytest.importorskip("numpy")
+    assert _traced_with(named_formula((2.0 * 3, np.int64(8)))).totals.macs == 2 * 3
+    assert _traced_with(named_formula(formulas.Cost(5, 2**63 - 1))).totals.flops == 2**63 - 1
+
+
+def test_a_module_formula_is_checked_too():
+    class Mixer(nn.Module):
+        def forward(self, x):
+            return x * 2
+
+    def mixer_cost(module, ins, outs):
+        return (-10**6, -5)
+
+    cnnscope.register_formula(Mixer, mixer_cost)
+    try:
+        with pytest.raises(TraceError, match=r"formula for Mixer \(.*mixer_cost\) returned MACs"):
+            trace_module(nn.Sequential(Mixer()), (4,))
+    finally:
+        formulas.MODULE_FORMULAS.pop(Mixer, None)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.one_of(st.integers(), st.floats(allow_nan=True, allow_infinity=True)))
+def test_property_a_count_is_taken_exactly_when_it_is_an_int64_count(value):
+    ok = not isinstance(value, bool) and value == value and abs(value) != float("inf") \
+        and float(value).is_integer() and 0 <= value <= 2**63 - 1 \
+        and (isinstance(value, int) or value == int(value))
+    try:
+        report = _traced_with(named_formula((value, 0)))
+    except TraceError:
+        assert not ok
+    else:
+        assert ok and report.totals.macs == int(value)
+
+
+def test_the_command_line_says_it_in_one_line_exit_2(tmp_path, run):
+    net = tmp_path / "net.py"
+    net.write_text(
+        "import cnnscope, torch\nfrom torch import nn\n"
+        "class Odd(nn.Module):\n    def forward(self, x):\n        return x + 1\n"
+        "def negative_cost(module, ins, outs):\n    return (-10**6, -5)\n"
+        "cnnscope.register_formula(Odd, negative_cost)\n"
+        "def build():\n    return nn.Sequential(Odd())\nbuild.input_size = (3, 4, 4)\n")
+    result = run("summary", f"{net}:build")
+    assert result.exit_code == 2 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "formula for Odd (negative_cost) returned MACs = -1000000" in lines[0]

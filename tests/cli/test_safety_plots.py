@@ -1,0 +1,83 @@
+"""Plots: one file per output (--plot and -o may not name one file), and a backend
+cnnscope chooses for files whatever MPLBACKEND says."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("matplotlib")
+
+
+def _same_in_three_ways(tmp_path, how):
+    plot = tmp_path / "x.svg"
+    if how == "name":
+        return str(plot), str(plot)
+    if how == "relative":
+        return str(plot), str(tmp_path / "." / "sub" / ".." / "x.svg")
+    if how == "symlink":
+        (tmp_path / "link.svg").symlink_to(plot)
+        return str(plot), str(tmp_path / "link.svg")
+    plot.write_text("old")  # a hard link: two names, one file
+    os.link(plot, tmp_path / "hard.svg")
+    return str(plot), str(tmp_path / "hard.svg")
+
+
+@pytest.mark.parametrize("how", ["name", "relative", "symlink", "hardlink"])
+@pytest.mark.parametrize("command", [
+    ["memory", "lenet5"], ["params", "lenet5"], ["rf", "lenet5"], ["compare", "lenet5", "alexnet"],
+    ["bench", "lenet5", "--per-layer", "--device", "cpu"],
+])
+def test_plot_and_output_naming_one_file_are_refused_before_any_work(run, tmp_path, how, command):
+    (tmp_path / "sub").mkdir()
+    plot, output = _same_in_three_ways(tmp_path, how)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = run(*command, "--plot", plot, "-o", output)
+    assert result.exit_code == 2 and result.stdout == "", result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--plot and -o both name" in lines[0], result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    if how == "hardlink":
+        assert (tmp_path / "x.svg").read_text() == "old"
+
+
+def test_two_files_are_both_written(run, tmp_path):
+    result = run("memory", "lenet5", "--plot", str(tmp_path / "m.svg"), "-o", str(tmp_path / "m.json"))
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "m.svg").read_bytes().lstrip().startswith(b"<?xml")
+    assert (tmp_path / "m.json").read_text().startswith("{")
+
+
+def test_an_unknown_mplbackend_does_not_stop_a_plot(tmp_path):
+    """matplotlib raises ValueError at import for a backend it does not know: a fresh
+    interpreter, since the variable is read once per process."""
+    env = {**os.environ, "MPLBACKEND": "nosuchbackend", "COLUMNS": "80"}
+    done = subprocess.run([sys.executable, "-m", "cnnscope", "memory", "lenet5", "--plot",
+                           str(tmp_path / "m.png")], capture_output=True, text=True, env=env,
+                          cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert (tmp_path / "m.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_check_may_not_write_its_report_over_the_lock(run, tmp_path):
+    lock = tmp_path / "l.json"
+    assert run("snapshot", "lenet5", "-o", str(lock)).exit_code == 0
+    before = lock.read_bytes()
+    (tmp_path / "alias.json").symlink_to(lock)
+    for output in (str(lock), str(tmp_path / "alias.json")):
+        result = run("check", str(lock), "-o", output)
+        assert result.exit_code == 2 and "names the lock file being checked" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert lock.read_bytes() == before
+
+
+def test_snapshot_may_not_write_the_lock_over_a_model_file(run, tmp_path):
+    net = tmp_path / "net.py"
+    net.write_text("from torch import nn\n\ndef build():\n    return nn.Linear(4, 2)\n\n"
+                   "build.input_size = (4,)\n")
+    before = net.read_bytes()
+    result = run("snapshot", f"{net}:build", "-o", str(net))
+    assert result.exit_code == 2 and "names a model file" in result.stderr
+    assert net.read_bytes() == before
