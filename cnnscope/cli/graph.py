@@ -60,7 +60,7 @@ def graph(
 
     Merges are drawn as what they are (concat, add, multiply); identical consecutive
     blocks collapse into one ×N node; nodes are shaded by cost. Mermaid and DOT need
-    nothing installed; pictures need Graphviz (pip install 'cnnscope[graph]').
+    nothing installed; pictures need Graphviz (the graph extra installs it: pip install graphviz-pure).
     """
     with user_errors():
         from cnnscope.analysis.graph_text import find_renderer, graph_text
