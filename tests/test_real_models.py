@@ -143,6 +143,13 @@ def test_torchvision_attention_models_count_the_same_on_meta_and_cpu(name):
     cpu = cnnscope.analyze(f"torchvision:{name}", device="cpu")
     assert cpu.unsupported == () and meta.unsupported == ()
     assert cpu.totals.macs == meta.totals.macs
+    assert _rows(cpu) == _rows(meta)
+
+
+def _rows(report):
+    """What a table or a lock shows of each row: the same on every device."""
+    return [(r.name, r.type, r.kind, r.inputs, r.output_shape, r.params, r.macs, r.flops,
+             r.activations) for r in report.layers]
 
 
 # ---------------------------------------------------------------------- timm
@@ -188,6 +195,9 @@ def test_timm_params_exact_macs_equal_flop_counter_and_devices_agree(name):
     cpu = cnnscope.analyze(model, size, device="cpu")  # the default kernels: flash on CPU
     assert cpu.unsupported == ()
     assert cpu.totals.macs == meta.totals.macs
+    # same rows, names and counts on every device (issue 22 item 3: mobilevit_xs had 9
+    # rows more on meta; eva02 named its attention rows after the CPU flash kernel)
+    assert _rows(cpu) == _rows(meta)
     # the layer and block memo replays exactly what running every layer records (two
     # fresh models: some cache tensors in eval mode, e.g. LeViT's attention biases)
     from cnnscope.trace.tracer import trace_module
