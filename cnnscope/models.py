@@ -288,6 +288,25 @@ def _input_size_attr(obj: Any, spec: str) -> tuple | None:
     return sizes[0] if len(sizes) == 1 else tuple(sizes)
 
 
+def module_input_size(model: nn.Module) -> tuple | None:
+    """The per-sample input a built module says it was made for, or None.
+
+    Its ``input_size`` attribute (a user's convention) first; then timm's
+    ``pretrained_cfg["input_size"]`` (``default_cfg`` in older timm), which every
+    ``timm.create_model`` result carries: read from the module, nothing is downloaded.
+    """
+    own = getattr(model, "input_size", None)
+    if own is not None:
+        return _input_size_attr(model, type(model).__name__)
+    for attr in ("pretrained_cfg", "default_cfg"):
+        cfg = getattr(model, attr, None)
+        size = cfg.get("input_size") if isinstance(cfg, dict) else None
+        if isinstance(size, (tuple, list)) and len(size) == 3 \
+                and all(isinstance(n, int) and n > 0 for n in size):
+            return tuple(size)
+    return None
+
+
 # ---------------------------------------------------------------------- other zoos
 
 

@@ -9,6 +9,7 @@ fits and the first layer it no longer fills.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Iterable, Sequence
 
 import torch
@@ -21,7 +22,7 @@ from cnnscope.errors import (
     InvalidOptionError,
     TraceError,
 )
-from cnnscope.models import ModelSource, resolve
+from cnnscope.models import ModelSource, module_input_size, resolve
 from cnnscope.trace.records import ModelReport
 from cnnscope.trace.sizes import (
     DEFAULT_INPUT,
@@ -83,7 +84,7 @@ def analyze(
             raise InvalidOptionError("freeze needs a model name or factory, not a built "
                                      "nn.Module", "call requires_grad_(False) on its layers")
         example = getattr(model, "example_inputs", None) if input_size is None else None
-        size = tuple(input_size or getattr(model, "input_size", None) or DEFAULT_INPUT)
+        size = tuple(input_size or module_input_size(model) or DEFAULT_INPUT)
         check_elements(size, batch)
         with user_code(f"forward pass of {type(model).__name__}"):
             return _trace_instance(model, size, batch, dev, train, type(model).__name__,
@@ -245,11 +246,23 @@ def _trace_where_it_lives(module: nn.Module, size: tuple[int, ...], batch: int,
         return dataclasses.replace(report, data_dependent=(err.op,), notes=(
             *report.notes, DATA_DEPENDENT_NOTE_OWN.format(op=err.op, where=where)))
     except TraceError as err:
-        if isinstance(err, InputTooSmallError):
+        if isinstance(err, InputTooSmallError) or err.hint:
             raise
-        raise TraceError(err.message, err.hint or (
+        if _SHAPE_ERROR.search(err.message):  # the input does not fit: no device would help
+            raise TraceError(err.message, "pass the input size the model was built for: "
+                             "input_size=(C, H, W) (on the command line --input CxHxW)"
+                             ) from None
+        raise TraceError(err.message, (
             f"if the module keeps tensors that are not parameters or buffers, trace it "
             f"where it lives: device='{where}'")) from None
+
+
+# A failure caused by the input's shape (a window or patch size that does not divide the
+# feature map, a fixed sequence length): the input size is what to change.
+_SHAPE_ERROR = re.compile(
+    r"divisible|must match|doesn't match|does not match|size of tensor|sizes? mismatch|"
+    r"expected (?:input|size|shape)|input (?:size|shape|image size|height|width)|"
+    r"shape '\[|invalid for input of size|img_size|image size", re.IGNORECASE)
 
 
 def _traces(net: nn.Module, size: tuple[int, ...]) -> bool:

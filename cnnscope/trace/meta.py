@@ -175,6 +175,18 @@ def run_kernel(kernel, name: str, func, args: tuple, kwargs: dict) -> Any:
             return NotImplemented
     elif kernel is not cat_kernel:
         return NotImplemented
+    # The shortcuts give contiguous outputs. A real kernel's output follows its inputs'
+    # layout (a permuted or channels-last input gives a permuted output), and the layout
+    # decides whether a later reshape is a view or a copy: a row on one device and not on
+    # another. So non-contiguous inputs take PyTorch's own meta kernel, which computes
+    # the strides as the CPU and CUDA kernels do.
+    for a in args:
+        if isinstance(a, torch.Tensor):
+            if not a.is_contiguous():
+                return NotImplemented
+        elif isinstance(a, (list, tuple)) and any(
+                isinstance(t, torch.Tensor) and not t.is_contiguous() for t in a):
+            return NotImplemented
     return kernel(name, func, args, kwargs)
 
 
