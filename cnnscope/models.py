@@ -323,6 +323,11 @@ def _torchvision(spec: str, name: str, kw: tuple) -> ModelSource:
     kw = tuple((k, v) for k, v in kw if k not in thirdparty.TORCHVISION_WEIGHT_ARGS)
     size = thirdparty.torchvision_input(tvm, name) if hasattr(tvm, "get_model_weights") \
         else ((3, 299, 299) if name == "inception_v3" else (3, 224, 224))
+    if name.startswith("vit_"):
+        # ViT's position embedding is built for its image_size argument (default 224), not
+        # for the size of the default weights (vit_h_14's SWAG weights: 518).
+        side = int(dict(kw).get("image_size", 224))
+        size = (3, side, side)
 
     def build(**kwargs: Any) -> nn.Module:
         return builder(**thirdparty.torchvision_kwargs(builder, spec, kwargs))

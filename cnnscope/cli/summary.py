@@ -45,6 +45,10 @@ def summary(
     plot: Optional[str] = typer.Option(None, "--plot", metavar="FILE.png|svg",
                                        help="Also draw params and MACs per layer (per module with "
                                             "--depth) as bars; needs matplotlib."),
+    detections: str = typer.Option("caps", "--detections", metavar="caps|data",
+                                   help="Detection models: count at the configured caps "
+                                        "(proposals and detections kept, whatever the weights) "
+                                        "or what the random weights keep (data)."),
     arg: Optional[List[str]] = ArgOpt,
     verbose: bool = typer.Option(False, "--verbose", metavar="", help="Also say how the model was built and where it was traced."),
 ) -> None:
@@ -66,7 +70,7 @@ def summary(
             return
         device_arg = None if device == "meta" else device
         report = analyze(model, parse_sizes(input), batch, device=device_arg, train=train,
-                         freeze=tuple(freeze or ()), **parse_args(arg))
+                         freeze=tuple(freeze or ()), detections=detections, **parse_args(arg))
         if verbose:
             import dataclasses
 
