@@ -296,10 +296,15 @@ class _TraceState:
         base = f"{parent}.{name}" if parent else name
         if self.memo is not None:
             self.bases[len(self.records)] = base
+        # As on_op: a mask made from parameters alone (a relative position bias table) is
+        # linked to them, and the op that consumes it owns them.
+        params, trainable = self.claim_params(
+            self.param_of[id(t)] for t in inputs if id(t) in self.param_of)
         pending = _Pending(name=self.unique_name(base), type=name, kind="function",
                            inputs=self.producers(inputs),
-                           input_shapes=tuple(_shape_of(t) for t in inputs),
-                           read_bytes=_nbytes(inputs))
+                           input_shapes=tuple(_shape_of(t) for t in inputs
+                                              if id(t) not in self.param_of),
+                           params=params, trainable=trainable, read_bytes=_nbytes(inputs))
         self.leaf, self.leaf_custom = pending, True
         try:
             out = run()
@@ -433,6 +438,11 @@ class _DispatchCounter(TorchDispatchMode):
             if self.state.failed_at is None:
                 self.state.failed_at = (self.state.current_layer(), name)
             raise
+        if name in ("copy", "fill") and len(args) >= 2 and isinstance(args[1], torch.Tensor) \
+                and not any(args[1].stride()) and id(args[1]) not in self.state.producer:
+            # ``x[i] = 3``: PyTorch fills with the number on the CPU but copies it, made a
+            # tensor and expanded, on other devices (meta, CUDA). One op, one row everywhere.
+            name, spec, args = "fill", lookup("fill"), (args[0], 0)
         self.state.on_op(func, args, kwargs, out, name, spec)
         return out
 

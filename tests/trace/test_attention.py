@@ -260,3 +260,35 @@ def test_cuda_attention_kernels_count_as_meta(backend):
         cuda = trace_module(model, (1,), 2, device="cuda")
     assert cuda.unsupported == ()
     assert cuda.totals.macs == meta.totals.macs
+
+
+class _BiasedAttention(_TimmAttention):
+    """BEiT's pattern: a learned bias table indexed into the attention mask, and a mask
+    filled by index assignment (Swin's shifted windows)."""
+
+    def __init__(self):
+        super().__init__()
+        self.table = nn.Parameter(torch.zeros(7, 4))
+        self.register_buffer("index", torch.arange(10 * 10).remainder(7).view(10, 10),
+                             persistent=False)
+
+    def forward(self, x):
+        b, n, c = x.shape
+        q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, c // self.heads) \
+            .permute(2, 0, 3, 1, 4).unbind(0)
+        bias = self.table[self.index].permute(2, 0, 1).unsqueeze(0)
+        shift = x.new_zeros(n, n)
+        shift[2:5, 0:3] = -100.0  # CPU: fill_; meta and CUDA: copy_ of an expanded number
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias + shift)
+        return self.proj(y.transpose(1, 2).reshape(b, n, c))
+
+
+def test_parameter_masks_and_index_assignments_give_the_same_rows_on_meta_and_cpu():
+    # The bias table's 28 parameters belong to the attention row on every device (on the
+    # CPU they were nobody's), and ``shift[...] = -100`` is one "fill" row everywhere.
+    meta = trace_module(_BiasedAttention().to("meta"), (10, 32), 2)
+    cpu = trace_module(_BiasedAttention(), (10, 32), 2, device="cpu")
+    assert _rows(cpu) == _rows(meta)
+    assert cpu.unused_params == meta.unused_params == 0
+    fills = [r for r in meta.layers if r.name.endswith(".fill") or r.name == "fill"]
+    assert len(fills) == 1
