@@ -16,7 +16,7 @@ from typing import Any, Iterable, Sequence
 import torch
 from torch import nn
 
-from cnnscope import thirdparty
+import cnnscope.thirdparty as thirdparty
 from cnnscope.build import BUILD_META, build_path
 from cnnscope.errors import (
     DataDependentError,

@@ -175,18 +175,6 @@ def run_kernel(kernel, name: str, func, args: tuple, kwargs: dict) -> Any:
             return NotImplemented
     elif kernel is not cat_kernel:
         return NotImplemented
-    # The shortcuts give contiguous outputs. A real kernel's output follows its inputs'
-    # layout (a permuted or channels-last input gives a permuted output), and the layout
-    # decides whether a later reshape is a view or a copy: a row on one device and not on
-    # another. So non-contiguous inputs take PyTorch's own meta kernel, which computes
-    # the strides as the CPU and CUDA kernels do.
-    for a in args:
-        if isinstance(a, torch.Tensor):
-            if not a.is_contiguous():
-                return NotImplemented
-        elif isinstance(a, (list, tuple)) and any(
-                isinstance(t, torch.Tensor) and not t.is_contiguous() for t in a):
-            return NotImplemented
     return kernel(name, func, args, kwargs)
 
 
@@ -371,7 +359,7 @@ def batch_norm_kernel(name: str, func, args: tuple, kwargs: dict) -> Any:
 def unary_kernel(name: str, func, args: tuple, kwargs: dict) -> Any:
     """An activation or elementwise function of one tensor: same shape (in place: itself)."""
     x = args[0]
-    return x if _inplace(func) else _empty(x, x.shape)
+    return x if _inplace(func) else _empty_following(x.shape, x)
 
 
 def addmm_kernel(name: str, func, args: tuple, kwargs: dict) -> Any:
@@ -393,7 +381,7 @@ def like_kernel(name: str, func, args: tuple, kwargs: dict) -> Any:
     if any(v is not None and k not in ("memory_format", "pin_memory") for k, v in kwargs.items()
            if not (k == "dtype" and v == x.dtype) and not (k == "device" and v == x.device)):
         return NotImplemented
-    return _empty(x, x.shape)
+    return _empty_following(x.shape, x)  # preserve_format, the default
 
 
 def matmul_kernel(name: str, func, args: tuple, kwargs: dict) -> Any:
@@ -438,7 +426,7 @@ def binary_kernel(name: str, func, args: tuple, kwargs: dict) -> Any:
         return NotImplemented
     if _inplace(func):
         return x if shape == x.shape else NotImplemented
-    return _empty(x, shape)
+    return _empty_following(shape, x, other)
 
 
 def _broadcast(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...] | None:
@@ -451,6 +439,30 @@ def _broadcast(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...] | None
             return None
         out.append(y if x == 1 else x)
     return tuple(out)
+
+
+def _empty_following(shape, like: torch.Tensor, *others: Any) -> torch.Tensor:
+    """An elementwise result laid out as the CPU and CUDA kernels lay it out.
+
+    TensorIterator gives the output the memory order of its inputs: a permuted input
+    (``q * scale`` on a head-split view) gives a permuted output, and whether a later
+    ``reshape`` is a free view or a copy (a row on one device and not on another) depends
+    on it. The order is that of the first input of the output's shape, its dims sorted
+    by stride (ties keep their order); contiguous when that input is.
+    """
+    shape = tuple(shape)
+    for t in (like, *others):
+        if isinstance(t, torch.Tensor) and tuple(t.shape) == shape:
+            if t.is_contiguous():
+                break
+            order = sorted(range(len(shape)), key=lambda d: -t.stride(d))
+            strides = [0] * len(shape)
+            step = 1
+            for d in reversed(order):
+                strides[d] = step
+                step *= max(shape[d], 1)
+            return torch.empty_strided(shape, strides, dtype=like.dtype, device="meta")
+    return _empty(like, shape)
 
 
 def _empty(like: torch.Tensor, shape) -> torch.Tensor:

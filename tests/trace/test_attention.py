@@ -292,3 +292,24 @@ def test_parameter_masks_and_index_assignments_give_the_same_rows_on_meta_and_cp
     assert cpu.unused_params == meta.unused_params == 0
     fills = [r for r in meta.layers if r.name.endswith(".fill") or r.name == "fill"]
     assert len(fills) == 1
+
+
+class _ExplicitAttention(_TimmAttention):
+    """Swin's explicit attention: ``q * scale`` on a head-split (permuted) view, matmuls."""
+
+    def forward(self, x):
+        b, n, c = x.shape
+        q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, c // self.heads) \
+            .permute(2, 0, 3, 1, 4).unbind(0)
+        q = q * 0.125  # the CPU keeps q's permuted layout: the matmul's reshape copies it
+        attn = (q @ k.transpose(-2, -1)).softmax(dim=-1)
+        return self.proj((attn @ v).transpose(1, 2).reshape(b, n, c))
+
+
+def test_elementwise_results_keep_their_input_layout_on_meta():
+    # Meta's shape shortcut gave q * scale a contiguous layout, the CPU a permuted one: the
+    # matmul's reshape was a view on meta and a clone + _unsafe_view on the CPU.
+    meta = trace_module(_ExplicitAttention().to("meta"), (10, 32), 2)
+    cpu = trace_module(_ExplicitAttention(), (10, 32), 2, device="cpu")
+    assert _rows(cpu) == _rows(meta)
+    assert any(r.type == "clone" for r in meta.layers)
