@@ -195,7 +195,10 @@ def test_timm_params_exact_macs_equal_flop_counter_and_devices_agree(name):
     assert meta.totals.params == sum(p.numel() for p in model.parameters())
     assert meta.unsupported == ()
     assert meta.totals.macs == counter.get_total_flops() // 2 + _lstm_macs(model, meta)
-    cpu = cnnscope.analyze(model, size, device="cpu")  # the default kernels: flash on CPU
+    # A fresh model: some cache tensors on their first call (ConViT's rel_indices, LeViT's
+    # attention-bias cache), which the FlopCounterMode run above has made.
+    fresh = timm.create_model(name, pretrained=False).eval()
+    cpu = cnnscope.analyze(fresh, size, device="cpu")  # the default kernels: flash on CPU
     assert cpu.unsupported == ()
     assert cpu.totals.macs == meta.totals.macs
     # same rows, names and counts on every device (issue 22 item 3: mobilevit_xs had 9
@@ -253,9 +256,10 @@ def test_detection_counts_at_the_caps_do_not_depend_on_the_weights(name):
                 m.score_thresh = 0.9
         caps.append(cnnscope.analyze(model, (3, 320, 320), device="cpu"))
         data.append(cnnscope.analyze(model, (3, 320, 320), device="cpu", detections="data"))
-    assert len({r.totals.macs for r in caps}) == 1
+    assert len({(r.totals.macs, r.totals.flops) for r in caps}) == 1
     assert all(any("counted at its caps" in n for n in r.notes) for r in caps)
-    assert all(d.totals.macs < caps[0].totals.macs for d in data)  # the test can fail
+    # the data-dependent count does move (so this test can fail): fewer boxes decoded
+    assert all(d.totals.flops < caps[0].totals.flops for d in data)
 
 
 def _all_torchvision_builders():
