@@ -293,7 +293,8 @@ def module_input_size(model: nn.Module) -> tuple | None:
 
     Its ``input_size`` attribute (a user's convention) first; then timm's
     ``pretrained_cfg["input_size"]`` (``default_cfg`` in older timm), which every
-    ``timm.create_model`` result carries: read from the module, nothing is downloaded.
+    ``timm.create_model`` result carries; then, for a torchvision module, its family's
+    input (``thirdparty.torchvision_module_input``). Nothing is downloaded.
     """
     own = getattr(model, "input_size", None)
     if own is not None:
@@ -304,6 +305,10 @@ def module_input_size(model: nn.Module) -> tuple | None:
         if isinstance(size, (tuple, list)) and len(size) == 3 \
                 and all(isinstance(n, int) and n > 0 for n in size):
             return tuple(size)
+    if type(model).__module__.startswith("torchvision.models"):
+        import cnnscope.thirdparty as thirdparty
+
+        return thirdparty.torchvision_module_input(model)
     return None
 
 

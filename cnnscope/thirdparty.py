@@ -217,3 +217,39 @@ def detection_caps(model: Any):
             setattr(box_ops, n, f)
         for m, attr, v in saved_attrs:
             m.__dict__[attr] = v
+
+
+def torchvision_module_input(model: Any) -> tuple | None:
+    """The input a built torchvision module's default weights use, or None.
+
+    An instance does not say which builder made it; its class's module and its parameter
+    count do: the builder of that module whose weights' metadata (``num_params``, no
+    download) matches gives the same input as ``torchvision:NAME``. ViTs use their own
+    ``image_size``; RAFT gets two frames. No match (a changed head): None.
+    """
+    cls = type(model)
+    if not cls.__module__.startswith("torchvision.models"):
+        return None
+    if cls.__name__ == "RAFT":
+        return OPTICAL_FLOW_INPUT
+    if cls.__name__ == "VisionTransformer":
+        side = int(getattr(model, "image_size", 224))
+        return (3, side, side)
+    try:
+        import torchvision.models as tvm
+
+        count = sum(p.numel() for p in model.parameters())
+        for name in tvm.list_models():
+            builder = tvm.get_model_builder(name)
+            if builder.__module__ != cls.__module__:
+                continue
+            if any(w.meta.get("num_params") == count for w in tvm.get_model_weights(name)):
+                return torchvision_input(tvm, name)
+    except Exception:  # noqa: BLE001 - an older torchvision without the registry API
+        pass
+    # No weights match (an auxiliary head on or off, another num_classes): the family's.
+    if cls.__module__.startswith("torchvision.models.segmentation"):
+        return (3, 520, 520)  # every segmentation weights' resize size
+    if cls.__name__ in ("Inception3", "QuantizableInception3"):
+        return (3, 299, 299)
+    return None

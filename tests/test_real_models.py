@@ -277,3 +277,21 @@ def test_every_torchvision_builder_runs_with_no_input(name):
 
     report = cnnscope.analyze(f"torchvision:{name}")
     assert report.totals.params > 0 and report.totals.macs > 0
+
+
+@pytest.mark.skipif(tv is None, reason="torchvision is not installed or does not load")
+def test_a_built_torchvision_module_gets_the_input_of_its_builder():
+    # Issue 22 item 4: a built module is traced at the input its weights' metadata gives
+    # (torchvision:NAME's input), not at 3x224x224.
+    from cnnscope.models import module_input_size, resolve
+    from cnnscope.trace.sizes import DEFAULT_INPUT
+
+    wrong = []
+    for name in tv.models.list_models():
+        if "quantized" in name or any(k in name for k in ("rcnn", "retinanet", "fcos", "ssd")):
+            continue  # quantized: as their float models; detection: any size
+        source = resolve(f"torchvision:{name}")
+        got = module_input_size(source.build("meta")) or DEFAULT_INPUT
+        if tuple(got) != tuple(source.input_size):
+            wrong.append((name, got, source.input_size))
+    assert wrong == []
