@@ -9,6 +9,7 @@ import typer
 from cnnscope.cli.common import (
     BatchOpt,
     Counter,
+    Detections,
     DeviceOpt,
     FormatOpt,
     InputsOpt,
@@ -45,7 +46,7 @@ def summary(
     plot: Optional[str] = typer.Option(None, "--plot", metavar="FILE.png|svg",
                                        help="Also draw params and MACs per layer (per module with "
                                             "--depth) as bars; needs matplotlib."),
-    detections: str = typer.Option("caps", "--detections", metavar="caps|data",
+    detections: Detections = typer.Option(Detections.caps, "--detections", case_sensitive=False,
                                    help="Detection models: count at the configured caps "
                                         "(proposals and detections kept, whatever the weights) "
                                         "or what the random weights keep (data)."),
@@ -70,7 +71,8 @@ def summary(
             return
         device_arg = None if device == "meta" else device
         report = analyze(model, parse_sizes(input), batch, device=device_arg, train=train,
-                         freeze=tuple(freeze or ()), detections=detections, **parse_args(arg))
+                         freeze=tuple(freeze or ()), detections=detections.value,
+                         **parse_args(arg))
         if verbose:
             import dataclasses
 
