@@ -334,6 +334,30 @@ def _input_size_attr(obj: Any, spec: str) -> tuple | None:
     return sizes[0] if len(sizes) == 1 else tuple(sizes)
 
 
+def module_input_size(model: nn.Module) -> tuple | None:
+    """The per-sample input a built module says it was made for, or None.
+
+    Its ``input_size`` attribute (a user's convention) first; then timm's
+    ``pretrained_cfg["input_size"]`` (``default_cfg`` in older timm), which every
+    ``timm.create_model`` result carries; then, for a torchvision module, its family's
+    input (``thirdparty.torchvision_module_input``). Nothing is downloaded.
+    """
+    own = getattr(model, "input_size", None)
+    if own is not None:
+        return _input_size_attr(model, type(model).__name__)
+    for attr in ("pretrained_cfg", "default_cfg"):
+        cfg = getattr(model, attr, None)
+        size = cfg.get("input_size") if isinstance(cfg, dict) else None
+        if isinstance(size, (tuple, list)) and len(size) == 3 \
+                and all(isinstance(n, int) and n > 0 for n in size):
+            return tuple(size)
+    if type(model).__module__.startswith("torchvision.models"):
+        import cnnscope.thirdparty as thirdparty
+
+        return thirdparty.torchvision_module_input(model)
+    return None
+
+
 # ---------------------------------------------------------------------- other zoos
 
 
@@ -350,6 +374,11 @@ def _torchvision(spec: str, name: str, kw: tuple) -> ModelSource:
     kw = tuple((k, v) for k, v in kw if k not in thirdparty.TORCHVISION_WEIGHT_ARGS)
     size = thirdparty.torchvision_input(tvm, name) if hasattr(tvm, "get_model_weights") \
         else ((3, 299, 299) if name == "inception_v3" else (3, 224, 224))
+    if name.startswith("vit_"):
+        # ViT's position embedding is built for its image_size argument (default 224), not
+        # for the size of the default weights (vit_h_14's SWAG weights: 518).
+        side = int(dict(kw).get("image_size", 224))
+        size = (3, side, side)
 
     def build(**kwargs: Any) -> nn.Module:
         return builder(**thirdparty.torchvision_kwargs(builder, spec, kwargs))

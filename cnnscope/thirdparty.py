@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import inspect
@@ -125,7 +126,12 @@ def torchvision_weights(tvm: Any, name: str) -> Any | None:
         return None
 
 
-def torchvision_input(tvm: Any, name: str) -> tuple[int, ...]:
+# RAFT's forward takes two frames whose sides are multiples of 8; its weights' metadata
+# records no size, so both frames are 520x960 (a /8 size of the Sintel and KITTI scale).
+OPTICAL_FLOW_INPUT = ((3, 520, 960), (3, 520, 960))
+
+
+def torchvision_input(tvm: Any, name: str) -> tuple:
     """The per-sample input the weights' preprocessing gives the model.
 
     Classification and video: the crop size (video clips: 16 frames, as torchvision's
@@ -142,6 +148,8 @@ def torchvision_input(tvm: Any, name: str) -> tuple[int, ...]:
     crop = getattr(t, "crop_size", None)
     resize = getattr(t, "resize_size", None)
     kind = type(t).__name__
+    if kind == "OpticalFlow":  # RAFT: forward(image1, image2); Sintel's frames, padded to /8
+        return OPTICAL_FLOW_INPUT
     side = crop or resize
     if not side:
         return size
@@ -150,3 +158,98 @@ def torchvision_input(tvm: Any, name: str) -> tuple[int, ...]:
     if kind == "VideoClassification":
         return (3, 16, *hw)
     return (3, *hw)
+
+
+# ---------------------------------------------------------------------- detection caps
+
+DETECTION_CONVENTIONS = ("caps", "data")
+CAPS_NOTE = (
+    "detection counted at its caps: every score threshold, small-box filter and NMS keeps "
+    "every candidate, so the RPN passes rpn_post_nms_top_n_test proposals per image and the "
+    "head keeps detections_per_img boxes (the same count whatever the weights); "
+    "--detections data counts what these random weights keep instead")
+
+
+def _keep_all_nms(boxes, scores, *args, **kwargs):
+    """NMS that suppresses nothing: every index, best score first (what NMS returns)."""
+    import torch
+
+    return torch.argsort(scores, descending=True)
+
+
+def _keep_all_boxes(boxes, *args, **kwargs):
+    import torch
+
+    return torch.arange(boxes.shape[0], device=boxes.device)
+
+
+def is_detection(model: Any) -> bool:
+    """A torchvision detection model (R-CNN family, RetinaNet, FCOS, SSD)."""
+    return type(model).__module__.startswith("torchvision.models.detection")
+
+
+@contextlib.contextmanager
+def detection_caps(model: Any):
+    """While inside, ``model`` (a torchvision detection model) keeps every candidate up to
+    its configured caps: how many boxes survive no longer depends on the weights.
+
+    Score thresholds become -1 (scores are probabilities: all pass), and torchvision's
+    ``batched_nms``, ``nms`` and ``remove_small_boxes`` keep everything; the top-k caps
+    (``pre_nms_top_n``/``post_nms_top_n``, ``topk_candidates``, ``detections_per_img``)
+    then fix the counts. Everything is put back afterwards.
+    """
+    from torchvision.ops import boxes as box_ops
+
+    saved_ops = {n: getattr(box_ops, n) for n in ("batched_nms", "nms", "remove_small_boxes")}
+    saved_attrs = []
+    for m in model.modules():
+        for attr in ("score_thresh", "box_score_thresh"):
+            if isinstance(m.__dict__.get(attr), (int, float)):
+                saved_attrs.append((m, attr, m.__dict__[attr]))
+                m.__dict__[attr] = -1.0
+    box_ops.batched_nms = _keep_all_nms
+    box_ops.nms = _keep_all_nms
+    box_ops.remove_small_boxes = _keep_all_boxes
+    try:
+        yield
+    finally:
+        for n, f in saved_ops.items():
+            setattr(box_ops, n, f)
+        for m, attr, v in saved_attrs:
+            m.__dict__[attr] = v
+
+
+def torchvision_module_input(model: Any) -> tuple | None:
+    """The input a built torchvision module's default weights use, or None.
+
+    An instance does not say which builder made it; its class's module and its parameter
+    count do: the builder of that module whose weights' metadata (``num_params``, no
+    download) matches gives the same input as ``torchvision:NAME``. ViTs use their own
+    ``image_size``; RAFT gets two frames. No match (a changed head): None.
+    """
+    cls = type(model)
+    if not cls.__module__.startswith("torchvision.models"):
+        return None
+    if cls.__name__ == "RAFT":
+        return OPTICAL_FLOW_INPUT
+    if cls.__name__ == "VisionTransformer":
+        side = int(getattr(model, "image_size", 224))
+        return (3, side, side)
+    try:
+        import torchvision.models as tvm
+
+        count = sum(p.numel() for p in model.parameters())
+        for name in tvm.list_models():
+            builder = tvm.get_model_builder(name)
+            if builder.__module__ != cls.__module__:
+                continue
+            if any(w.meta.get("num_params") == count for w in tvm.get_model_weights(name)):
+                return torchvision_input(tvm, name)
+    except Exception:  # noqa: BLE001 - an older torchvision without the registry API
+        pass
+    # No weights match (an auxiliary head on or off, another num_classes): the family's.
+    if cls.__module__.startswith("torchvision.models.segmentation"):
+        return (3, 520, 520)  # every segmentation weights' resize size
+    if cls.__name__ in ("Inception3", "QuantizableInception3"):
+        return (3, 299, 299)
+    return None

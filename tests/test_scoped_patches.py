@@ -14,7 +14,7 @@ import torch.hub
 import torch.nn.functional as F
 from torch import nn
 
-from cnnscope.trace import meta
+from cnnscope.trace import attention, meta
 
 
 def _snapshot() -> dict:
@@ -52,7 +52,7 @@ def _scopes():
     return {
         "building_on(meta)": (lambda: meta.building_on("meta"),
                               {"Module.__setattr__", "nn.init.kaiming_uniform_"}),
-        "one_op_attention": (meta.one_op_attention, {"F.scaled_dot_product_attention"}),
+        "one_op_attention": (attention.one_op_attention, {"F.scaled_dot_product_attention"}),
         "skip_init": (skip_init, {"nn.init.kaiming_uniform_", "Linear.reset_parameters"}),
         "no_downloads": (lambda: no_downloads("a test"),
                          {"torch.hub.download_url_to_file", "torch.hub.load_state_dict_from_url",

@@ -268,7 +268,7 @@ class StepPlanner:
                                      "use --inference, or freeze fewer modules")
         from functools import partial
 
-        from cnnscope.trace.attention import PlannedAttention, Target, cpu_flash_workspace
+        from cnnscope.trace.attention_kernels import PlannedAttention, Target, cpu_flash_workspace
 
         target = Target(self.target_device, self.arch)
         workspace = None

@@ -8,12 +8,15 @@ fits and the first layer it no longer fills.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import re
 from typing import Any, Iterable, Sequence
 
 import torch
 from torch import nn
 
+import cnnscope.thirdparty as thirdparty
 from cnnscope.build import BUILD_META, build_path
 from cnnscope.errors import (
     DataDependentError,
@@ -21,7 +24,7 @@ from cnnscope.errors import (
     InvalidOptionError,
     TraceError,
 )
-from cnnscope.models import ModelSource, resolve
+from cnnscope.models import ModelSource, module_input_size, resolve
 from cnnscope.trace.records import ModelReport
 from cnnscope.trace.sizes import (
     DEFAULT_INPUT,
@@ -49,6 +52,7 @@ def analyze(
     counter: str = "cnnscope",
     backward: bool | None = None,
     freeze: Sequence[str] = (),
+    detections: str = "caps",
     **model_kwargs: Any,
 ) -> ModelReport:
     """Trace a model once and return its per-layer records and totals.
@@ -66,9 +70,14 @@ def analyze(
     pass per layer from the ops autograd runs (``cnnscope.trace.backward``); ``freeze``
     lists module prefixes (``"layer1"``) whose parameters are frozen first (a model name
     or factory only: a built module is never changed). Keyword arguments go to the
-    model's builder.
+    model's builder. ``detections`` ("caps" or "data") is how a torchvision detection
+    model is counted: at its configured caps, whatever the weights (the default; see
+    ``thirdparty.detection_caps``), or with what its random weights keep.
     """
     check_batch(batch)
+    if detections not in ("caps", "data"):
+        raise InvalidOptionError(f"detections={detections!r} is not caps or data",
+                                 "use caps (the default: counts at the configured caps) or data")
     backward = train if backward is None else backward
     input_size = _input_sizes(input_size)
     dev = resolve_device(device)
@@ -83,11 +92,12 @@ def analyze(
             raise InvalidOptionError("freeze needs a model name or factory, not a built "
                                      "nn.Module", "call requires_grad_(False) on its layers")
         example = getattr(model, "example_inputs", None) if input_size is None else None
-        size = tuple(input_size or getattr(model, "input_size", None) or DEFAULT_INPUT)
+        size = tuple(input_size or module_input_size(model) or DEFAULT_INPUT)
         check_elements(size, batch)
         with user_code(f"forward pass of {type(model).__name__}"):
             return _trace_instance(model, size, batch, dev, train, type(model).__name__,
-                                   example if callable(example) else None, backward=backward)
+                                   example if callable(example) else None, backward=backward,
+                                   detections=detections)
     source = model if isinstance(model, ModelSource) else resolve(model, **model_kwargs)
     example = source.example_inputs if input_size is None else None
     size = tuple(input_size or source.input_size or DEFAULT_INPUT)
@@ -96,7 +106,7 @@ def analyze(
         check_fits_on(source, size, batch, dev)
     with source.contained():
         return _analyze_source(source, size, batch, dev, train, counter, backward, tuple(freeze),
-                               example)
+                               example, detections)
 
 
 def check_fits_on(source: ModelSource, size: tuple[int, ...], batch: int,
@@ -113,7 +123,7 @@ def check_fits_on(source: ModelSource, size: tuple[int, ...], batch: int,
 
 def _analyze_source(source: ModelSource, size: tuple, batch: int, dev: torch.device,
                     train: bool, counter: str, backward: bool, freeze: tuple[str, ...],
-                    example: Any) -> ModelReport:
+                    example: Any, detections: str = "caps") -> ModelReport:
     if counter == "fvcore":
         from cnnscope.trace.fvcore_counter import fvcore_report
 
@@ -134,7 +144,7 @@ def _analyze_source(source: ModelSource, size: tuple, batch: int, dev: torch.dev
     except DataDependentError as err:
         if dev.type != "meta":
             raise
-        return trace_on_cpu(source, size, batch, train, err.op, example)
+        return trace_on_cpu(source, size, batch, train, err.op, example, detections)
     except InputTooSmallError as err:
         if example is not None or len(size) != 3 or not all(isinstance(n, int) for n in size):
             raise  # the smallest-square search is for one CxHxW image
@@ -192,7 +202,7 @@ def _input_sizes(input_size: Any) -> Any:
 
 
 def trace_on_cpu(source: ModelSource, size: tuple[int, ...], batch: int, train: bool,
-                 op: str, example_inputs: Any = None) -> ModelReport:
+                 op: str, example_inputs: Any = None, detections: str = "caps") -> ModelReport:
     """The fallback for a data-dependent op on meta: build with random weights, trace on CPU.
 
     The weights come from a fixed seed (0) without touching the caller's random state, so
@@ -204,19 +214,27 @@ def trace_on_cpu(source: ModelSource, size: tuple[int, ...], batch: int, train: 
         torch.manual_seed(0)
         net = source.build("cpu")
         report = _trace_instance(net, size, batch, torch.device("cpu"), train, source.name,
-                                 example_inputs)
-    note = DATA_DEPENDENT_NOTE.format(op=op)
+                                 example_inputs, detections=detections)
+    notes = report.notes if thirdparty.CAPS_NOTE in report.notes else (
+        *report.notes, DATA_DEPENDENT_NOTE.format(op=op))
     return dataclasses.replace(report, build_path="cpu-random-init", data_dependent=(op,),
-                               notes=(*report.notes, note))
+                               notes=notes)
 
 
 def _trace_instance(module: nn.Module, size: tuple[int, ...], batch: int, dev: torch.device,
                     train: bool, name: str, example_inputs: Any = None, *,
-                    backward: bool = False) -> ModelReport:
+                    backward: bool = False, detections: str = "caps") -> ModelReport:
     """Trace a built module on ``dev`` without changing it (hooks are temporary)."""
+    import dataclasses
+
+    caps = detections == "caps" and thirdparty.is_detection(module)
     with TRACE_LOCK:  # where it lives must not change (another thread's swap) until done
-        return _trace_where_it_lives(module, size, batch, dev, train, name, example_inputs,
-                                     backward)
+        with thirdparty.detection_caps(module) if caps else contextlib.nullcontext():
+            report = _trace_where_it_lives(module, size, batch, dev, train, name,
+                                           example_inputs, backward)
+    if caps:
+        report = dataclasses.replace(report, notes=(*report.notes, thirdparty.CAPS_NOTE))
+    return report
 
 
 def _trace_where_it_lives(module: nn.Module, size: tuple[int, ...], batch: int,
@@ -242,14 +260,27 @@ def _trace_where_it_lives(module: nn.Module, size: tuple[int, ...], batch: int,
         import dataclasses
 
         report = trace_module(module, size, batch, model_name=name, device=where, train=train)
-        return dataclasses.replace(report, data_dependent=(err.op,), notes=(
-            *report.notes, DATA_DEPENDENT_NOTE_OWN.format(op=err.op, where=where)))
+        notes = report.notes if thirdparty.CAPS_NOTE in report.notes else (
+            *report.notes, DATA_DEPENDENT_NOTE_OWN.format(op=err.op, where=where))
+        return dataclasses.replace(report, data_dependent=(err.op,), notes=notes)
     except TraceError as err:
-        if isinstance(err, InputTooSmallError):
+        if isinstance(err, InputTooSmallError) or err.hint:
             raise
-        raise TraceError(err.message, err.hint or (
+        if _SHAPE_ERROR.search(err.message):  # the input does not fit: no device would help
+            raise TraceError(err.message, "pass the input size the model was built for: "
+                             "input_size=(C, H, W) (on the command line --input CxHxW)"
+                             ) from None
+        raise TraceError(err.message, (
             f"if the module keeps tensors that are not parameters or buffers, trace it "
             f"where it lives: device='{where}'")) from None
+
+
+# A failure caused by the input's shape (a window or patch size that does not divide the
+# feature map, a fixed sequence length): the input size is what to change.
+_SHAPE_ERROR = re.compile(
+    r"divisible|must match|doesn't match|does not match|size of tensor|sizes? mismatch|"
+    r"expected (?:input|size|shape)|input (?:size|shape|image size|height|width)|"
+    r"shape '\[|invalid for input of size|img_size|image size", re.IGNORECASE)
 
 
 def _traces(net: nn.Module, size: tuple[int, ...]) -> bool:

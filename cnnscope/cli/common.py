@@ -26,6 +26,13 @@ class Counter(str, Enum):
     fvcore = "fvcore"
 
 
+class Detections(str, Enum):
+    """How a detection model's boxes are counted (``cnnscope.thirdparty.detection_caps``)."""
+
+    caps = "caps"  # at the configured caps, whatever the weights
+    data = "data"  # what the random weights keep
+
+
 # What an -o file name says about its format (--format, when given, must agree).
 SUFFIX_FORMATS = {".json": OutputFormat.json, ".csv": OutputFormat.csv, ".md": OutputFormat.md,
                   ".markdown": OutputFormat.md, ".txt": OutputFormat.table}

@@ -9,6 +9,7 @@ import typer
 from cnnscope.cli.common import (
     BatchOpt,
     Counter,
+    Detections,
     DeviceOpt,
     FormatOpt,
     InputsOpt,
@@ -45,6 +46,10 @@ def summary(
     plot: Optional[str] = typer.Option(None, "--plot", metavar="FILE.png|svg",
                                        help="Also draw params and MACs per layer (per module with "
                                             "--depth) as bars; needs matplotlib."),
+    detections: Detections = typer.Option(Detections.caps, "--detections", case_sensitive=False,
+                                   help="Detection models: count at the configured caps "
+                                        "(proposals and detections kept, whatever the weights) "
+                                        "or what the random weights keep (data)."),
     arg: Optional[List[str]] = ArgOpt,
     verbose: bool = typer.Option(False, "--verbose", metavar="", help="Also say how the model was built and where it was traced."),
 ) -> None:
@@ -66,7 +71,8 @@ def summary(
             return
         device_arg = None if device == "meta" else device
         report = analyze(model, parse_sizes(input), batch, device=device_arg, train=train,
-                         freeze=tuple(freeze or ()), **parse_args(arg))
+                         freeze=tuple(freeze or ()), detections=detections.value,
+                         **parse_args(arg))
         if verbose:
             import dataclasses
 

@@ -32,12 +32,19 @@ from cnnscope.trace.tensors import (
 )
 
 
+# torch.nn layers with children that are only parameter holders they call functionally
+# (MultiheadAttention's out_proj): one record each, like a childless layer. On the CPU in
+# eval MultiheadAttention runs one fused op and on meta some 30 ops: traced through, its
+# rows would differ per device.
+_ATOMIC_WITH_CHILDREN = (nn.MultiheadAttention,)
+
+
 def _is_leaf_nn_layer(module: nn.Module) -> bool:
     # Only torch's own layers are atomic: their meaning is known. A custom module is
     # traced through, so its ops (a crop, a gate) stay visible, unless the user gave
     # its class a formula (register_formula).
     return (not module._modules and type(module).__module__.startswith("torch.nn")) \
-        or has_module_formula(module)
+        or type(module) in _ATOMIC_WITH_CHILDREN or has_module_formula(module)
 
 
 @dataclass
@@ -227,7 +234,8 @@ class _TraceState:
         inputs = [args[0]] if len(args) == 1 and isinstance(args[0], torch.Tensor) else _tensors(args)
         custom = has_module_formula(module)
         own = module._parameters
-        if custom:  # a user formula's module owns its submodules' parameters too
+        if custom or module._modules:  # a user formula's module (or MultiheadAttention)
+            # owns its submodules' parameters too
             params, trainable = self.claim_params(id(p) for p in module.parameters())
         else:
             params, trainable = self.claim_params(
@@ -252,10 +260,13 @@ class _TraceState:
                            params=params, trainable=trainable,
                            # Every call reads its weights, also a shared layer's second call
                            # (whose params are 0: they were counted at the first).
-                           read_bytes=_nbytes(inputs) + (_nbytes(own.values()) if own else 0))
+                           read_bytes=_nbytes(inputs) + _nbytes(
+                               module.parameters() if module._modules else own.values()))
         layer = lookup(pending.type)
         if layer is not None and layer.no_window:
             pending.geometry = {"extra": {"size": getattr(module, "size", None)}}
+        elif module._modules:  # no window; its first op differs per device (see above)
+            pending.geometry = {"extra": {}}
         self.leaf, self.leaf_module = pending, module
         if custom:
             self.leaf_custom = True
@@ -271,6 +282,47 @@ class _TraceState:
         index = self.finish(pending, _tensors(out))
         if key is not None:
             self.memo.store(key, self.records[index], pending.unsupported, inputs, out)
+        return out
+
+    def run_group(self, name: str, run, schema_args: tuple) -> Any:
+        """One record for a user-level op whose kernels differ per device (attention: see
+        ``cnnscope.trace.attention``), costed from ``schema_args`` by the op table's
+        entry ``name``; the ops ``run()`` dispatches are its work, not rows of their own.
+        Inside a torch.nn layer the ops are that layer's, as any other op."""
+        if self.leaf is not None:
+            return run()
+        inputs = _tensors(schema_args)
+        parent = self.stack[-1] if self.stack else ""
+        base = f"{parent}.{name}" if parent else name
+        if self.memo is not None:
+            self.bases[len(self.records)] = base
+        # As on_op: a mask made from parameters alone (a relative position bias table) is
+        # linked to them, and the op that consumes it owns them.
+        params, trainable = self.claim_params(
+            self.param_of[id(t)] for t in inputs if id(t) in self.param_of)
+        pending = _Pending(name=self.unique_name(base), type=name, kind="function",
+                           inputs=self.producers(inputs),
+                           input_shapes=tuple(_shape_of(t) for t in inputs
+                                              if id(t) not in self.param_of),
+                           params=params, trainable=trainable, read_bytes=_nbytes(inputs))
+        self.leaf, self.leaf_custom = pending, True
+        try:
+            out = run()
+        finally:
+            self.leaf, self.leaf_custom = None, False
+        outputs = _tensors(out)
+        spec = lookup(name)
+        out_shapes = [_shape_of(t) for t in outputs]
+        sargs = _shape_args(schema_args)
+        cost = op_cost(spec, sargs, out_shapes, None)
+        if cost is None:
+            pending.unsupported.append(name)
+            self.unsupported[name] += 1
+        else:
+            pending.macs, pending.flops = cost.macs, cost.flops
+        if spec is not None and spec.geometry is not None:
+            pending.geometry = spec.geometry(name, sargs, out_shapes)
+        self.finish(pending, outputs)
         return out
 
     # ------------------------------------------------------------------ ops
@@ -386,6 +438,11 @@ class _DispatchCounter(TorchDispatchMode):
             if self.state.failed_at is None:
                 self.state.failed_at = (self.state.current_layer(), name)
             raise
+        if name in ("copy", "fill") and len(args) >= 2 and isinstance(args[1], torch.Tensor) \
+                and not any(args[1].stride()) and id(args[1]) not in self.state.producer:
+            # ``x[i] = 3``: PyTorch fills with the number on the CPU but copies it, made a
+            # tensor and expanded, on other devices (meta, CUDA). One op, one row everywhere.
+            name, spec, args = "fill", lookup("fill"), (args[0], 0)
         self.state.on_op(func, args, kwargs, out, name, spec)
         return out
 

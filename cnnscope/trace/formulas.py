@@ -624,6 +624,27 @@ def bshe_attention_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
     return attention_cost(q[0] * q[2], q[1], k[1], q[3], v[3], bias is not None, causal)
 
 
+@register("_scaled_dot_product_flash_attention_for_cpu_backward",
+          "_scaled_dot_product_flash_attention_backward",
+          "_scaled_dot_product_efficient_attention_backward",
+          "_scaled_dot_product_cudnn_attention_backward")
+def fused_attention_backward_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
+    """The fused kernels' backward (grad_out, query, key, value, ...), counted as the math
+    path's backward, as their forward is: the same count on every device.
+
+    Per batch x head: dV = P^T dO (L*S*Ev), dP = dO V^T (L*S*Ev), dQ = dS K (L*S*E),
+    dK = dS^T Q (L*S*E) MACs; FLOPs = 2 x MACs + 4 per score for the softmax backward +
+    the scaling of dQ and dK (L*E + S*E). A mask or causal flag adds nothing: no gradient
+    flows into it. (Flash kernels recompute the scores instead of storing them; that
+    recomputation is not counted, as the math path does not run it.)
+    """
+    q, k, v = args[1], args[2], args[3]
+    bh, l, e = _bhle(q)
+    s, ev = k[-2], v[-1]
+    macs = 2 * bh * l * s * (e + ev)
+    return Cost(macs, 2 * macs + 4 * bh * l * s + bh * (l * e + s * e))
+
+
 @register("_native_multi_head_attention")
 def native_mha_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
     """nn.MultiheadAttention's fused inference path, counted as its unfused ops.

@@ -359,7 +359,7 @@ def batch_norm_kernel(name: str, func, args: tuple, kwargs: dict) -> Any:
 def unary_kernel(name: str, func, args: tuple, kwargs: dict) -> Any:
     """An activation or elementwise function of one tensor: same shape (in place: itself)."""
     x = args[0]
-    return x if _inplace(func) else _empty(x, x.shape)
+    return x if _inplace(func) else _empty_following(x.shape, x)
 
 
 def addmm_kernel(name: str, func, args: tuple, kwargs: dict) -> Any:
@@ -381,7 +381,7 @@ def like_kernel(name: str, func, args: tuple, kwargs: dict) -> Any:
     if any(v is not None and k not in ("memory_format", "pin_memory") for k, v in kwargs.items()
            if not (k == "dtype" and v == x.dtype) and not (k == "device" and v == x.device)):
         return NotImplemented
-    return _empty(x, x.shape)
+    return _empty_following(x.shape, x)  # preserve_format, the default
 
 
 def matmul_kernel(name: str, func, args: tuple, kwargs: dict) -> Any:
@@ -426,7 +426,7 @@ def binary_kernel(name: str, func, args: tuple, kwargs: dict) -> Any:
         return NotImplemented
     if _inplace(func):
         return x if shape == x.shape else NotImplemented
-    return _empty(x, shape)
+    return _empty_following(shape, x, other)
 
 
 def _broadcast(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...] | None:
@@ -441,88 +441,30 @@ def _broadcast(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...] | None
     return tuple(out)
 
 
+def _empty_following(shape, like: torch.Tensor, *others: Any) -> torch.Tensor:
+    """An elementwise result laid out as the CPU and CUDA kernels lay it out.
+
+    TensorIterator gives the output the memory order of its inputs: a permuted input
+    (``q * scale`` on a head-split view) gives a permuted output, and whether a later
+    ``reshape`` is a free view or a copy (a row on one device and not on another) depends
+    on it. The order is that of the first input of the output's shape, its dims sorted
+    by stride (ties keep their order); contiguous when that input is.
+    """
+    shape = tuple(shape)
+    for t in (like, *others):
+        if isinstance(t, torch.Tensor) and tuple(t.shape) == shape:
+            if t.is_contiguous():
+                break
+            order = sorted(range(len(shape)), key=lambda d: -t.stride(d))
+            strides = [0] * len(shape)
+            step = 1
+            for d in reversed(order):
+                strides[d] = step
+                step *= max(shape[d], 1)
+            return torch.empty_strided(shape, strides, dtype=like.dtype, device="meta")
+    return _empty(like, shape)
+
+
 def _empty(like: torch.Tensor, shape) -> torch.Tensor:
     # torch.empty on meta is a C++ kernel; Tensor.new_empty goes through a Python ref.
     return torch.empty(tuple(shape), dtype=like.dtype, device="meta")
-
-
-# ---------------------------------------------------------------------- attention on meta
-
-_SDPA_LIB = None
-_sdpa_original = None
-_sdpa_depth = 0
-_sdpa_lock = threading.Lock()
-
-
-def _sdpa_op():
-    """``cnnscope::scaled_dot_product_attention``: one op with a shape-only meta kernel.
-
-    Defined on first use (torch.library is not free to import). Its schema follows
-    ``aten::scaled_dot_product_attention`` up to ``is_causal``, so the same cost formula
-    reads it.
-    """
-    global _SDPA_LIB
-    if _SDPA_LIB is None:
-        lib = torch.library.Library("cnnscope", "DEF")
-        lib.define("scaled_dot_product_attention(Tensor query, Tensor key, Tensor value, "
-                   "Tensor? attn_mask=None, float dropout_p=0.0, bool is_causal=False) -> Tensor")
-
-        def meta(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False):
-            return torch.empty((*query.shape[:-1], value.shape[-1]), dtype=query.dtype,
-                               device="meta")
-
-        lib.impl("scaled_dot_product_attention", meta, "Meta")
-        _SDPA_LIB = lib
-    return torch.ops.cnnscope.scaled_dot_product_attention.default
-
-
-def _sdpa_on_meta(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False,
-                  scale=None, enable_gqa=False):
-    """``F.scaled_dot_product_attention`` as one op on meta tensors.
-
-    PyTorch runs its math path on meta: 16 ops (scale, transpose, expand, view, bmm,
-    softmax, bmm...) that cost what ``attention_cost`` counts in one. Anything unusual
-    (dropout, grouped heads, mismatched sizes, a real device) takes the original path.
-    """
-    if (isinstance(query, torch.Tensor) and query.device.type == "meta"
-            and isinstance(key, torch.Tensor) and isinstance(value, torch.Tensor)
-            and key.device.type == "meta" and value.device.type == "meta"
-            and not dropout_p and not enable_gqa and not torch.is_grad_enabled()
-            and query.dim() >= 2 and query.dim() == key.dim() == value.dim()
-            and query.shape[:-2] == key.shape[:-2] == value.shape[:-2]
-            and query.shape[-1] == key.shape[-1] and key.shape[-2] == value.shape[-2]
-            and query.dtype == key.dtype == value.dtype and query.is_floating_point()
-            and (attn_mask is None or (isinstance(attn_mask, torch.Tensor)
-                                       and attn_mask.device.type == "meta"
-                                       and attn_mask.dtype in (torch.bool, query.dtype)
-                                       and _broadcast(tuple(attn_mask.shape),
-                                                      (*query.shape[:-1], key.shape[-2]))
-                                       == (*query.shape[:-1], key.shape[-2])))
-            and not (is_causal and attn_mask is not None)):
-        return _sdpa_op()(query, key, value, attn_mask, 0.0, bool(is_causal))
-    return _sdpa_original(query, key, value, attn_mask=attn_mask, dropout_p=dropout_p,
-                          is_causal=is_causal, scale=scale, enable_gqa=enable_gqa)
-
-
-@contextmanager
-def one_op_attention() -> Iterator[None]:
-    """While inside, ``F.scaled_dot_product_attention`` on meta tensors is one op.
-
-    Installed for meta traces only; real tensors (another thread's CPU model) always
-    take PyTorch's own function.
-    """
-    import torch.nn.functional as F
-
-    global _sdpa_original, _sdpa_depth
-    with _sdpa_lock:
-        if _sdpa_depth == 0:
-            _sdpa_original = F.scaled_dot_product_attention
-            F.scaled_dot_product_attention = _sdpa_on_meta
-        _sdpa_depth += 1
-    try:
-        yield
-    finally:
-        with _sdpa_lock:
-            _sdpa_depth -= 1
-            if _sdpa_depth == 0:
-                F.scaled_dot_product_attention = _sdpa_original

@@ -40,7 +40,8 @@ from cnnscope.trace.dispatch import (
 )
 from cnnscope.trace.geometry import op_name  # noqa: F401 - re-exported
 from cnnscope.trace.memo import clear_memo  # noqa: F401 - re-exported
-from cnnscope.trace.meta import one_op_attention, paused_gc
+from cnnscope.trace.attention import one_op_attention
+from cnnscope.trace.meta import paused_gc
 from cnnscope.trace.ops import lookup
 from cnnscope.trace.records import MODEL_INPUT, LayerRecord, ModelReport, Totals
 from cnnscope.trace.sizes import as_input_sizes, check_elements, size_text
@@ -190,9 +191,8 @@ def _trace(model: nn.Module, input_size: Any, batch: int, model_name: str | None
     patched = _patch_forwards(modules, state)
     state.mark_output(_tensors(xs), MODEL_INPUT)
     try:
-        # Attention as one op on meta is for speed; autograd needs its real ops.
-        attention = one_op_attention() if dev.type == "meta" and not backward \
-            else contextlib.nullcontext()
+        # Attention is one record on every device, whichever kernel runs it.
+        attention = one_op_attention(state.run_group)
         with (torch.enable_grad() if backward else torch.no_grad()), paused_gc(), attention, \
                 _DispatchCounter(state), (labeller or contextlib.nullcontext()):
             output = model(*xs)

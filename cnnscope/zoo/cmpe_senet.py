@@ -138,10 +138,10 @@ class PreActCMPEBottleneck(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         pre = self.relu(self.bn1(x))
-        identity = x if self.downsample is None else self.downsample(pre)
         out = self.conv1(pre)
         out = self.conv2(self.relu(self.bn2(out)))
         out = self.conv3(self.relu(self.bn3(out)))
+        identity = x if self.downsample is None else self.downsample(pre)
         return self.se(out, identity) + identity
 
 
@@ -168,9 +168,9 @@ class PreActCMPEBasicBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         pre = self.relu(self.bn1(x))
-        identity = x if self.downsample is None else self.downsample(pre)
         out = self.conv1(pre)
         out = self.conv2(self.relu(self.bn2(out)))
+        identity = x if self.downsample is None else self.downsample(pre)
         return self.se(out, identity) + identity
 
 

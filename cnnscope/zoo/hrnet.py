@@ -134,9 +134,9 @@ class BasicBlock(nn.Module):
         self.downsample = downsample
 
     def forward(self, x: Tensor) -> Tensor:
-        shortcut = x if self.downsample is None else self.downsample(x)
         out = self.act1(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
+        shortcut = x if self.downsample is None else self.downsample(x)
         return self.act2(out + shortcut)
 
 
@@ -160,10 +160,10 @@ class Bottleneck(nn.Module):
         self.downsample = downsample
 
     def forward(self, x: Tensor) -> Tensor:
-        shortcut = x if self.downsample is None else self.downsample(x)
         out = self.act1(self.bn1(self.conv1(x)))
         out = self.act2(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
+        shortcut = x if self.downsample is None else self.downsample(x)
         return self.act3(out + shortcut)
 
 

@@ -77,10 +77,12 @@ class _SEBottleneckBase(nn.Module):
         self.downsample = downsample
 
     def forward(self, x: Tensor) -> Tensor:
-        shortcut = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
+        # The reference (the authors' SENet, timm's legacy_seresnet) runs the projection
+        # shortcut after bn3 and before the SE gate.
+        shortcut = x if self.downsample is None else self.downsample(x)
         out = self.se_module(out)
         return self.relu(out + shortcut)
 

@@ -42,13 +42,14 @@ class WideBasicBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         pre = self.relu1(self.bn1(x))
-        # Where the shape changes the shortcut shares the block's pre-activation.
-        identity = x if self.downsample is None else self.downsample(pre)
         out = self.conv1(pre)
         out = self.relu2(self.bn2(out))
         if self.dropout is not None:
             out = self.dropout(out)
         out = self.conv2(out)
+        # Where the shape changes the shortcut shares the block's pre-activation; it runs
+        # after conv2, as in the authors' code (the convShortcut at the add).
+        identity = x if self.downsample is None else self.downsample(pre)
         return out + identity
 
 

@@ -7,7 +7,8 @@ import textwrap
 import pytest
 
 import cnnscope
-from cnnscope.errors import InvalidInputSizeError
+from torch import nn
+from cnnscope.errors import InvalidInputSizeError, TraceError
 from cnnscope.trace.sizes import parse_input_size
 
 MODELS = """
@@ -134,3 +135,34 @@ def test_rf_and_shape_explain_extra_dims(run, models):
     assert shape.exit_code == 0, shape.output
     assert "input 2x100: the first dim is channels" in shape.stdout
     assert "floor((100 + 2*0 - 1*(5-1) - 1)/2 + 1) = 48" in shape.stdout
+
+
+class _Windowed(nn.Module):
+    """A timm-made module: it carries its input size in ``pretrained_cfg`` and splits its
+    map into 12x12 windows (as MaxViT does), so 224 does not fit."""
+
+    pretrained_cfg = {"input_size": (3, 48, 48)}
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        h = y.shape[-2]
+        assert h % 12 == 0, f"height ({h}) must be divisible by window (12)"
+        return y.reshape(y.shape[0], 4, h // 12, 12, -1).sum(dim=(2, 3))
+
+
+def test_a_built_module_is_traced_at_its_own_input_size():
+    # Issue 22 item 4: timm.create_model("maxvit_nano_rw_256") was traced at 224.
+    report = cnnscope.analyze(_Windowed())
+    assert report.input_size == (3, 48, 48)
+    assert report.totals.macs == 4 * 48 * 48 * 3 * 3 * 3  # the conv, written out
+
+
+def test_a_shape_failure_hints_at_the_input_size_not_the_device():
+    with pytest.raises(TraceError) as info:
+        cnnscope.analyze(_Windowed(), (3, 224, 224))
+    assert "divisible by window" in info.value.message
+    assert "--input" in info.value.hint and "device" not in info.value.hint

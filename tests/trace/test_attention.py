@@ -5,11 +5,14 @@ multiply-add as two FLOPs, so MACs = its total / 2); the FLOPs are written out a
 math path's arithmetic.
 """
 
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from cnnscope.trace.formulas import attention_cost, op_cost
@@ -76,18 +79,91 @@ def test_sdpa_macs_equal_flop_counter_and_agree_between_meta_and_cpu(case):
         assert cpu.totals.flops == meta.totals.flops
 
 
-def test_cpu_flash_kernel_is_what_runs_and_is_counted():
-    # The op itself appears on the CPU with the flash backend: its formula is used.
+def test_cpu_flash_kernel_is_counted_under_the_user_level_name():
+    # The CPU runs _scaled_dot_product_flash_attention_for_cpu; the row is the call the
+    # user wrote, with the same name and cost as on meta.
     model = SDPA(3, 3, 197, 197, 64, 64)
+    seen = []
+
+    class Ops(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            seen.append(func.overloadpacket.__name__)
+            return func(*args, **(kwargs or {}))
+
     with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+        with Ops():
+            model(torch.randn(1, 1))
         report = trace_module(model, (1,), 1, device="cpu")
-    types = {r.type for r in report.layers}
-    assert "_scaled_dot_product_flash_attention_for_cpu" in types
-    row = next(r for r in report.layers if r.type == "_scaled_dot_product_flash_attention_for_cpu")
+    assert "_scaled_dot_product_flash_attention_for_cpu" in seen
+    rows = [r for r in report.layers if "attention" in r.type]
+    assert [(r.name, r.type) for r in rows] == [("scaled_dot_product_attention",) * 2]
     bh, l, s, e = 3, 197, 197, 64
-    assert row.macs == bh * l * s * e * 2
+    assert rows[0].macs == bh * l * s * e * 2
     # 2 x MACs + scaling q and k (by sqrt(scale) each) + softmax 3 per score
-    assert row.flops == 2 * row.macs + bh * (l * e + s * e) + 3 * bh * l * s
+    assert rows[0].flops == 2 * rows[0].macs + bh * (l * e + s * e) + 3 * bh * l * s
+
+
+class _TimmAttention(nn.Module):
+    """timm's Attention: qkv, heads split by a permute, SDPA, transpose(1, 2).reshape."""
+
+    def __init__(self, dim=32, heads=4, drop=0.0, heads_dim=True):
+        super().__init__()
+        self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+        self.heads, self.drop, self.heads_dim = heads, drop, heads_dim
+
+    def forward(self, x):
+        b, n, c = x.shape
+        q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, c // self.heads) \
+            .permute(2, 0, 3, 1, 4).unbind(0)
+        if not self.heads_dim:  # 3-D (B*H, N, D): the CPU flash kernel refuses it
+            q, k, v = (t.reshape(b * self.heads, n, -1) for t in (q, k, v))
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.drop if self.training else 0.0)
+        return self.proj(y.reshape(b, self.heads, n, -1).transpose(1, 2).reshape(b, n, c))
+
+
+def _rows(report):
+    return [dataclasses.astuple(r) for r in report.layers]
+
+
+@pytest.mark.parametrize("kwargs, train, backward", [
+    (dict(), False, False),  # the CPU's flash kernel vs one op on meta
+    (dict(drop=0.1), True, False),  # dropout: the math path, and the flash kernel's layout
+    (dict(), True, True),  # autograd: flash (+ its backward) vs the math path on meta
+    (dict(heads_dim=False), False, False),  # 3-D: the math path on the CPU
+])
+def test_rows_are_the_same_on_meta_and_cpu(kwargs, train, backward):
+    # Issue 22 item 3: same rows, names, counts and shapes on every device. Before, the
+    # CPU named the row _scaled_dot_product_flash_attention_for_cpu, and the reshape after
+    # it was a view on the CPU but a clone + _unsafe_view on meta (another layout).
+    torch.manual_seed(0)
+    cpu_model = _TimmAttention(**kwargs)
+    meta = trace_module(_TimmAttention(**kwargs).to("meta"), (10, 32), 2, train=train,
+                        backward=backward)
+    cpu = trace_module(cpu_model, (10, 32), 2, device="cpu", train=train, backward=backward)
+    assert _rows(cpu) == _rows(meta)
+    assert cpu.totals == meta.totals and cpu.unsupported == meta.unsupported == ()
+    attention = [r for r in meta.layers if r.type == "scaled_dot_product_attention"]
+    assert len(attention) == 1
+    b, h, n, d = 2, 4, 10, 8
+    assert attention[0].macs == b * h * n * n * (d + d)
+    if backward:  # the math path's backward: dV, dP, dQ, dK products
+        assert attention[0].backward_macs == 2 * b * h * n * n * (d + d)
+
+
+def test_multihead_attention_rows_are_the_same_on_meta_and_cpu():
+    model = nn.Sequential(_Mha()).eval()
+    meta = trace_module(nn.Sequential(_Mha()).eval().to("meta"), (10, 64), 2)
+    cpu = trace_module(model, (10, 64), 2, device="cpu")
+    assert _rows(cpu) == _rows(meta)
+
+
+class _Mha(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(64, 4, batch_first=True)
+
+    def forward(self, x):
+        return self.attn(x, x, x, need_weights=False)[0]
 
 
 def test_attention_cost_written_out():
@@ -184,3 +260,56 @@ def test_cuda_attention_kernels_count_as_meta(backend):
         cuda = trace_module(model, (1,), 2, device="cuda")
     assert cuda.unsupported == ()
     assert cuda.totals.macs == meta.totals.macs
+
+
+class _BiasedAttention(_TimmAttention):
+    """BEiT's pattern: a learned bias table indexed into the attention mask, and a mask
+    filled by index assignment (Swin's shifted windows)."""
+
+    def __init__(self):
+        super().__init__()
+        self.table = nn.Parameter(torch.zeros(7, 4))
+        self.register_buffer("index", torch.arange(10 * 10).remainder(7).view(10, 10),
+                             persistent=False)
+
+    def forward(self, x):
+        b, n, c = x.shape
+        q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, c // self.heads) \
+            .permute(2, 0, 3, 1, 4).unbind(0)
+        bias = self.table[self.index].permute(2, 0, 1).unsqueeze(0)
+        shift = x.new_zeros(n, n)
+        shift[2:5, 0:3] = -100.0  # CPU: fill_; meta and CUDA: copy_ of an expanded number
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias + shift)
+        return self.proj(y.transpose(1, 2).reshape(b, n, c))
+
+
+def test_parameter_masks_and_index_assignments_give_the_same_rows_on_meta_and_cpu():
+    # The bias table's 28 parameters belong to the attention row on every device (on the
+    # CPU they were nobody's), and ``shift[...] = -100`` is one "fill" row everywhere.
+    meta = trace_module(_BiasedAttention().to("meta"), (10, 32), 2)
+    cpu = trace_module(_BiasedAttention(), (10, 32), 2, device="cpu")
+    assert _rows(cpu) == _rows(meta)
+    assert cpu.unused_params == meta.unused_params == 0
+    fills = [r for r in meta.layers if r.name.endswith(".fill") or r.name == "fill"]
+    assert len(fills) == 1
+
+
+class _ExplicitAttention(_TimmAttention):
+    """Swin's explicit attention: ``q * scale`` on a head-split (permuted) view, matmuls."""
+
+    def forward(self, x):
+        b, n, c = x.shape
+        q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, c // self.heads) \
+            .permute(2, 0, 3, 1, 4).unbind(0)
+        q = q * 0.125  # the CPU keeps q's permuted layout: the matmul's reshape copies it
+        attn = (q @ k.transpose(-2, -1)).softmax(dim=-1)
+        return self.proj((attn @ v).transpose(1, 2).reshape(b, n, c))
+
+
+def test_elementwise_results_keep_their_input_layout_on_meta():
+    # Meta's shape shortcut gave q * scale a contiguous layout, the CPU a permuted one: the
+    # matmul's reshape was a view on meta and a clone + _unsafe_view on the CPU.
+    meta = trace_module(_ExplicitAttention().to("meta"), (10, 32), 2)
+    cpu = trace_module(_ExplicitAttention(), (10, 32), 2, device="cpu")
+    assert _rows(cpu) == _rows(meta)
+    assert any(r.type == "clone" for r in meta.layers)

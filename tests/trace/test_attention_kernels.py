@@ -9,7 +9,7 @@ the ``cuda`` test compares them with the dispatcher where a GPU is present.
 import pytest
 import torch
 
-from cnnscope.trace.attention import Call, Target, choose, cpu_flash_workspace, why_not
+from cnnscope.trace.attention_kernels import Call, Target, choose, cpu_flash_workspace, why_not
 
 F32 = 4
 
