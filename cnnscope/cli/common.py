@@ -46,6 +46,10 @@ WideOpt = typer.Option(False, "--wide", metavar="",
                        help="Every column, names whole, however wide the table gets (by default "
                             "a table is fitted to the terminal: low-priority columns are left "
                             "out, long names shortened in the middle, and the footer says so).")
+ExplainOpt = typer.Option(False, "--explain", metavar="",
+                          help="Under the table, the counting conventions in full (by default "
+                               "at most two lines about the columns shown; Markdown output "
+                               "always has the full text).")
 DeviceOpt = typer.Option("meta", "--device", "-d", metavar="meta|cpu|cuda[:N]",
                          help="meta (default: nothing allocated), cpu or cuda.")
 
@@ -255,7 +259,7 @@ def flush_console(con, output: Optional[str]) -> None:
 
 
 def write_result(result: Any, format: Optional[OutputFormat], output: Optional[str], *,
-                 wide: bool = False, **options: Any) -> None:
+                 wide: bool = False, explain: bool = False, **options: Any) -> None:
     """Write one result in the chosen format: every command's last step.
 
     The result becomes a ``Document`` (``cnnscope.report.documents``; ``options`` are its
@@ -269,7 +273,7 @@ def write_result(result: Any, format: Optional[OutputFormat], output: Optional[s
     doc = document(result, **options)
     if format is OutputFormat.table:
         con = console(output)
-        render.render_table(doc, con, wide=wide)
+        render.render_table(doc, con, wide=wide, explain=explain)
         flush_console(con, output)
         return
     emit(render.render_text(doc, format.value), output)

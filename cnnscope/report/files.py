@@ -154,10 +154,12 @@ def drift_document(result: CheckResult) -> Document:
     exact), then the notes and the verdict. Nothing drifted: the verdict alone."""
     sections = []
     if not result.ok:
-        columns = tuple(Column(c, right=c in ("old", "new", "delta"), fold=True)
+        # The model is what a user types and the figures are numbers: neither is ever cut;
+        # the field (prose) folds at spaces.
+        columns = tuple(Column(c, right=c in ("old", "new", "delta"), fold=c == "field")
                         for c in DRIFT_COLUMNS)
         sections.append(Section(columns, tuple(row(*r) for r in drift_rows(result)),
-                                title=f"changes against {result.path}", layout="rich"))
+                                title=f"changes against {result.path}"))
     fields = ("model", "field", "old", "new", "delta", "relative")
     sections.append(Section(tuple(Column(f, csv=f, shown=False) for f in fields),
                             tuple(row(*(cell("", _exact(d.to_dict()[f])) for f in fields))

@@ -176,7 +176,9 @@ def test_table_fitted_to_a_narrow_page_drops_and_says_so():
     assert con.file.getvalue().splitlines()[1].split() == ["layer", "MACs", "note"]
 
 
-def test_boxed_section_and_csv_only_section():
+def test_piped_section_is_plain_and_csv_only_section_is_not_shown():
+    # One rule for every table: piped output is plain (the "box" layout of a small
+    # summary table no longer boxes it when piped).
     boxed = Section((Column("what"), Column("bytes", right=True)),
                     (row("weights", "12"), row(cell("peak", style="bold"), "12", total=True)),
                     layout="box")
@@ -185,6 +187,16 @@ def test_boxed_section_and_csv_only_section():
                         (row("weights", cell("", 12)),))
     doc = Document("plan", (boxed, long_form), footer=("done",))
     con = _plain_console(40)
+    render_table(doc, con)
+    assert con.file.getvalue() == (
+        "plan\n"
+        "what     bytes\n"
+        "-------  -----\n"
+        "weights     12\n"
+        "\n"
+        "peak        12\n"
+        "done\n")
+    con = Console(width=40, file=io.StringIO(), color_system=None, force_terminal=True)
     render_table(doc, con)
     assert con.file.getvalue() == (
         "       plan        \n"  # 19 cells: Rich puts the odd space on the right
