@@ -25,6 +25,7 @@ LAYERS: dict[str, int] = {
     "cnnscope.usercode": 0,
     "cnnscope.version": 0,
     "cnnscope.units": 0,
+    "cnnscope.printable": 0,
     "cnnscope.results": 0,
     # 1 the models and the one forward pass that measures them
     "cnnscope.zoo": 1,

@@ -40,8 +40,25 @@ BatchOpt = typer.Option(1, "--batch", "-b", help="Batch size (>= 1).")
 FormatOpt = typer.Option(None, "--format", "-f", case_sensitive=False,
                          help="Output format (default: from the -o file name: .json, .csv, .md; "
                               "else table).")
-OutputOpt = typer.Option(None, "--output", "-o", metavar="FILE",
-                         help="Write to this file (atomically) instead of stdout.")
+# A picture extension on -o would get a text table in a file named .png: refused while
+# the options are parsed (before any tracing), pointing to --plot, which draws pictures.
+PICTURE_SUFFIXES = (".png", ".svg", ".jpg", ".jpeg", ".pdf", ".gif", ".webp", ".tif", ".tiff",
+                    ".bmp", ".eps", ".ps")
+
+
+def _text_output(value: Optional[str]) -> Optional[str]:
+    from pathlib import PurePath
+
+    if value and PurePath(value).suffix.lower() in PICTURE_SUFFIXES:
+        raise typer.BadParameter(
+            f"{PurePath(value).name} is a picture, and -o writes text (a table, CSV, JSON or "
+            "Markdown); draw pictures with --plot FILE where the command has it")
+    return value
+
+
+OutputOpt = typer.Option(None, "--output", "-o", metavar="FILE", callback=_text_output,
+                         help="Write to this file (atomically) instead of stdout (text: a "
+                              "picture name such as .png is refused; see --plot).")
 WideOpt = typer.Option(False, "--wide", metavar="",
                        help="Every column, names whole, however wide the table gets (by default "
                             "a table is fitted to the terminal: low-priority columns are left "
@@ -81,7 +98,9 @@ def examples(*lines: str) -> str:
 
 def fail(err: CnnscopeError) -> None:
     """Print one line on stderr and exit with the error's code (2 for user errors)."""
-    typer.echo(f"cnnscope: error: {err}", err=True)
+    from cnnscope.printable import printable
+
+    typer.echo(f"cnnscope: error: {printable(str(err))}", err=True)
     raise typer.Exit(err.exit_code)
 
 
@@ -89,8 +108,10 @@ def report_usage_error(err) -> int:
     """A Click usage error (unknown option, bad value, missing argument) as one line."""
     ctx = getattr(err, "ctx", None)
     where = ctx.command_path if ctx is not None else "cnnscope"
+    from cnnscope.printable import printable
+
     message = " ".join(err.format_message().split())  # Click's messages may wrap
-    typer.echo(f"cnnscope: error: {message} (see '{where} --help')", err=True)
+    typer.echo(f"cnnscope: error: {printable(message)} (see '{where} --help')", err=True)
     return 2
 
 

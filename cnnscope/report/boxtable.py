@@ -23,6 +23,8 @@ from typing import Sequence, Union
 from rich.cells import cell_len
 from rich.text import Span, Text
 
+from cnnscope.printable import printable
+
 # A cell is its text, or (text, style) for a styled one.
 Cell = Union[str, "tuple[str, str]"]
 
@@ -86,7 +88,11 @@ def layout_table(columns: Sequence[Column], rows: Sequence[Sequence[Cell] | None
 
     Without ``fit`` only ``fold`` columns narrow (the Rich look); with ``wide`` nothing does.
     """
-    cells = [None if row is None else [_split(c) for c in row] for row in rows]
+    # Free text (layer names from a model, a lock's fields) printed as visible escapes.
+    columns = [Column(printable(c.header), c.right, c.fold, c.drop, c.shorten) for c in columns]
+    title = printable(title) if title else title
+    cells = [None if row is None else [(printable(t), s) for t, s in map(_split, row)]
+             for row in rows]
     widths = [max([_width(col.header)] + [_width(r[i][0]) for r in cells if r is not None])
               for i, col in enumerate(columns)]
     sep = 2 if plain else 3
@@ -397,4 +403,5 @@ def print_footer(console, lines: Sequence[str]) -> None:
     """The lines under a table. A terminal wraps them itself (a copied line stays whole);
     piped or written to a file, they are wrapped at spaces to the page width."""
     for line in lines:
-        console.print(line, highlight=False, markup=False, soft_wrap=console.is_terminal)
+        console.print(printable(line), highlight=False, markup=False,
+                      soft_wrap=console.is_terminal)

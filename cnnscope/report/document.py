@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from cnnscope.fileio import strict_json
+from cnnscope.printable import csv_text, printable
 
 _UNSET: Any = object()
 
@@ -186,7 +187,7 @@ def to_csv(doc: Document) -> str:
     for part in doc.parts:
         text = to_csv(part)
         if text:
-            pieces.append(text if part.key is None else f"# {part.key}\n{text}")
+            pieces.append(text if part.key is None else f"# {printable(part.key)}\n{text}")
     return "\n".join(pieces)
 
 
@@ -202,8 +203,8 @@ def _sections_csv(doc: Document) -> str:
             continue
         w.writerow([section.columns[i].csv for i in keep])
         for r in section.rows:
-            if r is not None and not r.total:
-                w.writerow([r.cells[i].value for i in keep])
+            if r is not None and not r.total:  # text a spreadsheet would run is guarded
+                w.writerow([csv_text(r.cells[i].value) for i in keep])
     return buf.getvalue()
 
 
@@ -230,9 +231,9 @@ def _placeholder(key: str) -> str:
 def to_markdown(doc: Document) -> str:
     """``## title``, a table per section (a blank line between), then the footer as a list;
     a ``|`` in a cell is escaped (``\\|``), or it would end the cell."""
-    out = [f"{'#' * doc.heading} {doc.title}", ""] if doc.heading else []
+    out = [f"{'#' * doc.heading} {printable(doc.title)}", ""] if doc.heading else []
     if doc.md_before:
-        out += [*doc.md_before, ""]
+        out += [*map(printable, doc.md_before), ""]
     for section in doc.sections:
         columns = [c for c in section.columns if c.shown]
         if "md" not in section.formats or not columns:
@@ -244,9 +245,9 @@ def to_markdown(doc: Document) -> str:
                 out.append(_markdown_row(r, section.columns))
         out.append("")
     footer = doc.footer if doc.full_footer is None else doc.full_footer
-    out.extend(f"- {line.strip()}" for line in footer)
+    out.extend(f"- {printable(line.strip())}" for line in footer)
     if doc.md_after:
-        out += ([""] if footer else []) + list(doc.md_after)
+        out += ([""] if footer else []) + [printable(line) for line in doc.md_after]
     if not footer and out and out[-1] == "":
         out.pop()  # a table alone ends with its last row
     pieces = ["\n".join(out) + "\n"] if out else []
@@ -254,7 +255,9 @@ def to_markdown(doc: Document) -> str:
 
 
 def _md(text: str) -> str:
-    return text.replace("|", "\\|")
+    """A cell's text: printable (a newline in a layer name is ``\\n``, not a broken row),
+    and a ``|`` escaped."""
+    return printable(text).replace("|", "\\|")
 
 
 def _markdown_row(r: Row, columns: Sequence[Column]) -> str:
