@@ -266,8 +266,10 @@ def console(output: Optional[str] = None):
     except (ValueError, AttributeError):
         is_terminal = False
     colour = is_terminal and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+    # A height as well: given a width alone, Rich sizes a TERM=dumb terminal 80x25 and
+    # ignores the width (COLUMNS=120 TERM=dumb printed 80-column tables).
     return Console(file=io.StringIO(), force_terminal=is_terminal,
-                   width=terminal_width(is_terminal),
+                   width=terminal_width(is_terminal), height=25,
                    color_system="auto" if colour else None, highlight=colour)
 
 
