@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from cnnscope.errors import InvalidOptionError
+from cnnscope.results import Shown
 from cnnscope.units import bytes_h
 
 CATEGORIES = ("parameters", "buffers", "gradients", "optimizer_state", "input",
@@ -51,7 +52,7 @@ def parse_bytes(text: str) -> int:
 
 
 @dataclass(frozen=True)
-class MemoryPlan:
+class MemoryPlan(Shown):
     """The peak memory of one step and what it is made of (bytes, exact)."""
 
     model: str

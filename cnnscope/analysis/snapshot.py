@@ -38,6 +38,7 @@ from cnnscope.analysis.lock_schema import (  # noqa: F401 - SCHEMA_VERSION: the 
     validate_lock,
 )
 from cnnscope.errors import InvalidOptionError
+from cnnscope.results import Shown
 
 # Fields compared as numbers (a tolerance can apply) and as exact values.
 NUMERIC_FIELDS = ("params", "trainable_params", "macs", "flops")
@@ -72,7 +73,7 @@ class Drift:
 
 
 @dataclass(frozen=True)
-class CheckResult:
+class CheckResult(Shown):
     """What ``cnnscope.api.check_lock`` found: drifts (empty: everything matches) and notes."""
 
     path: str

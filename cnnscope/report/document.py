@@ -270,6 +270,43 @@ def _markdown_row(r: Row, columns: Sequence[Column]) -> str:
                          (f" {_md(c.text)} |" if c.text else " |") for c in cells)
 
 
+def to_html(doc: Document) -> str:
+    """What ``to_markdown`` shows, as HTML (a notebook's ``_repr_html_``): the title, a
+    table per section, the footer as a list; every text printable and HTML-escaped."""
+    from html import escape
+
+    def text(t: str) -> str:
+        return escape(printable(t))
+
+    out = [f"<h{min(doc.heading, 6)}>{text(doc.title)}</h{min(doc.heading, 6)}>"] \
+        if doc.heading else []
+    out += [f"<p>{text(line)}</p>" for line in doc.md_before]
+    for section in doc.sections:
+        columns = [c for c in section.columns if c.shown]
+        if "md" not in section.formats or not columns:
+            continue
+        align = ['style="text-align:right"' if c.right else 'style="text-align:left"'
+                 for c in columns]
+        out.append("<table>")
+        out.append("<thead><tr>" + "".join(f"<th {a}>{text(c.header)}</th>"
+                                           for c, a in zip(columns, align)) + "</tr></thead>")
+        out.append("<tbody>")
+        for r in section.rows:
+            if r is None or not r.markdown:
+                continue
+            cells = [c for c, col in zip(r.cells, section.columns) if col.shown]
+            out.append("<tr>" + "".join(
+                f"<td {a}>" + (f"<strong>{text(c.text)}</strong>" if r.total and c.style == "bold"
+                               and c.text else text(c.text)) + "</td>"
+                for c, a in zip(cells, align)) + "</tr>")
+        out.append("</tbody></table>")
+    footer = doc.footer if doc.full_footer is None else doc.full_footer
+    if footer:
+        out.append("<ul>" + "".join(f"<li>{text(line.strip())}</li>" for line in footer) + "</ul>")
+    out += [f"<p>{text(line)}</p>" for line in doc.md_after]
+    return "\n".join(out + [to_html(part) for part in doc.parts]) + "\n"
+
+
 def render_text(doc: Document, format: str) -> str:
     """The CSV, JSON or Markdown text of ``doc`` (``format``: csv, json or md)."""
     return {"csv": to_csv, "json": to_json, "md": to_markdown}[format](doc)

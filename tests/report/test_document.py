@@ -328,3 +328,27 @@ def test_kinds_and_statuses_are_enums_equal_to_their_old_strings(results):
     field = results["ReceptiveFieldReport"].visible_layers()[-1]
     assert type(field.status) is FieldStatus and field.status in ("global", "spatial")
     assert json.dumps([layer.kind, field.status]) == f'["module", "{field.status.value}"]'
+
+
+@pytest.mark.parametrize("name", ["ModelReport", "ShapeReport", "ReceptiveFieldReport",
+                                  "MemoryPlan", "ZooTable", "CheckResult", "Comparison",
+                                  "BenchResult", "SpecTable", "SpecTables"])
+def test_result_shows_itself_in_a_notebook_as_its_markdown(results, name):
+    # Issue 23: Jupyter calls _repr_markdown_ / _repr_html_; both come from the Document
+    # that --format md renders.
+    from html import escape
+
+    from cnnscope.report.documents import document
+
+    result = results[name]
+    doc = document(result)
+    assert result._repr_markdown_() == render_text(doc, "md")
+    html = result._repr_html_()
+    assert html.count("<table>") == html.count("</table>") == sum(
+        1 for part in (doc, *doc.parts) for s in part.sections
+        if "md" in s.formats and any(c.shown for c in s.columns))
+    for part in (doc, *doc.parts):  # every title and footer line is there, escaped
+        if part.heading:
+            assert escape(part.title) in html
+        for line in (part.footer if part.full_footer is None else part.full_footer):
+            assert escape(line.strip()) in html
