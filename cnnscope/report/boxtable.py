@@ -402,6 +402,12 @@ def split_note(parts: int, width: int) -> list[str]:
 def print_footer(console, lines: Sequence[str]) -> None:
     """The lines under a table. A terminal wraps them itself (a copied line stays whole);
     piped or written to a file, they are wrapped at spaces to the page width."""
+    import textwrap
+
     for line in lines:
-        console.print(printable(line), highlight=False, markup=False,
-                      soft_wrap=console.is_terminal)
+        line = printable(line)
+        # piped: wrapped here at spaces, so no line ends in the space it broke at
+        pieces = [line] if console.is_terminal else textwrap.wrap(
+            line, console.width, break_long_words=False, break_on_hyphens=False) or [""]
+        for piece in pieces:
+            console.print(piece, highlight=False, markup=False, soft_wrap=True)
