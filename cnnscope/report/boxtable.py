@@ -7,12 +7,16 @@ with Rich's default HEAVY_HEAD box, header, sections and title, and printed as o
 styled ``Text``. tests/report/test_boxtable.py checks the output against Rich's own Table,
 character for character.
 
-A table wider than the page is fitted, not chopped (issue 13): columns with a ``drop``
-priority are left out, highest first, until the rest fits at their narrowest; then long
-names are shortened in the middle (``layer1.0.…sample.0``: the leaf stays) and prose
-folds at spaces. Numbers are never cut. ``wide=True`` skips all of it. Output that is not
-a terminal (a pipe, a file) is plain aligned text: no box drawing, two spaces between
-columns, one line per row, so ``grep``, ``awk`` and ``cut`` work on it.
+It is the one layout engine of every table cnnscope prints (issue 23). A table wider
+than the page is fitted, not chopped: columns with a ``drop`` priority are left out,
+highest first, until the rest fits; then, stage by stage (``_stage_lows``), headers of
+several words fold, prose folds at spaces, and only then are long names shortened in the
+middle (``layer1.0.…sample.0``: the leaf stays). Numbers, names a user types and type
+names are never cut. ``wide=True`` skips all of it. A table of row labels and item
+columns (``print_parts``: models side by side) is cut into parts that each fit. Output
+that is not a terminal (a pipe, a file) is plain aligned text: no box drawing, two spaces
+between columns, one line per row, so ``grep``, ``awk`` and ``cut`` work on it. Every
+text is made printable (``cnnscope.printable``) before it is laid out.
 """
 
 from __future__ import annotations
