@@ -237,7 +237,7 @@ def _longest_word(texts: Sequence[str]) -> int:
 
 
 STAGES = 5
-DROP_STAGE = 2  # columns are dropped until the rest fits at this stage's widths
+DROP_STAGE = 1  # columns are dropped until the rest fits at this stage's widths
 
 
 def _stage_lows(col: Column, natural: int, header: str, texts: Sequence[str]) -> list[int]:
@@ -249,9 +249,10 @@ def _stage_lows(col: Column, natural: int, header: str, texts: Sequence[str]) ->
     3. prose folds narrower, down to its longest word;
     4. prose cuts words longer than a line (at least 4 cells, at most 20 kept).
 
-    Columns with a ``drop`` priority are left out before stage 3: a table loses a column
-    before its prose turns into a narrow strip. Every other cell keeps its width: numbers,
-    and names a user types, are never cut.
+    Columns with a ``drop`` priority are left out before stage 2: a layer name is
+    shortened only when no column can go, and a table loses a column before its prose
+    turns into a narrow strip. Every other cell keeps its width: numbers, and names a
+    user types, are never cut.
     """
     cells = max((_width(t) for t in texts), default=0)
     head = _longest_word([header])
