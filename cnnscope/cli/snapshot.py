@@ -91,6 +91,16 @@ def check(
         from cnnscope.analysis.snapshot import parse_rtol
         from cnnscope.api import check_lock
 
+        if format is CheckFormat.github and output:
+            from cnnscope.cli.common import resolve_format
+
+            if resolve_format(None, output) is not OutputFormat.table:  # -o x.json
+                from cnnscope.errors import InvalidOptionError
+
+                raise InvalidOptionError(
+                    f"-o {output} names a {resolve_format(None, output).value} file but "
+                    "--format is github", "name the file .txt, or drop -o")
+
         result = check_lock(lock, parse_rtol(rtol), model or None,
                             allow_modules=tuple(allow_module or ()))
         if format is CheckFormat.github:

@@ -257,3 +257,10 @@ def test_github_escaping_of_properties_and_data():
 
     assert _github_data("50% done\r\nnext: a,b") == "50%25 done%0D%0Anext: a,b"
     assert _github_property("a:b,c%\n") == "a%3Ab%2Cc%25%0A"
+
+
+def test_check_github_to_a_json_name_is_refused_before_checking(run_main, one_line_error, locks,
+                                                                tmp_path):
+    res = run_main("check", locks / "drift.lock.json", "-f", "github", "-o", tmp_path / "a.json")
+    assert "--format is github" in one_line_error(res)
+    assert not (tmp_path / "a.json").exists()
