@@ -70,3 +70,17 @@ class _CallablePackage(_types.ModuleType):
 
 bench = _importlib.import_module("cnnscope.bench")
 bench.__class__ = _CallablePackage
+
+
+def _notebook(result: Any, format: str) -> str:
+    """A result's Markdown or HTML for Jupyter: the renderer of ``--format md``."""
+    from cnnscope.report.document import to_html, to_markdown
+    from cnnscope.report.documents import document
+
+    doc = document(result)
+    return to_markdown(doc) if format == "md" else to_html(doc)
+
+
+from cnnscope import results as _results  # noqa: E402
+
+_results.NOTEBOOK_RENDERER = _notebook

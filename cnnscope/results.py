@@ -60,3 +60,22 @@ class Result(Protocol):
     def to_dict(self) -> dict[str, Any]:
         """The exact data, JSON-able as is: exact integers, None for what is not known."""
         ...
+
+
+# How a result shows itself in a notebook: the same Document and renderer as
+# ``--format md``. The renderers sit above this module (a result may not import them), so
+# the package root, which imports first whatever a user imports, fills this in.
+NOTEBOOK_RENDERER: Any = None  # (result, "md" | "html") -> str
+
+
+class Shown:
+    """A result that Jupyter displays as its Markdown (``_repr_markdown_``) or HTML table
+    (``_repr_html_``), both from the renderer of ``--format md``."""
+
+    __slots__ = ()
+
+    def _repr_markdown_(self) -> str | None:
+        return NOTEBOOK_RENDERER(self, "md") if NOTEBOOK_RENDERER else None
+
+    def _repr_html_(self) -> str | None:
+        return NOTEBOOK_RENDERER(self, "html") if NOTEBOOK_RENDERER else None

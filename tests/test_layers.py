@@ -27,6 +27,7 @@ LAYERS: dict[str, int] = {
     "cnnscope.units": 0,
     "cnnscope.literal": 0,
     "cnnscope.validate": 0,
+    "cnnscope.printable": 0,
     "cnnscope.results": 0,
     # 1 the models and the one forward pass that measures them
     "cnnscope.zoo": 1,

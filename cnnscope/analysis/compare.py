@@ -34,6 +34,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 from cnnscope.errors import InvalidOptionError
+from cnnscope.results import Shown
 from cnnscope.trace.records import CONVENTION, LayerRecord, ModelReport
 
 # Bytes per element of the dtypes --dtype accepts (aliases map to the canonical name).
@@ -234,7 +235,7 @@ RATIO_FIELDS = (("params", "params"), ("macs", "MACs"), ("flops", "FLOPs"),
 
 
 @dataclass(frozen=True)
-class Comparison:
+class Comparison(Shown):
     """Every model's summary; ratios are against the first model."""
 
     models: tuple[ModelSummary, ...]
@@ -246,18 +247,38 @@ class Comparison:
     def reference(self) -> ModelSummary:
         return self.models[0]
 
-    def ratios(self, m: ModelSummary) -> dict[str, float | None]:
-        """``m``'s figures divided by the first model's (None where either is missing)."""
+    def summary(self, m: Any) -> ModelSummary:
+        """The summary of one compared model: ``m`` is a ``ModelSummary``, a model's name
+        as compared (``"googlenet"``, ``"net.py:build"``), its position (0: the first),
+        or anything naming one in its ``model`` attribute (a ``ModelReport``)."""
+        if isinstance(m, ModelSummary):
+            return m
+        if isinstance(m, int) and not isinstance(m, bool):
+            if -len(self.models) <= m < len(self.models):
+                return self.models[m]
+            raise InvalidOptionError(f"no model at position {m}: {len(self.models)} were compared")
+        name = m if isinstance(m, str) else getattr(m, "model", None)
+        for s in self.models:
+            if isinstance(name, str) and s.model == name:
+                return s
+        raise InvalidOptionError(
+            f"{name if isinstance(name, str) else type(m).__name__!r} is not one of the "
+            "compared models", "compared: " + ", ".join(s.model for s in self.models))
+
+    def ratios(self, m: Any) -> dict[str, float | None]:
+        """``m``'s figures divided by the first model's (None where either is missing);
+        ``m``: a summary, a compared model's name or position (see ``summary``)."""
         ref = _figures(self.reference)
-        own = _figures(m)
+        own = _figures(self.summary(m))
         out: dict[str, float | None] = {}
         for key, _ in RATIO_FIELDS:
             a, b = own.get(key), ref.get(key)
             out[key] = (a / b) if a is not None and b else None
         return out
 
-    def ratio_line(self, m: ModelSummary) -> str:
-        """"googlenet: 0.05x params, 0.10x MACs of vgg16"."""
+    def ratio_line(self, m: Any) -> str:
+        """"googlenet: 0.05x params, 0.10x MACs of vgg16"; ``m`` as for ``ratios``."""
+        m = self.summary(m)
         parts = []
         for key, label in RATIO_FIELDS:
             v = self.ratios(m)[key]

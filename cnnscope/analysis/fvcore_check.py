@@ -16,6 +16,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from cnnscope.results import Shown
 from cnnscope.trace.fvcore_ops import MAC_OPERATORS
 from cnnscope.trace.records import ModelReport
 
@@ -106,7 +107,7 @@ class CheckRow:
 
 
 @dataclass(frozen=True)
-class FvcoreCheck:
+class FvcoreCheck(Shown):
     """Both counts of one model: rows, totals, and the difference by cause."""
 
     model: str

@@ -17,6 +17,7 @@ from fractions import Fraction
 from typing import Any, Callable, Sequence
 
 from cnnscope.errors import InvalidOptionError
+from cnnscope.results import Shown
 from cnnscope.units import bytes_h
 
 CATEGORIES = ("parameters", "buffers", "gradients", "optimizer_state", "input",
@@ -76,7 +77,7 @@ def parse_bytes(text: str) -> int:
 
 
 @dataclass(frozen=True)
-class MemoryPlan:
+class MemoryPlan(Shown):
     """The peak memory of one step and what it is made of (bytes, exact)."""
 
     model: str

@@ -63,7 +63,7 @@ from cnnscope.analysis.rf_axis import (  # noqa: F401 - re-exported: the maths' 
     merge_fields,
 )
 from cnnscope.analysis.rf_rules import _State, _Step, _step
-from cnnscope.results import FieldStatus, LayerKind
+from cnnscope.results import FieldStatus, LayerKind, Shown
 from cnnscope.trace.records import MODEL_INPUT, ModelReport
 
 # Definitions printed under every table and written into every file.
@@ -172,7 +172,7 @@ def _num(v: Fraction | int | None) -> int | float | None:
 
 
 @dataclass(frozen=True)
-class ReceptiveFieldReport:
+class ReceptiveFieldReport(Shown):
     """Receptive fields of every record of a trace, and of the last spatial feature map."""
 
     model: str

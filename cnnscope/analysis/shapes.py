@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Callable
 
-from cnnscope.results import LayerKind
+from cnnscope.results import LayerKind, Shown
 from cnnscope.trace.records import LayerRecord, ModelReport
 
 # ---------------------------------------------------------------------- the formulas
@@ -62,7 +62,7 @@ class ShapeRow:
 
 
 @dataclass(frozen=True)
-class ShapeReport:
+class ShapeReport(Shown):
     """Output sizes of one trace, with the smallest / valid inputs when asked for."""
 
     model: str

@@ -39,6 +39,7 @@ from cnnscope.analysis.lock_schema import (  # noqa: F401 - SCHEMA_VERSION: the 
 )
 from cnnscope.errors import InvalidOptionError
 from cnnscope.literal import NotALiteral, literal
+from cnnscope.results import Shown
 
 # Fields compared as numbers (a tolerance can apply) and as exact values.
 NUMERIC_FIELDS = ("params", "trainable_params", "macs", "flops")
@@ -73,7 +74,7 @@ class Drift:
 
 
 @dataclass(frozen=True)
-class CheckResult:
+class CheckResult(Shown):
     """What ``cnnscope.api.check_lock`` found: drifts (empty: everything matches) and notes."""
 
     path: str

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from cnnscope.results import Shown
 from cnnscope.trace.records import CONVENTION, ModelReport
 
 
@@ -23,7 +24,7 @@ class ZooRow:
 
 
 @dataclass(frozen=True)
-class ZooTable:
+class ZooTable(Shown):
     """The rows of ``cnnscope zoo``, as one result (``cnnscope.api.zoo_table``)."""
 
     rows: tuple[ZooRow, ...]

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from cnnscope.bench.comm_model import ScalingPrediction
-from cnnscope.results import RunStatus
+from cnnscope.results import RunStatus, Shown
 
 STATUSES = ("ok", "oom", "error", "unsupported")
 
@@ -284,7 +284,7 @@ class BenchRow:
 
 
 @dataclass(frozen=True)
-class BenchResult:
+class BenchResult(Shown):
     """A sweep: the environment, the ceilings and the rows measured (so far).
 
     Built once the sweep ends (the runner collects its rows and ceilings as it goes);

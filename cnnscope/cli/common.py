@@ -47,12 +47,33 @@ BatchOpt = typer.Option(1, "--batch", "-b", help="Batch size (>= 1).")
 FormatOpt = typer.Option(None, "--format", "-f", case_sensitive=False,
                          help="Output format (default: from the -o file name: .json, .csv, .md; "
                               "else table).")
-OutputOpt = typer.Option(None, "--output", "-o", metavar="FILE",
-                         help="Write to this file (atomically) instead of stdout.")
+# A picture extension on -o would get a text table in a file named .png: refused while
+# the options are parsed (before any tracing), pointing to --plot, which draws pictures.
+PICTURE_SUFFIXES = (".png", ".svg", ".jpg", ".jpeg", ".pdf", ".gif", ".webp", ".tif", ".tiff",
+                    ".bmp", ".eps", ".ps")
+
+
+def _text_output(value: Optional[str]) -> Optional[str]:
+    from pathlib import PurePath
+
+    if value and PurePath(value).suffix.lower() in PICTURE_SUFFIXES:
+        raise typer.BadParameter(
+            f"{PurePath(value).name} is a picture, and -o writes text (a table, CSV, JSON or "
+            "Markdown); draw pictures with --plot FILE where the command has it")
+    return value
+
+
+OutputOpt = typer.Option(None, "--output", "-o", metavar="FILE", callback=_text_output,
+                         help="Write to this file (atomically) instead of stdout (text: a "
+                              "picture name such as .png is refused; see --plot).")
 WideOpt = typer.Option(False, "--wide", metavar="",
                        help="Every column, names whole, however wide the table gets (by default "
                             "a table is fitted to the terminal: low-priority columns are left "
                             "out, long names shortened in the middle, and the footer says so).")
+ExplainOpt = typer.Option(False, "--explain", metavar="",
+                          help="Under the table, the counting conventions in full (by default "
+                               "at most two lines about the columns shown; Markdown output "
+                               "always has the full text).")
 DeviceOpt = typer.Option("meta", "--device", "-d", metavar="meta|cpu|cuda[:N]",
                          help="meta (default: nothing allocated), cpu or cuda.")
 
@@ -84,7 +105,9 @@ def examples(*lines: str) -> str:
 
 def fail(err: CnnscopeError) -> None:
     """Print one line on stderr and exit with the error's code (2 for user errors)."""
-    typer.echo(f"cnnscope: error: {err}", err=True)
+    from cnnscope.printable import printable
+
+    typer.echo(f"cnnscope: error: {printable(str(err))}", err=True)
     raise typer.Exit(err.exit_code)
 
 
@@ -92,8 +115,10 @@ def report_usage_error(err) -> int:
     """A Click usage error (unknown option, bad value, missing argument) as one line."""
     ctx = getattr(err, "ctx", None)
     where = ctx.command_path if ctx is not None else "cnnscope"
+    from cnnscope.printable import printable
+
     message = " ".join(err.format_message().split())  # Click's messages may wrap
-    typer.echo(f"cnnscope: error: {message} (see '{where} --help')", err=True)
+    typer.echo(f"cnnscope: error: {printable(message)} (see '{where} --help')", err=True)
     return 2
 
 
@@ -252,8 +277,10 @@ def console(output: Optional[str] = None):
     except (ValueError, AttributeError):
         is_terminal = False
     colour = is_terminal and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+    # A height as well: given a width alone, Rich sizes a TERM=dumb terminal 80x25 and
+    # ignores the width (COLUMNS=120 TERM=dumb printed 80-column tables).
     return Console(file=io.StringIO(), force_terminal=is_terminal,
-                   width=terminal_width(is_terminal),
+                   width=terminal_width(is_terminal), height=25,
                    color_system="auto" if colour else None, highlight=colour)
 
 
@@ -266,7 +293,7 @@ def flush_console(con, output: Optional[str]) -> None:
 
 
 def write_result(result: Any, format: Optional[OutputFormat], output: Optional[str], *,
-                 wide: bool = False, **options: Any) -> None:
+                 wide: bool = False, explain: bool = False, **options: Any) -> None:
     """Write one result in the chosen format: every command's last step.
 
     The result becomes a ``Document`` (``cnnscope.report.documents``; ``options`` are its
@@ -280,7 +307,7 @@ def write_result(result: Any, format: Optional[OutputFormat], output: Optional[s
     doc = document(result, **options)
     if format is OutputFormat.table:
         con = console(output)
-        render.render_table(doc, con, wide=wide)
+        render.render_table(doc, con, wide=wide, explain=explain)
         flush_console(con, output)
         return
     emit(render.render_text(doc, format.value), output)

@@ -8,6 +8,7 @@ import typer
 
 from cnnscope.cli.common import (
     BatchOpt,
+    ExplainOpt,
     FormatOpt,
     InputOpt,
     OutputFormat,
@@ -38,6 +39,7 @@ def compare(
     format: Optional[OutputFormat] = FormatOpt,
     output: Optional[str] = OutputOpt,
     wide: bool = WideOpt,
+    explain: bool = ExplainOpt,
     plot: Optional[str] = typer.Option(None, "--plot", metavar="FILE.png|svg",
                                        help="Draw params vs MACs (bubble = peak activations); "
                                             "needs matplotlib (pip install 'cnnscope[plot]')."),
@@ -64,7 +66,7 @@ def compare(
             check_plot_target(plot, output)  # a missing matplotlib fails before any tracing
         sources = resolve_all(models, kwargs)  # an unknown name fails before any work
         result = run_compare(sources, size, batch, dtype=dtype, bench=bench, device=device)
-        write_result(result, format, output, wide=wide)
+        write_result(result, format, output, wide=wide, explain=explain)
         if plot:
             from cnnscope.report.plot import plot_comparison
 

@@ -91,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
         except usage_error as err:
             return report_usage_error(err)
         except click_error as err:
-            print(f"cnnscope: error: {err.format_message()}", file=sys.stderr)
+            from cnnscope.printable import printable
+
+            print(f"cnnscope: error: {printable(err.format_message())}", file=sys.stderr)
             return err.exit_code
         except typer.Abort:  # Ctrl-C outside a command body
             print("cnnscope: interrupted", file=sys.stderr)

@@ -8,10 +8,12 @@ import typer
 
 from cnnscope.cli.common import (
     BatchOpt,
+    ExplainOpt,
     FormatOpt,
     InputOpt,
     OutputFormat,
     OutputOpt,
+    WideOpt,
     examples,
     parse_size,
     user_errors,
@@ -49,6 +51,8 @@ def memory(
     top: int = typer.Option(10, "--top", help="Rows of the activation table (0: all)."),
     format: Optional[OutputFormat] = FormatOpt,
     output: Optional[str] = OutputOpt,
+    wide: bool = WideOpt,
+    explain: bool = ExplainOpt,
     plot: Optional[str] = typer.Option(None, "--plot", metavar="FILE.png|svg",
                                        help="Draw the breakdown and the activation memory by module; "
                                             "needs matplotlib (pip install 'cnnscope[plot]')."),
@@ -78,7 +82,7 @@ def memory(
             plan = fit_batch(model, budget, size, **options)
         else:
             plan = plan_memory(model, size, batch, **options)
-        write_result(plan, format, output, depth=depth, top=top)
+        write_result(plan, format, output, wide=wide, explain=explain, depth=depth, top=top)
         if plot:
             from cnnscope.report.memory_plot import plot_memory
 

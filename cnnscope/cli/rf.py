@@ -7,6 +7,7 @@ from typing import List, Optional
 import typer
 
 from cnnscope.cli.common import (
+    ExplainOpt,
     FormatOpt,
     InputsOpt,
     OutputFormat,
@@ -28,6 +29,7 @@ def rf(
     format: Optional[OutputFormat] = FormatOpt,
     output: Optional[str] = OutputOpt,
     wide: bool = WideOpt,
+    explain: bool = ExplainOpt,
     plot: Optional[str] = typer.Option(None, "--plot", metavar="FILE.png|svg",
                                        help="Also draw receptive field and effective stride by "
                                             "layer; needs matplotlib."),
@@ -51,7 +53,7 @@ def rf(
         size = parse_sizes(input)
         report = analyze(source, size)  # a too-small input is explained by analyze
         result = receptive_fields(report)
-        write_result(result, format, output, wide=wide)
+        write_result(result, format, output, wide=wide, explain=explain)
         if plot:
             from cnnscope.report.plot import plot_rf
 

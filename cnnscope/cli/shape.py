@@ -7,6 +7,7 @@ from typing import List, Optional
 import typer
 
 from cnnscope.cli.common import (
+    ExplainOpt,
     FormatOpt,
     InputsOpt,
     OutputFormat,
@@ -32,6 +33,7 @@ def shape(
     format: Optional[OutputFormat] = FormatOpt,
     output: Optional[str] = OutputOpt,
     wide: bool = WideOpt,
+    explain: bool = ExplainOpt,
     arg: Optional[List[str]] = ArgOpt,
 ) -> None:
     """Per-layer output size with the formula used; --min / --near for input limits.
@@ -58,7 +60,7 @@ def shape(
         if near is not None:
             sizes, rule = shapes.valid_sizes_near(source, near, report.input_size[0])
             result = replace(result, near=near, valid_near=sizes, valid_rule=rule)
-        write_result(result, format, output, wide=wide)
+        write_result(result, format, output, wide=wide, explain=explain)
 
 
 def register(app: typer.Typer) -> None:

@@ -8,13 +8,13 @@ of the schema, or naming code it may not run; a bad option).
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import List, Optional
 
 import typer
 
 from cnnscope.cli.common import (
     BatchOpt,
-    FormatOpt,
     InputOpt,
     OutputFormat,
     OutputOpt,
@@ -27,6 +27,16 @@ from cnnscope.cli.common import (
 from cnnscope.cli.model_args import ArgOpt, parse_model_args
 
 ORDER = 40
+
+
+class CheckFormat(str, Enum):
+    """check's formats: every command's, and GitHub workflow annotations."""
+
+    table = "table"
+    csv = "csv"
+    json = "json"
+    md = "md"
+    github = "github"
 
 
 def snapshot(
@@ -72,7 +82,10 @@ def check(
         None, "--allow-module", metavar="PACKAGE",
         help="Let the lock's package.module:factory specs import this package (repeatable). "
              "Without it, check imports no module that the lock alone names."),
-    format: Optional[OutputFormat] = FormatOpt,
+    format: Optional[CheckFormat] = typer.Option(
+        None, "--format", "-f", case_sensitive=False,
+        help="Output format (default: from the -o file name: .json, .csv, .md; else table); "
+             "github: a GitHub Actions annotation (::error) per drifted model."),
     output: Optional[str] = OutputOpt,
 ) -> None:
     """Re-trace the models of a lock file: exit 0 if all match, 1 if anything drifted."""
@@ -81,9 +94,24 @@ def check(
         from cnnscope.api import check_lock
 
         refuse_overwriting_inputs(output, [lock], "the lock file being checked")
+        if format is CheckFormat.github and output:
+            from cnnscope.cli.common import resolve_format
+
+            if resolve_format(None, output) is not OutputFormat.table:  # -o x.json
+                from cnnscope.errors import InvalidOptionError
+
+                raise InvalidOptionError(
+                    f"-o {output} names a {resolve_format(None, output).value} file but "
+                    "--format is github", "name the file .txt, or drop -o")
+
         result = check_lock(lock, parse_rtol(rtol), model or None,
                             allow_modules=tuple(allow_module or ()))
-        write_result(result, format, output)
+        if format is CheckFormat.github:
+            from cnnscope.report.files import github_annotations
+
+            emit(github_annotations(result), output)
+        else:
+            write_result(result, None if format is None else OutputFormat(format.value), output)
     if not result.ok:
         raise typer.Exit(1)
 

@@ -11,6 +11,7 @@ from cnnscope.cli.common import (
     Counter,
     Detections,
     DeviceOpt,
+    ExplainOpt,
     FormatOpt,
     InputsOpt,
     OutputFormat,
@@ -34,6 +35,7 @@ def summary(
     format: Optional[OutputFormat] = FormatOpt,
     output: Optional[str] = OutputOpt,
     wide: bool = WideOpt,
+    explain: bool = ExplainOpt,
     device: str = DeviceOpt,
     counter: Counter = typer.Option(Counter.cnnscope, "--counter", case_sensitive=False,
                                     help="cnnscope, or fvcore: both counts side by side per layer, "
@@ -67,7 +69,7 @@ def summary(
             check_plot_target(plot, output)  # a bad name or missing matplotlib fails before tracing
         if counter == "fvcore":
             _fvcore_side_by_side(model, input, batch, depth, format, output, wide, train,
-                                 plot, arg)
+                                 plot, arg, explain)
             return
         device_arg = None if device == "meta" else device
         report = analyze(model, parse_sizes(input), batch, device=device_arg, train=train,
@@ -78,7 +80,7 @@ def summary(
 
             report = dataclasses.replace(report, notes=(*report.notes, report.path_note()))
         rows = group_by_depth(report, depth)
-        write_result(report, format, output, wide=wide, rows=rows)
+        write_result(report, format, output, wide=wide, explain=explain, rows=rows)
         if plot:
             from cnnscope.report.plot import plot_layers
 
@@ -86,7 +88,8 @@ def summary(
             typer.echo(f"wrote {plot}", err=True)
 
 
-def _fvcore_side_by_side(model, input, batch, depth, format, output, wide, train, plot, arg):
+def _fvcore_side_by_side(model, input, batch, depth, format, output, wide, train, plot, arg,
+                         explain=False):
     """``--counter fvcore``: both counts per layer, the difference and its cause."""
     from cnnscope.api import fvcore_check
     from cnnscope.errors import InvalidOptionError
@@ -95,7 +98,7 @@ def _fvcore_side_by_side(model, input, batch, depth, format, output, wide, train
         raise InvalidOptionError("--plot draws cnnscope's counts", "drop --counter fvcore")
     check = fvcore_check(model, parse_sizes(input), batch, depth=depth, train=train,
                          **parse_args(arg))
-    write_result(check, format, output, wide=wide)
+    write_result(check, format, output, wide=wide, explain=explain)
 
 
 def register(app: typer.Typer) -> None:

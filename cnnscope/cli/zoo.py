@@ -7,9 +7,11 @@ from typing import Optional
 import typer
 
 from cnnscope.cli.common import (
+    ExplainOpt,
     FormatOpt,
     OutputFormat,
     OutputOpt,
+    WideOpt,
     examples,
     user_errors,
     write_result,
@@ -23,6 +25,8 @@ def zoo(
     family: Optional[str] = typer.Option(None, "--family", help="Only this family (e.g. ResNet)."),
     format: Optional[OutputFormat] = FormatOpt,
     output: Optional[str] = OutputOpt,
+    wide: bool = WideOpt,
+    explain: bool = ExplainOpt,
     counts: bool = typer.Option(True, "--counts/--no-counts", metavar="", help="Trace each model (meta device) for params and MACs."),
 ) -> None:
     """List the zoo: name, family, paper year, data set, default input, params, MACs."""
@@ -38,7 +42,7 @@ def zoo(
                 f"no model matches {pattern!r}" + (f" in family {family!r}" if family else ""),
                 "families: " + ", ".join(families()),
             )
-        write_result(table, format, output)
+        write_result(table, format, output, wide=wide, explain=explain)
 
 
 def register(app: typer.Typer) -> None:

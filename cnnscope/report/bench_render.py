@@ -196,19 +196,35 @@ def top_layers(p: PerLayer, top: int = 0) -> list[LayerTiming]:
 
 # ----------------------------------------------------------------------------- tables
 
-# Numbers are never cut: numeric columns do not wrap and take the width they need.
-def _number(header: str) -> Column:
-    return Column(header, right=True, nowrap=True)
+# Numbers are never cut: a numeric column takes the width it needs. On a narrow page
+# (80 columns) whole columns are left out instead, the highest ``drop`` first; the
+# footer says which, and --wide shows all.
+#
+# sweep table: the model, batch, median and img/s and the status always stay; out first
+# the sample count, then the train-only forward and backward split, the spread, the
+# memory, the ceiling share and rate, the dtype, the mode.
+ROWS_DROP = {"n": 9, "fwd ms": 8, "bwd ms": 7, "IQR ms": 6, "peak memory": 5,
+             "of ceiling": 4, "rate": 3, "dtype": 2, "mode": 1}
+# per-layer table: the layer, its times, its bound and its share of the time always
+# stay; out first the achieved bandwidth, the intensity, the rates, the ceiling share,
+# the MACs, the type.
+LAYERS_DROP = {"fwd GB/s": 7, "FLOP/byte": 6, "bwd rate": 5, "fwd rate": 4,
+               "of ceiling": 3, "MACs": 2, "type": 1}
+
+
+def _number(header: str, drop: int = 0) -> Column:
+    return Column(header, right=True, drop=drop)
 
 
 def rows_table(result: BenchResult) -> Section:
     """The sweep's table: one row per bench row; a failed row's status in colour."""
     unit, scale = flops_unit(r.achieved_tflops for r in result.rows)
-    columns = (Column("model", nowrap=True, min_width=8, code=True), _number("batch"),
-               Column("dtype", nowrap=True), Column("mode", nowrap=True),
-               *(_number(c) for c in ("median ms", "IQR ms", "n", "fwd ms", "bwd ms", "img/s",
-                                      "peak memory", unit, "of ceiling")),
-               Column("status", fold=True, min_width=6))
+    columns = (Column("model", code=True), _number("batch"),
+               Column("dtype", drop=ROWS_DROP["dtype"]), Column("mode", drop=ROWS_DROP["mode"]),
+               *(_number(c, ROWS_DROP.get(c, 0)) for c in (
+                   "median ms", "IQR ms", "n", "fwd ms", "bwd ms", "img/s", "peak memory")),
+               _number(unit, ROWS_DROP["rate"]), _number("of ceiling", ROWS_DROP["of ceiling"]),
+               Column("status", fold=True))
     rows = []
     for r in result.rows:
         head = [r.model, str(r.batch), r.dtype, r.mode]
@@ -221,7 +237,7 @@ def rows_table(result: BenchResult) -> Section:
         else:
             style = "yellow" if r.status in ("oom", "unsupported") else "red"
             rows.append(row(*head, *(["-"] * 9), cell(_status(r), style=style)))
-    return Section(columns, tuple(rows), layout="rich")
+    return Section(columns, tuple(rows))
 
 
 def layers_document(r: BenchRow, p: PerLayer, *, top: int) -> Document:
@@ -232,15 +248,15 @@ def layers_document(r: BenchRow, p: PerLayer, *, top: int) -> Document:
     train = p.hooked_bwd_ms is not None
     ceiling = r.ceiling_tflops
     roof = any(layer.flops is not None for layer in p.layers)
-    columns = [Column("layer", fold=True, min_width=16, code=True),
-               Column("type", fold=True, min_width=6),
-               *(_number(c) for c in ("MACs", "fwd ms", f"fwd {unit}"))]
+    columns = [Column("layer", shorten=20, code=True), Column("type", drop=LAYERS_DROP["type"]),
+               _number("MACs", LAYERS_DROP["MACs"]), _number("fwd ms"),
+               _number(f"fwd {unit}", LAYERS_DROP["fwd rate"])]
     if train:
-        columns += [_number("bwd ms"), _number(f"bwd {unit}")]
+        columns += [_number("bwd ms"), _number(f"bwd {unit}", LAYERS_DROP["bwd rate"])]
     if ceiling:
-        columns.append(_number("of ceiling"))
+        columns.append(_number("of ceiling", LAYERS_DROP["of ceiling"]))
     if roof:
-        columns += [_number(c) for c in ("FLOP/byte", "fwd GB/s", "bound")]
+        columns += [_number(c, LAYERS_DROP.get(c, 0)) for c in ("FLOP/byte", "fwd GB/s", "bound")]
     columns.append(_number("% time"))
     total = p.sum_fwd_ms + (p.sum_bwd_ms or 0.0)
     rows = []
@@ -258,7 +274,7 @@ def layers_document(r: BenchRow, p: PerLayer, *, top: int) -> Document:
         cells.append(percent(t / total) if total else "-")
         rows.append(row(*cells))
     name = f"per layer: {r.model} b{r.batch} {r.dtype} {r.mode}"
-    section = Section(tuple(columns), tuple(rows), title=f"{name} ({what})", layout="rich")
+    section = Section(tuple(columns), tuple(rows), title=f"{name} ({what})")
     return Document(name, (section,), tuple(per_layer_lines(p)),
                     heading=4)
 

@@ -7,12 +7,16 @@ with Rich's default HEAVY_HEAD box, header, sections and title, and printed as o
 styled ``Text``. tests/report/test_boxtable.py checks the output against Rich's own Table,
 character for character.
 
-A table wider than the page is fitted, not chopped (issue 13): columns with a ``drop``
-priority are left out, highest first, until the rest fits at their narrowest; then long
-names are shortened in the middle (``layer1.0.…sample.0``: the leaf stays) and prose
-folds at spaces. Numbers are never cut. ``wide=True`` skips all of it. Output that is not
-a terminal (a pipe, a file) is plain aligned text: no box drawing, two spaces between
-columns, one line per row, so ``grep``, ``awk`` and ``cut`` work on it.
+It is the one layout engine of every table cnnscope prints (issue 23). A table wider
+than the page is fitted, not chopped: columns with a ``drop`` priority are left out,
+highest first, until the rest fits; then, stage by stage (``_stage_lows``), headers of
+several words fold, prose folds at spaces, and only then are long names shortened in the
+middle (``layer1.0.…sample.0``: the leaf stays). Numbers, names a user types and type
+names are never cut. ``wide=True`` skips all of it. A table of row labels and item
+columns (``print_parts``: models side by side) is cut into parts that each fit. Output
+that is not a terminal (a pipe, a file) is plain aligned text: no box drawing, two spaces
+between columns, one line per row, so ``grep``, ``awk`` and ``cut`` work on it. Every
+text is made printable (``cnnscope.printable``) before it is laid out.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from typing import Sequence, Union
 
 from rich.cells import cell_len
 from rich.text import Span, Text
+
+from cnnscope.printable import printable
 
 # A cell is its text, or (text, style) for a styled one.
 Cell = Union[str, "tuple[str, str]"]
@@ -86,7 +92,11 @@ def layout_table(columns: Sequence[Column], rows: Sequence[Sequence[Cell] | None
 
     Without ``fit`` only ``fold`` columns narrow (the Rich look); with ``wide`` nothing does.
     """
-    cells = [None if row is None else [_split(c) for c in row] for row in rows]
+    # Free text (layer names from a model, a lock's fields) printed as visible escapes.
+    columns = [Column(printable(c.header), c.right, c.fold, c.drop, c.shorten) for c in columns]
+    title = printable(title) if title else title
+    cells = [None if row is None else [(printable(t), s) for t, s in map(_split, row)]
+             for row in rows]
     widths = [max([_width(col.header)] + [_width(r[i][0]) for r in cells if r is not None])
               for i, col in enumerate(columns)]
     sep = 2 if plain else 3
@@ -94,7 +104,7 @@ def layout_table(columns: Sequence[Column], rows: Sequence[Sequence[Cell] | None
     if wide:
         pass
     elif fit:
-        dropped = _fit_to_page(widths, columns, max_width, sep)
+        dropped = _fit_to_page(widths, columns, max_width, sep, cells)
     else:
         _fit(widths, columns, max_width, sep)
     all_columns = columns
@@ -146,7 +156,9 @@ def _plain(columns, widths, cells, title, header_style) -> Text:
     """Aligned columns two spaces apart, a dashed rule under the header; a section break
     is a blank line (a table for grep and awk, as ``ps`` or ``kubectl get`` print)."""
     lines = [title] if title else []
-    lines.append(_plain_row([c.header for c in columns], columns, widths))
+    headers = [_fold(c.header, w) for c, w in zip(columns, widths)]
+    for n in range(max(len(h) for h in headers)):  # a long header folds at its spaces
+        lines.append(_plain_row([h[n] if n < len(h) else "" for h in headers], columns, widths))
     lines.append("  ".join("-" * w for w in widths))
     seen_row = pending = False
     for row in cells:
@@ -220,23 +232,56 @@ def _total(widths: Sequence[int], sep: int) -> int:
     return sum(widths) + (sep * len(widths) + 1 if sep == 3 else 2 * max(len(widths) - 1, 0))
 
 
-def _narrowest(col: Column, natural: int) -> int:
-    if col.shorten:
-        return min(natural, col.shorten)
+def _longest_word(texts: Sequence[str]) -> int:
+    return max((_width(w) for t in texts for w in t.split(" ")), default=0)
+
+
+STAGES = 5
+DROP_STAGE = 1  # columns are dropped until the rest fits at this stage's widths
+
+
+def _stage_lows(col: Column, natural: int, header: str, texts: Sequence[str]) -> list[int]:
+    """How narrow a column may get at each stage of fitting, widest stage first:
+
+    0. a header of several words folds onto lines (its cells keep their width);
+    1. prose (``fold``) folds at spaces down to 20 cells, no word cut;
+    2. names (``shorten``) shorten in the middle, the leaf kept;
+    3. prose folds narrower, down to its longest word;
+    4. prose cuts words longer than a line (at least 4 cells, at most 20 kept).
+
+    Columns with a ``drop`` priority are left out before stage 2: a layer name is
+    shortened only when no column can go, and a table loses a column before its prose
+    turns into a narrow strip. Every other cell keeps its width: numbers, and names a
+    user types, are never cut.
+    """
+    cells = max((_width(t) for t in texts), default=0)
+    head = _longest_word([header])
     if col.fold:
-        return min(natural, max(4, min(20, natural)))
-    return natural
+        words = max(head, _longest_word(texts))
+        cut = max(head, min(natural, max(4, min(20, natural))))
+        comfortable = max(words, min(natural, 20))
+        stages = [natural, comfortable, comfortable, words, min(words, cut)]
+    elif col.shorten:
+        low = max(head, min(natural, col.shorten))
+        stages = [natural, natural, low, low, low]
+    else:
+        stages = [max(head, cells)] * STAGES
+    for k in range(1, STAGES):  # each stage narrows what the one before left
+        stages[k] = min(stages[k], stages[k - 1])
+    return stages
 
 
-def _fit_to_page(widths: list[int], columns: Sequence[Column], max_width: int,
-                 sep: int) -> list[int]:
-    """Drop columns by priority until the rest fits at their narrowest, then narrow the
-    shortenable and foldable ones, rightmost first. Returns the dropped indices."""
-    lows = [_narrowest(c, w) for c, w in zip(columns, widths)]
+def _fit_to_page(widths: list[int], columns: Sequence[Column], max_width: int, sep: int,
+                 cells: Sequence | None = None) -> list[int]:
+    """Drop columns by priority until the rest fits at ``DROP_STAGE``; then narrow stage
+    by stage (``_stage_lows``), the rightmost column first within a stage. Returns the
+    dropped indices."""
+    texts = [[r[i][0] for r in (cells or ()) if r is not None] for i in range(len(columns))]
+    lows = [_stage_lows(c, w, c.header, t) for c, w, t in zip(columns, widths, texts)]
     dropped: list[int] = []
     while True:
         kept = [i for i in range(len(columns)) if i not in dropped]
-        if _total([lows[i] for i in kept], sep) <= max_width:
+        if _total([lows[i][DROP_STAGE] for i in kept], sep) <= max_width:
             break
         candidates = [i for i in kept if columns[i].drop > 0]
         if not candidates:
@@ -244,14 +289,16 @@ def _fit_to_page(widths: list[int], columns: Sequence[Column], max_width: int,
         dropped.append(max(candidates, key=lambda j: (columns[j].drop, j)))
     kept = [i for i in range(len(columns)) if i not in dropped]
     excess = _total([widths[i] for i in kept], sep) - max_width
-    # The rightmost narrowable column gives way first: names (the first column) keep the
-    # most room, a type or prose column on their right shortens before them.
-    for i in reversed(kept):
-        if excess <= 0:
-            break
-        cut = min(excess, widths[i] - lows[i])
-        widths[i] -= cut
-        excess -= cut
+    # Within a stage the rightmost column gives way first: names (the first column) keep
+    # the most room, a type or prose column on their right narrows before them.
+    for stage in range(STAGES):
+        for i in reversed(kept):
+            if excess <= 0:
+                break
+            cut = min(excess, widths[i] - lows[i][stage])
+            if cut > 0:
+                widths[i] -= cut
+                excess -= cut
     return sorted(dropped)
 
 
@@ -317,30 +364,37 @@ def _add_row(out: _Builder, row: Sequence[tuple[str, str | None]], columns: Sequ
         out.add("\n")
 
 
-def split_columns(console, make_table, n_columns: int, keep: int = 1) -> list[list[int]]:
-    """Column indices of the parts a too-wide Rich table is cut into, each fitting
-    ``console.width``; the first ``keep`` columns (the row labels) head every part.
-
-    ``make_table(indices)`` builds the ``rich.table.Table`` of those columns; its natural
-    width is measured by Rich. One part when the whole table fits.
-    """
-    from rich.measure import Measurement
-
-    options = console.options.update(max_width=100_000)
-
-    def width(indices: list[int]) -> int:
-        return Measurement.get(console, options, make_table(indices)).maximum
-
-    head = list(range(keep))
+def print_parts(console, columns: Sequence[Column], rows: Sequence[Sequence[Cell] | None], *,
+                title: str | None = None, wide: bool = False, keep: int = 1) -> list[str]:
+    """A table of row labels (the first ``keep`` columns) and item columns (models side
+    by side, a paper's table), cut into parts that each fit ``console.width``, every part
+    headed by the labels; each part is fitted as ``print_table`` fits a table (boxed on a
+    terminal, plain elsewhere). ``wide``: one table at its natural width. Returns the
+    footer lines that say what was cut."""
+    if wide:
+        return print_table(console, columns, rows, title=title, wide=True)
+    cells = [None if r is None else [_split(c) for c in r] for r in rows]
+    widths = [max([_width(col.header)] + [_width(r[i][0]) for r in cells if r is not None])
+              for i, col in enumerate(columns)]
+    sep = 3 if console.is_terminal else 2
+    head = list(range(min(keep, len(columns))))
     parts: list[list[int]] = []
     current: list[int] = []
-    for i in range(keep, n_columns):
-        if current and width(head + current + [i]) > console.width:
+    for i in range(len(head), len(columns)):
+        if current and _total([widths[j] for j in head + current + [i]], sep) > console.width:
             parts.append(head + current)
             current = []
         current.append(i)
     parts.append(head + current)
-    return parts
+    notes: list[str] = []
+    for k, indices in enumerate(parts):
+        part = f", part {k + 1} of {len(parts)}" if len(parts) > 1 and title else ""
+        sub = [None if r is None else [r[i] for i in indices] for r in rows]
+        for line in print_table(console, [columns[i] for i in indices], sub,
+                                title=(title or "") + part or None):
+            if line not in notes:
+                notes.append(line)
+    return split_note(len(parts), console.width) + notes
 
 
 def split_note(parts: int, width: int) -> list[str]:
@@ -353,5 +407,12 @@ def split_note(parts: int, width: int) -> list[str]:
 def print_footer(console, lines: Sequence[str]) -> None:
     """The lines under a table. A terminal wraps them itself (a copied line stays whole);
     piped or written to a file, they are wrapped at spaces to the page width."""
+    import textwrap
+
     for line in lines:
-        console.print(line, highlight=False, markup=False, soft_wrap=console.is_terminal)
+        line = printable(line)
+        # piped: wrapped here at spaces, so no line ends in the space it broke at
+        pieces = [line] if console.is_terminal else textwrap.wrap(
+            line, console.width, break_long_words=False, break_on_hyphens=False) or [""]
+        for piece in pieces:
+            console.print(piece, highlight=False, markup=False, soft_wrap=True)

@@ -55,11 +55,7 @@ def rows(c: Comparison) -> list[tuple[str, list[str]]]:
 def footer_lines(c: Comparison) -> list[str]:
     lines = [f"ratios against the first model, {c.reference.model}:"]
     lines += [c.ratio_line(m) for m in c.models[1:]]
-    lines.append(f"bytes at {c.dtype}. depth: weighted layers (conv, linear) on the deepest "
-                 "path. receptive field: of the last feature map, in input pixels. peak "
-                 "activations: the most bytes of tensors one inference forward pass creates "
-                 "alive at once, the input not counted (the caller holds it throughout; "
-                 "'cnnscope memory --inference' shows both).")
+    lines.append(_columns_line(c))
     timed = {(m.bench.device, m.bench.device_name) for m in c.models if m.bench}
     if timed:
         where = ", ".join(f"{d} ({n})" if n else d for d, n in sorted(timed))
@@ -68,6 +64,20 @@ def footer_lines(c: Comparison) -> list[str]:
     lines.extend(c.notes)
     lines.append("Convention: " + c.convention)
     return lines
+
+
+def _columns_line(c: Comparison) -> str:
+    return (f"bytes at {c.dtype}. depth: weighted layers (conv, linear) on the deepest "
+            "path. receptive field: of the last feature map, in input pixels. peak "
+            "activations: the most bytes of tensors one inference forward pass creates "
+            "alive at once, the input not counted (the caller holds it throughout; "
+            "'cnnscope memory --inference' shows both).")
+
+
+def brief(c: Comparison) -> str:
+    """What a table shows in place of the conventions: at most two lines at 80 columns."""
+    return (f"MACs: multiply-accumulates, biases excluded; depth: weighted layers on the "
+            f"deepest path; bytes at {c.dtype} (--explain: in full)")
 
 
 def document(c: Comparison) -> Document:
@@ -81,7 +91,8 @@ def document(c: Comparison) -> Document:
     exact = Section(tuple(Column(k, csv=k, shown=False) for k in keys),
                     tuple(row(*(cell("", _exact(f.get(k))) for k in keys)) for f in flat))
     return Document(f"compare ({c.dtype})", (shown, exact), tuple(footer_lines(c)),
-                    data=c.to_dict())
+                    data=c.to_dict(), explained=(_columns_line(c), "Convention: " + c.convention),
+                    brief=(brief(c),))
 
 
 def _exact(v: Any) -> Any:

@@ -5,15 +5,15 @@ for JSON. ``cnnscope.report.documents`` holds the one function per result type t
 decides its columns and rows; the four functions here print any document:
 
 - ``render_table``: a box-drawn table on a terminal, plain aligned text elsewhere
-  (``boxtable``), fitted to the page by each column's ``drop``/``shorten``/``fold``;
+  (``boxtable``, the one layout engine of every table), fitted to the page by each
+  column's ``drop``/``shorten``/``fold``;
 - ``to_csv``: the columns that have a ``csv`` header, with each cell's exact value;
 - ``to_json``: ``Document.data`` (the result's ``to_dict()``), strict JSON;
 - ``to_markdown``: a GitHub table of the shown columns, then the footer as a list.
 
 A cell is display text, optionally with an exact value (for CSV) and a style (``bold``
 is also bold in Markdown). Rows marked ``total`` sit under a rule and stay out of CSV.
-A column of names may be ``code`` (in backticks in Markdown); in a Rich-drawn table a
-column may keep its cells on one line (``nowrap``) and a least width (``min_width``).
+A column of names may be ``code`` (in backticks in Markdown).
 
 Several results in one output are one document of ``parts``, each a document printed in
 turn after the document's own sections and footer: a table after a table, Markdown
@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from cnnscope.fileio import strict_json
+from cnnscope.printable import csv_text, printable
 
 _UNSET: Any = object()
 
@@ -45,8 +46,10 @@ class Column:
     drop: int = 0  # > 0: left out of a narrow table, the highest number first
     shorten: int = 0  # > 0: long text shortened in the middle down to this many cells
     fold: bool = False  # prose that may fold onto several lines
-    nowrap: bool = False  # Rich-drawn tables ("rich", "parts"): the cell stays on one line
-    min_width: int = 0  # Rich-drawn tables: never narrower than this
+    # Kept so that older callers still build: the one layout engine never wraps a cell
+    # that is not ``fold`` and never narrows one below what it needs.
+    nowrap: bool = False
+    min_width: int = 0
     code: bool = False  # names: in backticks in Markdown
 
 
@@ -79,13 +82,11 @@ class Section:
     rows: tuple[Row | None, ...]
     title: str | None = None
     csv_order: tuple[str, ...] | None = None  # CSV headers in file order (default: columns')
-    # How the table is laid out: "fit" (boxtable fitted to the page: columns dropped,
-    # names shortened; plain text when piped), "box" (a small summary table, always
-    # boxed in Rich's look, only folding columns narrow) or "rich" (Rich's own Table,
-    # always boxed, cells wrapped or cut with "…" as Rich does unless ``nowrap``: short
-    # tables) or "parts" (a label column, then one column per item: models side by side;
-    # cut into parts that fit the page, each headed by the labels; boxed on a terminal;
-    # ``wide``: one table at its natural width).
+    # Every table has one layout engine (``boxtable``): boxed on a terminal, plain text
+    # when piped, fitted to the page (columns dropped by priority, headers and prose
+    # folded, names shortened last; numbers and names a user types never cut). "parts":
+    # a label column, then one column per item (models side by side), cut into parts
+    # that fit the page, each headed by the labels (``--wide``: one table).
     layout: str = "fit"
     formats: tuple[str, ...] = ("table", "md")  # where its shown columns appear
 
@@ -100,6 +101,11 @@ class Document:
     # The footer of Markdown when it differs from the table's: a long warning list cut
     # short in the table, a source line that Markdown puts first (``md_before``).
     full_footer: tuple[str, ...] | None = None
+    # Footer lines a table shows only with --explain (the full counting conventions,
+    # hundreds of characters); in their place a table shows ``brief``, at most two lines
+    # at 80 columns, about the columns on screen. Markdown always has the full text.
+    explained: tuple[str, ...] = ()
+    brief: tuple[str, ...] = ()
     data: dict[str, Any] = field(default_factory=dict)  # for JSON: the result's to_dict()
     heading: int = 2  # Markdown starts with a title of this level ("## title"; 0: none)
     # Keys of ``data`` whose long lists are written one compact item per line (thousands
@@ -126,9 +132,11 @@ def row(*cells: Cell | str, total: bool = False, markdown: bool = True) -> Row:
 # ---------------------------------------------------------------------- the four renderers
 
 
-def render_table(doc: Document, console, *, wide: bool = False) -> None:
-    """Each section fitted to the console, then what fitting left out and the footer."""
-    from cnnscope.report.boxtable import SECTION, box_table, print_footer, print_table
+def render_table(doc: Document, console, *, wide: bool = False, explain: bool = False) -> None:
+    """Each section fitted to the console by the one layout engine (``boxtable``), then
+    what fitting left out and the footer (the brief conventions, or with ``explain`` the
+    full text)."""
+    from cnnscope.report.boxtable import SECTION, print_footer, print_parts, print_table
     from cnnscope.report.boxtable import Column as BoxColumn
 
     notes: list[str] = []
@@ -147,104 +155,29 @@ def render_table(doc: Document, console, *, wide: bool = False) -> None:
             rows.append([c.text if c.style is None else (c.text, c.style)
                          for c in (r.cells[i] for i in shown)])
         title = section.title or doc.title
-        if section.layout == "rich":
-            console.print(_rich_table(columns, rows, title))
-            continue
-        if section.layout == "parts":
-            notes += _print_parts(console, columns, rows, title, wide)
-            continue
         boxed = [BoxColumn(c.header, right=c.right, fold=c.fold, drop=c.drop, shorten=c.shorten)
                  for c in columns]
-        if section.layout == "box":
-            console.print(box_table(boxed, rows, title=title, max_width=console.width),
-                          highlight=False, soft_wrap=True)
-        else:
-            notes += print_table(console, boxed, rows, title=title, wide=wide)
-    print_footer(console, notes + list(doc.footer))
+        printer = print_parts if section.layout == "parts" else print_table
+        for line in printer(console, boxed, rows, title=title, wide=wide):
+            if line not in notes:
+                notes.append(line)
+    print_footer(console, notes + table_footer(doc, explain))
     for part in doc.parts:
-        render_table(part, console, wide=wide)
+        render_table(part, console, wide=wide, explain=explain)
 
 
-def _rich_column(table, c: Column, **options: Any) -> None:
-    """Add ``c`` to a ``rich.table.Table``: its alignment, folding, wrapping, least width."""
-    if c.fold:
-        options["overflow"] = "fold"
-    if c.nowrap:
-        options["no_wrap"] = True
-    if c.min_width:
-        options["min_width"] = c.min_width
-    table.add_column(c.header, justify="right" if c.right else "left", **options)
-
-
-def _rich_cell(c) -> str:
-    """A cell as a Rich markup string: the console highlights numbers on a terminal, any
-    ``[`` in the text is text, and a style colours the cell's whole width."""
-    from rich.markup import escape
-
-    return escape(c) if isinstance(c, str) else f"[{c[1]}]{escape(c[0])}[/]"
-
-
-def _rich_table(columns, rows, title: str):
-    """Rich's Table of ``rows``, rules between groups; a plain cell is a Rich string (the
-    console highlights numbers on a terminal), a styled one a ``Text``."""
-    from rich.table import Table
-
-    table = Table(title=title, header_style="bold")
-    for c in columns:
-        _rich_column(table, c)
-    for r in rows:
-        if r is None:
-            table.add_section()
-        else:
-            table.add_row(*(_rich_cell(c) for c in r))
-    return table
-
-
-def _print_parts(console, columns, rows, title: str, wide: bool) -> list[str]:
-    """A label column and item columns, in as many parts as the page needs (``wide``:
-    one); returns the footer line that says it was cut."""
-    from rich import box
-    from rich.table import Table
-
-    from cnnscope.report.boxtable import split_columns, split_note
-
-    style = box.HEAVY_HEAD if console.is_terminal else box.SIMPLE_HEAD
-    cells = [[_rich_cell(c) for c in r] for r in rows if r is not None]
-
-    def make(indices: list[int], title: str | None = title) -> Table:
-        table = Table(title=title, header_style="bold", box=style)
-        for i in indices:  # the row labels (column 0) in bold
-            _rich_column(table, columns[i], **({"style": "bold"} if i == 0 else {}))
-        for r in cells:
-            table.add_row(*(r[i] for i in indices))
-        return table
-
-    n = len(columns)
-    if wide:
-        _print_natural(console, make(list(range(n))))
-        return []
-    parts = split_columns(console, make, n)
-    for k, indices in enumerate(parts):
-        part = f", part {k + 1} of {len(parts)}" if len(parts) > 1 else ""
-        console.print(make(indices, title + part), crop=False)
-    return split_note(len(parts), console.width)
-
-
-MAX_WIDTH = 240  # --wide: a table in parts is printed whole, up to this many cells wide
-
-
-def _print_natural(console, table) -> None:
-    """``table`` at its natural width (up to ``MAX_WIDTH``), wider than the page if need
-    be (the terminal wraps it): --wide cuts no cell."""
-    from rich.measure import Measurement
-
-    natural = Measurement.get(console, console.options.update(max_width=MAX_WIDTH), table).maximum
-    saved = getattr(console, "_width", None)  # None: the console follows the terminal
-    console.width = max(console.width, min(natural, MAX_WIDTH))
-    try:
-        console.print(table, crop=False)
-    finally:
-        console._width = saved
+def table_footer(doc: Document, explain: bool = False) -> list[str]:
+    """The footer of a table: ``doc.footer`` with its ``explained`` lines replaced by
+    ``brief`` (where the first of them stood), unless ``explain``."""
+    if explain or not doc.explained:
+        return list(doc.footer)
+    out: list[str] = []
+    for line in doc.footer:
+        if line not in doc.explained:
+            out.append(line)
+        elif not any(b in out for b in doc.brief):
+            out.extend(doc.brief)
+    return out
 
 
 def to_csv(doc: Document) -> str:
@@ -254,7 +187,7 @@ def to_csv(doc: Document) -> str:
     for part in doc.parts:
         text = to_csv(part)
         if text:
-            pieces.append(text if part.key is None else f"# {part.key}\n{text}")
+            pieces.append(text if part.key is None else f"# {printable(part.key)}\n{text}")
     return "\n".join(pieces)
 
 
@@ -270,8 +203,8 @@ def _sections_csv(doc: Document) -> str:
             continue
         w.writerow([section.columns[i].csv for i in keep])
         for r in section.rows:
-            if r is not None and not r.total:
-                w.writerow([r.cells[i].value for i in keep])
+            if r is not None and not r.total:  # text a spreadsheet would run is guarded
+                w.writerow([csv_text(r.cells[i].value) for i in keep])
     return buf.getvalue()
 
 
@@ -298,9 +231,9 @@ def _placeholder(key: str) -> str:
 def to_markdown(doc: Document) -> str:
     """``## title``, a table per section (a blank line between), then the footer as a list;
     a ``|`` in a cell is escaped (``\\|``), or it would end the cell."""
-    out = [f"{'#' * doc.heading} {doc.title}", ""] if doc.heading else []
+    out = [f"{'#' * doc.heading} {printable(doc.title)}", ""] if doc.heading else []
     if doc.md_before:
-        out += [*doc.md_before, ""]
+        out += [*map(printable, doc.md_before), ""]
     for section in doc.sections:
         columns = [c for c in section.columns if c.shown]
         if "md" not in section.formats or not columns:
@@ -312,9 +245,9 @@ def to_markdown(doc: Document) -> str:
                 out.append(_markdown_row(r, section.columns))
         out.append("")
     footer = doc.footer if doc.full_footer is None else doc.full_footer
-    out.extend(f"- {line.strip()}" for line in footer)
+    out.extend(f"- {printable(line.strip())}" for line in footer)
     if doc.md_after:
-        out += ([""] if footer else []) + list(doc.md_after)
+        out += ([""] if footer else []) + [printable(line) for line in doc.md_after]
     if not footer and out and out[-1] == "":
         out.pop()  # a table alone ends with its last row
     pieces = ["\n".join(out) + "\n"] if out else []
@@ -322,7 +255,9 @@ def to_markdown(doc: Document) -> str:
 
 
 def _md(text: str) -> str:
-    return text.replace("|", "\\|")
+    """A cell's text: printable (a newline in a layer name is ``\\n``, not a broken row),
+    and a ``|`` escaped."""
+    return printable(text).replace("|", "\\|")
 
 
 def _markdown_row(r: Row, columns: Sequence[Column]) -> str:
@@ -333,6 +268,43 @@ def _markdown_row(r: Row, columns: Sequence[Column]) -> str:
     # a totals row: bold figures, blank cells as "| |"
     return "|" + "".join(f" **{_md(c.text)}** |" if c.text and c.style == "bold" else
                          (f" {_md(c.text)} |" if c.text else " |") for c in cells)
+
+
+def to_html(doc: Document) -> str:
+    """What ``to_markdown`` shows, as HTML (a notebook's ``_repr_html_``): the title, a
+    table per section, the footer as a list; every text printable and HTML-escaped."""
+    from html import escape
+
+    def text(t: str) -> str:
+        return escape(printable(t))
+
+    out = [f"<h{min(doc.heading, 6)}>{text(doc.title)}</h{min(doc.heading, 6)}>"] \
+        if doc.heading else []
+    out += [f"<p>{text(line)}</p>" for line in doc.md_before]
+    for section in doc.sections:
+        columns = [c for c in section.columns if c.shown]
+        if "md" not in section.formats or not columns:
+            continue
+        align = ['style="text-align:right"' if c.right else 'style="text-align:left"'
+                 for c in columns]
+        out.append("<table>")
+        out.append("<thead><tr>" + "".join(f"<th {a}>{text(c.header)}</th>"
+                                           for c, a in zip(columns, align)) + "</tr></thead>")
+        out.append("<tbody>")
+        for r in section.rows:
+            if r is None or not r.markdown:
+                continue
+            cells = [c for c, col in zip(r.cells, section.columns) if col.shown]
+            out.append("<tr>" + "".join(
+                f"<td {a}>" + (f"<strong>{text(c.text)}</strong>" if r.total and c.style == "bold"
+                               and c.text else text(c.text)) + "</td>"
+                for c, a in zip(cells, align)) + "</tr>")
+        out.append("</tbody></table>")
+    footer = doc.footer if doc.full_footer is None else doc.full_footer
+    if footer:
+        out.append("<ul>" + "".join(f"<li>{text(line.strip())}</li>" for line in footer) + "</ul>")
+    out += [f"<p>{text(line)}</p>" for line in doc.md_after]
+    return "\n".join(out + [to_html(part) for part in doc.parts]) + "\n"
 
 
 def render_text(doc: Document, format: str) -> str:

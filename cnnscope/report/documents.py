@@ -48,8 +48,10 @@ def render_text(result: Any, format: str, **options: Any) -> str:
     return text_of(document(result, **options), format)
 
 
-def render_table(result: Any, console, *, wide: bool = False, **options: Any) -> None:
-    """``result`` as a table on ``console``, fitted to its width (``wide``: every column)."""
+def render_table(result: Any, console, *, wide: bool = False, explain: bool = False,
+                 **options: Any) -> None:
+    """``result`` as a table on ``console``, fitted to its width (``wide``: every column;
+    ``explain``: the conventions in full under it)."""
     from cnnscope.report.document import render_table as print_document
 
-    print_document(document(result, **options), console, wide=wide)
+    print_document(document(result, **options), console, wide=wide, explain=explain)

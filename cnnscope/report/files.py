@@ -154,10 +154,18 @@ def drift_document(result: CheckResult) -> Document:
     exact), then the notes and the verdict. Nothing drifted: the verdict alone."""
     sections = []
     if not result.ok:
-        columns = tuple(Column(c, right=c in ("old", "new", "delta"), fold=True)
+        # The model is what a user types and the figures are numbers: neither is ever cut;
+        # the field (prose) folds at spaces. In a table the relative change is a column of
+        # its own, the first to go on a narrow page; Markdown keeps it beside the delta.
+        columns = tuple(Column(c, right=c in ("old", "new", "delta"), fold=c == "field")
                         for c in DRIFT_COLUMNS)
-        sections.append(Section(columns, tuple(row(*r) for r in drift_rows(result)),
-                                title=f"changes against {result.path}", layout="rich"))
+        rows = drift_rows(result)
+        title = f"changes against {result.path}"
+        sections.append(Section((*columns, Column("relative", right=True, drop=1)),
+                                tuple(row(*r[:4], *_split_delta(r[4])) for r in rows),
+                                title=title, formats=("table",)))
+        sections.append(Section(columns, tuple(row(*r) for r in rows), title=title,
+                                formats=("md",)))
     fields = ("model", "field", "old", "new", "delta", "relative")
     sections.append(Section(tuple(Column(f, csv=f, shown=False) for f in fields),
                             tuple(row(*(cell("", _exact(d.to_dict()[f])) for f in fields))
@@ -166,6 +174,58 @@ def drift_document(result: CheckResult) -> Document:
                     footer=(*result.notes, check_summary(result)), data=result.to_dict())
 
 
+def _split_delta(text: str) -> tuple[str, str]:
+    """"-1,000 (-75.34%)" -> ("-1,000", "-75.34%")."""
+    number, sep, rest = text.partition(" (")
+    return (number, rest[:-1]) if sep and rest.endswith(")") else (text, "")
+
+
 def _exact(v: Any) -> Any:
     """A CSV cell: an exact number, a missing one empty."""
     return "" if v is None else v
+
+
+# ---------------------------------------------------------------------- check --format github
+
+MAX_ANNOTATION_DRIFTS = 20  # per model in one annotation; the rest is counted
+
+
+def _github_data(text: str) -> str:
+    """A workflow command's message: GitHub's escaping of ``%``, CR and LF."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _github_property(text: str) -> str:
+    """A workflow command's property value (file, title): the message escaping plus
+    ``:`` and ``,``, which would end the value."""
+    return _github_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def github_annotations(result: CheckResult) -> str:
+    """``check --format github``: one ``::error`` workflow command per drifted model (its
+    differences one a line, at most ``MAX_ANNOTATION_DRIFTS``), GitHub's escaping applied;
+    a ``::notice`` when everything matches. Free text is made printable first, so a lock
+    cannot smuggle another workflow command into the log."""
+    from cnnscope.printable import printable
+
+    where = _github_property(printable(result.path))
+    if result.ok:
+        return (f"::notice file={where},title={_github_property('cnnscope check')}::"
+                f"{_github_data(printable(check_summary(result)))}\n")
+    by_model: dict[str, list] = {}
+    for d in result.drifts:
+        by_model.setdefault(d.model, []).append(d)
+    out = []
+    for model, drifts in by_model.items():
+        lines = [f"{d.field}: {_cell(d.old)} -> {_cell(d.new)}" + (
+            f" ({_delta(d)})" if d.delta is not None else "") for d in drifts[:MAX_ANNOTATION_DRIFTS]]
+        if len(drifts) > MAX_ANNOTATION_DRIFTS:
+            lines.append(f"... {len(drifts) - MAX_ANNOTATION_DRIFTS} more (cnnscope check "
+                         f"{result.path} --format csv)")
+        lines.append("if intended, regenerate the lock with cnnscope snapshot")
+        title = f"cnnscope check: {model} drifted ({len(drifts)} difference"
+        title += "s)" if len(drifts) != 1 else ")"
+        message = "\n".join(printable(line) for line in lines)
+        out.append(f"::error file={where},title={_github_property(printable(title))}::"
+                   f"{_github_data(message)}")
+    return "\n".join(out) + "\n"

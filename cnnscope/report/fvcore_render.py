@@ -8,6 +8,10 @@ from cnnscope.report.document import Column, Document, Row, Section, cell, row
 from cnnscope.units import human, shape, thousands
 
 
+BRIEF = ("fvcore counts multiply-adds (its 'flops') plus its own rules; difference = "
+         "fvcore - cnnscope MACs (--explain: in full)")
+
+
 def title(check) -> str:
     return (f"{check.model}  input {check.batch}x{shape(check.input_size)}  "
             "cnnscope vs fvcore (FlopCountAnalysis)")
@@ -40,7 +44,7 @@ def footer_lines(check) -> list[str]:
 
 def document(check: FvcoreCheck) -> Document:
     """The side-by-side table with a totals row; CSV adds fvcore's multiply-adds alone."""
-    columns = (Column("layer", csv="name", shorten=20), Column("type", csv="type", shorten=11, drop=1),
+    columns = (Column("layer", csv="name", shorten=20), Column("type", csv="type", drop=1),
                Column("cnnscope MACs", csv="cnnscope_macs", right=True),
                Column("cnnscope FLOPs", csv="cnnscope_flops", right=True, drop=2),
                Column("fvcore", csv="fvcore", right=True),
@@ -62,4 +66,5 @@ def document(check: FvcoreCheck) -> Document:
                         thousands(check.macs), thousands(check.flops), thousands(check.fvcore))),
                     "", cell(_signed(check.difference), style="bold"), "", total=True))
     return Document(title(check), (Section(columns, tuple(rows)),), tuple(footer_lines(check)),
-                    data=check.to_dict())
+                    data=check.to_dict(), explained=("Convention: " + check.convention,),
+                    brief=(BRIEF,))

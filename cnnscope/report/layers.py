@@ -36,6 +36,16 @@ BACKWARD_CONVENTION = (
 )
 
 
+# What a table shows in place of the conventions (``--explain``: the full text), at
+# most two lines at 80 columns: what the columns on screen count.
+BRIEF = ("MACs: multiply-accumulates, biases excluded; FLOPs: 2 x MACs + bias adds + "
+         "elementwise work; params: nn.Parameters, no buffers (--explain: in full)")
+FVCORE_BRIEF = ("MACs: fvcore's count, 1 per multiply-add of conv/linear/matmul plus its "
+                "own rules; no FLOPs (--explain: in full)")
+BRIEF_BACKWARD = ("MACs: multiply-accumulates, biases excluded; FLOPs: 2 x MACs + bias adds + "
+                  "elementwise work; bwd: the ops autograd runs (--explain: in full)")
+
+
 def _has_backward(report: ModelReport) -> bool:
     return report.totals.backward_macs is not None
 
@@ -98,7 +108,7 @@ def _columns(backward: bool = False) -> tuple[Column, ...]:
               Column("FLOPs bwd", csv="backward_flops", right=True, drop=3))
              if backward else (Column("MACs", csv="macs", right=True),
                                Column("FLOPs", csv="flops", right=True, drop=3)))
-    shown = (Column("layer", csv="name", shorten=20), Column("type", csv="type", shorten=11, drop=1),
+    shown = (Column("layer", csv="name", shorten=20), Column("type", csv="type", drop=1),
              Column("geometry", fold=True, drop=4),
              Column("output", csv="output_shape", right=True, drop=2),
              Column("params", csv="params", right=True), *costs)
@@ -134,8 +144,12 @@ def document(report: ModelReport, rows: Sequence[LayerRecord] | None = None) -> 
                      *("" for _ in columns[5 + len(totals):]), total=True))
     data = report.to_dict()
     data["layers"] = [layer_to_dict(r) for r in rows]
+    explained = ("Convention: " + report.convention,
+                 *((BACKWARD_CONVENTION,) if bwd else ()))
+    brief = (BRIEF_BACKWARD if bwd else BRIEF) if report.counter != "fvcore" else FVCORE_BRIEF
     return Document(title(report), (Section(columns, tuple(table), csv_order=layer_columns(rows)),),
-                    tuple(footer_lines(report)), data=data, compact=("layers",))
+                    tuple(footer_lines(report)), data=data, compact=("layers",),
+                    explained=explained, brief=(brief,))
 
 
 def _row(r: LayerRecord, columns: Sequence[Column], bwd: bool) -> Row:

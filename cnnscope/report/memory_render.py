@@ -26,6 +26,10 @@ def label(plan: MemoryPlan, category: str) -> str:
     return LABELS[category]
 
 
+BRIEF = ("peak: most tensor bytes alive at once in a steady-state step; kernel workspaces, "
+         "allocator caching and the CUDA context not included (--explain: in full)")
+
+
 def by_module(plan: MemoryPlan, depth: int) -> list[tuple[str, int]]:
     """Bytes saved for backward grouped to module depth ``depth`` (0: every module)."""
     groups: dict[str, int] = {}
@@ -71,7 +75,7 @@ def document(plan: MemoryPlan, *, depth: int = 1, top: int = 10) -> Document:
                 _share(plan.breakdown[c], plan.peak_bytes)) for c in CATEGORIES]
     rows.append(row(*(cell(t, style="bold") for t in (
         "peak", thousands(plan.peak_bytes), bytes_h(plan.peak_bytes))), "100.0%", total=True))
-    sections = [Section(columns, tuple(rows), layout="box")]
+    sections = [Section(columns, tuple(rows))]
     modules = by_module(plan, depth)
     if modules:
         total = sum(n for _, n in modules)
@@ -84,9 +88,9 @@ def document(plan: MemoryPlan, *, depth: int = 1, top: int = 10) -> Document:
         mrows.append(row(*(cell(t, style="bold") for t in (
             "total saved", thousands(total), bytes_h(total))), "100.0%", total=True,
             markdown=False))
-        mcols = (Column("module", fold=True), Column("saved for backward", right=True),
+        mcols = (Column("module", shorten=20), Column("saved for backward", right=True),
                  Column("size", right=True), Column("share", right=True))
-        sections.append(Section(mcols, tuple(mrows), layout="box",
+        sections.append(Section(mcols, tuple(mrows),
                                 title=f"where the activation memory lives (depth {depth})"))
     long_form = [row("category", c, cell("", plan.breakdown[c])) for c in CATEGORIES]
     long_form.append(row("peak", "peak_bytes", cell("", plan.peak_bytes)))
@@ -95,7 +99,8 @@ def document(plan: MemoryPlan, *, depth: int = 1, top: int = 10) -> Document:
                              Column("name", csv="name", shown=False),
                              Column("bytes", csv="bytes", shown=False)), tuple(long_form)))
     return Document(title(plan), tuple(sections), tuple(footer_lines(plan)),
-                    data=plan.to_dict())
+                    data=plan.to_dict(), explained=("Convention: " + plan.convention,),
+                    brief=(BRIEF,))
 
 
 def _share(n: int, total: int) -> str:

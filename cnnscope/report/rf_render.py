@@ -15,6 +15,8 @@ from cnnscope.report.document import SECTION_RULE, Column, Document, Section, ce
 from cnnscope.units import shape
 
 MAX_WARNINGS_SHOWN = 20  # in the table footer; files carry every warning
+BRIEF = ("RF: field width in input pixels (padding counted); stride: input pixels between "
+         "neighbouring fields; global: sees the whole input (--explain: in full)")
 
 
 def number(v: Any) -> str:
@@ -120,7 +122,7 @@ def document(result: ReceptiveFieldReport) -> Document:
     field and stride always stay. The table's footer shows the first warnings, the
     Markdown file all of them. CSV: per-axis values as ``H`` or ``HxW``.
     """
-    columns = (Column("layer", csv="name", shorten=20), Column("type", csv="type", shorten=11, drop=1),
+    columns = (Column("layer", csv="name", shorten=20), Column("type", csv="type", drop=1),
                Column("output", csv="output_shape", right=True, drop=2),
                Column("status", csv="status", shown=False),
                Column("RF", csv="receptive_field", right=True),
@@ -143,4 +145,5 @@ def document(result: ReceptiveFieldReport) -> Document:
                         cell("", int(f.global_context)), cell("", " | ".join(f.warnings)),
                         notes(f, result.axis_names)))
     return Document(title(result), (Section(columns, tuple(rows)),), tuple(footer_lines(result)),
-                    full_footer=tuple(footer_lines(result, limit=None)), data=result.to_dict())
+                    full_footer=tuple(footer_lines(result, limit=None)), data=result.to_dict(),
+                    explained=("Convention: " + result.convention,), brief=(BRIEF,))

@@ -11,6 +11,10 @@ FORMULA_NOTE = ("conv/pool: out = floor((n + 2p - d(k-1) - 1)/s + 1) (ceil with 
                 "out = (n - 1)s - 2p + d(k-1) + output_padding + 1")
 
 
+BRIEF = ("conv/pool: out = floor((n + 2p - d(k-1) - 1)/s + 1); transposed conv: out = "
+         "(n - 1)s - 2p + d(k-1) + output_padding + 1 (--explain: in full)")
+
+
 def title(result) -> str:
     return f"{result.model}  input {result.batch}x{shape(result.input_size)}  output sizes"
 
@@ -37,7 +41,7 @@ def document(result: ShapeReport) -> Document:
     the input column goes first, then the type; formulas fold at spaces. CSV has the
     whole shapes (batch included) and whether the formula gives the traced size."""
     columns = (Column("layer", csv="name", shorten=20),
-               Column("type", csv="type", shorten=11, drop=1),
+               Column("type", csv="type", drop=1),
                Column("input", csv="input_shape", right=True, drop=2),
                Column("output", csv="output_shape", right=True),
                Column("formula", csv="formula", fold=True),
@@ -49,7 +53,7 @@ def document(result: ShapeReport) -> Document:
     data = result.to_dict()
     data["formulas"] = FORMULA_NOTE
     return Document(title(result), (Section(columns, rows),), tuple(footer_lines(result)),
-                    data=data)
+                    data=data, explained=("Formulas: " + FORMULA_NOTE,), brief=(BRIEF,))
 
 
 def _formula(r: ShapeRow) -> Cell:

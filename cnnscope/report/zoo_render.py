@@ -11,15 +11,22 @@ from cnnscope.report.document import Column, Document, Section, cell, row
 from cnnscope.units import human, shape, thousands
 
 
+BRIEF = ("MACs at the default input, batch 1: multiply-accumulates, biases excluded "
+         "(--explain: in full)")
+
+
 def document(table: ZooTable) -> Document:
     rows = table.rows
     shown = Section(
-        (Column("name"), Column("family"), Column("year", right=True), Column("dataset"),
-         Column("input"), Column("params", right=True), Column("MACs", right=True)),
+        # The name is what a user types: never shortened. On a narrow page the year goes
+        # first, then the dataset, then the input; family and dataset fold at spaces.
+        (Column("name"), Column("family", fold=True), Column("year", right=True, drop=3),
+         Column("dataset", fold=True, drop=2), Column("input", drop=1),
+         Column("params", right=True), Column("MACs", right=True)),
         tuple(row(r.name, r.family, str(r.year), r.dataset, shape(r.input_size),
                   human(r.params) if r.params is not None else "-",
                   human(r.macs) if r.macs is not None else "-") for r in rows),
-        layout="rich", formats=("table",))
+        formats=("table",))
     cited = Section(
         (Column("model"), Column("family"), Column("paper"), Column("year", right=True),
          Column("input"), Column("params", right=True), Column("MACs", right=True)),
@@ -30,9 +37,10 @@ def document(table: ZooTable) -> Document:
               "reference_params", "reference_source")
     exact = Section(tuple(Column(f, csv=f, shown=False) for f in fields),
                     tuple(row(*(cell("", v) for v in _csv_values(r))) for r in rows))
+    full = "MACs at the default input, batch 1. " + table.convention
     return Document(f"cnnscope zoo ({len(rows)} models)", (shown, cited, exact),
-                    footer=("MACs at the default input, batch 1. " + table.convention,),
-                    full_footer=(), data=table.to_dict(), heading=0)
+                    footer=(full,), full_footer=(), data=table.to_dict(), heading=0,
+                    explained=(full,), brief=(BRIEF,))
 
 
 def _csv_values(r: ZooRow) -> list:

@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from cnnscope.results import LayerKind
+from cnnscope.results import LayerKind, Shown
 
 Shape = tuple[int, ...]
 
@@ -118,7 +118,7 @@ _BUILD_PATHS = {
 
 
 @dataclass(frozen=True)
-class ModelReport:
+class ModelReport(Shown):
     """Everything one trace measured, ready for any renderer or analysis."""
 
     model: str  # zoo name or user-given spec
@@ -202,15 +202,23 @@ class ModelReport:
         """A pandas DataFrame of ``table_layers()``: the columns of ``LAYER_COLUMNS``.
 
         The same rows and columns as ``to_csv()``, ``to_dict()["layers"]`` and
-        ``cnnscope layers --format csv``. Shapes stay tuples; a missing value is ``None``
-        (``<NA>`` for ``groups``); ``unsupported`` is comma-joined, as in the CSV. pandas is
+        ``cnnscope layers --format csv``. Shapes stay tuples; a missing value is ``<NA>``
+        (``pd.NA``) in every column, one representation (no ``None`` beside ``''``);
+        ``unsupported`` is comma-joined, as in the CSV, in a ``string`` column. pandas is
         imported here, not at module import.
         """
         import pandas as pd
 
-        frame = pd.DataFrame([_pandas_row(r) for r in self.table_layers()],
+        frame = pd.DataFrame([_pandas_row(r, pd.NA) for r in self.table_layers()],
                              columns=list(LAYER_COLUMNS))
-        frame["groups"] = frame["groups"].astype("Int64")  # None stays <NA>, not a float NaN
+        frame["groups"] = frame["groups"].astype("Int64")  # <NA> stays <NA>, not a float NaN
+        frame["unsupported"] = frame["unsupported"].astype("string")
+        for key in frame.columns:  # a number column with a gap: nullable, not object
+            values = [v for v in frame[key] if v is not pd.NA]
+            if frame[key].dtype == object and values and all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+                kind = "Int64" if all(isinstance(v, int) for v in values) else "Float64"
+                frame[key] = frame[key].astype(kind)
         frame.attrs["model"] = self.model
         frame.attrs["input_size"] = tuple(self.input_size)
         frame.attrs["batch"] = self.batch
@@ -315,14 +323,17 @@ def layers_to_csv(rows: Any) -> str:
     return buf.getvalue()
 
 
-def _pandas_row(r: LayerRecord) -> dict[str, Any]:
-    """``layer_to_dict`` with shapes as tuples and the name list comma-joined."""
+def _pandas_row(r: LayerRecord, missing: Any) -> dict[str, Any]:
+    """``layer_to_dict`` with shapes as tuples, the name list comma-joined, and ``missing``
+    (pandas' NA) for a value that is not there: None or an empty list."""
     row = layer_to_dict(r)
     for key, value in row.items():
-        if isinstance(value, list) and value and isinstance(value[0], str):
+        if value is None or (isinstance(value, list) and not value):
+            row[key] = missing
+        elif isinstance(value, list) and isinstance(value[0], str):
             row[key] = ",".join(value)
-        elif isinstance(value, list) and value and isinstance(value[0], list):
+        elif isinstance(value, list) and isinstance(value[0], list):
             row[key] = tuple(tuple(s) for s in value)
         elif isinstance(value, list):
-            row[key] = tuple(value) if value else ""
+            row[key] = tuple(value)
     return row

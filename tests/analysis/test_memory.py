@@ -286,7 +286,8 @@ def test_cli_table_and_fit(run):
     assert res.exit_code == 0, res.output
     assert "largest batch that fits 4.00 MiB" in res.stdout
     assert "where the activation memory lives" in res.stdout
-    assert "Convention: peak" in res.stdout
+    assert "peak: most tensor bytes alive at once" in res.stdout  # the brief convention
+    assert "Convention: peak" in run("memory", "lenet5", "--explain").stdout
 
 
 @pytest.mark.parametrize("args,message", [

@@ -30,7 +30,8 @@ def test_rf_table_shows_final_line_and_convention(run):
     assert result.exit_code == 0, result.output
     assert "final spatial map layer4.2.relu#3" in result.stdout
     assert "receptive field 427" in result.stdout
-    assert "Convention:" in result.stdout
+    assert "RF: field width in input pixels" in result.stdout  # the brief convention
+    assert "Convention: receptive field: width" in run("rf", "resnet50", "--explain").stdout
 
 
 def test_rf_csv_and_markdown(run, tmp_path):
@@ -80,7 +81,8 @@ def test_errors_are_one_line(run, one_line_error, args, needle):
 def test_shape_table_shows_formulas(run):
     result = run("shape", "alexnet")
     assert result.exit_code == 0, result.output
-    assert "55" in result.stdout and "Formulas:" in result.stdout
+    assert "55" in result.stdout and "out = floor((n + 2p - d(k-1) - 1)/s + 1)" in result.stdout
+    assert "Formulas: conv/pool" in run("shape", "alexnet", "--explain").stdout
 
 
 def test_shape_json_rows_and_min(run, tmp_path):

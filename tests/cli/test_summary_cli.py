@@ -21,7 +21,14 @@ def test_params_table_has_totals_and_convention(run):
     assert res.exit_code == 0, res.output
     assert "25,557,032" in res.stdout  # torchvision's published count
     assert "4,089,184,256" in res.stdout  # torchvision's published 4.09 GMACs
-    assert "Convention:" in res.stdout and "MACs" in res.stdout
+    # the brief convention in the table; the full text with --explain and in Markdown
+    assert "MACs: multiply-accumulates, biases excluded" in res.stdout
+    assert "(--explain: in full)" in res.stdout and "Convention:" not in res.stdout
+    full = run("params", "resnet50", "--explain")
+    assert "Convention: params: trainable + frozen nn.Parameters" in full.stdout
+    assert "(--explain: in full)" not in full.stdout
+    md = run("params", "resnet50", "--format", "md")
+    assert "- Convention: params: trainable + frozen nn.Parameters" in md.stdout
 
 
 def test_json_keys_other_tools_read(run):

@@ -176,7 +176,9 @@ def test_table_fitted_to_a_narrow_page_drops_and_says_so():
     assert con.file.getvalue().splitlines()[1].split() == ["layer", "MACs", "note"]
 
 
-def test_boxed_section_and_csv_only_section():
+def test_piped_section_is_plain_and_csv_only_section_is_not_shown():
+    # One rule for every table: piped output is plain (the "box" layout of a small
+    # summary table no longer boxes it when piped).
     boxed = Section((Column("what"), Column("bytes", right=True)),
                     (row("weights", "12"), row(cell("peak", style="bold"), "12", total=True)),
                     layout="box")
@@ -185,6 +187,16 @@ def test_boxed_section_and_csv_only_section():
                         (row("weights", cell("", 12)),))
     doc = Document("plan", (boxed, long_form), footer=("done",))
     con = _plain_console(40)
+    render_table(doc, con)
+    assert con.file.getvalue() == (
+        "plan\n"
+        "what     bytes\n"
+        "-------  -----\n"
+        "weights     12\n"
+        "\n"
+        "peak        12\n"
+        "done\n")
+    con = Console(width=40, file=io.StringIO(), color_system=None, force_terminal=True)
     render_table(doc, con)
     assert con.file.getvalue() == (
         "       plan        \n"  # 19 cells: Rich puts the odd space on the right
@@ -316,3 +328,27 @@ def test_kinds_and_statuses_are_enums_equal_to_their_old_strings(results):
     field = results["ReceptiveFieldReport"].visible_layers()[-1]
     assert type(field.status) is FieldStatus and field.status in ("global", "spatial")
     assert json.dumps([layer.kind, field.status]) == f'["module", "{field.status.value}"]'
+
+
+@pytest.mark.parametrize("name", ["ModelReport", "ShapeReport", "ReceptiveFieldReport",
+                                  "MemoryPlan", "ZooTable", "CheckResult", "Comparison",
+                                  "BenchResult", "SpecTable", "SpecTables"])
+def test_result_shows_itself_in_a_notebook_as_its_markdown(results, name):
+    # Issue 23: Jupyter calls _repr_markdown_ / _repr_html_; both come from the Document
+    # that --format md renders.
+    from html import escape
+
+    from cnnscope.report.documents import document
+
+    result = results[name]
+    doc = document(result)
+    assert result._repr_markdown_() == render_text(doc, "md")
+    html = result._repr_html_()
+    assert html.count("<table>") == html.count("</table>") == sum(
+        1 for part in (doc, *doc.parts) for s in part.sections
+        if "md" in s.formats and any(c.shown for c in s.columns))
+    for part in (doc, *doc.parts):  # every title and footer line is there, escaped
+        if part.heading:
+            assert escape(part.title) in html
+        for line in (part.footer if part.full_footer is None else part.full_footer):
+            assert escape(line.strip()) in html

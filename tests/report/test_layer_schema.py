@@ -52,7 +52,7 @@ def test_no_form_shows_the_shape_records(run, zoo_report):
 
 def test_one_empty_value_convention(run, zoo_report):
     # A missing value (no kernel on a ReLU, no unsupported ops) is an empty cell in both
-    # CSVs, never "-", and None in pandas.
+    # CSVs, never "-", and pandas' <NA> (pd.NA) in the DataFrame, whatever the column.
     report = zoo_report("resnet18")
     for text in (_cli_csv(run), report.to_csv()):
         rows = list(csv.DictReader(io.StringIO(text)))
@@ -62,7 +62,9 @@ def test_one_empty_value_convention(run, zoo_report):
         assert all("-" != cell for r in rows for cell in r.values())
     frame = report.to_pandas()
     relu = frame[frame["type"] == "ReLU"].iloc[0]
-    assert relu["kernel_size"] is None and pd.isna(relu["groups"])
+    assert relu["kernel_size"] is pd.NA and relu["groups"] is pd.NA
+    assert relu["unsupported"] is pd.NA  # was '' beside None elsewhere (issue 23)
+    assert str(frame["unsupported"].dtype) == "string"
 
 
 def test_grouped_csv_keeps_the_schema(run):

@@ -75,7 +75,7 @@ def test_params_plot_file(run, tmp_path, suffix):
     res = run("params", "lenet5", "--plot", str(path))
     assert res.exit_code == 0, res.output
     assert f"wrote {path}" in res.stderr
-    assert "Convention:" in res.stdout  # the table is still printed
+    assert "(--explain: in full)" in res.stdout  # the table is still printed
     assert_image(path)
 
 

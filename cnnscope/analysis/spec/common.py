@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
-from cnnscope.results import MatchStatus
+from cnnscope.results import MatchStatus, Shown
 from cnnscope.trace.records import LayerRecord, ModelReport
 
 # A paper figure within this relative distance of the traced one, but further than the
@@ -42,7 +42,7 @@ class Flag:
 
 
 @dataclass(frozen=True)
-class SpecTable:
+class SpecTable(Shown):
     """A paper table recomputed from traced models.
 
     ``rows`` are display cells (strings) under ``columns``; ``row_notes`` holds, per row,
@@ -88,7 +88,7 @@ class SpecTable:
 
 
 @dataclass(frozen=True)
-class SpecTables:
+class SpecTables(Shown):
     """Several spec tables shown together (``cnnscope spec --all``)."""
 
     tables: tuple[SpecTable, ...]
