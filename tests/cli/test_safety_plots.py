@@ -11,17 +11,20 @@ pytest.importorskip("matplotlib")
 
 
 def _same_in_three_ways(tmp_path, how):
+    """The plot and the -o file as one file. By name, -o carries the picture's extension
+    and is refused as a picture (-o writes text); through links it has a text name, and
+    only the same-file check can refuse it."""
     plot = tmp_path / "x.svg"
     if how == "name":
         return str(plot), str(plot)
     if how == "relative":
         return str(plot), str(tmp_path / "." / "sub" / ".." / "x.svg")
     if how == "symlink":
-        (tmp_path / "link.svg").symlink_to(plot)
-        return str(plot), str(tmp_path / "link.svg")
+        (tmp_path / "link.txt").symlink_to(plot)
+        return str(plot), str(tmp_path / "link.txt")
     plot.write_text("old")  # a hard link: two names, one file
-    os.link(plot, tmp_path / "hard.svg")
-    return str(plot), str(tmp_path / "hard.svg")
+    os.link(plot, tmp_path / "hard.txt")
+    return str(plot), str(tmp_path / "hard.txt")
 
 
 @pytest.mark.parametrize("how", ["name", "relative", "symlink", "hardlink"])
@@ -29,14 +32,15 @@ def _same_in_three_ways(tmp_path, how):
     ["memory", "lenet5"], ["params", "lenet5"], ["rf", "lenet5"], ["compare", "lenet5", "alexnet"],
     ["bench", "lenet5", "--per-layer", "--device", "cpu"],
 ])
-def test_plot_and_output_naming_one_file_are_refused_before_any_work(run, tmp_path, how, command):
+def test_plot_and_output_naming_one_file_are_refused_before_any_work(run_main, tmp_path, how, command):
     (tmp_path / "sub").mkdir()
     plot, output = _same_in_three_ways(tmp_path, how)
     before = sorted(p.name for p in tmp_path.iterdir())
-    result = run(*command, "--plot", plot, "-o", output)
+    result = run_main(*command, "--plot", plot, "-o", output)
     assert result.exit_code == 2 and result.stdout == "", result.output
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "--plot and -o both name" in lines[0], result.stderr
+    why = "is a picture, and -o writes text" if how in ("name", "relative") else "--plot and -o both name"
+    assert len(lines) == 1 and why in lines[0], result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == before
     if how == "hardlink":
         assert (tmp_path / "x.svg").read_text() == "old"
