@@ -274,6 +274,7 @@ class BenchRow:
     cpu_steal: float | None = None
     load_average: float | None = None
     threads: int | None = None  # torch intra-op threads of the row
+    ran_eager: bool | None = None  # --compile: True when dynamo compiled nothing (None: eager row)
     channels_last: bool = False
     compiled: bool = False
     cuda_graphs: bool = False

@@ -31,7 +31,7 @@ from __future__ import annotations
 import gc
 import time
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
@@ -245,12 +245,27 @@ def _measure(source: ModelSource, size: tuple[int, ...], batch: int, dtype: str,
     model = source.build(device)
     model.train(train)
     x = torch.randn((batch, *size), device=device)
+    notes: list[str] = []
     if settings.channels_last:
+        # channels_last is a 4-D (NCHW -> NHWC) layout: a 2-D, 3-D or 5-D input stays as
+        # it is (torch raises on it), and the model's 4-D weights are converted alone.
         model = model.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
+        if x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        else:
+            notes.append(f"--channels-last: the {x.dim()}-D input keeps its layout "
+                         "(channels_last is for 4-D tensors)")
+    if train and dtype == "fp16":
+        notes.append("fp16 training without a GradScaler: no loss scaling in the step "
+                     "(timm's --amp adds one: its unscale and inf check are not timed here)")
     work = Workload(model, x, report, dtype, train, settings, device)
     timer = timer_for(device)
-    notes: list[str] = []
+    memory = PeakMemory(device)
+    if settings.cuda_graphs:
+        # A CUDA graph keeps its activations in the graph's private memory pool, allocated
+        # at capture (or, with --compile, at inductor's capture in the warm-up): the peak
+        # is reset before it, or the row would under-report what it holds.
+        memory.reset()
     if work.manual_graph:
         work.capture()
         notes.append("CUDA graph: one replay per step; no forward/backward split")
@@ -264,8 +279,11 @@ def _measure(source: ModelSource, size: tuple[int, ...], batch: int, dtype: str,
     if warm.settled is False:
         notes.append(f"warm-up did not settle within {warm.iters} iterations "
                      f"(last windows differ by more than {settings.settle_rule.tolerance:.0%})")
-    memory = PeakMemory(device)
-    memory.reset()
+    if not settings.cuda_graphs:
+        memory.reset()
+    ran_eager = work.ran_eager()
+    if ran_eager:
+        notes.append("torch.compile compiled no graph: the row ran eager")
     watch = Watch().start()
     marks = _timed_loop(work, timer, settings)
     seen = watch.stop()
@@ -282,7 +300,7 @@ def _measure(source: ModelSource, size: tuple[int, ...], batch: int, dtype: str,
         peak_memory_bytes=peak, peak_memory_kind=memory.kind, macs=macs,
         warmup_iters=warm.iters, warmup_settled=warm.settled,
         spread=round(total.relative_iqr, 4), other_cpu=seen.other_cpu, cpu_steal=seen.steal,
-        load_average=seen.load_average, threads=torch.get_num_threads(),
+        load_average=seen.load_average, threads=torch.get_num_threads(), ran_eager=ran_eager,
     )
     why = causes(total.relative_iqr, seen)
     fields.update(stable=not why, unstable_causes=why)
@@ -360,7 +378,15 @@ def bench_row(source: ModelSource | str, batch: int, dtype: str, mode: str,
                                                  bandwidth.bytes_per_s)
         row = apply_ceiling(BenchRow(**base, status="ok", **fields), ceiling)
     # The except blocks are over, so no traceback keeps the row's tensors alive now.
-    free_memory(device, failed=not row.ok)
+    try:
+        free_memory(device, failed=not row.ok)
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a sticky CUDA error surfaces at the sync
+        # The row's own timing is finished and stands; the device may be unusable now,
+        # which the next row's failure will say.
+        row = replace(row, notes=row.notes + (f"freeing the row's memory failed: "
+                                              f"{type(exc).__name__}: {_first_line(exc)}",))
     return row
 
 
@@ -372,8 +398,6 @@ EXCEEDS_NOTE = ("achieved rate exceeds the matmul ceiling, measured again in thi
 
 def apply_ceiling(row: BenchRow, ceiling: MatmulCeiling | None) -> BenchRow:
     """``row`` with its fraction of ``ceiling`` (and the note when it exceeds 100 %)."""
-    from dataclasses import replace
-
     notes = tuple(n for n in row.notes if n != EXCEEDS_NOTE)
     if ceiling is None or not row.achieved_tflops or not ceiling.tflops:
         return replace(row, notes=notes)
@@ -409,9 +433,11 @@ def plan_rows(sources: Sequence[ModelSource], batches: Sequence[int], dtypes: Se
 def run_sweep(specs: Sequence[RowSpec], settings: BenchSettings, *,
               on_start: Callable[[int, RowSpec], None] | None = None,
               on_done: Callable[[int, BenchRow], None] | None = None,
+              on_progress: Callable[[BenchResult], None] | None = None,
               trace: MetaTrace) -> BenchResult:
     """Measure every row in ``specs``; Ctrl-C returns what finished, marked interrupted.
-    ``trace``: as for ``bench_row``."""
+    ``trace``: as for ``bench_row``. ``on_progress`` gets the result so far after each
+    row (the CLI writes it to the -o file, so that a crash keeps the finished rows)."""
     device = settings.check()
     with torch_threads(settings.threads):
         env = collect_env(device, cudnn_benchmark=settings.cudnn_benchmark)
@@ -437,8 +463,18 @@ def run_sweep(specs: Sequence[RowSpec], settings: BenchSettings, *,
                         ceiling = _ceiling(device, spec.dtype, settings, env, ceilings)
                 if settings.per_layer and ceiling is not None and bandwidth is None:
                     bandwidth = _bandwidth(device, settings, env)
-                row = bench_row(spec.source, spec.batch, spec.dtype, spec.mode, settings,
-                                ceiling=ceiling, bandwidth=bandwidth, trace=trace)
+                try:
+                    row = bench_row(spec.source, spec.batch, spec.dtype, spec.mode, settings,
+                                    ceiling=ceiling, bandwidth=bandwidth, trace=trace)
+                except CnnscopeError:
+                    raise  # a bad option: the same for every row
+                except Exception as exc:  # noqa: BLE001 - e.g. a sticky CUDA error
+                    row = BenchRow(model=spec.source.name, device=str(device),
+                                   device_name=env.get("device_name", ""), batch=spec.batch,
+                                   dtype=spec.dtype, mode=spec.mode, status="error",
+                                   input_size=tuple(settings.input_size or spec.source.input_size
+                                                    or DEFAULT_INPUT),
+                                   error=f"{type(exc).__name__}: {_first_line(exc)}")
                 if (row.ceiling_fraction or 0) > 1.0 and spec.dtype not in remeasured:
                     # Never print more than 100 % of a ceiling without measuring it again:
                     # the cached or earlier figure may come from a loaded moment.
@@ -451,10 +487,18 @@ def run_sweep(specs: Sequence[RowSpec], settings: BenchSettings, *,
                 rows.append(row)
                 if on_done:
                     on_done(i, row)
+                if on_progress:
+                    on_progress(BenchResult(env=env, settings={**settings.to_dict(),
+                                                               "device": str(device)},
+                                            rows=tuple(rows), ceilings=dict(ceilings),
+                                            bandwidth=bandwidth, planned=len(specs)))
     except KeyboardInterrupt:
         interrupted = True
     if interrupted:
-        free_memory(device)  # outside the except block: the traceback no longer holds tensors
+        try:
+            free_memory(device)  # outside the except block: the traceback no longer holds tensors
+        except Exception:  # noqa: BLE001 - keep the finished rows whatever the device says
+            pass
     return BenchResult(env=env, settings={**settings.to_dict(), "device": str(device)},
                        rows=tuple(rows), ceilings=ceilings, bandwidth=bandwidth,
                        interrupted=interrupted, planned=len(specs))

@@ -173,7 +173,8 @@ def bench(
                 return  # a rank other than 0 of a torchrun job: rank 0 writes the report
         else:
             specs = runner.plan_rows(sources, batches, dtypes, modes)
-            result = _run(specs, settings, progress)
+            result = _run(specs, settings, progress,
+                          _partial_writer(format, output, top=top, layers_csv=per_layer))
         # --per-layer: the CSV is one line per timed layer
         write_result(result, format, output, wide=wide, top=top, layers_csv=per_layer)
         if plot and any(r.per_layer is not None for r in result.rows):
@@ -205,7 +206,17 @@ def _default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def _run(specs, settings, show_progress: bool):
+def _partial_writer(format, output, **options):
+    """For a JSON or CSV -o file: write the rows so far after each one, so that a crash (a
+    sticky CUDA error, a killed job) keeps what finished. None otherwise."""
+    from cnnscope.cli.common import resolve_format
+
+    if not output or resolve_format(format, output) not in (OutputFormat.json, OutputFormat.csv):
+        return None
+    return lambda partial: write_result(partial, format, output, **options)
+
+
+def _run(specs, settings, show_progress: bool, on_progress=None):
     from cnnscope import api
     from rich.console import Console
     from rich.progress import (
@@ -219,7 +230,7 @@ def _run(specs, settings, show_progress: bool):
 
     err = Console(stderr=True)
     if not show_progress or not err.is_terminal:
-        return api.run_sweep(specs, settings)
+        return api.run_sweep(specs, settings, on_progress=on_progress)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                   MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True) as bar:
         task = bar.add_task("bench", total=len(specs))
@@ -233,7 +244,8 @@ def _run(specs, settings, show_progress: bool):
                 bar.console.print(f"{row.model} b{row.batch} {row.dtype} {row.mode}: "
                                   f"{row.status} ({row.error})", highlight=False, markup=False)
 
-        return api.run_sweep(specs, settings, on_start=on_start, on_done=on_done)
+        return api.run_sweep(specs, settings, on_start=on_start, on_done=on_done,
+                             on_progress=on_progress)
 
 
 def register(app: typer.Typer) -> None:

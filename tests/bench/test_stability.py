@@ -218,3 +218,182 @@ def test_a_row_still_above_a_fresh_ceiling_says_so(monkeypatch):
     result = run_sweep(plan_rows([tiny()], [1], ["fp32"], ["infer"]), s)
     (row,) = result.rows
     assert row.ceiling_fraction > 1 and runner.EXCEEDS_NOTE in row.notes
+
+
+# ----------------------------------------------------------------------------- CUDA paths, on the CPU
+
+
+def test_cuda_step_peak_counts_the_step_not_the_workspaces():
+    from cnnscope.bench.step_memory import step_peak
+
+    mib = 1 << 20
+    # 100 MiB of the step's tensors alive at the reset, plus cuBLAS's 32 MiB workspace;
+    # the step rises to 400 MiB allocated in all: it added 268 MiB over the baseline.
+    live, baseline, raw = 100 * mib, 100 * mib + 32 * mib, 400 * mib
+    assert step_peak(live, baseline, raw) == (100 * mib + (400 - 132) * mib, 32 * mib)
+    assert step_peak(live, live, live) == (live, 0)
+
+
+def test_tf32_flags_keep_conv_and_rnn_consistent():
+    """torch raises when the legacy cudnn.allow_tf32 is read while conv and rnn disagree
+    (inductor, the profiler or timm read it inside a row)."""
+    from cnnscope.bench.precision import tf32_flags
+
+    for tf32 in (False, True):
+        with tf32_flags(tf32):
+            assert torch.backends.cudnn.allow_tf32 is tf32
+            assert torch.backends.cuda.matmul.allow_tf32 is tf32
+
+
+def test_channels_last_leaves_a_non_4d_input_alone():
+    src = ModelSource(name="mlp", input_size=(8,), builder=lambda: nn.Linear(8, 2))
+    row = bench_row(src, 2, "fp32", "infer", BenchSettings(iters=2, warmup=0, max_warmup=0,
+                                                           ceiling=False, channels_last=True))
+    assert row.ok, row.error
+    assert any("keeps its layout" in n for n in row.notes)
+
+
+def test_fp16_training_says_it_has_no_grad_scaler():
+    row = bench_row(tiny(), 1, "fp16", "train", BenchSettings(iters=2, warmup=0, max_warmup=0,
+                                                              ceiling=False))
+    assert any("GradScaler" in n for n in row.notes)
+
+
+def test_a_sticky_error_at_free_memory_keeps_the_sweep_and_its_rows(monkeypatch, tmp_path):
+    """free_memory synchronises the device: a sticky CUDA error surfaces there. The row
+    stands, the next one fails alone, and the partial file holds what finished."""
+    from cnnscope.bench import peak_memory
+
+    calls = []
+
+    def sticky(device, failed=True):
+        calls.append(failed)
+        if len(calls) == 1:
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    monkeypatch.setattr(runner, "free_memory", sticky)
+    assert peak_memory.free_memory is not sticky
+    seen = []
+    s = BenchSettings(iters=2, warmup=0, max_warmup=0, ceiling=False)
+    result = run_sweep(plan_rows([tiny()], [1, 2], ["fp32"], ["infer"]), s,
+                       on_progress=lambda partial: seen.append(len(partial.rows)))
+    assert [r.ok for r in result.rows] == [True, True]
+    assert "illegal memory access" in result.rows[0].notes[-1]
+    assert seen == [1, 2]
+
+
+def test_a_row_that_raises_outside_its_guard_becomes_an_error_row(monkeypatch):
+    real = runner.bench_row
+    count = []
+
+    def flaky(*a, **k):
+        count.append(1)
+        if len(count) == 1:
+            raise RuntimeError("CUDA error: unspecified launch failure")
+        return real(*a, **k)
+
+    monkeypatch.setattr(runner, "bench_row", flaky)
+    s = BenchSettings(iters=2, warmup=0, max_warmup=0, ceiling=False)
+    result = run_sweep(plan_rows([tiny()], [1, 2], ["fp32"], ["infer"]), s)
+    assert [r.status for r in result.rows] == ["error", "ok"]
+    assert "unspecified launch failure" in result.rows[0].error
+
+
+def test_cli_json_file_is_written_as_rows_finish(run, monkeypatch, tmp_path):
+    out = tmp_path / "sweep.json"
+    sizes = []
+    real = runner.bench_row
+
+    def spy(*a, **k):
+        if out.exists():
+            sizes.append(len(json.loads(out.read_text())["rows"]))
+        return real(*a, **k)
+
+    monkeypatch.setattr(runner, "bench_row", spy)
+    res = run("bench", "lenet5", "--batch", "1,2,3", "-o", str(out), *FAST)
+    assert res.exit_code == 0, res.output
+    assert sizes == [1, 2]  # before rows 2 and 3, the file held the rows already done
+    assert len(json.loads(out.read_text())["rows"]) == 3
+
+
+def test_each_compiled_row_starts_from_a_fresh_dynamo_cache(monkeypatch):
+    import torch._dynamo as dynamo
+
+    from cnnscope.bench import workload
+
+    monkeypatch.setattr(workload, "COMPILE_BACKEND", "eager")  # dynamo without inductor
+    resets = []
+    real_reset = dynamo.reset
+    monkeypatch.setattr(dynamo, "reset", lambda: (resets.append(1), real_reset()))
+    s = BenchSettings(iters=2, warmup=1, max_warmup=1, ceiling=False, compile=True)
+    result = run_sweep(plan_rows([tiny()], [1, 2], ["fp32"], ["infer"]), s)
+    assert len(resets) == 2
+    assert all(r.ok and r.compiled and r.ran_eager is False for r in result.rows), \
+        [r.error for r in result.rows]
+
+
+def test_a_compiled_row_that_compiled_nothing_says_it_ran_eager(monkeypatch):
+    import torch._dynamo as dynamo
+
+    from cnnscope.bench import workload
+
+    monkeypatch.setattr(workload, "COMPILE_BACKEND", "eager")
+
+    @dynamo.disable
+    def opaque(x):
+        return x * 2
+
+    class Opaque(nn.Module):
+        def forward(self, x):
+            return opaque(x)
+
+    src = ModelSource(name="opaque", input_size=(4,), builder=Opaque)
+    row = bench_row(src, 1, "fp32", "infer", BenchSettings(iters=2, warmup=1, max_warmup=1,
+                                                           ceiling=False, compile=True))
+    assert row.ok and row.ran_eager is True
+    assert any("ran eager" in n for n in row.notes)
+
+
+def test_peak_memory_is_reset_before_a_cuda_graph_capture(monkeypatch):
+    """The graph's private pool holds the activations from the capture on: the peak must
+    include it (reset first, then capture)."""
+    from types import SimpleNamespace
+
+    from cnnscope.bench import workload
+
+    order = []
+    monkeypatch.setattr(BenchSettings, "check", lambda self: torch.device("cpu"))
+    monkeypatch.setattr(runner.PeakMemory, "reset", lambda self: order.append("reset"))
+
+    def capture(self):
+        order.append("capture")
+        self.graph = SimpleNamespace(replay=lambda: None)
+        self.phases = ("graph",)
+
+    monkeypatch.setattr(workload.Workload, "capture", capture)
+    row = bench_row(tiny(), 1, "fp32", "infer", BenchSettings(iters=2, warmup=0, max_warmup=0,
+                                                              ceiling=False, cuda_graphs=True))
+    assert row.ok, row.error
+    assert order == ["reset", "capture"]
+
+
+def test_ceiling_is_the_median_after_a_warm_up(monkeypatch):
+    """A cold first call and a lone fast burst must not set the ceiling: the median does."""
+    times = iter([50.0] + [10.0] * 3 + [1.0] + [10.0] * 1000)  # ms per product
+
+    class FakeTimer:
+        def mark(self):
+            return None
+
+        def sync(self):
+            return None
+
+        def elapsed_ms(self, a, b):
+            return next(times)
+
+    monkeypatch.setattr(ceiling_mod, "timer_for", lambda device: FakeTimer())
+    monkeypatch.setattr(ceiling_mod, "WARMUP_S", 0.0)  # warm-up: one untimed call
+    monkeypatch.setattr(ceiling_mod, "SAMPLE_S", 0.0)
+    m = ceiling_mod.measure(torch.device("cpu"), "fp32", sizes=(64,))
+    # samples 50, 10, 10, 10, 1 -> median 10 ms (min would give 1 ms, 10x the rate)
+    assert m.tflops == pytest.approx(2 * 64 ** 3 / (10e-3) / 1e12)
