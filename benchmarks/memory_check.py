@@ -68,6 +68,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--models", default=None, help="comma list: only these models")
+    ap.add_argument("--batch", type=int, default=None,
+                    help="only this batch (a model not in the table gets one row at it)")
     ap.add_argument("-o", "--output", default=None)
     args = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -75,10 +77,12 @@ def main() -> int:
     lines = []
     worst = 0.0
     workspaces = []
-    for name, size, batches, opts in ROWS:
+    rows = list(ROWS) + [(n, None, (args.batch or 1,), {}) for n in sorted(only or ())
+                         if n not in {r[0] for r in ROWS}]
+    for name, size, batches, opts in rows:
         if only and name not in only:
             continue
-        for b in batches:
+        for b in ((args.batch,) if args.batch else batches):
             t0 = time.perf_counter()
             plan = plan_memory(name, size, b, **opts)
             t_plan = time.perf_counter() - t0

@@ -62,6 +62,68 @@ def nvidia_driver_version() -> str | None:
     return lines[0].strip() if out.returncode == 0 and lines else None
 
 
+# What the GPU was doing when the sweep started: a clock held low (power or thermal
+# limit, a low pstate) or another process on the GPU changes every figure.
+GPU_QUERY = ("clocks.sm", "clocks.max.sm", "clocks.mem", "power.draw", "power.limit",
+             "temperature.gpu", "pstate")  # every field known to drivers old and new
+
+
+def parse_gpu_query(text: str) -> dict[str, Any]:
+    """One line of ``nvidia-smi --query-gpu=<GPU_QUERY> --format=csv,noheader,nounits``
+    as a dict (numbers as numbers; "[N/A]" and the like as None)."""
+    values = [v.strip() for v in text.strip().splitlines()[0].split(",")] if text.strip() else []
+    out: dict[str, Any] = {}
+    for key, value in zip(GPU_QUERY, values):
+        name = "gpu_" + key.replace(".", "_")
+        try:
+            number = float(value)
+            out[name] = int(number) if number.is_integer() else number
+        except ValueError:
+            out[name] = value if value and not value.startswith("[") else None
+    return out
+
+
+def parse_compute_apps(text: str, own_pid: int) -> list[dict[str, Any]]:
+    """``nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader,nounits``:
+    the processes on the GPU other than ``own_pid``."""
+    apps = []
+    for line in text.strip().splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) < 2 or not parts[0].isdigit() or int(parts[0]) == own_pid:
+            continue
+        apps.append({"pid": int(parts[0]),
+                     "used_memory_mib": int(parts[1]) if parts[1].isdigit() else None})
+    return apps
+
+
+def gpu_state(device: torch.device) -> dict[str, Any]:
+    """Clocks, power, temperature and other processes of ``device`` from nvidia-smi
+    ({} without it)."""
+    exe = shutil.which("nvidia-smi")
+    if not exe:
+        return {}
+    try:
+        uuid = str(torch.cuda.get_device_properties(device).uuid)
+        select = ["-i", uuid if uuid.startswith("GPU-") else f"GPU-{uuid}"]
+    except (AttributeError, RuntimeError):
+        select = ["-i", str(device.index or 0)]
+    state: dict[str, Any] = {}
+    try:
+        out = subprocess.run([exe, *select, f"--query-gpu={','.join(GPU_QUERY)}",
+                              "--format=csv,noheader,nounits"], capture_output=True, text=True,
+                             timeout=10)
+        if out.returncode == 0:
+            state.update(parse_gpu_query(out.stdout))
+        apps = subprocess.run([exe, *select, "--query-compute-apps=pid,used_memory",
+                               "--format=csv,noheader,nounits"], capture_output=True, text=True,
+                              timeout=10)
+        if apps.returncode == 0:
+            state["gpu_other_processes"] = parse_compute_apps(apps.stdout, os.getpid())
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return state
+
+
 def tf32_settings() -> dict[str, Any]:
     """The fp32 math settings for matmuls and cuDNN convolutions, in whichever API exists."""
     matmul = torch.backends.cuda.matmul
@@ -109,4 +171,5 @@ def collect_env(device: torch.device | str, *, cudnn_benchmark: bool | None = No
             "cuda_devices": torch.cuda.device_count(),
         })
         env.update(tf32_settings())
+        env.update(gpu_state(dev))
     return env

@@ -397,3 +397,14 @@ def test_ceiling_is_the_median_after_a_warm_up(monkeypatch):
     m = ceiling_mod.measure(torch.device("cpu"), "fp32", sizes=(64,))
     # samples 50, 10, 10, 10, 1 -> median 10 ms (min would give 1 ms, 10x the rate)
     assert m.tflops == pytest.approx(2 * 64 ** 3 / (10e-3) / 1e12)
+
+
+def test_gpu_state_parses_nvidia_smi():
+    from cnnscope.bench.env import parse_compute_apps, parse_gpu_query
+
+    got = parse_gpu_query("1980, 1980, 2619, 312.45, 700.00, 41, P0\n")
+    assert got["gpu_clocks_sm"] == 1980 and got["gpu_power_draw"] == 312.45
+    assert got["gpu_temperature_gpu"] == 41 and got["gpu_pstate"] == "P0"
+    assert parse_gpu_query("[N/A], 1980, 2619, [N/A], 700, 41, P0")["gpu_clocks_sm"] is None
+    apps = parse_compute_apps("123, 500\n456, 1024\n", own_pid=123)
+    assert apps == [{"pid": 456, "used_memory_mib": 1024}]
