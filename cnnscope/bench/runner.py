@@ -111,11 +111,11 @@ class BenchSettings:
         if self.min_time <= 0:
             raise InvalidOptionError(f"--min-time {self.min_time} is not positive", "use e.g. 2.0 seconds")
         if self.max_time is not None and not self.max_time >= self.min_time:
-            raise InvalidOptionError(f"--max-time {self.max_time} is below --min-time {self.min_time}",
-                                     "use a larger --max-time")
+            raise InvalidOptionError(f"max_time {self.max_time} is below min_time {self.min_time}",
+                                     "give a max_time of at least min_time")
         if self.threads is not None and not 1 <= self.threads <= 4096:
-            raise InvalidOptionError(f"--threads {self.threads} is out of range",
-                                     f"use 1 to {max(len(usable_cpus()), 1)} (the cores this process may use)")
+            raise InvalidOptionError(f"--threads {self.threads} is not between 1 and 4096",
+                                     "leave it out for the default: the cores this process may use")
         if self.warmup < 0 or self.max_warmup < 0:
             raise InvalidOptionError("warm-up counts cannot be negative", "use --warmup 0 or more")
         if self.cuda_graphs and dev.type != "cuda":
@@ -195,7 +195,8 @@ def no_gc() -> Iterator[None]:
             gc.enable()
 
 
-def _spread(work: Workload, timer: Timer, marks: list[list[Any]]) -> float:
+def _spread(timer: Timer, marks: list[list[Any]]) -> float:
+    """IQR / median of the whole steps so far (one synchronisation on CUDA)."""
     timer.sync()
     return summarize([timer.elapsed_ms(m[0], m[-1]) for m in marks]).relative_iqr
 
@@ -226,7 +227,7 @@ def _timed_loop(work: Workload, timer: Timer, settings: BenchSettings) -> list[l
             now = time.perf_counter()
             if n < settings.min_samples or now < next_check:
                 continue
-            if now - start >= budget or _spread(work, timer, marks) <= SPREAD_LIMIT:
+            if now - start >= budget or _spread(timer, marks) <= SPREAD_LIMIT:
                 break
             next_check = time.perf_counter() + check_every
     timer.sync()

@@ -334,7 +334,8 @@ def rows_section(result: BenchResult, more: Sequence[str] = (),
     rows = []
     for r in result.rows:
         d = r.to_dict()
-        values = [_cell(d.get(c)) if c != "input_size" else shape(r.input_size)
+        values = [shape(r.input_size) if c == "input_size" else
+                  "; ".join(r.unstable_causes) if c == "unstable_causes" else _cell(d.get(c))
                   for c in CSV_COLUMNS]
         if more_values is not None:
             values += more_values(r)

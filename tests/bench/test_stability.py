@@ -100,7 +100,7 @@ def test_a_row_records_spread_and_verdict(monkeypatch):
 
 def test_adaptive_sampling_goes_on_while_the_spread_is_high(monkeypatch):
     spreads = iter([0.5, 0.4, 0.05])  # high, high, then under the limit
-    monkeypatch.setattr(runner, "_spread", lambda work, timer, marks: next(spreads))
+    monkeypatch.setattr(runner, "_spread", lambda timer, marks: next(spreads))
     s = BenchSettings(min_time=0.01, min_samples=1, warmup=0, max_warmup=0, ceiling=False)
     row = bench_row(tiny(), 1, "fp32", "infer", s)
     assert row.ok
@@ -109,7 +109,7 @@ def test_adaptive_sampling_goes_on_while_the_spread_is_high(monkeypatch):
 
 
 def test_adaptive_sampling_stops_at_the_time_budget(monkeypatch):
-    monkeypatch.setattr(runner, "_spread", lambda work, timer, marks: 1.0)  # never stable
+    monkeypatch.setattr(runner, "_spread", lambda timer, marks: 1.0)  # never stable
     s = BenchSettings(min_time=0.02, max_time=0.05, min_samples=1, warmup=0, max_warmup=0,
                       ceiling=False)
     import time
@@ -140,7 +140,7 @@ def test_threads_option_sets_torch_threads_for_the_row_and_restores_them():
     row = bench_row(tiny(), 1, "fp32", "infer", BenchSettings(iters=2, warmup=0, max_warmup=0,
                                                               ceiling=False, threads=1))
     assert row.threads == 1 and torch.get_num_threads() == before
-    with pytest.raises(InvalidOptionError, match="--threads 0"):
+    with pytest.raises(InvalidOptionError, match="--threads 0 is not between 1 and 4096"):
         BenchSettings(threads=0).check()
 
 
@@ -181,11 +181,15 @@ def test_csv_carries_the_stability_columns(run, monkeypatch):
     import csv
     import io
 
+    busy = Interference(other_cpu=0.8, steal=0.3, load_average=4.2, cores=2)
+    monkeypatch.setattr(runner.Watch, "stop", lambda self: busy)
     res = run("bench", "lenet5", "--format", "csv", *FAST)
     assert res.exit_code == 0, res.output
     row = next(csv.DictReader(io.StringIO(res.stdout)))
-    assert row["stable"] in ("True", "False") and float(row["spread"]) >= 0
-    assert int(row["threads"]) >= 1
+    assert row["stable"] == "False" and float(row["spread"]) >= 0
+    assert int(row["threads"]) >= 1 and row["other_cpu"] == "0.8" and row["cpu_steal"] == "0.3"
+    assert row["unstable_causes"].startswith("other processes used 80% of the 2 usable cores, "
+                                             "load average 4.2; CPU steal 30%")
 
 
 def test_a_row_above_the_ceiling_measures_it_again(monkeypatch):
