@@ -39,6 +39,18 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine() or "unknown CPU"
 
 
+def cpu_governor() -> str | None:
+    """The CPU frequency governor ("performance", "powersave"...), or None where the OS
+    does not show it (most containers and VMs). Google Benchmark warns when it scales
+    the frequency; cnnscope records it with the figures."""
+    try:
+        with open("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor", encoding="ascii") as fh:
+            text = fh.read(64).strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text if text.isidentifier() else None
+
+
 def device_name(device: torch.device | str) -> str:
     """"NVIDIA H100 80GB HBM3" for a GPU; "AMD EPYC (2 logical CPUs)" for the CPU."""
     dev = torch.device(device)
@@ -157,6 +169,7 @@ def collect_env(device: torch.device | str, *, cudnn_benchmark: bool | None = No
                                 else cudnn_benchmark),
         "mkldnn": torch.backends.mkldnn.is_available(),
     }
+    env["cpu_governor"] = cpu_governor()
     try:
         env["load_average"] = [round(x, 2) for x in os.getloadavg()]
     except (OSError, AttributeError):
