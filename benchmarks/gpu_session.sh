@@ -13,7 +13,7 @@
 # in one folder: $OUT, else reports/gpu/.
 #
 #   benchmarks/gpu_session.sh
-#   DEVICE=cpu MODELS=lenet5 BATCHES=1 BATCH=2 LAYER_BATCH=2 TIMM_ITERS=2 \
+#   DEVICE=cpu MODELS=lenet5 BATCHES=1 BATCH=2 LAYER_BATCH=2 TIMM_ITERS=2 DTYPES=bf16 MODES=train \
 #       TESTS=tests/bench/test_runner_cuda.py MEMORY_MODELS=lenet5 MEMORY_BATCH=2 \
 #       TIMING="--iters 2 --warmup 1" BENCH_ARGS="--no-ceiling --max-warmup 1" \
 #       TIMM_ARGS="--num-warm-iter 1" DDP_RANKS=0 \
@@ -28,6 +28,8 @@ MODELS="${MODELS:-resnet50}"          # the issue's target: resnet50 ...
 BATCH="${BATCH:-128}"                 # ... at batch 128, against timm's method
 BATCHES="${BATCHES:-1,32,128}"        # the batch sweep
 LAYER_BATCH="${LAYER_BATCH:-32}"      # per-layer timing
+DTYPES="${DTYPES:-fp32,bf16}"
+MODES="${MODES:-infer,train}"
 MEMORY_MODELS="${MEMORY_MODELS:-resnet18,resnet50}"
 MEMORY_BATCH="${MEMORY_BATCH:-}"      # empty: memory_check.py's own batches
 TIMING="${TIMING:---min-time 1}"      # how each bench row is timed (1 s of iterations, more if unsteady)
@@ -103,11 +105,11 @@ step cuda_tests 150 "$PY" -m pytest -q -m "cuda and not slow" "$TESTS" \
     --ignore=tests/bench/test_ddp_cuda.py -p no:cacheprovider
 # The issue's target: cnnscope's throughput >= timm's method, same settings and session.
 step bench_vs_timm 150 "$PY" benchmarks/bench_vs_timm.py --device "$DEVICE" --models "$MODELS" \
-    --batch "$BATCH" --dtype fp32,bf16 --mode infer,train --channels-last \
+    --batch "$BATCH" --dtype "$DTYPES" --mode "$MODES" --channels-last \
     --num-bench-iter "$TIMM_ITERS" $TIMING $TIMM_ARGS -o "$DEST/bench_vs_timm.md"
 # The batch sweep: JSON (rows written as they finish) and Markdown rendered from it.
 step bench_sweep 120 "$PY" -m cnnscope bench "$MODELS" --device "$DEVICE" --batch "$BATCHES" \
-    --dtype fp32,bf16 --mode infer,train --channels-last $TIMING --no-progress \
+    --dtype "$DTYPES" --mode "$MODES" --channels-last $TIMING --no-progress \
     $BENCH_ARGS -o "$DEST/bench_cuda.json"
 step bench_sweep_md 30 "$PY" -c "import json, sys; \
 from cnnscope.bench.records import BenchResult; from cnnscope.report.documents import render_text; \
@@ -115,7 +117,7 @@ open(sys.argv[1], 'w').write(render_text(BenchResult.from_dict(json.load(open(sy
     "$DEST/bench_cuda.md" "$DEST/bench_cuda.json"
 # Per-layer CUDA timing (events around every layer, its roofline verdict).
 step per_layer 90 "$PY" -m cnnscope bench "$MODELS" --device "$DEVICE" --batch "$LAYER_BATCH" \
-    --dtype bf16 --mode infer,train --per-layer $TIMING --no-progress \
+    --dtype bf16 --mode "$MODES" --per-layer $TIMING --no-progress \
     $BENCH_ARGS -o "$DEST/per_layer_cuda.json"
 # The planner against torch.cuda.max_memory_allocated (the step above the baseline).
 step memory_check 90 "$PY" benchmarks/memory_check.py --device "$DEVICE" \

@@ -38,7 +38,7 @@ def test_script_writes_the_side_by_side_table(tmp_path, capsys):
 
 
 PLUMBING = {"DEVICE": "cpu", "MODELS": "lenet5", "BATCHES": "1", "BATCH": "2", "LAYER_BATCH": "2",
-            "TIMM_ITERS": "2", "TESTS": "tests/bench/test_runner_cuda.py",
+            "TIMM_ITERS": "2", "DTYPES": "bf16", "MODES": "train", "TESTS": "tests/bench/test_runner_cuda.py",
             "MEMORY_MODELS": "lenet5", "MEMORY_BATCH": "2", "TIMING": "--iters 2 --warmup 1",
             "BENCH_ARGS": "--no-ceiling --max-warmup 1", "TIMM_ARGS": "--num-warm-iter 1 --max-warmup 1"}
 
