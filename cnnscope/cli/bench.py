@@ -209,10 +209,20 @@ def _default_device() -> str:
 def _partial_writer(format, output, **options):
     """For a JSON or CSV -o file: write the rows so far after each one, so that a crash (a
     sticky CUDA error, a killed job) keeps what finished. None otherwise."""
+    import os
+    import stat
+
     from cnnscope.cli.common import resolve_format
 
     if not output or resolve_format(format, output) not in (OutputFormat.json, OutputFormat.csv):
         return None
+    try:
+        if not stat.S_ISREG(os.stat(output).st_mode):
+            return None  # /dev/stdout, a FIFO, a device: written once, at the end
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return None  # the final write reports the problem
     return lambda partial: write_result(partial, format, output, **options)
 
 

@@ -412,3 +412,21 @@ def test_gpu_state_parses_nvidia_smi():
     assert parse_gpu_query("[N/A], 1980, 2619, [N/A], 700, 41, P0")["gpu_clocks_sm"] is None
     apps = parse_compute_apps("123, 500\n456, 1024\n", own_pid=123)
     assert apps == [{"pid": 456, "used_memory_mib": 1024}]
+
+
+def test_a_special_output_file_is_written_once_not_per_row(run, monkeypatch, tmp_path):
+    """-o /dev/stdout or a FIFO is written through, never replaced: rows written as they
+    finish would append one JSON document per row. Only regular files get them."""
+    from cnnscope.cli import bench as bench_cli
+
+    writes = []
+    real = bench_cli.write_result
+    monkeypatch.setattr(bench_cli, "write_result", lambda *a, **k: (writes.append(a[2]), real(*a, **k)))
+    res = run("bench", "lenet5", "--batch", "1,2", "--format", "json", "-o", "/dev/null", *FAST)
+    assert res.exit_code == 0, res.output
+    assert writes == ["/dev/null"]
+    writes.clear()
+    out = tmp_path / "rows.json"
+    res = run("bench", "lenet5", "--batch", "1,2", "-o", str(out), *FAST)
+    assert res.exit_code == 0, res.output
+    assert writes == [str(out)] * 3  # after each of the 2 rows, then the final result
