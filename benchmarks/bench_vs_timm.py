@@ -133,25 +133,45 @@ def timm_method(name: str, batch: int, dtype: str, mode: str, device: torch.devi
 
 def compare(models, batches, dtypes, modes, device: torch.device, *, channels_last: bool,
             num_warm_iter: int, num_bench_iter: int, iters: int | None, min_time: float,
-            warmup: int) -> list[dict]:
+            warmup: int, max_warmup: int = 50) -> list[dict]:
     out = []
-    for name in models:
-        for dtype in dtypes:
-            for mode in modes:
-                for batch in batches:
-                    timm = timm_method(name, batch, dtype, mode, device, channels_last=channels_last,
-                                       num_warm_iter=num_warm_iter, num_bench_iter=num_bench_iter)
-                    if device.type == "cuda":
-                        torch.cuda.empty_cache()
-                    row = bench_row(name, batch, dtype, mode, BenchSettings(
-                        device=str(device), channels_last=channels_last, iters=iters,
-                        min_time=min_time, warmup=warmup, ceiling=False))
-                    out.append({"model": name, "batch": batch, "dtype": dtype, "mode": mode,
-                                "timm": timm, "cnnscope": row})
-                    ours = f"{row.throughput:,.1f}" if row.ok else row.status
-                    print(f"{name} b{batch} {dtype} {mode}: cnnscope {ours} img/s, "
-                          f"timm method {timm['samples_per_sec']:,.1f} img/s", file=sys.stderr)
+    plan = [(name, dtype, mode, batch) for name in models for dtype in dtypes
+            for mode in modes for batch in batches]
+    for i, (name, dtype, mode, batch) in enumerate(plan):
+        # The method that runs second inherits a hotter GPU and cuDNN's autotune cache
+        # from the first: alternate which one goes first, row by row.
+        def run_timm() -> dict:
+            return timm_method(name, batch, dtype, mode, device, channels_last=channels_last,
+                               num_warm_iter=num_warm_iter, num_bench_iter=num_bench_iter)
+
+        def run_ours():
+            return bench_row(name, batch, dtype, mode, BenchSettings(
+                device=str(device), channels_last=channels_last, iters=iters,
+                min_time=min_time, warmup=warmup, max_warmup=max_warmup, ceiling=False))
+
+        first = "timm" if i % 2 == 0 else "cnnscope"
+        if first == "timm":
+            timm = run_timm()
+            _between(device)
+            row = run_ours()
+        else:
+            row = run_ours()
+            _between(device)
+            timm = run_timm()
+        _between(device)
+        out.append({"model": name, "batch": batch, "dtype": dtype, "mode": mode,
+                    "timm": timm, "cnnscope": row, "first": first})
+        ours = f"{row.throughput:,.1f}" if row.ok else row.status
+        print(f"{name} b{batch} {dtype} {mode}: cnnscope {ours} img/s, "
+              f"timm method {timm['samples_per_sec']:,.1f} img/s", file=sys.stderr)
     return out
+
+
+def _between(device: torch.device) -> None:
+    """Return the first method's cached memory before the second one runs."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.empty_cache()
 
 
 def to_markdown(results: list[dict], env: dict, args) -> str:
@@ -160,11 +180,12 @@ def to_markdown(results: list[dict], env: dict, args) -> str:
              f"driver {env.get('driver')}; channels_last={args.channels_last}; "
              f"timm method: {args.num_warm_iter} warm-up + {args.num_bench_iter} timed steps, "
              "synchronize + wall clock; cnnscope: settled warm-up, "
-             f"{'CUDA events' if env['device_type'] == 'cuda' else 'perf_counter'}, median.",
+             f"{'CUDA events' if env['device_type'] == 'cuda' else 'perf_counter'}, median. "
+             "The method run first alternates row by row (column *first*).",
              "",
              "| model | batch | dtype | mode | cnnscope img/s (median) | cnnscope img/s (sustained) "
-             "| timm method img/s | cnnscope / timm | cnnscope ms | timm ms/step |",
-             "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "| timm method img/s | cnnscope / timm | cnnscope ms | timm ms/step | first |",
+             "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     for r in results:
         row, timm = r["cnnscope"], r["timm"]
         if row.ok:
@@ -172,11 +193,11 @@ def to_markdown(results: list[dict], env: dict, args) -> str:
             lines.append(f"| `{r['model']}` | {r['batch']} | {r['dtype']} | {r['mode']} | "
                          f"{row.throughput:,.1f} | {row.throughput_sustained:,.1f} | "
                          f"{timm['samples_per_sec']:,.1f} | {ratio:.3f} | {row.median_ms:.2f} | "
-                         f"{timm['step_time_ms']:.2f} |")
+                         f"{timm['step_time_ms']:.2f} | {r['first']} |")
         else:
             lines.append(f"| `{r['model']}` | {r['batch']} | {r['dtype']} | {r['mode']} | "
                          f"{row.status}: {row.error} | - | {timm['samples_per_sec']:,.1f} | - | - | "
-                         f"{timm['step_time_ms']:.2f} |")
+                         f"{timm['step_time_ms']:.2f} | {r['first']} |")
     return "\n".join(lines) + "\n"
 
 
@@ -193,6 +214,7 @@ def main(argv=None) -> int:
     ap.add_argument("--iters", type=int, default=None, help="cnnscope: timed iterations (default: --min-time)")
     ap.add_argument("--min-time", type=float, default=2.0, help="cnnscope: seconds of timed iterations")
     ap.add_argument("--warmup", type=int, default=5, help="cnnscope: minimum warm-up iterations")
+    ap.add_argument("--max-warmup", type=int, default=50, help="cnnscope: most warm-up iterations")
     ap.add_argument("-o", "--output", default=None, help="write the Markdown table here")
     args = ap.parse_args(argv)
 
@@ -207,7 +229,8 @@ def main(argv=None) -> int:
     results = compare(split(args.models), [int(b) for b in split(args.batch)], split(args.dtype),
                       split(args.mode), device, channels_last=args.channels_last,
                       num_warm_iter=args.num_warm_iter, num_bench_iter=args.num_bench_iter,
-                      iters=args.iters, min_time=args.min_time, warmup=args.warmup)
+                      iters=args.iters, min_time=args.min_time, warmup=args.warmup,
+                      max_warmup=args.max_warmup)
     text = to_markdown(results, collect_env(device), args)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")

@@ -82,14 +82,20 @@ def _timm_version() -> str:
     return f"timm {timm.__version__}, torch {torch.__version__}, {torch.get_num_threads()} threads"
 
 
-def row(name: str, size, b: int, opts: dict, device: str, kernel: bool) -> tuple[str, float]:
-    """One Markdown row (estimate, measurement, torchinfo) and the estimate's error in %."""
+def row(name: str, size, b: int, opts: dict, device: str,
+        kernel: bool) -> tuple[str, float, str | None]:
+    """One Markdown row (estimate, measurement, torchinfo), the estimate's error in %, and
+    the library workspaces held at the start of the step (CUDA; None elsewhere)."""
     t0 = time.perf_counter()
     plan = plan_memory(name, size, b, device=device.split(":")[0], **opts)
     t_plan = time.perf_counter() - t0
     src = resolve(name)
     measured = measure_real(src.build(device), plan.input_size, b, device, **opts)
     err = 100 * (plan.peak_bytes / measured.allocator_peak_bytes - 1)
+    workspace = None
+    if measured.workspace_bytes is not None:
+        workspace = (f"`{name}` b{b}: {bytes_h(measured.workspace_bytes)} "
+                     f"(raw max_memory_allocated {bytes_h(measured.raw_peak_bytes)})")
     mode = "infer" if opts.get("inference") else plan.optimizer
     flags = " cl" if opts.get("channels_last") else ""
     head = (f"| `{name}` | {b}x{'x'.join(map(str, plan.input_size))} | {plan.dtype}{flags} | "
@@ -97,17 +103,19 @@ def row(name: str, size, b: int, opts: dict, device: str, kernel: bool) -> tuple
             f"{err:+.1f}% | {bytes_h(measured.live_peak_bytes)} |")
     if kernel:
         used = ", ".join(f"{k} x{n}" for k, n in plan.attention) or "-"
-        return f"{head} {used} | {t_plan:.1f} s |", err
+        return f"{head} {used} | {t_plan:.1f} s |", err, workspace
     ti = torchinfo_total(resolve(name).build(device), plan.input_size, b, device)
     ti_cells = (f"{bytes_h(ti)} | {100 * (ti / measured.allocator_peak_bytes - 1):+.0f}%"
                 if ti is not None else "- | -")
-    return f"{head} {ti_cells} | {t_plan:.1f} s |", err
+    return f"{head} {ti_cells} | {t_plan:.1f} s |", err, workspace
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--models", default=None, help="comma list: only these models")
+    ap.add_argument("--batch", type=int, default=None,
+                    help="only this batch (a model not in the table gets one row at it)")
     ap.add_argument("-o", "--output", default=None)
     ap.add_argument("--no-attention", dest="attention", action="store_false",
                     help="leave out the timm transformers (they need timm)")
@@ -116,15 +124,22 @@ def main() -> int:
     only = set(args.models.split(",")) if args.models else None
     lines, attention_lines = [], []
     worst = 0.0
-    for table, rows in ((lines, ROWS), (attention_lines, ATTENTION_ROWS if args.attention else [])):
+    workspaces = []
+    extra = [(n, None, (args.batch or 1,), {}) for n in sorted(only or ())
+             if n not in {r[0] for r in ROWS + ATTENTION_ROWS}]
+    for table, rows in ((lines, list(ROWS) + extra),
+                        (attention_lines, ATTENTION_ROWS if args.attention else [])):
         for name, size, batches, opts in rows:
             if only and name not in only:
                 continue
-            for b in batches:
-                line, err = row(name, size, b, opts, args.device, kernel=table is attention_lines)
+            for b in ((args.batch,) if args.batch else batches):
+                line, err, workspace = row(name, size, b, opts, args.device,
+                                           kernel=table is attention_lines)
                 worst = max(worst, abs(err))
                 table.append(line)
                 print(line, flush=True)
+                if workspace:
+                    workspaces.append(workspace)
     try:
         import torchinfo
         ti_version = torchinfo.__version__
@@ -144,7 +159,10 @@ def main() -> int:
         "- **measured**: the same step on real tensors, the second step (optimizer state "
         "present, gradients released before it). CPU: the allocator's allocation and free "
         "events (`torch.profiler`, `profile_memory=True`) summed in time order, on top of the "
-        "tensors alive at the start of the step; CUDA: `torch.cuda.max_memory_allocated`.",
+        "tensors alive at the start of the step; CUDA: what `torch.cuda.max_memory_allocated` "
+        "rose above `memory_allocated()` at the reset, on top of the same tensors (the raw "
+        "peak also holds cuBLAS's workspace and other library workspaces allocated before "
+        "the step: listed under the table).",
         "- **error**: estimate / measured - 1.",
         "- **live**: peak of live tensor storage on the real tensors (the estimate's own "
         "definition, on real kernels); the gap to *measured* is memory kernels allocate "
@@ -176,6 +194,9 @@ def main() -> int:
         "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | --- | ---: |",
     ] if attention_lines else []
     tail = ["", f"Largest |error| of the estimate: {worst:.1f}%.", ""]
+    if workspaces:
+        tail[-1:-1] = ["", "Library workspaces held at the start of the step (not in *measured*; "
+                       "the planner cannot see them): " + "; ".join(workspaces) + "."]
     text = "\n".join(head + lines + attention + attention_lines + tail)
     if args.output:
         Path(args.output).write_text(text)

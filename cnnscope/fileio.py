@@ -178,3 +178,49 @@ def same_file(a: str, b: str) -> bool:
         return os.path.realpath(a) == os.path.realpath(b) or os.path.samefile(a, b)
     except (OSError, ValueError):  # a missing file, a NUL in the name
         return False
+
+
+# ---------------------------------------------------------------------- private files
+
+
+def replace_file(path: str | os.PathLike, data: bytes, *, mode: int = 0o644) -> None:
+    """Replace ``path`` with a regular file holding ``data``, never following a link.
+
+    For files cnnscope owns (its caches), unlike ``-o``: the data goes to a ``mkstemp``
+    file in the same folder (``O_CREAT | O_EXCL``, an unguessable name, so nothing planted
+    is opened) and is renamed over ``path``; a rename replaces a link at ``path`` itself,
+    never its target. Raises ``UserFileError`` with the temporary file removed.
+    """
+    target = Path(path)
+    _replace_atomically(target, data, shown=str(target), mode=mode)
+
+
+def read_regular(path: str | os.PathLike, limit: int) -> bytes | None:
+    """The bytes of ``path`` if it is a regular file owned by this user and at most
+    ``limit`` bytes; None for anything else (a link, a FIFO, a device, a folder, someone
+    else's file, a missing one). Opened with ``O_NOFOLLOW | O_NONBLOCK``: a link is never
+    followed and a FIFO never blocks the open."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) \
+        | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        owner_ok = not hasattr(os, "geteuid") or st.st_uid == os.geteuid()
+        if not stat.S_ISREG(st.st_mode) or not owner_ok or st.st_size > limit:
+            return None
+        chunks, left = [], limit + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 16))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        data = b"".join(chunks)
+        return data if len(data) <= limit else None
+    except OSError:
+        return None
+    finally:
+        os.close(fd)

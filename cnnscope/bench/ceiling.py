@@ -1,32 +1,37 @@
 """The dense matmul ceiling: what this device really does in a dtype, measured, not quoted.
 
 A model's achieved TFLOP/s means little against a datasheet peak (boost clocks, sparsity
-factors, the dtype's own peak). cnnscope measures the best rate of one large square
+factors, the dtype's own peak). cnnscope measures the sustained rate of one large square
 ``torch.mm`` in the row's dtype on the row's device and reports the model's rate as a
 fraction of it: the same basis (2 x multiply-accumulates per second), the same library
-stack, the same clocks.
+stack, the same clocks, the same estimator (the median) as the rows.
 
-Each (device, dtype) is measured at most once per run and cached in a JSON file under
-the user's cache folder (``$CNNSCOPE_CACHE_DIR``, else ``$XDG_CACHE_HOME/cnnscope``,
-else ``~/.cache/cnnscope``), keyed by device name, torch and CUDA versions; later runs
-reuse it until ``remeasure=True`` (``--remeasure-ceiling``).
+Each (device, dtype) is measured at most once per run and cached (``cnnscope.bench.cache``:
+the folder's rules and the range checks) under a key naming the device (its CPU or GPU
+model), the torch build and, on a CPU, the thread count: a new torch, another CPU or
+another ``--threads`` is a different key, so it is measured again. Only a *stable*
+measurement is cached (its spread under ``SPREAD_LIMIT``, no other process on the cores,
+no steal), with its spread and the load it saw; one taken under load serves its own run
+only. ``remeasure=True`` (``--remeasure-ceiling``) measures again.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
 import torch
 
+from cnnscope.bench import cache
 from cnnscope.bench.env import device_name
 from cnnscope.bench.precision import fp32_math, tensor_dtype
 from cnnscope.bench.records import MatmulCeiling
+from cnnscope.bench.stability import SPREAD_LIMIT, Watch, causes
+from cnnscope.bench.stats import summarize
 from cnnscope.bench.timing import timer_for
 
 CACHE_FILE = "matmul_ceiling.json"
@@ -34,18 +39,20 @@ CACHE_FILE = "matmul_ceiling.json"
 # parts peak below it. On a CPU, larger than 1024 only costs time.
 CUDA_SIZES = (4096, 8192)
 CPU_SIZES = (512, 1024)
+# As triton's do_bench: ~100 ms of warm-up (clocks up, kernels chosen, caches warm), then
+# samples for at least ~100 ms, so that the rate is a sustained one, not a cold burst.
+WARMUP_S = 0.1
+SAMPLE_S = 0.1
+MIN_SAMPLES = 5
+# A generous physical bound per device, far above any part sold today (an H100 does
+# ~1000 dense bf16 TFLOP/s; a CPU core with AMX ~2): a cached rate above it is damage.
+CUDA_TFLOPS_BOUND = 1e4
+CPU_TFLOPS_BOUND_PER_CORE = 10.0
+MIN_TFLOPS = 1e-6  # 1 MFLOP/s: below any device that can run a model
 
 _RUN_CACHE: dict[tuple[str, str], MatmulCeiling] = {}  # measured in this process
 
-
-def cache_dir() -> Path:
-    """Where cnnscope keeps its caches (created on first write)."""
-    explicit = os.environ.get("CNNSCOPE_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".cache"
-    return base / "cnnscope"
+cache_dir = cache.cache_dir  # where the cache files live (kept here for callers)
 
 
 def cache_path() -> Path:
@@ -53,134 +60,166 @@ def cache_path() -> Path:
 
 
 def device_key(device: torch.device) -> str:
-    """Cache key: the ceiling changes with the device and with the kernels torch ships."""
-    cuda = f" | cuda {torch.version.cuda}" if device.type == "cuda" else ""
-    return f"{device_name(device)} | torch {torch.__version__}{cuda}"
+    """Cache key: the device (CPU or GPU model), the torch build, and a CPU's threads."""
+    dev = torch.device(device)
+    build = (torch.version.git_version or "")[:12]
+    key = f"{device_name(dev)} | torch {torch.__version__} {build}".rstrip()
+    if dev.type == "cuda":
+        return f"{key} | cuda {torch.version.cuda}"
+    return f"{key} | {torch.get_num_threads()} threads"
 
 
-def measure_matmul(device: torch.device, dtype: str, sizes: Sequence[int] | None = None, *,
-                   reps: int = 10, budget_s: float = 2.0) -> tuple[float, int]:
-    """Best TFLOP/s of ``torch.mm`` over ``sizes`` (ascending), and the N that gave it.
+def tflops_bound(device: torch.device) -> float:
+    if torch.device(device).type == "cuda":
+        return CUDA_TFLOPS_BOUND
+    return CPU_TFLOPS_BOUND_PER_CORE * (os.cpu_count() or 1)
 
-    Per size: one untimed call (kernel selection, allocation), then up to ``reps`` timed
-    calls within the time budget (at least 3); the fastest call counts. A ceiling is what
-    the device can do, and interference (another process, a clock dip) only ever slows
-    a call down, so the minimum time is its estimator, where a model's typical cost is
-    the median. A larger size whose one call would exceed
-    the budget is skipped (a slow dtype on a CPU would otherwise take minutes).
+
+@dataclass(frozen=True)
+class Measured:
+    """One ceiling measurement: the median rate, its size, spread and what else ran."""
+
+    tflops: float
+    n: int
+    spread: float
+    causes: tuple[str, ...]
+    load_average: float | None
+    other_cpu: float | None
+
+    @property
+    def stable(self) -> bool:
+        return not self.causes
+
+
+def measure(device: torch.device, dtype: str, sizes: Sequence[int] | None = None, *,
+            budget_s: float = 2.0) -> Measured:
+    """The median TFLOP/s of ``torch.mm`` over ``sizes`` (ascending): the best size's.
+
+    Per size: warm-up for ``WARMUP_S`` (at least one call), then one synchronised call
+    per sample for at least ``SAMPLE_S`` and ``MIN_SAMPLES``, longer (within the size's
+    share of ``budget_s``) while the samples' spread is over ``SPREAD_LIMIT``. The median,
+    not the minimum: the rows are medians of sustained work, and a lone fastest call is a
+    burst no model sustains. A larger size whose one call would exceed the budget is
+    skipped (a slow dtype on a CPU would otherwise take minutes).
     """
     device = torch.device(device)
     sizes = tuple(sizes or (CUDA_SIZES if device.type == "cuda" else CPU_SIZES))
     timer = timer_for(device)
-    best, best_n = 0.0, sizes[0]
+    best: tuple[float, int, float] = (0.0, sizes[0], 0.0)  # rate, n, spread
     per_size = budget_s / len(sizes)
     # Generated on the device (a CPU-side 8192^2 randn would take longer than the timing),
     # with its own generator so the global RNG the rows seed is left alone.
     gen = torch.Generator(device=device).manual_seed(0)
+    watch = Watch().start()
     with fp32_math(device, dtype):
         for n in sizes:
             a = torch.randn(n, n, generator=gen, device=device).to(tensor_dtype(dtype))
             b = torch.randn(n, n, generator=gen, device=device).to(tensor_dtype(dtype))
             out = torch.empty(n, n, device=device, dtype=tensor_dtype(dtype))
-            torch.mm(a, b, out=out)
-            timer.sync()
+            start = time.perf_counter()
+            while True:  # warm-up
+                torch.mm(a, b, out=out)
+                timer.sync()
+                if time.perf_counter() - start >= min(WARMUP_S, per_size / 4):
+                    break
             times: list[float] = []
             start = time.perf_counter()
-            while len(times) < reps:
+            while True:
                 m0 = timer.mark()
                 torch.mm(a, b, out=out)
                 m1 = timer.mark()
                 timer.sync()  # one product per sample: the budget check needs real time
                 times.append(timer.elapsed_ms(m0, m1))
-                if len(times) >= 3 and time.perf_counter() - start > per_size:
+                spent = time.perf_counter() - start
+                if len(times) >= 3 and spent > per_size:
                     break
-            t = min(times)
-            rate = 2.0 * n ** 3 / (t * 1e-3) / 1e12
-            if rate > best:
-                best, best_n = rate, n
+                if len(times) >= MIN_SAMPLES and spent >= SAMPLE_S \
+                        and summarize(times).relative_iqr <= SPREAD_LIMIT:
+                    break
+            s = summarize(times)
+            rate = 2.0 * n ** 3 / (s.median * 1e-3) / 1e12
+            if rate > best[0]:
+                best = (rate, n, s.relative_iqr)
             del a, b, out
             following = [m for m in sizes if m > n]
-            if following and t * 1e-3 * (following[0] / n) ** 3 > per_size:
+            if following and s.median * 1e-3 * (following[0] / n) ** 3 > per_size:
                 break  # the next size would blow the budget on its own (a slow dtype on a CPU)
-    return best, best_n
+    seen = watch.stop()
+    return Measured(tflops=best[0], n=best[1], spread=round(best[2], 4),
+                    causes=causes(best[2], seen), load_average=seen.load_average,
+                    other_cpu=seen.other_cpu)
 
 
-def _read_cache(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
+def measure_matmul(device: torch.device, dtype: str, sizes: Sequence[int] | None = None, *,
+                   budget_s: float = 2.0) -> tuple[float, int]:
+    """(median TFLOP/s, N) of ``measure``."""
+    m = measure(device, dtype, sizes, budget_s=budget_s)
+    return m.tflops, m.n
 
 
-def cached_measurement(entry: object, rate_key: str, size_key: str
-                       ) -> tuple[float, int, str, str, str] | None:
-    """(rate, size, device_name, measured_at, torch_version) of a cache entry, or None.
+def cached_entry(entry: object, device: torch.device, dtype: str) -> MatmulCeiling | None:
+    """The cached ceiling, or None when absent, damaged, unstable or from another set-up.
 
-    A cache is data that anything may have written: a value of the wrong type, or a rate
-    or size that is not a positive finite number, counts as damaged (then the figure is
-    measured again), never as a measurement. Shared by the matmul ceiling and the copy
-    bandwidth caches.
+    Every field is checked (``cache.number``, ``cache.text``): a cache is data anything
+    may have written, and a number outside what the device can physically do is damage.
     """
     if not isinstance(entry, dict):
         return None
+    tflops = cache.number(entry.get("tflops"), MIN_TFLOPS, tflops_bound(device))
+    n = cache.number(entry.get("n"), 1, 1 << 16, integer=True)
+    spread = cache.number(entry.get("spread"), 0.0, SPREAD_LIMIT)
+    load = entry.get("load_average")
+    load_ok = load is None or cache.number(load, 0.0, 1e5) is not None
+    when = cache.text(entry.get("measured_at"), 40)
     try:
-        rate, size = float(entry[rate_key]), int(entry[size_key])
-        texts = [entry[k] for k in ("device_name", "measured_at", "torch_version")]
-    except (KeyError, TypeError, ValueError, OverflowError):
+        datetime.fromisoformat(when or "")
+    except ValueError:
+        when = None
+    if (tflops is None or n is None or spread is None or not load_ok or when is None
+            or entry.get("stable") is not True or entry.get("dtype") != dtype
+            or entry.get("device_name") != device_name(device)
+            or entry.get("torch_version") != torch.__version__):
         return None
-    if not math.isfinite(rate) or rate <= 0 or size <= 0 or not all(isinstance(t, str) for t in texts):
-        return None
-    return rate, size, texts[0], texts[1], texts[2]
-
-
-def _cached_entry(data: dict, key: str, dtype: str) -> MatmulCeiling | None:
-    """The cached ceiling for (device key, dtype), or None when absent or damaged."""
-    per_device = data.get(key)
-    found = cached_measurement(per_device.get(dtype) if isinstance(per_device, dict) else None,
-                               "tflops", "n")
-    if found is None:
-        return None
-    tflops, n, name, when, version = found
-    return MatmulCeiling(device_name=name, dtype=dtype, tflops=tflops, n=n, measured_at=when,
-                         torch_version=version, cached=True)
-
-
-def _write_cache(path: Path, data: dict) -> bool:
-    """Write atomically; False (and no error) when the cache folder is not writable."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-        return True
-    except (OSError, ValueError):
-        return False
+    return MatmulCeiling(device_name=entry["device_name"], dtype=dtype, tflops=float(tflops),
+                         n=int(n), measured_at=when, torch_version=torch.__version__,
+                         cached=True, spread=float(spread), stable=True,
+                         load_average=None if load is None else float(load),
+                         threads=torch.get_num_threads() if torch.device(device).type == "cpu"
+                         else None)
 
 
 def matmul_ceiling(device: torch.device | str, dtype: str, *, remeasure: bool = False,
                    path: Path | None = None, sizes: Sequence[int] | None = None) -> MatmulCeiling:
-    """The ceiling for (device, dtype): from this run, else the cache file, else measured now."""
+    """The ceiling for (device, dtype): from this run, else the cache file, else measured
+    now (and cached when the measurement was stable)."""
     dev = torch.device(device)
     key = device_key(dev)
     if not remeasure and (key, dtype) in _RUN_CACHE:
         return _RUN_CACHE[(key, dtype)]
     file = path or cache_path()
-    data = _read_cache(file)
-    ceiling = None if remeasure else _cached_entry(data, key, dtype)
-    if ceiling is not None:
-        _RUN_CACHE[(key, dtype)] = ceiling
-        return ceiling
-    tflops, n = measure_matmul(dev, dtype, sizes)
-    ceiling = MatmulCeiling(device_name=device_name(dev), dtype=dtype, tflops=tflops, n=n,
+    if not remeasure:
+        per_device = cache.read_json(file).get(key)
+        ceiling = cached_entry(per_device.get(dtype) if isinstance(per_device, dict) else None,
+                               dev, dtype)
+        if ceiling is not None:
+            _RUN_CACHE[(key, dtype)] = ceiling
+            return ceiling
+    m = measure(dev, dtype, sizes)
+    ceiling = MatmulCeiling(device_name=device_name(dev), dtype=dtype, tflops=m.tflops, n=m.n,
                             measured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                            torch_version=torch.__version__, cached=False)
+                            torch_version=torch.__version__, cached=False, spread=m.spread,
+                            stable=m.stable, load_average=m.load_average,
+                            other_cpu=m.other_cpu, causes=m.causes,
+                            threads=torch.get_num_threads() if dev.type == "cpu" else None)
     _RUN_CACHE[(key, dtype)] = ceiling
-    data = _read_cache(file)  # re-read: another process may have written meanwhile
-    entry = ceiling.to_dict()
-    entry.pop("cached")
-    data.setdefault(key, {})[dtype] = entry
-    _write_cache(file, data)
+    if ceiling.stable:  # a measurement taken under load serves this run only
+        data = cache.read_json(file)  # re-read: another process may have written meanwhile
+        entry = ceiling.to_dict()
+        for k in ("cached", "causes"):
+            entry.pop(k)
+        per_device = data.get(key)
+        data[key] = {**(per_device if isinstance(per_device, dict) else {}), dtype: entry}
+        cache.write_json(file, data)
     return ceiling
 
 

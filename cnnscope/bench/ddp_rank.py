@@ -64,7 +64,10 @@ def _run_rank(job: DdpJob, trace: Any) -> BenchResult | None:
     if device.type == "cpu" and job.threads:
         torch.set_num_threads(job.threads)
     backend = "nccl" if device.type == "cuda" else "gloo"
-    dist.init_process_group(backend, timeout=timedelta(seconds=job.options.timeout_s))
+    # device_id binds NCCL's communicator to this rank's GPU at once (no guess from the
+    # current device, no lazy set-up inside the first timed all-reduce).
+    extra = {"device_id": device} if device.type == "cuda" else {}
+    dist.init_process_group(backend, timeout=timedelta(seconds=job.options.timeout_s), **extra)
     try:
         settings = replace(job.settings, device=str(device))
         sources = runner.resolve_models(job.names, job.kwargs)
@@ -348,7 +351,8 @@ def _measure_ddp(spec: Any, size: tuple[int, ...], settings: Any, device: torch.
     except Exception:  # noqa: BLE001 - a private accessor: the sizes are optional
         bucket_bytes = ()
     return dict(
-        rank=dist.get_rank(), trainable=trainable, macs=report.totals.macs, samples=total.n,
+        rank=dist.get_rank(), trainable=trainable, macs=report.totals.macs,
+        backward_macs=report.totals.backward_macs, samples=total.n,
         total=total, fwd=fwd, bwd=bwd, opt=opt, nosync=nosync, allreduce=allreduce,
         span_ms=span_ms, peak=peak, peak_kind=memory.kind, warmup_iters=len(samples),
         warmup_settled=settled_all, bucket_bytes=bucket_bytes,
@@ -399,7 +403,13 @@ def _assemble(spec: Any, size: tuple[int, ...], settings: Any, device: torch.dev
     if not job.options.link_gbps and bus:
         notes.append(f"prediction at the bus bandwidth measured in this job ({bus:.3g} Gbit/s); "
                      "--link-gbps sets another")
-    achieved = 3 * 2 * macs / (total.median * 1e-3) / 1e12
+    # One basis with the single-device rows (runner._measure): the counted backward MACs,
+    # 2 x forward only where the backward could not be counted.
+    bwd_macs = slow.get("backward_macs")
+    if bwd_macs is None:
+        bwd_macs = 2 * macs
+        notes.append("backward not counted on this model: bwd TFLOP/s use 2 x forward MACs")
+    achieved = 2 * (macs + bwd_macs) / (total.median * 1e-3) / 1e12
     row = BenchRow(
         model=spec.source.name, device=f"{device.type} x{world}", device_name=device_name(device),
         batch=spec.batch, dtype=spec.dtype, mode="train", input_size=size, status="ok",
@@ -413,7 +423,7 @@ def _assemble(spec: Any, size: tuple[int, ...], settings: Any, device: torch.dev
                               if slow["span_ms"] > 0 else None),
         peak_memory_bytes=slow["peak"], peak_memory_kind=slow["peak_kind"], macs=macs,
         achieved_tflops=achieved, fwd_tflops=2 * macs / (slow["fwd"].median * 1e-3) / 1e12,
-        bwd_tflops=2 * 2 * macs / (slow["bwd"].median * 1e-3) / 1e12,
+        bwd_tflops=2 * bwd_macs / (slow["bwd"].median * 1e-3) / 1e12, backward_macs=bwd_macs,
         ceiling_tflops=ceiling.tflops if ceiling else None,
         ceiling_fraction=achieved / ceiling.tflops if ceiling and ceiling.tflops else None,
         warmup_iters=slow["warmup_iters"], warmup_settled=slow["warmup_settled"],

@@ -39,6 +39,18 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine() or "unknown CPU"
 
 
+def cpu_governor() -> str | None:
+    """The CPU frequency governor ("performance", "powersave"...), or None where the OS
+    does not show it (most containers and VMs). Google Benchmark warns when it scales
+    the frequency; cnnscope records it with the figures."""
+    try:
+        with open("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor", encoding="ascii") as fh:
+            text = fh.read(64).strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text if text.isidentifier() else None
+
+
 def device_name(device: torch.device | str) -> str:
     """"NVIDIA H100 80GB HBM3" for a GPU; "AMD EPYC (2 logical CPUs)" for the CPU."""
     dev = torch.device(device)
@@ -60,6 +72,68 @@ def nvidia_driver_version() -> str | None:
         return None
     lines = out.stdout.strip().splitlines()
     return lines[0].strip() if out.returncode == 0 and lines else None
+
+
+# What the GPU was doing when the sweep started: a clock held low (power or thermal
+# limit, a low pstate) or another process on the GPU changes every figure.
+GPU_QUERY = ("clocks.sm", "clocks.max.sm", "clocks.mem", "power.draw", "power.limit",
+             "temperature.gpu", "pstate")  # every field known to drivers old and new
+
+
+def parse_gpu_query(text: str) -> dict[str, Any]:
+    """One line of ``nvidia-smi --query-gpu=<GPU_QUERY> --format=csv,noheader,nounits``
+    as a dict (numbers as numbers; "[N/A]" and the like as None)."""
+    values = [v.strip() for v in text.strip().splitlines()[0].split(",")] if text.strip() else []
+    out: dict[str, Any] = {}
+    for key, value in zip(GPU_QUERY, values):
+        name = "gpu_" + key.replace(".", "_")
+        try:
+            number = float(value)
+            out[name] = int(number) if number.is_integer() else number
+        except ValueError:
+            out[name] = value if value and not value.startswith("[") else None
+    return out
+
+
+def parse_compute_apps(text: str, own_pid: int) -> list[dict[str, Any]]:
+    """``nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader,nounits``:
+    the processes on the GPU other than ``own_pid``."""
+    apps = []
+    for line in text.strip().splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) < 2 or not parts[0].isdigit() or int(parts[0]) == own_pid:
+            continue
+        apps.append({"pid": int(parts[0]),
+                     "used_memory_mib": int(parts[1]) if parts[1].isdigit() else None})
+    return apps
+
+
+def gpu_state(device: torch.device) -> dict[str, Any]:
+    """Clocks, power, temperature and other processes of ``device`` from nvidia-smi
+    ({} without it)."""
+    exe = shutil.which("nvidia-smi")
+    if not exe:
+        return {}
+    try:
+        uuid = str(torch.cuda.get_device_properties(device).uuid)
+        select = ["-i", uuid if uuid.startswith("GPU-") else f"GPU-{uuid}"]
+    except (AttributeError, RuntimeError):
+        select = ["-i", str(device.index or 0)]
+    state: dict[str, Any] = {}
+    try:
+        out = subprocess.run([exe, *select, f"--query-gpu={','.join(GPU_QUERY)}",
+                              "--format=csv,noheader,nounits"], capture_output=True, text=True,
+                             timeout=10)
+        if out.returncode == 0:
+            state.update(parse_gpu_query(out.stdout))
+        apps = subprocess.run([exe, *select, "--query-compute-apps=pid,used_memory",
+                               "--format=csv,noheader,nounits"], capture_output=True, text=True,
+                              timeout=10)
+        if apps.returncode == 0:
+            state["gpu_other_processes"] = parse_compute_apps(apps.stdout, os.getpid())
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return state
 
 
 def tf32_settings() -> dict[str, Any]:
@@ -95,6 +169,7 @@ def collect_env(device: torch.device | str, *, cudnn_benchmark: bool | None = No
                                 else cudnn_benchmark),
         "mkldnn": torch.backends.mkldnn.is_available(),
     }
+    env["cpu_governor"] = cpu_governor()
     try:
         env["load_average"] = [round(x, 2) for x in os.getloadavg()]
     except (OSError, AttributeError):
@@ -109,4 +184,5 @@ def collect_env(device: torch.device | str, *, cudnn_benchmark: bool | None = No
             "cuda_devices": torch.cuda.device_count(),
         })
         env.update(tf32_settings())
+        env.update(gpu_state(dev))
     return env

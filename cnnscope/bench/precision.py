@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import warnings
 from contextlib import contextmanager, nullcontext
 from typing import ContextManager, Iterator
 
@@ -52,31 +53,66 @@ def autocast(device: torch.device, dtype: str, *, cache_enabled: bool = True) ->
 @contextmanager
 def fp32_math(device: torch.device, dtype: str) -> Iterator[None]:
     """Set TF32 on (``tf32``) or off (every other dtype) for CUDA matmuls and convolutions,
-    and restore the previous settings afterwards. No-op off CUDA.
-
-    Uses the ``fp32_precision`` API where torch has it (2.9+; mixing it with the older
-    ``allow_tf32`` flags is an error there), ``allow_tf32`` otherwise.
-    """
+    and restore the previous settings afterwards. No-op off CUDA (``tf32_flags``)."""
     if device.type != "cuda":
         yield
         return
-    tf32 = dtype == "tf32"
+    with tf32_flags(dtype == "tf32"):
+        yield
+
+
+@contextmanager
+def tf32_flags(tf32: bool) -> Iterator[None]:
+    """TF32 on or off for matmuls, cuDNN convolutions *and* cuDNN RNNs, restored afterwards.
+
+    Uses the ``fp32_precision`` API where torch has it (2.9+; mixing it with the older
+    ``allow_tf32`` flags is an error there), ``allow_tf32`` otherwise. The RNN flag is set
+    with the convolution's: torch raises when code reads the legacy
+    ``torch.backends.cudnn.allow_tf32`` while conv and rnn disagree, and inductor, the
+    profiler, timm or user code may read it inside a row.
+    """
     matmul = torch.backends.cuda.matmul
     conv = getattr(torch.backends.cudnn, "conv", None)
+    rnn = getattr(torch.backends.cudnn, "rnn", None)
     if hasattr(matmul, "fp32_precision") and conv is not None and hasattr(conv, "fp32_precision"):
-        saved = (matmul.fp32_precision, conv.fp32_precision)
-        value = "tf32" if tf32 else "ieee"
-        matmul.fp32_precision = value
-        conv.fp32_precision = value
+        flags = [matmul, conv] + ([rnn] if rnn is not None and hasattr(rnn, "fp32_precision") else [])
+        saved = [f.fp32_precision for f in flags]
+        legacy = _read_legacy()
+        # torch keeps the legacy booleans apart and raises on reading them once they
+        # disagree with the new flags: set both, legacy first, so that they agree.
+        _set_legacy(tf32, tf32)
+        for f in flags:
+            f.fp32_precision = "tf32" if tf32 else "ieee"
         try:
             yield
         finally:
-            matmul.fp32_precision, conv.fp32_precision = saved
+            if legacy is not None:
+                _set_legacy(*legacy)
+            for f, value in zip(flags, saved):
+                f.fp32_precision = value
     else:
-        saved = (matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+        saved_legacy = (matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
         matmul.allow_tf32 = tf32
         torch.backends.cudnn.allow_tf32 = tf32
         try:
             yield
         finally:
-            matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+            matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved_legacy
+
+
+def _read_legacy() -> tuple[bool, bool] | None:
+    """(matmul, cudnn) legacy allow_tf32, or None when torch refuses to read them."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return (bool(torch.backends.cuda.matmul.allow_tf32),
+                    bool(torch.backends.cudnn.allow_tf32))
+    except RuntimeError:
+        return None
+
+
+def _set_legacy(matmul: bool, cudnn: bool) -> None:
+    with warnings.catch_warnings():  # the legacy setters are deprecated, and still read
+        warnings.simplefilter("ignore")
+        torch.backends.cuda.matmul.allow_tf32 = matmul
+        torch.backends.cudnn.allow_tf32 = cudnn

@@ -32,18 +32,29 @@ class MatmulCeiling:
 
     device_name: str
     dtype: str  # "fp32" | "tf32" | "bf16" | "fp16"
-    tflops: float  # 2*N^3 / median time of one N x N @ N x N product
+    tflops: float  # 2*N^3 / median time of one N x N @ N x N product (sustained)
     n: int  # the N that gave the best rate
     measured_at: str  # ISO timestamp (UTC)
     torch_version: str
     cached: bool = False  # read from the cache file rather than measured in this run
+    # How clean the measurement was (cnnscope.bench.stability): IQR/median of its
+    # samples, the verdict and its causes, the load average and other processes' share
+    # of the usable cores while it ran, and (CPU) the torch threads it used.
+    spread: float | None = None
+    stable: bool | None = None
+    load_average: float | None = None
+    other_cpu: float | None = None
+    causes: tuple[str, ...] = ()
+    threads: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "MatmulCeiling":
-        return cls(**_own_fields(cls, data))
+        own = _own_fields(cls, data)
+        own["causes"] = tuple(data.get("causes") or ())
+        return cls(**own)
 
 
 @dataclass(frozen=True)
@@ -51,18 +62,29 @@ class CopyBandwidth:
     """The best copy rate measured on a device: the memory roof of the roofline."""
 
     device_name: str
-    bytes_per_s: float  # 2 x nbytes (read + write) / fastest copy time
+    bytes_per_s: float  # 2 x nbytes (read + write) / median copy time
     nbytes: int  # size of the copied tensor
     measured_at: str  # ISO timestamp (UTC)
     torch_version: str
     cached: bool = False
+    # How clean the measurement was (cnnscope.bench.stability): IQR/median of its
+    # samples, the verdict and its causes, the load average and other processes' share
+    # of the usable cores while it ran, and (CPU) the torch threads it used.
+    spread: float | None = None
+    stable: bool | None = None
+    load_average: float | None = None
+    other_cpu: float | None = None
+    causes: tuple[str, ...] = ()
+    threads: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "CopyBandwidth":
-        return cls(**_own_fields(cls, data))
+        own = _own_fields(cls, data)
+        own["causes"] = tuple(data.get("causes") or ())
+        return cls(**own)
 
 
 @dataclass(frozen=True)
@@ -241,6 +263,18 @@ class BenchRow:
     ceiling_fraction: float | None = None  # achieved / ceiling
     warmup_iters: int = 0
     warmup_settled: bool | None = None  # None: fixed warm-up, settling not checked
+    # Was the measurement clean (cnnscope.bench.stability)? spread = IQR / median of the
+    # timed samples; stable = no cause found; unstable_causes names each one. other_cpu
+    # and cpu_steal: shares of the usable cores' time during the timed iterations taken
+    # by other processes and by the hypervisor; load_average: one-minute, at the end.
+    spread: float | None = None
+    stable: bool | None = None  # None: not judged (failed row, or an older file)
+    unstable_causes: tuple[str, ...] = ()
+    other_cpu: float | None = None
+    cpu_steal: float | None = None
+    load_average: float | None = None
+    threads: int | None = None  # torch intra-op threads of the row
+    ran_eager: bool | None = None  # --compile: True when dynamo compiled nothing (None: eager row)
     channels_last: bool = False
     compiled: bool = False
     cuda_graphs: bool = False
@@ -266,6 +300,7 @@ class BenchRow:
         d = {k: v for k, v in asdict(self).items() if k not in ("per_layer", "ddp")}
         d["input_size"] = list(self.input_size)
         d["notes"] = list(self.notes)
+        d["unstable_causes"] = list(self.unstable_causes)
         d["iqr_ms"] = self.iqr_ms
         d["per_layer"] = self.per_layer.to_dict() if self.per_layer else None
         if self.ddp is not None:  # single-device rows keep their schema unchanged
@@ -278,6 +313,7 @@ class BenchRow:
         own = _own_fields(cls, data)
         own["input_size"] = tuple(data["input_size"])
         own["notes"] = tuple(data.get("notes") or ())
+        own["unstable_causes"] = tuple(data.get("unstable_causes") or ())
         own["per_layer"] = PerLayer.from_dict(data["per_layer"]) if data.get("per_layer") else None
         own["ddp"] = DdpStats.from_dict(data["ddp"]) if data.get("ddp") else None
         return cls(**own)

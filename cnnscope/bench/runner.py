@@ -28,9 +28,10 @@ Out of memory gives an "oom" row and frees what the row allocated; any other fai
 
 from __future__ import annotations
 
+import gc
 import time
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
@@ -41,6 +42,7 @@ from cnnscope.bench.env import collect_env, device_name
 from cnnscope.bench.peak_memory import PeakMemory, free_memory, is_oom
 from cnnscope.bench.precision import DTYPES, check_dtype, fp32_math
 from cnnscope.bench.records import BenchResult, BenchRow, CopyBandwidth, MatmulCeiling
+from cnnscope.bench.stability import SPREAD_LIMIT, Watch, causes, default_threads, usable_cpus
 from cnnscope.bench.stats import SettleRule, summarize, warm_up
 from cnnscope.bench.timing import Timer, phase_times, timer_for
 from cnnscope.bench.workload import UnsupportedConfig, Workload, _first_line, make_loss
@@ -76,6 +78,13 @@ class BenchSettings:
     max_warmup: int = 50  # warm-up gives up settling here
     iters: int | None = None  # exactly this many timed iterations; None: --min-time
     min_time: float = 2.0  # seconds of timed iterations when iters is None
+    # Adaptive sampling (with min_time): past min_time, go on while the samples' spread is
+    # over SPREAD_LIMIT, up to this many seconds in all (None: 3 x min_time).
+    max_time: float | None = None
+    # torch intra-op threads for the sweep; None leaves torch's setting alone (the CLI
+    # passes stability.default_threads(), the cores of the affinity mask; DDP ranks set
+    # their own share).
+    threads: int | None = None
     min_samples: int = 5  # timed iterations at least, with min_time
     seed: int = 0
     channels_last: bool = False
@@ -101,6 +110,12 @@ class BenchSettings:
         if self.iters is not None and self.iters < 1:
             raise InvalidOptionError(f"--iters {self.iters} is not positive", "use 1 or more")
         validate.option("--min-time", self.min_time)
+        if self.max_time is not None and not self.max_time >= self.min_time:
+            raise InvalidOptionError(f"max_time {self.max_time} is below min_time {self.min_time}",
+                                     "give a max_time of at least min_time")
+        if self.threads is not None and not 1 <= self.threads <= 4096:
+            raise InvalidOptionError(f"--threads {self.threads} is not between 1 and 4096",
+                                     "leave it out for the default: the cores this process may use")
         if self.warmup < 0 or self.max_warmup < 0:
             raise InvalidOptionError("warm-up counts cannot be negative", "use --warmup 0 or more")
         if self.cuda_graphs and dev.type != "cuda":
@@ -153,19 +168,68 @@ def _device_scope(device: torch.device, cudnn_benchmark: bool) -> Iterator[None]
         torch.backends.cudnn.benchmark = saved
 
 
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """torch's intra-op threads set to ``n`` (None: left alone), restored afterwards."""
+    if n is None:
+        yield
+        return
+    saved = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
+
+
+@contextmanager
+def no_gc() -> Iterator[None]:
+    """The cyclic garbage collector off: a collection (tens of ms with torch loaded) would
+    land in one sample. Reference counting still frees each step's tensors."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _spread(timer: Timer, marks: list[list[Any]]) -> float:
+    """IQR / median of the whole steps so far (one synchronisation on CUDA)."""
+    timer.sync()
+    return summarize([timer.elapsed_ms(m[0], m[-1]) for m in marks]).relative_iqr
+
+
 def _timed_loop(work: Workload, timer: Timer, settings: BenchSettings) -> list[list[Any]]:
-    """Timed iterations, no synchronisation inside: marks are resolved after the loop."""
+    """Timed iterations, no synchronisation inside a stretch: marks are resolved after it.
+
+    ``--iters N``: exactly N. Otherwise adaptive, as ``adaptive_autorange``: at least
+    ``min_samples`` and ``min_time``; then, while IQR/median is over ``SPREAD_LIMIT``, more
+    samples (the spread checked every tenth of ``min_time``, one synchronisation each)
+    until it falls under or ``max_time`` (3 x ``min_time``) has passed.
+    """
     marks: list[list[Any]] = []
+    budget = settings.max_time if settings.max_time is not None else 3 * settings.min_time
+    check_every = settings.min_time / 10
     start = time.perf_counter()
-    while True:
-        marks.append(work.step(timer))
-        n = len(marks)
-        if settings.iters is not None:
-            if n >= settings.iters:
+    next_check = start + settings.min_time
+    with no_gc():
+        while True:
+            marks.append(work.step(timer))
+            n = len(marks)
+            if settings.iters is not None:
+                if n >= settings.iters:
+                    break
+                continue
+            if n >= MAX_SAMPLES:
                 break
-        elif (n >= settings.min_samples and time.perf_counter() - start >= settings.min_time) \
-                or n >= MAX_SAMPLES:
-            break
+            now = time.perf_counter()
+            if n < settings.min_samples or now < next_check:
+                continue
+            if now - start >= budget or _spread(timer, marks) <= SPREAD_LIMIT:
+                break
+            next_check = time.perf_counter() + check_every
     timer.sync()
     return marks
 
@@ -182,12 +246,27 @@ def _measure(source: ModelSource, size: tuple[int, ...], batch: int, dtype: str,
     model = source.build(device)
     model.train(train)
     x = torch.randn((batch, *size), device=device)
+    notes: list[str] = []
     if settings.channels_last:
+        # channels_last is a 4-D (NCHW -> NHWC) layout: a 2-D, 3-D or 5-D input stays as
+        # it is (torch raises on it), and the model's 4-D weights are converted alone.
         model = model.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
+        if x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        else:
+            notes.append(f"--channels-last: the {x.dim()}-D input keeps its layout "
+                         "(channels_last is for 4-D tensors)")
+    if train and dtype == "fp16":
+        notes.append("fp16 training without a GradScaler: no loss scaling in the step "
+                     "(timm's --amp adds one: its unscale and inf check are not timed here)")
     work = Workload(model, x, report, dtype, train, settings, device)
     timer = timer_for(device)
-    notes: list[str] = []
+    memory = PeakMemory(device)
+    if settings.cuda_graphs:
+        # A CUDA graph keeps its activations in the graph's private memory pool, allocated
+        # at capture (or, with --compile, at inductor's capture in the warm-up): the peak
+        # is reset before it, or the row would under-report what it holds.
+        memory.reset()
     if work.manual_graph:
         work.capture()
         notes.append("CUDA graph: one replay per step; no forward/backward split")
@@ -201,9 +280,14 @@ def _measure(source: ModelSource, size: tuple[int, ...], batch: int, dtype: str,
     if warm.settled is False:
         notes.append(f"warm-up did not settle within {warm.iters} iterations "
                      f"(last windows differ by more than {settings.settle_rule.tolerance:.0%})")
-    memory = PeakMemory(device)
-    memory.reset()
+    if not settings.cuda_graphs:
+        memory.reset()
+    ran_eager = work.ran_eager()
+    if ran_eager:
+        notes.append("torch.compile compiled no graph: the row ran eager")
+    watch = Watch().start()
     marks = _timed_loop(work, timer, settings)
+    seen = watch.stop()
     peak = memory.read()
     times = [phase_times(timer, m, work.phases) for m in marks]
     total = summarize([t["total"] for t in times])
@@ -216,7 +300,11 @@ def _measure(source: ModelSource, size: tuple[int, ...], batch: int, dtype: str,
         throughput_sustained=batch * total.n / (span_ms * 1e-3) if span_ms > 0 else None,
         peak_memory_bytes=peak, peak_memory_kind=memory.kind, macs=macs,
         warmup_iters=warm.iters, warmup_settled=warm.settled,
+        spread=round(total.relative_iqr, 4), other_cpu=seen.other_cpu, cpu_steal=seen.steal,
+        load_average=seen.load_average, threads=torch.get_num_threads(), ran_eager=ran_eager,
     )
+    why = causes(total.relative_iqr, seen)
+    fields.update(stable=not why, unstable_causes=why)
     if train:
         # Counted backward (cnnscope.trace.backward); the 2x estimate only if it failed.
         bwd_macs = report.totals.backward_macs
@@ -270,7 +358,7 @@ def bench_row(source: ModelSource | str, batch: int, dtype: str, mode: str,
     row: BenchRow
     try:
         with src.contained("benchmark"), _device_scope(device, settings.cudnn_benchmark), \
-                fp32_math(device, dtype):
+                fp32_math(device, dtype), torch_threads(settings.threads):
             fields = _measure(src, size, batch, dtype, mode, settings, device, trace)
     except KeyboardInterrupt:
         raise  # the sweep frees the memory once the traceback is gone
@@ -284,24 +372,40 @@ def bench_row(source: ModelSource | str, batch: int, dtype: str, mode: str,
         else:
             row = BenchRow(**base, status="error", error=f"{type(exc).__name__}: {_first_line(exc)}")
     else:
-        if ceiling is not None and fields.get("achieved_tflops") and ceiling.tflops:
-            fields["ceiling_tflops"] = ceiling.tflops
-            fields["ceiling_fraction"] = fields["achieved_tflops"] / ceiling.tflops
-            if fields["ceiling_fraction"] > 1.0:
-                # On a CPU the convolution library (oneDNN) is not the BLAS torch.mm calls,
-                # and a ceiling measured under other load is stale: say so, keep the figure.
-                fields["notes"] = fields.get("notes", ()) + (
-                    "achieved rate exceeds the measured matmul ceiling: the ceiling came from "
-                    "a slower matmul library or under other load (--remeasure-ceiling)",)
         if fields.get("per_layer") is not None and ceiling is not None and bandwidth is not None:
             from cnnscope.bench.roofline import apply_roofline
 
             fields["per_layer"] = apply_roofline(fields["per_layer"], ceiling.tflops * 1e12,
                                                  bandwidth.bytes_per_s)
-        row = BenchRow(**base, status="ok", **fields)
+        row = apply_ceiling(BenchRow(**base, status="ok", **fields), ceiling)
     # The except blocks are over, so no traceback keeps the row's tensors alive now.
-    free_memory(device, failed=not row.ok)
+    try:
+        free_memory(device, failed=not row.ok)
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a sticky CUDA error surfaces at the sync
+        # The row's own timing is finished and stands; the device may be unusable now,
+        # which the next row's failure will say.
+        row = replace(row, notes=row.notes + (f"freeing the row's memory failed: "
+                                              f"{type(exc).__name__}: {_first_line(exc)}",))
     return row
+
+
+# On a CPU the convolution library (oneDNN) is not the BLAS torch.mm calls, so a row can
+# beat the ceiling even when both were measured on an idle machine.
+EXCEEDS_NOTE = ("achieved rate exceeds the matmul ceiling, measured again in this run: "
+                "the convolution library beats torch.mm's BLAS here, or the machine was loaded")
+
+
+def apply_ceiling(row: BenchRow, ceiling: MatmulCeiling | None) -> BenchRow:
+    """``row`` with its fraction of ``ceiling`` (and the note when it exceeds 100 %)."""
+    notes = tuple(n for n in row.notes if n != EXCEEDS_NOTE)
+    if ceiling is None or not row.achieved_tflops or not ceiling.tflops:
+        return replace(row, notes=notes)
+    fraction = row.achieved_tflops / ceiling.tflops
+    if fraction > 1.0:
+        notes += (EXCEEDS_NOTE,)
+    return replace(row, ceiling_tflops=ceiling.tflops, ceiling_fraction=fraction, notes=notes)
 
 
 # ----------------------------------------------------------------------------- a sweep
@@ -330,48 +434,86 @@ def plan_rows(sources: Sequence[ModelSource], batches: Sequence[int], dtypes: Se
 def run_sweep(specs: Sequence[RowSpec], settings: BenchSettings, *,
               on_start: Callable[[int, RowSpec], None] | None = None,
               on_done: Callable[[int, BenchRow], None] | None = None,
+              on_progress: Callable[[BenchResult], None] | None = None,
               trace: MetaTrace) -> BenchResult:
     """Measure every row in ``specs``; Ctrl-C returns what finished, marked interrupted.
-    ``trace``: as for ``bench_row``."""
+    ``trace``: as for ``bench_row``. ``on_progress`` gets the result so far after each
+    row (the CLI writes it to the -o file, so that a crash keeps the finished rows)."""
     device = settings.check()
-    env = collect_env(device, cudnn_benchmark=settings.cudnn_benchmark)
+    with torch_threads(settings.threads):
+        env = collect_env(device, cudnn_benchmark=settings.cudnn_benchmark)
+    env["usable_cores"] = len(usable_cpus())
+    env["threads"] = settings.threads or env["torch_threads"]
+    env["threads_default"] = settings.threads in (None, default_threads())
+    env["spread_limit"] = SPREAD_LIMIT
     # What the sweep gathers as it goes; the (frozen) result is built from it at the end.
     rows: list[BenchRow] = []
     ceilings: dict[str, MatmulCeiling] = {}
+    remeasured: set[str] = set()  # dtypes whose ceiling a row exceeded: measured again
     bandwidth: CopyBandwidth | None = None
     interrupted = False
     try:
-        for i, spec in enumerate(specs):
-            if on_start:
-                on_start(i, spec)
-            ceiling = None
-            if settings.ceiling:
-                ceiling = ceilings.get(spec.dtype)
-                if ceiling is None:
-                    ceiling = _ceiling(device, spec.dtype, settings, env, ceilings)
-            if settings.per_layer and ceiling is not None and bandwidth is None:
-                bandwidth = _bandwidth(device, settings, env)
-            row = bench_row(spec.source, spec.batch, spec.dtype, spec.mode, settings,
-                            ceiling=ceiling, bandwidth=bandwidth, trace=trace)
-            rows.append(row)
-            if on_done:
-                on_done(i, row)
+        with torch_threads(settings.threads):
+            for i, spec in enumerate(specs):
+                if on_start:
+                    on_start(i, spec)
+                ceiling = None
+                if settings.ceiling:
+                    ceiling = ceilings.get(spec.dtype)
+                    if ceiling is None:
+                        ceiling = _ceiling(device, spec.dtype, settings, env, ceilings)
+                if settings.per_layer and ceiling is not None and bandwidth is None:
+                    bandwidth = _bandwidth(device, settings, env)
+                try:
+                    row = bench_row(spec.source, spec.batch, spec.dtype, spec.mode, settings,
+                                    ceiling=ceiling, bandwidth=bandwidth, trace=trace)
+                except CnnscopeError:
+                    raise  # a bad option: the same for every row
+                except Exception as exc:  # noqa: BLE001 - e.g. a sticky CUDA error
+                    row = BenchRow(model=spec.source.name, device=str(device),
+                                   device_name=env.get("device_name", ""), batch=spec.batch,
+                                   dtype=spec.dtype, mode=spec.mode, status="error",
+                                   input_size=tuple(settings.input_size or spec.source.input_size
+                                                    or DEFAULT_INPUT),
+                                   error=f"{type(exc).__name__}: {_first_line(exc)}")
+                if (row.ceiling_fraction or 0) > 1.0 and spec.dtype not in remeasured:
+                    # Never print more than 100 % of a ceiling without measuring it again:
+                    # the cached or earlier figure may come from a loaded moment.
+                    remeasured.add(spec.dtype)
+                    fresh = _ceiling(device, spec.dtype, settings, env, ceilings, remeasure=True)
+                    if fresh is not None:
+                        rows = [apply_ceiling(r, fresh) if r.dtype == spec.dtype and r.ok else r
+                                for r in rows]
+                        row = apply_ceiling(row, fresh)
+                rows.append(row)
+                if on_done:
+                    on_done(i, row)
+                if on_progress:
+                    on_progress(BenchResult(env=env, settings={**settings.to_dict(),
+                                                               "device": str(device)},
+                                            rows=tuple(rows), ceilings=dict(ceilings),
+                                            bandwidth=bandwidth, planned=len(specs)))
     except KeyboardInterrupt:
         interrupted = True
     if interrupted:
-        free_memory(device)  # outside the except block: the traceback no longer holds tensors
+        try:
+            free_memory(device)  # outside the except block: the traceback no longer holds tensors
+        except Exception:  # noqa: BLE001 - keep the finished rows whatever the device says
+            pass
     return BenchResult(env=env, settings={**settings.to_dict(), "device": str(device)},
                        rows=tuple(rows), ceilings=ceilings, bandwidth=bandwidth,
                        interrupted=interrupted, planned=len(specs))
 
 
 def _ceiling(device: torch.device, dtype: str, settings: BenchSettings, env: dict[str, Any],
-             ceilings: dict[str, MatmulCeiling]) -> MatmulCeiling | None:
+             ceilings: dict[str, MatmulCeiling], *, remeasure: bool = False
+             ) -> MatmulCeiling | None:
     """The matmul ceiling of ``dtype``, kept in ``ceilings``; or None with the reason in
     ``env``."""
     try:
         with _device_scope(device, settings.cudnn_benchmark):
-            ceiling = matmul_ceiling(device, dtype, remeasure=settings.remeasure_ceiling)
+            ceiling = matmul_ceiling(device, dtype,
+                                     remeasure=remeasure or settings.remeasure_ceiling)
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # noqa: BLE001 - no ceiling is no fraction, not a failed sweep

@@ -3,9 +3,12 @@
 The same steady-state step the planner runs on meta (``cnnscope.trace.memory``), run on
 a real device with real weights, measured two ways:
 
-* **allocator**: on CUDA, ``torch.cuda.max_memory_allocated`` after
-  ``reset_peak_memory_stats`` (every tensor the caching allocator handed out, workspaces
-  included); on the CPU, the allocator's own allocation and free events recorded by
+* **allocator**: on CUDA, the tensors alive when the step starts plus what
+  ``torch.cuda.max_memory_allocated`` rose above ``memory_allocated()`` at the reset
+  (``step_peak``): the raw peak also holds allocations the planner cannot see, made
+  before the step (cuBLAS's workspace, 32 MiB on sm90, through the caching allocator;
+  workspaces left by CUDA-graph side streams), reported apart as ``workspace_bytes``;
+  on the CPU, the allocator's own allocation and free events recorded by
   ``torch.profiler`` (``profile_memory=True``), added up in time order on top of the
   tensors alive when the step starts. Independent of the planner's bookkeeping: it sees
   every byte the CPU allocator hands out, oneDNN scratch buffers included.
@@ -35,6 +38,20 @@ class MeasuredStep:
     allocator_peak_bytes: int  # CUDA max_memory_allocated, or CPU allocator events
     live_peak_bytes: int  # peak of live tensor storage (LiveStorage on real tensors)
     method: str  # how allocator_peak_bytes was measured
+    # CUDA: bytes allocated at the reset that are no tensor of the step (library
+    # workspaces), and the raw max_memory_allocated; None on the CPU.
+    workspace_bytes: int | None = None
+    raw_peak_bytes: int | None = None
+
+
+def step_peak(live_at_start: int, baseline: int, raw_peak: int) -> tuple[int, int]:
+    """(the step's peak as the planner counts it, the workspaces' bytes).
+
+    ``baseline`` is ``memory_allocated()`` at the reset: the step's tensors alive then
+    (``live_at_start``) plus whatever else the allocator holds (workspaces). The step adds
+    ``raw_peak - baseline`` on top of its live tensors; the rest is the workspaces'.
+    """
+    return live_at_start + max(0, raw_peak - baseline), max(0, baseline - live_at_start)
 
 
 def _storage_bytes(tensors) -> int:
@@ -116,17 +133,22 @@ def measure_real(model: torch.nn.Module, input_size: Sequence[int], batch: int,
     if opt is not None:
         opt.zero_grad(set_to_none=True)
     live = tracker.peak.bytes
+    state = [t for s in (opt.state.values() if opt is not None else ())
+             for t in s.values() if isinstance(t, torch.Tensor) and t.device.type == dev.type]
+    base = _storage_bytes([*model.parameters(), *model.buffers(), *state, x,
+                           *(t for _, t in targets or [])])
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
         torch.cuda.reset_peak_memory_stats(dev)
+        baseline = torch.cuda.memory_allocated(dev)
         step()
         torch.cuda.synchronize(dev)
-        return MeasuredStep(str(dev), torch.cuda.max_memory_allocated(dev), live,
-                            "torch.cuda.max_memory_allocated")
-    state = [t for s in (opt.state.values() if opt is not None else ())
-             for t in s.values() if isinstance(t, torch.Tensor) and t.device.type == "cpu"]
-    base = _storage_bytes([*model.parameters(), *model.buffers(), *state, x,
-                           *(t for _, t in targets or [])])
+        raw = torch.cuda.max_memory_allocated(dev)
+        peak, workspaces = step_peak(base, baseline, raw)
+        return MeasuredStep(str(dev), peak, live,
+                            "torch.cuda.max_memory_allocated above memory_allocated() at the "
+                            "reset, on top of the tensors alive at the start of the step",
+                            workspace_bytes=workspaces, raw_peak_bytes=raw)
     return MeasuredStep(str(dev), base + _cpu_allocator_peak(step), live,
                         "CPU allocator events (torch.profiler, profile_memory=True) on top of "
                         "the tensors alive at the start of the step")

@@ -21,6 +21,17 @@ if TYPE_CHECKING:
     from cnnscope.bench.runner import BenchSettings
 
 
+# torch.compile's backend (tests use "eager": dynamo's capture without inductor's minutes).
+COMPILE_BACKEND = "inductor"
+
+
+def compiled_graphs() -> int:
+    """Graphs dynamo has compiled in this process so far (a cumulative counter)."""
+    from torch._dynamo.utils import counters
+
+    return int(counters["stats"]["unique_graphs"])
+
+
 class UnsupportedConfig(Exception):
     """The model cannot run this way (e.g. a CUDA graph cannot capture it): an
     "unsupported" row, not an error."""
@@ -73,10 +84,20 @@ class Workload:
         self.net: Callable[..., Any] = model
         self.graph: Any = None
         self.static: Any = None
+        self.graphs_before: int | None = None
         if settings.compile:
+            import torch._dynamo as dynamo
+
+            # Dynamo caches compiled code per forward *code object*, so a fresh model of
+            # the same class would reuse an earlier row's graphs, each new batch would
+            # recompile with a dynamic batch size, and past recompile_limit (8) a sweep
+            # would silently run eager. Each compiled row starts from a clean cache, with
+            # static shapes; ``graphs_before`` lets the row see whether anything compiled.
+            dynamo.reset()
+            self.graphs_before = compiled_graphs()
             # reduce-overhead is inductor's CUDA-graph mode: --compile --cuda-graphs.
-            mode = "reduce-overhead" if settings.cuda_graphs else None
-            self.net = torch.compile(model, mode=mode)
+            mode = "reduce-overhead" if settings.cuda_graphs and COMPILE_BACKEND == "inductor" else None
+            self.net = torch.compile(model, mode=mode, dynamic=False, backend=COMPILE_BACKEND)
         if train:
             self.loss_fn = make_loss(report.output_shapes, device)
             # timm's benchmark.py trains with create_optimizer_v2("sgd"): SGD, momentum 0.9,
@@ -84,6 +105,13 @@ class Workload:
             self.opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9, nesterov=True)
         self.manual_graph = settings.cuda_graphs and not settings.compile
         self.phases: tuple[str, ...] = ("fwd", "bwd", "opt") if train else ("fwd",)
+
+    def ran_eager(self) -> bool | None:
+        """For a compiled row, True when dynamo compiled no graph (it fell back to eager);
+        None for a row that was not compiled."""
+        if self.graphs_before is None:
+            return None
+        return compiled_graphs() == self.graphs_before
 
     # -- eager steps: marks around each phase
     def _infer_step(self, timer: Timer) -> list[Any]:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import List, Optional
+import copy
+from typing import Any, List, Optional
 
 import typer
 
@@ -11,6 +12,7 @@ from cnnscope.cli.common import (
     InputOpt,
     OutputFormat,
     OutputOpt,
+    WideOpt,
     examples,
     user_errors,
     write_result,
@@ -20,49 +22,96 @@ from cnnscope.cli.model_args import ArgOpt, parse_model_args
 ORDER = 50
 
 
+RUN, TIMING, GPU, OUT, DIST = "What to run", "How to time", "On a GPU", "Output", "Distributed"
+
+
+def _in(panel: str, option: Any) -> Any:
+    """A shared option (defined once in common.py) shown in one of bench's help panels."""
+    option = copy.copy(option)
+    option.rich_help_panel = panel
+    return option
+
+
 def bench(
     models: Optional[List[str]] = typer.Argument(
-        None, help="Zoo names or model specs (space or comma separated). None: one model per main family."),
+        None, help="Zoo names or model specs (space or comma separated). None: one model per main family.",
+        rich_help_panel=RUN),
     device: Optional[str] = typer.Option(
-        None, "--device", "-d", metavar="cpu|cuda[:N]", help="cuda, cuda:N or cpu (default: cuda when available, else cpu)."),
-    batch: str = typer.Option("1", "--batch", "-b", help="Batch sizes, comma separated: 1,32,128."),
-    dtype: str = typer.Option("fp32", "--dtype", metavar="fp32|tf32|bf16|fp16", help="fp32, tf32, bf16, fp16 (comma separated). "
+        None, "--device", "-d", metavar="cpu|cuda[:N]", rich_help_panel=RUN,
+        help="cuda, cuda:N or cpu (default: cuda when available, else cpu)."),
+    batch: str = typer.Option("1", "--batch", "-b", rich_help_panel=RUN,
+                              help="Batch sizes, comma separated: 1,32,128."),
+    dtype: str = typer.Option("fp32", "--dtype", metavar="fp32|tf32|bf16|fp16", rich_help_panel=RUN,
+                              help="fp32, tf32, bf16, fp16 (comma separated). "
                               "fp32 is strict IEEE (TF32 off); bf16/fp16 use autocast."),
-    mode: Optional[str] = typer.Option(None, "--mode", "-m", metavar="infer|train",
+    mode: Optional[str] = typer.Option(None, "--mode", "-m", metavar="infer|train", rich_help_panel=RUN,
                                        help="infer, train or infer,train (default: infer; train with --ddp)."),
-    input: Optional[str] = InputOpt,
-    channels_last: bool = typer.Option(False, "--channels-last", metavar="", help="NHWC memory layout for model and input."),
-    compile: bool = typer.Option(False, "--compile", metavar="", help="torch.compile the model (compilation is in the warm-up, not timed)."),
-    cuda_graphs: bool = typer.Option(False, "--cuda-graphs", metavar="", help="Capture each step in a CUDA graph and replay it (with --compile: mode reduce-overhead)."),
-    warmup: int = typer.Option(5, "--warmup", help="Minimum warm-up iterations; more run until timings settle."),
-    max_warmup: int = typer.Option(50, "--max-warmup", help="Warm-up stops here even if timings have not settled."),
-    iters: Optional[int] = typer.Option(None, "--iters", "-n", help="Timed iterations (default: as many as --min-time allows)."),
-    min_time: Optional[float] = typer.Option(None, "--min-time", help="Seconds of timed iterations per row (default 2; at least 5 iterations)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the weights and inputs."),
-    per_layer: bool = typer.Option(False, "--per-layer", metavar="", help="Also time every layer's forward/backward (hooks) with its achieved TFLOP/s "
-                                   "(--format csv then writes the per-layer rows)."),
-    top: int = typer.Option(0, "--top", help="With --per-layer: show only the N slowest layers in the table (files keep all)."),
-    cudnn_benchmark: bool = typer.Option(True, "--cudnn-benchmark/--no-cudnn-benchmark", metavar="", help="Let cuDNN autotune convolutions (in the warm-up)."),
-    ceiling: bool = typer.Option(True, "--ceiling/--no-ceiling", metavar="", help="Measure (or read from the cache) the dense matmul ceiling per dtype."),
-    remeasure_ceiling: bool = typer.Option(False, "--remeasure-ceiling", metavar="", help="Measure the matmul ceiling again instead of using the cache."),
-    format: Optional[OutputFormat] = FormatOpt,
-    output: Optional[str] = OutputOpt,
-    plot: Optional[str] = typer.Option(None, "--plot", metavar="FILE.png|svg",
+    input: Optional[str] = _in(RUN, InputOpt),
+    arg: Optional[List[str]] = _in(RUN, ArgOpt),
+    all_models: bool = typer.Option(False, "--all", metavar="", rich_help_panel=RUN,
+                                    help="Every model of the zoo (with --shard: spread over the ranks)."),
+    channels_last: bool = typer.Option(False, "--channels-last", metavar="", rich_help_panel=RUN,
+                                       help="NHWC memory layout for model and input (4-D inputs)."),
+    compile: bool = typer.Option(False, "--compile", metavar="", rich_help_panel=RUN,
+                                 help="torch.compile the model (compilation is in the warm-up, not timed)."),
+    cuda_graphs: bool = typer.Option(False, "--cuda-graphs", metavar="", rich_help_panel=GPU,
+                                     help="Capture each step in a CUDA graph and replay it "
+                                          "(with --compile: mode reduce-overhead)."),
+    per_layer: bool = typer.Option(False, "--per-layer", metavar="", rich_help_panel=RUN,
+                                   help="Also time every layer's forward/backward (hooks) with its "
+                                        "achieved TFLOP/s (--format csv then writes the per-layer rows)."),
+    seed: int = typer.Option(0, "--seed", rich_help_panel=RUN, help="Seed of the weights and inputs."),
+    warmup: int = typer.Option(5, "--warmup", rich_help_panel=TIMING,
+                               help="Minimum warm-up iterations; more run until timings settle."),
+    max_warmup: int = typer.Option(50, "--max-warmup", rich_help_panel=TIMING,
+                                   help="Warm-up stops here even if timings have not settled."),
+    iters: Optional[int] = typer.Option(None, "--iters", "-n", rich_help_panel=TIMING,
+                                        help="Exactly this many timed iterations (default: adaptive, "
+                                             "see --min-time)."),
+    min_time: Optional[float] = typer.Option(None, "--min-time", rich_help_panel=TIMING,
+                                             help="Seconds of timed iterations per row (default 2; at "
+                                                  "least 5 iterations); more, up to 3x, while the "
+                                                  "spread is over 10%."),
+    threads: Optional[int] = typer.Option(None, "--threads", rich_help_panel=TIMING,
+                                          help="torch intra-op threads (default: the cores this "
+                                               "process may use, its affinity mask)."),
+    strict: bool = typer.Option(False, "--strict", metavar="", rich_help_panel=TIMING,
+                                help="Exit 1 when any row is unstable (loaded machine, CPU steal, "
+                                     "spread over 10%): for CI jobs that must not record noise."),
+    cudnn_benchmark: bool = typer.Option(True, "--cudnn-benchmark/--no-cudnn-benchmark", metavar="",
+                                         rich_help_panel=GPU,
+                                         help="Let cuDNN autotune convolutions (in the warm-up)."),
+    ceiling: bool = typer.Option(True, "--ceiling/--no-ceiling", metavar="", rich_help_panel=TIMING,
+                                 help="Measure (or read from the cache) the dense matmul ceiling per dtype."),
+    remeasure_ceiling: bool = typer.Option(False, "--remeasure-ceiling", metavar="", rich_help_panel=TIMING,
+                                           help="Measure the matmul ceiling again instead of using the cache."),
+    format: Optional[OutputFormat] = _in(OUT, FormatOpt),
+    output: Optional[str] = _in(OUT, OutputOpt),
+    wide: bool = _in(OUT, WideOpt),
+    top: int = typer.Option(0, "--top", rich_help_panel=OUT,
+                            help="With --per-layer: show only the N slowest layers in the table (files keep all)."),
+    plot: Optional[str] = typer.Option(None, "--plot", metavar="FILE.png|svg", rich_help_panel=OUT,
                                        help="With --per-layer: draw the roofline (one point per layer, "
                                             "the measured roofs as lines); needs matplotlib."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", metavar="", help="Progress bar on stderr."),
-    arg: Optional[List[str]] = ArgOpt,
-    all_models: bool = typer.Option(False, "--all", metavar="", help="Every model of the zoo (with --shard: spread over the ranks)."),
-    ddp: Optional[int] = typer.Option(None, "--ddp", metavar="N", help="Time DDP training steps on N local ranks (torch.distributed: "
+    progress: bool = typer.Option(True, "--progress/--no-progress", metavar="", rich_help_panel=OUT,
+                                  help="Progress bar on stderr."),
+    ddp: Optional[int] = typer.Option(None, "--ddp", metavar="N", rich_help_panel=DIST,
+                                      help="Time DDP training steps on N local ranks (torch.distributed: "
                                       "gloo on CPU, NCCL on CUDA). Under torchrun the job's ranks are used."),
-    shard: bool = typer.Option(False, "--shard", metavar="", help="With --ddp N or torchrun: spread the rows over the ranks "
+    shard: bool = typer.Option(False, "--shard", metavar="", rich_help_panel=DIST,
+                               help="With --ddp N or torchrun: spread the rows over the ranks "
                                "(one device each, no DDP) and merge them into one report."),
-    bucket_mb: Optional[float] = typer.Option(None, "--bucket-mb", help="DDP bucket_cap_mb (default: DDP's 25 MiB, first bucket 1 MiB)."),
-    link_gbps: Optional[float] = typer.Option(None, "--link-gbps", help="Link bandwidth (Gbit/s) of the ring all-reduce "
+    bucket_mb: Optional[float] = typer.Option(None, "--bucket-mb", rich_help_panel=DIST,
+                                              help="DDP bucket_cap_mb (default: DDP's 25 MiB, first bucket 1 MiB)."),
+    link_gbps: Optional[float] = typer.Option(None, "--link-gbps", rich_help_panel=DIST,
+                                              help="Link bandwidth (Gbit/s) of the ring all-reduce "
                                               "prediction (default: the bandwidth measured in the job)."),
-    link_latency_us: float = typer.Option(0.0, "--link-latency-us", help="Per-step latency (us) of the prediction."),
-    predict_world: str = typer.Option("8,64", "--predict-world", help="World sizes to predict, comma separated."),
-    ddp_port: int = typer.Option(0, "--ddp-port", help="Rendezvous port of a --ddp launch (0: a free one)."),
+    link_latency_us: float = typer.Option(0.0, "--link-latency-us", rich_help_panel=DIST,
+                                          help="Per-step latency (us) of the prediction."),
+    predict_world: str = typer.Option("8,64", "--predict-world", rich_help_panel=DIST,
+                                      help="World sizes to predict, comma separated."),
+    ddp_port: int = typer.Option(0, "--ddp-port", rich_help_panel=DIST,
+                                 help="Rendezvous port of a --ddp launch (0: a free one)."),
 ) -> None:
     """Time forward and backward passes: median, spread, img/s, peak memory, achieved TFLOP/s.
     """
@@ -87,19 +136,22 @@ def bench(
                 raise InvalidOptionError("--plot draws the per-layer roofline", "add --per-layer")
             check_plot_target(plot, output)  # a bad name or missing matplotlib fails before timing
         dev_text = device or _default_device()
+        from cnnscope.bench import ddp as ddp_mod
+        from cnnscope.bench import stability
+
+        distributed = ddp is not None or shard or ddp_mod.in_torchrun()
         settings = runner.BenchSettings(
             device=dev_text, warmup=warmup, max_warmup=max_warmup, iters=iters,
             min_time=2.0 if min_time is None else min_time, seed=seed,
             channels_last=channels_last, compile=compile, cuda_graphs=cuda_graphs,
             per_layer=per_layer, cudnn_benchmark=cudnn_benchmark, input_size=parse_size(input),
             ceiling=ceiling, remeasure_ceiling=remeasure_ceiling,
+            threads=threads if threads is not None else (
+                None if distributed else stability.default_threads()),
         )
         dev = settings.check()
         batches = bench_args.parse_batches(batch)
         dtypes = bench_args.parse_dtypes(dtype, dev)
-        from cnnscope.bench import ddp as ddp_mod
-
-        distributed = ddp is not None or shard or ddp_mod.in_torchrun()
         modes = bench_args.parse_modes(mode or ("train" if distributed and not shard else "infer"))
         if all_models and models:
             raise InvalidOptionError("--all with model names", "give one or the other")
@@ -124,9 +176,10 @@ def bench(
                 return  # a rank other than 0 of a torchrun job: rank 0 writes the report
         else:
             specs = runner.plan_rows(sources, batches, dtypes, modes)
-            result = _run(specs, settings, progress)
+            result = _run(specs, settings, progress,
+                          _partial_writer(format, output, top=top, layers_csv=per_layer))
         # --per-layer: the CSV is one line per timed layer
-        write_result(result, format, output, top=top, layers_csv=per_layer)
+        write_result(result, format, output, wide=wide, top=top, layers_csv=per_layer)
         if plot and any(r.per_layer is not None for r in result.rows):
             from cnnscope.report.plot import plot_roofline
 
@@ -142,6 +195,12 @@ def bench(
         if failed:
             typer.echo(f"cnnscope: {len(failed)} row(s) failed: {failed[0].error}", err=True)
             raise typer.Exit(1)
+        unstable = [r for r in result.rows if r.ok and r.stable is False]
+        if strict and unstable:
+            r = unstable[0]
+            typer.echo(f"cnnscope: {len(unstable)} row(s) unstable (--strict): {r.model} b{r.batch} "
+                       f"{r.dtype} {r.mode}: {'; '.join(r.unstable_causes)}", err=True)
+            raise typer.Exit(1)
 
 
 def _default_device() -> str:
@@ -150,7 +209,27 @@ def _default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def _run(specs, settings, show_progress: bool):
+def _partial_writer(format, output, **options):
+    """For a JSON or CSV -o file: write the rows so far after each one, so that a crash (a
+    sticky CUDA error, a killed job) keeps what finished. None otherwise."""
+    import os
+    import stat
+
+    from cnnscope.cli.common import resolve_format
+
+    if not output or resolve_format(format, output) not in (OutputFormat.json, OutputFormat.csv):
+        return None
+    try:
+        if not stat.S_ISREG(os.stat(output).st_mode):
+            return None  # /dev/stdout, a FIFO, a device: written once, at the end
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return None  # the final write reports the problem
+    return lambda partial: write_result(partial, format, output, **options)
+
+
+def _run(specs, settings, show_progress: bool, on_progress=None):
     from cnnscope import api
     from rich.console import Console
     from rich.progress import (
@@ -164,7 +243,7 @@ def _run(specs, settings, show_progress: bool):
 
     err = Console(stderr=True)
     if not show_progress or not err.is_terminal:
-        return api.run_sweep(specs, settings)
+        return api.run_sweep(specs, settings, on_progress=on_progress)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                   MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True) as bar:
         task = bar.add_task("bench", total=len(specs))
@@ -178,7 +257,8 @@ def _run(specs, settings, show_progress: bool):
                 bar.console.print(f"{row.model} b{row.batch} {row.dtype} {row.mode}: "
                                   f"{row.status} ({row.error})", highlight=False, markup=False)
 
-        return api.run_sweep(specs, settings, on_start=on_start, on_done=on_done)
+        return api.run_sweep(specs, settings, on_start=on_start, on_done=on_done,
+                             on_progress=on_progress)
 
 
 def register(app: typer.Typer) -> None:

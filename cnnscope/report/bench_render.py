@@ -30,6 +30,7 @@ CSV_COLUMNS = (
     "throughput", "throughput_sustained", "peak_memory_bytes", "peak_memory_kind", "macs",
     "achieved_tflops", "fwd_tflops", "bwd_tflops", "ceiling_tflops", "ceiling_fraction",
     "warmup_iters", "warmup_settled", "channels_last", "compiled", "cuda_graphs", "input_size",
+    "spread", "stable", "unstable_causes", "other_cpu", "cpu_steal", "load_average", "threads",
 )
 LAYER_CSV_COLUMNS = ("model", "batch", "dtype", "mode", "layer", "type", "macs", "fwd_ms",
                      "bwd_ms", "fwd_tflops", "bwd_tflops", "flops", "bytes_moved",
@@ -85,6 +86,8 @@ def rate(x: float | None) -> str:
 
 
 def _status(r: BenchRow) -> str:
+    if r.ok and r.stable is False:  # measured, but not cleanly: the footer says why
+        return "unstable"
     if r.ok:
         return "ok" if not r.notes else "ok*"
     return f"{r.status.upper()}: {r.error}" if r.error else r.status.upper()
@@ -106,7 +109,10 @@ def env_line(env: dict[str, Any]) -> str:
                   f"capability {env.get('compute_capability')}",
                   f"cudnn.benchmark={env.get('cudnn_benchmark')}"]
     else:  # cudnn.benchmark means nothing to a CPU run: not printed (the JSON keeps it)
-        parts += [f"{env.get('torch_threads')} torch threads"]
+        threads = f"{env.get('torch_threads')} torch threads"
+        if env.get("usable_cores"):
+            threads += f" of {env['usable_cores']} usable cores"
+        parts += [threads]
         if env.get("load_average"):
             parts.append("load average " + " ".join(str(x) for x in env["load_average"]))
     return ", ".join(parts)
@@ -134,11 +140,31 @@ def footer_lines(result: BenchResult) -> list[str]:
     lines.append("median over the timed iterations after warm-up; IQR = p75 - p25. "
                  "train: step = forward + loss + backward + optimizer step (SGD).")
     lines.append(FLOP_BASIS)
+    lines.extend(stability_lines(result))
     for r in result.rows:
         for note in r.notes:
             lines.append(f"* {r.model} b{r.batch} {r.dtype} {r.mode}: {note}")
     if result.interrupted:
         lines.append(f"INTERRUPTED: {len(result.rows)} of {result.planned} rows measured.")
+    return lines
+
+
+def stability_lines(result: BenchResult) -> list[str]:
+    """One line per unstable row with its causes; an unstable ceiling; the thread hint."""
+    lines = []
+    unstable = [r for r in result.rows if r.ok and r.stable is False]
+    for r in unstable:
+        lines.append(f"! unstable: {r.model} b{r.batch} {r.dtype} {r.mode}: "
+                     + "; ".join(r.unstable_causes))
+    for dtype, c in result.ceilings.items():
+        if c.stable is False:
+            lines.append(f"! ceiling {dtype} measured under load ({'; '.join(c.causes)}): "
+                         "used for this run only, not cached")
+    loaded = any("other processes" in cause for r in unstable for cause in r.unstable_causes)
+    threads = result.env.get("torch_threads")
+    if loaded and isinstance(threads, int) and threads > 1:
+        lines.append(f"the machine is loaded: fewer threads (--threads {max(1, threads // 2)}) "
+                     "may give steadier figures")
     return lines
 
 
@@ -324,7 +350,8 @@ def rows_section(result: BenchResult, more: Sequence[str] = (),
     rows = []
     for r in result.rows:
         d = r.to_dict()
-        values = [_cell(d.get(c)) if c != "input_size" else shape(r.input_size)
+        values = [shape(r.input_size) if c == "input_size" else
+                  "; ".join(r.unstable_causes) if c == "unstable_causes" else _cell(d.get(c))
                   for c in CSV_COLUMNS]
         if more_values is not None:
             values += more_values(r)

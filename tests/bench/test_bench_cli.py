@@ -226,3 +226,16 @@ def test_environment_line_names_what_applies_to_the_device():
     cpu = env_line({"device_type": "cpu", "torch": "2.13.0", "torch_threads": 2,
                     "load_average": [0.5, 0.4, 0.3], "cudnn_benchmark": True})
     assert cpu == "torch 2.13.0, 2 torch threads, load average 0.5 0.4 0.3"
+
+
+def test_help_reads_at_80_columns_in_panels(run, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    res = run("bench", "--help")
+    assert res.exit_code == 0
+    text = res.stdout
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "…" not in text  # no option name or metavar cut
+    panels = ["What to run", "On a GPU", "How to time", "Output", "Distributed"]
+    assert [p for p in panels if f"─ {p} ─" in text] == panels
+    for option in ("--threads", "--strict", "--wide", "--no-cudnn-benchmark", "--remeasure-ceiling"):
+        assert option in text, option

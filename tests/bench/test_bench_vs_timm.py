@@ -37,22 +37,86 @@ def test_script_writes_the_side_by_side_table(tmp_path, capsys):
     assert "timm method img/s" in text and "| `lenet5` | 1 | fp32 | infer |" in text
 
 
-@pytest.mark.slow
-def test_gpu_session_script_runs_every_step_on_the_cpu(tmp_path):
-    """benchmarks/gpu_session.sh, the one command for a GPU session, checked for its
-    plumbing here (DEVICE=cpu, a tiny model): every step runs and leaves its file."""
+PLUMBING = {"DEVICE": "cpu", "MODELS": "lenet5", "BATCHES": "1", "BATCH": "2", "LAYER_BATCH": "2",
+            "TIMM_ITERS": "2", "DTYPES": "bf16", "MODES": "train", "TESTS": "tests/bench/test_runner_cuda.py",
+            "MEMORY_MODELS": "lenet5", "MEMORY_BATCH": "2", "TIMING": "--iters 2 --warmup 1",
+            "BENCH_ARGS": "--no-ceiling --max-warmup 1", "TIMM_ARGS": "--num-warm-iter 1 --max-warmup 1"}
+
+
+def run_gpu_session(tmp_path, **extra):
     import os
     import subprocess
 
     script = SCRIPT.parent / "gpu_session.sh"
-    env = {**os.environ, "DEVICE": "cpu", "MODELS": "lenet5", "BATCHES": "1", "BATCH": "2",
-           "OUT": str(tmp_path), "PYTHON": sys.executable}  # the interpreter running the tests
     if not os.access(script, os.X_OK):
         pytest.fail(f"{script} is not executable")
-    done = subprocess.run([str(script)], env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    env = {**os.environ, **PLUMBING, **extra, "OUT": str(tmp_path),
+           "PYTHON": sys.executable}  # the interpreter running the tests
+    done = subprocess.run([str(script)], env=env, capture_output=True, text=True, timeout=600,
+                          cwd=SCRIPT.parents[1])
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert "== 0 step(s) failed" in done.stdout
-    for name in ("env.log", "cuda_tests.log", "bench_vs_timm.md", "bench_cuda.json", "bench_cuda.md"):
+    return done
+
+
+def test_gpu_session_script_runs_every_step_on_the_cpu(tmp_path):
+    """benchmarks/gpu_session.sh, the one command for a GPU session, checked for its
+    plumbing in the default run (DEVICE=cpu, a tiny model, two iterations per row): every
+    step runs and leaves its figures in the one folder. DDP: the slow test below."""
+    done = run_gpu_session(tmp_path, DDP_RANKS="0")
+    for name in ("preflight.log", "env.log", "cuda_tests.log", "bench_vs_timm.md",
+                 "bench_cuda.json", "bench_cuda.md", "per_layer_cuda.json", "memory_cpu.md",
+                 "ddp_tests.log"):
         assert (tmp_path / name).stat().st_size > 0, name
     assert "| `lenet5` | 2 | bf16 | train |" in (tmp_path / "bench_vs_timm.md").read_text()
-    assert "| `lenet5` | 1 | fp32 | infer |" in (tmp_path / "bench_cuda.md").read_text()
+    assert "`lenet5`" in (tmp_path / "bench_cuda.md").read_text()
+    assert "| `lenet5` | 2x1x32x32 |" in (tmp_path / "memory_cpu.md").read_text()
+    assert "(timeout " in done.stdout  # every step ran under a timeout
+
+
+def test_gpu_session_preflight_stops_a_session_that_cannot_run(tmp_path):
+    import os
+    import subprocess
+
+    env = {**os.environ, **PLUMBING, "OUT": str(tmp_path), "PYTHON": "/nonexistent/python3"}
+    done = subprocess.run([str(SCRIPT.parent / "gpu_session.sh")], env=env, capture_output=True,
+                          text=True, timeout=60, cwd=SCRIPT.parents[1])
+    assert done.returncode == 1 and "preflight failed: nothing else run" in done.stdout
+    assert not (tmp_path / "env.log").exists()
+
+
+def test_gpu_session_skips_steps_past_its_budget(tmp_path):
+    import os
+    import subprocess
+
+    env = {**os.environ, **PLUMBING, "OUT": str(tmp_path), "PYTHON": sys.executable,
+           "SESSION_S": "0"}
+    done = subprocess.run([str(SCRIPT.parent / "gpu_session.sh")], env=env, capture_output=True,
+                          text=True, timeout=120, cwd=SCRIPT.parents[1])
+    assert "skipped: the session budget" in done.stdout and done.returncode >= 8
+
+
+@pytest.mark.slow
+def test_gpu_session_script_with_its_ddp_step_on_the_cpu(tmp_path):
+    run_gpu_session(tmp_path, DDP_RANKS="1")
+    assert (tmp_path / "ddp_cpu.json").stat().st_size > 0
+
+
+def test_the_method_run_first_alternates_row_by_row(monkeypatch):
+    """Whichever runs second inherits a hotter GPU and cuDNN's autotune cache."""
+    mod = load()
+    import torch
+
+    calls = []
+    monkeypatch.setattr(mod, "timm_method", lambda *a, **k: calls.append("timm") or
+                        {"samples_per_sec": 1.0, "step_time_ms": 1.0})
+
+    class Row:
+        ok, throughput = True, 1.0
+
+    monkeypatch.setattr(mod, "bench_row", lambda *a, **k: calls.append("cnnscope") or Row())
+    out = mod.compare(["lenet5"], [1, 2, 3], ["fp32"], ["infer"], torch.device("cpu"),
+                      channels_last=False, num_warm_iter=1, num_bench_iter=1, iters=1,
+                      min_time=0.1, warmup=0)
+    assert calls == ["timm", "cnnscope", "cnnscope", "timm", "timm", "cnnscope"]
+    assert [r["first"] for r in out] == ["timm", "cnnscope", "timm"]

@@ -90,6 +90,15 @@ def test_ddp_two_gloo_ranks_report_measurement_and_prediction(tmp_path):
     assert d["scaling_efficiency"] == pytest.approx(d["single_median_ms"] / row["median_ms"])
     assert d["exposed_comm_ms"] == pytest.approx(row["median_ms"] - d["nosync_median_ms"])
     assert row["throughput"] == pytest.approx(2 * 2 / (row["median_ms"] * 1e-3))
+    # One TFLOP/s basis with single-device rows: the counted backward (LeNet-5's first
+    # layer needs no input gradient, so it is less than the old 2 x forward).
+    from cnnscope.api import analyze
+    from cnnscope.models import resolve
+
+    counted = analyze(resolve("lenet5"), batch=2, train=True).totals.backward_macs
+    assert row["backward_macs"] == counted < 2 * row["macs"]
+    assert row["achieved_tflops"] == pytest.approx(
+        2 * (row["macs"] + counted) / (row["median_ms"] * 1e-3) / 1e12)
     # Predictions at the measured world size and at 8 and 64, with the measured bandwidth:
     # at p = 2 the formula gives the measured lone all-reduce back.
     preds = {p["world_size"]: p for p in d["predictions"]}

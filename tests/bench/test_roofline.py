@@ -9,6 +9,8 @@ import json
 import pytest
 import torch
 
+from cnnscope.bench.env import device_name
+
 from cnnscope.bench import bandwidth as bandwidth_mod
 from cnnscope.bench import ceiling as ceiling_mod
 from cnnscope.bench.records import (
@@ -31,6 +33,9 @@ FAST = ["--device", "cpu", "--iters", "2", "--warmup", "1", "--max-warmup", "1",
 @pytest.fixture(autouse=True)
 def _cache(tmp_path, monkeypatch):
     monkeypatch.setenv("CNNSCOPE_CACHE_DIR", str(tmp_path / "cache"))
+    # A calm machine: measurements count as stable (and are cached) whatever the load.
+    monkeypatch.setattr(ceiling_mod, "causes", lambda *a, **k: ())
+    monkeypatch.setattr(bandwidth_mod, "causes", lambda *a, **k: ())
     ceiling_mod.clear_run_cache()
     bandwidth_mod.clear_run_cache()
     yield
@@ -40,9 +45,14 @@ def _cache(tmp_path, monkeypatch):
 
 def plant_roofs(cache, gflops: float, gbytes_per_s: float) -> None:
     """Cache entries as a measuring run writes them, with chosen values."""
-    key = ceiling_mod.device_key(torch.device("cpu"))
+    from cnnscope.bench.runner import torch_threads
+    from cnnscope.bench.stability import default_threads
+
+    with torch_threads(default_threads()):  # the threads a CLI run uses: part of the key
+        key = ceiling_mod.device_key(torch.device("cpu"))
     cache.mkdir(parents=True, exist_ok=True)
-    common = dict(device_name="cpu", measured_at="2026-01-01T00:00:00+00:00", torch_version="x")
+    common = dict(device_name=device_name(torch.device("cpu")), measured_at="2026-01-01T00:00:00+00:00",
+                  torch_version=torch.__version__, stable=True, spread=0.01, load_average=0.1)
     (cache / "matmul_ceiling.json").write_text(json.dumps(
         {key: {"fp32": dict(common, dtype="fp32", tflops=gflops / 1e3, n=512)}}))
     (cache / "copy_bandwidth.json").write_text(json.dumps(

@@ -17,5 +17,5 @@ pytestmark = pytest.mark.cuda
 def test_estimate_within_5_percent_of_max_memory_allocated(name, batch, opts):
     plan = plan_memory(name, batch=batch, **opts)
     measured = measure_real(resolve(name).build("cuda"), plan.input_size, batch, "cuda", **opts)
-    assert measured.method == "torch.cuda.max_memory_allocated"
+    assert measured.method.startswith("torch.cuda.max_memory_allocated")
     assert plan.peak_bytes == pytest.approx(measured.allocator_peak_bytes, rel=0.05)

@@ -251,24 +251,38 @@ def test_json_never_holds_nan_or_infinity():
     assert _strict(text) == {"a": None, "b": [None, None, 1.5], "c": 2}
 
 
+def _stable_entry(**fields):
+    """A cache entry as a stable measurement on this machine writes it."""
+    import torch
+
+    from cnnscope.bench.env import device_name
+
+    return dict(device_name=device_name(torch.device("cpu")), measured_at="2026-12-01T00:00:00+00:00",
+                torch_version=torch.__version__, stable=True, spread=0.01, **fields)
+
+
 @pytest.mark.parametrize("tflops", ["NaN", "Infinity", "-1.0", "0", '"fast"', "[]"])
 def test_a_cached_ceiling_that_is_not_a_positive_finite_number_is_measured_again(tflops):
-    from cnnscope.bench.ceiling import _cached_entry
+    import torch
 
-    entry = json.loads(f'{{"tflops": {tflops}, "n": 512, "device_name": "cpu", '
-                       '"measured_at": "2026-12-01T00:00:00+00:00", "torch_version": "2.13.0"}')
-    assert _cached_entry({"cpu": {"fp32": entry}}, "cpu", "fp32") is None
+    from cnnscope.bench.ceiling import cached_entry
+
+    cpu = torch.device("cpu")
+    entry = _stable_entry(dtype="fp32", n=512, tflops=json.loads(tflops))
+    assert cached_entry(entry, cpu, "fp32") is None
     good = dict(entry, tflops=0.068)
-    assert _cached_entry({"cpu": {"fp32": good}}, "cpu", "fp32").tflops == 0.068
-    assert _cached_entry({"cpu": ["not", "a", "mapping"]}, "cpu", "fp32") is None
+    assert cached_entry(good, cpu, "fp32").tflops == 0.068
+    assert cached_entry(["not", "a", "mapping"], cpu, "fp32") is None
 
 
 @pytest.mark.parametrize("rate", ["NaN", "Infinity", "-1.0", "0", '"fast"', "{}"])
 def test_a_cached_copy_bandwidth_that_is_not_a_positive_finite_number_is_measured_again(rate):
+    import torch
+
     from cnnscope.bench.bandwidth import _cached_entry
 
-    entry = json.loads(f'{{"bytes_per_s": {rate}, "nbytes": 1048576, "device_name": "cpu", '
-                       '"measured_at": "2026-12-01T00:00:00+00:00", "torch_version": "2.13.0"}')
-    assert _cached_entry(entry) is None
-    assert _cached_entry(dict(entry, bytes_per_s=2.5e10)).bytes_per_s == 2.5e10
-    assert _cached_entry(["not", "a", "mapping"]) is None
+    cpu = torch.device("cpu")
+    entry = _stable_entry(nbytes=1048576, bytes_per_s=json.loads(rate))
+    assert _cached_entry(entry, cpu) is None
+    assert _cached_entry(dict(entry, bytes_per_s=2.5e10), cpu).bytes_per_s == 2.5e10
+    assert _cached_entry(["not", "a", "mapping"], cpu) is None

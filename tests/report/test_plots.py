@@ -142,9 +142,18 @@ def test_bench_roofline_plot_file(run, tmp_path, monkeypatch):
 
     ceiling.clear_run_cache()
     bandwidth.clear_run_cache()
-    key = ceiling.device_key(__import__("torch").device("cpu"))
+    import torch
+
+    from cnnscope.bench.env import device_name
+    from cnnscope.bench.runner import torch_threads
+    from cnnscope.bench.stability import default_threads
+
+    with torch_threads(default_threads()):  # the CLI's threads: part of the key
+        key = ceiling.device_key(torch.device("cpu"))
     (tmp_path / "cache").mkdir()
-    common = dict(device_name="cpu", measured_at="t", torch_version="x")
+    # entries as a stable measurement on this machine writes them
+    common = dict(device_name=device_name(torch.device("cpu")), measured_at="2026-12-01T00:00:00",
+                  torch_version=torch.__version__, stable=True, spread=0.01)
     (tmp_path / "cache" / "matmul_ceiling.json").write_text(json.dumps(
         {key: {"fp32": dict(common, dtype="fp32", tflops=0.1, n=512)}}))
     (tmp_path / "cache" / "copy_bandwidth.json").write_text(json.dumps(
