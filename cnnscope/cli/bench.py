@@ -8,6 +8,7 @@ from typing import Any, List, Optional
 import typer
 
 from cnnscope.cli.common import (
+    ExplainOpt,
     FormatOpt,
     InputOpt,
     OutputFormat,
@@ -88,6 +89,7 @@ def bench(
     format: Optional[OutputFormat] = _in(OUT, FormatOpt),
     output: Optional[str] = _in(OUT, OutputOpt),
     wide: bool = _in(OUT, WideOpt),
+    explain: bool = _in(OUT, ExplainOpt),
     top: int = typer.Option(0, "--top", rich_help_panel=OUT,
                             help="With --per-layer: show only the N slowest layers in the table (files keep all)."),
     plot: Optional[str] = typer.Option(None, "--plot", metavar="FILE.png|svg", rich_help_panel=OUT,
@@ -179,7 +181,8 @@ def bench(
             result = _run(specs, settings, progress,
                           _partial_writer(format, output, top=top, layers_csv=per_layer))
         # --per-layer: the CSV is one line per timed layer
-        write_result(result, format, output, wide=wide, top=top, layers_csv=per_layer)
+        write_result(result, format, output, wide=wide, explain=explain, top=top,
+                     layers_csv=per_layer)
         if plot and any(r.per_layer is not None for r in result.rows):
             from cnnscope.report.plot import plot_roofline
 

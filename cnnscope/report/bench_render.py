@@ -118,6 +118,14 @@ def env_line(env: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+# How a figure is measured: the full text under --explain and in Markdown; a table on a
+# terminal shows BRIEF in its place (at most two lines at 80 columns).
+METHOD = ("median over the timed iterations after warm-up; IQR = p75 - p25. "
+          "train: step = forward + loss + backward + optimizer step (SGD).", FLOP_BASIS)
+BRIEF = ("median of timed iterations after warm-up; FLOP/s: 2 x counted MACs / median "
+         "(--explain: in full)",)
+
+
 def footer_lines(result: BenchResult) -> list[str]:
     lines = [env_line(result.env)]
     unit, scale = flops_unit(r.achieved_tflops for r in result.rows)
@@ -137,9 +145,7 @@ def footer_lines(result: BenchResult) -> list[str]:
     kinds = sorted({r.peak_memory_kind for r in result.rows if r.peak_memory_kind})
     if kinds:
         lines.append("peak memory: " + "; ".join(kinds))
-    lines.append("median over the timed iterations after warm-up; IQR = p75 - p25. "
-                 "train: step = forward + loss + backward + optimizer step (SGD).")
-    lines.append(FLOP_BASIS)
+    lines.extend(METHOD)
     lines.extend(stability_lines(result))
     for r in result.rows:
         for note in r.notes:
@@ -339,6 +345,7 @@ def document(result: BenchResult, *, top: int = 0, layers_csv: bool = False,
     exact = layers_section(result) if layers_csv else rows_section(result)
     return Document(title(result), (rows_table(result), exact),
                     (*footer_lines(result), *more), data=result.to_dict(), heading=3,
+                    explained=METHOD, brief=BRIEF,
                     parts=tuple(layers_document(r, r.per_layer, top=top)
                                 for r in result.rows if r.per_layer is not None))
 

@@ -227,6 +227,25 @@ def test_bench_table_fits_80_by_dropping_columns_in_order():
     assert {"n", "fwd ms", "bwd ms", "IQR ms", "peak memory", "of ceiling"} <= set(header)
 
 
+def test_bench_footer_is_brief_unless_explained():
+    from rich.console import Console
+
+    from cnnscope.bench.records import FLOP_BASIS
+    from cnnscope.report.documents import render_table
+
+    def footer(explain):
+        con = Console(width=80, file=io.StringIO(), color_system=None, force_terminal=True)
+        render_table(_bench_result(), con, explain=explain)
+        return con.file.getvalue()
+
+    brief, full = footer(False), footer(True)
+    assert "(--explain: in full)" in brief and "matmul-equivalent" not in brief
+    assert "matmul-equivalent" in FLOP_BASIS and "matmul-equivalent" in full
+    assert "(--explain: in full)" not in full
+    # the environment and the ceiling stay: they say what the figures were measured on
+    assert "dense matmul ceiling bf16" in brief
+
+
 @pytest.mark.parametrize("name", ["table.png", "x.SVG", "plot.jpeg", "a.pdf"])
 def test_a_picture_name_on_o_points_to_plot(run_main, one_line_error, tmp_path, name):
     res = run_main("params", "lenet5", "-o", tmp_path / name)
