@@ -106,6 +106,19 @@ def zoo_report():
 
 
 @pytest.fixture(scope="session", autouse=True)
+def private_caches(tmp_path_factory):
+    """bench's ceiling and bandwidth caches, and matplotlib's, in a folder of the run's own,
+    for every test and every process a test starts (they inherit the environment): a test
+    never reads a ceiling a user measured, nor writes into the user's ~/.cache. Tests of
+    the cache rules point CNNSCOPE_CACHE_DIR elsewhere themselves."""
+    root = tmp_path_factory.mktemp("caches")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CNNSCOPE_CACHE_DIR", str(root / "cnnscope"))
+        mp.setenv("MPLCONFIGDIR", str(root / "matplotlib"))
+        yield root
+
+
+@pytest.fixture(scope="session", autouse=True)
 def one_torch_thread():
     import torch
 
