@@ -41,6 +41,10 @@ else
 fi
 
 "${pip[@]}" install -e ".[test,plot,docs]"
+# Pictures from `cnnscope graph` (svg, png): a wheel with Graphviz's dot. Where no wheel
+# exists for the platform, Mermaid and DOT output still work and system Graphviz draws.
+"${pip[@]}" install -e ".[graph]" \
+    || echo "setup: no graphviz-pure wheel here; 'cnnscope graph -o x.svg' needs system Graphviz"
 echo "setup: done. Activate with '. .venv/bin/activate', or run .venv/bin/cnnscope directly."
 echo
 .venv/bin/cnnscope params resnet50
