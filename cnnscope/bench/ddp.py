@@ -47,7 +47,12 @@ import torch
 
 import cnnscope.validate as validate
 from cnnscope.bench.ddp_rank import run_rank
-from cnnscope.bench.launcher_env import check_capacity, check_job_env, launched_by_torchrun
+from cnnscope.bench.launcher_env import (
+    check_capacity,
+    check_job_env,
+    launched_by_torchrun,
+    usable_cores,
+)
 from cnnscope.bench.records import BenchResult
 from cnnscope.errors import CnnscopeError, DistributedError, InvalidOptionError, Stopped
 
@@ -185,8 +190,8 @@ def launch(job: DdpJob, trace: Any) -> BenchResult:
         raise InvalidOptionError(f"port {opts.port} is in use", "pick another --ddp-port, or 0 for a free one")
     if job.settings.device.startswith("cpu"):
         check_capacity(nproc, _model_bytes(job))
-        if job.threads is None:
-            job = replace(job, threads=max(1, (os.cpu_count() or 1) // nproc))
+        if job.threads is None:  # the cores this process may use, shared out (bench's policy)
+            job = replace(job, threads=max(1, usable_cores() // nproc))
     # The agent and torch.multiprocessing log every start and stop; the command prints
     # one line instead.
     for name in ("torch.distributed.elastic", "torch.distributed.launcher",
