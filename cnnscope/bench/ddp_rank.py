@@ -201,7 +201,9 @@ def _ddp_sweep(specs: Sequence[Any], settings: Any, device: torch.device, backen
     if rank == 0:
         env["ddp"] = {"world_size": world, "backend": backend,
                       "bucket_cap_mb": job.options.bucket_cap_mb, "threads_per_rank":
-                      torch.get_num_threads() if device.type == "cpu" else None}
+                      torch.get_num_threads() if device.type == "cpu" else None,
+                      "usable_cores": len(os.sched_getaffinity(0))
+                      if device.type == "cpu" and hasattr(os, "sched_getaffinity") else None}
     rows: list[BenchRow] = []
     ceilings: dict[str, Any] = {}
     for spec in specs:

@@ -77,15 +77,22 @@ def available_memory() -> int | None:
     return None
 
 
+# Ranks that may share one core: beyond it a run measures the scheduler, not DDP.
+RANKS_PER_CORE = 4
+
+
 def check_capacity(nproc: int, model_bytes: int, *, cores: int | None = None,
                    available: int | None = None) -> None:
-    """Refuse ``--ddp nproc`` on the CPU beyond one core per rank, or beyond the memory
-    ``nproc`` interpreters with the model need (``model_bytes``: weights, gradients and
-    optimizer state of one rank). ``cores``/``available`` default to this machine's."""
+    """Refuse ``--ddp nproc`` on the CPU beyond ``RANKS_PER_CORE`` ranks a core, or beyond
+    the memory ``nproc`` interpreters with the model need (``model_bytes``: weights,
+    gradients and optimizer state of one rank). ``cores``/``available`` default to this
+    machine's. More ranks than cores run (they share the cores, and the table says so):
+    a 1-core CI runner can still check a 2-rank job; a thousand interpreters cannot."""
     cores = usable_cores() if cores is None else cores
-    if nproc > cores:
-        raise InvalidOptionError(f"--ddp {nproc} needs a CPU core per rank; this machine "
-                                 f"has {cores}", f"use --ddp {cores} or fewer")
+    if nproc > RANKS_PER_CORE * cores:
+        raise InvalidOptionError(f"--ddp {nproc} would put more than {RANKS_PER_CORE} ranks on "
+                                 f"each of this machine's {cores} usable core(s)",
+                                 f"use --ddp {RANKS_PER_CORE * cores} or fewer")
     available = available_memory() if available is None else available
     need = nproc * (RANK_BASE_BYTES + model_bytes)
     if available is not None and need > available:

@@ -81,6 +81,11 @@ def own_lines(result: BenchResult) -> list[str]:
         if d.get("threads_per_rank"):
             line += f", {d['threads_per_rank']} torch thread(s) per rank and in the single-process run"
         lines.append(line)
+        cores = d.get("usable_cores")
+        if isinstance(cores, int) and isinstance(d.get("world_size"), int) and d["world_size"] > cores:
+            lines.append(f"! {d['world_size']} ranks share {cores} usable core(s): each rank waits "
+                         "for the others' time slices, so step ms and eff. are this machine's, "
+                         "not those of separate devices")
         lines.append("batch: per rank. step ms: the DDP step, the slowest rank's median (forward + loss + backward with the "
                      "gradient all-reduce + SGD step); single ms: one process, no DDP, same "
                      "per-rank batch; no_sync ms: the DDP step without the all-reduce; exposed ms "

@@ -71,7 +71,8 @@ def test_ddp_two_gloo_ranks_report_measurement_and_prediction(tmp_path):
     assert survivors(marker) == []
     data = json.loads(out.read_text())
     assert data["env"]["ddp"] == {"world_size": 2, "backend": "gloo", "bucket_cap_mb": 0.1,
-                                  "threads_per_rank": max(1, len(os.sched_getaffinity(0)) // 2)}
+                                  "threads_per_rank": max(1, len(os.sched_getaffinity(0)) // 2),
+                                  "usable_cores": len(os.sched_getaffinity(0))}
     (row,) = data["rows"]
     d = row["ddp"]
     assert row["status"] == "ok" and row["mode"] == "train" and row["batch"] == 2

@@ -90,8 +90,9 @@ GiB = 2**30
 
 
 @pytest.mark.parametrize("nproc, cores, available, model, said", [
-    (1000, 16, 1000 * GiB, 0, "--ddp 1000 needs a CPU core per rank; this machine has 16"),
-    (3, 2, 100 * GiB, 0, "this machine has 2 (use --ddp 2 or fewer)"),
+    # at most 4 ranks share a core: 16 cores hold 64 ranks, 2 hold 8
+    (1000, 16, 1000 * GiB, 0, "--ddp 1000 would put more than 4 ranks on each of this machine's 16"),
+    (9, 2, 100 * GiB, 0, "(use --ddp 8 or fewer)"),
     # 8 ranks of (0.5 GiB + 1.5 GiB) = 16 GiB needed, 10 GiB available: 5 fit.
     (8, 64, 10 * GiB, 3 * GiB // 2, "--ddp 8 needs about 16.0 GiB (8 ranks of 2.00 GiB); 10.0 GiB"),
     (8, 64, 10 * GiB, 3 * GiB // 2, "use --ddp 5 or fewer"),
@@ -106,6 +107,8 @@ def test_ddp_is_bounded_by_cores_and_memory(nproc, cores, available, model, said
 def test_what_the_machine_holds_passes():
     launcher_env.check_capacity(2, 10**6, cores=2, available=2 * GiB)
     launcher_env.check_capacity(2, 0, cores=2, available=None)  # memory unknown: cores only
+    launcher_env.check_capacity(2, 0, cores=1, available=2 * GiB)  # a 1-core CI runner: shared
+    launcher_env.check_capacity(8, 0, cores=2, available=8 * GiB)
 
 
 def test_ddp_1000_on_the_command_line_is_one_line_before_any_rank(run, tmp_path, monkeypatch):
@@ -116,8 +119,8 @@ def test_ddp_1000_on_the_command_line_is_one_line_before_any_rank(run, tmp_path,
     monkeypatch.setattr(launcher_api, "elastic_launch", lambda *a, **k: pytest.fail("launched"))
     result = run("bench", "lenet5", "--ddp", "1000", "--device", "cpu", "--no-ceiling", "--no-progress")
     assert result.exit_code == 2 and result.stdout == ""
-    assert result.stderr.strip() == ("cnnscope: error: --ddp 1000 needs a CPU core per rank; this "
-                                     "machine has 4 (use --ddp 4 or fewer)")
+    assert result.stderr.strip() == ("cnnscope: error: --ddp 1000 would put more than 4 ranks on "
+                                     "each of this machine's 4 usable core(s) (use --ddp 16 or fewer)")
 
 
 @pytest.mark.parametrize("signum, code, line", [
@@ -210,3 +213,18 @@ def test_a_successful_run_removes_failed_runs_log_folders_and_only_those(tmp_pat
     ddp._remove_failed_logs(str(tmp_path))
     assert not failed.exists()
     assert unmarked.is_dir() and (other / ddp.FAILED_MARK).exists() and planted.is_symlink()
+
+
+@pytest.mark.parametrize("world, cores, shared", [(2, 1, True), (2, 2, False), (4, 2, True)])
+def test_ranks_sharing_cores_are_said_under_the_table(world, cores, shared):
+    from cnnscope.bench.records import BenchResult
+    from cnnscope.report import ddp_render
+
+    env = {"device": "cpu", "device_name": "CPU", "torch": "x",
+           "ddp": {"world_size": world, "backend": "gloo", "bucket_cap_mb": None,
+                   "threads_per_rank": 1, "usable_cores": cores}}
+    lines = ddp_render.own_lines(BenchResult(env=env, settings={}, rows=[], planned=0))
+    said = [line for line in lines if "ranks share" in line]
+    assert said == ([f"! {world} ranks share {cores} usable core(s): each rank waits for the "
+                     "others' time slices, so step ms and eff. are this machine's, not those "
+                     "of separate devices"] if shared else [])
