@@ -81,12 +81,19 @@ def graph(
 
 
 def _kind(format: Optional[GraphFormat], output: Optional[str]) -> str:
-    """What to write: the -o extension's format, --format's, or Mermaid; both must agree."""
+    """What to write: the -o extension's format, --format's, or Mermaid; both must agree.
+    With --format, a name that tells no format (/dev/stdout, a FIFO, 'graph') is fine."""
     from cnnscope.analysis.graph_text import output_kind
     from cnnscope.errors import InvalidOptionError
 
-    said = output_kind(output) if output else None
     asked = {"mmd": "mermaid", "md": "md", "dot": "dot"}[format.value] if format else None
+    said = None
+    if output:
+        try:
+            said = output_kind(output)
+        except InvalidOptionError:
+            if not asked:
+                raise
     if said and asked and said != asked:
         raise InvalidOptionError(f"-o {output} names a {said} file but --format is {format.value}",
                                  "drop --format, or name the file for it")

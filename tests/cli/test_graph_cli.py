@@ -192,3 +192,17 @@ def test_bad_input_is_one_line_exit_2(run, one_line_error, tmp_path, monkeypatch
     line = one_line_error(run("graph", *args))
     assert says in line
     assert not (tmp_path / "g.json").exists() and not (tmp_path / "g.dot").exists()
+
+
+def test_format_names_what_to_write_when_the_file_name_cannot(run_main, tmp_path):
+    """-f dot -o /dev/stdout (or a FIFO, or a name with no extension): --format decides;
+    without --format such a name is one line, and /dev/null stays a device."""
+    import stat
+
+    out = tmp_path / "graph"
+    assert run_main("graph", "lenet5", "-f", "dot", "-o", out).exit_code == 0
+    assert out.read_text().startswith('digraph "lenet5" {')
+    assert run_main("graph", "lenet5", "-f", "mmd", "-o", os.devnull).exit_code == 0
+    assert stat.S_ISCHR(os.stat(os.devnull).st_mode)
+    assert run_main("graph", "lenet5", "-o", tmp_path / "graph2").exit_code == 2
+    assert not (tmp_path / "graph2").exists()
