@@ -146,7 +146,10 @@ def parse_device(text: str) -> tuple[str, tuple[int, int]]:
     if t == "cuda":
         return "cuda", (9, 0)
     digits = t[len("cuda:sm"):]
-    if t.startswith("cuda:sm") and digits.isdigit() and len(digits) in (2, 3):
+    # NVIDIA's compute capabilities run from sm_30 (Kepler) to sm_12x (Blackwell) today;
+    # a wider range keeps room for the next ones without taking sm999 for a GPU.
+    if t.startswith("cuda:sm") and digits.isdigit() and len(digits) in (2, 3) \
+            and 3 <= int(digits[:-1]) <= 15:
         return "cuda", (int(digits[:-1]), int(digits[-1]))
     raise InvalidOptionError(f"unknown --device {text!r}",
                              "use cpu, cuda (an sm_90 GPU) or cuda:smXY, e.g. cuda:sm80")

@@ -370,3 +370,21 @@ def test_fit_beyond_every_batch_on_the_command_line(run):
     res = run("memory", "lenet5", "--fit", "100TiB", "-f", "json")
     fit = json.loads(res.stdout)["fit"]
     assert fit["every_batch_fits"] is True and fit["search_limit"] == 2**20 == fit["batch"]
+
+
+@pytest.mark.parametrize("text, parsed", [("cpu", ("cpu", (0, 0))), ("cuda", ("cuda", (9, 0))),
+                                          ("cuda:sm80", ("cuda", (8, 0))),
+                                          ("CUDA:SM120", ("cuda", (12, 0)))])
+def test_memory_devices_name_a_cpu_or_a_cuda_architecture(text, parsed):
+    from cnnscope.analysis.memory import parse_device
+
+    assert parse_device(text) == parsed
+
+
+@pytest.mark.parametrize("text", ["cuda:sm999", "cuda:sm20", "cuda:sm", "cuda:0", "mps", "cuda:sm8x"])
+def test_a_device_that_is_no_known_architecture_is_refused(text):
+    from cnnscope.analysis.memory import parse_device
+    from cnnscope.errors import InvalidOptionError
+
+    with pytest.raises(InvalidOptionError, match="unknown --device"):
+        parse_device(text)
