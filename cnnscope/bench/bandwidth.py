@@ -92,23 +92,15 @@ def _cached_entry(entry: object, device: torch.device) -> CopyBandwidth | None:
         return None
     rate = cache.number(entry.get("bytes_per_s"), MIN_BYTES_PER_S, MAX_BYTES_PER_S)
     nbytes = cache.number(entry.get("nbytes"), 1, 1 << 40, integer=True)
-    spread = cache.number(entry.get("spread"), 0.0, SPREAD_LIMIT)
-    load = entry.get("load_average")
-    load_ok = load is None or cache.number(load, 0.0, 1e5) is not None
-    when = cache.text(entry.get("measured_at"), 40)
-    try:
-        datetime.fromisoformat(when or "")
-    except ValueError:
-        when = None
-    if (rate is None or nbytes is None or spread is None or not load_ok or when is None
-            or entry.get("stable") is not True
+    how = cache.provenance(entry, SPREAD_LIMIT)
+    if (rate is None or nbytes is None or how is None
             or entry.get("device_name") != device_name(device)
             or entry.get("torch_version") != torch.__version__):
         return None
     return CopyBandwidth(device_name=entry["device_name"], bytes_per_s=float(rate),
-                         nbytes=int(nbytes), measured_at=when, torch_version=torch.__version__,
-                         cached=True, spread=float(spread), stable=True,
-                         load_average=None if load is None else float(load))
+                         nbytes=int(nbytes), measured_at=how.measured_at,
+                         torch_version=torch.__version__, cached=True, spread=how.spread,
+                         stable=True, load_average=how.load_average)
 
 
 def copy_bandwidth(device: torch.device | str, *, remeasure: bool = False,

@@ -23,6 +23,8 @@ import math
 import os
 import stat
 import sys
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -129,3 +131,30 @@ def text(value: Any, limit: int = 200) -> str | None:
     if isinstance(value, str) and len(value) <= limit and value.isprintable():
         return value
     return None
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """How a cached figure was measured: its spread, the load average then, and when."""
+
+    spread: float
+    load_average: float | None
+    measured_at: str
+
+
+def provenance(entry: dict, spread_limit: float) -> Provenance | None:
+    """The provenance of a cached measurement that was stable and is well-formed (spread
+    within ``spread_limit``, a plausible load average, an ISO time), else None: the
+    checks every cached figure shares, whatever it measured."""
+    spread = number(entry.get("spread"), 0.0, spread_limit)
+    load = entry.get("load_average")
+    if load is not None and number(load, 0.0, 1e5) is None:
+        return None
+    when = text(entry.get("measured_at"), 40)
+    try:
+        datetime.fromisoformat(when or "")
+    except ValueError:
+        return None
+    if spread is None or entry.get("stable") is not True:
+        return None
+    return Provenance(float(spread), None if load is None else float(load), when)

@@ -167,23 +167,15 @@ def cached_entry(entry: object, device: torch.device, dtype: str) -> MatmulCeili
         return None
     tflops = cache.number(entry.get("tflops"), MIN_TFLOPS, tflops_bound(device))
     n = cache.number(entry.get("n"), 1, 1 << 16, integer=True)
-    spread = cache.number(entry.get("spread"), 0.0, SPREAD_LIMIT)
-    load = entry.get("load_average")
-    load_ok = load is None or cache.number(load, 0.0, 1e5) is not None
-    when = cache.text(entry.get("measured_at"), 40)
-    try:
-        datetime.fromisoformat(when or "")
-    except ValueError:
-        when = None
-    if (tflops is None or n is None or spread is None or not load_ok or when is None
-            or entry.get("stable") is not True or entry.get("dtype") != dtype
+    how = cache.provenance(entry, SPREAD_LIMIT)
+    if (tflops is None or n is None or how is None or entry.get("dtype") != dtype
             or entry.get("device_name") != device_name(device)
             or entry.get("torch_version") != torch.__version__):
         return None
     return MatmulCeiling(device_name=entry["device_name"], dtype=dtype, tflops=float(tflops),
-                         n=int(n), measured_at=when, torch_version=torch.__version__,
-                         cached=True, spread=float(spread), stable=True,
-                         load_average=None if load is None else float(load),
+                         n=int(n), measured_at=how.measured_at, torch_version=torch.__version__,
+                         cached=True, spread=how.spread, stable=True,
+                         load_average=how.load_average,
                          threads=torch.get_num_threads() if torch.device(device).type == "cpu"
                          else None)
 

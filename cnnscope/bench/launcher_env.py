@@ -16,6 +16,7 @@ import os
 from typing import Mapping
 
 from cnnscope.errors import InvalidOptionError
+from cnnscope.trace.sizes import cpu_available_bytes
 
 JOB_VARS = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 LAUNCHER_VARS = ("TORCHELASTIC_RUN_ID", "LOCAL_WORLD_SIZE")  # set only by torchrun's agent
@@ -66,15 +67,8 @@ def usable_cores() -> int:
 
 
 def available_memory() -> int | None:
-    """Bytes the kernel says can be allocated without swapping (Linux), else None."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
+    """Bytes this machine can allocate without swapping (MemAvailable), else None."""
+    return cpu_available_bytes()
 
 
 # Ranks that may share one core: beyond it a run measures the scheduler, not DDP.

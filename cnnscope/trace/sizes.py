@@ -134,20 +134,26 @@ def available_bytes(device) -> int | None:
         except Exception:  # noqa: BLE001 - an unreadable figure means "do not guess"
             return None
     if device.type == "cpu":
-        try:
-            with open("/proc/meminfo", encoding="ascii") as fh:
-                for line in fh:
-                    if line.startswith("MemAvailable:"):
-                        return int(line.split()[1]) * 1024
-        except (OSError, ValueError, IndexError):
-            pass
-        try:
-            import os
-
-            return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        except (AttributeError, ValueError, OSError):
-            return None
+        return cpu_available_bytes()
     return None
+
+
+def cpu_available_bytes() -> int | None:
+    """Bytes this machine can allocate without swapping: MemAvailable (Linux), else the
+    free physical pages; None when neither can be read."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import os
+
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 def check_fits(need_bytes: int, device, what: str) -> None:
