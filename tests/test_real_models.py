@@ -20,24 +20,15 @@ cannot load its compiled ops). Create the environment these tests need with
 
 from __future__ import annotations
 
-import warnings
-
 import pytest
+
+from tests.optional import optional_import
 
 pytestmark = pytest.mark.slow
 
 
-def _import(name):
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return __import__(name)
-    except Exception:  # noqa: BLE001 - absent or not loading with this torch: skip
-        return None
-
-
-tv = _import("torchvision")
-timm = _import("timm") if tv is not None else None
+tv = optional_import("torchvision")
+timm = optional_import("timm") if tv is not None else None
 
 
 # ---------------------------------------------------------------------- torchvision

@@ -12,23 +12,14 @@ comparison can fail runs by default.
 
 from __future__ import annotations
 
-import warnings
-
 import pytest
 import torch
 from torch import nn
 
-def _import(name):
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return __import__(name)
-    except Exception:  # noqa: BLE001 - absent or not loading with this torch: skip
-        return None
+from tests.optional import optional_import
 
-
-tv = _import("torchvision")
-timm = _import("timm") if tv is not None else None
+tv = optional_import("torchvision")
+timm = optional_import("timm") if tv is not None else None
 
 TORCHVISION = ["alexnet", "densenet121", "googlenet", "inception_v3", "mobilenet_v2",
                "resnet18", "resnet34", "resnet50", "resnet101", "resnext50_32x4d",
