@@ -71,13 +71,18 @@ def _group(module: str) -> str | None:
     return best
 
 
-def _imported_modules(path: Path, module: str) -> list[tuple[int, str]]:
-    """(line, absolute module name) of every import in the file, nested ones included."""
+def import_statements(path: Path, module: str) -> list[tuple[int, str, tuple[str, ...]]]:
+    """(line, absolute module name, names taken from it) of every import in the file.
+
+    Nested ones (inside functions, under ``if TYPE_CHECKING:``) included; relative imports are
+    resolved against ``module``'s package. ``import a.b`` takes no names (``()``); the scan of
+    import circles and private names (tests/test_structure.py) reads the names too.
+    """
     is_package = path.name == "__init__.py"
     found = []
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.Import):
-            found += [(node.lineno, alias.name) for alias in node.names]
+            found += [(node.lineno, alias.name, ()) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             if node.level:  # relative: resolve against this module's package
                 base = module.split(".")
@@ -87,7 +92,13 @@ def _imported_modules(path: Path, module: str) -> list[tuple[int, str]]:
                 name = ".".join(base + ([node.module] if node.module else []))
             else:
                 name = node.module or ""
-            found.append((node.lineno, name))
+            found.append((node.lineno, name, tuple(alias.name for alias in node.names)))
+    return found
+
+
+def _imported_modules(path: Path, module: str) -> list[tuple[int, str]]:
+    """(line, absolute module name) of every import of cnnscope in the file, nested ones included."""
+    found = [(line, name) for line, name, _ in import_statements(path, module)]
     return [(line, name) for line, name in found if name == "cnnscope" or name.startswith("cnnscope.")]
 
 

@@ -2,7 +2,9 @@
 
 It lets ``cnnscope params resnet50`` import one family file instead of all of them. A
 name missing here still works (every family file is then imported); a stale entry is
-caught by tests/zoo/test_index.py. Regenerate with ``python -m cnnscope.zoo._index``.
+caught by tests/zoo/test_index.py. Regenerate with ``python tests/zoo/test_index.py``.
+
+Data only, read by the registry: it imports nothing, so the registry can read it without a circle.
 """
 
 MODULE_OF: dict[str, str] = {
@@ -65,20 +67,3 @@ MODULE_OF: dict[str, str] = {
     'zfnet': 'zfnet',
 }
 
-
-def _generate() -> str:
-    from cnnscope.zoo import all_models
-
-    lines = [f"    {info.name!r}: {info.factory.__module__.rsplit('.', 1)[1]!r},"
-             for info in all_models()]
-    return "MODULE_OF: dict[str, str] = {\n" + "\n".join(lines) + "\n}\n"
-
-
-if __name__ == "__main__":
-    import pathlib
-    import re
-
-    path = pathlib.Path(__file__)
-    text = path.read_text()
-    path.write_text(re.sub(r"MODULE_OF: dict\[str, str\] = \{.*?\n\}\n|MODULE_OF: dict\[str, str\] = \{\}\n",
-                           lambda _: _generate(), text, count=1, flags=re.S))

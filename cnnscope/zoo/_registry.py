@@ -21,6 +21,7 @@ import importlib
 import inspect
 import pkgutil
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 from torch import nn
@@ -116,10 +117,9 @@ def _ensure_loaded(name: str | None = None) -> None:
             importlib.import_module(f"cnnscope.zoo.{MODULE_OF[name]}")
             if name in _REGISTRY:
                 return
-    import cnnscope.zoo as package
-
     # Every public module of the package is a family file: adding a family is adding a file.
-    for mod in sorted(m.name for m in pkgutil.iter_modules(package.__path__)
+    # The folder is this file's: importing the package root here would close a circle.
+    for mod in sorted(m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)])
                       if not m.name.startswith("_")):
         importlib.import_module(f"cnnscope.zoo.{mod}")
     _ALL_LOADED = True

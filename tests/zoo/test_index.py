@@ -9,9 +9,16 @@ from cnnscope.zoo import all_models
 from cnnscope.zoo._index import MODULE_OF
 
 
+REGENERATE = "python tests/zoo/test_index.py"
+
+
+def actual_index() -> dict[str, str]:
+    """Model name -> the family file that registers it, from the registry itself."""
+    return {info.name: info.factory.__module__.rsplit(".", 1)[1] for info in all_models()}
+
+
 def test_index_lists_every_model_and_the_file_that_registers_it():
-    actual = {info.name: info.factory.__module__.rsplit(".", 1)[1] for info in all_models()}
-    assert MODULE_OF == actual, "stale index: run python -m cnnscope.zoo._index"
+    assert MODULE_OF == actual_index(), f"stale index: run {REGENERATE}"
 
 
 _FAMILIES = ("sorted(m for m in sys.modules if m.startswith('cnnscope.zoo.') "
@@ -50,3 +57,22 @@ def test_listing_and_unknown_names_still_see_every_model(one_model_then_an_unkno
     _, hint, after_unknown = one_model_then_an_unknown_name
     assert "resnet50" in hint
     assert len(after_unknown) == every_family
+
+
+def write_index() -> None:
+    """Rewrite the table in cnnscope/zoo/_index.py from the registry (the index is data only)."""
+    import pathlib
+    import re
+
+    import cnnscope.zoo._index as index
+
+    path = pathlib.Path(index.__file__)
+    table = "MODULE_OF: dict[str, str] = {\n" + "".join(
+        f"    {name!r}: {module!r},\n" for name, module in actual_index().items()) + "}\n"
+    text = re.sub(r"MODULE_OF: dict\[str, str\] = \{.*?\n\}\n|MODULE_OF: dict\[str, str\] = \{\}\n",
+                  lambda _: table, path.read_text(), count=1, flags=re.S)
+    path.write_text(text)
+
+
+if __name__ == "__main__":
+    write_index()
