@@ -23,7 +23,7 @@ from cnnscope.units import bytes_h
 CATEGORIES = ("parameters", "buffers", "gradients", "optimizer_state", "input",
               "activations", "transient")
 OPTIMIZERS = ("sgd", "sgd-nesterov", "adam", "adamw")
-DTYPES = ("fp32", "bf16", "fp16")
+MEMORY_DTYPES = ("fp32", "bf16", "fp16")
 ATTENTION = ("auto", "math", "flash", "efficient", "cudnn")
 # What each attention kernel keeps for backward besides q, k, v and its output.
 ATTENTION_SAVES = {
@@ -161,7 +161,7 @@ def check_options(dtype: str, optimizer: str, attention: str = "auto",
     if attention not in ATTENTION:
         raise InvalidOptionError(f"unknown --attention {attention!r}",
                                  "use " + ", ".join(ATTENTION) + " (auto: the kernel PyTorch picks)")
-    if dtype not in DTYPES:
+    if dtype not in MEMORY_DTYPES:
         raise InvalidOptionError(f"unknown dtype {dtype!r}",
                                  "use fp32, bf16 or fp16 (autocast with fp32 master weights)")
     if optimizer not in OPTIMIZERS:

@@ -25,9 +25,9 @@ def plan_memory(model, input_size: tuple[int, ...] | str | None = None, batch: i
 
     ``model`` is anything ``cnnscope.analyze`` accepts but a built module (the planner
     builds its own copy on meta). ``dtype`` fp32, or bf16/fp16 autocast with fp32 master
-    weights; ``optimizer`` sgd (momentum 0.9, as ``cnnscope bench`` trains),
-    sgd-nesterov, adam or adamw; ``freeze`` module prefixes whose parameters get no
-    gradient and no optimizer state. ``device`` the device planned for (``cpu``,
+    weights; ``optimizer`` sgd (momentum 0.9), sgd-nesterov (momentum 0.9, Nesterov: as
+    ``cnnscope bench`` trains), adam or adamw; ``freeze`` module prefixes whose parameters
+    get no gradient and no optimizer state. ``device`` the device planned for (``cpu``,
     ``cuda``: an sm_90 GPU, ``cuda:sm80``...): it decides which attention kernel
     ``F.scaled_dot_product_attention`` runs, unless ``attention`` names one (``math``,
     ``flash``, ``efficient``, ``cudnn``; ``auto``: the one PyTorch picks).

@@ -36,7 +36,7 @@ from cnnscope.trace.dispatch import _is_leaf_nn_layer
 from cnnscope.trace.records import ModelReport
 
 
-class Workload(Protocol):
+class PreparedModel(Protocol):
     """What per-layer timing needs from the runner's prepared model."""
 
     model: nn.Module
@@ -120,7 +120,7 @@ def _grad_fn(args: tuple) -> Any:
     return None
 
 
-def time_layers(work: Workload, timer: Timer, iters: int, report: ModelReport, *,
+def time_layers(work: PreparedModel, timer: Timer, iters: int, report: ModelReport, *,
                 clean_fwd_ms: float | None, clean_bwd_ms: float | None) -> PerLayer:
     """Median per-layer times over ``iters`` hooked iterations (after one untimed one)."""
     hooks = LayerHooks(work.model, timer, backward=work.train).attach()

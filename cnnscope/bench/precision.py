@@ -21,13 +21,13 @@ import torch
 
 from cnnscope.errors import InvalidOptionError
 
-DTYPES = ("fp32", "tf32", "bf16", "fp16")
+BENCH_PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 HALF = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def check_dtype(dtype: str, device: torch.device) -> str:
     """``dtype`` if it can run on ``device``; a one-line error otherwise."""
-    if dtype not in DTYPES:
+    if dtype not in BENCH_PRECISIONS:
         raise InvalidOptionError(f"unknown dtype {dtype!r}", "use fp32, tf32, bf16 or fp16")
     if dtype == "tf32" and device.type != "cuda":
         raise InvalidOptionError("tf32 is a CUDA math mode", "use fp32 (or bf16/fp16) on the CPU")

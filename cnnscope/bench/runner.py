@@ -40,7 +40,7 @@ import cnnscope.validate as validate
 from cnnscope.bench.ceiling import matmul_ceiling
 from cnnscope.bench.env import collect_env, device_name
 from cnnscope.bench.peak_memory import PeakMemory, free_memory, is_oom
-from cnnscope.bench.precision import DTYPES, check_dtype, fp32_math
+from cnnscope.bench.precision import BENCH_PRECISIONS, check_dtype, fp32_math
 from cnnscope.bench.records import BenchResult, BenchRow, CopyBandwidth, MatmulCeiling
 from cnnscope.bench.stability import SPREAD_LIMIT, Watch, causes, default_threads, usable_cpus
 from cnnscope.bench.stats import SettleRule, summarize, warm_up
@@ -548,6 +548,6 @@ def resolve_models(names: Sequence[str], kwargs: Sequence[dict[str, Any]] | None
 
 
 __all__ = ["BenchSettings", "RowSpec", "Workload", "bench_row", "default_models",
-           "plan_rows", "run_sweep", "resolve_models", "DTYPES", "MODES",
+           "plan_rows", "run_sweep", "resolve_models", "BENCH_PRECISIONS", "MODES",
            # from workload.py and peak_memory.py (ddp.py and the tests use them from here)
            "PeakMemory", "UnsupportedConfig", "free_memory", "is_oom", "make_loss"]

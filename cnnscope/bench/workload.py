@@ -9,13 +9,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils._pytree import tree_flatten
 
 from cnnscope.bench.precision import autocast
 from cnnscope.bench.timing import Timer
 from cnnscope.trace.records import ModelReport
+from cnnscope.trace.training import BENCH_OPTIMIZER, loss_kind, make_optimizer, summed_loss
 
 if TYPE_CHECKING:
     from cnnscope.bench.runner import BenchSettings
@@ -52,7 +52,7 @@ def make_loss(output_shapes: Sequence[tuple[int, ...]], device: torch.device
     """
     targets: list[tuple[str, torch.Tensor]] = []
     for shape in output_shapes:
-        if len(shape) >= 2 and shape[1] > 1:
+        if loss_kind(shape) == "ce":
             targets.append(("ce", torch.randint(0, shape[1], (shape[0], *shape[2:]), device=device)))
         else:
             targets.append(("mse", torch.randn(shape, device=device)))
@@ -61,12 +61,7 @@ def make_loss(output_shapes: Sequence[tuple[int, ...]], device: torch.device
         outs = [t for t in tree_flatten(output)[0] if isinstance(t, torch.Tensor)]
         if len(outs) != len(targets):
             raise RuntimeError(f"the model returned {len(outs)} tensors, the trace saw {len(targets)}")
-        total = None
-        for out, (kind, target) in zip(outs, targets):
-            # cross_entropy runs in float32 under autocast; mse_loss is given float32.
-            loss = F.cross_entropy(out, target) if kind == "ce" else F.mse_loss(out.float(), target)
-            total = loss if total is None else total + loss
-        return total
+        return summed_loss(outs, targets)
 
     return loss_fn
 
@@ -100,9 +95,8 @@ class Workload:
             self.net = torch.compile(model, mode=mode, dynamic=False, backend=COMPILE_BACKEND)
         if train:
             self.loss_fn = make_loss(report.output_shapes, device)
-            # timm's benchmark.py trains with create_optimizer_v2("sgd"): SGD, momentum 0.9,
-            # Nesterov; the same here so that train steps compare.
-            self.opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9, nesterov=True)
+            # SGD, momentum 0.9, Nesterov, as timm's benchmark.py trains (trace/training.py).
+            self.opt = make_optimizer(model.parameters(), BENCH_OPTIMIZER)
         self.manual_graph = settings.cuda_graphs and not settings.compile
         self.phases: tuple[str, ...] = ("fwd", "bwd", "opt") if train else ("fwd",)
 

@@ -31,7 +31,7 @@ def memory(
     dtype: str = typer.Option("fp32", "--dtype", metavar="fp32|bf16|fp16",
                               help="fp32, or bf16/fp16 (autocast, fp32 master weights)."),
     optimizer: str = typer.Option("sgd", "--optimizer", metavar="sgd|sgd-nesterov|adam|adamw",
-                                  help="sgd (momentum 0.9, as bench trains), sgd-nesterov, adam, adamw."),
+                                  help="sgd (momentum 0.9), sgd-nesterov (momentum 0.9, Nesterov: as bench trains), adam, adamw."),
     inference: bool = typer.Option(False, "--inference", metavar="",
                                    help="Forward pass only (eval, no autograd): no gradients, "
                                         "no optimizer state, nothing saved for backward."),

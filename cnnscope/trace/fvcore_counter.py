@@ -21,7 +21,7 @@ from cnnscope.trace.fvcore_ops import MAC_OPERATORS
 from cnnscope.trace.records import LayerRecord, ModelReport, Totals
 
 
-class ModelSource(Protocol):
+class Buildable(Protocol):
     """What the counter needs of a ``cnnscope.models.ModelSource`` (the layer above)."""
 
     name: str
@@ -40,7 +40,7 @@ def fvcore_mac_total(by_operator: dict[str, int]) -> int:
     return sum(n for op, n in by_operator.items() if op in MAC_OPERATORS)
 
 
-def fvcore_report(source: ModelSource, input_size: tuple[int, ...], batch: int) -> ModelReport:
+def fvcore_report(source: Buildable, input_size: tuple[int, ...], batch: int) -> ModelReport:
     """Count ``source`` with fvcore's FlopCountAnalysis (real weights on the CPU)."""
     from fvcore.nn import FlopCountAnalysis
 
@@ -110,7 +110,7 @@ class FvcoreCounts:
         return sum(fvcore_mac_total(ops) for ops in self.own.values())
 
 
-def fvcore_counts(source: ModelSource, input_size: tuple[int, ...], batch: int) -> FvcoreCounts:
+def fvcore_counts(source: Buildable, input_size: tuple[int, ...], batch: int) -> FvcoreCounts:
     """Run fvcore's FlopCountAnalysis on ``source`` (real weights on the CPU), per module."""
     from fvcore.nn import FlopCountAnalysis
 

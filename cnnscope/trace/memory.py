@@ -41,14 +41,15 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from cnnscope.trace import training
 from cnnscope.trace.dispatch import _skip_dynamo_import
 from cnnscope.trace.tensors import _tensors
 
 CATEGORIES = ("parameters", "buffers", "gradients", "optimizer_state", "input",
               "activations", "transient")
 
-OPTIMIZERS = ("sgd", "sgd-nesterov", "adam", "adamw")
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+OPTIMIZERS = training.OPTIMIZERS
+AUTOCAST_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass
@@ -205,31 +206,21 @@ class MetaAutocast(TorchFunctionMode):
 
 
 def make_optimizer(params: list[nn.Parameter], name: str) -> torch.optim.Optimizer:
-    """sgd (momentum 0.9, as ``cnnscope bench`` trains), sgd-nesterov, adam, adamw.
-
-    ``foreach=True`` everywhere: what PyTorch picks by default on CUDA, whose grouped
-    updates allocate temporaries for all parameters at once.
+    """The optimizer ``name`` as ``cnnscope bench`` would make it (``trace/training.py``; bench
+    trains with sgd-nesterov), with ``foreach=True``: what PyTorch picks by default on CUDA,
+    whose grouped updates allocate temporaries for all parameters at once.
     """
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=1e-4, momentum=0.9, foreach=True)
-    if name == "sgd-nesterov":
-        return torch.optim.SGD(params, lr=1e-4, momentum=0.9, nesterov=True, foreach=True)
-    if name == "adam":
-        return torch.optim.Adam(params, lr=1e-4, foreach=True)
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr=1e-4, foreach=True)
-    from cnnscope.errors import InvalidOptionError
-
-    raise InvalidOptionError(f"unknown optimizer {name!r}", "use " + ", ".join(OPTIMIZERS))
+    return training.make_optimizer(params, name, foreach=True)
 
 
 def make_targets(output_shapes: Sequence[tuple[int, ...]], device: torch.device
                  ) -> list[tuple[str, torch.Tensor]]:
-    """Targets as ``cnnscope bench`` makes them: class indices for (N, C, ...) scores,
-    else a float tensor for a mean squared error."""
+    """Targets of the kinds ``cnnscope bench`` uses (``training.loss_kind``): class indices for
+    (N, C, ...) scores, else a float tensor for a mean squared error; zeros, as the values
+    change no memory."""
     targets = []
     for shape in output_shapes:
-        if len(shape) >= 2 and shape[1] > 1:
+        if training.loss_kind(shape) == "ce":
             targets.append(("ce", torch.zeros((shape[0], *shape[2:]), dtype=torch.long,
                                               device=device)))
         else:
@@ -238,14 +229,8 @@ def make_targets(output_shapes: Sequence[tuple[int, ...]], device: torch.device
 
 
 def loss_of(output: Any, targets: list[tuple[str, torch.Tensor]]) -> torch.Tensor:
-    """Cross-entropy (or MSE) of every output against its target, summed."""
-    import torch.nn.functional as F
-
-    total = None
-    for out, (kind, target) in zip(_tensors(output), targets):
-        loss = F.cross_entropy(out, target) if kind == "ce" else F.mse_loss(out.float(), target)
-        total = loss if total is None else total + loss
-    return total
+    """Cross-entropy (or MSE) of every output against its target, summed (as bench does)."""
+    return training.summed_loss(_tensors(output), targets)
 
 
 @dataclass
@@ -284,7 +269,7 @@ def _module_stack(model: nn.Module, tracker: LiveStorage) -> Iterator[None]:
 def _autocast(device: torch.device, dtype: str):
     if dtype == "fp32":
         return None
-    low = DTYPES[dtype]
+    low = AUTOCAST_DTYPES[dtype]
     if device.type == "meta":
         return MetaAutocast(low)
     return torch.autocast(device.type, dtype=low)
