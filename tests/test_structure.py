@@ -37,7 +37,6 @@ MAX_LINES = 600
 # sorted), "private: importer -> module._name", "size: path/of/module.py".
 ISSUE_24 = "to remove in issue 24"
 ALLOWED: dict[str, str] = {
-    "circle: cnnscope.bench.ddp <-> cnnscope.bench.ddp_rank": ISSUE_24,
     "circle: cnnscope.bench.runner <-> cnnscope.bench.workload": ISSUE_24,
     "circle: cnnscope.report.bench_render <-> cnnscope.report.ddp_render": ISSUE_24,
     "circle: cnnscope.trace.blocks <-> cnnscope.trace.dispatch <-> cnnscope.trace.memo": ISSUE_24,

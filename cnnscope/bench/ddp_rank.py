@@ -15,15 +15,13 @@ import os
 import socket
 from dataclasses import replace
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 import torch
 
 from cnnscope.bench import comm_model
+from cnnscope.bench.ddp_job import DdpJob, finished_mark
 from cnnscope.bench.records import BenchResult, BenchRow, DdpStats
-
-if TYPE_CHECKING:  # the job types live with the launcher, which imports this module
-    from cnnscope.bench.ddp import DdpJob
 
 
 def rank_device(settings_device: str) -> torch.device:
@@ -44,8 +42,6 @@ def run_rank(job: DdpJob, trace: Any) -> BenchResult | None:
         return _run_rank(job, trace)
     finally:
         if job.status_dir:
-            from cnnscope.bench.ddp import finished_mark
-
             try:
                 with open(finished_mark(job.status_dir, int(os.environ.get("RANK", "0"))), "w"):
                     pass
