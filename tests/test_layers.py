@@ -71,12 +71,13 @@ def _group(module: str) -> str | None:
     return best
 
 
-def import_statements(path: Path, module: str) -> list[tuple[int, str, tuple[str, ...]]]:
-    """(line, absolute module name, names taken from it) of every import in the file.
+def import_statements(path: Path, module: str) -> list[tuple[int, str, tuple[ast.alias, ...]]]:
+    """(line, absolute module name, the names taken from it) of every import in the file.
 
     Nested ones (inside functions, under ``if TYPE_CHECKING:``) included; relative imports are
     resolved against ``module``'s package. ``import a.b`` takes no names (``()``); the scan of
-    import circles and private names (tests/test_structure.py) reads the names too.
+    import circles and private names (tests/test_structure.py) reads the names (``ast.alias``:
+    ``name`` and ``asname``) too.
     """
     is_package = path.name == "__init__.py"
     found = []
@@ -92,7 +93,7 @@ def import_statements(path: Path, module: str) -> list[tuple[int, str, tuple[str
                 name = ".".join(base + ([node.module] if node.module else []))
             else:
                 name = node.module or ""
-            found.append((node.lineno, name, tuple(alias.name for alias in node.names)))
+            found.append((node.lineno, name, tuple(node.names)))
     return found
 
 

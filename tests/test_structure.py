@@ -50,6 +50,8 @@ ALLOWED: dict[str, str] = {
     "private: cnnscope.bench.step_memory -> cnnscope.trace.memory._tensors": ISSUE_24,
     "private: cnnscope.build -> cnnscope.trace.meta._ORIGINAL_INIT": ISSUE_24,
     "private: cnnscope.build -> cnnscope.trace.meta._ORIGINAL_RESETS": ISSUE_24,
+    "private: cnnscope.report.ddp_render -> cnnscope.report.bench_render._cell": ISSUE_24,
+    "private: cnnscope.report.ddp_render -> cnnscope.report.bench_render._status": ISSUE_24,
     "private: cnnscope.trace.attention -> cnnscope.trace.meta._broadcast": ISSUE_24,
     "private: cnnscope.trace.backward -> cnnscope.trace.dispatch._skip_dynamo_import": ISSUE_24,
     "private: cnnscope.trace.backward -> cnnscope.trace.tensors._shape_args": ISSUE_24,
@@ -117,7 +119,7 @@ def import_edges(modules: dict[str, Module]) -> dict[str, dict[str, list[int]]]:
     for module in modules.values():
         out = edges.setdefault(module.name, {})
         for line, target, names in import_statements(module.path, module.name):
-            targets = [target] + [f"{target}.{n}" for n in names if f"{target}.{n}" in modules]
+            targets = [target] + [f"{target}.{a.name}" for a in names if f"{target}.{a.name}" in modules]
             for t in targets:
                 if t in modules and t != module.name:
                     out.setdefault(t, []).append(line)
@@ -191,11 +193,11 @@ def private_imports(modules: dict[str, Module]) -> dict[str, list[str]]:
         for line, target, names in import_statements(module.path, module.name):
             if target not in modules:
                 continue
-            for name in names:
-                if f"{target}.{name}" in modules:  # a module, not a name: the file may use it
-                    bound[name] = f"{target}.{name}"
+            for alias in names:
+                if f"{target}.{alias.name}" in modules:  # a module, not a name: the file may use it
+                    bound[alias.asname or alias.name] = f"{target}.{alias.name}"
                 else:
-                    add(module, line, target, name)
+                    add(module, line, target, alias.name)
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
                 for alias in node.names:
@@ -324,12 +326,14 @@ def test_private_names_taken_by_from_import_or_by_attribute_are_found(tmp_path):
         "d.py": "def f():\n    from . import a\n    return a._hidden\n",
         "e.py": "import cnnscope.a\ny = cnnscope.a._hidden\n",
         "f.py": "_own = 1\nfrom cnnscope import f\nz = f._own\n",  # its own names are its own
+        "g.py": "from cnnscope import a as other\nw = other._hidden\n",
     })
     assert private_imports(package_modules(package)) == {
         "private: cnnscope.b -> cnnscope.a._hidden": ["cnnscope/b.py:1"],
         "private: cnnscope.c -> cnnscope.a._hidden": ["cnnscope/c.py:2"],
         "private: cnnscope.d -> cnnscope.a._hidden": ["cnnscope/d.py:3"],
         "private: cnnscope.e -> cnnscope.a._hidden": ["cnnscope/e.py:2"],
+        "private: cnnscope.g -> cnnscope.a._hidden": ["cnnscope/g.py:2"],
     }
 
 

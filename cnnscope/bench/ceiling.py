@@ -215,6 +215,12 @@ def matmul_ceiling(device: torch.device | str, dtype: str, *, remeasure: bool = 
     return ceiling
 
 
+def keep_for_this_run(device: torch.device, dtype: str, ceiling: MatmulCeiling) -> None:
+    """Use ``ceiling`` for ``device`` and ``dtype`` for the rest of this process, without
+    writing it to the on-disk cache (a DDP rank's share of the CPU is not the machine's)."""
+    _RUN_CACHE[(device_key(device), dtype)] = ceiling
+
+
 def clear_run_cache() -> None:
     """Forget the ceilings measured in this process (tests)."""
     _RUN_CACHE.clear()

@@ -100,7 +100,7 @@ def _shard(specs: Sequence[Any], settings: Any, device: torch.device,
         from cnnscope.bench import ceiling as ceiling_mod
 
         for dtype in dict.fromkeys(spec.dtype for spec in mine):
-            ceiling_mod._RUN_CACHE[(ceiling_mod.device_key(device), dtype)] = _fresh_ceiling(device, dtype)
+            ceiling_mod.keep_for_this_run(device, dtype, _fresh_ceiling(device, dtype))
         settings = replace(settings, remeasure_ceiling=False)
     local = runner.run_sweep(mine, settings, trace=trace)
     local.env["host"] = socket.gethostname()

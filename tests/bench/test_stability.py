@@ -194,6 +194,24 @@ def test_csv_carries_the_stability_columns(run, monkeypatch):
                                              "load average 4.2; CPU steal 30%")
 
 
+def test_a_ceiling_kept_for_this_run_is_used_and_not_cached(tmp_path, monkeypatch):
+    """A DDP rank keeps the ceiling of its share of the CPU for its own sweep: the sweep
+    uses it without measuring, and the on-disk cache (whole-machine figures) never sees it."""
+    kept = MatmulCeiling(device_name="cpu", dtype="fp32", tflops=2.5, n=256,
+                         measured_at="2026-01-01T00:00:00+00:00", torch_version="x")
+
+    def measure(*args, **kwargs):
+        raise AssertionError("measured although a ceiling was kept for this run")
+
+    monkeypatch.setattr(ceiling_mod, "measure", measure)
+    try:
+        ceiling_mod.keep_for_this_run(torch.device("cpu"), "fp32", kept)
+        assert ceiling_mod.matmul_ceiling("cpu", "fp32", path=tmp_path / "c.json") is kept
+        assert not (tmp_path / "c.json").exists()
+    finally:
+        ceiling_mod.clear_run_cache()
+
+
 def test_a_row_above_the_ceiling_measures_it_again(monkeypatch):
     """A ceiling cached from a loaded moment (here planted at 1 MFLOP/s) is re-measured the
     first time a row exceeds it; the row is then judged against the fresh figure."""
