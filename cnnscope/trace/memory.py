@@ -206,9 +206,9 @@ class MetaAutocast(TorchFunctionMode):
 
 
 def make_optimizer(params: list[nn.Parameter], name: str) -> torch.optim.Optimizer:
-    """The optimizer ``name`` as ``cnnscope bench`` would make it (``trace/training.py``; bench
-    trains with sgd-nesterov), with ``foreach=True``: what PyTorch picks by default on CUDA,
-    whose grouped updates allocate temporaries for all parameters at once.
+    """The optimizer ``name``, defined once with bench's (``trace/training.py``: bench trains
+    with sgd-nesterov), with ``foreach=True``: what PyTorch picks by default on CUDA, whose
+    grouped updates allocate temporaries for all parameters at once.
     """
     return training.make_optimizer(params, name, foreach=True)
 
