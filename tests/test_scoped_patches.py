@@ -22,7 +22,7 @@ def _snapshot() -> dict:
     from torch.nn.modules.batchnorm import _NormBase
     from torch.nn.modules.conv import _ConvNd
 
-    objects = {f"nn.init.{n}": getattr(nn.init, n) for n in meta._INIT_FUNCTIONS}
+    objects = {f"nn.init.{n}": getattr(nn.init, n) for n in meta.INIT_FUNCTIONS}
     objects.update({
         "Module.__setattr__": nn.Module.__dict__["__setattr__"],
         "ConvNd.reset_parameters": _ConvNd.__dict__["reset_parameters"],
