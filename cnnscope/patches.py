@@ -38,6 +38,7 @@ BUILD = "while a model is built"
 META_BUILD = "while a model is built on meta"
 CPU_BUILD = "while a model is built on the CPU without initialisation"
 TRACE = "while a model is traced"
+DETECTION_TRACE = "while a torchvision detection model is traced"
 BUILD_OR_TRACE = "while a model is built or traced, and while a bench row is timed"
 USER_CODE = "while user code runs"
 COMMAND = "while a CLI command runs"
@@ -78,7 +79,7 @@ PATCHES: tuple[Patch, ...] = (
           "attention is one record, the same on every device (and one meta op instead of 16 "
           "slow ones)", "`trace.attention.one_op_attention`"),
     Patch("detection-caps",
-          "`torchvision.ops.boxes.batched_nms`, `nms`, `remove_small_boxes`", TRACE,
+          "`torchvision.ops.boxes.batched_nms`, `nms`, `remove_small_boxes`", DETECTION_TRACE,
           "a detection model keeps every candidate up to its caps, so its cost does not "
           "depend on random weights (not with `--detections data`)",
           "`thirdparty.detection_caps`"),
