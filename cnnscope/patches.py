@@ -210,6 +210,7 @@ class ScopedPatch:
         self._install, self._remove, self.observe = install, remove, observe
         self.users = 0
         self._state: Any = None
+        self._installed = False
         self._keys: list[tuple[int, str]] = []
 
     def swaps(self) -> list[Swap]:
@@ -229,16 +230,21 @@ class ScopedPatch:
                 self._unapply()
 
     def _apply(self) -> None:
-        self._state = self._install() if self._install is not None else None
         self._keys = []
-        for swap in self.swaps():
-            key = (id(swap.owner), swap.attr)
-            layers = _ACTIVE.get(key)
-            if layers is None:
-                layers = _ACTIVE[key] = _Layers(swap.owner, swap.attr)
-            layers.swaps.append((self, swap.make))
-            layers.apply()
-            self._keys.append(key)
+        self._state = self._install() if self._install is not None else None
+        self._installed = True
+        try:
+            for swap in self.swaps():
+                key = (id(swap.owner), swap.attr)
+                layers = _ACTIVE.get(key)
+                if layers is None:
+                    layers = _ACTIVE[key] = _Layers(swap.owner, swap.attr)
+                layers.swaps.append((self, swap.make))
+                self._keys.append(key)
+                layers.apply()
+        except BaseException:
+            self._unapply()  # nothing half-installed
+            raise
 
     def _unapply(self) -> None:
         try:
@@ -252,9 +258,10 @@ class ScopedPatch:
                     del _ACTIVE[key]
         finally:
             self._keys = []
-            if self._remove is not None:
+            if self._installed and self._remove is not None:
                 state, self._state = self._state, None
                 self._remove(state)
+            self._installed = False
 
 
 def scoped(name: str, swaps: Sequence[Swap] | Callable[[], Sequence[Swap]] = (),
@@ -262,11 +269,15 @@ def scoped(name: str, swaps: Sequence[Swap] | Callable[[], Sequence[Swap]] = (),
            observe: Callable[[], Any] | None = None) -> ScopedPatch:
     """The implementation of the listed patch ``name`` (see ``ScopedPatch``); one per name."""
     patch = ScopedPatch(name, swaps, install, remove, observe)
+    _implement(name, patch)
+    return patch
+
+
+def _implement(name: str, patch: "ScopedPatch | Setting") -> None:
     with _LOCK:
-        if name in _IMPLEMENTED and _IMPLEMENTED[name].users:
+        if name in _IMPLEMENTED:  # two modules claiming one name: one of them is unlisted
             raise RuntimeError(f"patch {name!r} is implemented twice")
         _IMPLEMENTED[name] = patch
-    return patch
 
 
 def implemented() -> dict[str, "ScopedPatch | Setting"]:
@@ -318,8 +329,7 @@ def setting(name: str, save: Callable[[], Any], apply: Callable[[Any], None],
             restore: Callable[[Any], None] | None = None) -> Setting:
     """The implementation of the listed setting ``name`` (see ``Setting``)."""
     flag = Setting(name, save, apply, restore)
-    with _LOCK:
-        _IMPLEMENTED[name] = flag
+    _implement(name, flag)
     return flag
 
 

@@ -144,6 +144,28 @@ def test_an_unlisted_patch_is_refused():
         patches.once("gc-paused", lambda: None)
 
 
+def test_a_name_is_implemented_once():
+    _implemented()
+    with pytest.raises(RuntimeError, match="'skip-init' is implemented twice"):
+        patches.scoped("skip-init")
+
+
+def test_an_install_that_fails_half_way_leaves_nothing_installed():
+    def fails(below):
+        raise RuntimeError("cannot make the replacement")
+
+    originals = _snapshot()
+    removed = []
+    patch = patches.ScopedPatch("skip-init", [patches.Swap(nn.init, "normal_", lambda b: None),
+                                              patches.Swap(nn.init, "uniform_", fails)],
+                                install=lambda: "state", remove=removed.append)
+    with pytest.raises(RuntimeError, match="cannot make"):
+        with patch:
+            pass
+    assert _changed(originals) == set()
+    assert patch.users == 0 and removed == ["state"]
+
+
 def _targets(patch) -> dict:
     """(owner, attr) -> the object stored there (or a marker when inherited), by identity."""
     missing = object()
