@@ -29,7 +29,6 @@ from torch import nn
 
 import cnnscope.patches as patches
 from cnnscope.errors import ModelLoadError
-from cnnscope.patches import Swap
 
 #: How each model was built: "meta", "cpu-skip-init" (built on the CPU without
 #: initialisation, then moved to meta) or "cpu" (asked for a real device).
@@ -116,8 +115,9 @@ def _no_reset(self: nn.Module, *args: Any, **kwargs: Any) -> None:
 def _skip_init_swaps() -> list:
     from cnnscope.trace.meta import INIT_FUNCTIONS, RESETS
 
-    return [*(Swap(torch.nn.init, name, lambda below: _no_init) for name in INIT_FUNCTIONS),
-            *(Swap(cls, attr, lambda below: _no_reset) for cls, attr in RESETS)]
+    return [*(patches.Swap(torch.nn.init, name, lambda below: _no_init)
+              for name in INIT_FUNCTIONS),
+            *(patches.Swap(cls, attr, lambda below: _no_reset) for cls, attr in RESETS)]
 
 
 _SKIP_INIT = patches.scoped("skip-init", _skip_init_swaps)
@@ -169,12 +169,12 @@ def _network_swaps() -> list:
     # torch.hub.load_state_dict_from_url(url) is what a factory calls for weights: refused
     # before torch.hub prints "Downloading: ..." (into stdout) for a download that never
     # happens.
-    return [Swap(torch.hub, "download_url_to_file", lambda below: _hub_download),
-            Swap(torch.hub, "load_state_dict_from_url", lambda below: _hub_download),
-            Swap(urllib.request, "urlopen", lambda below: _urlopen),
-            Swap(socket, "getaddrinfo", lambda below: _getaddrinfo),
-            Swap(socket.socket, "connect", lambda below: _connect),
-            Swap(socket.socket, "connect_ex", lambda below: _connect)]
+    return [patches.Swap(torch.hub, "download_url_to_file", lambda below: _hub_download),
+            patches.Swap(torch.hub, "load_state_dict_from_url", lambda below: _hub_download),
+            patches.Swap(urllib.request, "urlopen", lambda below: _urlopen),
+            patches.Swap(socket, "getaddrinfo", lambda below: _getaddrinfo),
+            patches.Swap(socket.socket, "connect", lambda below: _connect),
+            patches.Swap(socket.socket, "connect_ex", lambda below: _connect)]
 
 
 _NO_DOWNLOADS = patches.scoped("no-downloads", _network_swaps)

@@ -22,7 +22,6 @@ from typing import Any
 
 import cnnscope.patches as patches
 from cnnscope.errors import ModelLoadError
-from cnnscope.patches import Swap
 
 # Arguments that would load weights: cnnscope never does.
 TORCHVISION_WEIGHT_ARGS = ("weights", "weights_backbone")
@@ -217,9 +216,9 @@ def detection_caps(model: Any):
 def _keep_all_swaps() -> list:
     from torchvision.ops import boxes as box_ops
 
-    return [Swap(box_ops, "batched_nms", lambda below: _keep_all_nms),
-            Swap(box_ops, "nms", lambda below: _keep_all_nms),
-            Swap(box_ops, "remove_small_boxes", lambda below: _keep_all_boxes)]
+    return [patches.Swap(box_ops, "batched_nms", lambda below: _keep_all_nms),
+            patches.Swap(box_ops, "nms", lambda below: _keep_all_nms),
+            patches.Swap(box_ops, "remove_small_boxes", lambda below: _keep_all_boxes)]
 
 
 _KEEP_ALL = patches.scoped("detection-caps", _keep_all_swaps)

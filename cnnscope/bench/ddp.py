@@ -45,8 +45,8 @@ from typing import Any, Sequence
 
 import torch
 
-import cnnscope.validate as validate
 import cnnscope.patches as patches
+import cnnscope.validate as validate
 from cnnscope.bench.ddp_rank import run_rank
 from cnnscope.bench.launcher_env import (
     check_capacity,

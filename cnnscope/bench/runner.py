@@ -35,8 +35,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
-import cnnscope.validate as validate
 import cnnscope.patches as patches
+import cnnscope.validate as validate
 from cnnscope.bench.ceiling import matmul_ceiling
 from cnnscope.bench.env import collect_env, device_name
 from cnnscope.bench.peak_memory import PeakMemory, free_memory, is_oom
