@@ -158,44 +158,67 @@ class Swap(NamedTuple):
 
 
 class _Layers:
-    """One patched attribute: its original and the active patches' swaps, oldest first."""
+    """One patchable attribute: its original and the active patches' swaps, oldest first.
+
+    Kept for the process once made (a few dozen), so that installing a patch on the
+    build path costs little more than its ``setattr`` calls.
+    """
 
     __slots__ = ("owner", "attr", "original", "base", "swaps")
 
     def __init__(self, owner: Any, attr: str):
         self.owner, self.attr = owner, attr
-        # The object itself as stored (a class's own function, not a bound method), or
-        # _MISSING when the attribute is inherited: then it is deleted, not set, at the end.
-        self.original = vars(owner).get(attr, _MISSING)
-        self.base = self.original if self.original is not _MISSING else getattr(owner, attr)
+        self.original: Any = _MISSING
+        self.base: Any = None
         self.swaps: list[tuple[ScopedPatch, Callable[[Any], Any]]] = []
 
-    def apply(self) -> None:
+    def push(self, patch: "ScopedPatch", make: Callable[[Any], Any]) -> None:
+        if not self.swaps:
+            # The object itself as stored (a class's own function, not a bound method), or
+            # _MISSING when the attribute is inherited: then it is deleted at the end.
+            self.original = vars(self.owner).get(self.attr, _MISSING)
+            self.base = (self.original if self.original is not _MISSING
+                         else getattr(self.owner, self.attr))
+            self.swaps.append((patch, make))
+            setattr(self.owner, self.attr, make(self.base))
+            return
+        self.swaps.append((patch, make))
+        self._compose()
+
+    def pop(self, patch: "ScopedPatch") -> None:
+        if len(self.swaps) == 1 and self.swaps[0][0] is patch:
+            self.swaps.clear()
+        else:
+            self.swaps = [s for s in self.swaps if s[0] is not patch]
+        if self.swaps:
+            self._compose()  # the patches still active, without this one
+        elif self.original is _MISSING:
+            delattr(self.owner, self.attr)
+        else:
+            setattr(self.owner, self.attr, self.original)
+        if not self.swaps:
+            self.original = self.base = _MISSING  # hold no reference once restored
+
+    def _compose(self) -> None:
         value = self.base
         for _, make in self.swaps:
             value = make(value)
         setattr(self.owner, self.attr, value)
 
-    def restore(self) -> None:
-        if self.original is _MISSING:
-            delattr(self.owner, self.attr)
-        else:
-            setattr(self.owner, self.attr, self.original)
 
-
-_ACTIVE: dict[tuple[int, str], _Layers] = {}
+_LAYERS: dict[tuple[int, str], _Layers] = {}
 _IMPLEMENTED: dict[str, "ScopedPatch | Setting"] = {}
 
 
 class ScopedPatch:
     """A named patch as a re-entrant context manager: ``with PATCH: ...``.
 
-    ``swaps`` (a list of ``Swap``, or a function returning one, called at each install so
-    that heavy modules are imported only then) are installed by the first user and
-    removed by the last; ``install()`` and ``remove(state)`` do what is not an attribute
-    swap (a file descriptor, the collector), ``install``'s result passed to ``remove``.
-    ``observe()``, when given, returns what the patch changes that is not an attribute
-    (the tests compare it before, inside and after).
+    ``swaps`` (a list of ``Swap``, or a function returning one, called at the first
+    install so that heavy modules are imported only then) are installed by the first user
+    and removed by the last; ``install()`` and ``remove(state)`` do what is not an
+    attribute swap (a file descriptor, the collector), ``install``'s result passed to
+    ``remove``. ``observe()``, when given, returns what the patch changes that is not an
+    attribute (the tests compare it before, inside and after).
     """
 
     def __init__(self, name: str, swaps: Sequence[Swap] | Callable[[], Sequence[Swap]] = (),
@@ -211,10 +234,11 @@ class ScopedPatch:
         self.users = 0
         self._state: Any = None
         self._installed = False
-        self._keys: list[tuple[int, str]] = []
+        self._resolved: list[tuple[_Layers, Callable[[Any], Any]]] | None = None
+        self._done: list[_Layers] = []
 
     def swaps(self) -> list[Swap]:
-        """The swaps this patch makes (resolved now)."""
+        """The swaps this patch makes."""
         return list(self._swaps() if callable(self._swaps) else self._swaps)
 
     def __enter__(self) -> None:
@@ -230,38 +254,38 @@ class ScopedPatch:
                 self._unapply()
 
     def _apply(self) -> None:
-        self._keys = []
+        self._done = []
         self._state = self._install() if self._install is not None else None
         self._installed = True
         try:
-            for swap in self.swaps():
-                key = (id(swap.owner), swap.attr)
-                layers = _ACTIVE.get(key)
-                if layers is None:
-                    layers = _ACTIVE[key] = _Layers(swap.owner, swap.attr)
-                layers.swaps.append((self, swap.make))
-                self._keys.append(key)
-                layers.apply()
+            if self._resolved is None:
+                self._resolved = [(_layers(s.owner, s.attr), s.make) for s in self.swaps()]
+            for layers, make in self._resolved:
+                self._done.append(layers)
+                layers.push(self, make)
         except BaseException:
             self._unapply()  # nothing half-installed
             raise
 
     def _unapply(self) -> None:
         try:
-            for key in reversed(self._keys):
-                layers = _ACTIVE[key]
-                layers.swaps = [s for s in layers.swaps if s[0] is not self]
-                if layers.swaps:
-                    layers.apply()  # the patches still active, without this one
-                else:
-                    layers.restore()
-                    del _ACTIVE[key]
+            for layers in reversed(self._done):
+                if any(p is self for p, _ in layers.swaps):
+                    layers.pop(self)
         finally:
-            self._keys = []
+            self._done = []
             if self._installed and self._remove is not None:
                 state, self._state = self._state, None
                 self._remove(state)
             self._installed = False
+
+
+def _layers(owner: Any, attr: str) -> _Layers:
+    key = (id(owner), attr)
+    layers = _LAYERS.get(key)
+    if layers is None or layers.owner is not owner:
+        layers = _LAYERS[key] = _Layers(owner, attr)
+    return layers
 
 
 def scoped(name: str, swaps: Sequence[Swap] | Callable[[], Sequence[Swap]] = (),
