@@ -22,11 +22,12 @@ import socket
 import threading
 import weakref
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, ContextManager, Iterator
 
 import torch
 from torch import nn
 
+import cnnscope.patches as patches
 from cnnscope.errors import ModelLoadError
 
 #: How each model was built: "meta", "cpu-skip-init" (built on the CPU without
@@ -102,8 +103,6 @@ def _remember(model: Any, path: str) -> None:
 
 # ---------------------------------------------------------------------- skip init
 
-_SKIP_LOCK = threading.RLock()
-
 
 def _no_init(tensor: Any, *args: Any, **kwargs: Any) -> Any:
     return tensor
@@ -113,37 +112,75 @@ def _no_reset(self: nn.Module, *args: Any, **kwargs: Any) -> None:
     return None
 
 
-@contextmanager
-def skip_init() -> Iterator[None]:
+def _skip_init_swaps() -> list:
+    from cnnscope.trace.meta import INIT_FUNCTIONS, RESETS
+
+    return [*(patches.Swap(torch.nn.init, name, lambda below: _no_init)
+              for name in INIT_FUNCTIONS),
+            *(patches.Swap(cls, attr, lambda below: _no_reset) for cls, attr in RESETS)]
+
+
+_SKIP_INIT = patches.scoped("skip-init", _skip_init_swaps)
+
+
+def skip_init() -> ContextManager[None]:
     """Every ``torch.nn.init.*_`` and torch's layers' ``reset_*`` do nothing inside.
 
     Parameters are allocated (``torch.empty``: the pages are not even touched) but never
     filled, so a CPU build costs little more than a meta one. Only for models whose
-    values are never read (they are moved to meta). One at a time per process.
+    values are never read (they are moved to meta). Nested and threaded uses share one
+    installation (``cnnscope.patches``).
     """
-    from cnnscope.trace.meta import _ORIGINAL_INIT, _ORIGINAL_RESETS
-
-    with _SKIP_LOCK:
-        saved_init = {name: getattr(torch.nn.init, name) for name in _ORIGINAL_INIT}
-        saved_resets = [(cls, attr, cls.__dict__[attr]) for cls, attr, _ in _ORIGINAL_RESETS]
-        try:
-            for name in saved_init:
-                setattr(torch.nn.init, name, _no_init)
-            for cls, attr, _ in saved_resets:
-                setattr(cls, attr, _no_reset)
-            yield
-        finally:
-            for name, fn in saved_init.items():
-                setattr(torch.nn.init, name, fn)
-            for cls, attr, fn in saved_resets:
-                setattr(cls, attr, fn)
+    return _SKIP_INIT
 
 
 # ---------------------------------------------------------------------- no network
 
-_NET_LOCK = threading.RLock()
-_net_depth = 0
-_net_saved: dict[str, Any] = {}
+
+def _refuse(target: str) -> None:
+    what = getattr(_refusing, "what", None) or "a model"
+    raise DownloadRefusedError(
+        f"building {what} tried to download {target}",
+        "cnnscope never downloads: pass weights=None / weights_backbone=None / "
+        "pretrained=False, or load the weights yourself and pass the module to the API")
+
+
+def _hub_download(url: str, *args: Any, **kwargs: Any) -> None:
+    _refuse(str(url))
+
+
+def _urlopen(url: Any, *args: Any, **kwargs: Any) -> None:
+    _refuse(str(getattr(url, "full_url", url)))
+
+
+def _getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> None:
+    _refuse(f"{host}:{port}")
+
+
+def _connect(sock: Any, address: Any, *args: Any, **kwargs: Any) -> None:
+    _refuse(str(address))
+
+
+def _network_swaps() -> list:
+    import urllib.request
+
+    import torch.hub
+
+    # torch.hub.load_state_dict_from_url(url) is what a factory calls for weights: refused
+    # before torch.hub prints "Downloading: ..." (into stdout) for a download that never
+    # happens.
+    return [patches.Swap(torch.hub, "download_url_to_file", lambda below: _hub_download),
+            patches.Swap(torch.hub, "load_state_dict_from_url", lambda below: _hub_download),
+            patches.Swap(urllib.request, "urlopen", lambda below: _urlopen),
+            patches.Swap(socket, "getaddrinfo", lambda below: _getaddrinfo),
+            patches.Swap(socket.socket, "connect", lambda below: _connect),
+            patches.Swap(socket.socket, "connect_ex", lambda below: _connect)]
+
+
+_NO_DOWNLOADS = patches.scoped("no-downloads", _network_swaps)
+# What the outermost build of each thread is (the message names it); another thread that
+# reaches the network while a build runs is refused as "a model".
+_refusing = threading.local()
 
 
 @contextmanager
@@ -155,55 +192,10 @@ def no_downloads(what: str) -> Iterator[None]:
     installation; for the length of a build, other threads of the process cannot open
     connections either (builds take milliseconds to seconds).
     """
-    global _net_depth
-
-    def refuse(target: str) -> None:
-        raise DownloadRefusedError(
-            f"building {what} tried to download {target}",
-            "cnnscope never downloads: pass weights=None / weights_backbone=None / "
-            "pretrained=False, or load the weights yourself and pass the module to the API")
-
-    def hub_download(url: str, *args: Any, **kwargs: Any) -> None:
-        refuse(str(url))
-
-    def urlopen(url: Any, *args: Any, **kwargs: Any) -> None:
-        refuse(str(getattr(url, "full_url", url)))
-
-    def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> None:
-        refuse(f"{host}:{port}")
-
-    def connect(sock: Any, address: Any, *args: Any, **kwargs: Any) -> None:
-        refuse(str(address))
-
-    import urllib.request
-
-    import torch.hub
-
-    with _NET_LOCK:
-        if _net_depth == 0:
-            _net_saved.update(hub=torch.hub.download_url_to_file, urlopen=urllib.request.urlopen,
-                              gai=socket.getaddrinfo, connect=socket.socket.connect,
-                              connect_ex=socket.socket.connect_ex)
-            torch.hub.download_url_to_file = hub_download
-            # Refused before torch.hub prints "Downloading: ..." (into stdout) for a
-            # download that never happens; torch.hub.load_state_dict_from_url(url) is
-            # what a factory calls for weights.
-            _net_saved["load_url"] = torch.hub.load_state_dict_from_url
-            torch.hub.load_state_dict_from_url = hub_download
-            urllib.request.urlopen = urlopen
-            socket.getaddrinfo = getaddrinfo
-            socket.socket.connect = connect
-            socket.socket.connect_ex = connect
-        _net_depth += 1
+    outer = getattr(_refusing, "what", None)
+    _refusing.what = outer or what
     try:
-        yield
+        with _NO_DOWNLOADS:
+            yield
     finally:
-        with _NET_LOCK:
-            _net_depth -= 1
-            if _net_depth == 0:
-                torch.hub.download_url_to_file = _net_saved["hub"]
-                torch.hub.load_state_dict_from_url = _net_saved["load_url"]
-                urllib.request.urlopen = _net_saved["urlopen"]
-                socket.getaddrinfo = _net_saved["gai"]
-                socket.socket.connect = _net_saved["connect"]
-                socket.socket.connect_ex = _net_saved["connect_ex"]
+        _refusing.what = outer

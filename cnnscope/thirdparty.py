@@ -20,6 +20,7 @@ import inspect
 import re
 from typing import Any
 
+import cnnscope.patches as patches
 from cnnscope.errors import ModelLoadError
 
 # Arguments that would load weights: cnnscope never does.
@@ -198,25 +199,29 @@ def detection_caps(model: Any):
     (``pre_nms_top_n``/``post_nms_top_n``, ``topk_candidates``, ``detections_per_img``)
     then fix the counts. Everything is put back afterwards.
     """
-    from torchvision.ops import boxes as box_ops
-
-    saved_ops = {n: getattr(box_ops, n) for n in ("batched_nms", "nms", "remove_small_boxes")}
     saved_attrs = []
     for m in model.modules():
         for attr in ("score_thresh", "box_score_thresh"):
             if isinstance(m.__dict__.get(attr), (int, float)):
                 saved_attrs.append((m, attr, m.__dict__[attr]))
                 m.__dict__[attr] = -1.0
-    box_ops.batched_nms = _keep_all_nms
-    box_ops.nms = _keep_all_nms
-    box_ops.remove_small_boxes = _keep_all_boxes
     try:
-        yield
+        with _KEEP_ALL:
+            yield
     finally:
-        for n, f in saved_ops.items():
-            setattr(box_ops, n, f)
         for m, attr, v in saved_attrs:
             m.__dict__[attr] = v
+
+
+def _keep_all_swaps() -> list:
+    from torchvision.ops import boxes as box_ops
+
+    return [patches.Swap(box_ops, "batched_nms", lambda below: _keep_all_nms),
+            patches.Swap(box_ops, "nms", lambda below: _keep_all_nms),
+            patches.Swap(box_ops, "remove_small_boxes", lambda below: _keep_all_boxes)]
+
+
+_KEEP_ALL = patches.scoped("detection-caps", _keep_all_swaps)
 
 
 def torchvision_module_input(model: Any) -> tuple | None:

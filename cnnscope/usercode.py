@@ -25,6 +25,7 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator
 
+import cnnscope.patches as patches
 from cnnscope.errors import CnnscopeError, ModelLoadError
 
 _state = {"active": 0, "signalled": False}
@@ -41,15 +42,24 @@ def interrupts_marked() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    with _SIGINT_MARKED:
+        _state["active"] += 1
+        _state["signalled"] = False
+        try:
+            yield
+        finally:
+            _state["active"] -= 1
+
+
+def _mark_sigint() -> object:
     previous = signal.getsignal(signal.SIGINT)
     signal.signal(signal.SIGINT, _on_sigint)
-    _state["active"] += 1
-    _state["signalled"] = False
-    try:
-        yield
-    finally:
-        _state["active"] -= 1
-        signal.signal(signal.SIGINT, previous)
+    return previous
+
+
+_SIGINT_MARKED = patches.scoped("sigint-marked", install=_mark_sigint,
+                                remove=lambda previous: signal.signal(signal.SIGINT, previous),
+                                observe=lambda: signal.getsignal(signal.SIGINT))
 
 
 def real_interrupt() -> bool:
@@ -60,7 +70,11 @@ def real_interrupt() -> bool:
 @contextmanager
 def stdout_to_stderr() -> Iterator[None]:
     """Send everything written to stdout (Python and fd 1) to stderr until exit."""
-    saved_stream = sys.stdout
+    with _STDOUT_TO_STDERR:
+        yield
+
+
+def _fd1_to_stderr() -> int | None:
     for stream in (sys.stdout, sys.stderr):
         try:
             if stream is not None:
@@ -76,19 +90,24 @@ def stdout_to_stderr() -> Iterator[None]:
         if saved_fd is not None:
             os.close(saved_fd)
         saved_fd = None
-    sys.stdout = sys.stderr
+    return saved_fd
+
+
+def _fd1_back(saved_fd: int | None) -> None:
     try:
-        yield
-    finally:
-        try:
-            if sys.stderr is not None:
-                sys.stderr.flush()
-        except (OSError, ValueError):
-            pass
-        sys.stdout = saved_stream
-        if saved_fd is not None:
-            os.dup2(saved_fd, 1)
-            os.close(saved_fd)
+        if sys.stderr is not None:
+            sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+    if saved_fd is not None:
+        os.dup2(saved_fd, 1)
+        os.close(saved_fd)
+
+
+# The fd is redirected first and put back last, around the swap of sys.stdout.
+_STDOUT_TO_STDERR = patches.scoped(
+    "stdout-to-stderr", lambda: [patches.Swap(sys, "stdout", lambda below: sys.stderr)],
+    install=_fd1_to_stderr, remove=_fd1_back)
 
 
 @contextmanager

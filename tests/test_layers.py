@@ -29,6 +29,7 @@ LAYERS: dict[str, int] = {
     "cnnscope.validate": 0,
     "cnnscope.printable": 0,
     "cnnscope.results": 0,
+    "cnnscope.patches": 0,
     # 1 the models and the one forward pass that measures them
     "cnnscope.zoo": 1,
     "cnnscope.trace": 1,

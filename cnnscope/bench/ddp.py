@@ -45,6 +45,7 @@ from typing import Any, Sequence
 
 import torch
 
+import cnnscope.patches as patches
 import cnnscope.validate as validate
 from cnnscope.bench.ddp_job import DdpJob, DdpOptions, finished_mark
 from cnnscope.bench.ddp_rank import run_rank
@@ -222,20 +223,31 @@ def _signal_handlers_kept():
     """The launcher installs handlers raising ``SignalException`` for SIGINT, SIGTERM,
     SIGHUP and SIGQUIT and never removes them: a Ctrl-C while the report is written
     afterwards would be a traceback. The handlers in place before are put back."""
-    import signal
-
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    names = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
-    saved = {sig: signal.getsignal(sig) for sig in
-             (getattr(signal, n) for n in names if hasattr(signal, n))}
-    try:
+    with _LAUNCHER_SIGNALS:
         yield
-    finally:
-        for sig, handler in saved.items():
-            if handler is not None:
-                signal.signal(sig, handler)
+
+
+def _save_handlers() -> dict:
+    import signal
+
+    names = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
+    return {sig: signal.getsignal(sig) for sig in
+            (getattr(signal, n) for n in names if hasattr(signal, n))}
+
+
+def _put_back_handlers(saved: dict) -> None:
+    import signal
+
+    for sig, handler in saved.items():
+        if handler is not None:
+            signal.signal(sig, handler)
+
+
+_LAUNCHER_SIGNALS = patches.scoped("launcher-signals", install=_save_handlers,
+                                   remove=_put_back_handlers, observe=_save_handlers)
 
 
 @contextlib.contextmanager

@@ -19,6 +19,7 @@ from typing import Any, Sequence
 
 import torch
 
+import cnnscope.patches as patches
 from cnnscope.bench import comm_model
 from cnnscope.bench.ddp_job import DdpJob, finished_mark
 from cnnscope.bench.records import BenchResult, BenchRow, DdpStats
@@ -58,7 +59,7 @@ def _run_rank(job: DdpJob, trace: Any) -> BenchResult | None:
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if device.type == "cpu" and job.threads:
-        torch.set_num_threads(job.threads)
+        patches.for_process("rank-threads", torch.set_num_threads, job.threads)
     backend = "nccl" if device.type == "cuda" else "gloo"
     # device_id binds NCCL's communicator to this rank's GPU at once (no guess from the
     # current device, no lazy set-up inside the first timed all-reduce).

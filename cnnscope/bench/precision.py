@@ -19,6 +19,7 @@ from typing import ContextManager, Iterator
 
 import torch
 
+import cnnscope.patches as patches
 from cnnscope.errors import InvalidOptionError
 
 BENCH_PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
@@ -61,8 +62,7 @@ def fp32_math(device: torch.device, dtype: str) -> Iterator[None]:
         yield
 
 
-@contextmanager
-def tf32_flags(tf32: bool) -> Iterator[None]:
+def tf32_flags(tf32: bool) -> ContextManager[None]:
     """TF32 on or off for matmuls, cuDNN convolutions *and* cuDNN RNNs, restored afterwards.
 
     Uses the ``fp32_precision`` API where torch has it (2.9+; mixing it with the older
@@ -71,33 +71,48 @@ def tf32_flags(tf32: bool) -> Iterator[None]:
     ``torch.backends.cudnn.allow_tf32`` while conv and rnn disagree, and inductor, the
     profiler, timm or user code may read it inside a row.
     """
+    return _TF32(tf32)
+
+
+def _precision_flags() -> list | None:
+    """The objects with an ``fp32_precision`` (matmul, conv, rnn), or None before torch 2.9."""
     matmul = torch.backends.cuda.matmul
     conv = getattr(torch.backends.cudnn, "conv", None)
     rnn = getattr(torch.backends.cudnn, "rnn", None)
     if hasattr(matmul, "fp32_precision") and conv is not None and hasattr(conv, "fp32_precision"):
-        flags = [matmul, conv] + ([rnn] if rnn is not None and hasattr(rnn, "fp32_precision") else [])
-        saved = [f.fp32_precision for f in flags]
-        legacy = _read_legacy()
-        # torch keeps the legacy booleans apart and raises on reading them once they
-        # disagree with the new flags: set both, legacy first, so that they agree.
-        _set_legacy(tf32, tf32)
-        for f in flags:
-            f.fp32_precision = "tf32" if tf32 else "ieee"
-        try:
-            yield
-        finally:
-            if legacy is not None:
-                _set_legacy(*legacy)
-            for f, value in zip(flags, saved):
-                f.fp32_precision = value
-    else:
-        saved_legacy = (matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-        matmul.allow_tf32 = tf32
+        return [matmul, conv] + ([rnn] if rnn is not None and hasattr(rnn, "fp32_precision") else [])
+    return None
+
+
+def _save_tf32() -> tuple:
+    flags = _precision_flags()
+    if flags is None:
+        return None, (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    return [(f, f.fp32_precision) for f in flags], _read_legacy()
+
+
+def _set_tf32(tf32: bool) -> None:
+    flags = _precision_flags()
+    if flags is None:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
         torch.backends.cudnn.allow_tf32 = tf32
-        try:
-            yield
-        finally:
-            matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved_legacy
+        return
+    # torch keeps the legacy booleans apart and raises on reading them once they
+    # disagree with the new flags: set both, legacy first, so that they agree.
+    _set_legacy(tf32, tf32)
+    for f in flags:
+        f.fp32_precision = "tf32" if tf32 else "ieee"
+
+
+def _restore_tf32(state: tuple) -> None:
+    saved, legacy = state
+    if saved is None:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = legacy
+        return
+    if legacy is not None:
+        _set_legacy(*legacy)
+    for f, value in saved:
+        f.fp32_precision = value
 
 
 def _read_legacy() -> tuple[bool, bool] | None:
@@ -116,3 +131,6 @@ def _set_legacy(matmul: bool, cudnn: bool) -> None:
         warnings.simplefilter("ignore")
         torch.backends.cuda.matmul.allow_tf32 = matmul
         torch.backends.cudnn.allow_tf32 = cudnn
+
+
+_TF32 = patches.setting("tf32", _save_tf32, _set_tf32, _restore_tf32)

@@ -28,7 +28,6 @@ Out of memory gives an "oom" row and frees what the row allocated; any other fai
 
 from __future__ import annotations
 
-import gc
 import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, replace
@@ -36,6 +35,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
+import cnnscope.patches as patches
 import cnnscope.validate as validate
 from cnnscope.bench.ceiling import matmul_ceiling
 from cnnscope.bench.env import collect_env, device_name
@@ -48,6 +48,7 @@ from cnnscope.bench.timing import Timer, phase_times, timer_for
 from cnnscope.bench.workload import UnsupportedConfig, Workload, _first_line, make_loss
 from cnnscope.errors import CnnscopeError, DeviceUnavailableError, InvalidOptionError
 from cnnscope.models import ModelSource, resolve
+from cnnscope.trace.meta import GC_PAUSED
 from cnnscope.trace.sizes import DEFAULT_INPUT
 from cnnscope.trace.tracer import resolve_device
 
@@ -159,13 +160,17 @@ def default_models() -> list[str]:
 
 @contextmanager
 def _device_scope(device: torch.device, cudnn_benchmark: bool) -> Iterator[None]:
-    saved = torch.backends.cudnn.benchmark
-    torch.backends.cudnn.benchmark = cudnn_benchmark
-    try:
-        with torch.cuda.device(device) if device.type == "cuda" else nullcontext():
-            yield
-    finally:
-        torch.backends.cudnn.benchmark = saved
+    with _CUDNN_BENCHMARK(cudnn_benchmark), \
+            torch.cuda.device(device) if device.type == "cuda" else nullcontext():
+        yield
+
+
+def _set_cudnn_benchmark(value: bool) -> None:
+    torch.backends.cudnn.benchmark = value
+
+
+_CUDNN_BENCHMARK = patches.setting("cudnn-benchmark", lambda: torch.backends.cudnn.benchmark,
+                                   _set_cudnn_benchmark)
 
 
 @contextmanager
@@ -174,25 +179,19 @@ def torch_threads(n: int | None) -> Iterator[None]:
     if n is None:
         yield
         return
-    saved = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
+    with _THREADS(n):
         yield
-    finally:
-        torch.set_num_threads(saved)
+
+
+_THREADS = patches.setting("torch-threads", torch.get_num_threads, torch.set_num_threads)
 
 
 @contextmanager
 def no_gc() -> Iterator[None]:
     """The cyclic garbage collector off: a collection (tens of ms with torch loaded) would
     land in one sample. Reference counting still frees each step's tensors."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
+    with GC_PAUSED:
         yield
-    finally:
-        if was:
-            gc.enable()
 
 
 def _spread(timer: Timer, marks: list[list[Any]]) -> float:

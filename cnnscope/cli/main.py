@@ -8,7 +8,6 @@ Every module in ``cnnscope.cli`` with a ``register(app)`` function adds its comm
 from __future__ import annotations
 
 import importlib
-import os
 import pkgutil
 import sys
 
@@ -57,7 +56,9 @@ def _root(
     options and examples.
     """
     if no_color:
-        os.environ["NO_COLOR"] = "1"  # read by the console that renders the tables
+        from cnnscope.patches import set_environ
+
+        set_environ("no-color", "NO_COLOR", "1")  # read by the console that renders the tables
     if version:
         from cnnscope import __version__
 
@@ -124,17 +125,6 @@ def run() -> None:
     normal exit guarantees: atexit handlers run and stdout/stderr are flushed. A bug's
     traceback still goes the normal way.
     """
-    _exit_now(main(sys.argv[1:]))
+    from cnnscope.patches import exit_now
 
-
-def _exit_now(code: int) -> None:
-    import atexit
-
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            if stream is not None:
-                stream.flush()
-        except (OSError, ValueError):  # reader gone (| head), disk full, or stream closed
-            pass
-    os._exit(code)
+    exit_now(main(sys.argv[1:]))

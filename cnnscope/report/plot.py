@@ -15,6 +15,7 @@ import io
 import os
 from pathlib import Path
 
+import cnnscope.patches as patches
 from cnnscope.analysis.compare import Comparison
 from cnnscope.errors import InvalidOptionError, UserFileError
 from cnnscope.fileio import same_file, write_bytes_atomic
@@ -59,17 +60,25 @@ def file_matplotlib():
     name it does not know; cnnscope never opens a window, so the variable is hidden for
     the import and Agg chosen, whatever the environment says.
     """
-    saved = os.environ.pop("MPLBACKEND", None)
     try:
-        import matplotlib
+        with _MPLBACKEND_HIDDEN:
+            import matplotlib
     except ImportError:
         raise PlotUnavailableError("--plot needs matplotlib, which is not installed",
                                    "pip install 'cnnscope[plot]'") from None
-    finally:
-        if saved is not None:
-            os.environ["MPLBACKEND"] = saved
     matplotlib.use("Agg", force=True)
     return matplotlib
+
+
+def _put_back_mplbackend(saved: str | None) -> None:
+    if saved is not None:
+        os.environ["MPLBACKEND"] = saved
+
+
+_MPLBACKEND_HIDDEN = patches.scoped("mplbackend-hidden",
+                                    install=lambda: os.environ.pop("MPLBACKEND", None),
+                                    remove=_put_back_mplbackend,
+                                    observe=lambda: os.environ.get("MPLBACKEND"))
 
 
 def plot_comparison(c: Comparison, path: str) -> Path:

@@ -28,14 +28,12 @@ from typing import Any, Callable, Iterator
 
 import torch
 
+import cnnscope.patches as patches
 from cnnscope.trace.meta import _broadcast
 
 NAME = "scaled_dot_product_attention"  # the one name of the op on every device
 
-_SDPA_LIB = None
 _sdpa_original = None
-_sdpa_depth = 0
-_sdpa_lock = threading.Lock()
 # The tracing thread's group runner (``_TraceState.run_group``); other threads that call
 # attention while the patch is installed run PyTorch's own function (or the meta op).
 _local = threading.local()
@@ -48,23 +46,25 @@ def _sdpa_op():
     ``aten::scaled_dot_product_attention`` up to ``is_causal``, so the same cost formula
     reads it.
     """
-    global _SDPA_LIB
-    if _SDPA_LIB is None:
-        lib = torch.library.Library("cnnscope", "DEF")
-        lib.define("scaled_dot_product_attention(Tensor query, Tensor key, Tensor value, "
-                   "Tensor? attn_mask=None, float dropout_p=0.0, bool is_causal=False) -> Tensor")
-
-        def meta(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False):
-            shape = (*query.shape[:-1], value.shape[-1])
-            if len(shape) == 4:  # the fused kernels' layout: (B, L, H, Ev) transposed
-                b, h, l, ev = shape
-                return torch.empty((b, l, h, ev), dtype=query.dtype,
-                                   device="meta").transpose(1, 2)
-            return torch.empty(shape, dtype=query.dtype, device="meta")
-
-        lib.impl("scaled_dot_product_attention", meta, "Meta")
-        _SDPA_LIB = lib
+    patches.once("cnnscope-op-library", _define_sdpa_op)
     return torch.ops.cnnscope.scaled_dot_product_attention.default
+
+
+def _define_sdpa_op() -> Any:
+    lib = torch.library.Library("cnnscope", "DEF")
+    lib.define("scaled_dot_product_attention(Tensor query, Tensor key, Tensor value, "
+               "Tensor? attn_mask=None, float dropout_p=0.0, bool is_causal=False) -> Tensor")
+
+    def meta(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False):
+        shape = (*query.shape[:-1], value.shape[-1])
+        if len(shape) == 4:  # the fused kernels' layout: (B, L, H, Ev) transposed
+            b, h, l, ev = shape
+            return torch.empty((b, l, h, ev), dtype=query.dtype,
+                               device="meta").transpose(1, 2)
+        return torch.empty(shape, dtype=query.dtype, device="meta")
+
+    lib.impl("scaled_dot_product_attention", meta, "Meta")
+    return lib  # kept (by cnnscope.patches) for the process: the op lives as long
 
 
 def fused_layout(out: torch.Tensor) -> torch.Tensor:
@@ -127,21 +127,25 @@ def one_op_attention(group: Callable[[str, Callable[[], Any], tuple], Any] | Non
     kernels (a real device, autograd, dropout) in this thread; without it only the meta
     shortcut applies.
     """
-    import torch.nn.functional as F
-
-    global _sdpa_original, _sdpa_depth
-    with _sdpa_lock:
-        if _sdpa_depth == 0:
-            _sdpa_original = F.scaled_dot_product_attention
-            F.scaled_dot_product_attention = _sdpa_traced
-        _sdpa_depth += 1
     outer = getattr(_local, "group", None)
     _local.group = group
     try:
-        yield
+        with _ONE_OP:
+            yield
     finally:
         _local.group = outer
-        with _sdpa_lock:
-            _sdpa_depth -= 1
-            if _sdpa_depth == 0:
-                F.scaled_dot_product_attention = _sdpa_original
+
+
+def _remember_original(below: Callable) -> Callable:
+    global _sdpa_original
+    _sdpa_original = below  # what _sdpa_traced runs when the call is not the meta op
+    return _sdpa_traced
+
+
+def _attention_swap() -> list:
+    import torch.nn.functional as F
+
+    return [patches.Swap(F, "scaled_dot_product_attention", _remember_original)]
+
+
+_ONE_OP = patches.scoped("one-op-attention", _attention_swap)

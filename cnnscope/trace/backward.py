@@ -53,7 +53,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from cnnscope.trace.dispatch import _skip_dynamo_import
+import cnnscope.patches as patches
 from cnnscope.trace.formulas import op_cost
 from cnnscope.trace.geometry import op_name
 from cnnscope.trace.tensors import _shape_args, _shape_of, _tensors
@@ -179,7 +179,7 @@ def count_backward(outputs: Sequence[torch.Tensor], leaves: Sequence[torch.Tenso
     return count
 
 
-_skip_dynamo_import(_BackwardCounter)
+patches.fill_dynamo_cache(_BackwardCounter)
 
 
 def freeze(model: torch.nn.Module, prefixes: Sequence[str]) -> int:

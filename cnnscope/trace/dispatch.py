@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
+import cnnscope.patches as patches
 from cnnscope.trace.blocks import _MISSING, _PLAIN, _Block, _subtree_params
 from cnnscope.trace.formulas import TensorShape, has_module_formula, module_cost
 from cnnscope.trace.geometry import op_name
@@ -447,22 +448,4 @@ class _DispatchCounter(TorchDispatchMode):
         return out
 
 
-def _skip_dynamo_import(mode: type = None) -> None:
-    """Spare the first traced op a 1.5 s ``import torch._dynamo``.
-
-    TorchDispatchMode wraps every subclass's ``__torch_dispatch__`` in
-    ``torch._disable_dynamo``, whose first call imports torch._dynamo only to mark the
-    function as not to be compiled. The tracer never runs under torch.compile, so we
-    fill the wrapper's cache with the plain function. If torch._dynamo is already
-    loaded (someone is compiling), the wrapper is left to do its normal job.
-    """
-    import sys
-
-    if "torch._dynamo" in sys.modules:
-        return
-    raw = getattr((mode or _DispatchCounter).__dict__.get("__torch_dispatch__"), "__wrapped__", None)
-    if raw is not None and getattr(raw, "__dynamo_disable", None) is None:
-        setattr(raw, "__dynamo_disable", raw)
-
-
-_skip_dynamo_import()
+patches.fill_dynamo_cache(_DispatchCounter)  # spare the first traced op torch._dynamo

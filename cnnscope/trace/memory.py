@@ -41,8 +41,8 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
+import cnnscope.patches as patches
 from cnnscope.trace import training
-from cnnscope.trace.dispatch import _skip_dynamo_import
 from cnnscope.trace.tensors import _tensors
 
 CATEGORIES = ("parameters", "buffers", "gradients", "optimizer_state", "input",
@@ -399,4 +399,4 @@ def measure_step(model: nn.Module, input_size: Sequence[int], batch: int, device
     return StepResult(tracker.peak, saved_by, shapes, dict(getattr(ctx, "used", {})))
 
 
-_skip_dynamo_import(LiveStorage)
+patches.fill_dynamo_cache(LiveStorage)

@@ -11,7 +11,6 @@ uses which), and ``nn.init`` is a no-op while a model is built on meta.
 from __future__ import annotations
 
 import gc
-import threading
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -20,10 +19,12 @@ from torch import nn
 from torch.nn.modules.batchnorm import _NormBase
 from torch.nn.modules.conv import _ConvNd
 
+import cnnscope.patches as patches
 from cnnscope.trace.outsize import conv_output_size, transposed_output_size
 
-_INIT_FUNCTIONS = [name for name in dir(torch.nn.init)
-                   if name.endswith("_") and not name.startswith("_")]
+#: The initialisation functions of ``torch.nn.init`` (the in-place ones, ``*_``).
+INIT_FUNCTIONS = [name for name in dir(torch.nn.init)
+                  if name.endswith("_") and not name.startswith("_")]
 
 
 @contextmanager
@@ -39,16 +40,30 @@ def paused_gc() -> Iterator[None]:
     frozen objects of its own (a pre-fork server does), they are left as they are and
     the collection is simply paid.
     """
+    with GC_PAUSED:
+        yield
+
+
+def _pause_gc() -> bool:
     was_enabled = gc.isenabled()
     gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            if gc.get_freeze_count() == 0:
-                gc.freeze()
-                gc.unfreeze()
-            gc.enable()
+    return was_enabled
+
+
+def _resume_gc(was_enabled: bool) -> None:
+    if was_enabled:
+        if gc.get_freeze_count() == 0:
+            patches.for_process("objects-aged", _age_objects)
+        gc.enable()
+
+
+def _age_objects() -> None:
+    gc.freeze()
+    gc.unfreeze()
+
+
+GC_PAUSED = patches.scoped("gc-paused", install=_pause_gc, remove=_resume_gc,
+                           observe=gc.isenabled)
 
 
 @contextmanager
@@ -67,39 +82,8 @@ def building_on(device: torch.device | str) -> Iterator[None]:
         with dev:
             yield
         return
-    global _active_builds
-    with _install_lock:
-        if _active_builds == 0:
-            _install_shortcuts()
-        _active_builds += 1
-    try:
-        with dev, paused_gc():
-            yield
-    finally:
-        with _install_lock:
-            _active_builds -= 1
-            if _active_builds == 0:
-                _remove_shortcuts()
-
-
-_install_lock = threading.Lock()
-_active_builds = 0
-
-
-def _install_shortcuts() -> None:
-    for name, fn in _ORIGINAL_INIT.items():
-        setattr(torch.nn.init, name, _init_unless_meta(fn))
-    torch.nn.Module.__setattr__ = _plain_setattr
-    for cls, attr, fn in _ORIGINAL_RESETS:
-        setattr(cls, attr, _reset_unless_meta(fn))
-
-
-def _remove_shortcuts() -> None:
-    for name, fn in _ORIGINAL_INIT.items():
-        setattr(torch.nn.init, name, fn)
-    torch.nn.Module.__setattr__ = _module_setattr
-    for cls, attr, fn in _ORIGINAL_RESETS:
-        setattr(cls, attr, fn)
+    with _SHORTCUTS, dev, paused_gc():
+        yield
 
 
 def _init_unless_meta(init: Any) -> Any:
@@ -144,13 +128,15 @@ def _plain_setattr(self: torch.nn.Module, name: str, value: Any) -> None:
 
 # Methods of torch's layers that only set initial values: on meta there are none to set,
 # and their tensor arithmetic (fan-in, bounds, fill_) is a quarter of a build.
-_RESETS = [(_ConvNd, "reset_parameters"), (nn.Linear, "reset_parameters"),
-           (_NormBase, "reset_running_stats"), (_NormBase, "reset_parameters"),
-           (nn.GroupNorm, "reset_parameters"), (nn.LayerNorm, "reset_parameters")]
+RESETS = [(_ConvNd, "reset_parameters"), (nn.Linear, "reset_parameters"),
+          (_NormBase, "reset_running_stats"), (_NormBase, "reset_parameters"),
+          (nn.GroupNorm, "reset_parameters"), (nn.LayerNorm, "reset_parameters")]
 
 
-_ORIGINAL_INIT = {name: getattr(torch.nn.init, name) for name in _INIT_FUNCTIONS}
-_ORIGINAL_RESETS = [(cls, attr, cls.__dict__[attr]) for cls, attr in _RESETS]
+_SHORTCUTS = patches.scoped("meta-build-shortcuts", [
+    *(patches.Swap(torch.nn.init, name, _init_unless_meta) for name in INIT_FUNCTIONS),
+    patches.Swap(torch.nn.Module, "__setattr__", lambda full: _plain_setattr),
+    *(patches.Swap(cls, attr, _reset_unless_meta) for cls, attr in RESETS)])
 
 
 # ---------------------------------------------------------------------- shape kernels
