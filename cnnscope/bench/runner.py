@@ -56,7 +56,7 @@ MetaTrace = Callable[..., Any]
 
 
 class Buildable(Protocol):
-    """What a row needs of a model: ``cnnscope.models.Buildable``, resolved by
+    """What a row needs of a model: ``cnnscope.models.ModelSource``, resolved by
     ``cnnscope.api``. Timing builds through it and never resolves a name itself."""
 
     name: str
