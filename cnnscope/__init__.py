@@ -7,7 +7,12 @@ The Python API mirrors the CLI (which is a thin layer over it):
 - ``compare(models, ...)`` puts models side by side (a ``Comparison``);
 - ``graph(model, depth=1, focus=...)`` the network as nodes and edges with shapes
   (``to_mermaid()``, ``to_dot()``, ``render(path)``);
-- ``bench(model, ...)`` measures latency and throughput (a ``BenchRow``);
+- ``receptive_fields(model, input_size=None)`` every layer's receptive field, effective
+  stride and padding (``cnnscope rf``); ``output_sizes(model, input_size=None, min=...,
+  near=...)`` every layer's output size with its formula, and input limits (``cnnscope shape``);
+- ``bench(model, ...)`` measures latency and throughput (a ``BenchRow``); ``bench_sweep(models,
+  settings=...)`` a whole sweep, on one device or DDP ranks (``cnnscope bench``);
+- ``report_folder(models, ...)`` what ``cnnscope report`` writes: traces and their comparison;
 - ``resolve(spec)`` turns a zoo name or ``file.py:factory`` into a buildable source;
 - ``register_formula(op_or_module_class, formula)`` counts your own op or module.
 
@@ -25,6 +30,10 @@ _LAZY = {
     "analyze": "cnnscope.api",
     "compare": "cnnscope.api",
     "graph": "cnnscope.api",
+    "receptive_fields": "cnnscope.api",
+    "output_sizes": "cnnscope.api",
+    "bench_sweep": "cnnscope.api",
+    "report_folder": "cnnscope.api",
     "meta_copy": "cnnscope.api",
     "meta_stand_ins": "cnnscope.api",
     "smallest_input": "cnnscope.api",

@@ -158,3 +158,45 @@ def test_the_scan_sees_nested_and_relative_imports(tmp_path):
         (5, "cnnscope"),
     ]
     assert [LAYERS[_group(name)] for _, name in found] == [4, 5, 3, 6]
+
+
+# What the analysis and timing layers are handed, never fetch: a name is resolved, a model
+# built and traced by ``cnnscope.api`` only (the one orchestration layer), which passes
+# down reports, sources that build themselves, or callables (``trace=analyze``).
+NOT_BELOW_API = ("cnnscope.build", "cnnscope.models", "cnnscope.thirdparty",
+                 "cnnscope.trace.tracer", "cnnscope.zoo")
+HANDED_DOWN = ("cnnscope.analysis", "cnnscope.bench")
+
+
+def orchestration_violations() -> list[str]:
+    problems = []
+    for path, module in _modules():
+        if not any(module == p or module.startswith(p + ".") for p in HANDED_DOWN):
+            continue
+        for line, target in _imported_modules(path, module):
+            banned = [b for b in NOT_BELOW_API if target == b or target.startswith(b + ".")]
+            if banned:
+                problems.append(f"{module} ({path.relative_to(PACKAGE_DIR.parent)}:{line}) "
+                                f"imports {target}: resolving, building and tracing are the api's")
+    return problems
+
+
+def test_analysis_and_bench_do_not_resolve_build_or_trace():
+    problems = orchestration_violations()
+    assert problems == [], "\n".join(problems)
+
+
+def test_the_orchestration_rule_sees_a_forbidden_import(tmp_path):
+    # The rule itself: a lazy import of the zoo inside a bench function is found.
+    source = tmp_path / "cnnscope" / "bench" / "fake.py"
+    source.parent.mkdir(parents=True)
+    source.write_text("def f():\n    from cnnscope.zoo import list_models\n"
+                      "    from cnnscope.trace.records import ModelReport\n")
+    global PACKAGE_DIR
+    saved, PACKAGE_DIR = PACKAGE_DIR, tmp_path / "cnnscope"
+    try:
+        found = orchestration_violations()
+    finally:
+        PACKAGE_DIR = saved
+    assert [p.split(" (")[0] for p in found] == ["cnnscope.bench.fake"]
+    assert "imports cnnscope.zoo" in found[0]

@@ -11,19 +11,19 @@ the right padding. Transposed convolution inverts it::
     out = (n - 1)s - 2p + d(k-1) + output_padding + 1
 
 ``output_sizes`` writes that formula, filled in, next to each layer of a trace and checks
-it against the traced size. ``api.minimum_input`` finds the smallest square input a network
-accepts; ``valid_sizes_near`` the accepted sizes near a requested one for networks that
-only take some sizes (U-Net's unpadded path); ``explain_too_small`` names the first layer
-that fails on a too-small input and shows its arithmetic.
+it against the traced size; ``why_too_small`` words the arithmetic of a window that does
+not fit its input. Finding input limits needs building and tracing, which is the API's
+job: ``api.minimum_input`` finds the smallest square input a network accepts,
+``api.valid_sizes_near`` the accepted sizes near a requested one for networks that only
+take some sizes (U-Net's unpadded path), and ``api.explain_too_small`` names the first
+layer that fails on a too-small input.
 """
 
 from __future__ import annotations
 
-import inspect
-import sys
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, Callable
+from typing import Any
 
 from cnnscope.results import LayerKind, Shown
 from cnnscope.trace.records import LayerRecord, ModelReport
@@ -200,67 +200,7 @@ def output_sizes(report: ModelReport) -> ShapeReport:
 # ---------------------------------------------------------------------- input limits
 
 
-def explain_too_small(source, input_size: tuple[int, ...], fallback=None):
-    """An ``InputTooSmallError`` naming the first layer that fails and its arithmetic.
-
-    Runs the model once on the meta device with hooks on its torch.nn layers: the layer
-    whose forward raised is the first that fails, and its input size and settings give
-    the formula. Falls back to ``fallback`` (the tracer's error) when the failure is
-    not inside a torch.nn layer with a window (e.g. in a functional call).
-    """
-    try:
-        return _explain(source, input_size, fallback)
-    except Exception:  # an explanation must never hide the original error
-        return fallback
-
-
-def _explain(source, input_size: tuple[int, ...], fallback):
-    import torch
-    from torch import nn
-
-    from cnnscope.errors import InputTooSmallError
-
-    net = source.build("meta")
-    names = {id(m): n for n, m in net.named_modules()}
-    running: list[tuple[nn.Module, tuple[int, ...]]] = []
-    failed: list[tuple[nn.Module, tuple[int, ...]]] = []
-
-    def pre(module, args):
-        x = next((a for a in args if isinstance(a, torch.Tensor)), None)
-        running.append((module, tuple(x.shape) if x is not None else ()))
-
-    def post(module, args, output):
-        running.pop()
-
-    leaves = [m for m in net.modules() if next(m.children(), None) is None]
-    handles = [m.register_forward_pre_hook(pre) for m in leaves]
-    handles += [m.register_forward_hook(post) for m in leaves]
-    try:
-        with torch.no_grad():
-            net.eval()
-            net(torch.empty((1, *input_size), device="meta"))
-    except Exception:
-        failed = list(running)
-    finally:
-        for h in handles:
-            h.remove()
-    size = "x".join(map(str, input_size))
-    model = source.name
-    hint = getattr(fallback, "hint", None)
-    extra = dict(layer=getattr(fallback, "layer", None), min_size=getattr(fallback, "min_size", None))
-    if not failed:
-        return fallback
-    module, shp = failed[-1]
-    why = _why(module, shp)
-    if why is None:
-        return fallback
-    name = names.get(id(module), type(module).__name__)
-    extra["layer"] = name
-    return InputTooSmallError(f"input {size} is too small for {model}: layer {name} "
-                              f"({type(module).__name__}) {why}", hint, **extra)
-
-
-def _why(module, shp: tuple[int, ...]) -> str | None:
+def why_too_small(module, shp: tuple[int, ...]) -> str | None:
     """E.g. "receives a 1x1 map ...: output floor(...) = 0" for a conv/pool module, else None."""
     k = getattr(module, "kernel_size", None)
     if k is None or not shp:
@@ -295,59 +235,3 @@ def _why(module, shp: tuple[int, ...]) -> str | None:
     pad = str(ps[0]) if len(set(ps)) == 1 else "x".join(map(str, ps))
     return (f"receives a {got} map, smaller than its {keff} window (padding {pad}): "
             f"output {_axis_text(texts)}")
-
-
-def size_helper(source) -> Callable[..., list[int]] | None:
-    """The family's own ``valid_<model>_sizes(near, ...)`` function, if its file has one."""
-    try:
-        from cnnscope.zoo import model_info
-
-        info = model_info(source.name)
-    except Exception:
-        return None
-    module = sys.modules.get(getattr(info.factory, "__module__", ""), None)
-    if module is None:
-        return None
-    for attr in (f"valid_{info.name}_sizes", "valid_sizes"):
-        fn = getattr(module, attr, None)
-        if callable(fn):
-            return fn
-    return None
-
-
-def valid_sizes_near(source, near: int, channels: int | None = None,
-                     span: int = 32) -> tuple[tuple[int, ...], str]:
-    """Accepted square sizes near ``near`` and the rule used.
-
-    With a family helper (U-Net: every pooled map even, so the crops stay centred) that
-    helper decides. Otherwise a size is accepted when the network runs on it: ``near``
-    itself if it does, else the closest sizes below and above within ``span``.
-    """
-    from cnnscope.errors import CnnscopeError
-    from cnnscope.trace.sizes import check_elements
-    from cnnscope.trace.tracer import trace_module
-
-    helper = size_helper(source)
-    if helper is not None:
-        params = inspect.signature(helper).parameters
-        kwargs = {k: v for k, v in dict(source.kwargs).items() if k in params}
-        sizes = tuple(helper(near, **kwargs))
-        return sizes, f"{helper.__module__}.{helper.__name__}"
-    c = channels or (source.input_size or (3, 224, 224))[0]
-    check_elements((c, near + span, near + span), 1)  # too large to trace: say so, not "none"
-    net = source.build("meta")
-
-    def runs(s: int) -> bool:
-        if s < 1:
-            return False
-        try:
-            trace_module(net, (c, s, s), 1, model_name=source.name)
-        except CnnscopeError:
-            return False
-        return True
-
-    if runs(near):
-        return (near,), "the network runs on this size"
-    below = next((s for s in range(near - 1, max(near - span, 0), -1) if runs(s)), None)
-    above = next((s for s in range(near + 1, near + span) if runs(s)), None)
-    return tuple(s for s in (below, above) if s is not None), "the network runs on this size"

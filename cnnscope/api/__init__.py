@@ -17,7 +17,10 @@ which calls back up. One module per job:
 - ``analyze_model``: ``analyze``, ``smallest_input``, ``resolve_all``, the CPU fallback;
 - ``compare_models``: ``compare``, ``zoo_rows``, ``zoo_table``, ``fvcore_check``;
 - ``timing``: ``bench``, and ``bench_row``/``run_sweep``/``run_ddp``/``check_inputs``;
-- ``shapes``: ``minimum_input``; ``memory``: ``plan_memory``, ``fit_batch``;
+- ``sweep``: ``bench_sweep`` (models x batches x dtypes x modes, DDP or sharded), ``default_models``;
+- ``receptive_field``: ``receptive_fields``; ``report_folder``: ``report_folder``;
+- ``shapes``: ``output_sizes``, ``minimum_input``, ``valid_sizes_near``; ``too_small``:
+  ``explain_too_small``; ``memory``: ``plan_memory``, ``fit_batch``;
 - ``model_graph``: ``graph`` (the network as nodes and edges, for ``cnnscope graph``);
 - ``gate``: ``make_lock``, ``check_lock``; ``spec``: ``spec_table``, ``spec_tables``.
 """
@@ -48,7 +51,11 @@ _LAZY = {
     "zoo_table": "compare_models",
     "check_lock": "gate", "make_lock": "gate",
     "fit_batch": "memory", "plan_memory": "memory",
-    "minimum_input": "shapes",
+    "minimum_input": "shapes", "output_sizes": "shapes", "valid_sizes_near": "shapes",
+    "explain_too_small": "too_small",
+    "receptive_fields": "receptive_field",
+    "ReportFolder": "report_folder", "report_folder": "report_folder",
+    "bench_sweep": "sweep", "default_models": "sweep", "sweep_models": "sweep",
     "spec_table": "spec", "spec_tables": "spec", "traced_zoo_model": "spec",
     "graph": "model_graph",
     "bench": "timing", "bench_row": "timing", "check_inputs": "timing", "run_ddp": "timing",
@@ -71,9 +78,11 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "DATA_DEPENDENT_NOTE", "DATA_DEPENDENT_NOTE_OWN", "ModelReport", "ModelSource", "TRACE_LOCK",
-    "analyze", "bench", "bench_row", "check_fits_on", "check_inputs", "check_lock", "compare",
-    "fit_batch", "fvcore_check", "graph", "make_lock", "meta_copy", "meta_stand_ins", "minimum_input",
-    "plan_memory", "resolve", "resolve_all", "run_ddp", "run_sweep", "smallest_input",
-    "spec_table", "spec_tables", "trace_on_cpu", "traced_zoo_model", "zoo_rows", "zoo_table",
+    "DATA_DEPENDENT_NOTE", "DATA_DEPENDENT_NOTE_OWN", "ModelReport", "ModelSource", "ReportFolder",
+    "TRACE_LOCK", "analyze", "bench", "bench_row", "bench_sweep", "check_fits_on", "check_inputs",
+    "check_lock", "compare", "default_models", "explain_too_small", "fit_batch", "fvcore_check",
+    "graph", "make_lock", "meta_copy", "meta_stand_ins", "minimum_input", "output_sizes",
+    "plan_memory", "receptive_fields", "report_folder", "resolve", "resolve_all", "run_ddp",
+    "run_sweep", "smallest_input", "sweep_models", "spec_table", "spec_tables", "trace_on_cpu",
+    "traced_zoo_model", "valid_sizes_near", "zoo_rows", "zoo_table",
 ]

@@ -158,7 +158,7 @@ def _analyze_source(source: ModelSource, size: tuple, batch: int, dev: torch.dev
         err = too_small_message(err, size[0], smallest, fixed)
         # Name the first torch.nn layer whose window the map no longer fills, with its
         # output-size arithmetic (one more meta pass, only on this error path).
-        from cnnscope.analysis.shapes import explain_too_small
+        from cnnscope.api.too_small import explain_too_small
 
         raise (explain_too_small(source, size, err) or err) from None
 

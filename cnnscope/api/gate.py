@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import cnnscope.validate as validate
-from cnnscope.analysis.lock_schema import SCHEMA_VERSION, allowed_spec
+from cnnscope.analysis.lock_schema import SCHEMA_VERSION
 from cnnscope.analysis.snapshot import (
     CheckResult,
     Drift,
@@ -27,6 +27,7 @@ from cnnscope.analysis.snapshot import (
     versions,
 )
 from cnnscope.api.analyze_model import analyze, resolve_all
+from cnnscope.api.lock_policy import allowed_spec
 from cnnscope.errors import CnnscopeError, InvalidOptionError, SpecRefusedError
 from cnnscope.models import resolve_defined
 
@@ -71,7 +72,7 @@ def check_lock(path: str | Path, rtol: dict[str, float] | None = None,
 
     ``models`` restricts the check to those specs. ``allow_modules`` names the packages
     whose ``package.module:factory`` specs may be imported (a lock alone never decides
-    which code runs; see ``lock_schema``). The whole lock is validated, and every spec
+    which code runs; see ``lock_policy``). The whole lock is validated, and every spec
     cleared, before the first model is built. A model that no longer loads or traces is
     a drift with field "error" (it fails now), never a pass.
     """

@@ -6,7 +6,7 @@ The tables' arithmetic is ``cnnscope.analysis.spec``'s; each table is handed
 
 from __future__ import annotations
 
-from functools import lru_cache
+from typing import Any
 
 from cnnscope.analysis import spec as specs
 from cnnscope.analysis.spec import SpecTable
@@ -14,10 +14,26 @@ from cnnscope.api.analyze_model import analyze
 from cnnscope.trace.records import ModelReport
 
 
-@lru_cache(maxsize=None)
-def traced_zoo_model(name: str) -> ModelReport:
-    """The meta-device trace of a zoo model at its default input (once per process)."""
-    return analyze(name)
+class ZooTraces:
+    """A zoo model's meta-device trace at its default input, traced once per process, and
+    (``info``) its registry entry: what ``cnnscope.analysis.spec``'s tables are handed."""
+
+    def __init__(self) -> None:
+        self._reports: dict[str, ModelReport] = {}
+
+    def __call__(self, name: str) -> ModelReport:
+        if name not in self._reports:
+            self._reports[name] = analyze(name)
+        return self._reports[name]
+
+    def info(self, name: str) -> Any:
+        """The registry entry (``cnnscope.zoo.ModelInfo``) of a zoo model; None if unknown."""
+        from cnnscope.zoo import list_models, model_info
+
+        return model_info(name) if name in list_models() else None
+
+
+traced_zoo_model = ZooTraces()
 
 
 def spec_table(name: str) -> SpecTable:

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import torch
 
-from cnnscope.api.analyze_model import analyze
+from cnnscope.api.analyze_model import analyze, resolve_all
 from cnnscope.models import ModelSource, resolve
 from cnnscope.trace.sizes import check_batch, parse_input_size
 
@@ -33,7 +33,7 @@ def bench(
     ``cnnscope.bench.BenchSettings`` fields (``iters``, ``min_time``, ``warmup``,
     ``channels_last``, ``compile``...). A failed run is a row whose ``status`` says why.
     """
-    from cnnscope.bench.runner import BenchSettings
+    from cnnscope.bench.settings import BenchSettings
 
     check_batch(batch)
     if isinstance(input_size, str):
@@ -51,7 +51,8 @@ def bench_row(source: ModelSource | str, batch: int, dtype: str, mode: str, sett
     """One measured row (``cnnscope.bench.runner.bench_row``) with ``analyze`` as its tracer."""
     from cnnscope.bench import runner
 
-    return runner.bench_row(source, batch, dtype, mode, settings, trace=analyze, **options)
+    src = resolve(source) if isinstance(source, str) else source
+    return runner.bench_row(src, batch, dtype, mode, settings, trace=analyze, **options)
 
 
 def run_sweep(specs: Sequence[Any], settings: Any, **options: Any):
@@ -63,10 +64,12 @@ def run_sweep(specs: Sequence[Any], settings: Any, **options: Any):
 
 
 def run_ddp(job: Any):
-    """A DDP or sharded sweep (``cnnscope.bench.ddp.run``) with ``analyze`` as its tracer."""
+    """A DDP or sharded sweep (``cnnscope.bench.ddp.run``) with ``analyze`` as its tracer
+    and ``resolve_all`` as its resolver: each rank resolves and builds its models in its
+    own process (see ``cnnscope.bench.ddp.run``)."""
     from cnnscope.bench import ddp
 
-    return ddp.run(job, analyze)
+    return ddp.run(job, analyze, resolve_all)
 
 
 def check_inputs(sources: Sequence[ModelSource], input_size: Sequence[int] | None) -> None:

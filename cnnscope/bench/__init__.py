@@ -17,10 +17,9 @@ from __future__ import annotations
 from typing import Any
 
 _LAZY = {
-    "BenchSettings": "cnnscope.bench.runner",
+    "BenchSettings": "cnnscope.bench.settings",
     "RowSpec": "cnnscope.bench.runner",
     "plan_rows": "cnnscope.bench.runner",
-    "default_models": "cnnscope.bench.runner",
     "matmul_ceiling": "cnnscope.bench.ceiling",
     "copy_bandwidth": "cnnscope.bench.bandwidth",
     "CopyBandwidth": "cnnscope.bench.records",

@@ -122,26 +122,29 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     return False
 
 
-def run(job: DdpJob, trace: Any) -> BenchResult | None:
+def run(job: DdpJob, trace: Any, resolve: Any) -> BenchResult | None:
     """Launch ``job.options.nproc`` local ranks, or join the torchrun job this process is
     part of. Returns rank 0's merged result; None on every other rank of a joined job.
-    ``trace`` gives a row's meta-device report (``cnnscope.api.run_ddp`` passes ``analyze``;
-    a module-level function, so the spawned ranks receive it by name)."""
+    ``trace`` gives a row's meta-device report and ``resolve`` turns ``job.names`` and
+    ``job.kwargs`` into buildable sources (``cnnscope.api.run_ddp`` passes ``analyze`` and
+    ``resolve_all``). Both are module-level functions, so the spawned ranks receive them by
+    name and build their models in their own process: a built model (or a source holding
+    a user's factory) need not be picklable, and timing never resolves a name itself."""
     if job.options.nproc is None:
         if not in_torchrun():
             raise InvalidOptionError("--shard needs ranks", "add --ddp N, or run under torchrun")
         check_job_env()
-        return run_rank(job, trace)
+        return run_rank(job, trace, resolve)
     if in_torchrun():
         _, world = check_job_env()
         if job.options.nproc != world:
             raise InvalidOptionError(f"--ddp {job.options.nproc} inside a torchrun job of {world} ranks",
                                      "drop --ddp under torchrun: the job's ranks are used")
-        return run_rank(job, trace)
-    return launch(job, trace)
+        return run_rank(job, trace, resolve)
+    return launch(job, trace, resolve)
 
 
-def launch(job: DdpJob, trace: Any) -> BenchResult:
+def launch(job: DdpJob, trace: Any, resolve: Any) -> BenchResult:
     """Start ``nproc`` local ranks with torch.distributed's elastic launcher and return
     rank 0's result. Ranks' output goes to log files; a failure is one DistributedError."""
     import logging
@@ -157,7 +160,7 @@ def launch(job: DdpJob, trace: Any) -> BenchResult:
     if opts.port and port_in_use(opts.port):
         raise InvalidOptionError(f"port {opts.port} is in use", "pick another --ddp-port, or 0 for a free one")
     if job.settings.device.startswith("cpu"):
-        check_capacity(nproc, _model_bytes(job))
+        check_capacity(nproc, _model_bytes(job, resolve))
         if job.threads is None:  # the cores this process may use, shared out (bench's policy)
             job = replace(job, threads=max(1, usable_cores() // nproc))
     # The agent and torch.multiprocessing log every start and stop; the command prints
@@ -177,7 +180,7 @@ def launch(job: DdpJob, trace: Any) -> BenchResult:
     keep = True  # the rank logs of a failed run stay, and the error says where
     try:
         with _stderr_to(os.path.join(log_dir, "launcher.log")), _signal_handlers_kept():
-            results = elastic_launch(config, run_rank)(job, trace)
+            results = elastic_launch(config, run_rank)(job, trace, resolve)
         keep = False
     except ChildFailedError as exc:
         raise DistributedError(_failure_line(exc, log_dir, nproc),
@@ -203,13 +206,11 @@ def launch(job: DdpJob, trace: Any) -> BenchResult:
     return result
 
 
-def _model_bytes(job: DdpJob) -> int:
+def _model_bytes(job: DdpJob, resolve: Any) -> int:
     """One rank's weights, gradients and two optimizer states (fp32) of the largest model,
     counted on the meta device (nothing allocated)."""
-    from cnnscope.bench import runner
-
     largest = 0
-    for source in runner.resolve_models(job.names, job.kwargs):
+    for source in resolve(job.names, job.kwargs):
         try:
             model = source.build("meta")
         except Exception:  # noqa: BLE001 - a model that fails to build fails its own rows

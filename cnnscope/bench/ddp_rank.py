@@ -32,7 +32,7 @@ def rank_device(settings_device: str) -> torch.device:
     return torch.device("cpu")
 
 
-def run_rank(job: DdpJob, trace: Any) -> BenchResult | None:
+def run_rank(job: DdpJob, trace: Any, resolve: Any) -> BenchResult | None:
     """What every rank runs (the launcher's entry point, or the CLI under torchrun).
 
     In a local launch the rank marks in ``job.status_dir`` that its work returned or
@@ -40,7 +40,7 @@ def run_rank(job: DdpJob, trace: Any) -> BenchResult | None:
     launcher names it as the one that left first.
     """
     try:
-        return _run_rank(job, trace)
+        return _run_rank(job, trace, resolve)
     finally:
         if job.status_dir:
             try:
@@ -50,7 +50,7 @@ def run_rank(job: DdpJob, trace: Any) -> BenchResult | None:
                 pass
 
 
-def _run_rank(job: DdpJob, trace: Any) -> BenchResult | None:
+def _run_rank(job: DdpJob, trace: Any, resolve: Any) -> BenchResult | None:
     import torch.distributed as dist
 
     from cnnscope.bench import runner
@@ -67,7 +67,8 @@ def _run_rank(job: DdpJob, trace: Any) -> BenchResult | None:
     dist.init_process_group(backend, timeout=timedelta(seconds=job.options.timeout_s), **extra)
     try:
         settings = replace(job.settings, device=str(device))
-        sources = runner.resolve_models(job.names, job.kwargs)
+        # In this process: the api's resolver (see ddp.run), so the rank builds its own models.
+        sources = resolve(job.names, job.kwargs)
         specs = runner.plan_rows(sources, job.batches, job.dtypes, job.modes)
         if job.options.shard:
             return _shard(specs, settings, device, trace)
@@ -211,7 +212,7 @@ def _ddp_sweep(specs: Sequence[Any], settings: Any, device: torch.device, backen
                 # With its share of the threads, not the cached whole-machine figure.
                 ceiling = ceilings[spec.dtype] = _fresh_ceiling(device, spec.dtype)
             elif ceiling is None:
-                ceiling = runner._ceiling(device, spec.dtype, settings, env, ceilings)
+                ceiling = runner.sweep_ceiling(device, spec.dtype, settings, env, ceilings)
         row = _ddp_row(spec, settings, device, backend, job, ceiling, trace)
         if rank == 0:
             rows.append(row)

@@ -30,129 +30,46 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass, replace
-from typing import Any, Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Callable, ContextManager, Iterator, Protocol, Sequence
 
 import torch
 
 import cnnscope.patches as patches
-import cnnscope.validate as validate
 from cnnscope.bench.ceiling import matmul_ceiling
 from cnnscope.bench.env import collect_env, device_name
 from cnnscope.bench.peak_memory import PeakMemory, free_memory, is_oom
 from cnnscope.bench.precision import BENCH_PRECISIONS, check_dtype, fp32_math
 from cnnscope.bench.records import BenchResult, BenchRow, CopyBandwidth, MatmulCeiling
+from cnnscope.bench.settings import BenchSettings
 from cnnscope.bench.stability import SPREAD_LIMIT, Watch, causes, default_threads, usable_cpus
-from cnnscope.bench.stats import SettleRule, summarize, warm_up
+from cnnscope.bench.stats import summarize, warm_up
 from cnnscope.bench.timing import Timer, phase_times, timer_for
-from cnnscope.bench.workload import UnsupportedConfig, Workload, _first_line, make_loss
-from cnnscope.errors import CnnscopeError, DeviceUnavailableError, InvalidOptionError
-from cnnscope.models import ModelSource, resolve
+from cnnscope.bench.workload import UnsupportedConfig, Workload, first_line, make_loss
+from cnnscope.errors import CnnscopeError, InvalidOptionError
 from cnnscope.trace.meta import GC_PAUSED
 from cnnscope.trace.sizes import DEFAULT_INPUT
-from cnnscope.trace.tracer import resolve_device
 
 MODES = ("infer", "train")
 
 # (source, input size, batch, train=...) -> its meta-device ModelReport: ``cnnscope.analyze``.
 MetaTrace = Callable[..., Any]
 
-# One model per main family for ``cnnscope bench`` with no model; only the registered ones
-# run. A family not listed here contributes its first ImageNet model.
-DEFAULT_MODELS = (
-    "alexnet", "vgg16", "googlenet", "inception_v3", "resnet50", "resnext50_32x4d",
-    "wide_resnet50_2", "densenet121", "mobilenet_v2", "xception", "se_resnet50",
-    "hrnetv2_w18",
-)
+
+class Buildable(Protocol):
+    """What a row needs of a model: ``cnnscope.models.ModelSource``, resolved by
+    ``cnnscope.api``. Timing builds through it and never resolves a name itself."""
+
+    name: str
+    input_size: tuple[int, ...] | None
+
+    def build(self, device: Any) -> Any: ...
+
+    def contained(self, what: str) -> ContextManager[Any]: ...
 
 # The most timed iterations a --min-time run takes (a tiny model on a GPU would
 # otherwise queue tens of thousands of events).
 MAX_SAMPLES = 1000
-
-
-@dataclass(frozen=True)
-class BenchSettings:
-    """Everything about a sweep that is the same for every row."""
-
-    device: str = "cpu"
-    warmup: int = 5  # minimum warm-up iterations
-    max_warmup: int = 50  # warm-up gives up settling here
-    iters: int | None = None  # exactly this many timed iterations; None: --min-time
-    min_time: float = 2.0  # seconds of timed iterations when iters is None
-    # Adaptive sampling (with min_time): past min_time, go on while the samples' spread is
-    # over SPREAD_LIMIT, up to this many seconds in all (None: 3 x min_time).
-    max_time: float | None = None
-    # torch intra-op threads for the sweep; None leaves torch's setting alone (the CLI
-    # passes stability.default_threads(), the cores of the affinity mask; DDP ranks set
-    # their own share).
-    threads: int | None = None
-    min_samples: int = 5  # timed iterations at least, with min_time
-    seed: int = 0
-    channels_last: bool = False
-    compile: bool = False
-    cuda_graphs: bool = False
-    per_layer: bool = False
-    cudnn_benchmark: bool = True
-    input_size: tuple[int, ...] | None = None
-    ceiling: bool = True
-    remeasure_ceiling: bool = False
-
-    def check(self) -> torch.device:
-        """The device, after checking every option; a one-line error for a bad one."""
-        if self.device in (None, "", "meta"):
-            raise InvalidOptionError("bench needs a real device", "use --device cpu or --device cuda")
-        try:
-            dev = resolve_device(self.device)
-        except DeviceUnavailableError as err:
-            # The tracer's hint points at the meta device, which cannot be timed.
-            raise DeviceUnavailableError(err.message, "use --device cpu") from None
-        if dev.type == "cuda" and dev.index is None:
-            dev = torch.device("cuda", torch.cuda.current_device())
-        if self.iters is not None and self.iters < 1:
-            raise InvalidOptionError(f"--iters {self.iters} is not positive", "use 1 or more")
-        validate.option("--min-time", self.min_time)
-        if self.max_time is not None and not self.max_time >= self.min_time:
-            raise InvalidOptionError(f"max_time {self.max_time} is below min_time {self.min_time}",
-                                     "give a max_time of at least min_time")
-        if self.threads is not None and not 1 <= self.threads <= 4096:
-            raise InvalidOptionError(f"--threads {self.threads} is not between 1 and 4096",
-                                     "leave it out for the default: the cores this process may use")
-        if self.warmup < 0 or self.max_warmup < 0:
-            raise InvalidOptionError("warm-up counts cannot be negative", "use --warmup 0 or more")
-        if self.cuda_graphs and dev.type != "cuda":
-            raise InvalidOptionError("--cuda-graphs needs a CUDA device", "drop it, or use --device cuda")
-        if self.per_layer and (self.compile or self.cuda_graphs):
-            raise InvalidOptionError("--per-layer times eager layers",
-                                     "run it without --compile and --cuda-graphs")
-        return dev
-
-    @property
-    def settle_rule(self) -> SettleRule:
-        return SettleRule(min_iters=self.warmup, max_iters=max(self.max_warmup, self.warmup))
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["input_size"] = list(self.input_size) if self.input_size else None
-        return d
-
-
-# ----------------------------------------------------------------------------- sources
-
-
-def default_models() -> list[str]:
-    """One model per main family of the zoo (only registered models)."""
-    from cnnscope.zoo import all_models, list_models
-
-    registered = set(list_models())
-    chosen = [n for n in DEFAULT_MODELS if n in registered]
-    from cnnscope.zoo import model_info
-
-    families = {model_info(n).family for n in chosen}
-    for info in all_models():
-        if info.family not in families and info.dataset == "ImageNet":
-            chosen.append(info.name)
-            families.add(info.family)
-    return chosen
 
 
 # ----------------------------------------------------------------------------- one row
@@ -237,7 +154,7 @@ def _tflops(flops: float, ms: float | None) -> float | None:
     return flops / (ms * 1e-3) / 1e12 if ms and ms > 0 else None
 
 
-def _measure(source: ModelSource, size: tuple[int, ...], batch: int, dtype: str, mode: str,
+def _measure(source: Buildable, size: tuple[int, ...], batch: int, dtype: str, mode: str,
              settings: BenchSettings, device: torch.device, trace: MetaTrace) -> dict[str, Any]:
     train = mode == "train"
     report = trace(source, size, batch, train=train)  # meta device: MACs, shapes, names
@@ -338,7 +255,7 @@ def _measure(source: ModelSource, size: tuple[int, ...], batch: int, dtype: str,
     return fields
 
 
-def bench_row(source: ModelSource | str, batch: int, dtype: str, mode: str,
+def bench_row(source: Buildable, batch: int, dtype: str, mode: str,
               settings: BenchSettings, *, ceiling: MatmulCeiling | None = None,
               bandwidth: CopyBandwidth | None = None, trace: MetaTrace) -> BenchRow:
     """Measure one row. Failures become "oom"/"error"/"unsupported" rows without timings;
@@ -346,7 +263,7 @@ def bench_row(source: ModelSource | str, batch: int, dtype: str, mode: str,
     ``bandwidth``, per-layer timings get their roofline verdict. ``trace`` gives the row's
     meta-device ``ModelReport`` (``cnnscope.api.bench_row`` passes ``analyze``)."""
     device = settings.check()
-    src = resolve(source) if isinstance(source, str) else source
+    src = source
     size = tuple(settings.input_size or src.input_size or DEFAULT_INPUT)
     check_dtype(dtype, device)
     if mode not in MODES:
@@ -369,7 +286,7 @@ def bench_row(source: ModelSource | str, batch: int, dtype: str, mode: str,
         elif isinstance(exc, CnnscopeError):
             row = BenchRow(**base, status="error", error=str(exc))
         else:
-            row = BenchRow(**base, status="error", error=f"{type(exc).__name__}: {_first_line(exc)}")
+            row = BenchRow(**base, status="error", error=f"{type(exc).__name__}: {first_line(exc)}")
     else:
         if fields.get("per_layer") is not None and ceiling is not None and bandwidth is not None:
             from cnnscope.bench.roofline import apply_roofline
@@ -386,7 +303,7 @@ def bench_row(source: ModelSource | str, batch: int, dtype: str, mode: str,
         # The row's own timing is finished and stands; the device may be unusable now,
         # which the next row's failure will say.
         row = replace(row, notes=row.notes + (f"freeing the row's memory failed: "
-                                              f"{type(exc).__name__}: {_first_line(exc)}",))
+                                              f"{type(exc).__name__}: {first_line(exc)}",))
     return row
 
 
@@ -412,7 +329,7 @@ def apply_ceiling(row: BenchRow, ceiling: MatmulCeiling | None) -> BenchRow:
 
 @dataclass(frozen=True)
 class RowSpec:
-    source: ModelSource
+    source: Buildable
     batch: int
     dtype: str
     mode: str
@@ -422,7 +339,7 @@ class RowSpec:
         return f"{self.source.name} b{self.batch} {self.dtype} {self.mode}"
 
 
-def plan_rows(sources: Sequence[ModelSource], batches: Sequence[int], dtypes: Sequence[str],
+def plan_rows(sources: Sequence[Buildable], batches: Sequence[int], dtypes: Sequence[str],
               modes: Sequence[str]) -> list[RowSpec]:
     """Rows in sweep order: model, dtype, mode, then batch (ascending, so an OOM ends a run
     of rows that already has the smaller batches)."""
@@ -460,7 +377,7 @@ def run_sweep(specs: Sequence[RowSpec], settings: BenchSettings, *,
                 if settings.ceiling:
                     ceiling = ceilings.get(spec.dtype)
                     if ceiling is None:
-                        ceiling = _ceiling(device, spec.dtype, settings, env, ceilings)
+                        ceiling = sweep_ceiling(device, spec.dtype, settings, env, ceilings)
                 if settings.per_layer and ceiling is not None and bandwidth is None:
                     bandwidth = _bandwidth(device, settings, env)
                 try:
@@ -474,12 +391,12 @@ def run_sweep(specs: Sequence[RowSpec], settings: BenchSettings, *,
                                    dtype=spec.dtype, mode=spec.mode, status="error",
                                    input_size=tuple(settings.input_size or spec.source.input_size
                                                     or DEFAULT_INPUT),
-                                   error=f"{type(exc).__name__}: {_first_line(exc)}")
+                                   error=f"{type(exc).__name__}: {first_line(exc)}")
                 if (row.ceiling_fraction or 0) > 1.0 and spec.dtype not in remeasured:
                     # Never print more than 100 % of a ceiling without measuring it again:
                     # the cached or earlier figure may come from a loaded moment.
                     remeasured.add(spec.dtype)
-                    fresh = _ceiling(device, spec.dtype, settings, env, ceilings, remeasure=True)
+                    fresh = sweep_ceiling(device, spec.dtype, settings, env, ceilings, remeasure=True)
                     if fresh is not None:
                         rows = [apply_ceiling(r, fresh) if r.dtype == spec.dtype and r.ok else r
                                 for r in rows]
@@ -504,7 +421,7 @@ def run_sweep(specs: Sequence[RowSpec], settings: BenchSettings, *,
                        interrupted=interrupted, planned=len(specs))
 
 
-def _ceiling(device: torch.device, dtype: str, settings: BenchSettings, env: dict[str, Any],
+def sweep_ceiling(device: torch.device, dtype: str, settings: BenchSettings, env: dict[str, Any],
              ceilings: dict[str, MatmulCeiling], *, remeasure: bool = False
              ) -> MatmulCeiling | None:
     """The matmul ceiling of ``dtype``, kept in ``ceilings``; or None with the reason in
@@ -516,7 +433,7 @@ def _ceiling(device: torch.device, dtype: str, settings: BenchSettings, env: dic
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # noqa: BLE001 - no ceiling is no fraction, not a failed sweep
-        env.setdefault("ceiling_errors", {})[dtype] = _first_line(exc)
+        env.setdefault("ceiling_errors", {})[dtype] = first_line(exc)
         free_memory(device)
         return None
     ceilings[dtype] = ceiling
@@ -533,20 +450,12 @@ def _bandwidth(device: torch.device, settings: BenchSettings,
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # noqa: BLE001 - no bandwidth is no verdict, not a failed sweep
-        env["bandwidth_error"] = _first_line(exc)
+        env["bandwidth_error"] = first_line(exc)
         free_memory(device)
         return None
 
 
-def resolve_models(names: Sequence[str], kwargs: Sequence[dict[str, Any]] | None = None
-                   ) -> list[ModelSource]:
-    """Zoo names (or specs) to sources; an unknown name fails before anything runs.
-    ``kwargs``: one dict of builder arguments per name."""
-    per_model = list(kwargs) if kwargs is not None else [{} for _ in names]
-    return [resolve(n, **kw) for n, kw in zip(names, per_model)]
-
-
-__all__ = ["BenchSettings", "RowSpec", "Workload", "bench_row", "default_models",
-           "plan_rows", "run_sweep", "resolve_models", "BENCH_PRECISIONS", "MODES",
+__all__ = ["BenchSettings", "Buildable", "RowSpec", "Workload", "bench_row", "plan_rows",
+           "run_sweep", "sweep_ceiling", "BENCH_PRECISIONS", "MODES",
            # from workload.py and peak_memory.py (ddp.py and the tests use them from here)
            "PeakMemory", "UnsupportedConfig", "free_memory", "is_oom", "make_loss"]

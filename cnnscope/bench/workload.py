@@ -18,7 +18,7 @@ from cnnscope.trace.records import ModelReport
 from cnnscope.trace.training import BENCH_OPTIMIZER, loss_kind, make_optimizer, summed_loss
 
 if TYPE_CHECKING:
-    from cnnscope.bench.runner import BenchSettings
+    from cnnscope.bench.settings import BenchSettings
 
 
 # torch.compile's backend (tests use "eager": dynamo's capture without inductor's minutes).
@@ -37,7 +37,7 @@ class UnsupportedConfig(Exception):
     "unsupported" row, not an error."""
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
@@ -152,7 +152,7 @@ class Workload:
             with torch.cuda.graph(graph):
                 self._graph_body(cache_enabled=False)
         except Exception as exc:  # capture refuses sync points, host reads, dynamic shapes
-            raise UnsupportedConfig(f"CUDA graph capture failed: {_first_line(exc)}") from None
+            raise UnsupportedConfig(f"CUDA graph capture failed: {first_line(exc)}") from None
         self.graph = graph
         self.phases = ("graph",)
 

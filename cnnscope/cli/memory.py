@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import List, Optional
 
 import typer
@@ -20,74 +21,81 @@ from cnnscope.cli.common import (
     write_result,
 )
 from cnnscope.cli.model_args import ArgOpt, parse_args
+from cnnscope.cli.options import takes
 
 ORDER = 35
 
 
-def memory(
-    model: str = typer.Argument(..., help="Zoo name (see 'cnnscope zoo') or model spec."),
-    input: Optional[str] = InputOpt,
-    batch: int = BatchOpt,
+@dataclass(frozen=True)
+class MemoryOptions:
+    """``cnnscope memory``'s options, in --help order (see ``cli.options.takes``)."""
+
+    model: str = typer.Argument(..., help="Zoo name (see 'cnnscope zoo') or model spec.")
+    input: Optional[str] = InputOpt
+    batch: int = BatchOpt
     dtype: str = typer.Option("fp32", "--dtype", metavar="fp32|bf16|fp16",
-                              help="fp32, or bf16/fp16 (autocast, fp32 master weights)."),
+                              help="fp32, or bf16/fp16 (autocast, fp32 master weights).")
     optimizer: str = typer.Option("sgd", "--optimizer", metavar="sgd|sgd-nesterov|adam|adamw",
-                                  help="sgd (momentum 0.9), sgd-nesterov (momentum 0.9, Nesterov: as bench trains), adam, adamw."),
+                                  help="sgd (momentum 0.9), sgd-nesterov (momentum 0.9, Nesterov: as bench trains), adam, adamw.")
     inference: bool = typer.Option(False, "--inference", metavar="",
                                    help="Forward pass only (eval, no autograd): no gradients, "
-                                        "no optimizer state, nothing saved for backward."),
-    channels_last: bool = typer.Option(False, "--channels-last", metavar="", help="Model and input in channels-last layout."),
+                                        "no optimizer state, nothing saved for backward.")
+    channels_last: bool = typer.Option(False, "--channels-last", metavar="", help="Model and input in channels-last layout.")
     device: str = typer.Option("cpu", "--device", metavar="cpu|cuda|cuda:smXY",
                                help="The device planned for (cuda: an sm_90 GPU); decides the "
-                                    "attention kernel. The plan itself always runs on meta."),
+                                    "attention kernel. The plan itself always runs on meta.")
     attention: str = typer.Option("auto", "--attention",
                                   metavar="auto|math|flash|efficient|cudnn",
                                   help="Attention kernel to plan (auto: the one PyTorch picks "
-                                       "on --device)."),
+                                       "on --device).")
     fit: Optional[str] = typer.Option(None, "--fit", metavar="SIZE",
-                                      help="Find the largest batch whose peak fits SIZE (e.g. 80GiB, 24GB)."),
+                                      help="Find the largest batch whose peak fits SIZE (e.g. 80GiB, 24GB).")
     freeze: Optional[List[str]] = typer.Option(None, "--freeze", metavar="MODULE",
-                                               help="Freeze the parameters under this module prefix (repeatable)."),
-    depth: int = typer.Option(1, "--depth", help="Group the activation table to module depth N (0: every module)."),
-    top: int = typer.Option(10, "--top", help="Rows of the activation table (0: all)."),
-    format: Optional[OutputFormat] = FormatOpt,
-    output: Optional[str] = OutputOpt,
-    wide: bool = WideOpt,
-    explain: bool = ExplainOpt,
+                                               help="Freeze the parameters under this module prefix (repeatable).")
+    depth: int = typer.Option(1, "--depth", help="Group the activation table to module depth N (0: every module).")
+    top: int = typer.Option(10, "--top", help="Rows of the activation table (0: all).")
+    format: Optional[OutputFormat] = FormatOpt
+    output: Optional[str] = OutputOpt
+    wide: bool = WideOpt
+    explain: bool = ExplainOpt
     plot: Optional[str] = typer.Option(None, "--plot", metavar="FILE.png|svg",
                                        help="Draw the breakdown and the activation memory by module; "
-                                            "needs matplotlib (pip install 'cnnscope[plot]')."),
-    arg: Optional[List[str]] = ArgOpt,
-) -> None:
+                                            "needs matplotlib (pip install 'cnnscope[plot]').")
+    arg: Optional[List[str]] = ArgOpt
+
+
+@takes(MemoryOptions)
+def memory(o: MemoryOptions) -> None:
     """Peak memory of a steady-state training step: parameters, gradients, optimizer state, activations."""
     with user_errors():
         from cnnscope.analysis.memory import check_options, parse_bytes
         from cnnscope.api import fit_batch, plan_memory
         from cnnscope.errors import InvalidOptionError
 
-        check_options(dtype, optimizer, attention, device)
-        if depth < 0:
-            raise InvalidOptionError(f"--depth {depth} is negative", "use 0 (every module) or more")
-        if top < 0:
-            raise InvalidOptionError(f"--top {top} is negative", "use 0 (all) or more")
-        budget = parse_bytes(fit) if fit is not None else None
-        if plot:
+        check_options(o.dtype, o.optimizer, o.attention, o.device)
+        if o.depth < 0:
+            raise InvalidOptionError(f"--depth {o.depth} is negative", "use 0 (every module) or more")
+        if o.top < 0:
+            raise InvalidOptionError(f"--top {o.top} is negative", "use 0 (all) or more")
+        budget = parse_bytes(o.fit) if o.fit is not None else None
+        if o.plot:
             from cnnscope.report.memory_plot import check_plot_target
 
-            check_plot_target(plot, output)  # a missing matplotlib fails before any work
-        options = dict(dtype=dtype, optimizer=optimizer, inference=inference,
-                       channels_last=channels_last, freeze=tuple(freeze or ()), device=device,
-                       attention=attention, **parse_args(arg))
-        size = parse_size(input)
+            check_plot_target(o.plot, o.output)  # a missing matplotlib fails before any work
+        options = dict(dtype=o.dtype, optimizer=o.optimizer, inference=o.inference,
+                       channels_last=o.channels_last, freeze=tuple(o.freeze or ()), device=o.device,
+                       attention=o.attention, **parse_args(o.arg))
+        size = parse_size(o.input)
         if budget is not None:
-            plan = fit_batch(model, budget, size, **options)
+            plan = fit_batch(o.model, budget, size, **options)
         else:
-            plan = plan_memory(model, size, batch, **options)
-        write_result(plan, format, output, wide=wide, explain=explain, depth=depth, top=top)
-        if plot:
+            plan = plan_memory(o.model, size, o.batch, **options)
+        write_result(plan, o.format, o.output, wide=o.wide, explain=o.explain, depth=o.depth, top=o.top)
+        if o.plot:
             from cnnscope.report.memory_plot import plot_memory
 
-            plot_memory(plan, plot, depth=depth, top=top or 10)
-            typer.echo(f"wrote {plot}", err=True)
+            plot_memory(plan, o.plot, depth=o.depth, top=o.top or 10)
+            typer.echo(f"wrote {o.plot}", err=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -30,28 +30,21 @@ def report(
     models also compare.csv, compare.json, compare.md. Every file is written atomically.
     """
     with user_errors():
-        from cnnscope.analysis.aggregate import group_by_depth
-        from cnnscope.analysis.compare import compare_reports, dtype_bytes
-        from cnnscope.api import analyze, resolve_all
-        from cnnscope.errors import InvalidOptionError
+        from cnnscope.api import report_folder
+        from cnnscope.api.report_folder import check_report_options
         from cnnscope.report.files import write_report
 
-        if depth < 0:
-            raise InvalidOptionError(f"--depth {depth} is negative", "use 0 (every layer) or more")
-        dtype_bytes(dtype)
+        check_report_options(depth, dtype)
         size = parse_size(input)
         if plot and len(models) > 1:
             from cnnscope.report.plot import require_matplotlib
 
             require_matplotlib()  # before any tracing
-        sources = resolve_all(models, parse_model_args(arg, models))  # a bad name fails before any work
-        reports = [analyze(s, size, batch) for s in sources]
-        comparison = compare_reports(reports, dtype)
-        rows = [group_by_depth(r, depth) for r in reports]
-        written = write_report(output, reports, comparison, rows, plot=plot)
+        folder = report_folder(models, size, batch, dtype=dtype, depth=depth,
+                               model_kwargs=parse_model_args(arg, models))
+        written = write_report(output, folder.reports, folder.comparison, folder.rows, plot=plot)
         for path in written:
             typer.echo(f"wrote {path}", err=True)
-
 
 def register(app: typer.Typer) -> None:
     app.command("report", epilog=examples(

@@ -41,25 +41,20 @@ def rf(
     gives the field of the last spatial feature map before global pooling / flatten / FC.
     """
     with user_errors():
-        from cnnscope.analysis.receptive_field import receptive_fields
-        from cnnscope.api import analyze
-        from cnnscope.models import resolve
+        from cnnscope.api import receptive_fields
 
         if plot:
             from cnnscope.report.plot import check_plot_target
 
             check_plot_target(plot, output)  # a bad name or missing matplotlib fails before tracing
-        source = resolve(model, **parse_args(arg))
-        size = parse_sizes(input)
-        report = analyze(source, size)  # a too-small input is explained by analyze
-        result = receptive_fields(report)
+        builder_kwargs = parse_args(arg)
+        result = receptive_fields(model, parse_sizes(input), **builder_kwargs)
         write_result(result, format, output, wide=wide, explain=explain)
         if plot:
             from cnnscope.report.plot import plot_rf
 
             plot_rf(result, plot)
             typer.echo(f"wrote {plot}", err=True)
-
 
 def register(app: typer.Typer) -> None:
     app.command("rf", epilog=examples(

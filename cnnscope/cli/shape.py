@@ -41,27 +41,11 @@ def shape(
     An input that is too small fails with the first layer that cannot fit it and why.
     """
     with user_errors():
-        from dataclasses import replace
+        from cnnscope.api import output_sizes
 
-        from cnnscope.analysis import shapes
-        from cnnscope.api import analyze, minimum_input
-        from cnnscope.errors import InvalidOptionError
-        from cnnscope.models import resolve
-
-        if near is not None and near < 1:
-            raise InvalidOptionError(f"--near {near} is not positive", "give a side length, e.g. --near 572")
-        source = resolve(model, **parse_args(arg))
-        size = parse_sizes(input)
-        report = analyze(source, size)  # a too-small input is explained by analyze
-        result = shapes.output_sizes(report)
-        if min:
-            smallest, reason = minimum_input(source, report.input_size[0])
-            result = replace(result, min_input=smallest, min_reason=reason)
-        if near is not None:
-            sizes, rule = shapes.valid_sizes_near(source, near, report.input_size[0])
-            result = replace(result, near=near, valid_near=sizes, valid_rule=rule)
+        builder_kwargs = parse_args(arg)
+        result = output_sizes(model, parse_sizes(input), min=min, near=near, **builder_kwargs)
         write_result(result, format, output, wide=wide, explain=explain)
-
 
 def register(app: typer.Typer) -> None:
     app.command("shape", epilog=examples(

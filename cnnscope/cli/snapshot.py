@@ -8,6 +8,7 @@ of the schema, or naming code it may not run; a bad option).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import Enum
 from typing import List, Optional
 
@@ -25,6 +26,7 @@ from cnnscope.cli.common import (
     write_result,
 )
 from cnnscope.cli.model_args import ArgOpt, parse_model_args
+from cnnscope.cli.options import takes
 
 ORDER = 40
 
@@ -70,48 +72,54 @@ def snapshot(
         emit(dump_lock(lock), output)
 
 
-def check(
-    lock: str = typer.Argument(..., help="Lock file written by cnnscope snapshot."),
+@dataclass(frozen=True)
+class CheckOptions:
+    """``cnnscope check``'s options, in --help order (see ``cli.options.takes``)."""
+
+    lock: str = typer.Argument(..., help="Lock file written by cnnscope snapshot.")
     rtol: Optional[List[str]] = typer.Option(
         None, "--rtol", metavar="[FIELD=]VALUE",
         help="Relative tolerance: '--rtol 0.01' for MACs and FLOPs, or per field "
-             "(params, trainable_params, macs, flops). Default: exact."),
+             "(params, trainable_params, macs, flops). Default: exact.")
     model: Optional[List[str]] = typer.Option(None, "--model", "-m", metavar="SPEC",
-                                              help="Check only this model of the lock file (repeatable)."),
+                                              help="Check only this model of the lock file (repeatable).")
     allow_module: Optional[List[str]] = typer.Option(
         None, "--allow-module", metavar="PACKAGE",
         help="Let the lock's package.module:factory specs import this package (repeatable). "
-             "Without it, check imports no module that the lock alone names."),
+             "Without it, check imports no module that the lock alone names.")
     format: Optional[CheckFormat] = typer.Option(
         None, "--format", "-f", case_sensitive=False,
         help="Output format (default: from the -o file name: .json, .csv, .md; else table); "
-             "github: a GitHub Actions annotation (::error) per drifted model."),
-    output: Optional[str] = OutputOpt,
-) -> None:
+             "github: a GitHub Actions annotation (::error) per drifted model.")
+    output: Optional[str] = OutputOpt
+
+
+@takes(CheckOptions)
+def check(o: CheckOptions) -> None:
     """Re-trace the models of a lock file: exit 0 if all match, 1 if anything drifted."""
     with user_errors():
         from cnnscope.analysis.snapshot import parse_rtol
         from cnnscope.api import check_lock
 
-        refuse_overwriting_inputs(output, [lock], "the lock file being checked")
-        if format is CheckFormat.github and output:
+        refuse_overwriting_inputs(o.output, [o.lock], "the lock file being checked")
+        if o.format is CheckFormat.github and o.output:
             from cnnscope.cli.common import resolve_format
 
-            if resolve_format(None, output) is not OutputFormat.table:  # -o x.json
+            if resolve_format(None, o.output) is not OutputFormat.table:  # -o x.json
                 from cnnscope.errors import InvalidOptionError
 
                 raise InvalidOptionError(
-                    f"-o {output} names a {resolve_format(None, output).value} file but "
+                    f"-o {o.output} names a {resolve_format(None, o.output).value} file but "
                     "--format is github", "name the file .txt, or drop -o")
 
-        result = check_lock(lock, parse_rtol(rtol), model or None,
-                            allow_modules=tuple(allow_module or ()))
-        if format is CheckFormat.github:
+        result = check_lock(o.lock, parse_rtol(o.rtol), o.model or None,
+                            allow_modules=tuple(o.allow_module or ()))
+        if o.format is CheckFormat.github:
             from cnnscope.report.files import github_annotations
 
-            emit(github_annotations(result), output)
+            emit(github_annotations(result), o.output)
         else:
-            write_result(result, None if format is None else OutputFormat(format.value), output)
+            write_result(result, None if o.format is None else OutputFormat(o.format.value), o.output)
     if not result.ok:
         raise typer.Exit(1)
 

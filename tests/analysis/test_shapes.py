@@ -9,15 +9,15 @@ import torch
 import torch.nn.functional as F
 
 import cnnscope
-from cnnscope.analysis import shapes
 from cnnscope.analysis.shapes import (
     conv_formula,
     conv_output_size,
-    explain_too_small,
     output_sizes,
     transposed_formula,
     transposed_output_size,
 )
+from cnnscope.api import shapes
+from cnnscope.api.too_small import explain_too_small
 from cnnscope.errors import InputTooSmallError
 from cnnscope.models import resolve
 

@@ -83,7 +83,7 @@ def test_joining_checks_the_variables_first(monkeypatch):
     job = ddp.DdpJob(names=("lenet5",), kwargs=({},), batches=(1,), dtypes=("fp32",),
                      modes=("train",), settings=None, options=ddp.DdpOptions(nproc=None))
     with pytest.raises(InvalidOptionError, match="a rank must be below the world size"):
-        ddp.run(job, None)
+        ddp.run(job, None, None)
 
 
 GiB = 2**30

@@ -14,9 +14,9 @@ import cnnscope
 from cnnscope.api import bench_row, run_sweep
 from cnnscope.bench import ceiling as ceiling_mod
 from cnnscope.bench.records import BenchResult
+from cnnscope.api import default_models
 from cnnscope.bench.runner import (
     BenchSettings,
-    default_models,
     make_loss,
     plan_rows,
 )

@@ -61,12 +61,12 @@ def test_property_the_validator_takes_exactly_the_meaningful_values(flag, x):
 def before_anything(monkeypatch, tmp_path):
     """Resolving a model is the first work bench does after its options: reaching it
     means every option was accepted."""
-    from cnnscope.bench import runner
+    from cnnscope.api import sweep
 
     def reached(*args, **kwargs):
         raise CnnscopeError("REACHED the models")
 
-    monkeypatch.setattr(runner, "resolve_models", reached)
+    monkeypatch.setattr(sweep, "resolve_all", reached)
     monkeypatch.setenv("CNNSCOPE_CACHE_DIR", str(tmp_path / "cache"))
     for key in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID"):
         monkeypatch.delenv(key, raising=False)

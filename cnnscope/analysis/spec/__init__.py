@@ -12,7 +12,7 @@ difference is flagged with the arithmetic behind it.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 from cnnscope.analysis.spec.common import Flag, SpecTable, Tracer  # noqa: F401
 from cnnscope.errors import UnknownModelError
@@ -35,32 +35,36 @@ def table_names() -> list[str]:
     return list(_MODULES)
 
 
-def resolve_table(name: str) -> str:
-    """A table key from a table name or a zoo model name (``resnet50`` -> ``resnet``)."""
+def resolve_table(name: str, zoo: Any = None) -> str:
+    """A table key from a table name or a zoo model name (``resnet50`` -> ``resnet``).
+
+    ``zoo`` (``cnnscope.api.traced_zoo_model``) answers ``zoo.info(name)``: a zoo model's
+    registry entry, None for a name the zoo does not have. Without it only table names
+    are known.
+    """
     key = name.strip().lower()
     if key in _MODULES:
         return key
-    from cnnscope.zoo import list_models, model_info
-
-    if key in list_models():
-        table = _FAMILY_TABLES.get(model_info(key).family)
+    info = zoo.info(key) if zoo is not None else None
+    if info is not None:
+        table = _FAMILY_TABLES.get(info.family)
         if table:
             return table
-        raise UnknownModelError(f"no spec table for {name!r} (family {model_info(key).family})",
+        raise UnknownModelError(f"no spec table for {name!r} (family {info.family})",
                                 "tables: " + ", ".join(_MODULES))
     raise UnknownModelError(f"no spec table for {name!r}", "tables: " + ", ".join(_MODULES))
 
 
-def builder(name: str) -> Callable[[Tracer], SpecTable]:
+def builder(name: str, zoo: Any = None) -> Callable[[Tracer], SpecTable]:
     import importlib
 
-    module = importlib.import_module(f"cnnscope.analysis.spec.{_MODULES[resolve_table(name)]}")
+    module = importlib.import_module(f"cnnscope.analysis.spec.{_MODULES[resolve_table(name, zoo)]}")
     return module.build
 
 
 def build(name: str, trace: Tracer) -> SpecTable:
     """Build one spec table by table or model name from the reports ``trace`` gives."""
-    return builder(name)(trace)
+    return builder(name, trace)(trace)
 
 
 def build_all(trace: Tracer) -> list[SpecTable]:

@@ -101,7 +101,8 @@ class SpecTables(Shown):
 
 # A zoo model name -> its meta-device trace at the default input. Each table's ``build``
 # takes one (``cnnscope.api.traced_zoo_model``, memoised per process), so the tables work
-# on records and never trace by themselves.
+# on records and never trace by themselves; its ``info(name)`` gives the model's registry
+# entry (reference figures, family), so they never read the zoo either.
 Tracer = Callable[[str], ModelReport]
 
 

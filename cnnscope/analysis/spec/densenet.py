@@ -129,9 +129,8 @@ def growth_rate(report: ModelReport) -> int:
 
 
 def build(trace: Tracer) -> SpecTable:
-    """DenseNet Table 1 with channel counts after every block and transition, and params."""
-    from cnnscope.zoo import model_info
-
+    """DenseNet Table 1 with channel counts after every block and transition, and params
+    (``trace.info``: the registry's reference counts)."""
     reports = {m: trace(m) for m in MODELS}
     cols = {m: column(reports[m]) for m in MODELS}
     headers = tuple(f"DenseNet-{m[8:]}" for m in MODELS)
@@ -175,7 +174,7 @@ def build(trace: Tracer) -> SpecTable:
                          *(str(cols[m][key][2]) for m in MODELS)))
             row_notes.append("")
 
-    infos = {m: model_info(m) for m in MODELS}
+    infos = {m: trace.info(m) for m in MODELS}
     rows.append(("growth rate k", "", *(str(growth_rate(reports[m])) for m in MODELS)))
     rows.append(("params (traced)", "", *(thousands(reports[m].totals.params) for m in MODELS)))
     rows.append(("params (torchvision)", "",
