@@ -17,11 +17,12 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from cnnscope.trace.blocks import _MISSING, _PLAIN, _Block, _subtree_params
-from cnnscope.trace.formulas import TensorShape, has_module_formula, module_cost
-from cnnscope.trace.geometry import op_name
+from cnnscope.ops.cost import TensorShape
+from cnnscope.ops.entry import OpEntry
+from cnnscope.ops.meta_tensors import run_kernel
+from cnnscope.ops.names import op_name
+from cnnscope.ops.registry import has_module_formula, lookup, module_cost, op_cost
 from cnnscope.trace.memo import _LeafMemo
-from cnnscope.trace.meta import run_kernel
-from cnnscope.trace.ops import OpSpec, lookup, op_cost
 from cnnscope.trace.records import LayerRecord
 from cnnscope.trace.tensors import (
     _is_view_op,
@@ -286,7 +287,7 @@ class _TraceState:
 
     def run_group(self, name: str, run, schema_args: tuple) -> Any:
         """One record for a user-level op whose kernels differ per device (attention: see
-        ``cnnscope.trace.attention``), costed from ``schema_args`` by the op table's
+        ``cnnscope.trace.attention``), costed from ``schema_args`` by the op registry's
         entry ``name``; the ops ``run()`` dispatches are its work, not rows of their own.
         Inside a torch.nn layer the ops are that layer's, as any other op."""
         if self.leaf is not None:
@@ -328,7 +329,7 @@ class _TraceState:
     # ------------------------------------------------------------------ ops
 
     def on_op(self, func, args: tuple, kwargs: dict, out: Any, name: str,
-              spec: OpSpec | None) -> None:
+              spec: OpEntry | None) -> None:
         """Charge one aten op (``name``, its op-table entry ``spec``) to its record."""
         outputs = _tensors(out)
         if name.endswith("_with_indices"):

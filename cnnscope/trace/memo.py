@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from cnnscope.trace.blocks import _BLOCKS, _MISSING, _PLAIN, _TREE_IDS, _block_config
-from cnnscope.trace.formulas import FORMULAS, FREE_OPS, SHAPE_OPS, formulas_revision
+from cnnscope.ops.registry import formulas_revision
 from cnnscope.trace.records import LayerRecord
 
 
@@ -81,7 +81,7 @@ def clear_memo() -> None:
 
 def _shared_known() -> dict[tuple, _Known]:
     global _known_for
-    tables = (len(FORMULAS), len(FREE_OPS), len(SHAPE_OPS), formulas_revision())
+    tables = formulas_revision()
     if tables != _known_for or len(_KNOWN) > _KNOWN_LIMIT or len(_BLOCKS) > _KNOWN_LIMIT:
         _KNOWN.clear()
         _BLOCKS.clear()

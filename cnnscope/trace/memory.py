@@ -41,6 +41,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from cnnscope.ops.registry import autocast_functions
 from cnnscope.trace.dispatch import _skip_dynamo_import
 from cnnscope.trace.tensors import _tensors
 
@@ -139,25 +140,11 @@ class LiveStorage(TorchDispatchMode):
 # ---------------------------------------------------------------------- autocast on meta
 
 # What torch.autocast runs in the low precision on CUDA (its "lower_precision_fp" list,
-# the ops that matter in a CNN) and in float32 ("fp32" list). Autocast has no meta
-# backend, so on meta the casts are made here, above autograd, as autocast makes them.
-_LOW_PRECISION = {
-    torch.nn.functional.conv1d, torch.nn.functional.conv2d, torch.nn.functional.conv3d,
-    torch.nn.functional.conv_transpose1d, torch.nn.functional.conv_transpose2d,
-    torch.nn.functional.conv_transpose3d, torch.nn.functional.linear, torch.matmul,
-    torch.mm, torch.bmm, torch.addmm, torch.baddbmm, torch.addbmm, torch.Tensor.matmul,
-    torch.Tensor.__matmul__, torch.Tensor.mm, torch.Tensor.bmm, torch.einsum,
-    torch.conv2d, torch.conv1d, torch.conv3d, torch._C._nn.scaled_dot_product_attention,
-}
-_FLOAT32 = {
-    torch.nn.functional.softmax, torch.nn.functional.log_softmax, torch.softmax,
-    torch.log_softmax, torch.Tensor.softmax, torch.Tensor.log_softmax,
-    torch.nn.functional.cross_entropy, torch.nn.functional.nll_loss,
-    torch.nn.functional.mse_loss, torch.nn.functional.layer_norm,
-    torch.nn.functional.group_norm, torch.nn.functional.binary_cross_entropy_with_logits,
-    torch.exp, torch.log, torch.pow, torch.Tensor.pow, torch.sum, torch.Tensor.sum,
-    torch.nn.functional.normalize, torch.norm, torch.Tensor.norm, torch.cumsum,
-}
+# the ops that matter in a CNN) and in float32 ("fp32" list): the op registry's
+# ``autocast`` flags. Autocast has no meta backend, so on meta the casts are made here,
+# above autograd, as autocast makes them.
+_LOW_PRECISION = autocast_functions("low")
+_FLOAT32 = autocast_functions("fp32")
 
 
 class MetaAutocast(TorchFunctionMode):

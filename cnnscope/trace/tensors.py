@@ -6,7 +6,7 @@ from typing import Any, Iterable
 
 import torch
 
-from cnnscope.trace.formulas import TensorShape
+from cnnscope.ops.cost import TensorShape
 
 
 def _shape_of(t: torch.Tensor) -> tuple[int, ...]:

@@ -38,11 +38,11 @@ from cnnscope.trace.dispatch import (
     _restore_forwards,
     _TraceState,
 )
-from cnnscope.trace.geometry import op_name  # noqa: F401 - re-exported
+from cnnscope.ops.names import op_name  # noqa: F401 - re-exported
 from cnnscope.trace.memo import clear_memo  # noqa: F401 - re-exported
 from cnnscope.trace.attention import one_op_attention
+from cnnscope.ops.registry import lookup
 from cnnscope.trace.meta import paused_gc
-from cnnscope.trace.ops import lookup
 from cnnscope.trace.records import MODEL_INPUT, LayerRecord, ModelReport, Totals
 from cnnscope.trace.sizes import as_input_sizes, check_elements, size_text
 from cnnscope.trace.tensors import _shape_of, _tensors
@@ -284,7 +284,7 @@ def _explain_failure(exc: Exception, state: _TraceState, model: str,
     size = size_text(input_size) if input_size else "its example inputs"
     layer, op = state.failed_at or (state.current_layer(), "?")
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    known = lookup(op)  # the op table knows which ops no meta kernel can shape
+    known = lookup(op)  # the op registry knows which ops no meta kernel can shape
     if _DATA_DEPENDENT.search(f"{op} {exc}") or (known is not None and known.data_dependent):
         return DataDependentError(
             f"{model} runs a data-dependent op at layer {layer} ({op}): its output shape "
