@@ -36,7 +36,7 @@ _SDPA_LIB = None
 _sdpa_original = None
 _sdpa_depth = 0
 _sdpa_lock = threading.Lock()
-# The tracing thread's group runner (``_TraceState.run_group``); other threads that call
+# The tracing thread's group runner (``TraceState.run_group``); other threads that call
 # attention while the patch is installed run PyTorch's own function (or the meta op).
 _local = threading.local()
 

@@ -55,8 +55,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from cnnscope.ops.names import op_name
 from cnnscope.ops.registry import lookup, op_cost
-from cnnscope.trace.dispatch import _skip_dynamo_import
-from cnnscope.trace.tensors import _shape_args, _shape_of, _tensors
+from cnnscope.trace.dispatch import skip_dynamo_import
+from cnnscope.trace.tensors import shape_args, shape_of, tensors_in
 
 _TAG = "cnnscope_record"  # key of the record name in an autograd node's metadata
 UNATTRIBUTED = "<unattributed>"
@@ -103,7 +103,7 @@ class NodeLabeller(TorchFunctionMode):
             label = self.state.records[-1].name
         else:
             return out
-        _label_nodes(_tensors(out), label, self.nodes)
+        _label_nodes(tensors_in(out), label, self.nodes)
         return out
 
 
@@ -133,8 +133,8 @@ class _BackwardCounter(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         name = op_name(func)
-        outs = [_shape_of(t) for t in _tensors(out)]
-        cost = op_cost(lookup(name), _shape_args(args), outs)
+        outs = [shape_of(t) for t in tensors_in(out)]
+        cost = op_cost(lookup(name), shape_args(args), outs)
         if cost is None:
             self.count.unsupported[name] += 1
         elif cost.macs or cost.flops:
@@ -179,7 +179,7 @@ def count_backward(outputs: Sequence[torch.Tensor], leaves: Sequence[torch.Tenso
     return count
 
 
-_skip_dynamo_import(_BackwardCounter)
+skip_dynamo_import(_BackwardCounter)
 
 
 def freeze(model: torch.nn.Module, prefixes: Sequence[str]) -> int:

@@ -42,8 +42,8 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from cnnscope.ops.registry import autocast_functions
-from cnnscope.trace.dispatch import _skip_dynamo_import
-from cnnscope.trace.tensors import _tensors
+from cnnscope.trace.dispatch import skip_dynamo_import
+from cnnscope.trace.tensors import tensors_in
 
 CATEGORIES = ("parameters", "buffers", "gradients", "optimizer_state", "input",
               "activations", "transient")
@@ -126,7 +126,7 @@ class LiveStorage(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
-        for t in _tensors(out):
+        for t in tensors_in(out):
             self.track(t, "transient")
         scratch = self.workspace(func, args, kwargs) if self.workspace is not None else 0
         self.current += scratch  # alive together with the op's outputs, until it returns
@@ -229,7 +229,7 @@ def loss_of(output: Any, targets: list[tuple[str, torch.Tensor]]) -> torch.Tenso
     import torch.nn.functional as F
 
     total = None
-    for out, (kind, target) in zip(_tensors(output), targets):
+    for out, (kind, target) in zip(tensors_in(output), targets):
         loss = F.cross_entropy(out, target) if kind == "ce" else F.mse_loss(out.float(), target)
         total = loss if total is None else total + loss
     return total
@@ -382,13 +382,13 @@ def measure_step(model: nn.Module, input_size: Sequence[int], batch: int, device
         ctx = make()
         out, _, _ = run_step(model, x, optimizer=None, targets=None, dtype=dtype, tracker=tracker,
                              attention=ctx)
-        return StepResult(tracker.peak, {}, [tuple(t.shape) for t in _tensors(out)],
+        return StepResult(tracker.peak, {}, [tuple(t.shape) for t in tensors_in(out)],
                           dict(getattr(ctx, "used", {})))
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
     opt = make_optimizer(trainable, optimizer)
     with torch.no_grad(), make() or ExitStack():  # the output shapes, for the targets
-        shapes = [tuple(t.shape) for t in _tensors(model(x))]
+        shapes = [tuple(t.shape) for t in tensors_in(model(x))]
     targets = make_targets(shapes, device)
     if warm:
         run_step(model, x, optimizer=opt, targets=targets, dtype=dtype, attention=make())
@@ -401,4 +401,4 @@ def measure_step(model: nn.Module, input_size: Sequence[int], batch: int, device
     return StepResult(tracker.peak, saved_by, shapes, dict(getattr(ctx, "used", {})))
 
 
-_skip_dynamo_import(LiveStorage)
+skip_dynamo_import(LiveStorage)

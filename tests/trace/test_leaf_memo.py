@@ -121,7 +121,7 @@ def test_identical_blocks_are_replayed_and_different_ones_are_not():
     fast = trace_module(net, (4, 8, 8))
     slow = trace_module(net, (4, 8, 8), memoize=False)
     _assert_same(fast, slow)
-    assert len(tracer._BLOCKS) >= 2  # _Block(1) and _Block(2) recorded apart
+    assert len(tracer.BLOCKS) >= 2  # _Block(1) and _Block(2) recorded apart
     conv_macs = 8 * 8 * 4 * 4 * 9
     assert fast.totals.macs == (1 + 1 + 2 + 1) * conv_macs
     assert [r.name for r in fast.layers if r.type == "Conv2d"] == \
