@@ -24,6 +24,9 @@ from cnnscope.ops.meta_tensors import empty
 from cnnscope.ops.names import as_tuple
 from cnnscope.ops.outsize import conv_output_size, transposed_output_size
 
+# Its ops slide a window: each forward op has a geometry reader and an RF rule (checked).
+WINDOWED = True
+
 
 @dataclass(frozen=True)
 class ConvArgs:
@@ -54,14 +57,13 @@ def parse_convolution(args: Sequence[Any]) -> ConvArgs:
 
 
 def _same_padding(padding: Any, w: Any, dilation: Any) -> Any:
-    """conv2d's padding="same"/"valid" as widths (same: d(k-1)/2 each side, rounded down)."""
+    """conv2d's padding="same"/"valid" as widths (same: d(k-1)/2 each side, rounded down).
+    Only a cost or geometry reads this layout, so ``w`` is a shape."""
     if padding == "valid":
         return 0
     if padding == "same":
-        nd = len(w) - 2 if not isinstance(w, torch.Tensor) else w.dim() - 2
-        d = as_tuple(dilation, nd)
-        return [di * (k - 1) // 2 for di, k in zip(d, tuple(w.shape if isinstance(
-            w, torch.Tensor) else w)[2:])]
+        kernel = tuple(w)[2:]
+        return [d * (k - 1) // 2 for d, k in zip(as_tuple(dilation, len(kernel)), kernel)]
     return padding
 
 

@@ -22,6 +22,9 @@ from cnnscope.ops.names import as_tuple
 from cnnscope.ops.outsize import conv_output_size
 from cnnscope.ops.resize import resize_kernel
 
+# Its ops slide a window: each forward op has a geometry reader and an RF rule (checked).
+WINDOWED = True
+
 
 @dataclass(frozen=True)
 class PoolArgs:

@@ -36,9 +36,9 @@ from cnnscope.ops.names import UPSAMPLE_RE, op_name_of
 #: The family modules, each with its ``ENTRIES``. A new family is one line here.
 FAMILIES = (conv, linear, pool, norm, attention, elementwise, shape, resize, reduction,
             detection, rnn, loss)
-# The families whose ops slide a window: each of their forward ops needs a geometry
-# reader and a receptive-field rule.
-WINDOWED_FAMILIES = (conv, pool)
+# The families whose ops slide a window (``WINDOWED = True`` in the module): each of their
+# forward ops needs a geometry reader and a receptive-field rule.
+WINDOWED_FAMILIES = tuple(f for f in FAMILIES if getattr(f, "WINDOWED", False))
 
 
 def build_index(families: Sequence[Any]) -> dict[str, OpEntry]:
