@@ -38,7 +38,7 @@ _LAZY = {
     "meta_stand_ins": "cnnscope.api",
     "smallest_input": "cnnscope.api",
     "resolve": "cnnscope.models",
-    "register_formula": "cnnscope.trace.formulas",
+    "register_formula": "cnnscope.ops.registry",
     "ModelSource": "cnnscope.models",
     "CnnscopeError": "cnnscope.errors",
     "LayerRecord": "cnnscope.trace.records",

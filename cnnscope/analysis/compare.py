@@ -29,7 +29,6 @@ This module imports no torch; ``cnnscope.compare`` builds the reports it works o
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
@@ -42,9 +41,6 @@ DTYPE_BYTES = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "int8": 
 DTYPE_ALIASES = {"fp64": "float64", "double": "float64", "fp32": "float32", "float": "float32",
                  "fp16": "float16", "half": "float16", "bf16": "bfloat16"}
 
-_WEIGHTED_MODULE = re.compile(r"^(Lazy)?(Conv(Transpose)?[123]d|Linear|Bilinear)$")
-_WEIGHTED_OPS = {"convolution", "_convolution", "conv1d", "conv2d", "conv3d", "mm", "addmm",
-                 "matmul", "bmm", "baddbmm", "linear", "einsum"}
 # Ops that return a view of their (first) input: no new memory.
 _VIEW_OPS = {"slice", "select", "narrow", "split", "split_with_sizes", "chunk", "unbind",
              "expand", "alias", "detach", "view", "reshape", "as_strided"}
@@ -66,10 +62,16 @@ def dtype_bytes(dtype: str) -> tuple[str, int]:
 
 
 def is_weighted(r: LayerRecord) -> bool:
-    """A convolution, linear layer or weighted matmul (a layer the papers count in depth)."""
-    if r.kind == "module":
-        return bool(_WEIGHTED_MODULE.match(r.type))
-    return r.kind == "function" and r.type in _WEIGHTED_OPS and r.params > 0
+    """A convolution, linear layer or weighted matmul (a layer the papers count in depth):
+    a layer or op whose op-registry entry is ``weighted``; an op only when it owns
+    parameters (a matmul of two activations is not a layer)."""
+    # Imported here: the renderers import this module, and they import no torch.
+    from cnnscope.ops.registry import lookup
+
+    spec = lookup(r.type)
+    if spec is None or not spec.weighted:
+        return False
+    return r.kind == "module" or (r.kind == "function" and r.params > 0)
 
 
 def weighted_depth(report: ModelReport) -> int:

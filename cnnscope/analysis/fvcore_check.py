@@ -17,8 +17,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cnnscope.results import Shown
-from cnnscope.trace.fvcore_ops import MAC_OPERATORS
 from cnnscope.trace.records import ModelReport
+
+
+def _mac_operators() -> frozenset[str]:
+    """fvcore's operator keys that are multiply-adds (the op registry's ``fvcore`` field;
+    imported here, not at the top: this module imports no torch)."""
+    from cnnscope.ops.registry import fvcore_mac_operators
+
+    return fvcore_mac_operators()
+
 
 # What fvcore adds for its other handlers (fvcore/nn/flop_count.py, jit_handles.py).
 EXTRA_RULES = {
@@ -68,7 +76,8 @@ class CheckRow:
 
     @property
     def fvcore_macs(self) -> int:
-        return sum(n for op, n in self.fvcore_ops if op in MAC_OPERATORS)
+        macs = _mac_operators()
+        return sum(n for op, n in self.fvcore_ops if op in macs)
 
     @property
     def difference(self) -> int:
@@ -77,8 +86,9 @@ class CheckRow:
     @property
     def causes(self) -> list[tuple[str, int]]:
         """(cause, its part of the difference); the parts add up to ``difference``."""
+        macs = _mac_operators()
         out = [(EXTRA_RULES.get(op, (op, "fvcore's own rule"))[0], n)
-               for op, n in self.fvcore_ops if op not in MAC_OPERATORS and n]
+               for op, n in self.fvcore_ops if op not in macs and n]
         gap = self.fvcore_macs - self.macs
         if gap:
             known = [SKIPPED_RULES[op][0] for op, _ in self.skipped if op in SKIPPED_RULES]

@@ -1,7 +1,7 @@
 """Receptive-field rules per operation: how each traced record maps the fields of its
 inputs to the fields of its output (``_step``), one small handler per rule.
 
-Which rule an op follows is written in the op table (``trace.ops``: ``RfRule``);
+Which rule an op follows is written in its op-registry entry (``cnnscope.ops``: ``RfRule``);
 ``rule_of`` reads it, after the record's own geometry (a kernel, an adaptive output size,
 an interpolation mode), and ``HANDLERS`` maps each rule to its handler.
 """
@@ -22,7 +22,8 @@ from cnnscope.analysis.rf_axis import (
     bound_on_grid,
     merge_fields,
 )
-from cnnscope.trace.ops import RfRule, lookup
+from cnnscope.ops.entry import RfRule
+from cnnscope.ops.registry import lookup
 from cnnscope.trace.records import LayerRecord
 
 

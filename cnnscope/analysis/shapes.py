@@ -1,7 +1,7 @@
 """Output sizes: every layer's output with the formula that gives it, and input limits.
 
 Convolution and pooling (PyTorch's rule, the course notes' ``floor((n + 2p - f)/s + 1)``
-with dilation; the arithmetic itself lives in ``cnnscope.trace.outsize``)::
+with dilation; the arithmetic itself lives in ``cnnscope.ops.outsize``)::
 
     out = floor((n + 2p - d(k-1) - 1) / s + 1)
 
@@ -29,9 +29,9 @@ from cnnscope.results import LayerKind, Shown
 from cnnscope.trace.records import LayerRecord, ModelReport
 
 # ---------------------------------------------------------------------- the formulas
-# Written once in trace/outsize.py (the meta fast path uses them too); re-exported here,
+# Written once in ops/outsize.py (the meta shape kernels uses them too); re-exported here,
 # where the CLI and the tests have always found them.
-from cnnscope.trace.outsize import (  # noqa: F401 - re-exported
+from cnnscope.ops.outsize import (  # noqa: F401 - re-exported
     conv_formula,
     conv_output_size,
     transposed_formula,

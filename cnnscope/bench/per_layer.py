@@ -32,7 +32,7 @@ from torch.utils._pytree import tree_flatten
 from cnnscope.bench.records import LayerTiming, PerLayer
 from cnnscope.bench.stats import median
 from cnnscope.bench.timing import Timer
-from cnnscope.trace.dispatch import _is_leaf_nn_layer
+from cnnscope.trace.dispatch import is_leaf_nn_layer
 from cnnscope.trace.records import ModelReport
 
 
@@ -62,7 +62,7 @@ class LayerHooks:
 
     def attach(self) -> "LayerHooks":
         for module in self.model.modules():
-            if _is_leaf_nn_layer(module):
+            if is_leaf_nn_layer(module):
                 self._handles.append(module.register_forward_pre_hook(self._pre))
                 self._handles.append(module.register_forward_hook(self._post))
         return self

@@ -25,11 +25,11 @@ import torch
 
 from cnnscope.trace.memory import (
     LiveStorage,
-    _tensors,
     make_optimizer,
     make_targets,
     run_step,
 )
+from cnnscope.trace.tensors import tensors_in
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ def measure_real(model: torch.nn.Module, input_size: Sequence[int], batch: int,
         model.train()
         opt = make_optimizer([p for p in model.parameters() if p.requires_grad], optimizer)
         with torch.no_grad():
-            shapes = [tuple(t.shape) for t in _tensors(model(x))]
+            shapes = [tuple(t.shape) for t in tensors_in(model(x))]
         targets = make_targets(shapes, dev)
         run_step(model, x, optimizer=opt, targets=targets, dtype=dtype,
                  attention=kernel())  # creates the state

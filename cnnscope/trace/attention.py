@@ -29,12 +29,12 @@ from typing import Any, Callable, Iterator
 import torch
 
 import cnnscope.patches as patches
-from cnnscope.trace.meta import _broadcast
+from cnnscope.ops.meta_tensors import broadcast
 
 NAME = "scaled_dot_product_attention"  # the one name of the op on every device
 
 _sdpa_original = None
-# The tracing thread's group runner (``_TraceState.run_group``); other threads that call
+# The tracing thread's group runner (``TraceState.run_group``); other threads that call
 # attention while the patch is installed run PyTorch's own function (or the meta op).
 _local = threading.local()
 
@@ -93,7 +93,7 @@ def _meta_shortcut(query, key, value, attn_mask, dropout_p, is_causal, enable_gq
             and (attn_mask is None or (isinstance(attn_mask, torch.Tensor)
                                        and attn_mask.device.type == "meta"
                                        and attn_mask.dtype in (torch.bool, query.dtype)
-                                       and _broadcast(tuple(attn_mask.shape),
+                                       and broadcast(tuple(attn_mask.shape),
                                                       (*query.shape[:-1], key.shape[-2]))
                                        == (*query.shape[:-1], key.shape[-2])))
             and not (is_causal and attn_mask is not None))

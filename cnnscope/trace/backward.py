@@ -19,8 +19,8 @@ that runs it:
 
 The backward starts from a gradient of ones for every output (the loss is not counted:
 it is not a layer) and the input needs no gradient, as in training. MACs and FLOPs use
-the forward's conventions; the backward formulas live in the same table
-(``cnnscope.trace.formulas``, "backward ops"), which refuses duplicates. They are:
+the forward's conventions; each backward op is an entry of the op registry
+(``cnnscope.ops``), next to its forward op in the same family module. They are:
 
 * ``convolution_backward``: input gradient = the forward's MACs (a transposed
   convolution of the output gradient), weight gradient = the forward's MACs again, each
@@ -54,9 +54,9 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import cnnscope.patches as patches
-from cnnscope.trace.formulas import op_cost
-from cnnscope.trace.geometry import op_name
-from cnnscope.trace.tensors import _shape_args, _shape_of, _tensors
+from cnnscope.ops.names import op_name
+from cnnscope.ops.registry import lookup, op_cost
+from cnnscope.trace.tensors import shape_args, shape_of, tensors_in
 
 _TAG = "cnnscope_record"  # key of the record name in an autograd node's metadata
 UNATTRIBUTED = "<unattributed>"
@@ -103,7 +103,7 @@ class NodeLabeller(TorchFunctionMode):
             label = self.state.records[-1].name
         else:
             return out
-        _label_nodes(_tensors(out), label, self.nodes)
+        _label_nodes(tensors_in(out), label, self.nodes)
         return out
 
 
@@ -133,8 +133,8 @@ class _BackwardCounter(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         name = op_name(func)
-        outs = [_shape_of(t) for t in _tensors(out)]
-        cost = op_cost(name, _shape_args(args), outs)
+        outs = [shape_of(t) for t in tensors_in(out)]
+        cost = op_cost(lookup(name), shape_args(args), outs)
         if cost is None:
             self.count.unsupported[name] += 1
         elif cost.macs or cost.flops:

@@ -1,7 +1,7 @@
-"""The block memo: a custom module's records, replayed for an identical module (``_Block``).
+"""The block memo: a custom module's records, replayed for an identical module (``Block``).
 
-Subtree configurations are interned in ``_TREE_IDS`` and recorded blocks kept in
-``_BLOCKS``, both shared by every meta trace of the process and emptied with the leaf
+Subtree configurations are interned in ``TREE_IDS`` and recorded blocks kept in
+``BLOCKS``, both shared by every meta trace of the process and emptied with the leaf
 memo (see memo.py).
 """
 
@@ -9,18 +9,33 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
 
 from cnnscope.trace.records import LayerRecord
 
-if TYPE_CHECKING:
-    from cnnscope.trace.dispatch import _TraceState
 
-_MISSING = object()
-_PLAIN = {int, float, bool, str, type(None)}
+
+class RecordingState(Protocol):
+    """What a block's capture and replay read and write of the running trace (a
+    ``dispatch.TraceState``), declared here: the dispatch module imports this one."""
+
+    records: list[LayerRecord]
+    params: dict[int, tuple[int, bool]]  # id(parameter) -> (numel, trainable)
+    consumed: set[int]  # ids of parameters already charged to a record
+    producer: dict[int, int]  # id(tensor) -> index of the record that produced it
+    calls: dict[int, int]  # id(module) -> calls so far
+    bases: dict[int, str]  # record index -> its name before de-duplication
+    unsupported: Counter
+
+    def unique_name(self, name: str) -> str: ...
+
+    def mark_output(self, tensors: Any, index: int) -> None: ...
+
+MISSING = object()
+PLAIN = {int, float, bool, str, type(None)}
 
 _NN_INTERNALS = frozenset({
     "training", "_parameters", "_buffers", "_non_persistent_buffers_set", "_backward_pre_hooks",
@@ -32,7 +47,7 @@ _NN_INTERNALS = frozenset({
 _HOOKS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
 
 
-def _block_config(module: nn.Module) -> tuple | None:
+def block_config(module: nn.Module) -> tuple | None:
     """What decides a module's behaviour on given input shapes, for replaying a whole block.
 
     Its class, training flag, every attribute that is a plain value (private ones too:
@@ -49,8 +64,8 @@ def _block_config(module: nn.Module) -> tuple | None:
         if k in _NN_INTERNALS:
             continue
         t = type(v)
-        if t not in _PLAIN:
-            if t not in (tuple, list) or not _PLAIN.issuperset(map(type, v)):
+        if t not in PLAIN:
+            if t not in (tuple, list) or not PLAIN.issuperset(map(type, v)):
                 return None
             v = (t, tuple(v))
         items.append((k, v))
@@ -59,7 +74,7 @@ def _block_config(module: nn.Module) -> tuple | None:
     return type(module), d.get("training"), tuple(items), tensors
 
 
-def _subtree_params(subtree: list[tuple[str, nn.Module]]) -> dict[int, None]:
+def subtree_params(subtree: list[tuple[str, nn.Module]]) -> dict[int, None]:
     """Ids of the parameters of a subtree's modules, each once, in order."""
     out: dict[int, None] = {}
     for _, m in subtree:
@@ -71,11 +86,11 @@ def _subtree_params(subtree: list[tuple[str, nn.Module]]) -> dict[int, None]:
 
 # Subtree configurations -> small ids, and recorded blocks by (subtree id, input layouts):
 # shared by every meta trace of the process and emptied with the layer memo.
-_TREE_IDS: dict[tuple, int] = {}
-_BLOCKS: dict[tuple, "_Block"] = {}
+TREE_IDS: dict[tuple, int] = {}
+BLOCKS: dict[tuple, "Block"] = {}
 
 
-class _Block:
+class Block:
     """The records one call of a custom module made, replayed for an identical module.
 
     On the meta device a module whose whole subtree has the same classes, plain
@@ -106,8 +121,8 @@ class _Block:
         self.valid: bool | None = None
 
     @staticmethod
-    def capture(state: "_TraceState", name: str, subtree: list, inputs: list, in_producers: tuple,
-                start: int, out: Any, unsupported: Counter, params: dict) -> "_Block | None":
+    def capture(state: RecordingState, name: str, subtree: list, inputs: list, in_producers: tuple,
+                start: int, out: Any, unsupported: Counter, params: dict) -> "Block | None":
         end = len(state.records)
         if end == start:
             return None
@@ -136,7 +151,7 @@ class _Block:
         bases = state.bases
         raw = (f"{name}." if name else "", start, tuple(state.records[start:end]),
                tuple(bases.get(k) for k in range(start, end)), in_producers)
-        return _Block(raw, calls, tuple(unsupported.items()), claimed, single, tuple(layout))
+        return Block(raw, calls, tuple(unsupported.items()), claimed, single, tuple(layout))
 
     def prepare(self) -> bool:
         """Check the captured records can be replayed and make their relative form, once."""
@@ -167,15 +182,15 @@ class _Block:
         self.records, self.bases, self.valid = tuple(rel), tuple(rel_bases), True
         return True
 
-    def replay(self, state: "_TraceState", name: str, subtree: list, inputs: list) -> Any:
+    def replay(self, state: RecordingState, name: str, subtree: list, inputs: list) -> Any:
         if len(subtree) != len(self.calls) or any(state.calls.get(id(m), 0) for _, m in subtree):
-            return _MISSING
+            return MISSING
         if not self.prepare():
-            return _MISSING
-        params = _subtree_params(subtree)
+            return MISSING
+        params = subtree_params(subtree)
         if any(p in state.consumed for p in params) or \
                 sum(state.params[p][0] for p in params if p in state.params) != self.params:
-            return _MISSING
+            return MISSING
         state.consumed.update(params)
         for (_, m), (_, n) in zip(subtree, self.calls):
             if n:

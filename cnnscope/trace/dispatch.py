@@ -1,7 +1,7 @@
 """Dispatch counting: the state one trace shares between module wrappers and the
 ``TorchDispatchMode`` that sees every aten op, and the wrappers themselves.
 
-``_TraceState.on_op`` charges each op to the leaf torch.nn layer running it, or makes it a
+``TraceState.on_op`` charges each op to the leaf torch.nn layer running it, or makes it a
 record of its own; ``run_leaf`` and ``run_block`` replay what the memos already know.
 """
 
@@ -17,19 +17,20 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import cnnscope.patches as patches
-from cnnscope.trace.blocks import _MISSING, _PLAIN, _Block, _subtree_params
-from cnnscope.trace.formulas import TensorShape, has_module_formula, module_cost
-from cnnscope.trace.geometry import op_name
-from cnnscope.trace.memo import _LeafMemo
-from cnnscope.trace.meta import run_kernel
-from cnnscope.trace.ops import OpSpec, lookup, op_cost
+from cnnscope.ops.cost import TensorShape
+from cnnscope.ops.entry import OpEntry
+from cnnscope.ops.meta_tensors import run_kernel
+from cnnscope.ops.names import op_name
+from cnnscope.ops.registry import has_module_formula, lookup, module_cost, op_cost
+from cnnscope.trace.blocks import MISSING, PLAIN, Block, subtree_params
+from cnnscope.trace.memo import LeafMemo
 from cnnscope.trace.records import LayerRecord
 from cnnscope.trace.tensors import (
-    _is_view_op,
-    _nbytes,
-    _shape_args,
-    _shape_of,
-    _tensors,
+    is_view_op,
+    tensor_bytes,
+    shape_args,
+    shape_of,
+    tensors_in,
 )
 
 
@@ -40,7 +41,7 @@ from cnnscope.trace.tensors import (
 _ATOMIC_WITH_CHILDREN = (nn.MultiheadAttention,)
 
 
-def _is_leaf_nn_layer(module: nn.Module) -> bool:
+def is_leaf_nn_layer(module: nn.Module) -> bool:
     # Only torch's own layers are atomic: their meaning is known. A custom module is
     # traced through, so its ops (a crop, a gate) stay visible, unless the user gave
     # its class a formula (register_formula).
@@ -64,11 +65,11 @@ class _Pending:
     flops: int = 0
     geometry: dict[str, Any] = field(default_factory=dict)
     unsupported: list[str] = field(default_factory=list)
-    read_bytes: int = 0  # input activations + parameters, each tensor once (see _nbytes)
+    read_bytes: int = 0  # input activations + parameters, each tensor once (see tensor_bytes)
     ops: int = 0  # aten ops the layer ran; none (Identity) means it moved nothing
 
 
-class _TraceState:
+class TraceState:
     """Everything the forward wrappers and the dispatch mode share during one pass."""
 
     def __init__(self, param_names: dict[int, tuple[int, bool]], *, memoize: bool = False):
@@ -87,8 +88,8 @@ class _TraceState:
         self.name_counts: Counter[str] = Counter()
         self.unsupported: Counter[str] = Counter()
         self.failed_at: tuple[str, str] | None = None  # (layer name, op) of a failing op
-        # Leaf-layer results by (layer configuration, input shapes): see _LeafMemo.
-        self.memo: _LeafMemo | None = _LeafMemo() if memoize else None
+        # Leaf-layer results by (layer configuration, input shapes): see LeafMemo.
+        self.memo: LeafMemo | None = LeafMemo() if memoize else None
         for pid in param_names:
             self.param_of[pid] = pid
 
@@ -126,7 +127,7 @@ class _TraceState:
     def finish(self, p: _Pending, outputs: list[torch.Tensor]) -> int:
         g = p.geometry
         extra = g.get("extra") or {}
-        out_shapes = [_shape_of(t) for t in outputs]
+        out_shapes = [shape_of(t) for t in outputs]
         if p.type.startswith("Adaptive") and out_shapes:
             # AdaptiveAvgPool2d(1) runs as a mean; its geometry is its output size.
             extra = {"adaptive": True, "output_size": out_shapes[0][2:]}
@@ -143,7 +144,7 @@ class _TraceState:
             macs=p.macs,
             flops=p.flops,
             activations=sum(prod(s) for s in out_shapes),
-            bytes_moved=(p.read_bytes + _nbytes(outputs)) if p.ops else 0,
+            bytes_moved=(p.read_bytes + tensor_bytes(outputs)) if p.ops else 0,
             call_index=p.call_index,
             kernel_size=g.get("kernel_size"),
             stride=g.get("stride"),
@@ -166,7 +167,7 @@ class _TraceState:
         takes its fast call path, and a leaf layer can skip its forward entirely when the
         memo already knows the answer.
         """
-        leaf = _is_leaf_nn_layer(module)
+        leaf = is_leaf_nn_layer(module)
 
         def forward_traced(*args, **kwargs):
             self.stack.append(name)
@@ -182,7 +183,7 @@ class _TraceState:
         return forward_traced
 
     def run_block(self, name: str, module: nn.Module, forward, args: tuple, kwargs: dict) -> Any:
-        """A custom module's call: replayed when an identical block already ran (see _Block).
+        """A custom module's call: replayed when an identical block already ran (see Block).
 
         Positional arguments must be tensors; keyword arguments tensors or plain values
         (``mask=None``), which are part of the key.
@@ -199,7 +200,7 @@ class _TraceState:
                 if isinstance(v, torch.Tensor):
                     inputs.append(v)
                     described.append((k, None))
-                elif type(v) in _PLAIN:
+                elif type(v) in PLAIN:
                     described.append((k, (v,)))
                 else:
                     return forward(*args, **kwargs)
@@ -212,18 +213,18 @@ class _TraceState:
         subtree = memo.subtree(module)
         if known is not None:
             out = known.replay(self, name, subtree, inputs)
-            if out is not _MISSING:
+            if out is not MISSING:
                 return out
         # Run it for real; keep what it recorded when the call can be replayed exactly.
         fresh = all(self.calls.get(id(m), 0) == 0 for _, m in subtree)
-        params = _subtree_params(subtree)
+        params = subtree_params(subtree)
         fresh = fresh and not any(pid in self.consumed for pid in params)
         start = len(self.records)
         before = Counter(self.unsupported)
         in_producers = tuple(self.producer.get(id(t)) for t in inputs)
         out = forward(*args, **kwargs)
         if fresh and known is None:
-            block = _Block.capture(self, name, subtree, inputs, in_producers, start, out,
+            block = Block.capture(self, name, subtree, inputs, in_producers, start, out,
                                    self.unsupported - before, params)
             if block is not None:
                 memo.blocks[key] = block
@@ -232,7 +233,7 @@ class _TraceState:
     def run_leaf(self, name: str, module: nn.Module, forward, args: tuple, kwargs: dict) -> Any:
         call = self.calls.get(id(module), 0)
         self.calls[id(module)] = call + 1
-        inputs = [args[0]] if len(args) == 1 and isinstance(args[0], torch.Tensor) else _tensors(args)
+        inputs = [args[0]] if len(args) == 1 and isinstance(args[0], torch.Tensor) else tensors_in(args)
         custom = has_module_formula(module)
         own = module._parameters
         if custom or module._modules:  # a user formula's module (or MultiheadAttention)
@@ -243,7 +244,7 @@ class _TraceState:
                 id(p) for p in own.values() if p is not None) if own else (0, 0)
         record_name = name if call == 0 else f"{name}#{call + 1}"
         producers = self.producers(inputs)
-        input_shapes = tuple(_shape_of(t) for t in inputs)
+        input_shapes = tuple(shape_of(t) for t in inputs)
         key = self.memo.key(module, args, kwargs, inputs) \
             if self.memo is not None and not custom else None
         known = self.memo.get(key) if key is not None else None
@@ -261,7 +262,7 @@ class _TraceState:
                            params=params, trainable=trainable,
                            # Every call reads its weights, also a shared layer's second call
                            # (whose params are 0: they were counted at the first).
-                           read_bytes=_nbytes(inputs) + _nbytes(
+                           read_bytes=tensor_bytes(inputs) + tensor_bytes(
                                module.parameters() if module._modules else own.values()))
         layer = lookup(pending.type)
         if layer is not None and layer.no_window:
@@ -275,24 +276,24 @@ class _TraceState:
                 out = forward(*args, **kwargs)
             finally:
                 self.leaf_custom = False
-            cost = module_cost(module, input_shapes, [_shape_of(t) for t in _tensors(out)])
+            cost = module_cost(module, input_shapes, [shape_of(t) for t in tensors_in(out)])
             pending.macs, pending.flops = cost.macs, cost.flops
         else:
             out = forward(*args, **kwargs)
         self.leaf = self.leaf_module = None
-        index = self.finish(pending, _tensors(out))
+        index = self.finish(pending, tensors_in(out))
         if key is not None:
             self.memo.store(key, self.records[index], pending.unsupported, inputs, out)
         return out
 
     def run_group(self, name: str, run, schema_args: tuple) -> Any:
         """One record for a user-level op whose kernels differ per device (attention: see
-        ``cnnscope.trace.attention``), costed from ``schema_args`` by the op table's
+        ``cnnscope.trace.attention``), costed from ``schema_args`` by the op registry's
         entry ``name``; the ops ``run()`` dispatches are its work, not rows of their own.
         Inside a torch.nn layer the ops are that layer's, as any other op."""
         if self.leaf is not None:
             return run()
-        inputs = _tensors(schema_args)
+        inputs = tensors_in(schema_args)
         parent = self.stack[-1] if self.stack else ""
         base = f"{parent}.{name}" if parent else name
         if self.memo is not None:
@@ -303,18 +304,18 @@ class _TraceState:
             self.param_of[id(t)] for t in inputs if id(t) in self.param_of)
         pending = _Pending(name=self.unique_name(base), type=name, kind="function",
                            inputs=self.producers(inputs),
-                           input_shapes=tuple(_shape_of(t) for t in inputs
+                           input_shapes=tuple(shape_of(t) for t in inputs
                                               if id(t) not in self.param_of),
-                           params=params, trainable=trainable, read_bytes=_nbytes(inputs))
+                           params=params, trainable=trainable, read_bytes=tensor_bytes(inputs))
         self.leaf, self.leaf_custom = pending, True
         try:
             out = run()
         finally:
             self.leaf, self.leaf_custom = None, False
-        outputs = _tensors(out)
+        outputs = tensors_in(out)
         spec = lookup(name)
-        out_shapes = [_shape_of(t) for t in outputs]
-        sargs = _shape_args(schema_args)
+        out_shapes = [shape_of(t) for t in outputs]
+        sargs = shape_args(schema_args)
         cost = op_cost(spec, sargs, out_shapes, None)
         if cost is None:
             pending.unsupported.append(name)
@@ -329,20 +330,20 @@ class _TraceState:
     # ------------------------------------------------------------------ ops
 
     def on_op(self, func, args: tuple, kwargs: dict, out: Any, name: str,
-              spec: OpSpec | None) -> None:
+              spec: OpEntry | None) -> None:
         """Charge one aten op (``name``, its op-table entry ``spec``) to its record."""
-        outputs = _tensors(out)
+        outputs = tensors_in(out)
         if name.endswith("_with_indices"):
             outputs = outputs[:1]  # the indices are bookkeeping, not activations
-        out_shapes = [_shape_of(t) for t in outputs]
-        sargs = _shape_args(args)
-        skw = {k: TensorShape(_shape_of(v)) if isinstance(v, torch.Tensor) else v
+        out_shapes = [shape_of(t) for t in outputs]
+        sargs = shape_args(args)
+        skw = {k: TensorShape(shape_of(v)) if isinstance(v, torch.Tensor) else v
                for k, v in kwargs.items()} if kwargs else None
         cost = op_cost(spec, sargs, out_shapes, skw)
         read_geometry = spec.geometry if spec is not None else None
 
         if self.leaf is not None:  # inside a torch.nn layer: add to its record
-            if not _is_view_op(func):  # a Flatten that only views its input moves nothing
+            if not is_view_op(func):  # a Flatten that only views its input moves nothing
                 self.leaf.ops += 1
             if self.leaf_custom:
                 return  # a user formula gives the whole module's cost
@@ -356,7 +357,7 @@ class _TraceState:
                 self.leaf.geometry = read_geometry(name, sargs, out_shapes)
             return
 
-        inputs = _tensors((args, kwargs))
+        inputs = tensors_in((args, kwargs))
         producers = self.producers(inputs)
         param_inputs = [self.param_of[id(t)] for t in inputs if id(t) in self.param_of]
         if not producers and cost is not None and cost.macs == 0 and cost.flops == 0:
@@ -379,13 +380,13 @@ class _TraceState:
             type=name,
             kind=kind,
             inputs=producers,
-            input_shapes=tuple(_shape_of(t) for t in inputs if id(t) not in self.param_of),
+            input_shapes=tuple(shape_of(t) for t in inputs if id(t) not in self.param_of),
             params=params,
             trainable=trainable,
             geometry=read_geometry(name, sargs, out_shapes) if read_geometry is not None else {},
             # A view (reshape, slice, select...) re-indexes memory: it moves nothing.
-            ops=0 if kind == "shape" or _is_view_op(func) else 1,
-            read_bytes=_nbytes(inputs),
+            ops=0 if kind == "shape" or is_view_op(func) else 1,
+            read_bytes=tensor_bytes(inputs),
         )
         if cost is None:
             pending.unsupported.append(name)
@@ -401,28 +402,28 @@ class _TraceState:
 
 
 
-def _patch_forwards(modules: list[tuple[str, nn.Module]],
-                    state: _TraceState) -> list[tuple[nn.Module, Any]]:
+def patch_forwards(modules: list[tuple[str, nn.Module]],
+                    state: TraceState) -> list[tuple[nn.Module, Any]]:
     patched = []
     for name, module in modules:
         if isinstance(module, torch.jit.ScriptModule):
             continue  # its forward is compiled; its ops are still seen, under its parent
-        own = module.__dict__.get("forward", _MISSING)
+        own = module.__dict__.get("forward", MISSING)
         module.__dict__["forward"] = state.traced_forward(name, module, module.forward)
         patched.append((module, own))
     return patched
 
 
-def _restore_forwards(patched: list[tuple[nn.Module, Any]]) -> None:
+def restore_forwards(patched: list[tuple[nn.Module, Any]]) -> None:
     for module, own in patched:
-        if own is _MISSING:
+        if own is MISSING:
             module.__dict__.pop("forward", None)
         else:
             module.__dict__["forward"] = own
 
 
-class _DispatchCounter(TorchDispatchMode):
-    def __init__(self, state: _TraceState):
+class DispatchCounter(TorchDispatchMode):
+    def __init__(self, state: TraceState):
         super().__init__()
         self.state = state
 
@@ -448,4 +449,4 @@ class _DispatchCounter(TorchDispatchMode):
         return out
 
 
-patches.fill_dynamo_cache(_DispatchCounter)  # spare the first traced op torch._dynamo
+patches.fill_dynamo_cache(DispatchCounter)  # spare the first traced op torch._dynamo

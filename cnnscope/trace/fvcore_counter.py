@@ -17,7 +17,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from cnnscope.trace.fvcore_ops import MAC_OPERATORS
+from cnnscope.ops.registry import fvcore_mac_operators
 from cnnscope.trace.records import LayerRecord, ModelReport, Totals
 
 
@@ -37,7 +37,8 @@ FVCORE_CONVENTION = (
 
 def fvcore_mac_total(by_operator: dict[str, int]) -> int:
     """Sum of fvcore's per-operator counts that are multiply-accumulates."""
-    return sum(n for op, n in by_operator.items() if op in MAC_OPERATORS)
+    macs = fvcore_mac_operators()
+    return sum(n for op, n in by_operator.items() if op in macs)
 
 
 def fvcore_report(source: Buildable, input_size: tuple[int, ...], batch: int) -> ModelReport:
@@ -66,7 +67,8 @@ def fvcore_report(source: Buildable, input_size: tuple[int, ...], batch: int) ->
         ))
     params = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    other = {op: n for op, n in by_operator.items() if op not in MAC_OPERATORS}
+    macs = fvcore_mac_operators()
+    other = {op: n for op, n in by_operator.items() if op not in macs}
     notes = []
     if other:
         notes.append("fvcore counts outside MACs: " + ", ".join(f"{k} {v:,}" for k, v in sorted(other.items())))

@@ -1,4 +1,4 @@
-"""The leaf memo: a torch.nn layer already measured is replayed from its record (``_LeafMemo``).
+"""The leaf memo: a torch.nn layer already measured is replayed from its record (``LeafMemo``).
 
 On the meta device a leaf layer's output shapes, cost and geometry depend only on its
 configuration and its inputs' layouts; ``_KNOWN`` keeps what each first call recorded,
@@ -14,8 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnscope.trace.blocks import _BLOCKS, _MISSING, _PLAIN, _TREE_IDS, _block_config
-from cnnscope.trace.formulas import FORMULAS, FREE_OPS, SHAPE_OPS, formulas_revision
+from cnnscope.trace.blocks import BLOCKS, MISSING, PLAIN, TREE_IDS, block_config
+from cnnscope.ops.registry import formulas_revision
 from cnnscope.trace.records import LayerRecord
 
 
@@ -30,7 +30,7 @@ def _config_of(module: nn.Module) -> tuple | None:
                   if k[0] != "_" and k != "forward")  # forward: the tracer's own wrapper
     for _, v in items:
         t = type(v)
-        if t not in _PLAIN and not (t is tuple and _PLAIN.issuperset(map(type, v))):
+        if t not in PLAIN and not (t is tuple and PLAIN.issuperset(map(type, v))):
             return None
     d = module.__dict__
     tensors = tuple((k, None if t is None else (t.shape, t.dtype))
@@ -75,22 +75,22 @@ _known_for: tuple[int, ...] | None = None
 def clear_memo() -> None:
     """Forget every measured layer and block (benchmarks use it to time a first trace)."""
     _KNOWN.clear()
-    _BLOCKS.clear()
-    _TREE_IDS.clear()
+    BLOCKS.clear()
+    TREE_IDS.clear()
 
 
 def _shared_known() -> dict[tuple, _Known]:
     global _known_for
-    tables = (len(FORMULAS), len(FREE_OPS), len(SHAPE_OPS), formulas_revision())
-    if tables != _known_for or len(_KNOWN) > _KNOWN_LIMIT or len(_BLOCKS) > _KNOWN_LIMIT:
+    tables = formulas_revision()
+    if tables != _known_for or len(_KNOWN) > _KNOWN_LIMIT or len(BLOCKS) > _KNOWN_LIMIT:
         _KNOWN.clear()
-        _BLOCKS.clear()
-        _TREE_IDS.clear()
+        BLOCKS.clear()
+        TREE_IDS.clear()
         _known_for = tables
     return _KNOWN
 
 
-class _LeafMemo:
+class LeafMemo:
     """Leaf layers already measured, by (configuration, input layouts).
 
     On the meta device a torch.nn layer's output shapes, cost and geometry depend only on
@@ -103,7 +103,7 @@ class _LeafMemo:
     def __init__(self) -> None:
         self.configs: dict[int, tuple | None] = {}  # per trace: module ids are reused
         self.known = _shared_known()
-        self.blocks = _BLOCKS
+        self.blocks = BLOCKS
         self.tree_ids: dict[int, int | None] = {}  # per trace: id(module) -> subtree config id
         self.subtrees: dict[int, list[tuple[str, nn.Module]]] = {}
         self.module_list: list[tuple[str, nn.Module]] | None = None
@@ -148,10 +148,10 @@ class _LeafMemo:
         Interned in a table shared by every trace, so equal subtrees of different models
         or traces get the same id.
         """
-        tid = self.tree_ids.get(id(module), _MISSING)
-        if tid is not _MISSING:
+        tid = self.tree_ids.get(id(module), MISSING)
+        if tid is not MISSING:
             return tid
-        own = _block_config(module)
+        own = block_config(module)
         tid = None
         if own is not None:
             children = []
@@ -162,9 +162,9 @@ class _LeafMemo:
                 children.append((child_name, cid))
             else:
                 signature = (own, tuple(children))
-                tid = _TREE_IDS.get(signature)
+                tid = TREE_IDS.get(signature)
                 if tid is None:
-                    tid = _TREE_IDS[signature] = len(_TREE_IDS)
+                    tid = TREE_IDS[signature] = len(TREE_IDS)
         self.tree_ids[id(module)] = tid
         return tid
 
@@ -178,8 +178,8 @@ class _LeafMemo:
             inputs: list[torch.Tensor]) -> tuple | None:
         if kwargs or len(inputs) != len(args):
             return None  # non-tensor arguments may change what the layer does
-        config = self.configs.get(id(module), _MISSING)
-        if config is _MISSING:
+        config = self.configs.get(id(module), MISSING)
+        if config is MISSING:
             config = self.configs[id(module)] = _config_of(module)
         if config is None:
             return None

@@ -42,8 +42,9 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import cnnscope.patches as patches
+from cnnscope.ops.registry import autocast_functions
 from cnnscope.trace import training
-from cnnscope.trace.tensors import _tensors
+from cnnscope.trace.tensors import tensors_in
 
 CATEGORIES = ("parameters", "buffers", "gradients", "optimizer_state", "input",
               "activations", "transient")
@@ -126,7 +127,7 @@ class LiveStorage(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
-        for t in _tensors(out):
+        for t in tensors_in(out):
             self.track(t, "transient")
         scratch = self.workspace(func, args, kwargs) if self.workspace is not None else 0
         self.current += scratch  # alive together with the op's outputs, until it returns
@@ -140,25 +141,11 @@ class LiveStorage(TorchDispatchMode):
 # ---------------------------------------------------------------------- autocast on meta
 
 # What torch.autocast runs in the low precision on CUDA (its "lower_precision_fp" list,
-# the ops that matter in a CNN) and in float32 ("fp32" list). Autocast has no meta
-# backend, so on meta the casts are made here, above autograd, as autocast makes them.
-_LOW_PRECISION = {
-    torch.nn.functional.conv1d, torch.nn.functional.conv2d, torch.nn.functional.conv3d,
-    torch.nn.functional.conv_transpose1d, torch.nn.functional.conv_transpose2d,
-    torch.nn.functional.conv_transpose3d, torch.nn.functional.linear, torch.matmul,
-    torch.mm, torch.bmm, torch.addmm, torch.baddbmm, torch.addbmm, torch.Tensor.matmul,
-    torch.Tensor.__matmul__, torch.Tensor.mm, torch.Tensor.bmm, torch.einsum,
-    torch.conv2d, torch.conv1d, torch.conv3d, torch._C._nn.scaled_dot_product_attention,
-}
-_FLOAT32 = {
-    torch.nn.functional.softmax, torch.nn.functional.log_softmax, torch.softmax,
-    torch.log_softmax, torch.Tensor.softmax, torch.Tensor.log_softmax,
-    torch.nn.functional.cross_entropy, torch.nn.functional.nll_loss,
-    torch.nn.functional.mse_loss, torch.nn.functional.layer_norm,
-    torch.nn.functional.group_norm, torch.nn.functional.binary_cross_entropy_with_logits,
-    torch.exp, torch.log, torch.pow, torch.Tensor.pow, torch.sum, torch.Tensor.sum,
-    torch.nn.functional.normalize, torch.norm, torch.Tensor.norm, torch.cumsum,
-}
+# the ops that matter in a CNN) and in float32 ("fp32" list): the op registry's
+# ``autocast`` flags. Autocast has no meta backend, so on meta the casts are made here,
+# above autograd, as autocast makes them.
+_LOW_PRECISION = autocast_functions("low")
+_FLOAT32 = autocast_functions("fp32")
 
 
 class MetaAutocast(TorchFunctionMode):
@@ -230,7 +217,7 @@ def make_targets(output_shapes: Sequence[tuple[int, ...]], device: torch.device
 
 def loss_of(output: Any, targets: list[tuple[str, torch.Tensor]]) -> torch.Tensor:
     """Cross-entropy (or MSE) of every output against its target, summed (as bench does)."""
-    return training.summed_loss(_tensors(output), targets)
+    return training.summed_loss(tensors_in(output), targets)
 
 
 @dataclass
@@ -380,13 +367,13 @@ def measure_step(model: nn.Module, input_size: Sequence[int], batch: int, device
         ctx = make()
         out, _, _ = run_step(model, x, optimizer=None, targets=None, dtype=dtype, tracker=tracker,
                              attention=ctx)
-        return StepResult(tracker.peak, {}, [tuple(t.shape) for t in _tensors(out)],
+        return StepResult(tracker.peak, {}, [tuple(t.shape) for t in tensors_in(out)],
                           dict(getattr(ctx, "used", {})))
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
     opt = make_optimizer(trainable, optimizer)
     with torch.no_grad(), make() or ExitStack():  # the output shapes, for the targets
-        shapes = [tuple(t.shape) for t in _tensors(model(x))]
+        shapes = [tuple(t.shape) for t in tensors_in(model(x))]
     targets = make_targets(shapes, device)
     if warm:
         run_step(model, x, optimizer=opt, targets=targets, dtype=dtype, attention=make())

@@ -6,17 +6,17 @@ from typing import Any, Iterable
 
 import torch
 
-from cnnscope.trace.formulas import TensorShape
+from cnnscope.ops.cost import TensorShape
 
 
-def _shape_of(t: torch.Tensor) -> tuple[int, ...]:
+def shape_of(t: torch.Tensor) -> tuple[int, ...]:
     return tuple(t.shape)  # torch.Size is a tuple of ints
 
 
 _VIEW_OPS: dict[Any, bool] = {}
 
 
-def _is_view_op(func) -> bool:
+def is_view_op(func) -> bool:
     """True for an aten op whose output is a view of an input (its schema says the result
     aliases an argument without writing it: slice, select, view, expand...). In-place ops
     (``relu_``, ``add_``) write their alias and do move data."""
@@ -32,7 +32,7 @@ def _is_view_op(func) -> bool:
     return known
 
 
-def _nbytes(tensors: Iterable[torch.Tensor | None]) -> int:
+def tensor_bytes(tensors: Iterable[torch.Tensor | None]) -> int:
     """Bytes of the distinct tensors given, at their own dtype (a tensor passed twice, as
     in ``x * x``, is read once: the minimal-traffic convention of ``bytes_moved``)."""
     seen: set[int] = set()
@@ -44,7 +44,7 @@ def _nbytes(tensors: Iterable[torch.Tensor | None]) -> int:
     return total
 
 
-def _tensors(obj: Any) -> list[torch.Tensor]:
+def tensors_in(obj: Any) -> list[torch.Tensor]:
     """Tensors in a nest of tuples/lists/dicts (a lean tree_flatten: this runs per op)."""
     if isinstance(obj, torch.Tensor):
         return [obj]
@@ -61,14 +61,14 @@ def _tensors(obj: Any) -> list[torch.Tensor]:
     return out
 
 
-def _shape_args(args: tuple) -> tuple:
+def shape_args(args: tuple) -> tuple:
     """Positional args with tensors replaced by TensorShape (lists of tensors kept as lists)."""
     out = []
     for a in args:
         if isinstance(a, torch.Tensor):
-            out.append(TensorShape(_shape_of(a)))
+            out.append(TensorShape(shape_of(a)))
         elif isinstance(a, (list, tuple)) and a and all(isinstance(x, torch.Tensor) for x in a):
-            out.append([TensorShape(_shape_of(x)) for x in a])
+            out.append([TensorShape(shape_of(x)) for x in a])
         else:
             out.append(a)
     return tuple(out)

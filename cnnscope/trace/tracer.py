@@ -5,7 +5,7 @@ with each module's ``forward`` wrapped for the length of the trace to know where
 happens. By default the model lives on the meta device: shapes propagate, no weights are
 allocated and nothing is computed, so any input size or batch costs the same. On meta, a
 leaf layer already measured with the same configuration and input layout is replayed
-from its record (``_LeafMemo``) instead of run again.
+from its record (``LeafMemo``) instead of run again.
 
 It emits one ``LayerRecord`` per call of a leaf ``torch.nn`` layer (Conv2d, BatchNorm2d,
 ReLU...: its cost is the sum of the ops it ran) and one per op called outside such a
@@ -30,21 +30,21 @@ from cnnscope.errors import (
     InputTooSmallError,
     TraceError,
 )
-from cnnscope.trace.blocks import _BLOCKS  # noqa: F401 - re-exported (tests inspect it)
-from cnnscope.trace.dispatch import (
-    _DispatchCounter,
-    _patch_forwards,
-    _restore_forwards,
-    _TraceState,
-)
-from cnnscope.trace.geometry import op_name  # noqa: F401 - re-exported
-from cnnscope.trace.memo import clear_memo  # noqa: F401 - re-exported
+from cnnscope.ops.names import op_name  # noqa: F401 - re-exported
+from cnnscope.ops.registry import lookup
 from cnnscope.trace.attention import one_op_attention
+from cnnscope.trace.blocks import BLOCKS  # noqa: F401 - re-exported (tests inspect it)
+from cnnscope.trace.dispatch import (
+    DispatchCounter,
+    patch_forwards,
+    restore_forwards,
+    TraceState,
+)
+from cnnscope.trace.memo import clear_memo  # noqa: F401 - re-exported
 from cnnscope.trace.meta import paused_gc
-from cnnscope.trace.ops import lookup
 from cnnscope.trace.records import MODEL_INPUT, LayerRecord, ModelReport, Totals
 from cnnscope.trace.sizes import as_input_sizes, check_elements, size_text
-from cnnscope.trace.tensors import _shape_of, _tensors
+from cnnscope.trace.tensors import shape_of, tensors_in
 
 # ---------------------------------------------------------------------- public API
 
@@ -103,7 +103,7 @@ def _model_inputs(input_size: Any, batch: int, dev: torch.device,
         moved = _to_device(made, dev)
         args = moved if isinstance(moved, tuple) else \
             tuple(moved) if isinstance(moved, list) else (moved,)
-        return args, tuple(_shape_of(t)[1:] for t in _tensors(args))
+        return args, tuple(shape_of(t)[1:] for t in tensors_in(args))
     sizes = as_input_sizes(input_size)
     if dev.type == "meta":
         args = tuple(torch.empty((batch, *s), device=dev) for s in sizes)
@@ -138,7 +138,7 @@ def _trace(model: nn.Module, input_size: Any, batch: int, model_name: str | None
     # nothing is computed: on meta.
     # A replayed layer runs no ops, so it would leave no autograd graph behind: no memo
     # when the backward is counted.
-    state = _TraceState(params, memoize=memoize and dev.type == "meta" and not backward)
+    state = TraceState(params, memoize=memoize and dev.type == "meta" and not backward)
     if state.memo is not None:
         state.memo.index_subtrees(modules)
     # Each module's own flag is restored afterwards (a user may keep some layers in eval).
@@ -161,20 +161,20 @@ def _trace(model: nn.Module, input_size: Any, batch: int, model_name: str | None
         raise TraceError(f"example_inputs({batch}) of {label} raised {type(exc).__name__}: "
                          f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}",
                          "it must return a tensor, a tuple of arguments or a dict") from None
-    patched = _patch_forwards(modules, state)
-    state.mark_output(_tensors(xs), MODEL_INPUT)
+    patched = patch_forwards(modules, state)
+    state.mark_output(tensors_in(xs), MODEL_INPUT)
     try:
         # Attention is one record on every device, whichever kernel runs it.
         attention = one_op_attention(state.run_group)
         with (torch.enable_grad() if backward else torch.no_grad()), paused_gc(), attention, \
-                _DispatchCounter(state), (labeller or contextlib.nullcontext()):
+                DispatchCounter(state), (labeller or contextlib.nullcontext()):
             output = model(*xs)
     except FormulaError:  # already names the op and the formula
         raise
     except Exception as exc:  # turn what the input caused into a user error
         raise _explain_failure(exc, state, label, sizes) from None
     finally:
-        _restore_forwards(patched)
+        restore_forwards(patched)
         for module, flag in modes:
             if module.training != flag:
                 object.__setattr__(module, "training", flag)  # a plain attribute: skip nn's checks
@@ -208,12 +208,12 @@ def _trace(model: nn.Module, input_size: Any, batch: int, model_name: str | None
         device=str(dev),
         layers=records,
         totals=totals,
-        output_shapes=tuple(_shape_of(t) for t in _tensors(output)),
+        output_shapes=tuple(shape_of(t) for t in tensors_in(output)),
         unsupported=tuple(sorted(state.unsupported.items())),
         unused_params=unused,
         notes=tuple(notes),
         module_types=tuple((n, type(m).__name__) for n, m in modules),
-        output_producers=state.producers(_tensors(output)),
+        output_producers=state.producers(tensors_in(output)),
     )
 
 
@@ -225,7 +225,7 @@ def _count_backward(records: tuple[LayerRecord, ...], output: Any, leaves: list[
     from cnnscope.trace.backward import UNATTRIBUTED, count_backward
 
     try:
-        bw = count_backward(_tensors(output), leaves, labeller.nodes)
+        bw = count_backward(tensors_in(output), leaves, labeller.nodes)
     except Exception as exc:  # noqa: BLE001 - the forward counts stand; say why bwd is absent
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         notes.append(f"backward not counted: autograd failed on this model ({text})")
@@ -252,12 +252,12 @@ _TOO_SMALL = re.compile(
 )
 
 
-def _explain_failure(exc: Exception, state: _TraceState, model: str,
+def _explain_failure(exc: Exception, state: TraceState, model: str,
                      input_size: Any) -> Exception:
     size = size_text(input_size) if input_size else "its example inputs"
     layer, op = state.failed_at or (state.current_layer(), "?")
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    known = lookup(op)  # the op table knows which ops no meta kernel can shape
+    known = lookup(op)  # the op registry knows which ops no meta kernel can shape
     if _DATA_DEPENDENT.search(f"{op} {exc}") or (known is not None and known.data_dependent):
         return DataDependentError(
             f"{model} runs a data-dependent op at layer {layer} ({op}): its output shape "

@@ -5,7 +5,7 @@ The default run compares cnnscope's MACs with this file (tests/analysis/test_fvc
 cannot drift from what fvcore says. The numbers are fvcore's, never cnnscope's: fvcore
 traces the model on real CPU tensors through ``torch.jit`` and counts conv / linear /
 matmul as one per multiply-add, biases excluded (cnnscope's MACs convention); its rules
-for other ops (batch norm, upsampling, pooling) are left out (``MAC_OPERATORS``).
+for other ops (batch norm, upsampling, pooling) are left out (``fvcore_mac_operators()``).
 
 Regenerate after adding a zoo model or changing one on purpose::
 
@@ -46,7 +46,7 @@ def fvcore_macs(name: str, input_size: tuple[int, ...]) -> int:
     from fvcore.nn import FlopCountAnalysis
 
     from cnnscope.models import resolve
-    from cnnscope.trace.fvcore_ops import MAC_OPERATORS
+    from cnnscope.ops.registry import fvcore_mac_operators
 
     logging.getLogger("fvcore").setLevel(logging.ERROR)
     model = _Uninitialised(resolve(name)).build("cpu").eval()
@@ -55,7 +55,7 @@ def fvcore_macs(name: str, input_size: tuple[int, ...]) -> int:
         analysis = FlopCountAnalysis(model, torch.zeros((1, *input_size)))
         analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
         by_operator = analysis.tracer_warnings("none").by_operator()
-    return sum(n for op, n in by_operator.items() if op in MAC_OPERATORS)
+    return sum(n for op, n in by_operator.items() if op in fvcore_mac_operators())
 
 
 def load() -> dict:
@@ -72,7 +72,7 @@ def main() -> None:
         models[name] = {"input": list(size), "batch": 1, "fvcore_macs": fvcore_macs(name, size)}
         print(f"{name:28} {models[name]['fvcore_macs']:>16,}", flush=True)
     doc = {"counted_by": f"fvcore {version('fvcore')}, torch {torch.__version__}",
-           "operators": "conv, linear, addmm, matmul, bmm, einsum, mm... (cnnscope.trace.fvcore_ops.MAC_OPERATORS)",
+           "operators": "conv, linear, addmm, matmul, bmm, einsum, mm... (cnnscope.ops.registry.fvcore_mac_operators())",
            "models": models}
     REFERENCE.parent.mkdir(exist_ok=True)
     REFERENCE.write_text(json.dumps(doc, indent=1) + "\n")

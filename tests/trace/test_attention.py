@@ -15,7 +15,8 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
-from cnnscope.trace.formulas import attention_cost, op_cost
+from cnnscope.ops import registry
+from cnnscope.ops.attention import attention_cost
 from cnnscope.trace.tracer import trace_module
 
 
@@ -195,7 +196,7 @@ def test_multihead_attention_fast_path_counts_as_the_unfused_ops():
 
 
 def test_safe_softmax_is_three_flops_per_element():
-    cost = op_cost("_safe_softmax", ((2, 3, 5, 7), -1), [(2, 3, 5, 7)])
+    cost = registry.op_cost(registry.lookup("_safe_softmax"), ((2, 3, 5, 7), -1), [(2, 3, 5, 7)])
     assert cost is not None and cost.flops == 3 * 2 * 3 * 5 * 7
 
 

@@ -2,8 +2,13 @@
 
 import pytest
 
-from cnnscope.trace.formulas import FORMULAS, op_cost
-from cnnscope.trace.formulas import TensorShape as T
+from cnnscope.ops import registry
+from cnnscope.ops.cost import TensorShape as T
+from cnnscope.ops.registry import FORMULAS, lookup
+
+
+def op_cost(name, args, outs):
+    return registry.op_cost(lookup(name), args, outs)
 
 
 def cost(name, args, outs):
@@ -98,9 +103,13 @@ def test_free_and_shape_ops_cost_nothing_and_unknown_ops_are_none():
     assert op_cost("_fft_r2c", (T((1, 8, 8)),), [(1, 8, 5)]) is None
 
 
-def test_registering_a_formula_twice_is_refused():
-    from cnnscope.trace.formulas import register
+def test_a_name_in_two_entries_is_refused():
+    from types import SimpleNamespace
 
-    with pytest.raises(ValueError, match="already registered"):
-        register("convolution")(lambda a, o: None)
+    from cnnscope.ops.entry import entry
+
+    family = SimpleNamespace(ENTRIES=(entry("my_conv", cost=lambda a, o: None),
+                                      entry(("my_pool", "my_conv"), cost=lambda a, o: None)))
+    with pytest.raises(ValueError, match="'my_conv' is in two entries"):
+        registry.build_index([family])
     assert "convolution" in FORMULAS

@@ -84,18 +84,18 @@ def test_trace_restores_forward_and_each_modules_training_flag():
 
 
 def test_registering_a_formula_empties_the_memo_shared_between_traces():
-    from cnnscope.trace import formulas
-    from cnnscope.trace.formulas import Cost
+    from cnnscope.ops.cost import Cost
+    from cnnscope.ops.registry import FORMULAS
 
     net = nn.Sequential(nn.GLU(dim=1)).to("meta")
     assert trace_module(net, (8, 4, 4)).unsupported == (("glu", 1),)
     assert trace_module(net, (8, 4, 4)).unsupported == (("glu", 1),)  # replayed
-    formulas.register("glu")(lambda args, outs: Cost(0, 0))
+    FORMULAS["glu"] = lambda args, outs: Cost(0, 0)
     try:
         report = trace_module(net, (8, 4, 4))
         assert report.unsupported == () and report.layers[0].unsupported == ()
     finally:
-        del formulas.FORMULAS["glu"]
+        del FORMULAS["glu"]
     assert trace_module(net, (8, 4, 4)).unsupported == (("glu", 1),)
 
 
@@ -121,7 +121,7 @@ def test_identical_blocks_are_replayed_and_different_ones_are_not():
     fast = trace_module(net, (4, 8, 8))
     slow = trace_module(net, (4, 8, 8), memoize=False)
     _assert_same(fast, slow)
-    assert len(tracer._BLOCKS) >= 2  # _Block(1) and _Block(2) recorded apart
+    assert len(tracer.BLOCKS) >= 2  # _Block(1) and _Block(2) recorded apart
     conv_macs = 8 * 8 * 4 * 4 * 9
     assert fast.totals.macs == (1 + 1 + 2 + 1) * conv_macs
     assert [r.name for r in fast.layers if r.type == "Conv2d"] == \

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cnnscope.trace.ops import fast_meta_op
+from cnnscope.ops.registry import fast_meta_op
 from cnnscope.trace.tracer import op_name
 
 
@@ -96,11 +96,11 @@ def test_conv_too_small_falls_back_to_pytorch_error():
 
 
 def test_broadcast_matches_torch():
-    from cnnscope.trace.meta import _broadcast
+    from cnnscope.ops.meta_tensors import broadcast
 
     for a, b in [((2, 3, 4, 4), (1, 3, 1, 1)), ((4,), (2, 1)), ((), (3, 2)), ((5, 1), (1, 6))]:
-        assert _broadcast(a, b) == tuple(torch.broadcast_shapes(a, b))
-    assert _broadcast((2, 3), (4, 3)) is None
+        assert broadcast(a, b) == tuple(torch.broadcast_shapes(a, b))
+    assert broadcast((2, 3), (4, 3)) is None
 
 
 def test_non_meta_tensors_are_never_shortcut():

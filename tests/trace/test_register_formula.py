@@ -9,7 +9,8 @@ from torch import nn
 
 import cnnscope
 from cnnscope.errors import TraceError
-from cnnscope.trace import formulas
+from cnnscope.ops import cost as costs
+from cnnscope.ops import registry as formulas
 from cnnscope.trace.tracer import trace_module
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "custom_op.py"
@@ -147,7 +148,7 @@ def test_a_count_that_is_not_a_non_negative_int64_names_the_op_and_the_formula(b
 def test_integral_floats_and_numpy_integers_are_counts():
     np = pytest.importorskip("numpy")
     assert _traced_with(named_formula((2.0 * 3, np.int64(8)))).totals.macs == 2 * 3
-    assert _traced_with(named_formula(formulas.Cost(5, 2**63 - 1))).totals.flops == 2**63 - 1
+    assert _traced_with(named_formula(costs.Cost(5, 2**63 - 1))).totals.flops == 2**63 - 1
 
 
 def test_a_module_formula_is_checked_too():

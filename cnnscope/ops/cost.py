@@ -1,4 +1,5 @@
-"""What a cost formula returns: a ``Cost``, and the check every user formula's result passes.
+"""What a cost formula reads and returns: ``TensorShape`` arguments, a ``Cost``, and the check
+every user formula's result passes.
 
 ``register_formula`` lets users count their own ops; their result goes into the totals,
 the tables and the lock files, so it is checked here before anything adds it up.
@@ -9,7 +10,8 @@ from __future__ import annotations
 import itertools
 import operator
 from dataclasses import dataclass
-from typing import Any
+from math import prod
+from typing import Any, Callable, Sequence
 
 from cnnscope.errors import FormulaError
 
@@ -75,3 +77,44 @@ def _short_repr(value: Any) -> str:
     except Exception:  # noqa: BLE001 - a user object whose repr fails is still refused
         text = f"<{type(value).__name__}>"
     return text if len(text) <= 60 else text[:40] + "..." + text[-12:]
+
+
+class TensorShape(tuple):
+    """The shape of a tensor argument (a tuple subclass, so it reads like a shape).
+
+    A cost formula gets an op's positional arguments with every tensor replaced by one.
+    """
+
+    @property
+    def numel(self) -> int:
+        return prod(self)
+
+
+Shape = tuple[int, ...]
+Formula = Callable[[Sequence[Any], Sequence[Shape]], Cost]
+ZERO = Cost(0, 0)
+
+
+def free(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
+    """Data movement and views: no arithmetic."""
+    return ZERO
+
+
+def out_numel(outs: Sequence[Shape]) -> int:
+    """Elements of the first output (0 when the op returns no tensor)."""
+    return prod(outs[0]) if outs else 0
+
+
+def tensor_args(args: Sequence[Any]) -> list[TensorShape]:
+    """The tensor arguments' shapes, in order."""
+    return [a for a in args if isinstance(a, TensorShape)]
+
+
+def per_grad_element(n: int) -> Formula:
+    """A backward formula: ``n`` FLOPs per element of the gradient (the first argument)."""
+
+    def cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
+        return Cost(0, n * prod(args[0]))
+
+    cost.__doc__ = f"{n} FLOP(s) per gradient element."
+    return cost

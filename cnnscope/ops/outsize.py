@@ -9,7 +9,7 @@ the right padding (PyTorch's ``pooling_output_shape``). Transposed convolution i
 
     out = (n - 1)s - 2p + d(k-1) + output_padding + 1
 
-The meta fast path (``trace.meta``) computes shapes with these; ``analysis.shapes`` writes
+The meta shape kernels (``cnnscope.ops``) compute shapes with these; ``analysis.shapes`` writes
 the same arithmetic, filled in, next to each layer (``conv_formula``).
 """
 
