@@ -32,6 +32,7 @@ LAYERS: dict[str, int] = {
     # 1 the models and the one forward pass that measures them
     "cnnscope.zoo": 1,
     "cnnscope.trace": 1,
+    "cnnscope.ops": 1,
     # 2 a name or spec -> a built model
     "cnnscope.build": 2,
     "cnnscope.thirdparty": 2,

@@ -1,0 +1,1 @@
+"""The op registry: what cnnscope knows about each op, one module per op family."""
