@@ -35,6 +35,7 @@ from __future__ import annotations
 from math import prod
 from typing import Any, Callable, Sequence
 
+from cnnscope.ops import deform_conv_math as dcm
 from cnnscope.trace.formula_result import Cost, as_cost
 
 Shape = tuple[int, ...]
@@ -174,6 +175,18 @@ def conv_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
     macs = prod(x) * per_element if transposed else _out_numel(outs) * per_element
     bias_adds = _out_numel(outs) if isinstance(bias, TensorShape) else 0
     return Cost(macs, 2 * macs + bias_adds)
+
+
+@register(dcm.FORWARD_OP)
+def deform_conv_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
+    """torchvision::deform_conv2d (``deform_conv_math`` counts it)."""
+    return dcm.forward_cost(dcm.parse(args))
+
+
+@register(dcm.BACKWARD_OP)
+def deform_conv_backward_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
+    """torchvision::_deform_conv2d_backward (``deform_conv_math`` counts it)."""
+    return dcm.backward_cost(dcm.parse(args, backward=True))
 
 
 @register("addmm")

@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from cnnscope.ops import deform_conv_math as dcm
+
 # Names of the op families read by pattern (every aten upsample and reflection/replication
 # pad, whatever its rank or variant); the op table names the common ones explicitly too.
 UPSAMPLE_RE = re.compile(r"^_?upsample_")
@@ -55,6 +57,11 @@ def read_conv(name: str, args: tuple, out_shapes: list[tuple[int, ...]]) -> dict
     if transposed:
         g["extra"] = {"transposed": True, "output_padding": _tuple(args[7], nd)}
     return g
+
+
+def read_deform_conv(name: str, args: tuple, out_shapes: list[tuple[int, ...]]) -> dict[str, Any]:
+    """torchvision::deform_conv2d: ``deform_conv_math`` reads it."""
+    return dcm.geometry(dcm.parse(args))
 
 
 def read_pool(name: str, args: tuple, out_shapes: list[tuple[int, ...]]) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Callable, Sequence
 
+from cnnscope.ops import deform_conv_math as dcm
 from cnnscope.trace import geometry as g
 from cnnscope.trace import meta as m
 from cnnscope.trace.formulas import (
@@ -59,6 +60,7 @@ class RfRule(Enum):
     CONTEXT = "context"  # pointwise plus statistics of the whole map (group/instance norm)
     SOFTMAX = "softmax"  # pointwise unless it normalises over a spatial dim
     LAYER_NORM = "layer_norm"  # pointwise unless its last (normalised) dim is spatial
+    DEFORMABLE = "deformable"  # a window at learned offsets: the nominal (regular-grid) field
 
 
 Reader = Callable[[str, tuple, list], dict]
@@ -133,6 +135,7 @@ _UPSAMPLE_OPS = {
     "_upsample_bilinear2d_aa", "_upsample_bicubic2d_aa", "_upsample_lanczos2d_aa",
 }
 _known(_UPSAMPLE_OPS, geometry=g.read_upsample)
+_known({dcm.FORWARD_OP}, geometry=g.read_deform_conv, rf=RfRule.DEFORMABLE)
 # Leaf layers whose inner ops must not lend them geometry (LRN pools over channels).
 _known({"LocalResponseNorm", "CrossMapLRN2d"}, no_window=True)
 
