@@ -41,6 +41,13 @@ add + the elementwise work), counted as two independent parts:
   Every sample is counted, also one that falls outside the input (the kernel then reads
   zeros): the count is shape-only, like every other formula.
 
+What others count: torchvision's kernels (``deform_conv2d_kernel.cpp`` and ``.cu``) do
+exactly the arithmetic above per sample (``bilinear_interpolate``, skipping a point wholly
+outside the input), then a matrix product per group. fvcore has no handle for the op and
+torch's ``FlopCounterMode`` no formula (both report nothing for it); projects that count it
+with mmcv's or thop-style counters add a hook of their own, some counting the convolution
+part only. cnnscope counts both parts and keeps them apart (``forward_parts``).
+
 Backward (``_deform_conv2d_backward`` computes all five gradients, always; B = N * C_out *
 H_out * W_out gradient elements, M = the forward's convolution MACs, m = 1 with a mask):
 
