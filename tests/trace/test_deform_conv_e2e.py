@@ -120,3 +120,18 @@ def test_rf_and_shape_commands_print_the_deformable_row(run, write_file):
     assert shape.exit_code == 0, shape.output
     (line,) = [ln for ln in shape.stdout.splitlines() if ln.startswith("deform_conv2d ")]
     assert line.endswith("floor((9 + 2*2 - 2*(3-1) - 1)/2 + 1) = 5")
+
+
+def test_a_deformable_record_without_its_geometry_is_not_guessed():
+    from cnnscope.analysis.rf_rules import rule_of
+    from cnnscope.trace.ops import RfRule
+    from cnnscope.trace.records import LayerRecord
+
+    def record(**geometry):
+        return LayerRecord(index=0, name="d", type="deform_conv2d", kind="function",
+                           inputs=(-1,), input_shapes=((1, 3, 8, 8),),
+                           output_shape=(1, 3, 8, 8), **geometry)
+
+    assert rule_of(record(kernel_size=(3, 3), stride=(1, 1), padding=(1, 1),
+                          dilation=(1, 1))) is RfRule.DEFORMABLE
+    assert rule_of(record()) is None  # unknown, as a convolution without its geometry
