@@ -43,7 +43,7 @@ is flagged ``global_context``: its units also depend on every input pixel throug
 per-channel factor.
 
 Layout: the per-axis maths is ``rf_axis`` (``Window``, ``AxisField``); which rule each
-operation follows is its ``RfRule`` in the op table (``trace.ops``), the rule's handler is
+operation follows is its ``RfRule`` in the op registry (``cnnscope.ops``), the rule's handler is
 in ``rf_rules`` (``_step``); this module walks the records and holds the results.
 """
 

@@ -22,6 +22,7 @@ from cnnscope.analysis.rf_axis import (
     bound_on_grid,
     merge_fields,
 )
+from cnnscope.ops.deform_conv_math import RF_NOTE as DEFORMABLE_NOTE
 from cnnscope.ops.entry import RfRule
 from cnnscope.ops.registry import lookup
 from cnnscope.trace.records import LayerRecord
@@ -54,6 +55,8 @@ def rule_of(r: LayerRecord) -> RfRule | None:
     rule = spec.rf if spec is not None else None
     if r.kind == "shape" or rule is RfRule.RESHAPE:
         return RfRule.RESHAPE
+    if rule is RfRule.DEFORMABLE:  # a window too, but not a regular one
+        return rule if r.kernel_size is not None else None
     if r.kernel_size is not None and not (spec is not None and spec.no_window):
         return RfRule.WINDOW
     attrs = r.attrs
@@ -273,6 +276,17 @@ def _window_layer(r: LayerRecord, inp, names) -> _Step:
             axes[a] = UNKNOWN
             warnings.append(f"{names[a]}: {exc}")
     return _Step(_State(tuple(dims), tuple(axes), st.context), warnings)
+
+
+def _deformable(r: LayerRecord, ins, n_axes: int, names, names_of) -> _Step:
+    """Deformable convolution: the nominal field, that of the regular grid of its geometry
+    (zero offsets), merged with the fields of its offsets and mask, which it reads at the
+    same output position; marked as nominal (the real field moves with the data)."""
+    window = _window_layer(r, ins[0], names)
+    grid = (r.index, window.state, tuple(r.output_shape))
+    step = _elementwise(r, [grid, *ins[1:]], n_axes, names, {**names_of, r.index: r.name})
+    step.warnings[:0] = [*window.warnings, DEFORMABLE_NOTE]
+    return step
 
 
 def _resized(st: _State, shp: tuple[int, ...], out_shape: tuple[int, ...],
@@ -526,6 +540,7 @@ def _reshape_dim(shp: Sequence[int], out: Sequence[int], d: int) -> int | None:
 HANDLERS = {
     RfRule.RESHAPE: lambda r, ins, n_axes, names, names_of: _reshape(r, ins[0], n_axes),
     RfRule.WINDOW: lambda r, ins, n_axes, names, names_of: _window_layer(r, ins[0], names),
+    RfRule.DEFORMABLE: _deformable,
     RfRule.ADAPTIVE: lambda r, ins, n_axes, names, names_of: _adaptive(r, ins[0], names),
     RfRule.RESIZE: lambda r, ins, n_axes, names, names_of: _upsample(r, ins[0], names),
     RfRule.PIXEL_SHUFFLE: lambda r, ins, n_axes, names, names_of: _pixel_shuffle(r, ins[0], names),

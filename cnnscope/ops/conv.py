@@ -18,6 +18,7 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from cnnscope.ops import deform_conv_math as deform
 from cnnscope.ops.cost import Cost, Shape, TensorShape, out_numel
 from cnnscope.ops.entry import BACKWARD_IS_A_BACKWARD, RfRule, entry
 from cnnscope.ops.meta_tensors import empty
@@ -196,6 +197,26 @@ def conv_backward_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
     return Cost(macs, 2 * macs + bias_adds)
 
 
+# ---------------------------------------------------------------------- deformable
+
+
+def deform_conv_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
+    """torchvision::deform_conv2d: the convolution part plus 17 FLOPs (18 with a mask) per
+    bilinear sample (the convention and its arithmetic: ``deform_conv_math``)."""
+    return deform.forward_cost(deform.parse(args))
+
+
+def deform_conv_backward_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
+    """torchvision::_deform_conv2d_backward: the gradients of input, weight, offset, mask and
+    bias (``deform_conv_math.backward_parts``)."""
+    return deform.backward_cost(deform.parse(args, backward=True))
+
+
+def read_deform_conv(name: str, args: tuple, out_shapes: list) -> dict[str, Any]:
+    """The regular grid of the same geometry, plus offset groups and whether a mask is used."""
+    return deform.geometry(deform.parse(args))
+
+
 _CONV_LAYERS = ("Conv1d", "Conv2d", "Conv3d", "LazyConv1d", "LazyConv2d", "LazyConv3d")
 _TRANSPOSED_LAYERS = ("ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d",
                       "LazyConvTranspose1d", "LazyConvTranspose2d", "LazyConvTranspose3d")
@@ -211,6 +232,12 @@ ENTRIES = (
     _conv("cudnn_convolution", parse_cudnn_convolution),
     _conv("mkldnn_convolution", parse_mkldnn_convolution),
     entry("convolution_backward", cost=conv_backward_cost, backward=BACKWARD_IS_A_BACKWARD),
+    # Deformable convolution (torchvision.ops.deform_conv2d / DeformConv2d): the receptive
+    # field it reports is the nominal (regular-grid) one, with a warning (RfRule.DEFORMABLE).
+    # torchvision registers the meta kernels of both ops.
+    entry(deform.FORWARD_OP, cost=deform_conv_cost, geometry=read_deform_conv,
+          rf=RfRule.DEFORMABLE, backward=(deform.BACKWARD_OP,), weighted=True),
+    entry(deform.BACKWARD_OP, cost=deform_conv_backward_cost, backward=BACKWARD_IS_A_BACKWARD),
     # The torch.nn layers: their records take their geometry from the op above.
     entry((*_CONV_LAYERS, *_TRANSPOSED_LAYERS), rf=RfRule.WINDOW, weighted=True),
 )

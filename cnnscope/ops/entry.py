@@ -23,6 +23,7 @@ class RfRule(Enum):
 
     RESHAPE = "reshape"  # views, reshapes, flatten, permutes: follow each spatial dim
     WINDOW = "window"  # convolution, transposed convolution, max/avg pooling
+    DEFORMABLE = "deformable"  # a window at learned offsets: the nominal (regular-grid) field
     ADAPTIVE = "adaptive"  # adaptive pooling: windows from input and output sizes
     RESIZE = "resize"  # interpolation (nearest, linear, area...)
     PIXEL_SHUFFLE = "pixel_shuffle"  # sub-pixel shuffle and unshuffle

@@ -97,6 +97,6 @@ def test_flags_are_consistent():
         assert e.autocast in (None, "low", "fp32"), e.name
         assert bool(e.torch_functions) == (e.autocast is not None), e.name
         if e.weighted:  # a layer the papers count in depth mixes positions or channels
-            assert e.rf in (RfRule.WINDOW, RfRule.LINEAR, RfRule.MIX_ALL), e.name
+            assert e.rf in (RfRule.WINDOW, RfRule.DEFORMABLE, RfRule.LINEAR, RfRule.MIX_ALL), e.name
         if e.shape_only:
             assert e.cost is free and e.rf is RfRule.RESHAPE, e.name
