@@ -1,8 +1,8 @@
 """What a result shows, whatever the format: a ``Document``; and one renderer per format.
 
 A document is a title, sections (columns and rows) and footer lines, plus the exact data
-for JSON. ``cnnscope.report.documents`` holds the one function per result type that
-decides its columns and rows; the four functions here print any document:
+for JSON. Each result type has one function that decides its columns and rows, picked by
+type (``cnnscope.report.render``); the four functions here print any document:
 
 - ``render_table``: a box-drawn table on a terminal, plain aligned text elsewhere
   (``boxtable``, the one layout engine of every table), fitted to the page by each

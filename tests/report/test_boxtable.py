@@ -8,7 +8,7 @@ from rich.table import Table
 
 import cnnscope
 from cnnscope.report.boxtable import SECTION, Column, box_table
-from cnnscope.report.documents import render_table
+from cnnscope.report.render import render_table
 from cnnscope.report.layers import _geometry, title
 from cnnscope.units import shape, thousands
 
@@ -115,7 +115,7 @@ def test_rf_and_shape_tables_equal_rich_tables(model):
     from cnnscope.analysis.receptive_field import receptive_fields
     from cnnscope.analysis.shapes import output_sizes
     from cnnscope.report.document import render_table
-    from cnnscope.report.documents import document
+    from cnnscope.report.render import document
 
     report = cnnscope.analyze(model)
     for result, reference in ((receptive_fields(report), _rich_rf_table),

@@ -5,7 +5,7 @@ import io
 import pytest
 from rich.console import Console
 
-from cnnscope.report.documents import render_table
+from cnnscope.report.render import render_table
 from cnnscope.report.boxtable import Column, layout_table, shorten_middle
 
 BOX = set("┏┳┓━┃│┡╇┩├┼┤└┴┘")
@@ -166,7 +166,7 @@ def test_spec_table_is_cut_into_parts_that_fit(run):
 def test_shape_leaves_out_input_before_type(zoo_report):
     from cnnscope.analysis.shapes import output_sizes
     from cnnscope.report.document import render_table
-    from cnnscope.report.documents import document
+    from cnnscope.report.render import document
 
     result = output_sizes(zoo_report("unet"))
     notes = []
