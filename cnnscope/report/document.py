@@ -136,8 +136,13 @@ def render_table(doc: Document, console, *, wide: bool = False, explain: bool = 
     """Each section fitted to the console by the one layout engine (``boxtable``), then
     what fitting left out and the footer (the brief conventions, or with ``explain`` the
     full text)."""
-    from cnnscope.report.boxtable import SECTION, print_footer, print_parts, print_table
-    from cnnscope.report.boxtable import Column as BoxColumn
+    from cnnscope.report.boxtable import (
+        SECTION,
+        LayoutColumn,
+        print_footer,
+        print_parts,
+        print_table,
+    )
 
     notes: list[str] = []
     for section in doc.sections:
@@ -155,7 +160,7 @@ def render_table(doc: Document, console, *, wide: bool = False, explain: bool = 
             rows.append([c.text if c.style is None else (c.text, c.style)
                          for c in (r.cells[i] for i in shown)])
         title = section.title or doc.title
-        boxed = [BoxColumn(c.header, right=c.right, fold=c.fold, drop=c.drop, shorten=c.shorten)
+        boxed = [LayoutColumn(c.header, right=c.right, fold=c.fold, drop=c.drop, shorten=c.shorten)
                  for c in columns]
         printer = print_parts if section.layout == "parts" else print_table
         for line in printer(console, boxed, rows, title=title, wide=wide):
