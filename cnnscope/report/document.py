@@ -313,5 +313,6 @@ def to_html(doc: Document) -> str:
 
 
 def render_text(doc: Document, format: str) -> str:
-    """The CSV, JSON or Markdown text of ``doc`` (``format``: csv, json or md)."""
-    return {"csv": to_csv, "json": to_json, "md": to_markdown}[format](doc)
+    """The CSV, JSON, Markdown or HTML text of ``doc`` (``format``: csv, json, md or html,
+    the last a notebook's)."""
+    return {"csv": to_csv, "json": to_json, "md": to_markdown, "html": to_html}[format](doc)

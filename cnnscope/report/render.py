@@ -32,7 +32,7 @@ from cnnscope.report import (  # noqa: F401
     spec_render,
     zoo_render,
 )
-from cnnscope.report.document import Document, to_html
+from cnnscope.report.document import Document
 from cnnscope.report.document import render_table as print_document
 from cnnscope.report.document import render_text as text_of
 from cnnscope.results import document, render
@@ -42,8 +42,7 @@ from cnnscope.results import document, render
 def document_text(result: Any, format: str, **options: Any) -> str:
     """Any result that has a document, as CSV, JSON, Markdown (csv, json, md) or, for a
     notebook, HTML (html)."""
-    doc = document(result, **options)
-    return to_html(doc) if format == "html" else text_of(doc, format)
+    return text_of(document(result, **options), format)
 
 
 def render_text(result: Any, format: str, **options: Any) -> str:
