@@ -72,11 +72,14 @@ bench = _importlib.import_module("cnnscope.bench")
 bench.__class__ = _CallablePackage
 
 
-def _load_renderers() -> None:
-    """Import every renderer (each registers its result type with ``cnnscope.results``'s
-    ``document`` or ``render``): the results sit below ``cnnscope.report`` and may not
-    import it, so the package root, imported first whatever a user imports, says how."""
-    import cnnscope.report.render  # noqa: F401
+def _load_renderers(result_type: type) -> None:
+    """Import the renderers of ``result_type`` (each registers its result type with
+    ``cnnscope.results``' ``document`` or ``render``): the results sit below
+    ``cnnscope.report`` and may not import it, so the package root, imported first whatever
+    a user imports, says how."""
+    from cnnscope.report.render import load_renderers
+
+    load_renderers(result_type)
 
 
 from cnnscope import results as _results  # noqa: E402

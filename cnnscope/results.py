@@ -70,22 +70,23 @@ class Result(Protocol):
 # ``Document`` of every table-shaped result: table, CSV, JSON, Markdown) and ``render``
 # (a result as text in one format: by default its document's text; a graph registers its
 # own, Mermaid and DOT). The renderers live in ``cnnscope.report``, above this module, and
-# register themselves there (``@document.register(ModelReport)``); a module down here may
-# not import them, so the package root, which is imported before any of its modules, hands
-# over ``load_renderers`` (it imports ``cnnscope.report.render``, which imports every
-# renderer). They load on the first call of either function, never at ``import cnnscope``.
+# register themselves when imported (``@document.register(ModelReport)``); a module down
+# here may not import them, so the package root, which is imported before any of its
+# modules, hands over ``RENDERERS_LOADER`` (``cnnscope.report.render.load_renderers``).
+# A type's renderers load on its first ``document`` or ``render``, never at import.
 
-RENDERERS_LOADER: Callable[[], None] | None = None  # set by the package root
-_loaded = False
+RENDERERS_LOADER: Callable[[type], None] | None = None  # set by the package root
+_tried: set[type] = set()
 
 
-def _renderers_loaded() -> bool:
-    """Load the renderers once; True when this call loaded them (dispatch again)."""
-    global _loaded
-    if _loaded or RENDERERS_LOADER is None:
+def _renderers_loaded(result: Any) -> bool:
+    """Load the renderers of ``result``'s type once; True when this call loaded them
+    (dispatch again)."""
+    kind = type(result)
+    if kind in _tried or RENDERERS_LOADER is None:
         return False
-    _loaded = True
-    RENDERERS_LOADER()
+    _tried.add(kind)
+    RENDERERS_LOADER(kind)
     return True
 
 
@@ -97,15 +98,15 @@ class NoRenderer(TypeError):
         name = type(result).__name__
         super().__init__(
             f"no {what} for {name}: register one in cnnscope/report/ with "
-            f"@cnnscope.results.{what}.register({name}) and import that module in "
-            "cnnscope/report/render.py")
+            f"@cnnscope.results.{what}.register({name}), and list that module in "
+            "RENDERERS of cnnscope/report/render.py")
 
 
 @singledispatch
 def document(result: Any, **options: Any) -> Any:
     """``result`` as a format-neutral ``cnnscope.report.document.Document`` (``options``:
     its type's own, e.g. ``top``); NoRenderer for a type that has no document function."""
-    if _renderers_loaded():
+    if _renderers_loaded(result):
         return document(result, **options)
     raise NoRenderer(result, "document")
 
@@ -114,7 +115,7 @@ def document(result: Any, **options: Any) -> Any:
 def render(result: Any, format: str, **options: Any) -> Any:
     """``result`` as text in ``format`` (csv, json, md, html: its document's; a graph:
     mermaid, md, dot, and svg, png, pdf as bytes); NoRenderer for a type with none."""
-    if _renderers_loaded():
+    if _renderers_loaded(result):
         return render(result, format, **options)
     raise NoRenderer(result, "render")
 

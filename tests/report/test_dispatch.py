@@ -9,6 +9,8 @@ import ast
 import csv
 import io
 import json
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,8 +24,9 @@ REPORT = Path(cnnscope.__file__).parent / "report"
 
 def _result_types() -> list[type]:
     """Every result type of cnnscope that shows itself (``Shown``), subclasses included."""
-    import cnnscope.report.render  # noqa: F401 - imports every result module with its renderer
+    from cnnscope.report.render import load_all
 
+    load_all()  # imports every result module with its renderer
     found, todo = [], list(Shown.__subclasses__())
     while todo:
         t = todo.pop()
@@ -41,6 +44,26 @@ def test_every_result_type_has_its_own_document_function():
     fallback = document.dispatch(object)
     missing = [t.__name__ for t in types if document.dispatch(t) is fallback]
     assert missing == []
+
+
+def test_every_result_type_has_its_renderers_listed_for_lazy_loading():
+    from cnnscope.analysis.graph import ModelGraph
+    from cnnscope.report.render import RENDERERS
+
+    unlisted = [t.__name__ for t in [*_result_types(), ModelGraph]
+                if not any(c.__module__ in RENDERERS for c in t.__mro__)]
+    assert unlisted == []
+
+
+def test_a_command_loads_only_its_own_renderer():
+    # Every renderer together costs about 90 ms of CPU at each start: a ModelReport's
+    # CSV imports the layer table's renderer, not the receptive field's or bench's.
+    code = ("import sys, cnnscope; text = cnnscope.analyze('lenet5').to_csv(); "
+            "print(sorted(m for m in sys.modules if m.startswith('cnnscope.report.')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, check=True)
+    assert done.stdout.strip() == str(["cnnscope.report.document", "cnnscope.report.layers",
+                                       "cnnscope.report.render"])
 
 
 def test_a_ddp_or_sharded_sweep_is_rendered_by_its_own_type():
