@@ -52,7 +52,8 @@ def measure_cells(r: BenchRow) -> list[str]:
         base.ms(r.median_ms), base.ms(r.iqr_ms), str(r.samples),
         base.ms(d.single_median_ms), base.ms(d.nosync_median_ms), base.ms(d.exposed_comm_ms),
         base.ms(d.allreduce_ms), base.percent(d.scaling_efficiency), base.rate(r.throughput),
-        bytes_h(d.allreduce_bytes), "-" if d.buckets is None else str(d.buckets), base.status_text(r),
+        bytes_h(d.allreduce_bytes), "-" if d.buckets is None else str(d.buckets),
+        base.status_text(r),
     ]
 
 
