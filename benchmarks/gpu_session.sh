@@ -112,7 +112,7 @@ step bench_sweep 120 "$PY" -m cnnscope bench "$MODELS" --device "$DEVICE" --batc
     --dtype "$DTYPES" --mode "$MODES" --channels-last $TIMING --no-progress \
     $BENCH_ARGS -o "$DEST/bench_cuda.json"
 step bench_sweep_md 30 "$PY" -c "import json, sys; \
-from cnnscope.bench.records import BenchResult; from cnnscope.report.documents import render_text; \
+from cnnscope.bench.records import BenchResult; from cnnscope.report.render import render_text; \
 open(sys.argv[1], 'w').write(render_text(BenchResult.from_dict(json.load(open(sys.argv[2]))), 'md'))" \
     "$DEST/bench_cuda.md" "$DEST/bench_cuda.json"
 # Per-layer CUDA timing (events around every layer, its roofline verdict).

@@ -81,15 +81,16 @@ bench = _importlib.import_module("cnnscope.bench")
 bench.__class__ = _CallablePackage
 
 
-def _notebook(result: Any, format: str) -> str:
-    """A result's Markdown or HTML for Jupyter: the renderer of ``--format md``."""
-    from cnnscope.report.document import to_html, to_markdown
-    from cnnscope.report.documents import document
+def _load_renderers(result_type: type) -> None:
+    """Import the renderers of ``result_type`` (each registers its result type with
+    ``cnnscope.results``' ``document`` or ``render``): the results sit below
+    ``cnnscope.report`` and may not import it, so the package root, imported first whatever
+    a user imports, says how."""
+    from cnnscope.report.render import load_renderers
 
-    doc = document(result)
-    return to_markdown(doc) if format == "md" else to_html(doc)
+    load_renderers(result_type)
 
 
 from cnnscope import results as _results  # noqa: E402
 
-_results.NOTEBOOK_RENDERER = _notebook
+_results.RENDERERS_LOADER = _load_renderers

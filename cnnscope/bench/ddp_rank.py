@@ -4,7 +4,8 @@
 DDP training steps (``_ddp_sweep``: the single-process step on rank 0, DDP steps with and
 without ``no_sync()``, a lone all-reduce of the gradient bytes, and the ring all-reduce
 prediction) or runs its share of a sharded sweep (``_shard``); ``gather_object`` brings
-every rank's figures to rank 0, which returns the merged ``BenchResult``. See
+every rank's figures to rank 0, which returns the merged ``DdpResult`` (or
+``ShardedResult``). See
 ``cnnscope.bench.ddp`` for the whole procedure and the two ways in.
 """
 
@@ -22,7 +23,7 @@ import torch
 import cnnscope.patches as patches
 from cnnscope.bench import comm_model
 from cnnscope.bench.ddp_job import DdpJob, finished_mark
-from cnnscope.bench.records import BenchResult, BenchRow, DdpStats
+from cnnscope.bench.records import BenchResult, BenchRow, DdpResult, DdpStats, ShardedResult
 
 
 def rank_device(settings_device: str) -> torch.device:
@@ -86,7 +87,7 @@ def _env_of_rank(device: torch.device, settings: Any) -> dict[str, Any]:
 
 
 def _shard(specs: Sequence[Any], settings: Any, device: torch.device,
-           trace: Any) -> BenchResult | None:
+           trace: Any) -> ShardedResult | None:
     """Rows i with i % world == rank run on this rank (single-device bench, no DDP);
     rank 0 merges them back into plan order."""
     import torch.distributed as dist
@@ -121,7 +122,7 @@ def _shard(specs: Sequence[Any], settings: Any, device: torch.device,
         r, k = i % world, i // world
         if k < len(rows_by_rank[r]):
             rows.append(rows_by_rank[r][k])
-    result = BenchResult(env=dict(parts[0]["env"]), settings=settings.to_dict(), rows=rows,
+    result = ShardedResult(env=dict(parts[0]["env"]), settings=settings.to_dict(), rows=rows,
                          planned=len(specs), interrupted=any(p["interrupted"] for p in parts))
     result.settings["device"] = str(device)
     for p in parts:
@@ -189,7 +190,7 @@ def _max_int(value: int, device: torch.device) -> int:
 
 
 def _ddp_sweep(specs: Sequence[Any], settings: Any, device: torch.device, backend: str,
-               job: DdpJob, trace: Any) -> BenchResult | None:
+               job: DdpJob, trace: Any) -> DdpResult | None:
     import torch.distributed as dist
 
     from cnnscope.bench import runner
@@ -218,8 +219,8 @@ def _ddp_sweep(specs: Sequence[Any], settings: Any, device: torch.device, backen
             rows.append(row)
     if rank != 0:
         return None
-    return BenchResult(env=env, settings={**settings.to_dict(), "device": str(device)},
-                       rows=tuple(rows), ceilings=ceilings, planned=len(specs))
+    return DdpResult(env=env, settings={**settings.to_dict(), "device": str(device)},
+                     rows=tuple(rows), ceilings=ceilings, planned=len(specs))
 
 
 def _ddp_row(spec: Any, settings: Any, device: torch.device, backend: str, job: DdpJob,

@@ -352,7 +352,12 @@ class BenchResult(Shown):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "BenchResult":
-        """A sweep read back from the JSON ``to_dict`` wrote, to render it again."""
+        """A sweep read back from the JSON ``to_dict`` wrote, to render it again: a
+        ``DdpResult`` or ``ShardedResult`` when its env says it ran over ranks (JSON keeps
+        no type; called on a subclass, that subclass)."""
+        env = data.get("env") or {}
+        if cls is BenchResult:
+            cls = DdpResult if env.get("ddp") else ShardedResult if env.get("shard") else cls
         return cls(env=dict(data.get("env") or {}), settings=dict(data.get("settings") or {}),
                    rows=tuple(BenchRow.from_dict(r) for r in data.get("rows", ())),
                    ceilings={k: MatmulCeiling.from_dict(c)
@@ -361,6 +366,19 @@ class BenchResult(Shown):
                               if data.get("copy_bandwidth") else None),
                    interrupted=bool(data.get("interrupted", False)),
                    planned=int(data.get("planned_rows", 0)))
+
+
+@dataclass(frozen=True)
+class DdpResult(BenchResult):
+    """A data-parallel sweep (``cnnscope bench --ddp N``): every row carries its
+    ``DdpStats``, ``env["ddp"]`` the launch (world size, backend, bucket size, threads).
+    Its own type, so that its renderer (the DDP tables) is picked by type."""
+
+
+@dataclass(frozen=True)
+class ShardedResult(BenchResult):
+    """A sweep whose rows were spread over ranks (``cnnscope bench --shard``): ordinary
+    rows, ``env["shard"]`` saying where each rank's rows ran."""
 
 
 def _own_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:

@@ -192,7 +192,7 @@ def _synthetic_result():
 
 
 def test_renderers_show_oom_rows_without_numbers_and_the_ceiling():
-    from cnnscope.report.documents import render_text
+    from cnnscope.report.render import render_text
 
     result = _synthetic_result()
     md = render_text(result, "md")

@@ -190,7 +190,7 @@ def test_no_ceiling_means_no_verdict_and_no_bandwidth_measured(run, tmp_path):
 
 
 def test_synthetic_row_renders_in_markdown():
-    from cnnscope.report.documents import render_text
+    from cnnscope.report.render import render_text
 
     p = apply_roofline(PerLayer(layers=(layer("conv", 600, 100, 1.0), layer("relu", 10, 80, 1.0)),
                                 samples=1, sum_fwd_ms=2.0, hooked_fwd_ms=2.0, clean_fwd_ms=2.0),

@@ -301,7 +301,7 @@ def test_a_saved_sweep_reads_back_into_the_same_result():
     # Measure once (on a GPU machine, say), render again later from the JSON.
     from dataclasses import replace
 
-    from cnnscope.report.documents import render_text
+    from cnnscope.report.render import render_text
 
     result = run_sweep(plan_rows([tiny()], [1], ["fp32"], ["infer", "train"]),
                        settings(per_layer=True))

@@ -204,7 +204,7 @@ def _bench_result():
 def test_bench_table_fits_80_by_dropping_columns_in_order():
     from rich.console import Console
 
-    from cnnscope.report.documents import render_table
+    from cnnscope.report.render import render_table
 
     con = Console(width=80, file=io.StringIO(), color_system=None, force_terminal=True)
     render_table(_bench_result(), con)
@@ -231,7 +231,7 @@ def test_bench_footer_is_brief_unless_explained():
     from rich.console import Console
 
     from cnnscope.bench.records import FLOP_BASIS
-    from cnnscope.report.documents import render_table
+    from cnnscope.report.render import render_table
 
     def footer(explain):
         con = Console(width=80, file=io.StringIO(), color_system=None, force_terminal=True)
