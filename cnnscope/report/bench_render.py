@@ -9,14 +9,14 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 import cnnscope.results as results
-from cnnscope.bench.records import (
+from cnnscope.benchmark.records import (
     FLOP_BASIS,
     BenchResult,
     BenchRow,
     LayerTiming,
     PerLayer,
 )
-from cnnscope.bench.roofline import (
+from cnnscope.benchmark.roofline import (
     ROOFLINE_BASIS,
     most_time_for_least_work,
     ridge_point,

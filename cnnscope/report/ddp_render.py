@@ -14,8 +14,8 @@ import dataclasses
 from typing import Any
 
 import cnnscope.results as results
-from cnnscope.bench.comm_model import COMM_CONVENTION
-from cnnscope.bench.records import BenchResult, BenchRow, DdpResult, ShardedResult
+from cnnscope.benchmark.comm_model import COMM_CONVENTION
+from cnnscope.benchmark.records import BenchResult, BenchRow, DdpResult, ShardedResult
 from cnnscope.report import bench_render as base
 from cnnscope.report.document import Column, Document, Section, row
 from cnnscope.units import bytes_h

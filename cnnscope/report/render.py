@@ -101,7 +101,7 @@ RENDERERS: dict[str, Callable[[], None]] = {
     "cnnscope.analysis.shapes": _shapes,  # ShapeReport
     "cnnscope.analysis.fvcore_check": _fvcore,  # FvcoreCheck
     "cnnscope.analysis.receptive_field": _fields,  # ReceptiveFieldReport
-    "cnnscope.bench.records": _bench,  # BenchResult, DdpResult, ShardedResult
+    "cnnscope.benchmark.records": _bench,  # BenchResult, DdpResult, ShardedResult
     "cnnscope.analysis.spec.common": _spec,  # SpecTable, SpecTables
     "cnnscope.analysis.graph": _graph,  # ModelGraph
 }

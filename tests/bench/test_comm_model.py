@@ -13,8 +13,8 @@ import sys
 
 import pytest
 
-from cnnscope.bench import comm_model as cm
-from cnnscope.bench.records import BenchResult, BenchRow, DdpResult, DdpStats
+from cnnscope.benchmark import comm_model as cm
+from cnnscope.benchmark.records import BenchResult, BenchRow, DdpResult, DdpStats
 
 MiB = 1024 * 1024
 
@@ -136,7 +136,7 @@ def test_single_device_rows_keep_their_schema():
 
 
 def test_renderers_and_records_do_not_import_torch():
-    code = ("import sys, cnnscope.report.ddp_render, cnnscope.bench.comm_model, "
-            "cnnscope.bench.records; assert 'torch' not in sys.modules, 'torch imported'")
+    code = ("import sys, cnnscope.report.ddp_render, cnnscope.benchmark.comm_model, "
+            "cnnscope.benchmark.records; assert 'torch' not in sys.modules, 'torch imported'")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr

@@ -67,7 +67,7 @@ def test_a_command_loads_only_its_own_renderer():
 
 
 def test_a_ddp_or_sharded_sweep_is_rendered_by_its_own_type():
-    from cnnscope.bench.records import BenchResult, DdpResult, ShardedResult
+    from cnnscope.benchmark.records import BenchResult, DdpResult, ShardedResult
     from cnnscope.report import bench_render, ddp_render
 
     assert document.dispatch(BenchResult) is bench_render.document
@@ -153,7 +153,7 @@ def test_a_graph_renders_in_every_format_it_offers(lenet5):
 
 
 def test_a_sharded_sweep_shows_where_each_rank_ran():
-    from cnnscope.bench.records import BenchResult, BenchRow, ShardedResult
+    from cnnscope.benchmark.records import BenchResult, BenchRow, ShardedResult
     from cnnscope.report.render import render_text
 
     row = BenchRow(model="lenet5", device="cpu", device_name="CPU", batch=1, dtype="fp32",

@@ -226,7 +226,7 @@ def results(zoo_report, tmp_path_factory):
     from cnnscope.analysis.snapshot import dump_lock
     from cnnscope.analysis.spec.common import SpecTables
     from cnnscope.api import check_lock, make_lock, plan_memory, spec_table, zoo_table
-    from cnnscope.bench.records import BenchResult, BenchRow, LayerTiming, PerLayer
+    from cnnscope.benchmark.records import BenchResult, BenchRow, LayerTiming, PerLayer
 
     report = zoo_report("lenet5")
     # A bench sweep as the runner builds it (timings made up: no sweep runs here), one

@@ -47,15 +47,15 @@ import torch
 
 import cnnscope.patches as patches
 import cnnscope.validate as validate
-from cnnscope.bench.ddp_job import DdpJob, DdpOptions, finished_mark
-from cnnscope.bench.ddp_rank import run_rank
-from cnnscope.bench.launcher_env import (
+from cnnscope.benchmark.ddp_job import DdpJob, DdpOptions, finished_mark
+from cnnscope.benchmark.ddp_rank import run_rank
+from cnnscope.benchmark.launcher_env import (
     check_capacity,
     check_job_env,
     launched_by_torchrun,
     usable_cores,
 )
-from cnnscope.bench.records import BenchResult
+from cnnscope.benchmark.records import BenchResult
 from cnnscope.errors import CnnscopeError, DistributedError, InvalidOptionError, Stopped
 
 

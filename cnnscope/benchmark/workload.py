@@ -12,13 +12,13 @@ import torch
 from torch import nn
 from torch.utils._pytree import tree_flatten
 
-from cnnscope.bench.precision import autocast
-from cnnscope.bench.timing import Timer
+from cnnscope.benchmark.precision import autocast
+from cnnscope.benchmark.timing import Timer
 from cnnscope.trace.records import ModelReport
 from cnnscope.trace.training import BENCH_OPTIMIZER, loss_kind, make_optimizer, summed_loss
 
 if TYPE_CHECKING:
-    from cnnscope.bench.settings import BenchSettings
+    from cnnscope.benchmark.settings import BenchSettings
 
 
 # torch.compile's backend (tests use "eager": dynamo's capture without inductor's minutes).

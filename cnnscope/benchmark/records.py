@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from cnnscope.bench.comm_model import ScalingPrediction
+from cnnscope.benchmark.comm_model import ScalingPrediction
 from cnnscope.results import RunStatus, Shown
 
 STATUSES = ("ok", "oom", "error", "unsupported")
@@ -37,7 +37,7 @@ class MatmulCeiling:
     measured_at: str  # ISO timestamp (UTC)
     torch_version: str
     cached: bool = False  # read from the cache file rather than measured in this run
-    # How clean the measurement was (cnnscope.bench.stability): IQR/median of its
+    # How clean the measurement was (cnnscope.benchmark.stability): IQR/median of its
     # samples, the verdict and its causes, the load average and other processes' share
     # of the usable cores while it ran, and (CPU) the torch threads it used.
     spread: float | None = None
@@ -67,7 +67,7 @@ class CopyBandwidth:
     measured_at: str  # ISO timestamp (UTC)
     torch_version: str
     cached: bool = False
-    # How clean the measurement was (cnnscope.bench.stability): IQR/median of its
+    # How clean the measurement was (cnnscope.benchmark.stability): IQR/median of its
     # samples, the verdict and its causes, the load average and other processes' share
     # of the usable cores while it ran, and (CPU) the torch threads it used.
     spread: float | None = None
@@ -263,7 +263,7 @@ class BenchRow:
     ceiling_fraction: float | None = None  # achieved / ceiling
     warmup_iters: int = 0
     warmup_settled: bool | None = None  # None: fixed warm-up, settling not checked
-    # Was the measurement clean (cnnscope.bench.stability)? spread = IQR / median of the
+    # Was the measurement clean (cnnscope.benchmark.stability)? spread = IQR / median of the
     # timed samples; stable = no cause found; unstable_causes names each one. other_cpu
     # and cpu_steal: shares of the usable cores' time during the timed iterations taken
     # by other processes and by the hypervisor; load_average: one-minute, at the end.
