@@ -45,8 +45,8 @@ from cnnscope.benchmark.settings import BenchSettings
 from cnnscope.benchmark.stability import SPREAD_LIMIT, Watch, causes, default_threads, usable_cpus
 from cnnscope.benchmark.stats import summarize, warm_up
 from cnnscope.benchmark.timing import Timer, phase_times, timer_for
-from cnnscope.benchmark.workload import UnsupportedConfig, Workload, first_line, make_loss
-from cnnscope.errors import CnnscopeError, InvalidOptionError
+from cnnscope.benchmark.workload import UnsupportedConfig, Workload, make_loss
+from cnnscope.errors import CnnscopeError, InvalidOptionError, first_line
 from cnnscope.trace.meta import GC_PAUSED
 from cnnscope.trace.sizes import DEFAULT_INPUT
 
@@ -56,7 +56,7 @@ MODES = ("infer", "train")
 MetaTrace = Callable[..., Any]
 
 
-class Buildable(Protocol):
+class TimedSource(Protocol):
     """What a row needs of a model: ``cnnscope.models.ModelSource``, resolved by
     ``cnnscope.api``. Timing builds through it and never resolves a name itself."""
 
@@ -154,7 +154,7 @@ def _tflops(flops: float, ms: float | None) -> float | None:
     return flops / (ms * 1e-3) / 1e12 if ms and ms > 0 else None
 
 
-def _measure(source: Buildable, size: tuple[int, ...], batch: int, dtype: str, mode: str,
+def _measure(source: TimedSource, size: tuple[int, ...], batch: int, dtype: str, mode: str,
              settings: BenchSettings, device: torch.device, trace: MetaTrace) -> dict[str, Any]:
     train = mode == "train"
     report = trace(source, size, batch, train=train)  # meta device: MACs, shapes, names
@@ -255,7 +255,7 @@ def _measure(source: Buildable, size: tuple[int, ...], batch: int, dtype: str, m
     return fields
 
 
-def bench_row(source: Buildable, batch: int, dtype: str, mode: str,
+def bench_row(source: TimedSource, batch: int, dtype: str, mode: str,
               settings: BenchSettings, *, ceiling: MatmulCeiling | None = None,
               bandwidth: CopyBandwidth | None = None, trace: MetaTrace) -> BenchRow:
     """Measure one row. Failures become "oom"/"error"/"unsupported" rows without timings;
@@ -329,7 +329,7 @@ def apply_ceiling(row: BenchRow, ceiling: MatmulCeiling | None) -> BenchRow:
 
 @dataclass(frozen=True)
 class RowSpec:
-    source: Buildable
+    source: TimedSource
     batch: int
     dtype: str
     mode: str
@@ -339,7 +339,7 @@ class RowSpec:
         return f"{self.source.name} b{self.batch} {self.dtype} {self.mode}"
 
 
-def plan_rows(sources: Sequence[Buildable], batches: Sequence[int], dtypes: Sequence[str],
+def plan_rows(sources: Sequence[TimedSource], batches: Sequence[int], dtypes: Sequence[str],
               modes: Sequence[str]) -> list[RowSpec]:
     """Rows in sweep order: model, dtype, mode, then batch (ascending, so an OOM ends a run
     of rows that already has the smaller batches)."""
@@ -455,7 +455,7 @@ def _bandwidth(device: torch.device, settings: BenchSettings,
         return None
 
 
-__all__ = ["BenchSettings", "Buildable", "RowSpec", "Workload", "bench_row", "plan_rows",
+__all__ = ["BenchSettings", "TimedSource", "RowSpec", "Workload", "bench_row", "plan_rows",
            "run_sweep", "sweep_ceiling", "BENCH_PRECISIONS", "MODES",
            # from workload.py and peak_memory.py (ddp.py and the tests use them from here)
            "PeakMemory", "UnsupportedConfig", "free_memory", "is_oom", "make_loss"]
