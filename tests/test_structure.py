@@ -303,3 +303,50 @@ def test_an_entry_that_no_longer_occurs_fails_and_a_new_violation_fails():
     assert new == ["size: cnnscope/big.py\n    601 lines, over 600"]
     assert stale == ["size: cnnscope/gone.py"]
     assert against_allowlist(found, {"size: cnnscope/big.py": "to remove in issue 24"}) == ([], [])
+
+
+# ---------------------------------------------------------------------- shadowed exports
+
+
+def exported_names_shadowed_by_submodules(package_dir: Path) -> list[str]:
+    """Names a package exports (``__all__``, its lazy table ``_LAZY``) that are also the
+    name of one of its submodules: importing that submodule anywhere replaces the exported
+    function with the module (Python sets a package's attribute to each submodule it
+    imports), so ``from pkg import name`` then depends on what was imported before."""
+    found = []
+    for init in sorted(package_dir.rglob("__init__.py")):
+        folder = init.parent
+        submodules = {p.stem for p in folder.glob("*.py") if p.stem != "__init__"}
+        submodules |= {d.name for d in folder.iterdir() if (d / "__init__.py").exists()}
+        exported: set[str] = set()
+        for node in ast.parse(init.read_text(), filename=str(init)).body:
+            if isinstance(node, (ast.Assign, ast.AnnAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                names = {t.id for t in targets if isinstance(t, ast.Name)}
+                if names & {"__all__", "_LAZY"} and node.value is not None:
+                    for const in ast.walk(node.value):
+                        if isinstance(const, ast.Constant) and isinstance(const.value, str):
+                            exported.add(const.value)
+                    if isinstance(node.value, ast.Dict):  # _LAZY: only its keys are exported
+                        exported -= {v.value for v in node.value.values
+                                     if isinstance(v, ast.Constant)}
+                        exported |= {k.value for k in node.value.keys
+                                     if isinstance(k, ast.Constant)}
+        rel = init.parent.relative_to(package_dir.parent).as_posix()
+        found += [f"{rel}: exports {name!r}, also a submodule" for name in sorted(exported & submodules)]
+    return found
+
+
+def test_no_package_exports_the_name_of_its_own_submodule():
+    assert exported_names_shadowed_by_submodules(PACKAGE_DIR) == []
+
+
+def test_the_shadow_check_sees_a_planted_clash(tmp_path):
+    package = tmp_path / "cnnscope" / "api"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text('_LAZY = {"report_folder": "report_folder"}\n'
+                                         '__all__ = ["analyze"]\n')
+    (package / "report_folder.py").write_text("def report_folder(): ...\n")
+    (package / "analyze_model.py").write_text("def analyze(): ...\n")
+    assert exported_names_shadowed_by_submodules(tmp_path / "cnnscope") == [
+        "cnnscope/api: exports 'report_folder', also a submodule"]

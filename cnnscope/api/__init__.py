@@ -18,7 +18,7 @@ which calls back up. One module per job:
 - ``compare_models``: ``compare``, ``zoo_rows``, ``zoo_table``, ``fvcore_check``;
 - ``timing``: ``bench``, and ``bench_row``/``run_sweep``/``run_ddp``/``check_inputs``;
 - ``sweep``: ``bench_sweep`` (models x batches x dtypes x modes, DDP or sharded), ``default_models``;
-- ``receptive_field``: ``receptive_fields``; ``report_folder``: ``report_folder``;
+- ``receptive_field``: ``receptive_fields``; ``folder_contents``: ``report_folder``;
 - ``shapes``: ``output_sizes``, ``minimum_input``, ``valid_sizes_near``; ``too_small``:
   ``explain_too_small``; ``memory``: ``plan_memory``, ``fit_batch``;
 - ``model_graph``: ``graph`` (the network as nodes and edges, for ``cnnscope graph``);
@@ -54,7 +54,7 @@ _LAZY = {
     "minimum_input": "shapes", "output_sizes": "shapes", "valid_sizes_near": "shapes",
     "explain_too_small": "too_small",
     "receptive_fields": "receptive_field",
-    "ReportFolder": "report_folder", "report_folder": "report_folder",
+    "ReportFolder": "folder_contents", "report_folder": "folder_contents",
     "bench_sweep": "sweep", "default_models": "sweep", "sweep_models": "sweep",
     "spec_table": "spec", "spec_tables": "spec", "traced_zoo_model": "spec",
     "graph": "model_graph",

@@ -31,7 +31,7 @@ def report(
     """
     with user_errors():
         from cnnscope.api import report_folder
-        from cnnscope.api.report_folder import check_report_options
+        from cnnscope.api.folder_contents import check_report_options
         from cnnscope.report.files import write_report
 
         check_report_options(depth, dtype)
