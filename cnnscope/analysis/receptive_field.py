@@ -44,7 +44,7 @@ per-channel factor.
 
 Layout: the per-axis maths is ``rf_axis`` (``Window``, ``AxisField``); which rule each
 operation follows is its ``RfRule`` in the op registry (``cnnscope.ops``), the rule's handler is
-in ``rf_rules`` (``_step``); this module walks the records and holds the results.
+in ``rf_rules`` (``apply_rule``); this module walks the records and holds the results.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ from cnnscope.analysis.rf_axis import (  # noqa: F401 - re-exported: the maths' 
     bound_on_grid,
     merge_fields,
 )
-from cnnscope.analysis.rf_rules import _State, _Step, _step
+from cnnscope.analysis.rf_rules import SpatialState, RuleStep, apply_rule
 from cnnscope.results import FieldStatus, LayerKind, Shown
 from cnnscope.trace.records import MODEL_INPUT, ModelReport
 
@@ -226,8 +226,8 @@ def receptive_fields(report: ModelReport) -> ReceptiveFieldReport:
     n_axes = len(spatial)
     names = AXIS_NAMES.get(n_axes, tuple(f"axis{i}" for i in range(n_axes)))
     input_shape = (report.batch, *report.input_size)
-    states: dict[int, _State] = {
-        MODEL_INPUT: _State(tuple(range(2, 2 + n_axes)), tuple(AxisField.identity() for _ in spatial))
+    states: dict[int, SpatialState] = {
+        MODEL_INPUT: SpatialState(tuple(range(2, 2 + n_axes)), tuple(AxisField.identity() for _ in spatial))
     }
     shapes: dict[int, tuple[int, ...]] = {MODEL_INPUT: input_shape}
     names_of: dict[int, str] = {MODEL_INPUT: "input"}
@@ -236,9 +236,9 @@ def receptive_fields(report: ModelReport) -> ReceptiveFieldReport:
     for r in report.layers:
         ins = [(i, states[i], shapes[i]) for i in r.inputs if i in states]
         try:
-            step = _step(r, ins, n_axes, names, names_of)
+            step = apply_rule(r, ins, n_axes, names, names_of)
         except Exception as exc:  # one odd layer must not sink the whole analysis
-            step = _Step(_State((None,) * n_axes, (UNKNOWN,) * n_axes),
+            step = RuleStep(SpatialState((None,) * n_axes, (UNKNOWN,) * n_axes),
                          [f"not understood ({type(exc).__name__}: {exc})"])
         states[r.index] = step.state
         shapes[r.index] = tuple(r.output_shape)

@@ -1,5 +1,5 @@
 """Receptive-field rules per operation: how each traced record maps the fields of its
-inputs to the fields of its output (``_step``), one small handler per rule.
+inputs to the fields of its output (``apply_rule``), one small handler per rule.
 
 Which rule an op follows is written in its op-registry entry (``cnnscope.ops``: ``RfRule``);
 ``rule_of`` reads it, after the record's own geometry (a kernel, an adaptive output size,
@@ -29,7 +29,7 @@ from cnnscope.trace.records import LayerRecord
 
 
 @dataclass(frozen=True)
-class _State:
+class SpatialState:
     """What one record's output is, spatially."""
 
     dims: tuple[int | None, ...]  # tensor dim holding each input axis (None: no longer one)
@@ -38,8 +38,8 @@ class _State:
 
 
 @dataclass
-class _Step:
-    state: _State
+class RuleStep:
+    state: SpatialState
     warnings: list[str] = field(default_factory=list)
 
 
@@ -69,10 +69,10 @@ def rule_of(r: LayerRecord) -> RfRule | None:
     return rule
 
 
-def _step(r: LayerRecord, ins: list[tuple[int, _State, tuple[int, ...]]], n_axes: int,
-          names: tuple[str, ...], names_of: dict[int, str]) -> _Step:
+def apply_rule(r: LayerRecord, ins: list[tuple[int, SpatialState, tuple[int, ...]]], n_axes: int,
+          names: tuple[str, ...], names_of: dict[int, str]) -> RuleStep:
     if not ins:
-        return _Step(_State((None,) * n_axes, (CONSTANT,) * n_axes))
+        return RuleStep(SpatialState((None,) * n_axes, (CONSTANT,) * n_axes))
     rule = rule_of(r)
     if rule is None:
         return _positionwise(r, ins, n_axes, names, names_of, known=False)
@@ -80,7 +80,7 @@ def _step(r: LayerRecord, ins: list[tuple[int, _State, tuple[int, ...]]], n_axes
 
 
 def _positionwise(r: LayerRecord, ins, n_axes: int, names, names_of, *, known: bool = True,
-                  context: bool = False, warnings: list[str] | None = None) -> _Step:
+                  context: bool = False, warnings: list[str] | None = None) -> RuleStep:
     """A layer that keeps the spatial size acts on each position (plus, with ``context``,
     statistics of the whole map); one that changes it is not understood."""
     if not _same_spatial(ins, tuple(r.output_shape)):
@@ -91,19 +91,19 @@ def _positionwise(r: LayerRecord, ins, n_axes: int, names, names_of, *, known: b
     step = _elementwise(r, ins, n_axes, names, names_of)
     step.warnings[:0] = warnings
     if context:
-        step.state = _State(step.state.dims, step.state.axes, True)
+        step.state = SpatialState(step.state.dims, step.state.axes, True)
     return step
 
 
-def _pointwise(r, ins, n_axes, names, names_of) -> _Step:
+def _pointwise(r, ins, n_axes, names, names_of) -> RuleStep:
     return _positionwise(r, ins, n_axes, names, names_of)
 
 
-def _context(r, ins, n_axes, names, names_of) -> _Step:
+def _context(r, ins, n_axes, names, names_of) -> RuleStep:
     return _positionwise(r, ins, n_axes, names, names_of, context=True)
 
 
-def _layer_norm(r, ins, n_axes, names, names_of) -> _Step:
+def _layer_norm(r, ins, n_axes, names, names_of) -> RuleStep:
     # LayerNorm normalises over trailing dims: when the last dim is spatial (NCHW
     # input) its statistics come from the whole map; over channels (NHWC) it is pointwise.
     st, shp = ins[0][1], ins[0][2]
@@ -111,7 +111,7 @@ def _layer_norm(r, ins, n_axes, names, names_of) -> _Step:
     return _positionwise(r, ins, n_axes, names, names_of, context=context)
 
 
-def _softmax(r, ins, n_axes, names, names_of) -> _Step:
+def _softmax(r, ins, n_axes, names, names_of) -> RuleStep:
     st, shp = ins[0][1], ins[0][2]
     dim = r.attrs.get("dim")
     context = False
@@ -136,14 +136,14 @@ def _same_spatial(ins, out_shape) -> bool:
     return True
 
 
-def _opaque_if_spatial(r, ins, n_axes, names, names_of) -> _Step:
+def _opaque_if_spatial(r, ins, n_axes, names, names_of) -> RuleStep:
     if all(all(not isinstance(a, AxisField) for a in st.axes) for _, st, _ in ins):
         return _elementwise(r, ins, n_axes, names, names_of)
-    return _Step(_State((None,) * n_axes, (UNKNOWN,) * n_axes),
+    return RuleStep(SpatialState((None,) * n_axes, (UNKNOWN,) * n_axes),
                  [f"{r.type} on a spatial map is not understood; field unknown from here"])
 
 
-def _elementwise(r: LayerRecord, ins, n_axes: int, names, names_of) -> _Step:
+def _elementwise(r: LayerRecord, ins, n_axes: int, names, names_of) -> RuleStep:
     """Pointwise ops and merges (add, mul, cat on channels...): hull of the inputs' fields."""
     out_shape = tuple(r.output_shape)
     nd = len(out_shape)
@@ -191,7 +191,7 @@ def _elementwise(r: LayerRecord, ins, n_axes: int, names, names_of) -> _Step:
         else:
             axes.append(CONSTANT)
     warnings = [f"inputs not aligned on {' and '.join(ax)}: {text}" for text, ax in per_axis.items()]
-    return _Step(_State(tuple(dims), tuple(axes), context), warnings)
+    return RuleStep(SpatialState(tuple(dims), tuple(axes), context), warnings)
 
 
 def _fmt(v: Fraction) -> str:
@@ -233,7 +233,7 @@ def _merge_axis(fields: list[tuple[str, AxisField]], n: int) -> tuple[Any, str |
     return merged, None
 
 
-def _spatial_dims_of_window(r: LayerRecord, st: _State, shp: tuple[int, ...]) -> dict[int, int]:
+def _spatial_dims_of_window(r: LayerRecord, st: SpatialState, shp: tuple[int, ...]) -> dict[int, int]:
     """input axis -> position in the layer's kernel tuple (trailing dims of the input)."""
     nk = len(r.kernel_size)
     nd = len(shp)
@@ -244,7 +244,7 @@ def _spatial_dims_of_window(r: LayerRecord, st: _State, shp: tuple[int, ...]) ->
     return out
 
 
-def _window_layer(r: LayerRecord, inp, names) -> _Step:
+def _window_layer(r: LayerRecord, inp, names) -> RuleStep:
     """Convolution, transposed convolution, max/avg pooling."""
     _, st, shp = inp
     attrs = r.attrs
@@ -275,10 +275,10 @@ def _window_layer(r: LayerRecord, inp, names) -> _Step:
         except ValueError as exc:
             axes[a] = UNKNOWN
             warnings.append(f"{names[a]}: {exc}")
-    return _Step(_State(tuple(dims), tuple(axes), st.context), warnings)
+    return RuleStep(SpatialState(tuple(dims), tuple(axes), st.context), warnings)
 
 
-def _deformable(r: LayerRecord, ins, n_axes: int, names, names_of) -> _Step:
+def _deformable(r: LayerRecord, ins, n_axes: int, names, names_of) -> RuleStep:
     """Deformable convolution: the nominal field, that of the regular grid of its geometry
     (zero offsets), merged with the fields of its offsets and mask, which it reads at the
     same output position; marked as nominal (the real field moves with the data)."""
@@ -289,8 +289,8 @@ def _deformable(r: LayerRecord, ins, n_axes: int, names, names_of) -> _Step:
     return step
 
 
-def _resized(st: _State, shp: tuple[int, ...], out_shape: tuple[int, ...],
-             resize: Any) -> _State:
+def _resized(st: SpatialState, shp: tuple[int, ...], out_shape: tuple[int, ...],
+             resize: Any) -> SpatialState:
     """Follow each spatial axis from its input dim to the output's; where the axis holds a
     field and its size changes from ``n_in`` to ``n_out``, ``resize(field, n_in, n_out)``
     gives the output's field (adaptive pooling, interpolation, pixel shuffles)."""
@@ -302,19 +302,19 @@ def _resized(st: _State, shp: tuple[int, ...], out_shape: tuple[int, ...],
         dims[a] = e
         if isinstance(axes[a], AxisField) and shp[d] != out_shape[e]:
             axes[a] = resize(axes[a], shp[d], out_shape[e])
-    return _State(tuple(dims), tuple(axes), st.context)
+    return SpatialState(tuple(dims), tuple(axes), st.context)
 
 
-def _adaptive(r: LayerRecord, inp, names) -> _Step:
+def _adaptive(r: LayerRecord, inp, names) -> RuleStep:
     _, st, shp = inp
 
     def pool(field: AxisField, n_in: int, n_out: int) -> Any:
         return GLOBAL if n_out == 1 else field.through(Window.adaptive(n_in, n_out))
 
-    return _Step(_resized(st, shp, tuple(r.output_shape), pool))
+    return RuleStep(_resized(st, shp, tuple(r.output_shape), pool))
 
 
-def _upsample(r: LayerRecord, inp, names) -> _Step:
+def _upsample(r: LayerRecord, inp, names) -> RuleStep:
     _, st, shp = inp
     attrs = r.attrs
     mode = str(attrs.get("mode") or ("bilinear" if "Bilinear" in r.type else "nearest"))
@@ -330,10 +330,10 @@ def _upsample(r: LayerRecord, inp, names) -> _Step:
             return field.through(Window.adaptive(n_in, n_out))
         return field.through(Window.resample(n_in, n_out, mode, align))
 
-    return _Step(_resized(st, shp, tuple(r.output_shape), resample), warnings)
+    return RuleStep(_resized(st, shp, tuple(r.output_shape), resample), warnings)
 
 
-def _pixel_shuffle(r: LayerRecord, inp, names) -> _Step:
+def _pixel_shuffle(r: LayerRecord, inp, names) -> RuleStep:
     _, st, shp = inp
 
     def shuffle(field: AxisField, n_in: int, n_out: int) -> AxisField:
@@ -342,10 +342,10 @@ def _pixel_shuffle(r: LayerRecord, inp, names) -> _Step:
         f = n_in // n_out  # unshuffle: output u gathers f inputs
         return field.through(Window.conv(f, f))
 
-    return _Step(_resized(st, shp, tuple(r.output_shape), shuffle))
+    return RuleStep(_resized(st, shp, tuple(r.output_shape), shuffle))
 
 
-def _slice(r: LayerRecord, inp, names) -> _Step:
+def _slice(r: LayerRecord, inp, names) -> RuleStep:
     _, st, shp = inp
     attrs = r.attrs
     nd = len(shp)
@@ -362,10 +362,10 @@ def _slice(r: LayerRecord, inp, names) -> _Step:
         start = min(max(start, 0), n)
         step = int(attrs.get("step", 1) or 1)
         axes[a] = axes[a].through(Window.offset(start, step))
-    return _Step(_State(st.dims, tuple(axes), st.context))
+    return RuleStep(SpatialState(st.dims, tuple(axes), st.context))
 
 
-def _pad(r: LayerRecord, inp, names) -> _Step:
+def _pad(r: LayerRecord, inp, names) -> RuleStep:
     _, st, shp = inp
     out_shape = tuple(r.output_shape)
     pads = r.attrs.get("pad")
@@ -386,10 +386,10 @@ def _pad(r: LayerRecord, inp, names) -> _Step:
                                 f"{left} before and {extra - left} after")
         if left:
             axes[a] = axes[a].through(Window.offset(-left))
-    return _Step(_State(st.dims, tuple(axes), st.context), warnings)
+    return RuleStep(SpatialState(st.dims, tuple(axes), st.context), warnings)
 
 
-def _reduce(r: LayerRecord, inp, n_axes: int) -> _Step:
+def _reduce(r: LayerRecord, inp, n_axes: int) -> RuleStep:
     _, st, shp = inp
     nd = len(shp)
     out_nd = len(r.output_shape)
@@ -413,10 +413,10 @@ def _reduce(r: LayerRecord, inp, n_axes: int) -> _Step:
             dims[a] = d if keep else None
         elif not keep:
             dims[a] = d - sum(1 for x in reduced if x < d)
-    return _Step(_State(tuple(dims), tuple(axes), st.context))
+    return RuleStep(SpatialState(tuple(dims), tuple(axes), st.context))
 
 
-def _linear(r: LayerRecord, ins, n_axes: int) -> _Step:
+def _linear(r: LayerRecord, ins, n_axes: int) -> RuleStep:
     """A fully connected layer mixes the last dim of its input."""
     _, st, shp = ins[0]
     last = len(shp) - 1
@@ -425,19 +425,19 @@ def _linear(r: LayerRecord, ins, n_axes: int) -> _Step:
         if d == last:
             axes[a] = GLOBAL if axes[a] != CONSTANT else CONSTANT
             dims[a] = None
-    return _Step(_State(tuple(dims), tuple(axes), st.context or
+    return RuleStep(SpatialState(tuple(dims), tuple(axes), st.context or
                         any(s.context for _, s, _ in ins[1:])))
 
 
-def _mix_all(ins, n_axes: int) -> _Step:
+def _mix_all(ins, n_axes: int) -> RuleStep:
     """A matrix product (attention, capsule routing) mixes every position with every other."""
     has_input = any(a != CONSTANT for _, st, _ in ins for a in st.axes)
     state = GLOBAL if has_input else CONSTANT
-    return _Step(_State((None,) * n_axes, (state,) * n_axes,
+    return RuleStep(SpatialState((None,) * n_axes, (state,) * n_axes,
                         any(st.context for _, st, _ in ins)))
 
 
-def _cat(r: LayerRecord, ins, n_axes: int, names, names_of) -> _Step:
+def _cat(r: LayerRecord, ins, n_axes: int, names, names_of) -> RuleStep:
     out_nd = len(r.output_shape)
     raw = int(r.attrs.get("dim", 0))
     if r.type == "stack":
@@ -446,27 +446,27 @@ def _cat(r: LayerRecord, ins, n_axes: int, names, names_of) -> _Step:
         shifted = []
         for i, st, shp in ins:
             nd = tuple(None if d is None else (d + 1 if d >= dim else d) for d in st.dims)
-            shifted.append((i, _State(nd, st.axes, st.context),
+            shifted.append((i, SpatialState(nd, st.axes, st.context),
                             tuple(shp[:dim]) + (1,) + tuple(shp[dim:])))
         return _elementwise(r, shifted, n_axes, names, names_of)
     dim = _norm_dim(raw, out_nd)
     for _, st, shp in ins:
         for a, d in enumerate(st.dims):
             if d is not None and d + out_nd - len(shp) == dim and isinstance(st.axes[a], AxisField):
-                return _Step(_State((None,) * n_axes, (UNKNOWN,) * n_axes),
+                return RuleStep(SpatialState((None,) * n_axes, (UNKNOWN,) * n_axes),
                              [f"concatenation along spatial axis {names[a]}; field unknown from here"])
     # Inputs of a concatenation differ along `dim` (channels): compare spatial dims only.
     return _elementwise(r, ins, n_axes, names, names_of)
 
 
-def _reshape(r: LayerRecord, inp, n_axes: int) -> _Step:
+def _reshape(r: LayerRecord, inp, n_axes: int) -> RuleStep:
     """Views, reshapes, flatten, permutes: find where each spatial dim went."""
     _, st, shp = inp
     out = tuple(r.output_shape)
     t = r.type
     warnings: list[str] = []
     if out == shp and t not in ("permute", "transpose", "t", "movedim", "numpy_T"):
-        return _Step(st)
+        return RuleStep(st)
     axes, dims = list(st.axes), list(st.dims)
     moved = _moved_dims(t, r.attrs.get("dims"), len(shp)) if len(out) == len(shp) else None
     if moved is not None:  # the tracer recorded the permutation: follow it exactly
@@ -505,7 +505,7 @@ def _reshape(r: LayerRecord, inp, n_axes: int) -> _Step:
             dims[a] = e
             if e is None and axes[a] != CONSTANT:
                 axes[a] = GLOBAL  # merged with another dim: the spatial layout is gone
-    return _Step(_State(tuple(dims), tuple(axes), st.context), warnings)
+    return RuleStep(SpatialState(tuple(dims), tuple(axes), st.context), warnings)
 
 
 def _moved_dims(t: str, recorded: Any, ndim: int) -> list[int] | None:

@@ -240,7 +240,7 @@ def _ddp_row(spec: Any, settings: Any, device: torch.device, backend: str, job: 
         return single if rank == 0 else None
 
     size = tuple(settings.input_size or spec.source.input_size or DEFAULT_INPUT)
-    with runner._device_scope(device, settings.cudnn_benchmark), \
+    with runner.device_scope(device, settings.cudnn_benchmark), \
             runner.fp32_math(device, spec.dtype):
         mine = _measure_ddp(spec, size, settings, device, job, trace)
     runner.free_memory(device, failed=False)

@@ -76,7 +76,7 @@ MAX_SAMPLES = 1000
 
 
 @contextmanager
-def _device_scope(device: torch.device, cudnn_benchmark: bool) -> Iterator[None]:
+def device_scope(device: torch.device, cudnn_benchmark: bool) -> Iterator[None]:
     with _CUDNN_BENCHMARK(cudnn_benchmark), \
             torch.cuda.device(device) if device.type == "cuda" else nullcontext():
         yield
@@ -273,7 +273,7 @@ def bench_row(source: Buildable, batch: int, dtype: str, mode: str,
                 compiled=settings.compile, cuda_graphs=settings.cuda_graphs)
     row: BenchRow
     try:
-        with src.contained("benchmark"), _device_scope(device, settings.cudnn_benchmark), \
+        with src.contained("benchmark"), device_scope(device, settings.cudnn_benchmark), \
                 fp32_math(device, dtype), torch_threads(settings.threads):
             fields = _measure(src, size, batch, dtype, mode, settings, device, trace)
     except KeyboardInterrupt:
@@ -427,7 +427,7 @@ def sweep_ceiling(device: torch.device, dtype: str, settings: BenchSettings, env
     """The matmul ceiling of ``dtype``, kept in ``ceilings``; or None with the reason in
     ``env``."""
     try:
-        with _device_scope(device, settings.cudnn_benchmark):
+        with device_scope(device, settings.cudnn_benchmark):
             ceiling = matmul_ceiling(device, dtype,
                                      remeasure=remeasure or settings.remeasure_ceiling)
     except KeyboardInterrupt:

@@ -2,7 +2,7 @@
 it replaced, and the output-size arithmetic (ops.outsize) against PyTorch itself.
 
 The expected values below are written by hand from the code the table replaced (commit
-4dc2f9c: geometry.py's and meta.py's if-chains and name sets, rf_rules._step's branches
+4dc2f9c: geometry.py's and meta.py's if-chains and name sets, rf_rules.apply_rule's branches
 and sets); none is read from the table under test.
 """
 
@@ -27,7 +27,7 @@ from cnnscope.trace.records import LayerRecord
 
 # ---------------------------------------------------------------------- receptive-field rules
 
-# rf_rules' sets before the table, in _step's order of precedence (the first branch that
+# rf_rules' sets before the table, in apply_rule's order of precedence (the first branch that
 # names a type is its rule).
 _OLD_ELEMENTWISE = (
     "add", "sub", "rsub", "mul", "div", "neg", "abs", "sign", "reciprocal", "square",
@@ -99,7 +99,7 @@ _OLD_RULES = [
 
 
 def _old_rule(name: str) -> RfRule:
-    # The tracer makes every op of SHAPE_OPS a record of kind "shape": _step's first branch.
+    # The tracer makes every op of SHAPE_OPS a record of kind "shape": apply_rule's first branch.
     if name in _OLD_SHAPE_OPS or name in ("Flatten", "Unflatten"):
         return RfRule.RESHAPE
     return next(rule for rule, names in _OLD_RULES if name in names)
@@ -143,7 +143,7 @@ def test_geometry_on_the_record_comes_before_its_type():
 
 
 def test_window_and_adaptive_types_without_their_geometry_are_unknown():
-    # _step never named these: without a kernel or an output size they fell through
+    # apply_rule never named these: without a kernel or an output size they fell through
     for name in ("Conv2d", "MaxPool2d", "convolution", "AdaptiveAvgPool2d", "adaptive_avg_pool1d"):
         assert rule_of(_record(name)) is None, name
 
