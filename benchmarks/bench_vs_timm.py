@@ -48,9 +48,9 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cnnscope.api import bench_row  # noqa: E402
-from cnnscope.bench.env import collect_env  # noqa: E402
-from cnnscope.bench.precision import autocast, fp32_math  # noqa: E402
-from cnnscope.bench.runner import BenchSettings  # noqa: E402
+from cnnscope.benchmark.env import collect_env  # noqa: E402
+from cnnscope.benchmark.precision import autocast, fp32_math  # noqa: E402
+from cnnscope.benchmark.runner import BenchSettings  # noqa: E402
 from cnnscope.models import resolve  # noqa: E402
 
 

@@ -97,7 +97,7 @@ fi
 if [ "$DEVICE" = cuda ]; then
     step gpu 20 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,power.draw,power.limit,temperature.gpu --format=csv
 fi
-step env 60 "$PY" -c "import json, torch; from cnnscope.bench.env import collect_env; \
+step env 60 "$PY" -c "import json, torch; from cnnscope.benchmark.env import collect_env; \
 print(json.dumps(collect_env('$DEVICE'), indent=1))"
 # The tests marked cuda, without the slow ones (a cold inductor compile takes 60-90 s)
 # and without DDP (its launches come last: one NCCL hang must not eat the window).
@@ -112,7 +112,7 @@ step bench_sweep 120 "$PY" -m cnnscope bench "$MODELS" --device "$DEVICE" --batc
     --dtype "$DTYPES" --mode "$MODES" --channels-last $TIMING --no-progress \
     $BENCH_ARGS -o "$DEST/bench_cuda.json"
 step bench_sweep_md 30 "$PY" -c "import json, sys; \
-from cnnscope.bench.records import BenchResult; from cnnscope.report.documents import render_text; \
+from cnnscope.benchmark.records import BenchResult; from cnnscope.report.render import render_text; \
 open(sys.argv[1], 'w').write(render_text(BenchResult.from_dict(json.load(open(sys.argv[2]))), 'md'))" \
     "$DEST/bench_cuda.md" "$DEST/bench_cuda.json"
 # Per-layer CUDA timing (events around every layer, its roofline verdict).

@@ -4,7 +4,7 @@
 For each (model, input, batch, dtype, optimizer, mode) row:
 
 - **estimate**: ``cnnscope.api.plan_memory`` on the meta device;
-- **allocator**: the step on real tensors (``cnnscope.bench.step_memory.measure_real``):
+- **allocator**: the step on real tensors (``cnnscope.benchmark.step_memory.measure_real``):
   on the CPU, the CPU allocator's allocation/free events recorded by ``torch.profiler``
   (``profile_memory=True``) summed in time order on top of the tensors alive when the
   step starts; on CUDA, ``torch.cuda.max_memory_allocated``;
@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from cnnscope.api import plan_memory  # noqa: E402
-from cnnscope.bench.step_memory import measure_real  # noqa: E402
+from cnnscope.benchmark.step_memory import measure_real  # noqa: E402
 from cnnscope.models import resolve  # noqa: E402
 from cnnscope.units import bytes_h  # noqa: E402
 

@@ -32,6 +32,7 @@ _LAZY = {
     "graph": "cnnscope.api",
     "receptive_fields": "cnnscope.api",
     "output_sizes": "cnnscope.api",
+    "bench": "cnnscope.api",
     "bench_sweep": "cnnscope.api",
     "report_folder": "cnnscope.api",
     "meta_copy": "cnnscope.api",
@@ -45,7 +46,7 @@ _LAZY = {
     "ModelReport": "cnnscope.trace.records",
 }
 
-__all__ = sorted(_LAZY) + ["__version__", "bench"]
+__all__ = sorted(_LAZY) + ["__version__"]
 
 
 def __getattr__(name: str) -> Any:
@@ -62,34 +63,16 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
-# ``cnnscope.bench`` is both the timing package (``from cnnscope.bench import BenchSettings``)
-# and the API function ``cnnscope.bench(model, ...)``: a module attribute can only be
-# one object, so the package is made callable. Importing it here is cheap (it loads
-# torch only on first use) and fixes the attribute before anything else imports it.
-import importlib as _importlib  # noqa: E402
-import types as _types  # noqa: E402
+def _load_renderers(result_type: type) -> None:
+    """Import the renderers of ``result_type`` (each registers its result type with
+    ``cnnscope.results``' ``document`` or ``render``): the results sit below
+    ``cnnscope.report`` and may not import it, so the package root, imported first whatever
+    a user imports, says how."""
+    from cnnscope.report.render import load_renderers
 
-
-class _CallablePackage(_types.ModuleType):
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        from cnnscope.api import bench as _bench
-
-        return _bench(*args, **kwargs)
-
-
-bench = _importlib.import_module("cnnscope.bench")
-bench.__class__ = _CallablePackage
-
-
-def _notebook(result: Any, format: str) -> str:
-    """A result's Markdown or HTML for Jupyter: the renderer of ``--format md``."""
-    from cnnscope.report.document import to_html, to_markdown
-    from cnnscope.report.documents import document
-
-    doc = document(result)
-    return to_markdown(doc) if format == "md" else to_html(doc)
+    load_renderers(result_type)
 
 
 from cnnscope import results as _results  # noqa: E402
 
-_results.NOTEBOOK_RENDERER = _notebook
+_results.RENDERERS_LOADER = _load_renderers

@@ -99,3 +99,10 @@ class Stopped(KeyboardInterrupt):
     def __init__(self, signum: int):
         super().__init__(signum)
         self.signum = int(signum)
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's message cut to its first line (its type name when it has none): what a
+    one-line error or an error cell shows of a failure in someone else's code."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from cnnscope.build import build_model
-from cnnscope.errors import CnnscopeError, ModelLoadError, SpecRefusedError
+from cnnscope.errors import CnnscopeError, ModelLoadError, SpecRefusedError, first_line
 from cnnscope.usercode import user_code
 from cnnscope.zoo import model_info
 
@@ -81,7 +81,7 @@ class ModelSource:
             args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
             raise ModelLoadError(
                 f"building {self.spec or self.name}{f' with {args}' if args else ''} raised "
-                f"{type(exc).__name__}: {_first_line(exc)}",
+                f"{type(exc).__name__}: {first_line(exc)}",
                 "check the factory and its --arg values",
             ) from None
         if not isinstance(model, nn.Module):
@@ -169,10 +169,6 @@ def spec_origin(spec: str) -> str:
 # ---------------------------------------------------------------------- user code
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
 
 def _looks_like_drive(spec: str) -> bool:
     # "C:\\models\\net.py" has a colon that is not the factory separator.
@@ -215,7 +211,7 @@ def _load_file(path_text: str):
             where = f" (line {exc.lineno})"
         raise ModelLoadError(
             f"importing model file {path_text!r} raised {type(exc).__name__}{where}: "
-            f"{_first_line(exc)}"
+            f"{first_line(exc)}"
         ) from None
     finally:
         try:
@@ -240,7 +236,7 @@ def _import_module(dotted: str):
         ) from None
     except Exception as exc:
         raise ModelLoadError(
-            f"importing module {dotted!r} raised {type(exc).__name__}: {_first_line(exc)}"
+            f"importing module {dotted!r} raised {type(exc).__name__}: {first_line(exc)}"
         ) from None
 
 

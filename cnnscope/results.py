@@ -2,8 +2,8 @@
 
 A result (``ModelReport``, ``Comparison``, ``ShapeReport``, ``BenchResult`` ...) is a
 frozen dataclass: its type says what it is, its fields are typed, ``to_dict()`` gives its
-exact data (strict JSON: integers stay integers, no NaN), and ``cnnscope.report.documents``
-turns it into a format-neutral ``Document`` that one renderer per format prints.
+exact data (strict JSON: integers stay integers, no NaN), and ``document(result)`` turns
+it into a format-neutral ``Document`` that one renderer per format prints.
 
 The kinds and statuses are ``StrEnum``s: each member *is* its old string, so CSV, JSON
 and tables print the same bytes, and ``r.kind == "module"`` still holds. This module sits
@@ -14,7 +14,8 @@ bench records can all use it.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, Protocol, runtime_checkable
+from functools import singledispatch
+from typing import Any, Callable, Protocol, runtime_checkable
 
 
 class LayerKind(StrEnum):
@@ -62,10 +63,61 @@ class Result(Protocol):
         ...
 
 
-# How a result shows itself in a notebook: the same Document and renderer as
-# ``--format md``. The renderers sit above this module (a result may not import them), so
-# the package root, which imports first whatever a user imports, fills this in.
-NOTEBOOK_RENDERER: Any = None  # (result, "md" | "html") -> str
+# ---------------------------------------------------------------------- rendering by type
+#
+# Two generic functions pick a result's renderer by its type (``functools.singledispatch``,
+# as torch's flop_counter picks a formula by op): ``document`` (the format-neutral
+# ``Document`` of every table-shaped result: table, CSV, JSON, Markdown) and ``render``
+# (a result as text in one format: by default its document's text; a graph registers its
+# own, Mermaid and DOT). The renderers live in ``cnnscope.report``, above this module, and
+# register themselves when imported (``@document.register(ModelReport)``); a module down
+# here may not import them, so the package root, which is imported before any of its
+# modules, hands over ``RENDERERS_LOADER`` (``cnnscope.report.render.load_renderers``).
+# A type's renderers load on its first ``document`` or ``render``, never at import.
+
+RENDERERS_LOADER: Callable[[type], None] | None = None  # set by the package root
+_tried: set[type] = set()
+
+
+def _renderers_loaded(result: Any) -> bool:
+    """Load the renderers of ``result``'s type once; True when this call loaded them
+    (dispatch again)."""
+    kind = type(result)
+    if kind in _tried or RENDERERS_LOADER is None:
+        return False
+    _tried.add(kind)
+    RENDERERS_LOADER(kind)
+    return True
+
+
+class NoRenderer(TypeError):
+    """A result type that no renderer is registered for: a bug of cnnscope, not the
+    user's input (a new result type needs its document function)."""
+
+    def __init__(self, result: Any, what: str) -> None:
+        name = type(result).__name__
+        super().__init__(
+            f"no {what} for {name}: register one in cnnscope/report/ with "
+            f"@cnnscope.results.{what}.register({name}), and list that module in "
+            "RENDERERS of cnnscope/report/render.py")
+
+
+@singledispatch
+def document(result: Any, **options: Any) -> Any:
+    """``result`` as a format-neutral ``cnnscope.report.document.Document`` (``options``:
+    its type's own, e.g. ``top``); NoRenderer for a type that has no document function."""
+    if _renderers_loaded(result):
+        return document(result, **options)
+    raise NoRenderer(result, "document")
+
+
+@singledispatch
+def render(result: Any, format: str, **options: Any) -> Any:
+    """``result`` as text in ``format`` (csv, json, md, html: its document's; a graph:
+    mermaid, md, dot, and svg, png, pdf as bytes); NoRenderer for a type with none."""
+    if _renderers_loaded(result):
+        return render(result, format, **options)
+    raise NoRenderer(result, "render")
 
 
 class Shown:
@@ -75,7 +127,7 @@ class Shown:
     __slots__ = ()
 
     def _repr_markdown_(self) -> str | None:
-        return NOTEBOOK_RENDERER(self, "md") if NOTEBOOK_RENDERER else None
+        return render(self, "md")
 
     def _repr_html_(self) -> str | None:
-        return NOTEBOOK_RENDERER(self, "html") if NOTEBOOK_RENDERER else None
+        return render(self, "html")

@@ -40,7 +40,7 @@ LAYERS: dict[str, int] = {
     "cnnscope.models": 2,
     # 3 what is derived from records, and timing (siblings, see SIBLINGS)
     "cnnscope.analysis": 3,
-    "cnnscope.bench": 3,
+    "cnnscope.benchmark": 3,
     # 4 the one orchestration layer: resolve, build, trace, hand reports on
     "cnnscope.api": 4,
     # 5 renderers
@@ -53,7 +53,7 @@ LAYERS: dict[str, int] = {
 }
 
 # Same layer, but neither may import the other.
-SIBLINGS = {("cnnscope.analysis", "cnnscope.bench"), ("cnnscope.bench", "cnnscope.analysis")}
+SIBLINGS = {("cnnscope.analysis", "cnnscope.benchmark"), ("cnnscope.benchmark", "cnnscope.analysis")}
 
 
 def _module_name(path: Path) -> str:
@@ -166,7 +166,7 @@ def test_the_scan_sees_nested_and_relative_imports(tmp_path):
 # down reports, sources that build themselves, or callables (``trace=analyze``).
 NOT_BELOW_API = ("cnnscope.build", "cnnscope.models", "cnnscope.thirdparty",
                  "cnnscope.trace.tracer", "cnnscope.zoo")
-HANDED_DOWN = ("cnnscope.analysis", "cnnscope.bench")
+HANDED_DOWN = ("cnnscope.analysis", "cnnscope.benchmark")
 
 
 def orchestration_violations() -> list[str]:
@@ -199,5 +199,5 @@ def test_the_orchestration_rule_sees_a_forbidden_import(tmp_path):
         found = orchestration_violations()
     finally:
         PACKAGE_DIR = saved
-    assert [p.split(" (")[0] for p in found] == ["cnnscope.bench.fake"]
+    assert [p.split(" (")[0] for p in found] == ["cnnscope.benchmark.fake"]
     assert "imports cnnscope.zoo" in found[0]

@@ -325,7 +325,7 @@ def test_interleaved_builds_in_two_threads_see_a_consistent_state_and_restore_th
 
 
 def test_a_setting_nested_unwinds_in_order():
-    from cnnscope.bench.runner import torch_threads
+    from cnnscope.benchmark.runner import torch_threads
 
     before = torch.get_num_threads()
     with torch_threads(1):
@@ -349,7 +349,7 @@ def test_the_gc_is_paused_once_for_nested_users_and_resumed_after_the_last():
 
     assert gc.isenabled()
     with meta.paused_gc():
-        from cnnscope.bench.runner import no_gc
+        from cnnscope.benchmark.runner import no_gc
 
         with no_gc():
             assert not gc.isenabled()
@@ -383,9 +383,6 @@ _CHANGING_CALLS = {
 
 # Where patching outside cnnscope/patches.py is allowed, and why: (file, line text).
 ALLOWED = {
-    ("cnnscope/__init__.py", "bench.__class__ = _CallablePackage"):
-        "cnnscope.bench is both the timing package and the API function until the package "
-        "is renamed (issue 24, item 3: the rename comes after the merges)",
     ("cnnscope/models.py", "sys.modules[name] = module  # dataclasses and pickling look their "
      "module up here"): "importing a model file the user named, as `import` does",
     ("cnnscope/models.py", "sys.path.insert(0, str(path.parent))"):

@@ -37,9 +37,6 @@ MAX_LINES = 600
 # sorted), "private: importer -> module._name", "size: path/of/module.py".
 ISSUE_24 = "to remove in issue 24"
 ALLOWED: dict[str, str] = {
-    "circle: cnnscope.report.bench_render <-> cnnscope.report.ddp_render": ISSUE_24,
-    "private: cnnscope.report.ddp_render -> cnnscope.report.bench_render._cell": ISSUE_24,
-    "private: cnnscope.report.ddp_render -> cnnscope.report.bench_render._status": ISSUE_24,
 }
 
 

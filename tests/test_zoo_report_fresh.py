@@ -4,7 +4,7 @@ from pathlib import Path
 
 from cnnscope.analysis.zoo_table import ZooTable
 from cnnscope.api import zoo_rows
-from cnnscope.report.documents import render_text
+from cnnscope.report.render import render_text
 
 ROOT = Path(__file__).resolve().parents[1]
 REGENERATE = "cnnscope zoo --format md -o reports/zoo.md  (then paste it into docs/zoo.md's table)"

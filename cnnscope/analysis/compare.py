@@ -165,7 +165,7 @@ def receptive_field(report: ModelReport) -> tuple[tuple[int | None, ...] | None,
 
 @dataclass(frozen=True)
 class BenchFigures:
-    """Measured timing of one model (from ``cnnscope.bench``)."""
+    """Measured timing of one model (from ``cnnscope.benchmark``)."""
 
     device: str  # "cpu", "cuda:0"
     latency_ms: float  # median time of one forward pass of the batch

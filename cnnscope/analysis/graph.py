@@ -21,17 +21,20 @@ the tensors that cross between nodes as edges, labelled with their per-sample sh
   which then counts from the focused module); the tensors entering and leaving become
   input and output nodes named after the layer they come from or the model's output.
 
-No torch here: the graph is plain data, written as Mermaid or DOT by ``graph_text``.
+No torch here: the graph is plain data, written as Mermaid or DOT by its renderer
+(``cnnscope.report.graph_render``, reached through ``cnnscope.results.render``).
 """
 
 from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field, replace
+from pathlib import PurePath
 from typing import Any, Mapping, Sequence
 
 from cnnscope.errors import InvalidOptionError
 from cnnscope.results import LayerKind
+from cnnscope.results import render as render_as
 from cnnscope.trace.records import MODEL_INPUT, LayerRecord, ModelReport
 
 # A graph with more nodes than this is refused with a hint (--depth, --focus): a layout
@@ -135,21 +138,36 @@ class ModelGraph:
 
     def to_mermaid(self) -> str:
         """A Mermaid flowchart (GitHub and the docs site draw it with nothing installed)."""
-        from cnnscope.analysis.graph_text import to_mermaid
-
-        return to_mermaid(self)
+        return render_as(self, "mermaid")
 
     def to_dot(self) -> str:
         """Graphviz DOT source."""
-        from cnnscope.analysis.graph_text import to_dot
-
-        return to_dot(self)
+        return render_as(self, "dot")
 
     def render(self, path: str) -> str:
-        """Write the drawing to ``path``: .svg/.png/.pdf (needs Graphviz), .dot, .mmd, .md."""
-        from cnnscope.analysis.graph_text import write_graph
+        """Write the drawing to ``path`` (atomically), in the format its extension names:
+        .svg/.png/.pdf (needs Graphviz), .dot, .mmd, .md."""
+        from cnnscope.fileio import write_bytes_atomic, write_text_atomic
 
-        return write_graph(self, path)
+        drawn = render_as(self, output_kind(str(path)))
+        (write_bytes_atomic if isinstance(drawn, bytes) else write_text_atomic)(path, drawn)
+        return str(path)
+
+
+# What a graph file's extension asks for (``ModelGraph.render``, ``cnnscope graph -o``).
+PICTURES = (".svg", ".png", ".pdf")
+TEXTS = {".mmd": "mermaid", ".md": "md", ".dot": "dot", ".gv": "dot"}
+
+
+def output_kind(path: str) -> str:
+    """What the file name asks for: svg, png, pdf, mermaid, md or dot (else a one-line error)."""
+    suffix = PurePath(path).suffix.lower()
+    if suffix in PICTURES:
+        return suffix[1:]
+    if suffix in TEXTS:
+        return TEXTS[suffix]
+    raise InvalidOptionError(f"cannot tell the format of {path!r}",
+                             "name it .svg, .png, .pdf (drawn by Graphviz), .dot, .mmd or .md")
 
 
 # ---------------------------------------------------------------------- building

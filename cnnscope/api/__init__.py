@@ -11,7 +11,7 @@ Every function accepts what the CLI accepts: a zoo name, ``file.py:factory``,
 and also an ``nn.Module`` instance or a ``ModelSource``.
 
 This is the one orchestration layer: it resolves, builds and traces, and hands the
-``ModelReport``s to ``cnnscope.analysis`` and the tracer to ``cnnscope.bench``, neither of
+``ModelReport``s to ``cnnscope.analysis`` and the tracer to ``cnnscope.benchmark``, neither of
 which calls back up. One module per job:
 
 - ``analyze_model``: ``analyze``, ``smallest_input``, ``resolve_all``, the CPU fallback;

@@ -38,7 +38,7 @@ def compare(
     resolved before any model is traced, so an unknown name fails at once.
     ``input_size`` None gives each model its own default input. ``model_kwargs`` goes
     to every builder, or give a list with one dict per model. ``bench_options`` are
-    ``cnnscope.bench.BenchSettings`` fields for the timing (e.g. ``{"iters": 20}``).
+    ``cnnscope.benchmark.BenchSettings`` fields for the timing (e.g. ``{"iters": 20}``).
     """
     from cnnscope.analysis.compare import compare_reports, dtype_bytes
 
@@ -122,7 +122,7 @@ def _bench_figures(source: ModelSource | nn.Module, input_size: tuple[int, ...],
 
     if isinstance(source, nn.Module):
         raise InvalidOptionError("--bench needs a model name or factory, not a built nn.Module",
-                                 "use cnnscope.bench on it instead")
+                                 "use cnnscope.benchmark on it instead")
     row = bench(source, input_size, batch, device=None if device is None else str(device),
                 dtype=_bench_dtype(dtype), **options)
     if not row.ok:

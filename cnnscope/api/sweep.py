@@ -2,7 +2,7 @@
 
 Models x batches x dtypes x modes, on one device or spread over DDP ranks. Here the
 names are resolved and every input checked on the meta device before anything is timed;
-``cnnscope.bench`` then times the sources it is given and never resolves a name.
+``cnnscope.benchmark`` then times the sources it is given and never resolves a name.
 """
 
 from __future__ import annotations
@@ -65,29 +65,29 @@ def bench_sweep(
 
     ``models``: zoo names or specs (None: one model per main family, or every zoo model
     with ``all_models``); ``model_kwargs``: one dict of builder arguments per model.
-    ``settings`` is a ``cnnscope.bench.BenchSettings`` (device, iterations, ...). Unknown
+    ``settings`` is a ``cnnscope.benchmark.BenchSettings`` (device, iterations, ...). Unknown
     names, and inputs a model cannot take, fail before anything is timed.
 
-    ``ddp``, a ``cnnscope.bench.ddp.DdpOptions``: DDP training steps on local ranks (or
+    ``ddp``, a ``cnnscope.benchmark.ddp.DdpOptions``: DDP training steps on local ranks (or
     the torchrun job's), or with ``shard`` the rows spread over the ranks; returns None on
     a torchrun rank other than 0 (rank 0 holds the merged result). Otherwise the rows run
     here: ``on_plan(n)`` is told the number of rows first, ``on_start(i, spec)`` and
     ``on_done(i, row)`` frame each row, and ``on_progress(result)`` gets the result so far.
 
         >>> from cnnscope.api import bench_sweep
-        >>> from cnnscope.bench import BenchSettings
+        >>> from cnnscope.benchmark import BenchSettings
         >>> result = bench_sweep(["lenet5"], batches=[1, 8],
         ...                      settings=BenchSettings(device="cpu", iters=5, ceiling=False))
         >>> [(r.batch, r.status) for r in result.rows]  # doctest: +SKIP
         [(1, 'ok'), (8, 'ok')]
     """
-    from cnnscope.bench import runner
+    from cnnscope.benchmark import runner
 
     names = sweep_models(models, all_models)
     sources = resolve_all(names, model_kwargs)  # unknown names fail before anything runs
     check_inputs(sources, settings.input_size)  # ... and inputs a model cannot take
     if ddp is not None:
-        from cnnscope.bench import ddp as ddp_mod
+        from cnnscope.benchmark import ddp as ddp_mod
 
         ddp_mod.check_options(ddp, modes, settings, settings.check())
         kwargs = tuple(model_kwargs) if model_kwargs is not None else tuple({} for _ in names)

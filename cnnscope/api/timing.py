@@ -1,6 +1,6 @@
 """Timing through the API: ``bench`` (one row), and the sweep entry points the CLI uses.
 
-``cnnscope.bench`` measures; the meta-device trace each row needs (MACs, shapes, layer
+``cnnscope.benchmark`` measures; the meta-device trace each row needs (MACs, shapes, layer
 names) comes from ``analyze``, handed down as the ``trace`` callable, so that bench never
 imports the API.
 """
@@ -26,14 +26,14 @@ def bench(
     mode: str = "infer",
     **settings: Any,
 ):
-    """Time a model (``cnnscope bench``): returns a ``cnnscope.bench.BenchRow``.
+    """Time a model (``cnnscope bench``): returns a ``cnnscope.benchmark.BenchRow``.
 
     ``device`` None: cuda when available, else cpu. ``dtype`` fp32 (strict IEEE), tf32,
     bf16 or fp16 (autocast); ``mode`` infer or train. Other keyword arguments are
-    ``cnnscope.bench.BenchSettings`` fields (``iters``, ``min_time``, ``warmup``,
+    ``cnnscope.benchmark.BenchSettings`` fields (``iters``, ``min_time``, ``warmup``,
     ``channels_last``, ``compile``...). A failed run is a row whose ``status`` says why.
     """
-    from cnnscope.bench.settings import BenchSettings
+    from cnnscope.benchmark.settings import BenchSettings
 
     check_batch(batch)
     if isinstance(input_size, str):
@@ -48,26 +48,26 @@ def bench(
 
 def bench_row(source: ModelSource | str, batch: int, dtype: str, mode: str, settings: Any,
               **options: Any):
-    """One measured row (``cnnscope.bench.runner.bench_row``) with ``analyze`` as its tracer."""
-    from cnnscope.bench import runner
+    """One measured row (``cnnscope.benchmark.runner.bench_row``) with ``analyze`` as its tracer."""
+    from cnnscope.benchmark import runner
 
     src = resolve(source) if isinstance(source, str) else source
     return runner.bench_row(src, batch, dtype, mode, settings, trace=analyze, **options)
 
 
 def run_sweep(specs: Sequence[Any], settings: Any, **options: Any):
-    """Every row of a sweep (``cnnscope.bench.runner.run_sweep``) with ``analyze`` as its
+    """Every row of a sweep (``cnnscope.benchmark.runner.run_sweep``) with ``analyze`` as its
     tracer; ``options``: ``on_start``, ``on_done``."""
-    from cnnscope.bench import runner
+    from cnnscope.benchmark import runner
 
     return runner.run_sweep(specs, settings, trace=analyze, **options)
 
 
 def run_ddp(job: Any):
-    """A DDP or sharded sweep (``cnnscope.bench.ddp.run``) with ``analyze`` as its tracer
+    """A DDP or sharded sweep (``cnnscope.benchmark.ddp.run``) with ``analyze`` as its tracer
     and ``resolve_all`` as its resolver: each rank resolves and builds its models in its
-    own process (see ``cnnscope.bench.ddp.run``)."""
-    from cnnscope.bench import ddp
+    own process (see ``cnnscope.benchmark.ddp.run``)."""
+    from cnnscope.benchmark import ddp
 
     return ddp.run(job, analyze, resolve_all)
 

@@ -127,7 +127,7 @@ def bench(o: BenchOptions) -> None:
     """
     with user_errors():
         from cnnscope import api
-        from cnnscope.bench import ddp as ddp_mod
+        from cnnscope.benchmark import ddp as ddp_mod
         from cnnscope.cli import bench_args
 
         _check(o)
@@ -179,8 +179,8 @@ def _check(o: BenchOptions) -> None:
 def _settings(o: BenchOptions, distributed: bool):
     """The sweep's ``BenchSettings``; threads: the affinity mask's cores unless distributed
     (each rank then takes its share)."""
-    from cnnscope.bench import stability
-    from cnnscope.bench.settings import BenchSettings
+    from cnnscope.benchmark import stability
+    from cnnscope.benchmark.settings import BenchSettings
     from cnnscope.cli.common import parse_size
 
     return BenchSettings(
@@ -195,7 +195,7 @@ def _settings(o: BenchOptions, distributed: bool):
 
 
 def _ddp_options(o: BenchOptions):
-    from cnnscope.bench import ddp as ddp_mod
+    from cnnscope.benchmark import ddp as ddp_mod
 
     return ddp_mod.DdpOptions(
         nproc=o.ddp, shard=o.shard, bucket_cap_mb=o.bucket_mb, link_gbps=o.link_gbps,

@@ -37,7 +37,7 @@ def parse_batches(text: str | Sequence[str]) -> list[int]:
 
 
 def parse_modes(text: str | Sequence[str]) -> list[str]:
-    from cnnscope.bench.runner import MODES  # lazily: this module is loaded at start-up
+    from cnnscope.benchmark.runner import MODES  # lazily: this module is loaded at start-up
 
     modes = parse_list(text, "mode")
     for m in modes:
@@ -47,7 +47,7 @@ def parse_modes(text: str | Sequence[str]) -> list[str]:
 
 
 def parse_dtypes(text: str | Sequence[str], device: torch.device) -> list[str]:
-    from cnnscope.bench.precision import check_dtype
+    from cnnscope.benchmark.precision import check_dtype
 
     return [check_dtype(d, device) for d in parse_list(text, "dtype")]
 

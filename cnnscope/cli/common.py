@@ -296,12 +296,12 @@ def write_result(result: Any, format: Optional[OutputFormat], output: Optional[s
                  wide: bool = False, explain: bool = False, **options: Any) -> None:
     """Write one result in the chosen format: every command's last step.
 
-    The result becomes a ``Document`` (``cnnscope.report.documents``; ``options`` are its
+    The result becomes a ``Document`` (``cnnscope.report.render``; ``options`` are its
     type's own, e.g. ``top``), printed by the one renderer of the format. ``format`` None
     takes it from the -o file name; a table goes to a file as plain text at 160 columns.
     """
     from cnnscope.report import document as render
-    from cnnscope.report.documents import document
+    from cnnscope.report.render import document
 
     format = resolve_format(format, output)
     doc = document(result, **options)

@@ -71,7 +71,7 @@ def graph(o: GraphOptions) -> None:
     nothing installed; pictures need Graphviz (the graph extra installs it: pip install graphviz-pure).
     """
     with user_errors():
-        from cnnscope.analysis.graph_text import find_renderer, graph_text
+        from cnnscope.report.graph_render import find_renderer, graph_text
         from cnnscope.api import graph as model_graph
         from cnnscope.models import resolve
 
@@ -91,7 +91,7 @@ def graph(o: GraphOptions) -> None:
 def _kind(format: Optional[GraphFormat], output: Optional[str]) -> str:
     """What to write: the -o extension's format, --format's, or Mermaid; both must agree.
     With --format, a name that tells no format (/dev/stdout, a FIFO, 'graph') is fine."""
-    from cnnscope.analysis.graph_text import output_kind
+    from cnnscope.analysis.graph import output_kind
     from cnnscope.errors import InvalidOptionError
 
     asked = {"mmd": "mermaid", "md": "md", "dot": "dot"}[format.value] if format else None

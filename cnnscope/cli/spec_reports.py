@@ -15,7 +15,7 @@ from cnnscope.analysis.spec import SpecTable
 def render_reports(tables: list[SpecTable] | None = None) -> dict[str, str]:
     """File name -> text of every committed spec report (CSV and Markdown per table)."""
     from cnnscope.api import spec_tables
-    from cnnscope.report.documents import render_text
+    from cnnscope.report.render import render_text
 
     files: dict[str, str] = {}
     for table in tables if tables is not None else spec_tables():

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
-from cnnscope.bench.records import (
+import cnnscope.results as results
+from cnnscope.benchmark.records import (
     FLOP_BASIS,
     BenchResult,
     BenchRow,
     LayerTiming,
     PerLayer,
 )
-from cnnscope.bench.roofline import (
+from cnnscope.benchmark.roofline import (
     ROOFLINE_BASIS,
     most_time_for_least_work,
     ridge_point,
@@ -85,7 +86,7 @@ def rate(x: float | None) -> str:
     return f"{x:,.0f}" if x >= 100 else f"{x:.2f}"
 
 
-def _status(r: BenchRow) -> str:
+def status_text(r: BenchRow) -> str:
     if r.ok and r.stable is False:  # measured, but not cleanly: the footer says why
         return "unstable"
     if r.ok:
@@ -265,10 +266,10 @@ def rows_table(result: BenchResult) -> Section:
             rows.append(row(*head, ms(r.median_ms), ms(r.iqr_ms), str(r.samples), fwd,
                             ms(r.bwd_median_ms), rate(r.throughput), bytes_h(r.peak_memory_bytes),
                             tflops(r.achieved_tflops, scale), percent(r.ceiling_fraction),
-                            _status(r)))
+                            status_text(r)))
         else:
             style = "yellow" if r.status in ("oom", "unsupported") else "red"
-            rows.append(row(*head, *(["-"] * 9), cell(_status(r), style=style)))
+            rows.append(row(*head, *(["-"] * 9), cell(status_text(r), style=style)))
     return Section(columns, tuple(rows))
 
 
@@ -323,7 +324,7 @@ def _layer_fraction(layer: LayerTiming, ceiling: float) -> float | None:
 # ----------------------------------------------------------------------------- files
 
 
-def _cell(v: Any) -> Any:
+def csv_value(v: Any) -> Any:
     if v is None:
         return ""
     if isinstance(v, (tuple, list)):
@@ -331,17 +332,14 @@ def _cell(v: Any) -> Any:
     return v
 
 
+@results.document.register(BenchResult)
 def document(result: BenchResult, *, top: int = 0, layers_csv: bool = False,
              more: Sequence[str] = ()) -> Document:
     """A sweep as a ``Document``: its table (Markdown's model names in backticks), then the
     footer (``more``: lines to end it with) and a part per row timed layer by layer (``top``:
     only the slowest layers); CSV one line per row (failed rows keep their status and error,
     no timings), or with ``layers_csv`` one line per timed layer; JSON the result's exact
-    data. A DDP or sharded sweep is ``ddp_render``'s."""
-    if result.env.get("ddp") or result.env.get("shard"):
-        from cnnscope.report import ddp_render  # it builds on this module
-
-        return ddp_render.document(result, top=top, layers_csv=layers_csv)
+    data. A DDP or sharded sweep (``DdpResult``, ``ShardedResult``) is ``ddp_render``'s."""
     exact = layers_section(result) if layers_csv else rows_section(result)
     return Document(title(result), (rows_table(result), exact),
                     (*footer_lines(result), *more), data=result.to_dict(), heading=3,
@@ -358,7 +356,7 @@ def rows_section(result: BenchResult, more: Sequence[str] = (),
     for r in result.rows:
         d = r.to_dict()
         values = [shape(r.input_size) if c == "input_size" else
-                  "; ".join(r.unstable_causes) if c == "unstable_causes" else _cell(d.get(c))
+                  "; ".join(r.unstable_causes) if c == "unstable_causes" else csv_value(d.get(c))
                   for c in CSV_COLUMNS]
         if more_values is not None:
             values += more_values(r)
@@ -375,10 +373,10 @@ def layers_section(result: BenchResult) -> Section:
             continue
         for layer in r.per_layer.layers:
             values = [r.model, r.batch, r.dtype, r.mode, layer.name, layer.type,
-                      _cell(layer.macs), layer.fwd_ms, _cell(layer.bwd_ms),
-                      _cell(layer.fwd_tflops), _cell(layer.bwd_tflops), _cell(layer.flops),
-                      _cell(layer.bytes_moved), _cell(layer.arithmetic_intensity),
-                      _cell(layer.achieved_flops), _cell(layer.achieved_bandwidth),
-                      _cell(layer.bound)]
+                      csv_value(layer.macs), layer.fwd_ms, csv_value(layer.bwd_ms),
+                      csv_value(layer.fwd_tflops), csv_value(layer.bwd_tflops), csv_value(layer.flops),
+                      csv_value(layer.bytes_moved), csv_value(layer.arithmetic_intensity),
+                      csv_value(layer.achieved_flops), csv_value(layer.achieved_bandwidth),
+                      csv_value(layer.bound)]
             rows.append(Row(tuple(cell("", v) for v in values)))
     return Section(tuple(Column(c, csv=c, shown=False) for c in LAYER_CSV_COLUMNS), tuple(rows))

@@ -30,11 +30,13 @@ from rich.text import Span, Text
 from cnnscope.printable import printable
 
 # A cell is its text, or (text, style) for a styled one.
-Cell = Union[str, "tuple[str, str]"]
+LayoutCell = Union[str, "tuple[str, str]"]
 
 
 @dataclass(frozen=True)
-class Column:
+class LayoutColumn:
+    """A column as the layout engine fits it (a ``Document``'s ``Column`` becomes one)."""
+
     header: str
     right: bool = False  # right-justified (numbers)
     fold: bool = False  # may be folded onto several lines when the table is too wide
@@ -65,7 +67,7 @@ class Fitted:
         return lines
 
 
-def box_table(columns: Sequence[Column], rows: Sequence[Sequence[Cell] | None], *,
+def box_table(columns: Sequence[LayoutColumn], rows: Sequence[Sequence[LayoutCell] | None], *,
               title: str | None = None, max_width: int = 160,
               header_style: str = "bold") -> Text:
     """The table as styled text, at most ``max_width`` cells wide where folding allows."""
@@ -73,7 +75,8 @@ def box_table(columns: Sequence[Column], rows: Sequence[Sequence[Cell] | None], 
                         header_style=header_style, fit=False).text
 
 
-def print_table(console, columns: Sequence[Column], rows: Sequence[Sequence[Cell] | None], *,
+def print_table(console, columns: Sequence[LayoutColumn],
+                rows: Sequence[Sequence[LayoutCell] | None], *,
                 title: str | None = None, wide: bool = False) -> list[str]:
     """Print the table fitted to ``console``: boxed on a terminal, plain text elsewhere.
 
@@ -85,7 +88,7 @@ def print_table(console, columns: Sequence[Column], rows: Sequence[Sequence[Cell
     return fitted.notes()
 
 
-def layout_table(columns: Sequence[Column], rows: Sequence[Sequence[Cell] | None], *,
+def layout_table(columns: Sequence[LayoutColumn], rows: Sequence[Sequence[LayoutCell] | None], *,
                  title: str | None = None, max_width: int = 160, header_style: str = "bold",
                  plain: bool = False, fit: bool = True, wide: bool = False) -> Fitted:
     """Lay the table out, boxed or ``plain``; with ``fit``, drop and shorten to the page.
@@ -93,7 +96,8 @@ def layout_table(columns: Sequence[Column], rows: Sequence[Sequence[Cell] | None
     Without ``fit`` only ``fold`` columns narrow (the Rich look); with ``wide`` nothing does.
     """
     # Free text (layer names from a model, a lock's fields) printed as visible escapes.
-    columns = [Column(printable(c.header), c.right, c.fold, c.drop, c.shorten) for c in columns]
+    columns = [LayoutColumn(printable(c.header), c.right, c.fold, c.drop, c.shorten)
+               for c in columns]
     title = printable(title) if title else title
     cells = [None if row is None else [(printable(t), s) for t, s in map(_split, row)]
              for row in rows]
@@ -222,7 +226,7 @@ def _width(text: str) -> int:
     return len(text) if text.isascii() else cell_len(text)
 
 
-def _split(cell: Cell) -> tuple[str, str | None]:
+def _split(cell: LayoutCell) -> tuple[str, str | None]:
     return (cell, None) if isinstance(cell, str) else (cell[0], cell[1])
 
 
@@ -240,7 +244,7 @@ STAGES = 5
 DROP_STAGE = 1  # columns are dropped until the rest fits at this stage's widths
 
 
-def _stage_lows(col: Column, natural: int, header: str, texts: Sequence[str]) -> list[int]:
+def _stage_lows(col: LayoutColumn, natural: int, header: str, texts: Sequence[str]) -> list[int]:
     """How narrow a column may get at each stage of fitting, widest stage first:
 
     0. a header of several words folds onto lines (its cells keep their width);
@@ -271,7 +275,7 @@ def _stage_lows(col: Column, natural: int, header: str, texts: Sequence[str]) ->
     return stages
 
 
-def _fit_to_page(widths: list[int], columns: Sequence[Column], max_width: int, sep: int,
+def _fit_to_page(widths: list[int], columns: Sequence[LayoutColumn], max_width: int, sep: int,
                  cells: Sequence | None = None) -> list[int]:
     """Drop columns by priority until the rest fits at ``DROP_STAGE``; then narrow stage
     by stage (``_stage_lows``), the rightmost column first within a stage. Returns the
@@ -302,7 +306,7 @@ def _fit_to_page(widths: list[int], columns: Sequence[Column], max_width: int, s
     return sorted(dropped)
 
 
-def _fit(widths: list[int], columns: Sequence[Column], max_width: int, sep: int = 3) -> None:
+def _fit(widths: list[int], columns: Sequence[LayoutColumn], max_width: int, sep: int = 3) -> None:
     """Narrow the foldable columns, widest first, until the table fits (or cannot shrink)."""
     excess = _total(widths, sep) - max_width
     foldable = [i for i, c in enumerate(columns) if c.fold]
@@ -346,7 +350,7 @@ def _rule(left: str, mid: str, right: str, fill: str, widths: Sequence[int]) -> 
     return left + mid.join(fill * (w + 2) for w in widths) + right
 
 
-def _add_row(out: _Builder, row: Sequence[tuple[str, str | None]], columns: Sequence[Column],
+def _add_row(out: _Builder, row: Sequence[tuple[str, str | None]], columns: Sequence[LayoutColumn],
              widths: Sequence[int], bar: str) -> None:
     folded = [_fold(text, w) if _width(text) > w else [text]
               for (text, _), w in zip(row, widths)]
@@ -364,8 +368,9 @@ def _add_row(out: _Builder, row: Sequence[tuple[str, str | None]], columns: Sequ
         out.add("\n")
 
 
-def print_parts(console, columns: Sequence[Column], rows: Sequence[Sequence[Cell] | None], *,
-                title: str | None = None, wide: bool = False, keep: int = 1) -> list[str]:
+def print_parts(console, columns: Sequence[LayoutColumn],
+                rows: Sequence[Sequence[LayoutCell] | None], *, title: str | None = None,
+                wide: bool = False, keep: int = 1) -> list[str]:
     """A table of row labels (the first ``keep`` columns) and item columns (models side
     by side, a paper's table), cut into parts that each fit ``console.width``, every part
     headed by the labels; each part is fitted as ``print_table`` fits a table (boxed on a

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import cnnscope.results as results
 from cnnscope.analysis.compare import Comparison, ModelSummary, flat_row, format_ratio
 from cnnscope.report.document import Column, Document, Section, cell, row
 from cnnscope.units import bytes_h, human, shape, thousands
@@ -80,6 +81,7 @@ def brief(c: Comparison) -> str:
             f"deepest path; bytes at {c.dtype} (--explain: in full)")
 
 
+@results.document.register(Comparison)
 def document(c: Comparison) -> Document:
     """One column per model (the table is cut into parts when they do not fit the page);
     CSV: one row per model with exact integers and the ratios to the first model."""

@@ -1,5 +1,6 @@
-"""What ``cnnscope bench --ddp`` or ``--shard`` shows (a ``BenchResult``) as a ``Document``:
-the same interface as ``bench_render``, with the DDP columns; no torch here.
+"""What ``cnnscope bench --ddp`` or ``--shard`` shows (a ``DdpResult``, a ``ShardedResult``)
+as a ``Document``: the same interface as ``bench_render``, with the DDP columns; no torch.
+Each is registered for its type; this module builds on ``bench_render``, never the reverse.
 
 A DDP result has rows carrying ``DdpStats``: a table of the measurement (DDP step against
 the single-process step, the exposed communication, the scaling efficiency) and a table
@@ -12,8 +13,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from cnnscope.bench.comm_model import COMM_CONVENTION
-from cnnscope.bench.records import BenchResult, BenchRow
+import cnnscope.results as results
+from cnnscope.benchmark.comm_model import COMM_CONVENTION
+from cnnscope.benchmark.records import BenchResult, BenchRow, DdpResult, ShardedResult
 from cnnscope.report import bench_render as base
 from cnnscope.report.document import Column, Document, Section, row
 from cnnscope.units import bytes_h
@@ -35,25 +37,23 @@ PREDICT_HEAD = ("model", "batch", "dtype", "ranks", "link Gbit/s", "ring ms",
                 "step ms worst", "step ms best", "eff. worst", "eff. best")
 
 
-def title(result: BenchResult) -> str:
+def title(result: DdpResult) -> str:
     d = result.env.get("ddp") or {}
-    if d:
-        return (f"cnnscope bench DDP: {d.get('world_size')} ranks, {d.get('backend')}, "
-                f"{result.env.get('device_name', '?')}")
-    s = result.env.get("shard") or {}
-    return f"cnnscope bench sharded over {s.get('world_size')} ranks ({s.get('backend')})"
+    return (f"cnnscope bench DDP: {d.get('world_size')} ranks, {d.get('backend')}, "
+            f"{result.env.get('device_name', '?')}")
 
 
 def measure_cells(r: BenchRow) -> list[str]:
     head = [r.model, str(r.batch), r.dtype]
     d = r.ddp
     if d is None or not r.ok:
-        return head + ["-"] * 11 + [base._status(r)]
+        return head + ["-"] * 11 + [base.status_text(r)]
     return head + [
         base.ms(r.median_ms), base.ms(r.iqr_ms), str(r.samples),
         base.ms(d.single_median_ms), base.ms(d.nosync_median_ms), base.ms(d.exposed_comm_ms),
         base.ms(d.allreduce_ms), base.percent(d.scaling_efficiency), base.rate(r.throughput),
-        bytes_h(d.allreduce_bytes), "-" if d.buckets is None else str(d.buckets), base._status(r),
+        bytes_h(d.allreduce_bytes), "-" if d.buckets is None else str(d.buckets),
+        base.status_text(r),
     ]
 
 
@@ -110,19 +110,25 @@ PREDICT_LEAD = ("Ring all-reduce prediction (weak scaling, same per-rank batch; 
                 "overlap, best: full overlap with the backward):")
 
 
-def document(result: BenchResult, *, top: int = 0, layers_csv: bool = False) -> Document:
-    """A distributed sweep as a ``Document``. Sharded: bench's document with the rank lines
-    ending its footer. DDP: the measurement table, then a part with the prediction table
-    (led in Markdown by a sentence) and the footer; CSV bench's columns, then the DDP
-    columns (empty for a row without DDP figures); JSON the exact data (rows carry "ddp",
-    env carries "ddp" or "shard")."""
-    exact = (base.layers_section(result) if layers_csv
-             else base.rows_section(result, DDP_CSV_COLUMNS, _ddp_values))
-    if not result.env.get("ddp"):
-        doc = base.document(dataclasses.replace(result, env=_plain_env(result.env)), top=top,
-                            layers_csv=layers_csv, more=own_lines(result))
-        return dataclasses.replace(doc, sections=(doc.sections[0], exact),
-                                   data=result.to_dict())
+@results.document.register(ShardedResult)
+def sharded_document(result: ShardedResult, *, top: int = 0,
+                     layers_csv: bool = False) -> Document:
+    """A sharded sweep as a ``Document``: bench's document with the rank lines ending its
+    footer; CSV bench's columns, then the DDP columns (empty: no row has DDP figures);
+    JSON the exact data (env carries "shard")."""
+    doc = base.document(dataclasses.replace(result, env=_plain_env(result.env)), top=top,
+                        layers_csv=layers_csv, more=own_lines(result))
+    return dataclasses.replace(doc, sections=(doc.sections[0], _exact(result, layers_csv)),
+                               data=result.to_dict())
+
+
+@results.document.register(DdpResult)
+def document(result: DdpResult, *, top: int = 0, layers_csv: bool = False) -> Document:
+    """A DDP sweep as a ``Document``: the measurement table, then a part with the
+    prediction table (led in Markdown by a sentence) and the footer; CSV bench's columns,
+    then the DDP columns (empty for a row without DDP figures); JSON the exact data (rows
+    carry "ddp", env carries "ddp")."""
+    exact = _exact(result, layers_csv)
     measure = tuple(Column(c, right=1 <= i <= 13 and c != "dtype", fold=c == "status",
                            drop=MEASURE_DROP.get(c, 0), code=c == "model")
                     for i, c in enumerate(MEASURE_HEAD))
@@ -139,6 +145,12 @@ def document(result: BenchResult, *, top: int = 0, layers_csv: bool = False) -> 
                     heading=3, parts=(part,))
 
 
+def _exact(result: BenchResult, layers_csv: bool) -> Section:
+    """The CSV-only section: per-layer timings, or a line per row with the DDP columns."""
+    return (base.layers_section(result) if layers_csv
+            else base.rows_section(result, DDP_CSV_COLUMNS, _ddp_values))
+
+
 def _plain_env(env: dict[str, Any]) -> dict[str, Any]:
     """``env`` without the shard entry: bench's own document for a sharded sweep."""
     return {k: v for k, v in env.items() if k != "shard"}
@@ -147,4 +159,4 @@ def _plain_env(env: dict[str, Any]) -> dict[str, Any]:
 def _ddp_values(r: BenchRow) -> list[Any]:
     extra: dict[str, Any] = r.ddp.to_dict() if r.ddp else {}
     return [" ".join(str(x) for x in extra[c]) if c == "rank_median_ms" and c in extra
-            else base._cell(extra.get(c)) for c in DDP_CSV_COLUMNS]
+            else base.csv_value(extra.get(c)) for c in DDP_CSV_COLUMNS]

@@ -1,8 +1,8 @@
 """What a result shows, whatever the format: a ``Document``; and one renderer per format.
 
 A document is a title, sections (columns and rows) and footer lines, plus the exact data
-for JSON. ``cnnscope.report.documents`` holds the one function per result type that
-decides its columns and rows; the four functions here print any document:
+for JSON. Each result type has one function that decides its columns and rows, picked by
+type (``cnnscope.report.render``); the four functions here print any document:
 
 - ``render_table``: a box-drawn table on a terminal, plain aligned text elsewhere
   (``boxtable``, the one layout engine of every table), fitted to the page by each
@@ -136,8 +136,13 @@ def render_table(doc: Document, console, *, wide: bool = False, explain: bool = 
     """Each section fitted to the console by the one layout engine (``boxtable``), then
     what fitting left out and the footer (the brief conventions, or with ``explain`` the
     full text)."""
-    from cnnscope.report.boxtable import SECTION, print_footer, print_parts, print_table
-    from cnnscope.report.boxtable import Column as BoxColumn
+    from cnnscope.report.boxtable import (
+        SECTION,
+        LayoutColumn,
+        print_footer,
+        print_parts,
+        print_table,
+    )
 
     notes: list[str] = []
     for section in doc.sections:
@@ -155,7 +160,7 @@ def render_table(doc: Document, console, *, wide: bool = False, explain: bool = 
             rows.append([c.text if c.style is None else (c.text, c.style)
                          for c in (r.cells[i] for i in shown)])
         title = section.title or doc.title
-        boxed = [BoxColumn(c.header, right=c.right, fold=c.fold, drop=c.drop, shorten=c.shorten)
+        boxed = [LayoutColumn(c.header, right=c.right, fold=c.fold, drop=c.drop, shorten=c.shorten)
                  for c in columns]
         printer = print_parts if section.layout == "parts" else print_table
         for line in printer(console, boxed, rows, title=title, wide=wide):
@@ -308,5 +313,6 @@ def to_html(doc: Document) -> str:
 
 
 def render_text(doc: Document, format: str) -> str:
-    """The CSV, JSON or Markdown text of ``doc`` (``format``: csv, json or md)."""
-    return {"csv": to_csv, "json": to_json, "md": to_markdown}[format](doc)
+    """The CSV, JSON, Markdown or HTML text of ``doc`` (``format``: csv, json, md or html,
+    the last a notebook's)."""
+    return {"csv": to_csv, "json": to_json, "md": to_markdown, "html": to_html}[format](doc)

@@ -1,7 +1,6 @@
 """Report files (``cnnscope report``) and the drift document of ``cnnscope check``.
 
-``write_report`` writes, per model, the layer table (``<model>.layers.csv``, built with
-pandas), the totals (``<model>.totals.json``) and a Markdown summary (``<model>.md``), and
+``write_report`` writes, per model, the layer table (``<model>.layers.csv``), the totals (``<model>.totals.json``) and a Markdown summary (``<model>.md``), and
 for two or more models the comparison (``compare.csv``, ``compare.json``, ``compare.md``).
 Each file is written atomically (a temp file, then a rename), so an interrupted run
 leaves whole files or none, never a half-written one.
@@ -11,19 +10,17 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
+import cnnscope.results as results
 from cnnscope.analysis.compare import Comparison, ModelSummary
+from cnnscope.analysis.snapshot import CheckResult
 from cnnscope.errors import UserFileError
 from cnnscope.fileio import strict_json, write_text_atomic
 from cnnscope.report import compare_render
-from cnnscope.report.document import Column, Document, Section, cell, row
-from cnnscope.report.documents import render_text
+from cnnscope.report.document import Column, Document, Section, cell, row, to_markdown
 from cnnscope.trace.records import ModelReport
 from cnnscope.units import bytes_h, human, shape, thousands
-
-if TYPE_CHECKING:
-    from cnnscope.analysis.snapshot import CheckResult
 
 # ---------------------------------------------------------------------- report files
 
@@ -45,28 +42,27 @@ def totals_json(report: ModelReport, summary: ModelSummary) -> str:
     return strict_json(data, indent=2) + "\n"
 
 
-def summary_markdown(report: ModelReport, summary: ModelSummary, rows: Sequence,
-                     files: dict[str, str]) -> str:
-    """A Markdown page: headline figures, then the layer table at the given grouping."""
+def summary_document(report: ModelReport, summary: ModelSummary, rows: Sequence,
+                     files: dict[str, str]) -> Document:
+    """A model's page (``<model>.md``): a level-1 title, the headline figures as a list,
+    then the layer table at the given grouping (a part)."""
     t = report.totals
-    lines = [
-        f"# {report.model}",
-        "",
-        f"- input: {report.batch}x{shape(report.input_size)}",
-        f"- params: {thousands(t.params)} ({human(t.params)}; {bytes_h(summary.param_bytes)} "
+    lines = (
+        f"input: {report.batch}x{shape(report.input_size)}",
+        f"params: {thousands(t.params)} ({human(t.params)}; {bytes_h(summary.param_bytes)} "
         f"at {summary.dtype})",
-        f"- MACs: {thousands(t.macs)} ({human(t.macs, 'MAC')})",
-        f"- FLOPs: {thousands(t.flops)} ({human(t.flops, 'FLOP')})",
-        f"- depth (weighted layers on the deepest path): {summary.depth}",
-        f"- receptive field of the last feature map: "
+        f"MACs: {thousands(t.macs)} ({human(t.macs, 'MAC')})",
+        f"FLOPs: {thousands(t.flops)} ({human(t.flops, 'FLOP')})",
+        f"depth (weighted layers on the deepest path): {summary.depth}",
+        f"receptive field of the last feature map: "
         f"{compare_render.format_rf(summary.receptive_field)}",
-        f"- peak activation memory ({summary.dtype}, one inference pass): "
+        f"peak activation memory ({summary.dtype}, one inference pass): "
         f"{bytes_h(summary.peak.bytes)} at {summary.peak.layer}",
-        f"- output: {', '.join(shape(s) for s in report.output_shapes)}",
-        "- files: " + ", ".join(f"[{v}]({v})" for v in files.values()),
-        "",
-    ]
-    return "\n".join(lines) + "\n" + render_text(report, "md", rows=rows)
+        f"output: {', '.join(shape(s) for s in report.output_shapes)}",
+        "files: " + ", ".join(f"[{v}]({v})" for v in files.values()),
+    )
+    return Document(report.model, (), lines, heading=1,
+                    parts=(results.document(report, rows=rows),))
 
 
 def write_report(folder: str | Path, reports: Sequence[ModelReport], comparison: Comparison,
@@ -88,14 +84,15 @@ def write_report(folder: str | Path, reports: Sequence[ModelReport], comparison:
             stem = f"{stem}_{stems[stem]}"
         files = {"layers": f"{stem}.layers.csv", "totals": f"{stem}.totals.json",
                  "summary": f"{stem}.md"}
-        written.append(write_text_atomic(out / files["layers"], report.to_csv()))
+        written.append(write_text_atomic(out / files["layers"], results.render(report, "csv")))
         written.append(write_text_atomic(out / files["totals"], totals_json(report, summary)))
         written.append(write_text_atomic(out / files["summary"],
-                                         summary_markdown(report, summary, rows, files)))
+                                         to_markdown(summary_document(report, summary, rows,
+                                                                      files))))
     if len(reports) > 1:
-        written.append(write_text_atomic(out / "compare.csv", render_text(comparison, "csv")))
-        written.append(write_text_atomic(out / "compare.json", render_text(comparison, "json")))
-        written.append(write_text_atomic(out / "compare.md", render_text(comparison, "md")))
+        for format in ("csv", "json", "md"):
+            written.append(write_text_atomic(out / f"compare.{format}",
+                                             results.render(comparison, format)))
         if plot:
             from cnnscope.report.plot import plot_comparison
 
@@ -148,6 +145,7 @@ def check_summary(result) -> str:
             f"({len(result.drifts)} differences); if intended, regenerate it with cnnscope snapshot")
 
 
+@results.document.register(CheckResult)
 def drift_document(result: CheckResult) -> Document:
     """What ``cnnscope check`` found: the drifts (per-layer ones capped at
     ``MAX_LAYER_ROWS`` a model in the table and Markdown; CSV and JSON list every one,

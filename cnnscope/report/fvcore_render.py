@@ -3,6 +3,7 @@ MACs and FLOPs beside fvcore's count, per layer, with the difference and its cau
 
 from __future__ import annotations
 
+import cnnscope.results as results
 from cnnscope.analysis.fvcore_check import FvcoreCheck
 from cnnscope.report.document import Column, Document, Row, Section, cell, row
 from cnnscope.units import human, shape, thousands
@@ -42,6 +43,7 @@ def footer_lines(check) -> list[str]:
     return lines
 
 
+@results.document.register(FvcoreCheck)
 def document(check: FvcoreCheck) -> Document:
     """The side-by-side table with a totals row; CSV adds fvcore's multiply-adds alone."""
     columns = (Column("layer", csv="name", shorten=20), Column("type", csv="type", drop=1),

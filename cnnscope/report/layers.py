@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import cnnscope.results as results
 from cnnscope.report.document import (
     SECTION_RULE,
     Column,
@@ -118,6 +119,7 @@ def _columns(backward: bool = False) -> tuple[Column, ...]:
     return shown + tuple(Column(k, csv=k, shown=False) for k in schema if k not in in_table)
 
 
+@results.document.register(ModelReport)
 def document(report: ModelReport, rows: Sequence[LayerRecord] | None = None) -> Document:
     """The table of ``rows`` (default: every layer; grouped rows for ``--depth``) with
     totals and the counting convention; a rule between top-level modules.

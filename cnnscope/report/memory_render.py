@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cnnscope.results as results
 from cnnscope.analysis.memory import CATEGORIES, MemoryPlan, attention_lines
 from cnnscope.report.document import Column, Document, Section, cell, row
 from cnnscope.units import bytes_h, shape, thousands
@@ -65,6 +66,7 @@ def footer_lines(plan: MemoryPlan) -> list[str]:
     return lines
 
 
+@results.document.register(MemoryPlan)
 def document(plan: MemoryPlan, *, depth: int = 1, top: int = 10) -> Document:
     """What is alive at the peak, by category; then where the saved activations live,
     grouped to module ``depth``, the ``top`` largest (0: all). CSV: one long table of

@@ -10,6 +10,7 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any, Iterable
 
+import cnnscope.results as results
 from cnnscope.analysis.receptive_field import ReceptiveFieldReport
 from cnnscope.report.document import SECTION_RULE, Column, Document, Section, cell, row
 from cnnscope.units import shape
@@ -115,6 +116,7 @@ def _cells(f) -> list[str]:
             per_axis(f.effective_padding), per_axis(f.centre)]
 
 
+@results.document.register(ReceptiveFieldReport)
 def document(result: ReceptiveFieldReport) -> Document:
     """Per layer (a rule between top-level modules): field, stride, padding, centre, notes.
 

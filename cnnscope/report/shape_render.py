@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cnnscope.results as results
 from cnnscope.analysis.shapes import ShapeReport, ShapeRow
 from cnnscope.report.document import Cell, Column, Document, Section, cell, row
 from cnnscope.units import shape
@@ -36,6 +37,7 @@ def footer_lines(result) -> list[str]:
     return lines
 
 
+@results.document.register(ShapeReport)
 def document(result: ShapeReport) -> Document:
     """Per layer: input and output sizes and the formula between them. On a narrow page
     the input column goes first, then the type; formulas fold at spaces. CSV has the

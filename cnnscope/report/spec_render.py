@@ -7,6 +7,7 @@ byte for byte by a test. A table wider than the page is printed in parts (``--wi
 
 from __future__ import annotations
 
+import cnnscope.results as results
 from cnnscope.analysis.spec.common import SpecTable, SpecTables
 from cnnscope.report.document import Column, Document, Section, cell, row
 
@@ -16,6 +17,7 @@ NUMERIC_COLUMNS = ("depth", "pool proj", "params", "paper params", "ops", "paper
                    "n", "s")
 
 
+@results.document.register(SpecTable)
 def document(table: SpecTable) -> Document:
     """One spec table as a ``Document``: a table in parts (each headed by the row labels;
     numbers never cut; flagged statuses in colour), then the source and the numbered notes;
@@ -46,6 +48,7 @@ def _numeric(column: str) -> bool:
     return column in NUMERIC_COLUMNS or column.startswith("#")
 
 
+@results.document.register(SpecTables)
 def tables_document(tables: SpecTables) -> Document:
     """Several spec tables, one part each: tables and Markdown sections one after another,
     CSVs a blank line apart each headed by a ``# key`` line; JSON ``{"tables": [...]}``."""

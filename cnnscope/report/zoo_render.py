@@ -6,6 +6,7 @@ docs/zoo.md) cites each paper and gives exact parameter counts; the CSV has ever
 
 from __future__ import annotations
 
+import cnnscope.results as results
 from cnnscope.analysis.zoo_table import ZooRow, ZooTable
 from cnnscope.report.document import Column, Document, Section, cell, row
 from cnnscope.units import human, shape, thousands
@@ -15,6 +16,7 @@ BRIEF = ("MACs at the default input, batch 1: multiply-accumulates, biases exclu
          "(--explain: in full)")
 
 
+@results.document.register(ZooTable)
 def document(table: ZooTable) -> Document:
     rows = table.rows
     shown = Section(

@@ -1,6 +1,6 @@
 """A device name checked once: ``resolve_device("cuda:1")`` or a one-line error.
 
-Its own module so that timing (``cnnscope.bench``) checks ``--device`` without importing
+Its own module so that timing (``cnnscope.benchmark``) checks ``--device`` without importing
 the tracer, which only ``cnnscope.api`` may drive.
 """
 

@@ -21,7 +21,7 @@ from cnnscope.ops.registry import fvcore_mac_operators
 from cnnscope.trace.records import LayerRecord, ModelReport, Totals
 
 
-class Buildable(Protocol):
+class FvcoreSource(Protocol):
     """What the counter needs of a ``cnnscope.models.ModelSource`` (the layer above)."""
 
     name: str
@@ -41,7 +41,7 @@ def fvcore_mac_total(by_operator: dict[str, int]) -> int:
     return sum(n for op, n in by_operator.items() if op in macs)
 
 
-def fvcore_report(source: Buildable, input_size: tuple[int, ...], batch: int) -> ModelReport:
+def fvcore_report(source: FvcoreSource, input_size: tuple[int, ...], batch: int) -> ModelReport:
     """Count ``source`` with fvcore's FlopCountAnalysis (real weights on the CPU)."""
     from fvcore.nn import FlopCountAnalysis
 
@@ -112,7 +112,7 @@ class FvcoreCounts:
         return sum(fvcore_mac_total(ops) for ops in self.own.values())
 
 
-def fvcore_counts(source: Buildable, input_size: tuple[int, ...], batch: int) -> FvcoreCounts:
+def fvcore_counts(source: FvcoreSource, input_size: tuple[int, ...], batch: int) -> FvcoreCounts:
     """Run fvcore's FlopCountAnalysis on ``source`` (real weights on the CPU), per module."""
     from fvcore.nn import FlopCountAnalysis
 

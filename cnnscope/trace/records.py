@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from cnnscope.results import LayerKind, Shown
+from cnnscope.results import LayerKind, Shown, render
 
 Shape = tuple[int, ...]
 
@@ -225,27 +225,28 @@ class ModelReport(Shown):
         return frame
 
     def to_csv(self, path: str | os.PathLike[str] | None = None) -> str:
-        """The layer table as CSV (``layers_to_csv`` of ``table_layers()``).
+        """The layer table as CSV: what ``cnnscope params --format csv`` writes (the one
+        layer schema, ``LAYER_COLUMNS``, a line per ``table_layers()`` row).
 
         Returns the text; with ``path`` also writes it there atomically.
         """
-        text = layers_to_csv(self.table_layers())
-        if path is not None:
-            from cnnscope.fileio import write_text_atomic
-
-            write_text_atomic(path, text)
-        return text
+        return _rendered(self, "csv", path)
 
     def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
-        """``to_dict()`` as indented JSON; with ``path`` also writes it there atomically."""
-        from cnnscope.fileio import strict_json
+        """``to_dict()`` as JSON, what ``cnnscope params --format json`` writes (indented,
+        a layer a line); with ``path`` also writes it there atomically."""
+        return _rendered(self, "json", path)
 
-        text = strict_json(self.to_dict(), indent=2) + "\n"
-        if path is not None:
-            from cnnscope.fileio import write_text_atomic
 
-            write_text_atomic(path, text)
-        return text
+def _rendered(report: ModelReport, format: str, path: str | os.PathLike[str] | None) -> str:
+    """The report's text from its renderer (``cnnscope.report.layers``), written to
+    ``path`` when given."""
+    text = render(report, format)
+    if path is not None:
+        from cnnscope.fileio import write_text_atomic
+
+        write_text_atomic(path, text)
+    return text
 
 
 def layer_to_dict(r: LayerRecord) -> dict[str, Any]:
@@ -306,21 +307,6 @@ def layer_csv_cell(value: Any) -> str:
             return ",".join(value)
         return "x".join(map(str, value))
     return str(value)
-
-
-def layers_to_csv(rows: Any) -> str:
-    """The layer table as CSV: a header of ``LAYER_COLUMNS``, one line per record."""
-    import csv
-    import io
-
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    columns = layer_columns(rows)
-    writer.writerow(columns)
-    for r in rows:
-        d = layer_to_dict(r)
-        writer.writerow([layer_csv_cell(d.get(k)) for k in columns])
-    return buf.getvalue()
 
 
 def _pandas_row(r: LayerRecord, missing: Any) -> dict[str, Any]:

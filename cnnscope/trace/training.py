@@ -1,7 +1,7 @@
 """The training step's loss and optimizers: one definition for ``cnnscope memory`` and ``bench``.
 
 The memory planner (``trace/memory.py``) steps a model with ``make_optimizer(params, name,
-foreach=True)`` for each ``--optimizer`` name; ``cnnscope bench`` (``bench/workload.py``) trains
+foreach=True)`` for each ``--optimizer`` name; ``cnnscope bench`` (``benchmark/workload.py``) trains
 with ``make_optimizer(params, BENCH_OPTIMIZER)``. Both sum ``summed_loss`` over the model's
 outputs, with targets of the kind ``loss_kind`` gives. A change here changes both, so what
 ``memory`` plans for ``sgd-nesterov`` stays the step ``bench`` times.

@@ -130,7 +130,7 @@ def test_the_api_fvcore_report_never_prints_zero_flops():
     from rich.console import Console
 
     import cnnscope
-    from cnnscope.report.documents import render_table
+    from cnnscope.report.render import render_table
 
     report = cnnscope.analyze("lenet5", counter="fvcore")
     con = Console(width=160, file=io.StringIO(), color_system=None)

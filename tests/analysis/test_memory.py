@@ -8,7 +8,7 @@ from torch import nn
 
 from cnnscope.analysis.memory import CATEGORIES, parse_bytes
 from cnnscope.api import fit_batch, plan_memory
-from cnnscope.bench.step_memory import measure_real
+from cnnscope.benchmark.step_memory import measure_real
 from cnnscope.errors import InvalidOptionError
 from cnnscope.models import ModelSource, resolve
 from cnnscope.trace import memory as trace_memory
@@ -154,7 +154,7 @@ def test_onednn_avx2_scratch_stays_within_the_stated_bound(threads):
 
     code = (
         "import json, torch; from cnnscope.api import plan_memory; "
-        "from cnnscope.bench.step_memory import measure_real; from cnnscope.models import resolve; "
+        "from cnnscope.benchmark.step_memory import measure_real; from cnnscope.models import resolve; "
         f"torch.set_num_threads({threads}); p = plan_memory('resnet18', (3, 64, 64), 2); "
         "torch.manual_seed(0); m = measure_real(resolve('resnet18').build('cpu'), (3, 64, 64), 2, 'cpu'); "
         "print(json.dumps([p.peak_bytes, m.allocator_peak_bytes, m.live_peak_bytes]))")

@@ -2,14 +2,14 @@
 timm: run with an environment that has it, e.g. ``/work/venv-ext``).
 
 The reference is the CPU allocator's own events during the second step
-(``cnnscope.bench.step_memory.measure_real``), independent of the planner's bookkeeping.
+(``cnnscope.benchmark.step_memory.measure_real``), independent of the planner's bookkeeping.
 """
 
 import pytest
 import torch
 
 from cnnscope.api import plan_memory
-from cnnscope.bench.step_memory import measure_real
+from cnnscope.benchmark.step_memory import measure_real
 from cnnscope.models import resolve
 
 pytestmark = pytest.mark.slow
@@ -50,7 +50,7 @@ def test_swin_with_fused_attention_plans_the_math_kernel_the_cpu_runs():
 
     code = (
         "import json, torch; from cnnscope.api import plan_memory; "
-        "from cnnscope.bench.step_memory import measure_real; from cnnscope.models import resolve; "
+        "from cnnscope.benchmark.step_memory import measure_real; from cnnscope.models import resolve; "
         "n = 'timm:swin_tiny_patch4_window7_224'; p = plan_memory(n, None, 1); "
         "torch.manual_seed(0); m = measure_real(resolve(n).build('cpu'), p.input_size, 1, 'cpu'); "
         "print(json.dumps([p.attention, p.peak_bytes, m.allocator_peak_bytes]))")

@@ -91,7 +91,7 @@ def test_report_folder_traces_and_compares_every_model():
 
 
 def test_bench_sweep_runs_models_x_dtypes_x_modes_x_batches_in_order():
-    from cnnscope.bench import BenchSettings
+    from cnnscope.benchmark import BenchSettings
 
     settings = BenchSettings(device="cpu", warmup=0, max_warmup=0, iters=1, ceiling=False)
     planned, started = [], []
@@ -108,7 +108,7 @@ def test_bench_sweep_runs_models_x_dtypes_x_modes_x_batches_in_order():
 
 
 def test_bench_sweep_checks_names_and_inputs_before_timing():
-    from cnnscope.bench import BenchSettings
+    from cnnscope.benchmark import BenchSettings
 
     settings = BenchSettings(device="cpu", iters=1, ceiling=False)
     never = dict(on_start=lambda i, spec: pytest.fail("a row ran"))

@@ -1,4 +1,4 @@
-"""The top-level API: lazy names, ``cnnscope.bench`` as function and package."""
+"""The top-level API: lazy names; ``cnnscope.bench`` a plain function beside the timing package."""
 
 import subprocess
 import sys
@@ -18,11 +18,17 @@ def test_api_names():
         assert callable(getattr(cnnscope, name)), name
 
 
-def test_bench_is_the_package_and_the_function():
-    import cnnscope.bench as package
-    from cnnscope.bench import BenchSettings
+def test_bench_is_a_plain_function_beside_the_timing_package():
+    import types
 
-    assert package is cnnscope.bench
+    import cnnscope.benchmark as package
+    from cnnscope.api import bench
+    from cnnscope.benchmark import BenchSettings
+
+    # Importing the timing package does not replace the function (it did when the package
+    # was named cnnscope.bench: an imported submodule sets its parent's attribute).
+    assert isinstance(package, types.ModuleType) and package is cnnscope.benchmark
+    assert cnnscope.bench is bench and isinstance(cnnscope.bench, types.FunctionType)
     assert BenchSettings(device="cpu").device == "cpu"
     row = cnnscope.bench("lenet5", device="cpu", iters=3, warmup=1, max_warmup=1)
     assert row.ok and row.model == "lenet5" and row.median_ms > 0

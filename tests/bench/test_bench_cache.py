@@ -11,10 +11,10 @@ import stat
 import pytest
 import torch
 
-from cnnscope.bench import bandwidth as bandwidth_mod
-from cnnscope.bench import cache
-from cnnscope.bench import ceiling as ceiling_mod
-from cnnscope.bench.env import device_name
+from cnnscope.benchmark import bandwidth as bandwidth_mod
+from cnnscope.benchmark import cache
+from cnnscope.benchmark import ceiling as ceiling_mod
+from cnnscope.benchmark.env import device_name
 
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
@@ -96,7 +96,7 @@ def test_a_stable_measurement_is_cached_with_its_spread_and_load():
 
 
 def test_the_key_changes_with_the_thread_count():
-    from cnnscope.bench.runner import torch_threads
+    from cnnscope.benchmark.runner import torch_threads
 
     with torch_threads(1):
         one = ceiling_mod.device_key(CPU)

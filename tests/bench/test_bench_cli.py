@@ -96,7 +96,7 @@ def test_bad_options_are_one_line_errors(run, one_line_error, args):
 ])
 def test_an_input_a_model_cannot_take_fails_before_anything_runs(run, one_line_error, tmp_path, monkeypatch,
                                                                    model, size, expected):
-    from cnnscope.bench import runner
+    from cnnscope.benchmark import runner
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("a row was measured")
@@ -109,7 +109,7 @@ def test_an_input_a_model_cannot_take_fails_before_anything_runs(run, one_line_e
 
 
 def test_ctrl_c_prints_the_rows_measured_so_far(run, monkeypatch):
-    from cnnscope.bench import runner
+    from cnnscope.benchmark import runner
 
     real = runner.bench_row
     calls = []
@@ -130,8 +130,8 @@ def test_ctrl_c_prints_the_rows_measured_so_far(run, monkeypatch):
 
 
 def test_a_failed_row_is_reported_without_timings_and_exit_1(run, monkeypatch):
-    from cnnscope.bench import runner
-    from cnnscope.bench.records import BenchRow
+    from cnnscope.benchmark import runner
+    from cnnscope.benchmark.records import BenchRow
 
     def fail(source, batch, dtype, mode, settings, **kw):
         return BenchRow(model=source.name, device="cpu", device_name="x", batch=batch, dtype=dtype,
@@ -146,13 +146,13 @@ def test_a_failed_row_is_reported_without_timings_and_exit_1(run, monkeypatch):
 
 
 def test_default_model_set_is_planned_from_the_zoo(run, monkeypatch):
-    from cnnscope.bench import runner
+    from cnnscope.benchmark import runner
 
     seen = []
 
     def record(specs, settings, **kw):
         seen.extend(s.source.name for s in specs)
-        from cnnscope.bench.records import BenchResult
+        from cnnscope.benchmark.records import BenchResult
 
         return BenchResult(env={"device": "cpu", "device_name": "x"}, settings={}, planned=len(specs))
 
@@ -174,7 +174,7 @@ def test_help_describes_the_command(run):
 
 
 def _synthetic_result():
-    from cnnscope.bench.records import BenchResult, BenchRow, MatmulCeiling
+    from cnnscope.benchmark.records import BenchResult, BenchRow, MatmulCeiling
 
     ok = BenchRow(model="m", device="cuda:0", device_name="GPU", batch=32, dtype="bf16",
                   mode="infer", input_size=(3, 224, 224), samples=20, median_ms=10.0, p10_ms=9.0,
@@ -192,7 +192,7 @@ def _synthetic_result():
 
 
 def test_renderers_show_oom_rows_without_numbers_and_the_ceiling():
-    from cnnscope.report.documents import render_text
+    from cnnscope.report.render import render_text
 
     result = _synthetic_result()
     md = render_text(result, "md")
@@ -204,7 +204,7 @@ def test_renderers_show_oom_rows_without_numbers_and_the_ceiling():
     assert rows[1]["status"] == "oom" and rows[1]["median_ms"] == ""
     data = json.loads(render_text(result, "json"))
     assert data["rows"][1]["throughput"] is None and data["ceilings"]["bf16"]["n"] == 8192
-    from cnnscope.bench.records import BenchResult
+    from cnnscope.benchmark.records import BenchResult
 
     assert BenchResult.from_dict(data) == result  # ceilings and an OOM row read back too
 

@@ -13,8 +13,8 @@ import sys
 
 import pytest
 
-from cnnscope.bench import comm_model as cm
-from cnnscope.bench.records import BenchResult, BenchRow, DdpStats
+from cnnscope.benchmark import comm_model as cm
+from cnnscope.benchmark.records import BenchResult, BenchRow, DdpResult, DdpStats
 
 MiB = 1024 * 1024
 
@@ -95,21 +95,22 @@ def _ddp_row() -> BenchRow:
                     p75_ms=10.4, throughput=2 * 4 / 10e-3, ddp=stats)
 
 
-def _result() -> BenchResult:
-    return BenchResult(env={"device_name": "CPU", "device": "cpu", "torch": "x",
+def _result() -> DdpResult:
+    return DdpResult(env={"device_name": "CPU", "device": "cpu", "torch": "x",
                             "ddp": {"world_size": 2, "backend": "gloo", "bucket_cap_mb": None,
                                     "threads_per_rank": 1}},
-                       settings={}, rows=[_ddp_row()], planned=1)
+                     settings={}, rows=[_ddp_row()], planned=1)
 
 
 def test_ddp_rows_round_trip_and_render_in_every_format():
     from rich.console import Console
 
-    from cnnscope.report.documents import render_table, render_text
+    from cnnscope.report.render import render_table, render_text
 
     result = _result()
     back = BenchResult.from_dict(json.loads(render_text(result, "json")))
     assert back.rows[0] == result.rows[0]
+    assert type(back) is DdpResult and back == result  # read back as what it is
 
     con = Console(record=True, width=160)
     render_table(result, con)
@@ -135,7 +136,7 @@ def test_single_device_rows_keep_their_schema():
 
 
 def test_renderers_and_records_do_not_import_torch():
-    code = ("import sys, cnnscope.report.ddp_render, cnnscope.bench.comm_model, "
-            "cnnscope.bench.records; assert 'torch' not in sys.modules, 'torch imported'")
+    code = ("import sys, cnnscope.report.ddp_render, cnnscope.benchmark.comm_model, "
+            "cnnscope.benchmark.records; assert 'torch' not in sys.modules, 'torch imported'")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr

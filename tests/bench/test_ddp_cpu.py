@@ -228,8 +228,8 @@ def test_a_rank_that_hangs_is_bounded_by_the_collective_timeout(tmp_path, monkey
     """Rank 1 never reaches DDP's first collective: rank 0's times out (8 s here, 300 s by
     default), fails, and the agent stops rank 1. The API call, as the CLI makes it."""
     from cnnscope.api import run_ddp
-    from cnnscope.bench import ddp
-    from cnnscope.bench.runner import BenchSettings
+    from cnnscope.benchmark import ddp
+    from cnnscope.benchmark.runner import BenchSettings
     from cnnscope.errors import DistributedError
 
     (tmp_path / "stuck.py").write_text(textwrap.dedent("""
@@ -267,7 +267,7 @@ def test_the_rank_that_failed_is_named_even_when_the_launcher_saw_only_its_peer(
     import json
     from types import SimpleNamespace
 
-    from cnnscope.bench.ddp import _failure_line
+    from cnnscope.benchmark.ddp import _failure_line
 
     peer = SimpleNamespace(message={"message": "RuntimeError: [gloo/transport/tcp/pair.cc:537] "
                                                "Read error: Connection reset by peer"},

@@ -22,10 +22,10 @@ import torch
 
 import cnnscope
 from cnnscope.api import bench_row
-from cnnscope.bench import ceiling as ceiling_mod
-from cnnscope.bench import runner
-from cnnscope.bench.runner import BenchSettings, Workload
-from cnnscope.bench.timing import phase_times
+from cnnscope.benchmark import ceiling as ceiling_mod
+from cnnscope.benchmark import runner
+from cnnscope.benchmark.runner import BenchSettings, Workload
+from cnnscope.benchmark.timing import phase_times
 
 from .test_runner_cpu import settings, tiny
 
@@ -149,7 +149,7 @@ def test_cuda_event_timer_records_timing_events_on_the_device_stream(monkeypatch
     """CudaEventTimer against stand-ins for torch.cuda's Event, streams and synchronize:
     it asks for timing events, records them on the current stream of its own device,
     synchronises that device and reads start.elapsed_time(end)."""
-    from cnnscope.bench.timing import CudaEventTimer
+    from cnnscope.benchmark.timing import CudaEventTimer
 
     calls: list[tuple] = []
 

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from cnnscope.bench import ddp, launcher_env
+from cnnscope.benchmark import ddp, launcher_env
 from cnnscope.errors import InvalidOptionError, Stopped
 
 STALE = {"RANK": "0", "WORLD_SIZE": "2", "MASTER_ADDR": "10.0.0.1", "MASTER_PORT": "29500"}
@@ -217,13 +217,13 @@ def test_a_successful_run_removes_failed_runs_log_folders_and_only_those(tmp_pat
 
 @pytest.mark.parametrize("world, cores, shared", [(2, 1, True), (2, 2, False), (4, 2, True)])
 def test_ranks_sharing_cores_are_said_under_the_table(world, cores, shared):
-    from cnnscope.bench.records import BenchResult
+    from cnnscope.benchmark.records import DdpResult
     from cnnscope.report import ddp_render
 
     env = {"device": "cpu", "device_name": "CPU", "torch": "x",
            "ddp": {"world_size": world, "backend": "gloo", "bucket_cap_mb": None,
                    "threads_per_rank": 1, "usable_cores": cores}}
-    lines = ddp_render.own_lines(BenchResult(env=env, settings={}, rows=[], planned=0))
+    lines = ddp_render.own_lines(DdpResult(env=env, settings={}, rows=[], planned=0))
     said = [line for line in lines if "ranks share" in line]
     assert said == ([f"! {world} ranks share {cores} usable core(s): each rank waits for the "
                      "others' time slices, so step ms and eff. are this machine's, not those "

@@ -9,18 +9,18 @@ import json
 import pytest
 import torch
 
-from cnnscope.bench.env import device_name
+from cnnscope.benchmark.env import device_name
 
-from cnnscope.bench import bandwidth as bandwidth_mod
-from cnnscope.bench import ceiling as ceiling_mod
-from cnnscope.bench.records import (
+from cnnscope.benchmark import bandwidth as bandwidth_mod
+from cnnscope.benchmark import ceiling as ceiling_mod
+from cnnscope.benchmark.records import (
     BenchResult,
     BenchRow,
     CopyBandwidth,
     LayerTiming,
     PerLayer,
 )
-from cnnscope.bench.roofline import (
+from cnnscope.benchmark.roofline import (
     apply_roofline,
     bound,
     most_time_for_least_work,
@@ -45,8 +45,8 @@ def _cache(tmp_path, monkeypatch):
 
 def plant_roofs(cache, gflops: float, gbytes_per_s: float) -> None:
     """Cache entries as a measuring run writes them, with chosen values."""
-    from cnnscope.bench.runner import torch_threads
-    from cnnscope.bench.stability import default_threads
+    from cnnscope.benchmark.runner import torch_threads
+    from cnnscope.benchmark.stability import default_threads
 
     with torch_threads(default_threads()):  # the threads a CLI run uses: part of the key
         key = ceiling_mod.device_key(torch.device("cpu"))
@@ -166,9 +166,9 @@ def test_table_names_roofs_and_the_layers_costing_most_time(run, tmp_path):
 
 def test_half_precision_rows_count_two_bytes_per_element():
     import cnnscope
-    from cnnscope.bench.per_layer import time_layers
-    from cnnscope.bench.runner import BenchSettings, Workload
-    from cnnscope.bench.timing import WallTimer
+    from cnnscope.benchmark.per_layer import time_layers
+    from cnnscope.benchmark.runner import BenchSettings, Workload
+    from cnnscope.benchmark.timing import WallTimer
 
     report = cnnscope.analyze("lenet5")
     model = cnnscope.models.resolve("lenet5").build("cpu").eval()
@@ -190,7 +190,7 @@ def test_no_ceiling_means_no_verdict_and_no_bandwidth_measured(run, tmp_path):
 
 
 def test_synthetic_row_renders_in_markdown():
-    from cnnscope.report.documents import render_text
+    from cnnscope.report.render import render_text
 
     p = apply_roofline(PerLayer(layers=(layer("conv", 600, 100, 1.0), layer("relu", 10, 80, 1.0)),
                                 samples=1, sum_fwd_ms=2.0, hooked_fwd_ms=2.0, clean_fwd_ms=2.0),

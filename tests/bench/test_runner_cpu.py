@@ -12,15 +12,15 @@ from torch import nn
 
 import cnnscope
 from cnnscope.api import bench_row, run_sweep
-from cnnscope.bench import ceiling as ceiling_mod
-from cnnscope.bench.records import BenchResult
+from cnnscope.benchmark import ceiling as ceiling_mod
+from cnnscope.benchmark.records import BenchResult
 from cnnscope.api import default_models
-from cnnscope.bench.runner import (
+from cnnscope.benchmark.runner import (
     BenchSettings,
     make_loss,
     plan_rows,
 )
-from cnnscope.bench.timing import WallTimer, phase_times
+from cnnscope.benchmark.timing import WallTimer, phase_times
 from cnnscope.cli.bench_args import parse_batches, parse_dtypes, parse_modes
 from cnnscope.errors import DeviceUnavailableError, InvalidOptionError
 from cnnscope.models import ModelSource
@@ -301,7 +301,7 @@ def test_a_saved_sweep_reads_back_into_the_same_result():
     # Measure once (on a GPU machine, say), render again later from the JSON.
     from dataclasses import replace
 
-    from cnnscope.report.documents import render_text
+    from cnnscope.report.render import render_text
 
     result = run_sweep(plan_rows([tiny()], [1], ["fp32"], ["infer", "train"]),
                        settings(per_layer=True))
@@ -408,7 +408,7 @@ def test_compile_on_cpu_excludes_compilation_from_timing():
 
 
 def test_pass_through_layers_do_not_take_their_producers_backward_time():
-    from cnnscope.bench.per_layer import LayerHooks
+    from cnnscope.benchmark.per_layer import LayerHooks
 
     class Net(nn.Module):
         def __init__(self):

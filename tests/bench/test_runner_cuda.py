@@ -8,9 +8,9 @@ import torch
 
 import cnnscope
 from cnnscope.api import bench_row, run_sweep
-from cnnscope.bench.precision import fp32_math
-from cnnscope.bench.runner import BenchSettings, plan_rows
-from cnnscope.bench.timing import CudaEventTimer, phase_times, timer_for
+from cnnscope.benchmark.precision import fp32_math
+from cnnscope.benchmark.runner import BenchSettings, plan_rows
+from cnnscope.benchmark.timing import CudaEventTimer, phase_times, timer_for
 from cnnscope.models import resolve
 
 pytestmark = [
@@ -58,7 +58,7 @@ def test_resnet18_rows(dtype, mode):
 
 
 def test_fp32_math_switches_tf32_and_restores_it():
-    from cnnscope.bench.env import tf32_settings
+    from cnnscope.benchmark.env import tf32_settings
 
     before = tf32_settings()
     with fp32_math(torch.device("cuda"), "tf32"):
@@ -108,7 +108,7 @@ def test_per_layer_on_cuda_uses_events():
 
 
 def test_ceiling_on_cuda(tmp_path, monkeypatch):
-    from cnnscope.bench import ceiling
+    from cnnscope.benchmark import ceiling
 
     monkeypatch.setenv("CNNSCOPE_CACHE_DIR", str(tmp_path))
     ceiling.clear_run_cache()

@@ -9,11 +9,11 @@ import torch
 from torch import nn
 
 from cnnscope.api import bench_row, run_sweep
-from cnnscope.bench import ceiling as ceiling_mod
-from cnnscope.bench import runner, stability
-from cnnscope.bench.records import MatmulCeiling
-from cnnscope.bench.runner import BenchSettings, plan_rows
-from cnnscope.bench.stability import CpuCounters, Interference, interference, parse_proc_stat
+from cnnscope.benchmark import ceiling as ceiling_mod
+from cnnscope.benchmark import runner, stability
+from cnnscope.benchmark.records import MatmulCeiling
+from cnnscope.benchmark.runner import BenchSettings, plan_rows
+from cnnscope.benchmark.stability import CpuCounters, Interference, interference, parse_proc_stat
 from cnnscope.errors import InvalidOptionError
 from cnnscope.models import ModelSource
 
@@ -248,7 +248,7 @@ def test_a_row_still_above_a_fresh_ceiling_says_so(monkeypatch):
 
 
 def test_cuda_step_peak_counts_the_step_not_the_workspaces():
-    from cnnscope.bench.step_memory import step_peak
+    from cnnscope.benchmark.step_memory import step_peak
 
     mib = 1 << 20
     # 100 MiB of the step's tensors alive at the reset, plus cuBLAS's 32 MiB workspace;
@@ -261,7 +261,7 @@ def test_cuda_step_peak_counts_the_step_not_the_workspaces():
 def test_tf32_flags_keep_conv_and_rnn_consistent():
     """torch raises when the legacy cudnn.allow_tf32 is read while conv and rnn disagree
     (inductor, the profiler or timm read it inside a row)."""
-    from cnnscope.bench.precision import tf32_flags
+    from cnnscope.benchmark.precision import tf32_flags
 
     for tf32 in (False, True):
         with tf32_flags(tf32):
@@ -286,7 +286,7 @@ def test_fp16_training_says_it_has_no_grad_scaler():
 def test_a_sticky_error_at_free_memory_keeps_the_sweep_and_its_rows(monkeypatch, tmp_path):
     """free_memory synchronises the device: a sticky CUDA error surfaces there. The row
     stands, the next one fails alone, and the partial file holds what finished."""
-    from cnnscope.bench import peak_memory
+    from cnnscope.benchmark import peak_memory
 
     calls = []
 
@@ -343,7 +343,7 @@ def test_cli_json_file_is_written_as_rows_finish(run, monkeypatch, tmp_path):
 def test_each_compiled_row_starts_from_a_fresh_dynamo_cache(monkeypatch):
     import torch._dynamo as dynamo
 
-    from cnnscope.bench import workload
+    from cnnscope.benchmark import workload
 
     monkeypatch.setattr(workload, "COMPILE_BACKEND", "eager")  # dynamo without inductor
     resets = []
@@ -359,7 +359,7 @@ def test_each_compiled_row_starts_from_a_fresh_dynamo_cache(monkeypatch):
 def test_a_compiled_row_that_compiled_nothing_says_it_ran_eager(monkeypatch):
     import torch._dynamo as dynamo
 
-    from cnnscope.bench import workload
+    from cnnscope.benchmark import workload
 
     monkeypatch.setattr(workload, "COMPILE_BACKEND", "eager")
 
@@ -383,7 +383,7 @@ def test_peak_memory_is_reset_before_a_cuda_graph_capture(monkeypatch):
     include it (reset first, then capture)."""
     from types import SimpleNamespace
 
-    from cnnscope.bench import workload
+    from cnnscope.benchmark import workload
 
     order = []
     monkeypatch.setattr(BenchSettings, "check", lambda self: torch.device("cpu"))
@@ -424,7 +424,7 @@ def test_ceiling_is_the_median_after_a_warm_up(monkeypatch):
 
 
 def test_gpu_state_parses_nvidia_smi():
-    from cnnscope.bench.env import parse_compute_apps, parse_gpu_query
+    from cnnscope.benchmark.env import parse_compute_apps, parse_gpu_query
 
     got = parse_gpu_query("1980, 1980, 2619, 312.45, 700.00, 41, P0\n")
     assert got["gpu_clocks_sm"] == 1980 and got["gpu_power_draw"] == 312.45

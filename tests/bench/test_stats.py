@@ -5,7 +5,7 @@ import statistics
 
 import pytest
 
-from cnnscope.bench.stats import (
+from cnnscope.benchmark.stats import (
     SettleRule,
     quantile,
     settled,

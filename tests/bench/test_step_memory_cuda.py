@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from cnnscope.api import plan_memory
-from cnnscope.bench.step_memory import measure_real
+from cnnscope.benchmark.step_memory import measure_real
 from cnnscope.models import resolve
 
 pytestmark = pytest.mark.cuda

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from cnnscope.analysis import graph_text
+from cnnscope.report import graph_render as graph_text
 from cnnscope.analysis.graph import GraphEdge, GraphNode, ModelGraph
 
 _MERMAID_NODE = re.compile(r'^    (n\d+)(\(\[|\(\(|\[\[|\[)"([^"]*)"(\]\)|\)\)|\]\]|\])$')

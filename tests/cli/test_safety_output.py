@@ -255,7 +255,7 @@ def _stable_entry(**fields):
     """A cache entry as a stable measurement on this machine writes it."""
     import torch
 
-    from cnnscope.bench.env import device_name
+    from cnnscope.benchmark.env import device_name
 
     return dict(device_name=device_name(torch.device("cpu")), measured_at="2026-12-01T00:00:00+00:00",
                 torch_version=torch.__version__, stable=True, spread=0.01, **fields)
@@ -265,7 +265,7 @@ def _stable_entry(**fields):
 def test_a_cached_ceiling_that_is_not_a_positive_finite_number_is_measured_again(tflops):
     import torch
 
-    from cnnscope.bench.ceiling import cached_entry
+    from cnnscope.benchmark.ceiling import cached_entry
 
     cpu = torch.device("cpu")
     entry = _stable_entry(dtype="fp32", n=512, tflops=json.loads(tflops))
@@ -279,7 +279,7 @@ def test_a_cached_ceiling_that_is_not_a_positive_finite_number_is_measured_again
 def test_a_cached_copy_bandwidth_that_is_not_a_positive_finite_number_is_measured_again(rate):
     import torch
 
-    from cnnscope.bench.bandwidth import _cached_entry
+    from cnnscope.benchmark.bandwidth import _cached_entry
 
     cpu = torch.device("cpu")
     entry = _stable_entry(nbytes=1048576, bytes_per_s=json.loads(rate))

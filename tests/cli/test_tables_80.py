@@ -186,7 +186,7 @@ def test_wide_shows_every_column(monkeypatch):
 
 
 def _bench_result():
-    from cnnscope.bench.records import BenchResult, BenchRow, MatmulCeiling
+    from cnnscope.benchmark.records import BenchResult, BenchRow, MatmulCeiling
 
     ok = BenchRow(model="wide_resnet50_2", device="cuda:0", device_name="GPU", batch=256,
                   dtype="bf16", mode="train", input_size=(3, 224, 224), samples=20,
@@ -204,7 +204,7 @@ def _bench_result():
 def test_bench_table_fits_80_by_dropping_columns_in_order():
     from rich.console import Console
 
-    from cnnscope.report.documents import render_table
+    from cnnscope.report.render import render_table
 
     con = Console(width=80, file=io.StringIO(), color_system=None, force_terminal=True)
     render_table(_bench_result(), con)
@@ -230,8 +230,8 @@ def test_bench_table_fits_80_by_dropping_columns_in_order():
 def test_bench_footer_is_brief_unless_explained():
     from rich.console import Console
 
-    from cnnscope.bench.records import FLOP_BASIS
-    from cnnscope.report.documents import render_table
+    from cnnscope.benchmark.records import FLOP_BASIS
+    from cnnscope.report.render import render_table
 
     def footer(explain):
         con = Console(width=80, file=io.StringIO(), color_system=None, force_terminal=True)

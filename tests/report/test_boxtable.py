@@ -7,15 +7,15 @@ from rich.console import Console
 from rich.table import Table
 
 import cnnscope
-from cnnscope.report.boxtable import SECTION, Column, box_table
-from cnnscope.report.documents import render_table
+from cnnscope.report.boxtable import SECTION, LayoutColumn, box_table
 from cnnscope.report.layers import _geometry, title
+from cnnscope.report.render import render_table
 from cnnscope.units import shape, thousands
 
 
 def _print(renderable, width: int) -> str:
     con = Console(width=width, file=io.StringIO(), color_system=None)
-    con.print(renderable, highlight=False, soft_wrap=isinstance(renderable, type(box_table([Column("a")], []))))
+    con.print(renderable, highlight=False, soft_wrap=isinstance(renderable, type(box_table([LayoutColumn("a")], []))))
     return con.file.getvalue()
 
 
@@ -52,7 +52,7 @@ def test_layer_table_equals_rich_table(model):
 
 
 def test_sections_only_between_rows_and_styles_do_not_shift_text():
-    cols = [Column("name", fold=True), Column("n", right=True)]
+    cols = [LayoutColumn("name", fold=True), LayoutColumn("n", right=True)]
     rows = [SECTION, ["a", "1"], SECTION, SECTION, [("bold", "bold"), ("22", "red")], SECTION]
     ref = Table(title="t", header_style="bold")
     ref.add_column("name", overflow="fold")
@@ -65,7 +65,7 @@ def test_sections_only_between_rows_and_styles_do_not_shift_text():
 
 
 def test_a_table_wider_than_the_page_folds_names_never_numbers():
-    cols = [Column("layer", fold=True), Column("MACs", right=True)]
+    cols = [LayoutColumn("layer", fold=True), LayoutColumn("MACs", right=True)]
     long_name = "features.denseblock4.denselayer32.conv2"
     text = box_table(cols, [[long_name, "1,234,567,890"]], max_width=30).plain
     lines = text.splitlines()
@@ -115,7 +115,7 @@ def test_rf_and_shape_tables_equal_rich_tables(model):
     from cnnscope.analysis.receptive_field import receptive_fields
     from cnnscope.analysis.shapes import output_sizes
     from cnnscope.report.document import render_table
-    from cnnscope.report.documents import document
+    from cnnscope.report.render import document
 
     report = cnnscope.analyze(model)
     for result, reference in ((receptive_fields(report), _rich_rf_table),

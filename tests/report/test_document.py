@@ -226,7 +226,7 @@ def results(zoo_report, tmp_path_factory):
     from cnnscope.analysis.snapshot import dump_lock
     from cnnscope.analysis.spec.common import SpecTables
     from cnnscope.api import check_lock, make_lock, plan_memory, spec_table, zoo_table
-    from cnnscope.bench.records import BenchResult, BenchRow, LayerTiming, PerLayer
+    from cnnscope.benchmark.records import BenchResult, BenchRow, LayerTiming, PerLayer
 
     report = zoo_report("lenet5")
     # A bench sweep as the runner builds it (timings made up: no sweep runs here), one
@@ -265,19 +265,23 @@ def zoo_report():
     return cnnscope.analyze
 
 
-def test_every_document_module_is_covered():
-    from cnnscope.report.documents import DOCUMENT_MODULES
+def test_every_document_type_is_covered():
+    from cnnscope.report.render import load_all
+    from cnnscope.results import document
 
-    assert set(DOCUMENT_MODULES) == {"ModelReport", "ShapeReport", "ReceptiveFieldReport",
-                                     "MemoryPlan", "FvcoreCheck", "ZooTable", "CheckResult",
-                                     "Comparison", "BenchResult", "SpecTable", "SpecTables"}
+    load_all()
+
+    assert {t.__name__ for t in document.registry if t is not object} == {
+        "ModelReport", "ShapeReport", "ReceptiveFieldReport", "MemoryPlan", "FvcoreCheck",
+        "ZooTable", "CheckResult", "Comparison", "BenchResult", "DdpResult", "ShardedResult",
+        "SpecTable", "SpecTables"}
 
 
 @pytest.mark.parametrize("name", ["ModelReport", "ShapeReport", "ReceptiveFieldReport",
                                   "MemoryPlan", "ZooTable", "CheckResult", "Comparison",
                                   "BenchResult", "SpecTable", "SpecTables"])
 def test_result_satisfies_the_protocol_and_renders_in_every_format(results, name):
-    from cnnscope.report.documents import document
+    from cnnscope.report.render import document
     from cnnscope.results import Result
 
     result = results[name]
@@ -309,7 +313,7 @@ def test_result_satisfies_the_protocol_and_renders_in_every_format(results, name
 def test_fvcore_check_satisfies_the_protocol():
     pytest.importorskip("fvcore")
     from cnnscope.api import fvcore_check
-    from cnnscope.report.documents import document
+    from cnnscope.report.render import document
     from cnnscope.results import Result
 
     check = fvcore_check("lenet5")
@@ -338,7 +342,7 @@ def test_result_shows_itself_in_a_notebook_as_its_markdown(results, name):
     # that --format md renders.
     from html import escape
 
-    from cnnscope.report.documents import document
+    from cnnscope.report.render import document
 
     result = results[name]
     doc = document(result)

@@ -5,8 +5,8 @@ import io
 import pytest
 from rich.console import Console
 
-from cnnscope.report.documents import render_table
-from cnnscope.report.boxtable import Column, layout_table, shorten_middle
+from cnnscope.report.boxtable import LayoutColumn, layout_table, shorten_middle
+from cnnscope.report.render import render_table
 
 BOX = set("┏┳┓━┃│┡╇┩├┼┤└┴┘")
 
@@ -87,7 +87,7 @@ def test_wide_shows_every_column_and_whole_names(zoo_report):
 
 
 def test_numbers_never_cut_even_when_nothing_else_can_go():
-    cols = [Column("layer", shorten=8), Column("MACs", right=True)]
+    cols = [LayoutColumn("layer", shorten=8), LayoutColumn("MACs", right=True)]
     fitted = layout_table(cols, [["features.denseblock4.denselayer32.conv2", "1,234,567,890"]],
                           max_width=30)
     assert "1,234,567,890" in fitted.text.plain and fitted.shortened
@@ -166,7 +166,7 @@ def test_spec_table_is_cut_into_parts_that_fit(run):
 def test_shape_leaves_out_input_before_type(zoo_report):
     from cnnscope.analysis.shapes import output_sizes
     from cnnscope.report.document import render_table
-    from cnnscope.report.documents import document
+    from cnnscope.report.render import document
 
     result = output_sizes(zoo_report("unet"))
     notes = []

@@ -14,8 +14,8 @@ import pytest
 
 from cnnscope.analysis.aggregate import group_by_depth
 from cnnscope.analysis.receptive_field import receptive_fields
-from cnnscope.bench.records import BenchRow, LayerTiming, PerLayer
-from cnnscope.bench.roofline import apply_roofline
+from cnnscope.benchmark.records import BenchRow, LayerTiming, PerLayer
+from cnnscope.benchmark.roofline import apply_roofline
 
 pytest.importorskip("matplotlib")
 
@@ -138,15 +138,15 @@ def test_roofline_points_and_roofs_are_the_records():
 
 def test_bench_roofline_plot_file(run, tmp_path, monkeypatch):
     monkeypatch.setenv("CNNSCOPE_CACHE_DIR", str(tmp_path / "cache"))
-    from cnnscope.bench import bandwidth, ceiling
+    from cnnscope.benchmark import bandwidth, ceiling
 
     ceiling.clear_run_cache()
     bandwidth.clear_run_cache()
     import torch
 
-    from cnnscope.bench.env import device_name
-    from cnnscope.bench.runner import torch_threads
-    from cnnscope.bench.stability import default_threads
+    from cnnscope.benchmark.env import device_name
+    from cnnscope.benchmark.runner import torch_threads
+    from cnnscope.benchmark.stability import default_threads
 
     with torch_threads(default_threads()):  # the CLI's threads: part of the key
         key = ceiling.device_key(torch.device("cpu"))

@@ -16,7 +16,7 @@ from torch import nn
 
 import cnnscope
 from cnnscope.analysis.aggregate import group_by_depth
-from cnnscope.report.documents import render_text
+from cnnscope.report.render import render_text
 from cnnscope.trace.tracer import trace_module
 
 F32 = 4  # bytes per float32 element

@@ -13,8 +13,8 @@ from torch import nn
 
 import cnnscope
 from cnnscope.analysis import memory as memory_plan
-from cnnscope.bench.runner import BenchSettings
-from cnnscope.bench.workload import Workload, make_loss
+from cnnscope.benchmark.runner import BenchSettings
+from cnnscope.benchmark.workload import Workload, make_loss
 from cnnscope.trace import memory as memory_step
 from cnnscope.trace import training
 

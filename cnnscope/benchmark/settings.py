@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 import cnnscope.validate as validate
-from cnnscope.bench.stats import SettleRule
+from cnnscope.benchmark.stats import SettleRule
 from cnnscope.errors import DeviceUnavailableError, InvalidOptionError
 from cnnscope.trace.devices import resolve_device
 

@@ -6,9 +6,10 @@ else the ``graphviz-pure`` wheel that ``pip install 'cnnscope[graph]'`` brings (
 port of Graphviz 16.1 with the same command line, one binary in the wheel; it draws
 .svg and .png, not .pdf). Whatever is missing is a one-line error saying what to install.
 
-This module lives beside the graph data rather than in ``cnnscope.report`` because the
-API's ``ModelGraph.to_mermaid()`` must reach it and the API sits below ``report`` (as
-``ModelReport.to_csv`` writes its own CSV). No torch here.
+The graph data (``cnnscope.analysis.graph``) sits below ``report`` and may not import it:
+this module registers ``cnnscope.results.render`` for ``ModelGraph`` (formats mermaid, md,
+dot; svg, png, pdf as bytes), which ``ModelGraph.to_mermaid()``, ``to_dot()`` and
+``render(path)`` call. No torch here.
 """
 
 from __future__ import annotations
@@ -18,15 +19,15 @@ import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path, PurePath
+from pathlib import Path
 
-from cnnscope.errors import InvalidOptionError, UserFileError
+import cnnscope.results as results
+from cnnscope.analysis.graph import PICTURES, ModelGraph
+from cnnscope.errors import UserFileError
 from cnnscope.units import human
 
 # Fill colours from "costs nothing" to "the heaviest node", white to orange.
 PALETTE = ("#ffffff", "#fff3e0", "#ffe0b2", "#ffcc80", "#ffb74d", "#ff9800")
-PICTURES = (".svg", ".png", ".pdf")
-TEXTS = {".mmd": "mermaid", ".md": "md", ".dot": "dot", ".gv": "dot"}
 RENDER_TIMEOUT_S = 300
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -148,18 +149,7 @@ def to_dot(graph) -> str:
     return "\n".join(lines) + "\n"
 
 
-# ---------------------------------------------------------------------- files
-
-
-def output_kind(path: str) -> str:
-    """What the file name asks for: svg, png, pdf, mermaid, md or dot (else a one-line error)."""
-    suffix = PurePath(path).suffix.lower()
-    if suffix in PICTURES:
-        return suffix[1:]
-    if suffix in TEXTS:
-        return TEXTS[suffix]
-    raise InvalidOptionError(f"cannot tell the format of {path!r}",
-                             "name it .svg, .png, .pdf (drawn by Graphviz), .dot, .mmd or .md")
+# ---------------------------------------------------------------------- pictures
 
 
 def find_renderer(fmt: str) -> list[str]:
@@ -209,13 +199,10 @@ def graph_text(graph, kind: str) -> str:
     return {"mermaid": to_mermaid, "md": to_markdown, "dot": to_dot}[kind](graph)
 
 
-def write_graph(graph, path: str) -> str:
-    """Write ``graph`` to ``path`` (atomically), in the format its extension names."""
-    from cnnscope.fileio import write_bytes_atomic, write_text_atomic
-
-    kind = output_kind(str(path))
-    if kind in ("svg", "png", "pdf"):
-        write_bytes_atomic(path, draw(graph, kind))
-    else:
-        write_text_atomic(path, graph_text(graph, kind))
-    return str(path)
+@results.render.register(ModelGraph)
+def render_graph(graph: ModelGraph, format: str) -> str | bytes:
+    """``graph`` as text (mermaid, md, dot) or a picture's bytes drawn by Graphviz (svg,
+    png, pdf)."""
+    if "." + format in PICTURES:
+        return draw(graph, format)
+    return graph_text(graph, format)

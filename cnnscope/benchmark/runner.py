@@ -36,17 +36,17 @@ from typing import Any, Callable, ContextManager, Iterator, Protocol, Sequence
 import torch
 
 import cnnscope.patches as patches
-from cnnscope.bench.ceiling import matmul_ceiling
-from cnnscope.bench.env import collect_env, device_name
-from cnnscope.bench.peak_memory import PeakMemory, free_memory, is_oom
-from cnnscope.bench.precision import BENCH_PRECISIONS, check_dtype, fp32_math
-from cnnscope.bench.records import BenchResult, BenchRow, CopyBandwidth, MatmulCeiling
-from cnnscope.bench.settings import BenchSettings
-from cnnscope.bench.stability import SPREAD_LIMIT, Watch, causes, default_threads, usable_cpus
-from cnnscope.bench.stats import summarize, warm_up
-from cnnscope.bench.timing import Timer, phase_times, timer_for
-from cnnscope.bench.workload import UnsupportedConfig, Workload, first_line, make_loss
-from cnnscope.errors import CnnscopeError, InvalidOptionError
+from cnnscope.benchmark.ceiling import matmul_ceiling
+from cnnscope.benchmark.env import collect_env, device_name
+from cnnscope.benchmark.peak_memory import PeakMemory, free_memory, is_oom
+from cnnscope.benchmark.precision import BENCH_PRECISIONS, check_dtype, fp32_math
+from cnnscope.benchmark.records import BenchResult, BenchRow, CopyBandwidth, MatmulCeiling
+from cnnscope.benchmark.settings import BenchSettings
+from cnnscope.benchmark.stability import SPREAD_LIMIT, Watch, causes, default_threads, usable_cpus
+from cnnscope.benchmark.stats import summarize, warm_up
+from cnnscope.benchmark.timing import Timer, phase_times, timer_for
+from cnnscope.benchmark.workload import UnsupportedConfig, Workload, make_loss
+from cnnscope.errors import CnnscopeError, InvalidOptionError, first_line
 from cnnscope.trace.meta import GC_PAUSED
 from cnnscope.trace.sizes import DEFAULT_INPUT
 
@@ -56,7 +56,7 @@ MODES = ("infer", "train")
 MetaTrace = Callable[..., Any]
 
 
-class Buildable(Protocol):
+class TimedSource(Protocol):
     """What a row needs of a model: ``cnnscope.models.ModelSource``, resolved by
     ``cnnscope.api``. Timing builds through it and never resolves a name itself."""
 
@@ -154,7 +154,7 @@ def _tflops(flops: float, ms: float | None) -> float | None:
     return flops / (ms * 1e-3) / 1e12 if ms and ms > 0 else None
 
 
-def _measure(source: Buildable, size: tuple[int, ...], batch: int, dtype: str, mode: str,
+def _measure(source: TimedSource, size: tuple[int, ...], batch: int, dtype: str, mode: str,
              settings: BenchSettings, device: torch.device, trace: MetaTrace) -> dict[str, Any]:
     train = mode == "train"
     report = trace(source, size, batch, train=train)  # meta device: MACs, shapes, names
@@ -246,7 +246,7 @@ def _measure(source: Buildable, size: tuple[int, ...], batch: int, dtype: str, m
         ops = ", ".join(op for op, _ in report.unsupported)
         notes.append(f"ops without a cost formula ({ops}): MACs and TFLOP/s are a lower bound")
     if settings.per_layer:
-        from cnnscope.bench.per_layer import time_layers
+        from cnnscope.benchmark.per_layer import time_layers
 
         fields["per_layer"] = time_layers(
             work, timer, min(total.n, 100), report,
@@ -255,7 +255,7 @@ def _measure(source: Buildable, size: tuple[int, ...], batch: int, dtype: str, m
     return fields
 
 
-def bench_row(source: Buildable, batch: int, dtype: str, mode: str,
+def bench_row(source: TimedSource, batch: int, dtype: str, mode: str,
               settings: BenchSettings, *, ceiling: MatmulCeiling | None = None,
               bandwidth: CopyBandwidth | None = None, trace: MetaTrace) -> BenchRow:
     """Measure one row. Failures become "oom"/"error"/"unsupported" rows without timings;
@@ -289,7 +289,7 @@ def bench_row(source: Buildable, batch: int, dtype: str, mode: str,
             row = BenchRow(**base, status="error", error=f"{type(exc).__name__}: {first_line(exc)}")
     else:
         if fields.get("per_layer") is not None and ceiling is not None and bandwidth is not None:
-            from cnnscope.bench.roofline import apply_roofline
+            from cnnscope.benchmark.roofline import apply_roofline
 
             fields["per_layer"] = apply_roofline(fields["per_layer"], ceiling.tflops * 1e12,
                                                  bandwidth.bytes_per_s)
@@ -329,7 +329,7 @@ def apply_ceiling(row: BenchRow, ceiling: MatmulCeiling | None) -> BenchRow:
 
 @dataclass(frozen=True)
 class RowSpec:
-    source: Buildable
+    source: TimedSource
     batch: int
     dtype: str
     mode: str
@@ -339,7 +339,7 @@ class RowSpec:
         return f"{self.source.name} b{self.batch} {self.dtype} {self.mode}"
 
 
-def plan_rows(sources: Sequence[Buildable], batches: Sequence[int], dtypes: Sequence[str],
+def plan_rows(sources: Sequence[TimedSource], batches: Sequence[int], dtypes: Sequence[str],
               modes: Sequence[str]) -> list[RowSpec]:
     """Rows in sweep order: model, dtype, mode, then batch (ascending, so an OOM ends a run
     of rows that already has the smaller batches)."""
@@ -443,7 +443,7 @@ def sweep_ceiling(device: torch.device, dtype: str, settings: BenchSettings, env
 def _bandwidth(device: torch.device, settings: BenchSettings,
                env: dict[str, Any]) -> CopyBandwidth | None:
     """The copy bandwidth (the roofline's memory roof), or None with the reason in env."""
-    from cnnscope.bench.bandwidth import copy_bandwidth
+    from cnnscope.benchmark.bandwidth import copy_bandwidth
 
     try:
         return copy_bandwidth(device, remeasure=settings.remeasure_ceiling)
@@ -455,7 +455,7 @@ def _bandwidth(device: torch.device, settings: BenchSettings,
         return None
 
 
-__all__ = ["BenchSettings", "Buildable", "RowSpec", "Workload", "bench_row", "plan_rows",
+__all__ = ["BenchSettings", "TimedSource", "RowSpec", "Workload", "bench_row", "plan_rows",
            "run_sweep", "sweep_ceiling", "BENCH_PRECISIONS", "MODES",
            # from workload.py and peak_memory.py (ddp.py and the tests use them from here)
            "PeakMemory", "UnsupportedConfig", "free_memory", "is_oom", "make_loss"]

@@ -47,16 +47,16 @@ import torch
 
 import cnnscope.patches as patches
 import cnnscope.validate as validate
-from cnnscope.bench.ddp_job import DdpJob, DdpOptions, finished_mark
-from cnnscope.bench.ddp_rank import run_rank
-from cnnscope.bench.launcher_env import (
+from cnnscope.benchmark.ddp_job import DdpJob, DdpOptions, finished_mark
+from cnnscope.benchmark.ddp_rank import run_rank
+from cnnscope.benchmark.launcher_env import (
     check_capacity,
     check_job_env,
     launched_by_torchrun,
     usable_cores,
 )
-from cnnscope.bench.records import BenchResult
-from cnnscope.errors import CnnscopeError, DistributedError, InvalidOptionError, Stopped
+from cnnscope.benchmark.records import BenchResult
+from cnnscope.errors import CnnscopeError, DistributedError, InvalidOptionError, Stopped, first_line
 
 
 # ----------------------------------------------------------------------------- launching
@@ -192,7 +192,7 @@ def launch(job: DdpJob, trace: Any, resolve: Any) -> BenchResult:
     except Exception as exc:  # noqa: BLE001 - a rendezvous or launch failure, not a bug of ours
         if isinstance(exc, CnnscopeError):
             raise
-        raise DistributedError(f"the ranks could not start: {_first_line(exc)}",
+        raise DistributedError(f"the ranks could not start: {first_line(exc)}",
                                f"rank logs in {log_dir}") from None
     finally:
         if keep:
@@ -325,7 +325,7 @@ def _failure_line(exc: Any, log_dir: str | None = None, nproc: int = 0) -> str:
     """
     failures = getattr(exc, "failures", {}) or {}
     if not failures:
-        return f"a rank failed: {_first_line(exc)}"
+        return f"a rank failed: {first_line(exc)}"
 
     def message(f: Any) -> str:
         text = f.message.get("message", "") if isinstance(f.message, dict) else f.message
@@ -392,10 +392,6 @@ def _logged_errors(log_dir: str | None) -> list[tuple[int, str, int]]:
             continue
     return out
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 __all__ = ["DdpJob", "DdpOptions", "check_options", "in_torchrun", "launch", "parse_world_sizes",

@@ -1,11 +1,12 @@
-"""One rank of a data-parallel job: what ``cnnscope.bench.ddp`` launches on every process.
+"""One rank of a data-parallel job: what ``cnnscope.benchmark.ddp`` launches on every process.
 
 ``run_rank`` joins the process group (gloo on the CPU, NCCL on CUDA), then either times
 DDP training steps (``_ddp_sweep``: the single-process step on rank 0, DDP steps with and
 without ``no_sync()``, a lone all-reduce of the gradient bytes, and the ring all-reduce
 prediction) or runs its share of a sharded sweep (``_shard``); ``gather_object`` brings
-every rank's figures to rank 0, which returns the merged ``BenchResult``. See
-``cnnscope.bench.ddp`` for the whole procedure and the two ways in.
+every rank's figures to rank 0, which returns the merged ``DdpResult`` (or
+``ShardedResult``). See
+``cnnscope.benchmark.ddp`` for the whole procedure and the two ways in.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from typing import Any, Sequence
 import torch
 
 import cnnscope.patches as patches
-from cnnscope.bench import comm_model
-from cnnscope.bench.ddp_job import DdpJob, finished_mark
-from cnnscope.bench.records import BenchResult, BenchRow, DdpStats
+from cnnscope.benchmark import comm_model
+from cnnscope.benchmark.ddp_job import DdpJob, finished_mark
+from cnnscope.benchmark.records import BenchResult, BenchRow, DdpResult, DdpStats, ShardedResult
 
 
 def rank_device(settings_device: str) -> torch.device:
@@ -53,7 +54,7 @@ def run_rank(job: DdpJob, trace: Any, resolve: Any) -> BenchResult | None:
 def _run_rank(job: DdpJob, trace: Any, resolve: Any) -> BenchResult | None:
     import torch.distributed as dist
 
-    from cnnscope.bench import runner
+    from cnnscope.benchmark import runner
 
     device = rank_device(job.settings.device)
     if device.type == "cuda":
@@ -78,7 +79,7 @@ def _run_rank(job: DdpJob, trace: Any, resolve: Any) -> BenchResult | None:
 
 
 def _env_of_rank(device: torch.device, settings: Any) -> dict[str, Any]:
-    from cnnscope.bench.env import collect_env
+    from cnnscope.benchmark.env import collect_env
 
     env = collect_env(device, cudnn_benchmark=settings.cudnn_benchmark)
     env["host"] = socket.gethostname()
@@ -86,12 +87,12 @@ def _env_of_rank(device: torch.device, settings: Any) -> dict[str, Any]:
 
 
 def _shard(specs: Sequence[Any], settings: Any, device: torch.device,
-           trace: Any) -> BenchResult | None:
+           trace: Any) -> ShardedResult | None:
     """Rows i with i % world == rank run on this rank (single-device bench, no DDP);
     rank 0 merges them back into plan order."""
     import torch.distributed as dist
 
-    from cnnscope.bench import runner
+    from cnnscope.benchmark import runner
 
     rank, world = dist.get_rank(), dist.get_world_size()
     mine = list(specs)[rank::world]
@@ -99,7 +100,7 @@ def _shard(specs: Sequence[Any], settings: Any, device: torch.device,
         # This rank's CPU share is not the whole machine's: its ceiling is measured now,
         # with its threads, and kept out of the on-disk cache (which holds whole-machine
         # figures). Seeding the run cache makes run_sweep use it.
-        from cnnscope.bench import ceiling as ceiling_mod
+        from cnnscope.benchmark import ceiling as ceiling_mod
 
         for dtype in dict.fromkeys(spec.dtype for spec in mine):
             ceiling_mod.keep_for_this_run(device, dtype, _fresh_ceiling(device, dtype))
@@ -112,7 +113,7 @@ def _shard(specs: Sequence[Any], settings: Any, device: torch.device,
     gathered = _gather(payload)
     if rank != 0:
         return None
-    from cnnscope.bench.records import MatmulCeiling
+    from cnnscope.benchmark.records import MatmulCeiling
 
     parts = sorted(gathered, key=lambda p: p["rank"])
     rows_by_rank = [[BenchRow.from_dict(r) for r in p["rows"]] for p in parts]
@@ -121,7 +122,7 @@ def _shard(specs: Sequence[Any], settings: Any, device: torch.device,
         r, k = i % world, i // world
         if k < len(rows_by_rank[r]):
             rows.append(rows_by_rank[r][k])
-    result = BenchResult(env=dict(parts[0]["env"]), settings=settings.to_dict(), rows=rows,
+    result = ShardedResult(env=dict(parts[0]["env"]), settings=settings.to_dict(), rows=rows,
                          planned=len(specs), interrupted=any(p["interrupted"] for p in parts))
     result.settings["device"] = str(device)
     for p in parts:
@@ -141,10 +142,10 @@ def _fresh_ceiling(device: torch.device, dtype: str) -> Any:
     """The matmul ceiling measured now with this process's threads; never cached."""
     from datetime import datetime, timezone
 
-    from cnnscope.bench.ceiling import measure_matmul
-    from cnnscope.bench.env import device_name
-    from cnnscope.bench.precision import check_dtype
-    from cnnscope.bench.records import MatmulCeiling
+    from cnnscope.benchmark.ceiling import measure_matmul
+    from cnnscope.benchmark.env import device_name
+    from cnnscope.benchmark.precision import check_dtype
+    from cnnscope.benchmark.records import MatmulCeiling
 
     check_dtype(dtype, device)
     tflops, n = measure_matmul(device, dtype)
@@ -189,10 +190,10 @@ def _max_int(value: int, device: torch.device) -> int:
 
 
 def _ddp_sweep(specs: Sequence[Any], settings: Any, device: torch.device, backend: str,
-               job: DdpJob, trace: Any) -> BenchResult | None:
+               job: DdpJob, trace: Any) -> DdpResult | None:
     import torch.distributed as dist
 
-    from cnnscope.bench import runner
+    from cnnscope.benchmark import runner
 
     rank, world = dist.get_rank(), dist.get_world_size()
     env = _env_of_rank(device, settings) if rank == 0 else {}
@@ -218,8 +219,8 @@ def _ddp_sweep(specs: Sequence[Any], settings: Any, device: torch.device, backen
             rows.append(row)
     if rank != 0:
         return None
-    return BenchResult(env=env, settings={**settings.to_dict(), "device": str(device)},
-                       rows=tuple(rows), ceilings=ceilings, planned=len(specs))
+    return DdpResult(env=env, settings={**settings.to_dict(), "device": str(device)},
+                     rows=tuple(rows), ceilings=ceilings, planned=len(specs))
 
 
 def _ddp_row(spec: Any, settings: Any, device: torch.device, backend: str, job: DdpJob,
@@ -227,7 +228,7 @@ def _ddp_row(spec: Any, settings: Any, device: torch.device, backend: str, job: 
     """One DDP row; every rank calls it, rank 0 returns the row."""
     import torch.distributed as dist
 
-    from cnnscope.bench import runner
+    from cnnscope.benchmark import runner
     from cnnscope.trace.sizes import DEFAULT_INPUT
 
     rank, world = dist.get_rank(), dist.get_world_size()
@@ -256,9 +257,9 @@ def _measure_ddp(spec: Any, size: tuple[int, ...], settings: Any, device: torch.
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel as DDP
 
-    from cnnscope.bench import runner
-    from cnnscope.bench.stats import settled, summarize
-    from cnnscope.bench.timing import phase_times, timer_for
+    from cnnscope.benchmark import runner
+    from cnnscope.benchmark.stats import settled, summarize
+    from cnnscope.benchmark.timing import phase_times, timer_for
 
     report = trace(spec.source, size, spec.batch, train=True)
     torch.manual_seed(settings.seed)
@@ -364,7 +365,7 @@ def _assemble(spec: Any, size: tuple[int, ...], settings: Any, device: torch.dev
               job: DdpJob, single: BenchRow, parts: list[dict[str, Any]], ceiling: Any,
               world: int) -> BenchRow:
     """Rank 0: the row of the slowest rank, with the DDP figures and the prediction."""
-    from cnnscope.bench.env import device_name
+    from cnnscope.benchmark.env import device_name
 
     parts = sorted(parts, key=lambda p: p["rank"])
     slow = max(parts, key=lambda p: p["total"].median)

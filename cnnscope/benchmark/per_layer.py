@@ -29,9 +29,9 @@ import torch
 from torch import nn
 from torch.utils._pytree import tree_flatten
 
-from cnnscope.bench.records import LayerTiming, PerLayer
-from cnnscope.bench.stats import median
-from cnnscope.bench.timing import Timer
+from cnnscope.benchmark.records import LayerTiming, PerLayer
+from cnnscope.benchmark.stats import median
+from cnnscope.benchmark.timing import Timer
 from cnnscope.trace.dispatch import is_leaf_nn_layer
 from cnnscope.trace.records import ModelReport
 

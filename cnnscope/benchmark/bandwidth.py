@@ -5,8 +5,8 @@ rate of one large ``dst.copy_(src)``: it reads ``src`` and writes ``dst``, so it
 2 x the tensor's bytes (the STREAM "copy" kernel's count). The tensors are far larger
 than any cache (256 MiB each on a CPU, 1 GiB on a GPU), so the rate is DRAM's / HBM's.
 
-Cached like the matmul ceiling (``cnnscope.bench.ceiling``, rules in
-``cnnscope.bench.cache``): measured at most once per run, stored in ``copy_bandwidth.json``
+Cached like the matmul ceiling (``cnnscope.benchmark.ceiling``, rules in
+``cnnscope.benchmark.cache``): measured at most once per run, stored in ``copy_bandwidth.json``
 only when the measurement was stable, keyed as the ceiling is; ``remeasure=True``
 (``--remeasure-ceiling``) measures it again.
 """
@@ -19,13 +19,13 @@ from pathlib import Path
 
 import torch
 
-from cnnscope.bench import cache
-from cnnscope.bench.ceiling import device_key
-from cnnscope.bench.env import device_name
-from cnnscope.bench.records import CopyBandwidth
-from cnnscope.bench.stability import SPREAD_LIMIT, Watch, causes
-from cnnscope.bench.stats import summarize
-from cnnscope.bench.timing import timer_for
+from cnnscope.benchmark import cache
+from cnnscope.benchmark.ceiling import device_key
+from cnnscope.benchmark.env import device_name
+from cnnscope.benchmark.records import CopyBandwidth
+from cnnscope.benchmark.stability import SPREAD_LIMIT, Watch, causes
+from cnnscope.benchmark.stats import summarize
+from cnnscope.benchmark.timing import timer_for
 
 CACHE_FILE = "copy_bandwidth.json"
 CUDA_BYTES = 1 << 30  # per tensor: far beyond any GPU's L2

@@ -12,13 +12,14 @@ import torch
 from torch import nn
 from torch.utils._pytree import tree_flatten
 
-from cnnscope.bench.precision import autocast
-from cnnscope.bench.timing import Timer
+from cnnscope.benchmark.precision import autocast
+from cnnscope.benchmark.timing import Timer
+from cnnscope.errors import first_line
 from cnnscope.trace.records import ModelReport
 from cnnscope.trace.training import BENCH_OPTIMIZER, loss_kind, make_optimizer, summed_loss
 
 if TYPE_CHECKING:
-    from cnnscope.bench.settings import BenchSettings
+    from cnnscope.benchmark.settings import BenchSettings
 
 
 # torch.compile's backend (tests use "eager": dynamo's capture without inductor's minutes).
@@ -36,10 +37,6 @@ class UnsupportedConfig(Exception):
     """The model cannot run this way (e.g. a CUDA graph cannot capture it): an
     "unsupported" row, not an error."""
 
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def make_loss(output_shapes: Sequence[tuple[int, ...]], device: torch.device

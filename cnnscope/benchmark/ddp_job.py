@@ -1,6 +1,6 @@
 """What a data-parallel run is: the launch options and the job every rank runs.
 
-Its own module so that the launcher (``bench/ddp.py``) and the ranks (``bench/ddp_rank.py``)
+Its own module so that the launcher (``benchmark/ddp.py``) and the ranks (``benchmark/ddp_rank.py``)
 both read these types without importing each other.
 """
 

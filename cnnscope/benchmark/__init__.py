@@ -1,7 +1,7 @@
 """Timing on CUDA and the CPU: warm-up, events, statistics, memory, achieved TFLOP/s.
 
     >>> from cnnscope.api import bench_row
-    >>> from cnnscope.bench import BenchSettings
+    >>> from cnnscope.benchmark import BenchSettings
     >>> row = bench_row("resnet18", batch=8, dtype="fp32", mode="infer",
     ...                 settings=BenchSettings(device="cpu", iters=10))
     >>> row.median_ms, row.throughput, row.achieved_tflops
@@ -17,20 +17,20 @@ from __future__ import annotations
 from typing import Any
 
 _LAZY = {
-    "BenchSettings": "cnnscope.bench.settings",
-    "RowSpec": "cnnscope.bench.runner",
-    "plan_rows": "cnnscope.bench.runner",
-    "matmul_ceiling": "cnnscope.bench.ceiling",
-    "copy_bandwidth": "cnnscope.bench.bandwidth",
-    "CopyBandwidth": "cnnscope.bench.records",
-    "collect_env": "cnnscope.bench.env",
-    "BenchResult": "cnnscope.bench.records",
-    "BenchRow": "cnnscope.bench.records",
-    "PerLayer": "cnnscope.bench.records",
-    "LayerTiming": "cnnscope.bench.records",
-    "MatmulCeiling": "cnnscope.bench.records",
-    "summarize": "cnnscope.bench.stats",
-    "SettleRule": "cnnscope.bench.stats",
+    "BenchSettings": "cnnscope.benchmark.settings",
+    "RowSpec": "cnnscope.benchmark.runner",
+    "plan_rows": "cnnscope.benchmark.runner",
+    "matmul_ceiling": "cnnscope.benchmark.ceiling",
+    "copy_bandwidth": "cnnscope.benchmark.bandwidth",
+    "CopyBandwidth": "cnnscope.benchmark.records",
+    "collect_env": "cnnscope.benchmark.env",
+    "BenchResult": "cnnscope.benchmark.records",
+    "BenchRow": "cnnscope.benchmark.records",
+    "PerLayer": "cnnscope.benchmark.records",
+    "LayerTiming": "cnnscope.benchmark.records",
+    "MatmulCeiling": "cnnscope.benchmark.records",
+    "summarize": "cnnscope.benchmark.stats",
+    "SettleRule": "cnnscope.benchmark.stats",
 }
 
 __all__ = sorted(_LAZY)
@@ -41,4 +41,4 @@ def __getattr__(name: str) -> Any:
         import importlib
 
         return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'cnnscope.bench' has no attribute {name!r}")
+    raise AttributeError(f"module 'cnnscope.benchmark' has no attribute {name!r}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from cnnscope.bench.comm_model import ScalingPrediction
+from cnnscope.benchmark.comm_model import ScalingPrediction
 from cnnscope.results import RunStatus, Shown
 
 STATUSES = ("ok", "oom", "error", "unsupported")
@@ -37,7 +37,7 @@ class MatmulCeiling:
     measured_at: str  # ISO timestamp (UTC)
     torch_version: str
     cached: bool = False  # read from the cache file rather than measured in this run
-    # How clean the measurement was (cnnscope.bench.stability): IQR/median of its
+    # How clean the measurement was (cnnscope.benchmark.stability): IQR/median of its
     # samples, the verdict and its causes, the load average and other processes' share
     # of the usable cores while it ran, and (CPU) the torch threads it used.
     spread: float | None = None
@@ -67,7 +67,7 @@ class CopyBandwidth:
     measured_at: str  # ISO timestamp (UTC)
     torch_version: str
     cached: bool = False
-    # How clean the measurement was (cnnscope.bench.stability): IQR/median of its
+    # How clean the measurement was (cnnscope.benchmark.stability): IQR/median of its
     # samples, the verdict and its causes, the load average and other processes' share
     # of the usable cores while it ran, and (CPU) the torch threads it used.
     spread: float | None = None
@@ -263,7 +263,7 @@ class BenchRow:
     ceiling_fraction: float | None = None  # achieved / ceiling
     warmup_iters: int = 0
     warmup_settled: bool | None = None  # None: fixed warm-up, settling not checked
-    # Was the measurement clean (cnnscope.bench.stability)? spread = IQR / median of the
+    # Was the measurement clean (cnnscope.benchmark.stability)? spread = IQR / median of the
     # timed samples; stable = no cause found; unstable_causes names each one. other_cpu
     # and cpu_steal: shares of the usable cores' time during the timed iterations taken
     # by other processes and by the hypervisor; load_average: one-minute, at the end.
@@ -352,7 +352,12 @@ class BenchResult(Shown):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "BenchResult":
-        """A sweep read back from the JSON ``to_dict`` wrote, to render it again."""
+        """A sweep read back from the JSON ``to_dict`` wrote, to render it again: a
+        ``DdpResult`` or ``ShardedResult`` when its env says it ran over ranks (JSON keeps
+        no type; called on a subclass, that subclass)."""
+        env = data.get("env") or {}
+        if cls is BenchResult:
+            cls = DdpResult if env.get("ddp") else ShardedResult if env.get("shard") else cls
         return cls(env=dict(data.get("env") or {}), settings=dict(data.get("settings") or {}),
                    rows=tuple(BenchRow.from_dict(r) for r in data.get("rows", ())),
                    ceilings={k: MatmulCeiling.from_dict(c)
@@ -361,6 +366,19 @@ class BenchResult(Shown):
                               if data.get("copy_bandwidth") else None),
                    interrupted=bool(data.get("interrupted", False)),
                    planned=int(data.get("planned_rows", 0)))
+
+
+@dataclass(frozen=True)
+class DdpResult(BenchResult):
+    """A data-parallel sweep (``cnnscope bench --ddp N``): every row carries its
+    ``DdpStats``, ``env["ddp"]`` the launch (world size, backend, bucket size, threads).
+    Its own type, so that its renderer (the DDP tables) is picked by type."""
+
+
+@dataclass(frozen=True)
+class ShardedResult(BenchResult):
+    """A sweep whose rows were spread over ranks (``cnnscope bench --shard``): ordinary
+    rows, ``env["shard"]`` saying where each rank's rows ran."""
 
 
 def _own_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:

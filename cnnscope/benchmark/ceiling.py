@@ -6,7 +6,7 @@ factors, the dtype's own peak). cnnscope measures the sustained rate of one larg
 fraction of it: the same basis (2 x multiply-accumulates per second), the same library
 stack, the same clocks, the same estimator (the median) as the rows.
 
-Each (device, dtype) is measured at most once per run and cached (``cnnscope.bench.cache``:
+Each (device, dtype) is measured at most once per run and cached (``cnnscope.benchmark.cache``:
 the folder's rules and the range checks) under a key naming the device (its CPU or GPU
 model), the torch build and, on a CPU, the thread count: a new torch, another CPU or
 another ``--threads`` is a different key, so it is measured again. Only a *stable*
@@ -26,13 +26,13 @@ from typing import Sequence
 
 import torch
 
-from cnnscope.bench import cache
-from cnnscope.bench.env import device_name
-from cnnscope.bench.precision import fp32_math, tensor_dtype
-from cnnscope.bench.records import MatmulCeiling
-from cnnscope.bench.stability import SPREAD_LIMIT, Watch, causes
-from cnnscope.bench.stats import summarize
-from cnnscope.bench.timing import timer_for
+from cnnscope.benchmark import cache
+from cnnscope.benchmark.env import device_name
+from cnnscope.benchmark.precision import fp32_math, tensor_dtype
+from cnnscope.benchmark.records import MatmulCeiling
+from cnnscope.benchmark.stability import SPREAD_LIMIT, Watch, causes
+from cnnscope.benchmark.stats import summarize
+from cnnscope.benchmark.timing import timer_for
 
 CACHE_FILE = "matmul_ceiling.json"
 # N x N sizes tried. On a GPU, 8192 fills any current part; 4096 is there because some

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from cnnscope.bench.records import LayerTiming, PerLayer
+from cnnscope.benchmark.records import LayerTiming, PerLayer
 
 # Printed under every per-layer roofline table.
 ROOFLINE_BASIS = (
