@@ -188,8 +188,8 @@ def test_analysis_and_bench_do_not_resolve_build_or_trace():
 
 
 def test_the_orchestration_rule_sees_a_forbidden_import(tmp_path):
-    # The rule itself: a lazy import of the zoo inside a bench function is found.
-    source = tmp_path / "cnnscope" / "bench" / "fake.py"
+    # The rule itself: a lazy import of the zoo inside a benchmark function is found.
+    source = tmp_path / "cnnscope" / "benchmark" / "fake.py"
     source.parent.mkdir(parents=True)
     source.write_text("def f():\n    from cnnscope.zoo import list_models\n"
                       "    from cnnscope.trace.records import ModelReport\n")
