@@ -99,9 +99,10 @@ if [ "$DEVICE" = cuda ]; then
 fi
 step env 60 "$PY" -c "import json, torch; from cnnscope.benchmark.env import collect_env; \
 print(json.dumps(collect_env('$DEVICE'), indent=1))"
-# The tests marked cuda, without the slow ones (a cold inductor compile takes 60-90 s)
+# The tests marked cuda, one at a time (-p no:xdist: timings must not share the GPU),
+# without the slow ones (a cold inductor compile takes 60-90 s)
 # and without DDP (its launches come last: one NCCL hang must not eat the window).
-step cuda_tests 150 "$PY" -m pytest -q -m "cuda and not slow" "$TESTS" \
+step cuda_tests 150 "$PY" -m pytest -q -p no:xdist -m "cuda and not slow" "$TESTS" \
     --ignore=tests/bench/test_ddp_cuda.py -p no:cacheprovider
 # The issue's target: cnnscope's throughput >= timm's method, same settings and session.
 step bench_vs_timm 150 "$PY" benchmarks/bench_vs_timm.py --device "$DEVICE" --models "$MODELS" \
@@ -123,7 +124,7 @@ step per_layer 90 "$PY" -m cnnscope bench "$MODELS" --device "$DEVICE" --batch "
 step memory_check 90 "$PY" benchmarks/memory_check.py --device "$DEVICE" \
     --models "$MEMORY_MODELS" ${MEMORY_BATCH:+--batch "$MEMORY_BATCH"} -o "$DEST/memory_$DEVICE.md"
 # DDP last: on NCCL with the GPUs there are (one rank if that is all).
-step ddp_tests 90 "$PY" -m pytest -q -m "cuda and not slow" tests/bench/test_ddp_cuda.py -p no:cacheprovider
+step ddp_tests 90 "$PY" -m pytest -q -p no:xdist -m "cuda and not slow" tests/bench/test_ddp_cuda.py -p no:cacheprovider
 if [ "$DDP_RANKS" != 0 ]; then
     step ddp_bench 90 "$PY" -m cnnscope bench "$MODELS" --ddp "$DDP_RANKS" --device "$DEVICE" \
         --batch "$LAYER_BATCH" $TIMING --no-progress $BENCH_ARGS -o "$DEST/ddp_$DEVICE.json"

@@ -15,6 +15,15 @@
   the first. ``tests/analysis`` + ``tests/trace`` cost 85 CPU s with torch's default (2
   threads here) and 25 s with one, same tests, same results (``/usr/bin/time``, load ~3).
   Processes the tests start (CLI, DDP ranks) keep their own thread policy.
+- the default run is parallel: where pytest-xdist is installed and no ``-n`` is given,
+  ``-n auto --dist loadfile`` (pytest_cmdline_main below). ``auto`` is one worker per core
+  this process may use (``taskset`` and cgroup affinity count), at most 4, and none on one
+  core: there the tests run in this process, as without xdist, rather than paying a
+  worker's start-up and collection (~8 CPU s) for nothing. ``loadfile`` runs each test
+  file on one worker, in file order: its module-scoped fixtures (traces, locks) are paid
+  once, and a docs page's console blocks run in page order in their shared folder.
+  Not in pyproject's addopts: an environment without xdist (the extended one, a GPU
+  machine's) would then refuse every pytest command line.
 - ``zoo_report``: ``cnnscope.analyze`` memoised for the session, so each zoo model is
   traced once per run whatever the number of files that ask for it. Reports are frozen
   dataclasses: sharing one cannot leak a change from one test into another.
@@ -22,11 +31,55 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import textwrap
 from types import SimpleNamespace
 
 import pytest
+
+
+# Past 4 workers each new one mostly repeats start-up (import torch, collection: ~8 CPU s)
+# and the session's traces; the longest single tests bound the wall time anyway.
+MAX_AUTO_WORKERS = 4
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own, which turns "auto" into a count
+def pytest_cmdline_main(config):
+    option = config.option
+    if hasattr(config, "workerinput"):  # a worker: the controller has decided already
+        return
+    if config.pluginmanager.hasplugin("xdist") and getattr(option, "numprocesses", 0) is None:
+        option.numprocesses = "auto"
+        if option.dist == "no":
+            option.dist = "loadfile"
+
+
+# A worker imports readline (through pdb) before any test, and readline exports COLUMNS=80
+# and LINES=24 for its stdin pipe: tables in the worker would be cut at 80 columns where the
+# same test, run serially, gets the width of captured output (160). Each worker gets the
+# controller's values back (unset where it had none).
+TERMINAL_VARIABLES = ("COLUMNS", "LINES")
+
+
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: unknown where xdist is not installed
+def pytest_configure_node(node):
+    node.workerinput["terminal_env"] = {k: os.environ.get(k) for k in TERMINAL_VARIABLES}
+
+
+def pytest_configure(config):
+    for name, value in getattr(config, "workerinput", {}).get("terminal_env", {}).items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config):
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = min(cores or 1, MAX_AUTO_WORKERS)
+    return 0 if cores == 1 else cores
 
 
 def _invoke(*args, **kwargs):

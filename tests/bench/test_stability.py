@@ -101,7 +101,11 @@ def test_a_row_records_spread_and_verdict(monkeypatch):
 def test_adaptive_sampling_goes_on_while_the_spread_is_high(monkeypatch):
     spreads = iter([0.5, 0.4, 0.05])  # high, high, then under the limit
     monkeypatch.setattr(runner, "_spread", lambda timer, marks: next(spreads))
-    s = BenchSettings(min_time=0.01, min_samples=1, warmup=0, max_warmup=0, ceiling=False)
+    # A time budget far past the three checks: only the spreads may end the sampling. With
+    # the default (3 x min_time = 30 ms) a loaded machine (a parallel run beside other
+    # work) could end it at the budget before the third check, and the test failed.
+    s = BenchSettings(min_time=0.01, max_time=60, min_samples=1, warmup=0, max_warmup=0,
+                      ceiling=False)
     row = bench_row(tiny(), 1, "fp32", "infer", s)
     assert row.ok
     with pytest.raises(StopIteration):
