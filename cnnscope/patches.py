@@ -86,7 +86,7 @@ PATCHES: tuple[Patch, ...] = (
     Patch("gc-paused", "the cyclic garbage collector (`gc.disable`)", BUILD_OR_TRACE,
           "each collection rescans the tens of thousands of objects a build or trace makes "
           "(15% of a zoo trace); in a timed row it would land in one sample",
-          "`trace.meta.paused_gc`, `bench.runner.no_gc`"),
+          "`trace.meta.paused_gc`, `benchmark.runner.no_gc`"),
     Patch("stdout-to-stderr", "`sys.stdout`, file descriptor 1", USER_CODE,
           "what user code prints cannot get into stdout (`--format json` stays JSON)",
           "`usercode.stdout_to_stderr`"),
@@ -98,16 +98,19 @@ PATCHES: tuple[Patch, ...] = (
           "Agg", "`report.plot.file_matplotlib`"),
     Patch("cudnn-benchmark", "`torch.backends.cudnn.benchmark`", ROW,
           "`--cudnn-benchmark` (autotuned convolution algorithms) for the rows that ask",
-          "`bench.runner`"),
+          "`benchmark.runner`"),
     Patch("tf32", "`torch.backends.cuda.matmul` and `torch.backends.cudnn` TF32 flags "
           "(`fp32_precision` or `allow_tf32`)", ROW,
           "TF32 on for `tf32` rows and off for every other dtype, whatever was set before",
-          "`bench.precision.tf32_flags`"),
+          "`benchmark.precision.tf32_flags`"),
     Patch("torch-threads", "torch's intra-op threads (`torch.set_num_threads`)", ROW,
-          "`--threads`: the row is timed with the threads it names", "`bench.runner.torch_threads`"),
+          "`--threads`: the row is timed with the threads it names", "`benchmark.runner.torch_threads`"),
+    Patch("launcher-log", "file descriptor 2, pointed at the rank-log folder's `launcher.log`",
+          LAUNCH, "the launcher's warnings and what a rank writes before its own redirection "
+          "stay with the rank logs; cnnscope's one line follows after", "`benchmark.ddp.launch`"),
     Patch("launcher-signals", "the SIGINT, SIGTERM, SIGHUP and SIGQUIT handlers", LAUNCH,
           "torch's launcher installs its own and never removes them: the previous ones are "
-          "put back", "`bench.ddp`"),
+          "put back", "`benchmark.ddp`"),
     Patch("objects-aged", "the garbage collector's generations (`gc.freeze`, `gc.unfreeze`)",
           PROCESS, "objects made while the collector was paused move to the oldest generation: "
           "resuming it would otherwise scan them all at once (14 ms after ResNet-152's trace)",
@@ -121,9 +124,13 @@ PATCHES: tuple[Patch, ...] = (
           "them as not to compile; left alone when `torch._dynamo` is loaded",
           "`fill_dynamo_cache`, when `trace` is imported"),
     Patch("rank-threads", "torch's intra-op threads (`torch.set_num_threads`)", PROCESS,
-          "a CPU DDP rank uses its share of the cores", "`bench.ddp_rank`"),
+          "a CPU DDP rank uses its share of the cores", "`benchmark.ddp_rank`"),
     Patch("no-color", "the `NO_COLOR` environment variable", PROCESS,
           "`--no-color`: the console that renders tables reads it", "`cli.main`"),
+    Patch("stdout-devnull", "file descriptor 1, pointed at `/dev/null`", PROCESS,
+          "stdout's reader went away (`| head`) or a write failed: the flush at exit must "
+          "not fail again (nothing more can reach the reader anyway)",
+          "`cli.common.write_stdout`"),
     Patch("direct-exit", "the interpreter's teardown (`os._exit`)", PROCESS,
           "freeing every module after the output is written costs 0.4 s with torch loaded; "
           "atexit handlers run and streams are flushed first", "`exit_now`, from `cli.main.run`"),

@@ -10,6 +10,7 @@ import pkgutil
 import signal
 import socket
 import sys
+import tempfile
 import threading
 import urllib.request
 from pathlib import Path
@@ -177,6 +178,9 @@ def _targets(patch) -> dict:
 
 def _state(patch):
     if isinstance(patch, patches.Setting):
+        if patch.name == "launcher-log":  # its save() dups fd 2: compare where fd 2 points
+            found = os.fstat(2)
+            return found.st_dev, found.st_ino
         return patch.save()
     return patch.observe() if patch.observe is not None else None
 
@@ -189,7 +193,8 @@ def _same(before: dict) -> list[str]:
             and not (obj is not None and type(obj) is object)]
 
 
-_OTHER = {"cudnn-benchmark": True, "torch-threads": 1, "tf32": True}
+_OTHER = {"cudnn-benchmark": True, "torch-threads": 1, "tf32": True,
+          "launcher-log": os.path.join(tempfile.mkdtemp(prefix="cnnscope-test-"), "launcher.log")}
 
 
 @pytest.mark.parametrize("how", ["returns", "raises"])
@@ -208,6 +213,9 @@ def test_every_named_patch_holds_inside_and_restores_the_same_objects(name, how,
                 assert vars(owner).get(attr) is not obj, f"{name} did not replace {attr}"
             if name == "launcher-signals":  # it puts back what torch's launcher changes
                 signal.signal(signal.SIGTERM, lambda *a: None)
+            elif name == "launcher-log":  # fd 2 is the log file, made afresh each time
+                assert _state(patch) != state, "launcher-log left fd 2 where it was"
+                os.unlink(_OTHER[name])
             elif patch.__class__ is patches.ScopedPatch and patch.observe is not None:
                 assert _state(patch) != state, f"{name} changed nothing it observes"
             if how == "raises":
@@ -372,7 +380,7 @@ def test_the_sigint_handler_is_marked_and_put_back():
 # Calls that change torch, the standard library or the process (dotted, after imports are
 # resolved: ``from torch import nn`` makes ``nn.init`` ``torch.nn.init``).
 _CHANGING_CALLS = {
-    "os._exit", "os.putenv", "os.unsetenv", "os.environ.pop", "os.environ.update",
+    "os._exit", "os.dup2", "os.putenv", "os.unsetenv", "os.environ.pop", "os.environ.update",
     "os.environ.setdefault", "os.environ.clear", "os.environ.__setitem__",
     "signal.signal", "gc.disable", "gc.enable", "gc.freeze", "gc.unfreeze", "gc.set_threshold",
     "sys.setrecursionlimit", "sys.setswitchinterval", "torch.set_num_threads",

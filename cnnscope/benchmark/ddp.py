@@ -251,27 +251,31 @@ _LAUNCHER_SIGNALS = patches.scoped("launcher-signals", install=_save_handlers,
                                    remove=_put_back_handlers, observe=_save_handlers)
 
 
-@contextlib.contextmanager
-def _stderr_to(path: str):
-    """fd 2 into ``path`` while the launcher runs: its warning lines and what a rank
-    writes before its own redirection (a KeyboardInterrupt traceback while it starts)
-    stay in the rank-log folder; cnnscope's one line follows after."""
+def _saved_stderr() -> int:
     sys.stderr.flush()
-    saved = os.dup(2)
+    return os.dup(2)
+
+
+def _stderr_into(path: str) -> None:
+    # A log file that cannot be made (a planted name) leaves fd 2 where it was.
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     except OSError:
-        os.close(saved)
-        yield
         return
     os.dup2(fd, 2)
     os.close(fd)
-    try:
-        yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
+
+
+def _stderr_back(saved: int) -> None:
+    sys.stderr.flush()
+    os.dup2(saved, 2)
+    os.close(saved)
+
+
+# fd 2 into the launcher's log while it runs (``with _stderr_to(path):``): its warning
+# lines and what a rank writes before its own redirection (a KeyboardInterrupt traceback
+# while it starts) stay in the rank-log folder; cnnscope's one line follows after.
+_stderr_to = patches.setting("launcher-log", _saved_stderr, _stderr_into, _stderr_back)
 
 
 LOG_PREFIX = "cnnscope-ddp-"

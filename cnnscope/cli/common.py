@@ -11,6 +11,7 @@ from typing import Any, Iterator, Optional
 
 import typer
 
+import cnnscope.patches as patches
 from cnnscope.errors import CnnscopeError
 
 
@@ -209,6 +210,10 @@ def write_stdout(text: str) -> None:
 
 def _silence_stdout() -> None:
     """Point fd 1 at /dev/null: later flushes (at exit) succeed and print nothing."""
+    patches.for_process("stdout-devnull", _stdout_to_devnull)
+
+
+def _stdout_to_devnull() -> None:
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
