@@ -179,3 +179,51 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+# What a fresh interpreter imports, asked once: four files each started their own process
+# for this (an `import torch` and a start-up each, ~2-3 CPU s). The questions are asked in
+# one process in an order where each one's answer is still its own: a module, once
+# imported, stays in sys.modules, so a stray import by an earlier step can only make a
+# later "not imported" check fail, never pass. Hence "no torch" first, then one CLI
+# command's imports, then tracing's.
+IMPORT_CHECKS = r"""
+import json, sys
+
+def families():
+    return sorted(m for m in sys.modules
+                  if m.startswith('cnnscope.zoo.') and not m.startswith('cnnscope.zoo._'))
+
+seen = {}
+import cnnscope, cnnscope.cli.main
+seen['api_and_cli_import_torch'] = 'torch' in sys.modules
+import cnnscope.report.ddp_render, cnnscope.benchmark.comm_model, cnnscope.benchmark.records
+seen['ddp_renderers_and_records_import_torch'] = 'torch' in sys.modules
+sys.argv = ['cnnscope', 'params', 'resnet18', '--format', 'json', '-o', '/dev/null']
+try:
+    cnnscope.cli.main.app()
+except SystemExit:
+    pass
+heavy = ['pandas', 'fvcore', 'matplotlib', 'torch._dynamo', 'sympy']
+seen['params_heavy'] = sorted(x for x in heavy if x in sys.modules)
+seen['params_families'] = families()
+# Tracing: these models reach every op whose PyTorch meta kernel would import
+# torch._dynamo or sympy (see tests/trace/test_meta_fast_path.py).
+for n in ['lenet5', 'alexnet', 'highway', 'capsnet', 'hrnetv2_w18',
+          'residual_attention_56', 'unet']:
+    cnnscope.analyze(n)
+seen['tracing_dynamo_sympy'] = sorted(m for m in ('torch._dynamo', 'sympy') if m in sys.modules)
+print(json.dumps(seen))
+"""
+
+
+@pytest.fixture(scope="session")
+def import_checks():
+    """What one fresh interpreter imported at each step of IMPORT_CHECKS, by the step's key."""
+    import json
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", IMPORT_CHECKS], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])

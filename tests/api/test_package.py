@@ -1,15 +1,11 @@
 """The top-level API: lazy names; ``cnnscope.bench`` a plain function beside the timing package."""
 
-import subprocess
-import sys
-
 import cnnscope
 
 
-def test_import_cnnscope_does_not_import_torch():
-    code = "import sys, cnnscope, cnnscope.cli.main; print('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+def test_import_cnnscope_does_not_import_torch(import_checks):
+    # "import sys, cnnscope, cnnscope.cli.main" in a fresh interpreter (tests/conftest.py)
+    assert import_checks["api_and_cli_import_torch"] is False
 
 
 def test_api_names():

@@ -39,21 +39,10 @@ def test_python_m_cnnscope_uses_the_same_entry_point():
     assert done.returncode == 0 and done.stdout.startswith("cnnscope ")
 
 
-def test_params_imports_only_what_it_needs():
+def test_params_imports_only_what_it_needs(import_checks):
     # Start-up is most of `cnnscope params`' time: a stray import (pandas 0.3 s,
     # torch._dynamo 2.5 s, sympy 0.5 s, every zoo family file) would show up here first.
-    code = (
-        "import sys\n"
-        "sys.argv = ['cnnscope', 'params', 'resnet18', '--format', 'json', '-o', '/dev/null']\n"
-        "import cnnscope.cli.main as m\n"
-        "try:\n    m.app()\nexcept SystemExit:\n    pass\n"
-        "heavy = ['pandas', 'fvcore', 'matplotlib', 'torch._dynamo', 'sympy']\n"
-        "print(sorted(x for x in heavy if x in sys.modules))\n"
-        "print(sorted(x for x in sys.modules if x.startswith('cnnscope.zoo.')"
-        " and not x.startswith('cnnscope.zoo._')))\n"
-    )
-    done = _run(code)
-    assert done.returncode == 0, done.stderr
-    heavy, families = done.stdout.strip().splitlines()[-2:]
-    assert heavy == "[]"
-    assert families == "['cnnscope.zoo.resnet']"
+    # `cnnscope params resnet18 --format json -o /dev/null` through cnnscope.cli.main.app()
+    # in a fresh interpreter (tests/conftest.py).
+    assert import_checks["params_heavy"] == []
+    assert import_checks["params_families"] == ["cnnscope.zoo.resnet"]

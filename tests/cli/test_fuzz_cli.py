@@ -62,7 +62,9 @@ def assert_well_behaved(argv, code, out, err, fmt):
         assert out == "" or code == 1, (argv, out)
 
 
-@settings(max_examples=120, deadline=None, derandomize=True,
+# 60 examples each (120 before: 9 CPU s for the file, half of it in examples): derandomized,
+# so every run tries the same inputs; the properties are unchanged.
+@settings(max_examples=60, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow])
 @given(command=st.sampled_from(COMMANDS), model=name, options=st.lists(option, max_size=3))
 def test_random_commands_are_well_behaved(command, model, options):
@@ -95,7 +97,7 @@ def lenet5_lock(tmp_path_factory):
     return json.loads(path.read_text())
 
 
-@settings(max_examples=120, deadline=None, derandomize=True,
+@settings(max_examples=60, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(mutations=st.lists(st.tuples(st.sampled_from(LOCK_FIELDS + ["@top", "@models"]), json_value),
                           min_size=1, max_size=3),

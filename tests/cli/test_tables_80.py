@@ -26,14 +26,53 @@ class _Terminal(io.StringIO):
         return True
 
 
+# One run per command line, width and kind of output, shared by the tests that read it:
+# the output is a function of those alone (the environment is set the same way each
+# time), and `cnnscope zoo` alone costs ~1.2 s a run.
+_RUNS: dict = {}
+
+
 def _run(monkeypatch, argv, *, terminal=True, columns=80):
-    monkeypatch.setenv("COLUMNS", str(columns))
-    monkeypatch.delenv("NO_COLOR", raising=False)
-    monkeypatch.setenv("TERM", "dumb")  # no colours: the text alone
-    out, err = (_Terminal() if terminal else io.StringIO()), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in argv])
-    return code, out.getvalue(), err.getvalue()
+    key = (tuple(str(a) for a in argv), terminal, columns)
+    if key not in _RUNS:
+        monkeypatch.setenv("COLUMNS", str(columns))
+        monkeypatch.delenv("NO_COLOR", raising=False)
+        monkeypatch.setenv("TERM", "dumb")  # no colours: the text alone
+        out, err = (_Terminal() if terminal else io.StringIO()), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main([str(a) for a in argv])
+        _RUNS[key] = code, out.getvalue(), err.getvalue()
+    return _RUNS[key]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def computed_once():
+    """The API results the commands render, computed once for this file: the subject here
+    is how a result is laid out, and `cnnscope zoo` analyses every zoo model (~2.5 s) for
+    each of its five layouts, `memory resnet18` plans a training step for each of three,
+    `params --counter fvcore` runs fvcore on real tensors for each of four.
+    The results are frozen dataclasses; the CLI still calls through ``cnnscope.api``."""
+    import cnnscope.api as api
+
+    memo: dict = {}
+
+    def once(function):
+        def call(*args, **kwargs):
+            key = (function.__name__, args, tuple(sorted(kwargs.items())))
+            try:
+                hash(key)
+            except TypeError:
+                return function(*args, **kwargs)
+            if key not in memo:
+                memo[key] = function(*args, **kwargs)
+            return memo[key]
+
+        return call
+
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("zoo_table", "plan_memory", "fvcore_check"):
+            mp.setattr(api, name, once(getattr(api, name)))
+        yield
 
 
 def _table_lines(text: str) -> list[str]:
