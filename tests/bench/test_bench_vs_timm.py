@@ -45,7 +45,10 @@ def test_script_writes_the_side_by_side_table(tmp_path, capsys):
 PLUMBING = {"DEVICE": "cpu", "MODELS": "lenet5", "BATCHES": "1", "BATCH": "2", "LAYER_BATCH": "2",
             "TIMM_ITERS": "2", "DTYPES": "bf16", "MODES": "train", "TESTS": "tests/bench/test_runner_cuda.py",
             "MEMORY_MODELS": "lenet5", "MEMORY_BATCH": "2", "TIMING": "--iters 2 --warmup 1",
-            "BENCH_ARGS": "--no-ceiling --max-warmup 1", "TIMM_ARGS": "--num-warm-iter 1 --max-warmup 1"}
+            "BENCH_ARGS": "--no-ceiling --max-warmup 1 --threads 1",
+            "TIMM_ARGS": "--num-warm-iter 1 --max-warmup 1",
+            # one torch thread: a second OpenMP worker mostly spins on a busy 2-core machine
+            "OMP_NUM_THREADS": "1"}
 
 
 # The plumbing run starts ~9 Python processes (preflight, env, two pytest runs, the timm
@@ -172,7 +175,7 @@ def warm_python(folder: Path):
     """The path of a $PYTHON that runs each command in a fork of one warm interpreter."""
     sock = folder / "warm.sock"
     server = subprocess.Popen([sys.executable, "-c", WARM_SERVER, str(sock)], cwd=SCRIPT.parents[1],
-                              env={**os.environ, "PYTHONPATH": str(SCRIPT.parents[1])},
+                              env={**os.environ, **PLUMBING, "PYTHONPATH": str(SCRIPT.parents[1])},
                               stdout=subprocess.PIPE, text=True, start_new_session=True)
     try:
         assert server.stdout.readline().strip() == "ready"
