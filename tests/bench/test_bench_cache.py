@@ -200,7 +200,7 @@ FIELDS = st.fixed_dictionaries({}, optional={
     k: JSON | st.just(v) for k, v in good_entry().items()})
 
 
-@settings(max_examples=150, deadline=None,
+@settings(max_examples=50, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(entry=FIELDS | JSON)
 def test_random_cache_contents_never_give_an_impossible_ceiling(entry):

@@ -35,6 +35,29 @@ def cnnscope(*args, tmp_path, extra_env=None, launcher=("-m", "cnnscope")):
     return done, marker
 
 
+def cnnscope_here(run, *args, tmp_path, monkeypatch):
+    """Run cnnscope in this process (the ``run`` fixture): the launcher, the agent and the
+    checks run here, the ranks are real processes as ever; this saves the CLI process's
+    own start-up (``import torch`` and more, ~2.5 CPU s a launch). Returns (result, marker).
+    The tests that need the CLI as a process of its own (a signal, torchrun, the entry
+    point's ``__main__`` guard under spawn) use ``cnnscope`` above."""
+    from multiprocessing import resource_tracker
+
+    # multiprocessing's resource tracker is this process's helper, started by its first
+    # spawn with the environment of the moment, and lives as long as this process: started
+    # before the marker is set, it does not carry it.
+    resource_tracker.ensure_running()
+    marker = uuid.uuid4().hex
+    monkeypatch.setenv("CNNSCOPE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("CNNSCOPE_TEST_MARKER", marker)  # inherited by the spawned ranks
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))  # the failed launch's rank logs
+    for key in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "LOCAL_RANK"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.chdir(tmp_path)
+    return run(*args), marker
+
+
 def survivors(marker: str, grace_s: float = 10.0) -> list[str]:
     """Command lines of processes whose environment carries ``marker`` and that are still
     alive ``grace_s`` after the command returned (helpers such as multiprocessing's
@@ -63,11 +86,12 @@ def lenet5_trainable_params() -> int:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-def test_ddp_two_gloo_ranks_report_measurement_and_prediction(tmp_path):
+def test_ddp_two_gloo_ranks_report_measurement_and_prediction(run, tmp_path, monkeypatch):
     out = tmp_path / "ddp.json"
-    done, marker = cnnscope("bench", "lenet5", "--ddp", "2", "--batch", "2", "--bucket-mb", "0.1",
-                            "--format", "json", "-o", str(out), *FAST, tmp_path=tmp_path)
-    assert done.returncode == 0, done.stderr
+    done, marker = cnnscope_here(run, "bench", "lenet5", "--ddp", "2", "--batch", "2", "--bucket-mb",
+                                 "0.1", "--format", "json", "-o", str(out), *FAST,
+                                 tmp_path=tmp_path, monkeypatch=monkeypatch)
+    assert done.exit_code == 0, done.stderr
     assert survivors(marker) == []
     data = json.loads(out.read_text())
     assert data["env"]["ddp"] == {"world_size": 2, "backend": "gloo", "bucket_cap_mb": 0.1,
@@ -111,7 +135,8 @@ def test_ddp_two_gloo_ranks_report_measurement_and_prediction(tmp_path):
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 @pytest.mark.parametrize("how", ["exit", "raise"])
-def test_a_rank_that_dies_stops_every_rank_with_one_line(one_line_error, tmp_path, how):
+def test_a_rank_that_dies_stops_every_rank_with_one_line(run, one_line_error, tmp_path, monkeypatch,
+                                                         how):
     crash = "os._exit(7)" if how == "exit" else 'raise RuntimeError("rank one broke")'
     (tmp_path / "crashy.py").write_text(textwrap.dedent(f"""
         import os
@@ -123,8 +148,9 @@ def test_a_rank_that_dies_stops_every_rank_with_one_line(one_line_error, tmp_pat
             return nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 2))
     """))
     out = tmp_path / "never.json"
-    done, marker = cnnscope("bench", "crashy.py:build", "--input", "3x8x8", "--ddp", "2",
-                            "--format", "json", "-o", str(out), *FAST, tmp_path=tmp_path)
+    done, marker = cnnscope_here(run, "bench", "crashy.py:build", "--input", "3x8x8", "--ddp", "2",
+                                 "--format", "json", "-o", str(out), *FAST,
+                                 tmp_path=tmp_path, monkeypatch=monkeypatch)
     line = one_line_error(done, 1)
     if how == "exit":
         assert "error: rank 1 exited with code 7" in line
@@ -169,10 +195,11 @@ def test_bad_distributed_options_fail_before_any_process_starts(run, tmp_path, m
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-def test_shard_spreads_rows_over_ranks_and_merges_them_in_plan_order(tmp_path):
-    done, marker = cnnscope("bench", "lenet5", "--ddp", "2", "--shard", "--batch", "1,2,3",
-                            "--format", "json", *FAST, tmp_path=tmp_path)
-    assert done.returncode == 0, done.stderr
+def test_shard_spreads_rows_over_ranks_and_merges_them_in_plan_order(run, tmp_path, monkeypatch):
+    done, marker = cnnscope_here(run, "bench", "lenet5", "--ddp", "2", "--shard", "--batch",
+                                 "1,2,3", "--format", "json", *FAST,
+                                 tmp_path=tmp_path, monkeypatch=monkeypatch)
+    assert done.exit_code == 0, done.stderr
     assert survivors(marker) == []
     data = json.loads(done.stdout)
     assert [(r["batch"], r["mode"], r["status"]) for r in data["rows"]] == [
@@ -203,7 +230,8 @@ def test_under_torchrun_the_job_is_joined_and_rank0_writes_the_report(tmp_path):
 
 
 def test_all_runs_every_registered_model(run, tmp_path, monkeypatch):
-    """--all takes the zoo's list (cut to two small models here to stay fast)."""
+    """--all takes the zoo's list (cut to two small models here to stay fast; one thread:
+    bench's default of one per core mostly spins on a busy 2-core machine)."""
     import cnnscope.zoo
 
     monkeypatch.setenv("CNNSCOPE_CACHE_DIR", str(tmp_path / "cache"))
@@ -211,15 +239,15 @@ def test_all_runs_every_registered_model(run, tmp_path, monkeypatch):
 
     def two_models(*args, **kwargs):
         calls.append(args)
-        return ["lenet5", "alexnet"]
+        return ["lenet5", "nin"]
 
     monkeypatch.setattr(cnnscope.zoo, "list_models", two_models)
     result = run("bench", "--all", "--iters", "1", "--warmup", "0",
                  "--max-warmup", "0", "--no-ceiling", "--no-progress",
-                 "--device", "cpu", "--format", "json")
+                 "--device", "cpu", "--format", "json", "--threads", "1")
     assert result.exit_code == 0, result.output
     assert calls == [()]  # the whole zoo: no pattern
-    assert [r["model"] for r in json.loads(result.stdout)["rows"]] == ["lenet5", "alexnet"]
+    assert [r["model"] for r in json.loads(result.stdout)["rows"]] == ["lenet5", "nin"]
 
 
 @pytest.mark.slow  # waits out a timeout by design (~25 s on 2 CPUs)

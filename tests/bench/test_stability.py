@@ -19,6 +19,9 @@ from cnnscope.models import ModelSource
 
 FAST = ["--device", "cpu", "--iters", "2", "--warmup", "1", "--max-warmup", "1", "--no-ceiling",
         "--no-progress"]
+# For the runs whose thread count is not what they test: bench's default is one thread per
+# usable core, and on a busy 2-core machine the second OpenMP worker mostly spins.
+ONE_THREAD = ["--threads", "1"]
 
 # /proc/stat as the kernel writes it (proc(5)): user nice system idle iowait irq softirq steal
 PROC_STAT = """cpu  1000 0 500 8000 0 0 0 100 0 0
@@ -178,7 +181,7 @@ def test_strict_passes_a_clean_run(run, monkeypatch):
     calm = Interference(other_cpu=0.0, steal=0.0, load_average=0.1, cores=2)
     monkeypatch.setattr(runner.Watch, "stop", lambda self: calm)
     monkeypatch.setattr(runner, "causes", lambda spread, seen: ())
-    res = run("bench", "lenet5", "--strict", *FAST)
+    res = run("bench", "lenet5", "--strict", *FAST, *ONE_THREAD)
     assert res.exit_code == 0, res.output
     assert "! unstable" not in res.stdout
 
@@ -189,7 +192,7 @@ def test_csv_carries_the_stability_columns(run, monkeypatch):
 
     busy = Interference(other_cpu=0.8, steal=0.3, load_average=4.2, cores=2)
     monkeypatch.setattr(runner.Watch, "stop", lambda self: busy)
-    res = run("bench", "lenet5", "--format", "csv", *FAST)
+    res = run("bench", "lenet5", "--format", "csv", *FAST, *ONE_THREAD)
     assert res.exit_code == 0, res.output
     row = next(csv.DictReader(io.StringIO(res.stdout)))
     assert row["stable"] == "False" and float(row["spread"]) >= 0
@@ -338,7 +341,7 @@ def test_cli_json_file_is_written_as_rows_finish(run, monkeypatch, tmp_path):
         return real(*a, **k)
 
     monkeypatch.setattr(runner, "bench_row", spy)
-    res = run("bench", "lenet5", "--batch", "1,2,3", "-o", str(out), *FAST)
+    res = run("bench", "lenet5", "--batch", "1,2,3", "-o", str(out), *FAST, *ONE_THREAD)
     assert res.exit_code == 0, res.output
     assert sizes == [1, 2]  # before rows 2 and 3, the file held the rows already done
     assert len(json.loads(out.read_text())["rows"]) == 3
@@ -446,11 +449,12 @@ def test_a_special_output_file_is_written_once_not_per_row(run, monkeypatch, tmp
     writes = []
     real = bench_cli.write_result
     monkeypatch.setattr(bench_cli, "write_result", lambda *a, **k: (writes.append(a[2]), real(*a, **k)))
-    res = run("bench", "lenet5", "--batch", "1,2", "--format", "json", "-o", "/dev/null", *FAST)
+    res = run("bench", "lenet5", "--batch", "1,2", "--format", "json", "-o", "/dev/null", *FAST,
+              *ONE_THREAD)
     assert res.exit_code == 0, res.output
     assert writes == ["/dev/null"]
     writes.clear()
     out = tmp_path / "rows.json"
-    res = run("bench", "lenet5", "--batch", "1,2", "-o", str(out), *FAST)
+    res = run("bench", "lenet5", "--batch", "1,2", "-o", str(out), *FAST, *ONE_THREAD)
     assert res.exit_code == 0, res.output
     assert writes == [str(out)] * 3  # after each of the 2 rows, then the final result
