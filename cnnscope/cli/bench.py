@@ -252,7 +252,8 @@ def _partial_writer(format, output, **options):
         pass
     except OSError:
         return None  # the final write reports the problem
-    return lambda partial: write_result(partial, format, output, **options)
+    # Quiet: "wrote FILE" is said once, by the final write.
+    return lambda partial: write_result(partial, format, output, quiet=True, **options)
 
 
 class _Progress:

@@ -169,13 +169,15 @@ def parse_sizes(texts: Optional[list[str]]):
     return parse_input_sizes(texts)
 
 
-def emit(text: str, output: Optional[str]) -> None:
-    """Write ``text`` to the file ``output`` (see ``cnnscope.fileio``), or to stdout."""
+def emit(text: str, output: Optional[str], *, quiet: bool = False) -> None:
+    """Write ``text`` to the file ``output`` (see ``cnnscope.fileio``), or to stdout.
+    ``quiet``: no "wrote FILE" line (a partial write that a final one will follow)."""
     if output:
         from cnnscope.fileio import write_text_atomic
 
         write_text_atomic(output, text)
-        typer.echo(f"wrote {output}", err=True)
+        if not quiet:
+            typer.echo(f"wrote {output}", err=True)
     else:
         write_stdout(text)
 
@@ -298,7 +300,8 @@ def flush_console(con, output: Optional[str]) -> None:
 
 
 def write_result(result: Any, format: Optional[OutputFormat], output: Optional[str], *,
-                 wide: bool = False, explain: bool = False, **options: Any) -> None:
+                 wide: bool = False, explain: bool = False, quiet: bool = False,
+                 **options: Any) -> None:
     """Write one result in the chosen format: every command's last step.
 
     The result becomes a ``Document`` (``cnnscope.report.render``; ``options`` are its
@@ -315,4 +318,4 @@ def write_result(result: Any, format: Optional[OutputFormat], output: Optional[s
         render.render_table(doc, con, wide=wide, explain=explain)
         flush_console(con, output)
         return
-    emit(render.render_text(doc, format.value), output)
+    emit(render.render_text(doc, format.value), output, quiet=quiet)

@@ -51,6 +51,8 @@ def test_table_markdown_csv_and_output_file(run, tmp_path):
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
     assert [r["batch"] for r in rows] == ["1", "2"] and all(r["status"] == "ok" for r in rows)
     assert float(rows[0]["median_ms"]) > 0
+    # The file is rewritten after each row (a crash keeps what finished), but said once.
+    assert res.stderr.count(f"wrote {out}") == 1, res.stderr
 
 
 def test_per_layer_table_and_csv(run):
