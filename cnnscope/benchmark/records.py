@@ -26,8 +26,23 @@ FLOP_BASIS = (
 )
 
 
+class _MeasuredRoof:
+    """The JSON round trip of a roof measurement (``MatmulCeiling``, ``CopyBandwidth``).
+    Their stability fields are written out in each: a dataclass base holding them would
+    put them first in the JSON."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Any:
+        own = _own_fields(cls, data)
+        own["causes"] = tuple(data.get("causes") or ())
+        return cls(**own)
+
+
 @dataclass(frozen=True)
-class MatmulCeiling:
+class MatmulCeiling(_MeasuredRoof):
     """The best dense matmul rate measured on a device in one dtype."""
 
     device_name: str
@@ -47,18 +62,9 @@ class MatmulCeiling:
     causes: tuple[str, ...] = ()
     threads: int | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "MatmulCeiling":
-        own = _own_fields(cls, data)
-        own["causes"] = tuple(data.get("causes") or ())
-        return cls(**own)
-
 
 @dataclass(frozen=True)
-class CopyBandwidth:
+class CopyBandwidth(_MeasuredRoof):
     """The best copy rate measured on a device: the memory roof of the roofline."""
 
     device_name: str
@@ -76,15 +82,6 @@ class CopyBandwidth:
     other_cpu: float | None = None
     causes: tuple[str, ...] = ()
     threads: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "CopyBandwidth":
-        own = _own_fields(cls, data)
-        own["causes"] = tuple(data.get("causes") or ())
-        return cls(**own)
 
 
 @dataclass(frozen=True)
