@@ -7,6 +7,8 @@ import sys
 
 import torch
 
+from cnnscope.trace.sizes import proc_bytes
+
 
 class PeakMemory:
     """Peak memory over a stretch of a run.
@@ -40,13 +42,9 @@ class PeakMemory:
         if self.device.type == "cuda":
             return int(torch.cuda.max_memory_allocated(self.device))
         if self.kind == "process peak RSS (timed iterations)":
-            try:
-                with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
-                    for line in fh:
-                        if line.startswith("VmHWM:"):
-                            return int(line.split()[1]) * 1024
-            except (OSError, ValueError, IndexError):
-                pass
+            peak = proc_bytes("/proc/self/status", "VmHWM")
+            if peak is not None:
+                return peak
         try:
             import resource
 

@@ -138,16 +138,25 @@ def available_bytes(device) -> int | None:
     return None
 
 
-def cpu_available_bytes() -> int | None:
-    """Bytes this machine can allocate without swapping: MemAvailable (Linux), else the
-    free physical pages; None when neither can be read."""
+def proc_bytes(path: str, key: str) -> int | None:
+    """A ``KEY:  N kB`` line of a Linux /proc file (``/proc/meminfo``, ``/proc/self/status``)
+    in bytes; None where the file or the line is missing or unreadable."""
     try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
+        with open(path, encoding="ascii", errors="replace") as fh:
             for line in fh:
-                if line.startswith("MemAvailable:"):
+                if line.startswith(key + ":"):
                     return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
+    return None
+
+
+def cpu_available_bytes() -> int | None:
+    """Bytes this machine can allocate without swapping: MemAvailable (Linux), else the
+    free physical pages; None when neither can be read."""
+    available = proc_bytes("/proc/meminfo", "MemAvailable")
+    if available is not None:
+        return available
     try:
         import os
 
