@@ -24,6 +24,10 @@
   once, and a docs page's console blocks run in page order in their shared folder.
   Not in pyproject's addopts: an environment without xdist (the extended one, a GPU
   machine's) would then refuse every pytest command line.
+- ``warm_python``: a stand-in for ``sys.executable`` whose commands are forks of one
+  interpreter that imported torch once (``tests/warm.py``): real processes (signals,
+  file descriptors, rlimits, exit codes) without ~1.5 CPU s of start-up each. Tests of
+  the start-up itself keep ``sys.executable``.
 - ``zoo_report``: ``cnnscope.analyze`` memoised for the session, so each zoo model is
   traced once per run whatever the number of files that ask for it. Reports are frozen
   dataclasses: sharing one cannot leak a change from one test into another.
@@ -138,6 +142,18 @@ def write_file(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def warm_python():
+    """The path of an interpreter that runs each command in a fork of one warm process
+    (``tests/warm.py``): a real process, without ``import torch`` at its start. Use it in
+    place of ``sys.executable`` where the command, not the interpreter's start-up, is
+    under test. Started on first use, once per worker."""
+    from tests.warm import warm_python as start
+
+    with start() as warm:
+        yield warm.executable
 
 
 _REPORTS: dict = {}
