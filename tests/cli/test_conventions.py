@@ -3,7 +3,6 @@ examples in every command's help, no colour codes where none belong, one-model c
 
 import json
 import os
-import sys
 
 import pytest
 
@@ -79,14 +78,14 @@ def test_compare_with_one_model_is_one_line(capsys):
                            "cnnscope params resnet18)")
 
 
-def _tty_output(args, env):
+def _tty_output(python, args, env):
     """Run the CLI on a pseudo-terminal and return what it printed."""
     import pty
 
     pid, fd = pty.fork()
     if pid == 0:  # child: the CLI with the pty as its terminal
         os.environ.update(env)
-        os.execv(sys.executable, [sys.executable, "-m", "cnnscope", *args])
+        os.execv(python, [python, "-m", "cnnscope", *args])
     chunks = []
     while True:
         try:
@@ -103,12 +102,12 @@ def _tty_output(args, env):
 ESC = "\x1b["
 
 
-def test_a_terminal_gets_colour_and_no_color_or_a_pipe_gets_none():
-    coloured = _tty_output(["params", "lenet5"], {"COLUMNS": "120", "TERM": "xterm-256color"})
+def test_a_terminal_gets_colour_and_no_color_or_a_pipe_gets_none(warm_python):
+    coloured = _tty_output(warm_python, ["params", "lenet5"], {"COLUMNS": "120", "TERM": "xterm-256color"})
     assert ESC in coloured
     for env, args in (({"NO_COLOR": "1"}, ["params", "lenet5"]),
                       ({}, ["--no-color", "params", "lenet5"])):
-        plain = _tty_output(args, {"COLUMNS": "120", "TERM": "xterm-256color", **env})
+        plain = _tty_output(warm_python, args, {"COLUMNS": "120", "TERM": "xterm-256color", **env})
         assert ESC not in plain and "c1" in plain
 
 

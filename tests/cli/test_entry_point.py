@@ -3,12 +3,20 @@
 import subprocess
 import sys
 
-
-def _run(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+import pytest
 
 
-def test_output_exit_code_and_atexit_handlers_survive_the_direct_exit(tmp_path):
+@pytest.fixture
+def run_code(warm_python):
+    """``python -c CODE`` in a real process (a fork of the warm interpreter: what is under
+    test is how ``run()`` ends the process, not the interpreter's start-up)."""
+    def call(code: str) -> subprocess.CompletedProcess:
+        return subprocess.run([warm_python, "-c", code], capture_output=True, text=True)
+
+    return call
+
+
+def test_output_exit_code_and_atexit_handlers_survive_the_direct_exit(tmp_path, run_code):
     out = tmp_path / "lenet5.csv"
     code = (
         "import atexit, sys\n"
@@ -18,7 +26,7 @@ def test_output_exit_code_and_atexit_handlers_survive_the_direct_exit(tmp_path):
         "from cnnscope.cli.main import run\n"
         "run()\n"
     )
-    done = _run(code)
+    done = run_code(code)
     assert done.returncode == 0
     assert done.stdout == "buffered line"
     assert "atexit ran" in done.stderr
@@ -26,8 +34,8 @@ def test_output_exit_code_and_atexit_handlers_survive_the_direct_exit(tmp_path):
     assert lines[0].startswith("name,type,kind") and len(lines) > 10
 
 
-def test_user_errors_keep_their_exit_code_and_message():
-    done = _run("import sys; sys.argv = ['cnnscope', 'params', 'resnet5']\n"
+def test_user_errors_keep_their_exit_code_and_message(run_code):
+    done = run_code("import sys; sys.argv = ['cnnscope', 'params', 'resnet5']\n"
                 "from cnnscope.cli.main import run; run()")
     assert done.returncode == 2
     assert "unknown model 'resnet5'" in done.stderr and "Traceback" not in done.stderr

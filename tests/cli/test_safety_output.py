@@ -1,7 +1,9 @@
 """Output never damages what it writes to: -o onto special files, folders and failing
 writes, stdout closed, full or gone. Each case ran into a real defect before (see the
-safety page of the docs, docs/safety.md); the subprocess cases run the installed entry point as a
-user's shell would."""
+safety page of the docs, docs/safety.md); the subprocess cases run `python -m cnnscope` as a
+user's shell would, each in a real process of its own: a fork of the warm interpreter
+(``warm_python``, tests/warm.py), or a fresh one where the case changes the interpreter's
+start-up (its encoding, its locale)."""
 
 import json
 import os
@@ -15,12 +17,18 @@ import pytest
 
 from cnnscope.cli.main import main
 
-CLI = [sys.executable, "-m", "cnnscope"]
+@pytest.fixture
+def cli_command(warm_python) -> list[str]:
+    return [warm_python, "-m", "cnnscope"]
 
 
-def cli(*args, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=120,
-                          **kwargs)
+@pytest.fixture
+def cli(cli_command):
+    def call(*args, **kwargs) -> subprocess.CompletedProcess:
+        return subprocess.run([*cli_command, *map(str, args)], capture_output=True, text=True,
+                              timeout=120, **kwargs)
+
+    return call
 
 
 def leftovers(folder) -> list[str]:
@@ -68,13 +76,13 @@ def test_a_fifo_is_written_through_to_its_reader(tmp_path):
     assert got["data"].decode().startswith("name,type,kind")
 
 
-def test_a_link_to_proc_self_fd_1_appends_to_stdout_and_stays_a_link(tmp_path):
+def test_a_link_to_proc_self_fd_1_appends_to_stdout_and_stays_a_link(tmp_path, cli_command):
     link = tmp_path / "out"
     os.symlink("/proc/self/fd/1", link)
     log = tmp_path / "log.txt"
     log.write_text("earlier lines\n")
     with open(log, "a") as out:  # the shell's `>> log.txt`
-        done = subprocess.run([*CLI, "params", "lenet5", "-f", "csv", "-o", str(link)],
+        done = subprocess.run([*cli_command, "params", "lenet5", "-f", "csv", "-o", str(link)],
                               stdout=out, stderr=subprocess.PIPE, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert os.path.islink(link) and os.readlink(link) == "/proc/self/fd/1"
@@ -115,7 +123,7 @@ def _limit_file_size():
     resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024))
 
 
-def test_a_file_size_limit_keeps_the_old_file_and_leaves_no_temporary(one_line_error, tmp_path):
+def test_a_file_size_limit_keeps_the_old_file_and_leaves_no_temporary(one_line_error, tmp_path, cli):
     old = tmp_path / "r18.csv"
     old.write_text("previous report\n")
     os.chmod(old, 0o640)
@@ -178,23 +186,27 @@ def test_a_name_of_255_characters_works_and_one_too_long_is_one_line(one_line_er
 # ---------------------------------------------------------------------- stdout
 
 
-def _shell(command: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "CNNSCOPE": " ".join(CLI)})
+@pytest.fixture
+def shell(cli_command):
+    def call(command: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["bash", "-c", command], capture_output=True, text=True,
+                              timeout=120, env={**os.environ, "CNNSCOPE": " ".join(cli_command)})
+
+    return call
 
 
-def test_closed_stdout_is_one_line(one_line_error):
-    done = _shell('$CNNSCOPE params lenet5 >&-')
+def test_closed_stdout_is_one_line(one_line_error, shell):
+    done = shell('$CNNSCOPE params lenet5 >&-')
     assert "standard output is closed" in one_line_error(done)
 
 
-def test_full_stdout_is_one_line(one_line_error):
-    done = _shell('$CNNSCOPE params lenet5 -f json > /dev/full')
+def test_full_stdout_is_one_line(one_line_error, shell):
+    done = shell('$CNNSCOPE params lenet5 -f json > /dev/full')
     assert "no space left on device" in one_line_error(done)
 
 
-def test_a_reader_that_goes_away_ends_quietly_with_the_commands_own_code(tmp_path):
-    done = _shell('$CNNSCOPE params resnet18 | head -1 >/dev/null; echo "${PIPESTATUS[0]}"')
+def test_a_reader_that_goes_away_ends_quietly_with_the_commands_own_code(tmp_path, shell):
+    done = shell('$CNNSCOPE params resnet18 | head -1 >/dev/null; echo "${PIPESTATUS[0]}"')
     assert done.stdout.strip() == "0" and done.stderr == ""
     # The gate's verdict survives a closed pipe: drift is still exit 1.
     lock = tmp_path / "l.json"
@@ -202,14 +214,16 @@ def test_a_reader_that_goes_away_ends_quietly_with_the_commands_own_code(tmp_pat
     data = json.loads(lock.read_text())
     data["models"][0]["params"] += 1
     lock.write_text(json.dumps(data))
-    done = _shell(f'$CNNSCOPE check {lock} | head -1 >/dev/null; echo "${{PIPESTATUS[0]}}"')
+    done = shell(f'$CNNSCOPE check {lock} | head -1 >/dev/null; echo "${{PIPESTATUS[0]}}"')
     assert done.stdout.strip() == "1" and done.stderr == ""
 
 
 @pytest.mark.parametrize("env", [{"PYTHONIOENCODING": "ascii"}, {"LC_ALL": "C", "LANG": "C"}])
 def test_tables_fall_back_to_ascii_where_the_terminal_cannot_show_boxes(env):
-    done = subprocess.run([*CLI, "params", "lenet5"], capture_output=True, timeout=120,
-                          env={**os.environ, **env})
+    # a fresh interpreter: the encoding and locale are chosen at start-up (warm_python would
+    # hand these variables to the real interpreter itself)
+    done = subprocess.run([sys.executable, "-m", "cnnscope", "params", "lenet5"],
+                          capture_output=True, timeout=120, env={**os.environ, **env})
     assert done.returncode == 0, done.stderr
     text = done.stdout.decode("ascii")  # fails on any byte that is not ASCII
     assert "conv1" in text.lower() or "c1" in text.lower()

@@ -3,7 +3,6 @@ cnnscope chooses for files whatever MPLBACKEND says."""
 
 import os
 import subprocess
-import sys
 
 import pytest
 
@@ -53,11 +52,12 @@ def test_two_files_are_both_written(run, tmp_path):
     assert (tmp_path / "m.json").read_text().startswith("{")
 
 
-def test_an_unknown_mplbackend_does_not_stop_a_plot(tmp_path):
-    """matplotlib raises ValueError at import for a backend it does not know: a fresh
-    interpreter, since the variable is read once per process."""
+def test_an_unknown_mplbackend_does_not_stop_a_plot(tmp_path, warm_python):
+    """matplotlib raises ValueError at import for a backend it does not know: a process
+    of its own, since the variable is read once per process (the warm interpreter has
+    not imported matplotlib: its fork does, with this environment)."""
     env = {**os.environ, "MPLBACKEND": "nosuchbackend", "COLUMNS": "80"}
-    done = subprocess.run([sys.executable, "-m", "cnnscope", "memory", "lenet5", "--plot",
+    done = subprocess.run([warm_python, "-m", "cnnscope", "memory", "lenet5", "--plot",
                            str(tmp_path / "m.png")], capture_output=True, text=True, env=env,
                           cwd=tmp_path, timeout=300)
     assert done.returncode == 0, done.stderr

@@ -5,7 +5,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import textwrap
 import time
 
@@ -73,12 +72,17 @@ def net(tmp_path):
     return path
 
 
-def cli(*args, **kwargs):
-    return subprocess.run([sys.executable, "-m", "cnnscope", *map(str, args)],
-                          capture_output=True, text=True, timeout=120, **kwargs)
+@pytest.fixture
+def cli(warm_python):
+    """``python -m cnnscope ...`` in a real process (a fork of the warm interpreter)."""
+    def call(*args, **kwargs):
+        return subprocess.run([warm_python, "-m", "cnnscope", *map(str, args)],
+                              capture_output=True, text=True, timeout=120, **kwargs)
+
+    return call
 
 
-def test_prints_from_the_factory_and_forward_go_to_stderr_and_json_stays_valid(net):
+def test_prints_from_the_factory_and_forward_go_to_stderr_and_json_stays_valid(net, cli):
     done = cli("params", f"{net}:talk", "--format", "json")
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)  # nothing else in stdout
@@ -112,7 +116,7 @@ def test_user_code_cannot_end_the_process_with_a_code_of_its_choice(net, factory
     assert lines[0].startswith("cnnscope: error: " + said.format(net=net))
 
 
-def test_user_code_cannot_end_a_real_process_with_exit_zero(net):
+def test_user_code_cannot_end_a_real_process_with_exit_zero(net, cli):
     done = cli("params", f"{net}:exit_in_forward", "-f", "json")
     assert done.returncode == 2, done.stderr
     assert done.stdout == ""
@@ -134,9 +138,9 @@ def test_a_lock_whose_model_exits_zero_fails_the_gate(net, tmp_path, factory, ca
     assert "fails now" in capsys.readouterr().out
 
 
-def test_a_real_ctrl_c_is_still_exit_130(net, tmp_path):
+def test_a_real_ctrl_c_is_still_exit_130(net, tmp_path, warm_python):
     started = tmp_path / "started"
-    proc = subprocess.Popen([sys.executable, "-m", "cnnscope", "params", f"{net}:slow",
+    proc = subprocess.Popen([warm_python, "-m", "cnnscope", "params", f"{net}:slow",
                              "--device", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env={**os.environ, "FORWARD_STARTED": str(started)})
     try:
