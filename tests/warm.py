@@ -16,10 +16,11 @@ instead (``os.execv``), so a test cannot pass through the warm path that would f
 through the real one:
 
 - an interpreter option other than ``-u`` and ``-B`` (``-I``, ``-X ...``, ``-W ...``);
-- a start-up variable that differs from the warm interpreter's own (``PYTHON*`` except
-  ``PYTHONPATH``, which is applied; ``LANG``, ``LC_*``; the thread-pool variables torch
+- a start-up variable that differs from the warm interpreter's own (``PYTHON...`` except
+  ``PYTHONPATH``, which is applied, and a plain ``PYTHON``, which scripts use for a path; ``LANG``, ``LC_*``; the thread-pool variables torch
   and OpenMP read at import: ``OMP_*``, ``MKL_*``, ``KMP_*``, ``OPENBLAS_*``; ``TORCH_*``,
-  ``PYTORCH_*``, ``CUDA_*``, ``LD_*``).
+  ``PYTORCH_*``, ``CUDA_*``, ``LD_*``, and oneDNN's ``ONEDNN_*``/``DNNL_*``, read once
+  per process).
 
 Tests whose subject is the start-up itself (what ``import cnnscope`` imports, the
 ``cnnscope`` console script, ``python -m cnnscope``'s entry point) keep
@@ -46,15 +47,19 @@ from pathlib import Path
 FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH",
              "SIGALRM", "SIGCONT")
 STARTUP_PREFIXES = ("PYTHON", "LC_", "OMP_", "MKL_", "KMP_", "OPENBLAS_", "TORCH_", "PYTORCH_",
-                    "CUDA_", "LD_")
+                    "CUDA_", "LD_", "ONEDNN_", "DNNL_")
 STARTUP_NAMES = ("LANG", "LANGUAGE")
 APPLIED = ("PYTHONPATH",)  # differs freely: the command's sys.path is rebuilt from it
+# Set to "1" in a command's environment, its sys.executable (and multiprocessing's spawn
+# executable) is the stand-in: the Python processes it starts (DDP ranks, torchrun's
+# workers) are warm forks too. Off by default: a command sees the real interpreter's path.
+FOR_CHILDREN = "WARM_PYTHON_FOR_CHILDREN"
 
 
 def startup_environment(env) -> dict[str, str]:
     """The variables a fresh interpreter (and ``import torch``) reads before any command."""
     return {k: v for k, v in env.items() if k not in APPLIED
-            and (k in STARTUP_NAMES or k.startswith(STARTUP_PREFIXES))}
+            and (k in STARTUP_NAMES or k.startswith(STARTUP_PREFIXES) and k not in STARTUP_PREFIXES)}
 
 
 SERVER = r'''
@@ -70,7 +75,6 @@ own_path = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
 BASE_PATH = [p for p in sys.path[1:] if p not in own_path]  # without -c's '' entry
 STREAMS = {name: (getattr(sys, name).encoding, getattr(sys, name).errors)
            for name in ("stdin", "stdout", "stderr")}
-KEEP = []  # the warm interpreter's own stream objects: never collected, so never closed
 
 
 class Stop(Exception):
@@ -144,6 +148,10 @@ def run_command(request):
     os.environ.clear()
     os.environ.update(request["env"])
     tempfile.tempdir = None  # computed again from this command's TMPDIR
+    if os.environ.get(FOR_CHILDREN) == "1":  # the command's own Python children are warm too
+        import multiprocessing.spawn
+        sys.executable = request["client"]
+        multiprocessing.spawn.set_executable(request["client"])
     for sig in SIGNALS:
         signal.signal(sig, signal.SIG_IGN if sig in request["ignored"] else
                       signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL)
@@ -157,7 +165,6 @@ def run_command(request):
     unbuffered = "-u" in flags or bool(os.environ.get("PYTHONUNBUFFERED"))
     if "-B" in flags:
         sys.dont_write_bytecode = True
-    KEEP.extend((sys.stdin, sys.stdout, sys.stderr))
     sys.stdin = sys.__stdin__ = stream(0, "stdin", unbuffered)
     sys.stdout = sys.__stdout__ = stream(1, "stdout", unbuffered)
     sys.stderr = sys.__stderr__ = stream(2, "stderr", unbuffered)
@@ -199,23 +206,25 @@ def run_command(request):
     except BaseException:
         uncaught()
         status = 1
-    # what a normal exit does: wait for non-daemon threads, run atexit, flush
-    threading._shutdown()
-    atexit._run_exitfuncs()
-    for out in (sys.stdout, sys.stderr):
-        try:
+    if interrupted:  # after the exit's own steps, an uncaught KeyboardInterrupt kills by SIGINT
+        threading._shutdown()
+        atexit._run_exitfuncs()
+        for out in (sys.stdout, sys.stderr):
             if out is not None:
                 out.flush()
-        except Exception:  # noqa: BLE001 - as CPython: exit status 120
-            status = 120
-    if interrupted:  # an uncaught KeyboardInterrupt ends the process by SIGINT
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGINT)
-    os._exit(status & 0xFF)
+    # The interpreter's own exit from here (this is the server's top level): non-daemon
+    # threads joined, atexit run, streams flushed (status 120 if that fails), modules and
+    # their objects torn down, as at the end of a fresh process. A DDP rank that skipped
+    # the teardown would end sooner than a real one and change which rank its launcher
+    # sees fail first.
+    raise SystemExit(status)
 
 
 def supervise(conn):
-    """Start the command, pass it the client's signals, report how it ended."""
+    """Start the command, pass it the client's signals, report how it ended. Returns the
+    request in the command's process only (the supervisor ends here)."""
     _, received, _, _ = socket.recv_fds(conn, 1, 256)
     size = struct.unpack("!I", receive(conn, 4))[0]
     request = json.loads(receive(conn, size))
@@ -223,10 +232,12 @@ def supervise(conn):
     if worker == 0:
         try:
             conn.close()
+            for own in (sys.stdin, sys.stdout, sys.stderr):  # the server's: closed now, so
+                own.close()  # their collection at exit cannot close the command's 0, 1, 2
             place_descriptors(received, request["fds"])
-            run_command(request)
-        finally:
+        except BaseException:
             os._exit(70)
+        return request
     for fd in received:
         os.close(fd)
     done = os.pidfd_open(worker)
@@ -263,6 +274,7 @@ def reap(options):
         pass
 
 
+command = None
 try:
     while True:
         reap(os.WNOHANG)
@@ -271,13 +283,17 @@ try:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             listener.close()
             try:
-                supervise(conn)
-            finally:
+                command = supervise(conn)  # returns in the command's process only
+            except BaseException:
                 os._exit(70)
+            break
         conn.close()
 except Stop:
     pass
-reap(0)
+if command is None:
+    reap(0)
+else:
+    run_command(command)  # ends the process as the command ends
 '''
 
 CLIENT = r'''
@@ -300,12 +316,13 @@ if not argv or not (argv[0] in ("-c", "-m") and len(argv) > 1 or argv[0] == "-"
                     or not argv[0].startswith("-")):
     real()
 startup = {{k: v for k, v in os.environ.items() if k not in APPLIED
-           and (k in STARTUP_NAMES or k.startswith(STARTUP_PREFIXES))}}
+           and (k in STARTUP_NAMES or k.startswith(STARTUP_PREFIXES) and k not in STARTUP_PREFIXES)}}
 if startup != STARTUP:
     real()
 
 signals = [getattr(signal, name) for name in FORWARDED]
 request = {{"argv": argv, "flags": flags, "cwd": os.getcwd(), "env": dict(os.environ),
+           "client": os.path.abspath(sys.argv[0]),
            "ignored": [s for s in signals if signal.getsignal(s) == signal.SIG_IGN],
            "blocked": sorted(signal.pthread_sigmask(signal.SIG_BLOCK, [])),
            "umask": os.umask(0o22), "cpus": sorted(os.sched_getaffinity(0)),
@@ -349,7 +366,7 @@ class WarmPython:
         env = dict(os.environ if env is None else env)
         self.folder = Path(folder)
         sock = self.folder / "warm.sock"  # a socket path has at most 107 bytes: keep it short
-        code = f"FORWARDED = {FORWARDED!r}\n" + SERVER
+        code = f"FORWARDED, FOR_CHILDREN = {FORWARDED!r}, {FOR_CHILDREN!r}\n" + SERVER
         self.server = subprocess.Popen([sys.executable, "-c", code, str(sock)], env=env,
                                        cwd=self.folder, stdin=subprocess.DEVNULL,
                                        stdout=subprocess.PIPE, text=True,

@@ -1,12 +1,9 @@
 """benchmarks/bench_vs_timm.py runs (on the CPU, a tiny model, a few steps)."""
 
-import contextlib
 import importlib.util
 import os
-import signal
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -53,144 +50,15 @@ PLUMBING = {"DEVICE": "cpu", "MODELS": "lenet5", "BATCHES": "1", "BATCH": "2", "
 
 # The plumbing run starts ~9 Python processes (preflight, env, two pytest runs, the timm
 # comparison, two bench runs, the Markdown rendering, memory_check), each paying its own
-# `import torch` (~2 CPU s each; the test cost ~30 CPU s). WARM_SERVER imports torch once
-# and forks a child per command: the script and its shell plumbing (timeouts, tee, logs,
-# exit codes) run for real, each step's command in a process of its own with the step's
-# argv, cwd, environment and stdin/stdout/stderr (passed over a Unix socket), its exit
-# code returned.
-# The slow DDP test below keeps a plain interpreter for every step.
-WARM_SERVER = r'''
-import atexit, io, json, os, runpy, signal, socket, sys, traceback
-import torch  # noqa: F401 - the point: imported once, before the forks
+# `import torch` (~2 CPU s each; the test cost ~30 CPU s). Its $PYTHON is the stand-in of a
+# warm interpreter (tests/warm.py) started with the plumbing's environment: the script and
+# its shell plumbing (timeouts, tee, logs, exit codes) run for real, each step's command
+# in a process of its own with the step's argv, cwd, environment and standard streams,
+# its exit code returned. The slow DDP test below keeps a plain interpreter for every step.
+def warm_plumbing():
+    from tests.warm import warm_python
 
-listener = socket.socket(socket.AF_UNIX)
-listener.bind(sys.argv[1])
-listener.listen(8)
-listener.settimeout(0.2)
-stopping = []
-signal.signal(signal.SIGTERM, lambda *a: stopping.append(True))
-base_path = sys.path[1:]  # without -c's '' entry
-print("ready", flush=True)
-
-
-def serve(conn):
-    _, fds, _, _ = socket.recv_fds(conn, 1, 3)
-    request = json.loads(conn.makefile("rb").readline())
-    for fd, target in zip(fds, (0, 1, 2)):
-        os.dup2(fd, target)
-        os.close(fd)
-    os.chdir(request["cwd"])
-    os.environ.clear()
-    os.environ.update(request["env"])
-    sys.stdin = sys.__stdin__ = io.TextIOWrapper(io.FileIO(0, "r", closefd=False))
-    sys.stdout = sys.__stdout__ = io.TextIOWrapper(io.FileIO(1, "w", closefd=False),
-                                                   write_through=True)  # PYTHONUNBUFFERED
-    sys.stderr = sys.__stderr__ = io.TextIOWrapper(io.FileIO(2, "w", closefd=False),
-                                                   write_through=True)
-    extra = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    argv = request["argv"]
-    head = os.getcwd() if argv[0] == "-m" else "" if argv[0] in ("-c", "-") else \
-        os.path.dirname(os.path.abspath(argv[0]))
-    sys.path[:] = [head] + extra + [p for p in base_path if p not in extra]
-    try:
-        if argv[0] == "-m":
-            sys.argv = ["-m", *argv[2:]]
-            runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
-        elif argv[0] in ("-c", "-"):
-            code = argv[1] if argv[0] == "-c" else sys.stdin.read()
-            sys.argv = [argv[0], *argv[2 if argv[0] == "-c" else 1:]]
-            exec(compile(code, "<string>" if argv[0] == "-c" else "<stdin>", "exec"),
-                 {"__name__": "__main__"})
-        else:
-            sys.argv = argv
-            runpy.run_path(argv[0], run_name="__main__")
-        status = 0
-    except SystemExit as stop:
-        status = stop.code if isinstance(stop.code, int) else 0 if stop.code is None else 1
-        if not isinstance(stop.code, (int, type(None))):
-            print(stop.code, file=sys.stderr)
-    except BaseException:
-        traceback.print_exc()
-        status = 1
-    atexit._run_exitfuncs()  # as at a normal exit (cnnscope's CLI ends with os._exit)
-    for stream in (sys.stdout, sys.stderr):
-        stream.flush()
-    os._exit(status)
-
-
-def reap(options):
-    """Wait for finished children: their CPU time then counts as this process's children's
-    (as a real interpreter's would for the test's parent), and no zombie is left."""
-    try:
-        while os.waitpid(-1, options)[0]:
-            pass
-    except ChildProcessError:
-        pass
-
-
-while not stopping:  # until SIGTERM
-    reap(os.WNOHANG)
-    try:
-        conn, _ = listener.accept()
-    except (TimeoutError, InterruptedError):
-        continue
-    conn.settimeout(None)
-    if os.fork() == 0:  # a supervisor, which waits for the command and reports its status
-        listener.close()
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        worker = os.fork()
-        if worker == 0:
-            serve(conn)
-        status = os.waitstatus_to_exitcode(os.waitpid(worker, 0)[1])
-        conn.sendall(str(status if status >= 0 else 128 - status).encode())
-        os._exit(0)
-    conn.close()
-reap(0)
-'''
-
-# What the script calls as $PYTHON: hands its argv, cwd, environment and standard streams
-# to the warm server, and exits with the command's status; any other form of the command
-# line runs the real interpreter.
-WARM_CLIENT = r'''
-import json, os, socket, sys
-
-argv = sys.argv[1:]
-if not argv or not (argv[0] in ("-c", "-m") and len(argv) > 1 or argv[0] == "-"
-                    or not argv[0].startswith("-")):
-    os.execv({real!r}, [{real!r}, *argv])
-conn = socket.socket(socket.AF_UNIX)
-conn.connect({sock!r})
-socket.send_fds(conn, [b"x"], [0, 1, 2])
-request = {{"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ)}}
-conn.sendall(json.dumps(request).encode() + b"\n")
-status = b""
-while chunk := conn.recv(16):
-    status += chunk
-sys.exit(int(status) if status else 1)
-'''
-
-
-@contextlib.contextmanager
-def warm_python(folder: Path):
-    """The path of a $PYTHON that runs each command in a fork of one warm interpreter."""
-    sock = folder / "warm.sock"
-    server = subprocess.Popen([sys.executable, "-c", WARM_SERVER, str(sock)], cwd=SCRIPT.parents[1],
-                              env={**os.environ, **PLUMBING, "PYTHONPATH": str(SCRIPT.parents[1])},
-                              stdout=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        assert server.stdout.readline().strip() == "ready"
-        client = folder / "warm-python"
-        client.write_text(f"#!{sys.executable} -SI\n" + WARM_CLIENT.format(real=sys.executable,
-                                                                         sock=str(sock)))
-        client.chmod(0o755)
-        yield str(client)
-    finally:
-        server.terminate()  # it waits for its children, then ends
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:  # a command left running: end it all
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+    return warm_python(env={**os.environ, **PLUMBING, "PYTHONPATH": str(SCRIPT.parents[1])})
 
 
 def run_gpu_session(tmp_path, python=sys.executable, **extra):
@@ -210,9 +78,8 @@ def test_gpu_session_script_runs_every_step_on_the_cpu(tmp_path):
     """benchmarks/gpu_session.sh, the one command for a GPU session, checked for its
     plumbing in the default run (DEVICE=cpu, a tiny model, two iterations per row): every
     step runs and leaves its figures in the one folder. DDP: the slow test below."""
-    # a socket's path has at most 107 bytes: a short folder of its own, not tmp_path
-    with tempfile.TemporaryDirectory(prefix="warm") as short, warm_python(Path(short)) as python:
-        done = run_gpu_session(tmp_path, python=python, DDP_RANKS="0")
+    with warm_plumbing() as warm:
+        done = run_gpu_session(tmp_path, python=warm.executable, DDP_RANKS="0")
     for name in ("preflight.log", "env.log", "cuda_tests.log", "bench_vs_timm.md",
                  "bench_cuda.json", "bench_cuda.md", "per_layer_cuda.json", "memory_cpu.md",
                  "ddp_tests.log"):

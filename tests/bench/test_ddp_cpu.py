@@ -3,6 +3,12 @@
 Each launch runs as a subprocess with a timeout (no test can hang) and its ranks are
 found afterwards by a marker in their environment (none may survive). The NCCL path
 cannot run here (no GPU); see tests/bench/test_ddp_cuda.py.
+
+The ranks are real processes started the way the launcher starts them (multiprocessing's
+spawn, torchrun's subprocesses), with the warm interpreter's stand-in as their Python
+(``warm_python``, tests/warm.py): each is a fork that skips ``import torch`` (~1.5 CPU s a
+rank). A rank's stand-in carries the marker and lives exactly as long as its rank, so
+``survivors`` still sees a rank that outlives the launch.
 """
 
 import json
@@ -22,23 +28,28 @@ FAST = ["--device", "cpu", "--iters", "3", "--warmup", "1", "--max-warmup", "1",
 LAUNCH_TIMEOUT_S = 240  # generous for 2 shared cores; a healthy launch takes ~6 s
 
 
-def cnnscope(*args, tmp_path, extra_env=None, launcher=("-m", "cnnscope")):
-    """Run cnnscope in a fresh process; returns (CompletedProcess, marker)."""
+def cnnscope(python, *args, tmp_path, extra_env=None, launcher=("-m", "cnnscope")):
+    """Run cnnscope in a process of its own, its ranks with the same ``python``; returns
+    (CompletedProcess, marker)."""
+    from tests.warm import FOR_CHILDREN
+
     marker = uuid.uuid4().hex
     env = dict(os.environ, CNNSCOPE_CACHE_DIR=str(tmp_path / "cache"), CNNSCOPE_TEST_MARKER=marker,
-               TMPDIR=str(tmp_path))  # rank logs of a failed launch stay in the test's folder
+               TMPDIR=str(tmp_path),  # rank logs of a failed launch stay in the test's folder
+               **{FOR_CHILDREN: "1"})
     for key in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "LOCAL_RANK"):
         env.pop(key, None)
     env.update(extra_env or {})
-    done = subprocess.run([sys.executable, *launcher, *args], capture_output=True, text=True,
+    done = subprocess.run([python, *launcher, *args], capture_output=True, text=True,
                           timeout=LAUNCH_TIMEOUT_S, env=env, cwd=tmp_path)
     return done, marker
 
 
-def cnnscope_here(run, *args, tmp_path, monkeypatch):
+def cnnscope_here(run, *args, python, tmp_path, monkeypatch):
     """Run cnnscope in this process (the ``run`` fixture): the launcher, the agent and the
-    checks run here, the ranks are real processes as ever; this saves the CLI process's
-    own start-up (``import torch`` and more, ~2.5 CPU s a launch). Returns (result, marker).
+    checks run here, the ranks are real processes as ever, started with ``python``; this
+    saves the CLI process's own start-up (``import torch`` and more, ~2.5 CPU s a launch).
+    Returns (result, marker).
     The tests that need the CLI as a process of its own (a signal, torchrun, the entry
     point's ``__main__`` guard under spawn) use ``cnnscope`` above."""
     from multiprocessing import resource_tracker
@@ -48,6 +59,10 @@ def cnnscope_here(run, *args, tmp_path, monkeypatch):
     # before the marker is set, it does not carry it.
     resource_tracker.ensure_running()
     marker = uuid.uuid4().hex
+    import multiprocessing.spawn
+
+    # the ranks' Python (set_executable's own form; monkeypatch puts the old one back)
+    monkeypatch.setattr(multiprocessing.spawn, "_python_exe", os.fsencode(python))
     monkeypatch.setenv("CNNSCOPE_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("CNNSCOPE_TEST_MARKER", marker)  # inherited by the spawned ranks
     monkeypatch.setenv("TMPDIR", str(tmp_path))
@@ -86,11 +101,11 @@ def lenet5_trainable_params() -> int:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-def test_ddp_two_gloo_ranks_report_measurement_and_prediction(run, tmp_path, monkeypatch):
+def test_ddp_two_gloo_ranks_report_measurement_and_prediction(run, tmp_path, monkeypatch, warm_python):
     out = tmp_path / "ddp.json"
     done, marker = cnnscope_here(run, "bench", "lenet5", "--ddp", "2", "--batch", "2", "--bucket-mb",
                                  "0.1", "--format", "json", "-o", str(out), *FAST,
-                                 tmp_path=tmp_path, monkeypatch=monkeypatch)
+                                 python=warm_python, tmp_path=tmp_path, monkeypatch=monkeypatch)
     assert done.exit_code == 0, done.stderr
     assert survivors(marker) == []
     data = json.loads(out.read_text())
@@ -136,7 +151,7 @@ def test_ddp_two_gloo_ranks_report_measurement_and_prediction(run, tmp_path, mon
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 @pytest.mark.parametrize("how", ["exit", "raise"])
 def test_a_rank_that_dies_stops_every_rank_with_one_line(run, one_line_error, tmp_path, monkeypatch,
-                                                         how):
+                                                         warm_python, how):
     crash = "os._exit(7)" if how == "exit" else 'raise RuntimeError("rank one broke")'
     (tmp_path / "crashy.py").write_text(textwrap.dedent(f"""
         import os
@@ -150,7 +165,7 @@ def test_a_rank_that_dies_stops_every_rank_with_one_line(run, one_line_error, tm
     out = tmp_path / "never.json"
     done, marker = cnnscope_here(run, "bench", "crashy.py:build", "--input", "3x8x8", "--ddp", "2",
                                  "--format", "json", "-o", str(out), *FAST,
-                                 tmp_path=tmp_path, monkeypatch=monkeypatch)
+                                 python=warm_python, tmp_path=tmp_path, monkeypatch=monkeypatch)
     line = one_line_error(done, 1)
     if how == "exit":
         assert "error: rank 1 exited with code 7" in line
@@ -195,10 +210,11 @@ def test_bad_distributed_options_fail_before_any_process_starts(run, tmp_path, m
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-def test_shard_spreads_rows_over_ranks_and_merges_them_in_plan_order(run, tmp_path, monkeypatch):
+def test_shard_spreads_rows_over_ranks_and_merges_them_in_plan_order(run, tmp_path, monkeypatch,
+                                                                     warm_python):
     done, marker = cnnscope_here(run, "bench", "lenet5", "--ddp", "2", "--shard", "--batch",
                                  "1,2,3", "--format", "json", *FAST,
-                                 tmp_path=tmp_path, monkeypatch=monkeypatch)
+                                 python=warm_python, tmp_path=tmp_path, monkeypatch=monkeypatch)
     assert done.exit_code == 0, done.stderr
     assert survivors(marker) == []
     data = json.loads(done.stdout)
@@ -212,9 +228,10 @@ def test_shard_spreads_rows_over_ranks_and_merges_them_in_plan_order(run, tmp_pa
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-def test_under_torchrun_the_job_is_joined_and_rank0_writes_the_report(tmp_path):
+def test_under_torchrun_the_job_is_joined_and_rank0_writes_the_report(tmp_path, warm_python):
     out = tmp_path / "joined.json"
     done, marker = cnnscope(
+        warm_python,
         "--standalone", "--nproc-per-node", "2", "-m", "cnnscope",
         "bench", "lenet5", "--batch", "2", "--format", "json", "-o", str(out), *FAST,
         tmp_path=tmp_path, launcher=("-m", "torch.distributed.run"))
@@ -310,7 +327,7 @@ def test_the_rank_that_failed_is_named_even_when_the_launcher_saw_only_its_peer(
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-def test_a_rank_that_exits_0_early_is_named_and_its_logs_kept(one_line_error, tmp_path):
+def test_a_rank_that_exits_0_early_is_named_and_its_logs_kept(one_line_error, tmp_path, warm_python):
     """Issue 21: rank 1 called os._exit(0) and rank 0's "Read error" was blamed."""
     (tmp_path / "quitter.py").write_text(textwrap.dedent("""
         import os
@@ -331,7 +348,7 @@ def test_a_rank_that_exits_0_early_is_named_and_its_logs_kept(one_line_error, tm
 
         build.input_size = (4,)
     """))
-    done, marker = cnnscope("bench", "quitter.py:build", "--ddp", "2", *FAST, tmp_path=tmp_path)
+    done, marker = cnnscope(warm_python, "bench", "quitter.py:build", "--ddp", "2", *FAST, tmp_path=tmp_path)
     line = one_line_error(done, 1)
     assert "error: rank 1 left first: its process exited with code 0 before its work" in line
     logs = [p for p in tmp_path.iterdir() if p.name.startswith("cnnscope-ddp-")]
@@ -340,16 +357,18 @@ def test_a_rank_that_exits_0_early_is_named_and_its_logs_kept(one_line_error, tm
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-def test_sigint_during_ddp_is_130_interrupted_with_no_rank_left(tmp_path):
+def test_sigint_during_ddp_is_130_interrupted_with_no_rank_left(tmp_path, warm_python):
     """Issue 21: it read "model code raised KeyboardInterrupt", exit 2. SIGTERM and SIGHUP
     take the same path (128 + their number; tests/bench/test_launcher_env.py)."""
     import signal
 
+    from tests.warm import FOR_CHILDREN
+
     marker = uuid.uuid4().hex
     env = dict(os.environ, CNNSCOPE_CACHE_DIR=str(tmp_path / "cache"), CNNSCOPE_TEST_MARKER=marker,
-               TMPDIR=str(tmp_path))
+               TMPDIR=str(tmp_path), **{FOR_CHILDREN: "1"})
     args = [a for a in FAST if a not in ("--iters", "3")]
-    proc = subprocess.Popen([sys.executable, "-m", "cnnscope", "bench", "lenet5", "--ddp", "2",
+    proc = subprocess.Popen([warm_python, "-m", "cnnscope", "bench", "lenet5", "--ddp", "2",
                              *args, "--min-time", "600"], env=env, cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + LAUNCH_TIMEOUT_S

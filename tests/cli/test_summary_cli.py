@@ -70,11 +70,10 @@ def test_markdown_format(run):
     assert "| **total** |" in res.stdout and "60,840" in res.stdout
 
 
-def test_python_m_entry_point():
+def test_python_m_entry_point(warm_python):
     import subprocess
-    import sys
 
-    res = subprocess.run([sys.executable, "-m", "cnnscope", "params", "lenet5", "--format", "json"],
+    res = subprocess.run([warm_python, "-m", "cnnscope", "params", "lenet5", "--format", "json"],
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["totals"]["trainable_params"] == 60_000

@@ -10,7 +10,6 @@ import csv
 import io
 import json
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,12 +54,12 @@ def test_every_result_type_has_its_renderers_listed_for_lazy_loading():
     assert unlisted == []
 
 
-def test_a_command_loads_only_its_own_renderer():
+def test_a_command_loads_only_its_own_renderer(warm_python):
     # Every renderer together costs about 90 ms of CPU at each start: a ModelReport's
     # CSV imports the layer table's renderer, not the receptive field's or bench's.
     code = ("import sys, cnnscope; text = cnnscope.analyze('lenet5').to_csv(); "
             "print(sorted(m for m in sys.modules if m.startswith('cnnscope.report.')))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    done = subprocess.run([warm_python, "-c", code], capture_output=True, text=True,
                           timeout=300, check=True)
     assert done.stdout.strip() == str(["cnnscope.report.document", "cnnscope.report.layers",
                                        "cnnscope.report.render"])

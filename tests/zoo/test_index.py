@@ -1,7 +1,6 @@
 """The name -> family-file index that lets one model import one file."""
 
 import subprocess
-import sys
 
 import pytest
 
@@ -25,19 +24,21 @@ _FAMILIES = ("sorted(m for m in sys.modules if m.startswith('cnnscope.zoo.') "
              "and not m.startswith('cnnscope.zoo._'))")
 
 
-def _fresh_process(code: str) -> list:
-    """Run ``code`` in a fresh interpreter (the import state is the subject); it prints one
+def _fresh_process(python: str, code: str) -> list:
+    """Run ``code`` in a process of its own (the import state is the subject; the warm
+    interpreter, tests/warm.py, has imported torch and nothing of cnnscope); it prints one
     Python literal per line."""
-    out = subprocess.run([sys.executable, "-c", "import sys\n" + code], capture_output=True,
+    out = subprocess.run([python, "-c", "import sys\n" + code], capture_output=True,
                          text=True, check=True)
     return [eval(line) for line in out.stdout.strip().splitlines()]
 
 
 @pytest.fixture(scope="module")
-def one_model_then_an_unknown_name():
+def one_model_then_an_unknown_name(warm_python):
     # One process for two questions, in this order: what building one model imports,
     # then whether an unknown name still sees every model for its suggestion.
     return _fresh_process(
+        warm_python,
         "from cnnscope.errors import UnknownModelError\n"
         "from cnnscope.zoo import model_info\n"
         "model_info('densenet121')\n"
@@ -50,9 +51,10 @@ def test_building_one_model_imports_only_its_family_file(one_model_then_an_unkno
     assert one_model_then_an_unknown_name[0] == ["cnnscope.zoo.densenet"]
 
 
-def test_listing_and_unknown_names_still_see_every_model(one_model_then_an_unknown_name):
+def test_listing_and_unknown_names_still_see_every_model(one_model_then_an_unknown_name,
+                                                        warm_python):
     every_family = len({m for m in MODULE_OF.values()})
-    (listed,) = _fresh_process(f"from cnnscope.zoo import list_models; list_models()\nprint({_FAMILIES})")
+    (listed,) = _fresh_process(warm_python, f"from cnnscope.zoo import list_models; list_models()\nprint({_FAMILIES})")
     assert len(listed) == every_family
     _, hint, after_unknown = one_model_then_an_unknown_name
     assert "resnet50" in hint
