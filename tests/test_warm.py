@@ -19,6 +19,12 @@ import uuid
 
 import pytest
 
+from tests.warm import QUICK_EXIT
+
+# Probes of what a process sees and does before it ends skip the teardown at exit (~0.45
+# CPU s a command with torch imported); the exit probes do not.
+QUICK = {**os.environ, QUICK_EXIT: "1"}
+
 PROBE = textwrap.dedent("""
     import os, resource, signal, sys
     print(sys.argv, sys.path[0] == os.getcwd() if sys.argv[0] != '-c' else sys.path[0])
@@ -59,6 +65,17 @@ def test_exit_status_and_output_are_the_real_interpreters(warm_python, code):
     same(*both(warm_python, ["-c", code]))
 
 
+@pytest.mark.parametrize("code", [
+    "import atexit, sys, threading, time\n"
+    "atexit.register(print, 'at exit')\n"
+    "threading.Thread(target=lambda: (time.sleep(0.2), print('late'))).start()\n"
+    "print('buffered', end=''); sys.exit(6)",
+    "raise KeyboardInterrupt",
+])
+def test_a_quick_exit_still_joins_threads_runs_atexit_and_flushes(warm_python, code):
+    same(*both(warm_python, ["-c", code], env=QUICK))
+
+
 def test_argv_path_folder_environment_streams_limits_and_signals_are_passed(warm_python, tmp_path):
     def limited():
         resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))
@@ -67,14 +84,14 @@ def test_argv_path_folder_environment_streams_limits_and_signals_are_passed(warm
 
     script = tmp_path / "probe.py"
     script.write_text(PROBE)
-    env = {**os.environ, "PROBE_VALUE": uuid.uuid4().hex}
+    env = {**QUICK, "PROBE_VALUE": uuid.uuid4().hex}
     for args in (["-c", PROBE, "a", "b"], [str(script), "x"], ["-u", "-B", "-c", PROBE]):
         real, warm = both(warm_python, args, input="from stdin\n", cwd=tmp_path, env=env,
                           preexec_fn=limited)
         same(real, warm)
         assert real.returncode == 0, real.stderr
     cpus = sorted(os.sched_getaffinity(0))[:1]
-    real, warm = both(warm_python, ["-c", PROBE], input="", cwd=tmp_path,
+    real, warm = both(warm_python, ["-c", PROBE], input="", cwd=tmp_path, env=QUICK,
                       preexec_fn=lambda: os.sched_setaffinity(0, cpus))
     same(real, warm)
 
@@ -82,7 +99,7 @@ def test_argv_path_folder_environment_streams_limits_and_signals_are_passed(warm
 def test_a_module_run_with_m_and_pythonpath(warm_python, tmp_path):
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "probe.py").write_text(PROBE)
-    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    env = {**QUICK, "PYTHONPATH": str(tmp_path)}
     real, warm = both(warm_python, ["-m", "pkg.probe", "--flag"], input="", env=env, cwd="/")
     same(real, warm)
     assert real.returncode == 0, real.stderr
@@ -94,7 +111,7 @@ def test_inherited_descriptors_keep_their_numbers_and_closed_stdout_stays_closed
         code = f"import os, sys; os.write({write}, b'through'); print(sys.stdout is None)"
         for python in (sys.executable, warm_python):
             done = subprocess.run([python, "-c", code], pass_fds=(write,), capture_output=True,
-                                  timeout=60)
+                                  timeout=60, env=QUICK)
             assert done.returncode == 0 and done.stdout == b"False\n", done.stderr
             assert os.read(read, 100) == b"through"
     finally:
@@ -102,7 +119,7 @@ def test_inherited_descriptors_keep_their_numbers_and_closed_stdout_stays_closed
         os.close(write)
     code = "import sys; sys.stderr.write(str(sys.stdout is None))"
     real, warm = both(warm_python, ["-c", code], capture_output=False, stdout=subprocess.DEVNULL,
-                      stderr=subprocess.PIPE, preexec_fn=lambda: os.close(1))
+                      stderr=subprocess.PIPE, env=QUICK, preexec_fn=lambda: os.close(1))
     same(real, warm)
     assert real.stderr == "True"
 
@@ -111,7 +128,7 @@ def test_a_signal_to_the_stand_in_reaches_the_command(warm_python):
     code = "import time; print('ready', flush=True); time.sleep(60)"
     for python in (sys.executable, warm_python):
         process = subprocess.Popen([python, "-c", code], stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True)
+                                   stderr=subprocess.PIPE, text=True, env=QUICK)
         assert process.stdout.readline() == "ready\n"
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=60)
@@ -138,14 +155,14 @@ def test_options_and_startup_variables_it_cannot_honour_run_the_real_interpreter
     code = "import sys, os; print(sys.flags.isolated, os.environ.get('LC_ALL'), sys.stdout.encoding)"
     for args, env in ((["-I", "-c", code], {}), (["-c", code], {"LC_ALL": "C"}),
                       (["-c", code], {"PYTHONIOENCODING": "latin-1"})):
-        same(*both(warm_python, args, env={**os.environ, **env}))
+        same(*both(warm_python, args, env={**QUICK, **env}))
 
 
 def _report(queue):
     queue.put(("spawned", os.getppid() != os.getpid()))
 
 
-def test_multiprocessing_spawn_through_the_stand_in(warm_python):
+def test_multiprocessing_spawn_through_the_stand_in(warm_python, monkeypatch):
     """DDP tests start their ranks this way (multiprocessing's spawn with the stand-in as
     executable): the descriptors spawn passes by number and the process sentinel work."""
     from multiprocessing import resource_tracker
@@ -153,6 +170,7 @@ def test_multiprocessing_spawn_through_the_stand_in(warm_python):
     # the tracker lives as long as this process: a real interpreter, not a warm command
     # the warm server would wait for at the end of the session
     resource_tracker.ensure_running()
+    monkeypatch.setenv(QUICK_EXIT, "1")  # inherited by the children
     context = multiprocessing.get_context("spawn")
     before = multiprocessing.spawn.get_executable()
     multiprocessing.set_executable(warm_python)

@@ -61,6 +61,14 @@ def warm_plumbing():
     return warm_python(env={**os.environ, **PLUMBING, "PYTHONPATH": str(SCRIPT.parents[1])})
 
 
+# What the commands' teardown would add is not under test here: the plumbing is.
+def run_warm_gpu_session(tmp_path, **extra):
+    from tests.warm import QUICK_EXIT
+
+    with warm_plumbing() as warm:
+        return run_gpu_session(tmp_path, python=warm.executable, **{QUICK_EXIT: "1"}, **extra)
+
+
 def run_gpu_session(tmp_path, python=sys.executable, **extra):
     script = SCRIPT.parent / "gpu_session.sh"
     if not os.access(script, os.X_OK):
@@ -78,8 +86,7 @@ def test_gpu_session_script_runs_every_step_on_the_cpu(tmp_path):
     """benchmarks/gpu_session.sh, the one command for a GPU session, checked for its
     plumbing in the default run (DEVICE=cpu, a tiny model, two iterations per row): every
     step runs and leaves its figures in the one folder. DDP: the slow test below."""
-    with warm_plumbing() as warm:
-        done = run_gpu_session(tmp_path, python=warm.executable, DDP_RANKS="0")
+    done = run_warm_gpu_session(tmp_path, DDP_RANKS="0")
     for name in ("preflight.log", "env.log", "cuda_tests.log", "bench_vs_timm.md",
                  "bench_cuda.json", "bench_cuda.md", "per_layer_cuda.json", "memory_cpu.md",
                  "ddp_tests.log"):
