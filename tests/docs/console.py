@@ -286,22 +286,55 @@ def run_in_process(env: dict[str, str], argv: list[str], filters: list[list[str]
     return text
 
 
-def run_in_shell(line: str, cwd: Path) -> str:
-    """Run the line in bash, the virtual environment's bin first on PATH."""
+def shell_environment() -> dict[str, str]:
+    """What a shell line runs under: the example terminal's variables, the virtual
+    environment's bin first on PATH, the checkout on PYTHONPATH."""
     env = {k: v for k, v in os.environ.items() if k not in DROP_ENV}
     env.update(BASE_ENV)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+# The console script pip writes for `cnnscope`, run by the stand-in python beside it.
+CNNSCOPE_SHIM = """#!/bin/sh
+exec "$(dirname "$0")/python" -c 'import re, sys
+from cnnscope.cli.main import run
+sys.argv[0] = re.sub(r"(-script\\.pyw|\\.exe)?$", "", sys.argv[0])
+sys.exit(run())' "$@"
+"""
+
+
+def python_shims(folder: Path, python: str) -> Path:
+    """A folder of ``python``, ``python3`` and ``cnnscope`` that run with ``python`` (the
+    warm interpreter's stand-in, tests/warm.py): put first on PATH, the examples' own
+    Python commands skip ``import torch`` at start-up, as every other test process does."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("python", "python3"):
+        (folder / name).symlink_to(python)
+    (folder / "cnnscope").write_text(CNNSCOPE_SHIM)
+    (folder / "cnnscope").chmod(0o755)
+    return folder
+
+
+def run_in_shell(line: str, cwd: Path, shims: Path | None = None) -> str:
+    """Run the line in bash, the virtual environment's bin first on PATH (after
+    ``shims``, where given)."""
+    env = shell_environment()
+    if shims is not None:
+        env["PATH"] = f"{shims}{os.pathsep}{env['PATH']}"
     done = subprocess.run(["bash", "-c", line], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           timeout=600)
     return done.stdout
 
 
-def run(line: str, cwd: Path) -> str:
+def run(line: str, cwd: Path, shims=None) -> str:
+    """The command's output; ``shims`` (called only for a shell line) gives a folder for
+    the front of PATH (see ``python_shims``)."""
     plan = _in_process_plan(line)
     if plan is None:
-        return run_in_shell(line, cwd)
+        return run_in_shell(line, cwd, shims() if shims else None)
     before = os.getcwd()
     os.chdir(cwd)
     try:

@@ -12,6 +12,7 @@ that reason; pytest's summary counts them.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
 import importlib.util
@@ -48,15 +49,33 @@ def _folder(block, tmp_path_factory):
     return _FOLDERS[block.path]
 
 
+@pytest.fixture(scope="module")
+def shims(tmp_path_factory):
+    """Started on the first shell line that needs it: a warm interpreter (tests/warm.py)
+    with the shell's environment, and the ``python``/``cnnscope`` names on PATH for it."""
+    from tests.warm import warm_python
+
+    with contextlib.ExitStack() as stack:
+        made = []
+
+        def get():
+            if not made:
+                warm = stack.enter_context(warm_python(env=console.shell_environment()))
+                made.append(console.python_shims(tmp_path_factory.mktemp("shims"), warm.executable))
+            return made[0]
+
+        yield get
+
+
 @pytest.mark.parametrize("block", BLOCKS, ids=lambda b: b.id)
-def test_console_example(block, tmp_path_factory):
+def test_console_example(block, tmp_path_factory, shims):
     if block.not_checked:
         pytest.skip(f"not checked: {block.not_checked}")
     missing = [name for name in block.needs if not _available(name)]
     if missing:
         pytest.skip(f"needs {', '.join(missing)} (the extended environment)")
     folder = _folder(block, tmp_path_factory)
-    outputs = [console.clean(console.run(cmd.line, folder)) for cmd in block.commands]
+    outputs = [console.clean(console.run(cmd.line, folder, shims)) for cmd in block.commands]
     if os.environ.get(console.UPDATE_VARIABLE):
         console.rewrite(block, outputs)
         return
