@@ -233,13 +233,36 @@ print(json.dumps(seen))
 """
 
 
+def once_per_run(tmp_path_factory, name: str, compute):
+    """``compute()`` (a JSON value) once for the whole run, whatever the number of xdist
+    workers that ask: the first one computes it under a lock in the run's shared folder
+    and the others read its file. Serially, it is just ``compute()``."""
+    import fcntl
+    import json
+
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")  # the same in every worker of one run
+    if not run:
+        return compute()
+    shared = tmp_path_factory.getbasetemp().parent  # above each worker's own folder
+    path = shared / f"{name}-{run}.json"  # a --basetemp kept from an earlier run cannot answer
+    with open(shared / f"{name}-{run}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not path.exists():
+            path.write_text(json.dumps(compute()))
+        return json.loads(path.read_text())
+
+
 @pytest.fixture(scope="session")
-def import_checks():
-    """What one fresh interpreter imported at each step of IMPORT_CHECKS, by the step's key."""
+def import_checks(tmp_path_factory):
+    """What one fresh interpreter imported at each step of IMPORT_CHECKS, by the step's key
+    (asked once per run: four files on any worker use it)."""
     import json
     import sys
 
-    done = subprocess.run([sys.executable, "-c", IMPORT_CHECKS], capture_output=True,
-                          text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    def ask():
+        done = subprocess.run([sys.executable, "-c", IMPORT_CHECKS], capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    return once_per_run(tmp_path_factory, "import_checks", ask)

@@ -45,11 +45,12 @@ def cnnscope(python, *args, tmp_path, extra_env=None, launcher=("-m", "cnnscope"
     return done, marker
 
 
-def cnnscope_here(run, *args, python, tmp_path, monkeypatch):
+def cnnscope_here(run, *args, python, tmp_path, monkeypatch, quick_exit=False):
     """Run cnnscope in this process (the ``run`` fixture): the launcher, the agent and the
     checks run here, the ranks are real processes as ever, started with ``python``; this
     saves the CLI process's own start-up (``import torch`` and more, ~2.5 CPU s a launch).
-    Returns (result, marker).
+    Returns (result, marker). ``quick_exit``: the ranks skip the interpreter's teardown
+    (tests/warm.py's QUICK_EXIT) where how they end is not under test (a run that works).
     The tests that need the CLI as a process of its own (a signal, torchrun, the entry
     point's ``__main__`` guard under spawn) use ``cnnscope`` above."""
     from multiprocessing import resource_tracker
@@ -63,6 +64,10 @@ def cnnscope_here(run, *args, python, tmp_path, monkeypatch):
 
     # the ranks' Python (set_executable's own form; monkeypatch puts the old one back)
     monkeypatch.setattr(multiprocessing.spawn, "_python_exe", os.fsencode(python))
+    if quick_exit:
+        from tests.warm import QUICK_EXIT
+
+        monkeypatch.setenv(QUICK_EXIT, "1")
     monkeypatch.setenv("CNNSCOPE_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("CNNSCOPE_TEST_MARKER", marker)  # inherited by the spawned ranks
     monkeypatch.setenv("TMPDIR", str(tmp_path))
@@ -105,7 +110,8 @@ def test_ddp_two_gloo_ranks_report_measurement_and_prediction(run, tmp_path, mon
     out = tmp_path / "ddp.json"
     done, marker = cnnscope_here(run, "bench", "lenet5", "--ddp", "2", "--batch", "2", "--bucket-mb",
                                  "0.1", "--format", "json", "-o", str(out), *FAST,
-                                 python=warm_python, tmp_path=tmp_path, monkeypatch=monkeypatch)
+                                 python=warm_python, tmp_path=tmp_path, monkeypatch=monkeypatch,
+                                 quick_exit=True)
     assert done.exit_code == 0, done.stderr
     assert survivors(marker) == []
     data = json.loads(out.read_text())
@@ -214,7 +220,8 @@ def test_shard_spreads_rows_over_ranks_and_merges_them_in_plan_order(run, tmp_pa
                                                                      warm_python):
     done, marker = cnnscope_here(run, "bench", "lenet5", "--ddp", "2", "--shard", "--batch",
                                  "1,2,3", "--format", "json", *FAST,
-                                 python=warm_python, tmp_path=tmp_path, monkeypatch=monkeypatch)
+                                 python=warm_python, tmp_path=tmp_path, monkeypatch=monkeypatch,
+                                 quick_exit=True)
     assert done.exit_code == 0, done.stderr
     assert survivors(marker) == []
     data = json.loads(done.stdout)
@@ -229,12 +236,15 @@ def test_shard_spreads_rows_over_ranks_and_merges_them_in_plan_order(run, tmp_pa
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_under_torchrun_the_job_is_joined_and_rank0_writes_the_report(tmp_path, warm_python):
+    from tests.warm import QUICK_EXIT
+
     out = tmp_path / "joined.json"
     done, marker = cnnscope(
         warm_python,
         "--standalone", "--nproc-per-node", "2", "-m", "cnnscope",
         "bench", "lenet5", "--batch", "2", "--format", "json", "-o", str(out), *FAST,
-        tmp_path=tmp_path, launcher=("-m", "torch.distributed.run"))
+        tmp_path=tmp_path, launcher=("-m", "torch.distributed.run"),
+        extra_env={QUICK_EXIT: "1"})  # how torchrun itself ends is not under test
     assert done.returncode == 0, done.stderr
     assert survivors(marker) == []
     data = json.loads(out.read_text())
