@@ -251,22 +251,28 @@ def supervise(conn):
         return request
     for fd in received:
         os.close(fd)
-    done = os.pidfd_open(worker)
-    watched = [conn, done]
-    while True:
-        ready, _, _ = select.select(watched, [], [])
-        if done in ready:
-            break
+    # the command's end as a readable descriptor (Linux 5.3); else a poll every 20 ms
+    done = os.pidfd_open(worker) if hasattr(os, "pidfd_open") else None
+    watched = [conn] if done is None else [conn, done]
+    status = None
+    while status is None:
+        ready, _, _ = select.select(watched, [], [], 0.02 if done is None else None)
+        if done is None or done in ready:
+            pid, waited = os.waitpid(worker, os.WNOHANG)
+            if pid:
+                status = waited
+                break
+        if conn not in ready:
+            continue
         data = conn.recv(64)
         if not data:  # the client is gone (killed): its command goes with it
             os.kill(worker, signal.SIGKILL)
-            watched = [done]
+            watched.remove(conn)
         for sig in data:
             try:
                 os.kill(worker, sig)
             except ProcessLookupError:
                 pass
-    status = os.waitpid(worker, 0)[1]
     ended = ("signal %d" % os.WTERMSIG(status) if os.WIFSIGNALED(status)
              else "exit %d" % os.WEXITSTATUS(status))
     try:
