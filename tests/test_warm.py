@@ -14,8 +14,10 @@ import signal
 import subprocess
 import sys
 import textwrap
+import tempfile
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -187,3 +189,27 @@ def test_multiprocessing_spawn_through_the_stand_in(warm_python, monkeypatch):
         assert failing.exitcode == 5
     finally:
         multiprocessing.set_executable(before)
+
+
+def test_the_warm_interpreter_ends_with_the_process_that_started_it():
+    """A test process that dies (a crash, a kill) leaves no warm interpreter behind."""
+    code = ("import os, sys; sys.path.insert(0, sys.argv[1]); from tests.warm import WarmPython\n"
+            "from pathlib import Path\n"
+            "warm = WarmPython(Path(sys.argv[2]))\n"
+            "print(warm.server.pid, flush=True); os._exit(0)")
+    root = str(Path(__file__).resolve().parents[1])
+    with tempfile.TemporaryDirectory(prefix="warm") as folder:  # a short socket path
+        done = subprocess.run([sys.executable, "-c", code, root, folder], capture_output=True,
+                              text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    server = int(done.stdout.split()[0])
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{server}").exists() and time.monotonic() < deadline:
+        try:  # a zombie until init reaps it: gone as far as work is concerned
+            if Path(f"/proc/{server}/stat").read_text().split(") ")[1].startswith("Z"):
+                break
+        except OSError:
+            break
+        time.sleep(0.1)
+    else:
+        assert not Path(f"/proc/{server}").exists(), "the warm interpreter outlived its parent"

@@ -295,6 +295,12 @@ command = None
 try:
     while True:
         reap(os.WNOHANG)
+        # the test process holds the other end of stdin: if it dies, so does this server
+        ready, _, _ = select.select([listener, sys.stdin], [], [])
+        if sys.stdin in ready and not os.read(sys.stdin.fileno(), 1):
+            break
+        if listener not in ready:
+            continue
         conn, _ = listener.accept()
         if os.fork() == 0:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -386,7 +392,7 @@ class WarmPython:
         code = (f"FORWARDED, FOR_CHILDREN, QUICK_EXIT = {FORWARDED!r}, {FOR_CHILDREN!r}, "
                 f"{QUICK_EXIT!r}\n" + SERVER)
         self.server = subprocess.Popen([sys.executable, "-c", code, str(sock)], env=env,
-                                       cwd=self.folder, stdin=subprocess.DEVNULL,
+                                       cwd=self.folder, stdin=subprocess.PIPE,
                                        stdout=subprocess.PIPE, text=True,
                                        start_new_session=True)
         if self.server.stdout.readline().strip() != "ready":
@@ -412,6 +418,7 @@ class WarmPython:
             os.killpg(self.server.pid, signal.SIGKILL)
             self.server.wait()
         self.server.stdout.close()
+        self.server.stdin.close()
 
 
 @contextlib.contextmanager
