@@ -11,6 +11,7 @@ module itself (``from cnnscope.thirdparty import ...``).
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import cnnscope
@@ -73,7 +74,23 @@ def _group(module: str) -> str | None:
     return best
 
 
-def import_statements(path: Path, module: str) -> list[tuple[int, str, tuple[ast.alias, ...]]]:
+def _stamp(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_mtime_ns, stat.st_size
+
+
+def parsed(path: Path) -> ast.Module:
+    """The file's syntax tree, parsed once per process and version of the file (the layer,
+    structure and patch scans all read the package; none may change the tree it gets)."""
+    return _parsed(path, _stamp(path))
+
+
+@functools.lru_cache(maxsize=None)
+def _parsed(path: Path, stamp: tuple[int, int]) -> ast.Module:
+    return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+
+
+def import_statements(path: Path, module: str) -> tuple[tuple[int, str, tuple[ast.alias, ...]], ...]:
     """(line, absolute module name, the names taken from it) of every import in the file.
 
     Nested ones (inside functions, under ``if TYPE_CHECKING:``) included; relative imports are
@@ -81,9 +98,14 @@ def import_statements(path: Path, module: str) -> list[tuple[int, str, tuple[ast
     import circles and private names (tests/test_structure.py) reads the names (``ast.alias``:
     ``name`` and ``asname``) too.
     """
+    return _import_statements(path, module, _stamp(path))
+
+
+@functools.lru_cache(maxsize=None)
+def _import_statements(path: Path, module: str, stamp: tuple[int, int]):
     is_package = path.name == "__init__.py"
     found = []
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+    for node in ast.walk(parsed(path)):
         if isinstance(node, ast.Import):
             found += [(node.lineno, alias.name, ()) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -96,7 +118,7 @@ def import_statements(path: Path, module: str) -> list[tuple[int, str, tuple[ast
             else:
                 name = node.module or ""
             found.append((node.lineno, name, tuple(node.names)))
-    return found
+    return tuple(found)
 
 
 def _imported_modules(path: Path, module: str) -> list[tuple[int, str]]:

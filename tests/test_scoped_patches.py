@@ -24,6 +24,7 @@ from torch import nn
 import cnnscope
 import cnnscope.patches as patches
 from cnnscope.trace import attention, meta
+from tests.test_layers import parsed
 
 
 def _snapshot() -> dict:
@@ -457,7 +458,7 @@ def _through_patches(tree: ast.AST, imported: dict[str, str]) -> tuple[set[str],
 def _patching_lines(path: Path) -> list[tuple[int, str]]:
     """(line, what) for each change to an imported module, a class or the process in ``path``
     that is not made through cnnscope.patches."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    tree = parsed(path)  # shared with the layer and structure scans (tests/test_layers.py)
     imported = _imported_names(tree)
     hooks, hook_lambdas = _through_patches(tree, imported)
     found = []

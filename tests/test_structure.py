@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 import cnnscope
-from tests.test_layers import import_statements
+from tests.test_layers import import_statements, parsed
 
 PACKAGE_DIR = Path(cnnscope.__file__).parent
 MAX_LINES = 600
@@ -143,7 +143,12 @@ def private_imports(modules: dict[str, Module]) -> dict[str, list[str]]:
 
     for module in modules.values():
         bound: dict[str, str] = {}  # a name in this file -> the cnnscope module it stands for
-        tree = ast.parse(module.path.read_text(), filename=str(module.path))
+        imports, attributes = [], []
+        for node in ast.walk(parsed(module.path)):  # one walk of the tree for both kinds
+            if isinstance(node, ast.Import):
+                imports.append(node)
+            elif isinstance(node, ast.Attribute):
+                attributes.append(node)
         for line, target, names in import_statements(module.path, module.name):
             if target not in modules:
                 continue
@@ -152,15 +157,12 @@ def private_imports(modules: dict[str, Module]) -> dict[str, list[str]]:
                     bound[alias.asname or alias.name] = f"{target}.{alias.name}"
                 else:
                     add(module, line, target, alias.name)
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                for alias in node.names:
-                    if alias.name in modules:  # "import a.b" binds a, "import a.b as m" binds m
-                        top = alias.name.split(".")[0]
-                        bound[alias.asname or top] = alias.name if alias.asname else top
-        for node in ast.walk(tree):
-            if not isinstance(node, ast.Attribute):
-                continue
+        for node in imports:
+            for alias in node.names:
+                if alias.name in modules:  # "import a.b" binds a, "import a.b as m" binds m
+                    top = alias.name.split(".")[0]
+                    bound[alias.asname or top] = alias.name if alias.asname else top
+        for node in attributes:
             chain = [node.attr]
             base = node.value
             while isinstance(base, ast.Attribute):
