@@ -3,6 +3,7 @@ a torchvision that does not load. None of these need torchvision: stand-ins repr
 what its builders do."""
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -206,8 +207,10 @@ FAKE_TORCHVISION = """
 """
 
 
-def test_torchvision_that_does_not_load_is_one_line_naming_both_versions(tmp_path):
+def test_torchvision_that_does_not_load_is_one_line_naming_both_versions(tmp_path, warm_python):
     import torch
+
+    from tests.warm import startup_environment
 
     pkg = tmp_path / "torchvision"
     pkg.mkdir()
@@ -216,9 +219,11 @@ def test_torchvision_that_does_not_load_is_one_line_naming_both_versions(tmp_pat
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: torchvision\nVersion: 0.28.0\n"
                                    "Requires-Dist: torch (==2.13.0)\n")
-    env = {"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    # nothing of this environment but the interpreter's own start-up variables (so that
+    # the warm interpreter's fork stands in for a fresh one, tests/warm.py)
+    env = {**startup_environment(os.environ), "PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}
     cli = "import sys; from cnnscope.cli.main import run; sys.argv[0] = 'cnnscope'; run()"
-    proc = subprocess.run([sys.executable, "-c", cli, "params", "torchvision:resnet50"],
+    proc = subprocess.run([warm_python, "-c", cli, "params", "torchvision:resnet50"],
                           capture_output=True, text=True, env=env, cwd=tmp_path)
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2, proc.stderr

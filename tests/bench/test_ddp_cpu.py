@@ -235,16 +235,20 @@ def test_shard_spreads_rows_over_ranks_and_merges_them_in_plan_order(run, tmp_pa
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-def test_under_torchrun_the_job_is_joined_and_rank0_writes_the_report(tmp_path, warm_python):
-    from tests.warm import QUICK_EXIT
+def test_under_torchrun_the_job_is_joined_and_rank0_writes_the_report(tmp_path):
+    from tests.warm import QUICK_EXIT, warm_python
 
     out = tmp_path / "joined.json"
-    done, marker = cnnscope(
-        warm_python,
-        "--standalone", "--nproc-per-node", "2", "-m", "cnnscope",
-        "bench", "lenet5", "--batch", "2", "--format", "json", "-o", str(out), *FAST,
-        tmp_path=tmp_path, launcher=("-m", "torch.distributed.run"),
-        extra_env={QUICK_EXIT: "1"})  # how torchrun itself ends is not under test
+    # torchrun gives its workers these (where unset): a warm interpreter started with them,
+    # so that the workers too are forks rather than fresh interpreters
+    torchrun_env = {"OMP_NUM_THREADS": "1", "TORCH_NCCL_ASYNC_ERROR_HANDLING": "1"}
+    with warm_python(env={**os.environ, **torchrun_env}) as warm:
+        done, marker = cnnscope(
+            warm.executable,
+            "--standalone", "--nproc-per-node", "2", "-m", "cnnscope",
+            "bench", "lenet5", "--batch", "2", "--format", "json", "-o", str(out), *FAST,
+            tmp_path=tmp_path, launcher=("-m", "torch.distributed.run"),
+            extra_env={QUICK_EXIT: "1", **torchrun_env})  # how torchrun itself ends is not under test
     assert done.returncode == 0, done.stderr
     assert survivors(marker) == []
     data = json.loads(out.read_text())
