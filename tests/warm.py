@@ -1,15 +1,18 @@
 """Real processes without a fresh interpreter's start-up: forks of one warm interpreter.
 
 A test that needs cnnscope in a process of its own (a signal, a closed or full stdout, a
-terminal, an rlimit, a DDP rank) pays ~1.5 CPU s for ``import torch`` before its command
-starts. ``WarmPython`` imports torch once and forks a child per command. Its
+terminal, an rlimit, a DDP rank) pays ~1.05 CPU s of start-up (``import torch``) before
+its command starts. ``WarmPython`` imports torch once and forks a child per command. Its
 ``executable`` is a small client that stands in for ``sys.executable``: it hands its
-argv, working folder, environment, signal state and every open file descriptor (0, 1, 2
-and any other it inherited, at the same numbers: multiprocessing's spawn passes two) to
-the warm interpreter over a Unix socket, forwards the signals it receives to the command,
-and ends as the command ended: the same exit code, or killed by the same signal. The
+argv, working folder, environment, signal dispositions and mask, umask, rlimits, CPU
+affinity and every open file descriptor (0, 1, 2 and any other it inherited, at the same
+numbers: multiprocessing's spawn passes two) to the warm interpreter over a Unix socket
+(in a private temporary folder), forwards the signals it receives to the command, and
+ends as the command ended: the same exit code, or killed by the same signal. The
 command's process is real (its own pid, file descriptors, signal handlers, rlimits,
-children); what it skips is the interpreter's start-up and ``import torch``.
+children) and ends with the interpreter's own exit (teardown included, unless
+``QUICK_EXIT``); what it skips is the interpreter's start-up and ``import torch``. The
+warm interpreter ends with the test process that started it.
 
 Where a fork would not be the same as a fresh start, the client runs the real interpreter
 instead (``os.execv``), so a test cannot pass through the warm path that would fail
@@ -17,13 +20,13 @@ through the real one:
 
 - an interpreter option other than ``-u`` and ``-B`` (``-I``, ``-X ...``, ``-W ...``);
 - a start-up variable that differs from the warm interpreter's own (``PYTHON...`` except
-  ``PYTHONPATH``, which is applied, and a plain ``PYTHON``, which scripts use for a path; ``LANG``, ``LC_*``; the thread-pool variables torch
-  and OpenMP read at import: ``OMP_*``, ``MKL_*``, ``KMP_*``, ``OPENBLAS_*``; ``TORCH_*``,
-  ``PYTORCH_*``, ``CUDA_*``, ``LD_*``, and oneDNN's ``ONEDNN_*``/``DNNL_*``, read once
-  per process).
+  ``PYTHONPATH``, which is applied, and a plain ``PYTHON``, which scripts use for a path;
+  ``LANG``, ``LC_*``; the thread-pool variables torch and OpenMP read at import:
+  ``OMP_*``, ``MKL_*``, ``KMP_*``, ``OPENBLAS_*``; ``TORCH_*``, ``PYTORCH_*``, ``CUDA_*``,
+  ``LD_*``, and oneDNN's ``ONEDNN_*``/``DNNL_*``, read once per process).
 
-Tests whose subject is the start-up itself (what ``import cnnscope`` imports, the
-``cnnscope`` console script, ``python -m cnnscope``'s entry point) keep
+Tests whose subject is the start-up itself (what a fresh ``import cnnscope`` imports,
+``python -m cnnscope --version`` without torch, the encoding chosen at start-up) keep
 ``sys.executable``. The warm interpreter imports torch and nothing of cnnscope, so a
 check that some cnnscope module is *not* imported means the same in a fork.
 
