@@ -26,19 +26,37 @@ FLOP_BASIS = (
 )
 
 
+@dataclass(frozen=True, kw_only=True)
 class _MeasuredRoof:
-    """The JSON round trip of a roof measurement (``MatmulCeiling``, ``CopyBandwidth``).
-    Their stability fields are written out in each: a dataclass base holding them would
-    put them first in the JSON."""
+    """What a roof measurement (``MatmulCeiling``, ``CopyBandwidth``) says of itself, and
+    its JSON round trip. Keyword-only, so each measurement's own fields (without defaults)
+    can follow; a base's fields come first in a dataclass, so ``to_dict`` writes them last,
+    where the JSON has always had them."""
+
+    cached: bool = False  # read from the cache file rather than measured in this run
+    # How clean the measurement was (cnnscope.benchmark.stability): IQR/median of its
+    # samples, the verdict and its causes, the load average and other processes' share
+    # of the usable cores while it ran, and (CPU) the torch threads it used.
+    spread: float | None = None
+    stable: bool | None = None
+    load_average: float | None = None
+    other_cpu: float | None = None
+    causes: tuple[str, ...] = ()
+    threads: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        own = {name: value for name, value in data.items() if name not in _ROOF_FIELDS}
+        return {**own, **{name: data[name] for name in _ROOF_FIELDS}}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Any:
         own = _own_fields(cls, data)
         own["causes"] = tuple(data.get("causes") or ())
         return cls(**own)
+
+
+_ROOF_FIELDS = tuple(f.name for f in fields(_MeasuredRoof))
 
 
 @dataclass(frozen=True)
@@ -51,16 +69,6 @@ class MatmulCeiling(_MeasuredRoof):
     n: int  # the N that gave the best rate
     measured_at: str  # ISO timestamp (UTC)
     torch_version: str
-    cached: bool = False  # read from the cache file rather than measured in this run
-    # How clean the measurement was (cnnscope.benchmark.stability): IQR/median of its
-    # samples, the verdict and its causes, the load average and other processes' share
-    # of the usable cores while it ran, and (CPU) the torch threads it used.
-    spread: float | None = None
-    stable: bool | None = None
-    load_average: float | None = None
-    other_cpu: float | None = None
-    causes: tuple[str, ...] = ()
-    threads: int | None = None
 
 
 @dataclass(frozen=True)
@@ -72,16 +80,6 @@ class CopyBandwidth(_MeasuredRoof):
     nbytes: int  # size of the copied tensor
     measured_at: str  # ISO timestamp (UTC)
     torch_version: str
-    cached: bool = False
-    # How clean the measurement was (cnnscope.benchmark.stability): IQR/median of its
-    # samples, the verdict and its causes, the load average and other processes' share
-    # of the usable cores while it ran, and (CPU) the torch threads it used.
-    spread: float | None = None
-    stable: bool | None = None
-    load_average: float | None = None
-    other_cpu: float | None = None
-    causes: tuple[str, ...] = ()
-    threads: int | None = None
 
 
 @dataclass(frozen=True)
