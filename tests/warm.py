@@ -37,6 +37,7 @@ then the warm interpreter's, then the test process's, as for a subprocess of the
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import signal
 import subprocess
@@ -341,9 +342,9 @@ while argv and argv[0] in ("-u", "-B"):
 if not argv or not (argv[0] in ("-c", "-m") and len(argv) > 1 or argv[0] == "-"
                     or not argv[0].startswith("-")):
     real()
-startup = {{k: v for k, v in os.environ.items() if k not in APPLIED
-           and (k in STARTUP_NAMES or k.startswith(STARTUP_PREFIXES) and k not in STARTUP_PREFIXES)}}
-if startup != STARTUP:
+{startup_rule}
+
+if startup_environment(os.environ) != STARTUP:
     real()
 
 signals = [getattr(signal, name) for name in FORWARDED]
@@ -404,6 +405,7 @@ class WarmPython:
         client = self.folder / "python"
         client.write_text(f"#!{sys.executable} -SI\n" + CLIENT.format(
             real=sys.executable, sock=str(sock), startup=startup_environment(env),
+            startup_rule=inspect.getsource(startup_environment),  # one rule, both sides
             prefixes=STARTUP_PREFIXES, names=STARTUP_NAMES, applied=APPLIED,
             forwarded=FORWARDED))
         client.chmod(0o755)
