@@ -351,8 +351,11 @@ def _failure_line(exc: Any, log_dir: str | None = None, nproc: int = 0) -> str:
 
     # A rank that is neither failed nor finished, while the first failure is a lost
     # connection (not a timeout: a rank that hangs is killed by the agent later, unmarked
-    # too), ended its process with code 0 before its work returned or raised (os._exit(0)
-    # in model code): its peers only lost it.
+    # too), ended its process before its work returned or raised: os._exit in model code,
+    # or a kill. Its peers only lost it. Its exit code is not known here: the launcher
+    # reports only the first failed process it polls, and a rank that ends with code 0 is
+    # no failure to it, so the line names no code (one that ended with 7 within the same
+    # poll as its peer would be reported the same way).
     left = [r for r in range(nproc) if r not in found and log_dir
             and not os.path.exists(finished_mark(log_dir, r))]
 
@@ -362,8 +365,8 @@ def _failure_line(exc: Any, log_dir: str | None = None, nproc: int = 0) -> str:
 
     rank = min(found, key=order)
     if left and _connection_lost(found[rank][0]):
-        return (f"rank {left[0]} left first: its process exited with code 0 before its work "
-                "returned (os._exit in model code?); the others lost their peer")
+        return (f"rank {left[0]} left first: its process ended without an error before its "
+                "work returned (os._exit in model code, or killed?); the others lost their peer")
     text, _, code = found[rank]
     if text:
         return f"rank {rank} failed: {text.splitlines()[0]}"

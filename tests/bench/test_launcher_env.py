@@ -4,6 +4,7 @@ started here (the real launches are in test_ddp_cpu.py)."""
 
 import json
 import os
+import re
 import signal
 from types import SimpleNamespace
 
@@ -175,8 +176,22 @@ def test_the_rank_that_exited_0_early_is_named_not_the_one_that_lost_it(tmp_path
     """The issue's case: rank 1 called os._exit(0); rank 0 failed reading from it."""
     (tmp_path / "rank0.finished").write_text("")
     line = ddp._failure_line(_failures(r0=PEER_LOST), str(tmp_path), nproc=2)
-    assert line.startswith("rank 1 left first: its process exited with code 0 before its work "
-                           "returned")
+    assert line.startswith("rank 1 left first: its process ended without an error before its "
+                           "work returned")
+
+
+def test_a_rank_the_launcher_did_not_report_is_given_no_exit_code(tmp_path):
+    """The launcher reports only the first failed process it polls, and a rank that ends
+    with code 0 is no failure to it. Rank 1 may have ended with os._exit(7) within the
+    same 0.2 s poll as rank 0 lost it: what the launcher hands over is then the same as
+    after os._exit(0), so the line must not say which code rank 1 ended with."""
+    (tmp_path / "rank0.finished").write_text("")
+    line = ddp._failure_line(_failures(r0=PEER_LOST), str(tmp_path), nproc=2)
+    assert "exited" not in line and not re.search(r"code \d", line), line
+    # Where the launcher did report the rank that left, its code is named.
+    reported = SimpleNamespace(failures={1: SimpleNamespace(message="", timestamp=1,
+                                                            error_file=None, exitcode=7)})
+    assert ddp._failure_line(reported, str(tmp_path), nproc=2) == "rank 1 exited with code 7"
 
 
 def test_a_timeout_blames_the_rank_that_timed_out_not_an_unmarked_hanging_rank(tmp_path):
