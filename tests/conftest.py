@@ -87,11 +87,18 @@ def pytest_xdist_auto_num_workers(config):
 
 
 def _invoke(*args, **kwargs):
-    from typer.testing import CliRunner
+    from unittest import mock
 
-    from cnnscope.cli.main import app
+    from typer import testing
 
-    return CliRunner().invoke(app, [str(a) for a in args], **kwargs)
+    from cnnscope.cli.main import app, command
+
+    # typer's CliRunner builds the Click command from the app on every invoke (~8 ms,
+    # some 400 times a run); cnnscope.cli.main.command() is that same build, made once.
+    build = testing._get_command
+    with mock.patch.object(testing, "_get_command",
+                           lambda given: command() if given is app else build(given)):
+        return testing.CliRunner().invoke(app, [str(a) for a in args], **kwargs)
 
 
 def _one_line_error(result, code: int = 2) -> str:

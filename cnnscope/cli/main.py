@@ -7,6 +7,7 @@ Every module in ``cnnscope.cli`` with a ``register(app)`` function adds its comm
 
 from __future__ import annotations
 
+import functools
 import importlib
 import pkgutil
 import sys
@@ -72,6 +73,18 @@ def _root(
 _load_commands()
 
 
+@functools.cache
+def command():
+    """The Click command typer builds from ``app``, built once per process.
+
+    ``app()`` builds it again on every call (~8 ms: every command's signature and type
+    hints are read); a process that runs several commands (the docs' examples, the
+    tests, a notebook calling ``main``) builds it once. It depends only on ``app``, which
+    is complete once this module is imported.
+    """
+    return typer.main.get_command(app)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command in this process and return its exit code (never raises SystemExit).
 
@@ -86,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     click_error, usage_error = _click_exceptions()
     with interrupts_marked():
         try:
-            result = app(args=argv, prog_name="cnnscope", standalone_mode=False)
+            # What app() does, less its sys.excepthook swap: typer's hook hands a bug's
+            # traceback to Python's own when pretty exceptions are off, as they are here.
+            result = command()(args=argv, prog_name="cnnscope", standalone_mode=False)
         except typer.Exit as done:  # --help, --version, a command's own exit code
             return done.exit_code
         except usage_error as err:
