@@ -126,6 +126,18 @@ def test_inherited_descriptors_keep_their_numbers_and_closed_stdout_stays_closed
     assert real.stderr == "True"
 
 
+def test_preload_is_what_a_dedicated_interpreter_imports_and_only_there(warm_python):
+    from tests.warm import warm_python as start
+
+    code = "import sys; print('wave' in sys.modules)"  # imported by neither torch nor the server
+    with start(preload=("wave",)) as dedicated:
+        assert dedicated.run(["-c", code], capture_output=True, text=True, env=QUICK,
+                             timeout=60).stdout == "True\n"
+    shared = subprocess.run([warm_python, "-c", code], capture_output=True, text=True, env=QUICK,
+                            timeout=60)
+    assert shared.stdout == "False\n", shared.stderr
+
+
 def test_a_signal_to_the_stand_in_reaches_the_command(warm_python):
     code = "import time; print('ready', flush=True); time.sleep(60)"
     for python in (sys.executable, warm_python):

@@ -25,6 +25,14 @@ through the real one:
   ``OMP_*``, ``MKL_*``, ``KMP_*``, ``OPENBLAS_*``; ``TORCH_*``, ``PYTORCH_*``, ``CUDA_*``,
   ``LD_*``, and oneDNN's ``ONEDNN_*``/``DNNL_*``, read once per process).
 
+A warm interpreter dedicated to one kind of command may also ``preload`` torch's own
+modules that each of its commands imports anyway (``TRAINING_IMPORTS``: torch._dynamo and
+sympy, which PyTorch's meta kernels of a training step import on first use, ~0.8 CPU s a
+process). A fork then starts with them imported, as a command is after its first
+training step; the one difference a command can see is that cnnscope's ``dynamo-cache``
+patch, made only while torch._dynamo is not loaded, is not made. So only the DDP ranks'
+and the GPU-session plumbing's interpreters preload; the session's shared one does not.
+
 Tests whose subject is the start-up itself (what a fresh ``import cnnscope`` imports,
 ``python -m cnnscope --version`` without torch, the encoding chosen at start-up) keep
 ``sys.executable``. The warm interpreter imports torch and nothing of cnnscope, so a
@@ -64,6 +72,10 @@ FOR_CHILDREN = "WARM_PYTHON_FOR_CHILDREN"
 # exit is not what is tested (a script's plumbing); off by default, as the teardown's
 # time and destructors are part of how a real process ends.
 QUICK_EXIT = "WARM_PYTHON_QUICK_EXIT"
+# torch's modules a training step imports on first use (autograd's gradient checks import
+# symbolic_shapes, and sympy with it; the Python meta kernels of backward ops import
+# torch._dynamo): what a dedicated warm interpreter may preload (see above).
+TRAINING_IMPORTS = ("torch._dynamo", "torch.fx.experimental.symbolic_shapes")
 
 
 def startup_environment(env) -> dict[str, str]:
@@ -76,6 +88,8 @@ SERVER = r'''
 import atexit, fcntl, io, json, os, resource, runpy, select, signal, socket, struct, sys
 import tempfile, threading, types
 import torch  # noqa: F401 - the point: imported once, before the forks
+for name in PRELOAD:  # what every command of this server would import anyway
+    __import__(name)
 
 SIGNALS = [getattr(signal, name) for name in FORWARDED]
 listener = socket.socket(socket.AF_UNIX)
@@ -389,12 +403,13 @@ os._exit(int(number) if kind == "exit" else 1)
 class WarmPython:
     """A warm interpreter serving commands; ``executable`` stands in for ``sys.executable``."""
 
-    def __init__(self, folder: Path, env: dict[str, str] | None = None):
+    def __init__(self, folder: Path, env: dict[str, str] | None = None,
+                 preload: tuple[str, ...] = ()):
         env = dict(os.environ if env is None else env)
         self.folder = Path(folder)
         sock = self.folder / "warm.sock"  # a socket path has at most 107 bytes: keep it short
         code = (f"FORWARDED, FOR_CHILDREN, QUICK_EXIT = {FORWARDED!r}, {FOR_CHILDREN!r}, "
-                f"{QUICK_EXIT!r}\n" + SERVER)
+                f"{QUICK_EXIT!r}\nPRELOAD = {tuple(preload)!r}\n" + SERVER)
         self.server = subprocess.Popen([sys.executable, "-c", code, str(sock)], env=env,
                                        cwd=self.folder, stdin=subprocess.PIPE,
                                        stdout=subprocess.PIPE, text=True,
@@ -427,10 +442,10 @@ class WarmPython:
 
 
 @contextlib.contextmanager
-def warm_python(env: dict[str, str] | None = None):
+def warm_python(env: dict[str, str] | None = None, preload: tuple[str, ...] = ()):
     """A ``WarmPython`` in a short temporary folder of its own, closed on exit."""
     with tempfile.TemporaryDirectory(prefix="warm") as folder:
-        warm = WarmPython(Path(folder), env)
+        warm = WarmPython(Path(folder), env, preload)
         try:
             yield warm
         finally:

@@ -54,11 +54,13 @@ PLUMBING = {"DEVICE": "cpu", "MODELS": "lenet5", "BATCHES": "1", "BATCH": "2", "
 # warm interpreter (tests/warm.py) started with the plumbing's environment: the script and
 # its shell plumbing (timeouts, tee, logs, exit codes) run for real, each step's command
 # in a process of its own with the step's argv, cwd, environment and standard streams,
-# its exit code returned. The slow DDP test below keeps a plain interpreter for every step.
+# its exit code returned; the steps that train find torch's modules for it preloaded
+# (tests/warm.py, "preload"). The slow DDP test below keeps a plain interpreter for every step.
 def warm_plumbing():
-    from tests.warm import warm_python
+    from tests.warm import TRAINING_IMPORTS, warm_python
 
-    return warm_python(env={**os.environ, **PLUMBING, "PYTHONPATH": str(SCRIPT.parents[1])})
+    return warm_python(env={**os.environ, **PLUMBING, "PYTHONPATH": str(SCRIPT.parents[1])},
+                       preload=TRAINING_IMPORTS)
 
 
 # What the commands' teardown would add is not under test here: the plumbing is.

@@ -28,6 +28,16 @@ FAST = ["--device", "cpu", "--iters", "3", "--warmup", "1", "--max-warmup", "1",
 LAUNCH_TIMEOUT_S = 240  # generous for 2 shared cores; a healthy launch takes ~6 s
 
 
+@pytest.fixture(scope="module")
+def warm_python():
+    """This file's own warm interpreter: conftest's ``warm_python``, with what every rank
+    imports at its first training step imported once (tests/warm.py, ``preload``)."""
+    from tests.warm import TRAINING_IMPORTS, warm_python as start
+
+    with start(preload=TRAINING_IMPORTS) as warm:
+        yield warm.executable
+
+
 def cnnscope(python, *args, tmp_path, extra_env=None, launcher=("-m", "cnnscope")):
     """Run cnnscope in a process of its own, its ranks with the same ``python``; returns
     (CompletedProcess, marker)."""
@@ -236,13 +246,13 @@ def test_shard_spreads_rows_over_ranks_and_merges_them_in_plan_order(run, tmp_pa
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_under_torchrun_the_job_is_joined_and_rank0_writes_the_report(tmp_path):
-    from tests.warm import QUICK_EXIT, warm_python
+    from tests.warm import QUICK_EXIT, TRAINING_IMPORTS, warm_python
 
     out = tmp_path / "joined.json"
     # torchrun gives its workers these (where unset): a warm interpreter started with them,
     # so that the workers too are forks rather than fresh interpreters
     torchrun_env = {"OMP_NUM_THREADS": "1", "TORCH_NCCL_ASYNC_ERROR_HANDLING": "1"}
-    with warm_python(env={**os.environ, **torchrun_env}) as warm:
+    with warm_python(env={**os.environ, **torchrun_env}, preload=TRAINING_IMPORTS) as warm:
         done, marker = cnnscope(
             warm.executable,
             "--standalone", "--nproc-per-node", "2", "-m", "cnnscope",
