@@ -236,6 +236,10 @@ for n in ['lenet5', 'alexnet', 'highway', 'capsnet', 'hrnetv2_w18',
           'residual_attention_56', 'unet']:
     cnnscope.analyze(n)
 seen['tracing_dynamo_sympy'] = sorted(m for m in ('torch._dynamo', 'sympy') if m in sys.modules)
+# The backward pass (autograd itself imports sympy; torch._dynamo is the meta kernels').
+cnnscope.analyze('resnet18', train=True)
+cnnscope.analyze('mobilenet_v2', train=True)
+seen['train_dynamo'] = sorted(m for m in ('torch._dynamo',) if m in sys.modules)
 print(json.dumps(seen))
 """
 

@@ -62,6 +62,18 @@ def binary_kernel(name: str, func, args: tuple, kwargs: dict) -> Any:
     return empty_following(shape, x, other)
 
 
+def grad_like_kernel(name: str, func, args: tuple, kwargs: dict) -> Any:
+    """An activation's backward (``threshold_backward(grad, self, 0)``, ``sigmoid_backward
+    (grad, output)``...): the gradient's shape and dtype, where the saved tensor after it
+    has them too (anything else is left to PyTorch)."""
+    grad = args[0]
+    saved = args[1] if len(args) > 1 else None
+    if not isinstance(saved, torch.Tensor) or saved.device.type != "meta" \
+            or saved.dtype != grad.dtype or tuple(saved.shape) != tuple(grad.shape):
+        return NotImplemented
+    return empty_following(grad.shape, grad, saved)
+
+
 def _pointwise(names: Any, **fields: Any):
     return entry(names, cost=elementwise_cost, rf=RfRule.POINTWISE, **fields)
 
@@ -101,9 +113,11 @@ ENTRIES = (
     entry("native_dropout", cost=dropout_train_cost, rf=RfRule.POINTWISE,
           backward=("native_dropout_backward",)),
     entry("bernoulli", cost=dropout_train_cost, backward=BACKWARD_NOT_DIFFERENTIABLE),
-    entry(_ONE, cost=per_grad_element(1), backward=BACKWARD_IS_A_BACKWARD),
-    entry(_THREE, cost=per_grad_element(3), backward=BACKWARD_IS_A_BACKWARD),
-    entry(_FOUR, cost=per_grad_element(4), backward=BACKWARD_IS_A_BACKWARD),
+    entry(_ONE, cost=per_grad_element(1), meta=grad_like_kernel, backward=BACKWARD_IS_A_BACKWARD),
+    entry(_THREE, cost=per_grad_element(3), meta=grad_like_kernel,
+          backward=BACKWARD_IS_A_BACKWARD),
+    entry(_FOUR, cost=per_grad_element(4), meta=grad_like_kernel,
+          backward=BACKWARD_IS_A_BACKWARD),
     entry(("ReLU", "ReLU6", "LeakyReLU", "PReLU", "RReLU", "ELU", "SELU", "CELU", "GELU", "SiLU",
            "Mish", "Sigmoid", "Tanh", "Hardtanh", "Hardswish", "Hardsigmoid", "Softplus",
            "Softsign", "Softshrink", "Hardshrink", "Tanhshrink", "Threshold", "LogSigmoid",

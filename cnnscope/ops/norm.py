@@ -13,6 +13,7 @@ from __future__ import annotations
 from math import prod
 from typing import Any, Sequence
 
+import torch
 import torch.nn.functional as F
 
 from cnnscope.ops.cost import Cost, Shape, TensorShape, out_numel
@@ -83,6 +84,22 @@ def batch_norm_kernel(name: str, func, args: tuple, kwargs: dict) -> Any:
     return empty(x, x.shape), stats, empty(x, stats.shape)
 
 
+def batch_norm_backward_kernel(name: str, func, args: tuple, kwargs: dict) -> Any:
+    """native_batch_norm_backward(grad_out, input, weight, ..., output_mask) -> (grad_input,
+    grad_weight, grad_bias) as PyTorch's meta kernel gives them: the input gradient always,
+    the weight and bias gradients where the mask asks, in the weight's dtype."""
+    if name != "native_batch_norm_backward" or len(args) < 10:
+        return NotImplemented  # cudnn/miopen/batch_norm_backward: other layouts
+    x, weight = args[1], args[2]
+    mask = _mask(args[9])
+    if x.dim() < 2 or not isinstance(weight, (torch.Tensor, type(None))):
+        return NotImplemented
+    param = (x.shape[1],)
+    like = weight if weight is not None else x
+    return (empty(x, x.shape), empty(like, param) if mask[1] else None,
+            empty(like, param) if mask[2] else None)
+
+
 def layer_norm_kernel(name: str, func, args: tuple, kwargs: dict) -> Any:
     """native_layer_norm(x, normalized_shape, ...) -> (out, mean, rstd)."""
     x = args[0]
@@ -114,7 +131,8 @@ ENTRIES = (
           torch_functions=(F.group_norm,)),
     entry("instance_norm", cost=norm_with_statistics_cost, rf=RfRule.CONTEXT,
           backward=("native_batch_norm_backward",)),
-    entry(_BN_BACKWARD, cost=batch_norm_backward_cost, backward=BACKWARD_IS_A_BACKWARD),
+    entry(_BN_BACKWARD, cost=batch_norm_backward_cost, meta=batch_norm_backward_kernel,
+          backward=BACKWARD_IS_A_BACKWARD),
     entry("native_layer_norm_backward", cost=layer_norm_backward_cost,
           backward=BACKWARD_IS_A_BACKWARD),
     entry("native_group_norm_backward", cost=group_norm_backward_cost,

@@ -113,6 +113,15 @@ def safe_softmax_kernel(name: str, func, args: tuple, kwargs: dict) -> Any:
     return NotImplemented
 
 
+def softmax_backward_kernel(name: str, func, args: tuple, kwargs: dict) -> Any:
+    """_softmax_backward_data(grad, output, dim, input_dtype) where the input's dtype is the
+    gradient's: the gradient's shape."""
+    if len(args) < 4 or not isinstance(args[1], torch.Tensor) or args[3] != args[0].dtype \
+            or args[1].dtype != args[0].dtype or tuple(args[1].shape) != tuple(args[0].shape):
+        return NotImplemented
+    return empty(args[0], args[0].shape)
+
+
 def _reduce(names: Any, **fields: Any):
     return entry(names, cost=reduction_cost, rf=RfRule.REDUCE, backward=BACKWARD_SCATTERS,
                  **fields)
@@ -144,7 +153,8 @@ ENTRIES = (
                                                torch.log_softmax, torch.Tensor.softmax,
                                                torch.Tensor.log_softmax)),
     _softmax("_safe_softmax", meta=safe_softmax_kernel),
-    entry(_SOFTMAX_BACKWARD, cost=per_grad_element(4), backward=BACKWARD_IS_A_BACKWARD),
+    entry(_SOFTMAX_BACKWARD, cost=per_grad_element(4), meta=softmax_backward_kernel,
+          backward=BACKWARD_IS_A_BACKWARD),
     entry("col2im", cost=col2im_cost, rf=RfRule.OPAQUE_IF_SPATIAL, backward=BACKWARD_SCATTERS),
     entry(("nonzero", "argwhere", "masked_select", "_unique2", "unique", "_unique",
            "unique_dim", "unique_consecutive", "bincount", "histc"), cost=selection_cost,

@@ -20,7 +20,9 @@ that runs it:
 The backward starts from a gradient of ones for every output (the loss is not counted:
 it is not a layer) and the input needs no gradient, as in training. MACs and FLOPs use
 the forward's conventions; each backward op is an entry of the op registry
-(``cnnscope.ops``), next to its forward op in the same family module. They are:
+(``cnnscope.ops``), next to its forward op in the same family module. On meta, an op's
+result comes from its entry's shape kernel where it has one, as in the forward trace.
+They are:
 
 * ``convolution_backward``: input gradient = the forward's MACs (a transposed
   convolution of the output gradient), weight gradient = the forward's MACs again, each
@@ -55,6 +57,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 import cnnscope.patches as patches
 from cnnscope.ops.names import op_name
+from cnnscope.ops.meta_tensors import run_kernel
 from cnnscope.ops.registry import lookup, op_cost
 from cnnscope.trace.tensors import shape_args, shape_of, tensors_in
 
@@ -131,10 +134,19 @@ class _BackwardCounter(TorchDispatchMode):
         self.current = UNATTRIBUTED
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
+        kwargs = kwargs or {}
         name = op_name(func)
+        spec = lookup(name)
+        # On meta, the op's shape kernel where the registry has one, as the forward trace
+        # does: PyTorch's meta kernels for the backward of activations and batch norm, and
+        # for the adds and muls between them, are Python decompositions whose first call
+        # imports torch._dynamo (0.8 s), and slow for a shape.
+        kernel = spec.meta if spec is not None else None
+        out = NotImplemented if kernel is None else run_kernel(kernel, name, func, args, kwargs)
+        if out is NotImplemented:
+            out = func(*args, **kwargs)
         outs = [shape_of(t) for t in tensors_in(out)]
-        cost = op_cost(lookup(name), shape_args(args), outs)
+        cost = op_cost(spec, shape_args(args), outs)
         if cost is None:
             self.count.unsupported[name] += 1
         elif cost.macs or cost.flops:
@@ -170,7 +182,7 @@ def count_backward(outputs: Sequence[torch.Tensor], leaves: Sequence[torch.Tenso
     handles = [node.register_prehook(enter(node.metadata[_TAG])) for node in nodes]
     try:
         with torch.no_grad():
-            grads = [torch.ones_like(t) for t in roots]
+            grads = [_ones_like(t) for t in roots]
         with counter:
             torch.autograd.grad(roots, leaves, grads, allow_unused=True)
     finally:
@@ -180,6 +192,14 @@ def count_backward(outputs: Sequence[torch.Tensor], leaves: Sequence[torch.Tenso
 
 
 patches.fill_dynamo_cache(_BackwardCounter)
+
+
+def _ones_like(t: torch.Tensor) -> torch.Tensor:
+    """The gradient of ones for ``t``; on meta, where tensors hold no values, an empty one
+    laid out as ``t`` (``torch.ones_like`` there is a Python ref, slow for a shape)."""
+    if t.device.type == "meta":
+        return torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device="meta")
+    return torch.ones_like(t)
 
 
 def freeze(model: torch.nn.Module, prefixes: Sequence[str]) -> int:

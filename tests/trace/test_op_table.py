@@ -369,8 +369,23 @@ _OLD_KERNELS = {
 }
 
 
+# Added for the backward counter (tests/trace/test_backward_kernels.py checks their results
+# against PyTorch's): every alias of the backward entries of activations, batch norm and
+# softmax.
+_BACKWARD_KERNELS = {
+    elementwise.grad_like_kernel: {
+        "threshold_backward", "hardtanh_backward", "leaky_relu_backward",
+        "rrelu_with_noise_backward", "sigmoid_backward", "tanh_backward", "gelu_backward",
+        "silu_backward", "elu_backward", "softplus_backward", "mish_backward",
+        "hardswish_backward", "hardsigmoid_backward", "log_sigmoid_backward"},
+    norm.batch_norm_backward_kernel: {"native_batch_norm_backward", "cudnn_batch_norm_backward",
+                                      "miopen_batch_norm_backward", "batch_norm_backward"},
+    reduction.softmax_backward_kernel: {"_softmax_backward_data", "_log_softmax_backward_data"},
+}
+
+
 def test_meta_kernels_are_where_the_old_chain_had_them():
-    for kernel, names in _OLD_KERNELS.items():
+    for kernel, names in {**_OLD_KERNELS, **_BACKWARD_KERNELS}.items():
         for name in names:
             if kernel == "pool_kernel":  # one kernel, bound to max or average per entry
                 assert lookup(name).meta.__name__ == kernel, name
@@ -378,7 +393,7 @@ def test_meta_kernels_are_where_the_old_chain_had_them():
             else:
                 assert lookup(name).meta is kernel, name
     with_kernel = {name for name, spec in ops.OPS.items() if spec.meta is not None}
-    assert with_kernel == set().union(*_OLD_KERNELS.values())
+    assert with_kernel == set().union(*_OLD_KERNELS.values(), *_BACKWARD_KERNELS.values())
 
 
 def test_fast_meta_op_only_for_meta_tensors():
