@@ -27,8 +27,7 @@ through the real one:
 
 A warm interpreter dedicated to one kind of command may also ``preload`` torch's own
 modules that each of its commands imports anyway (``TRAINING_IMPORTS``: torch._dynamo and
-sympy, which PyTorch's meta kernels of a training step import on first use, ~0.8 CPU s a
-process). A fork then starts with them imported, as a command is after its first
+sympy, which a real training step imports on first use, ~0.8 CPU s a process). A fork then starts with them imported, as a command is after its first
 training step; the one difference a command can see is that cnnscope's ``dynamo-cache``
 patch, made only while torch._dynamo is not loaded, is not made. So only the DDP ranks'
 and the GPU-session plumbing's interpreters preload; the session's shared one does not.
@@ -72,9 +71,9 @@ FOR_CHILDREN = "WARM_PYTHON_FOR_CHILDREN"
 # exit is not what is tested (a script's plumbing); off by default, as the teardown's
 # time and destructors are part of how a real process ends.
 QUICK_EXIT = "WARM_PYTHON_QUICK_EXIT"
-# torch's modules a training step imports on first use (autograd's gradient checks import
-# symbolic_shapes, and sympy with it; the Python meta kernels of backward ops import
-# torch._dynamo): what a dedicated warm interpreter may preload (see above).
+# torch's modules a real training step imports on first use (torch.optim's Optimizer
+# imports torch._dynamo; autograd's gradient checks import symbolic_shapes, and sympy with
+# it): what a dedicated warm interpreter may preload (see above).
 TRAINING_IMPORTS = ("torch._dynamo", "torch.fx.experimental.symbolic_shapes")
 
 
