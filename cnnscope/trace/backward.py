@@ -195,10 +195,11 @@ patches.fill_dynamo_cache(_BackwardCounter)
 
 
 def _ones_like(t: torch.Tensor) -> torch.Tensor:
-    """The gradient of ones for ``t``; on meta, where tensors hold no values, an empty one
-    laid out as ``t`` (``torch.ones_like`` there is a Python ref, slow for a shape)."""
-    if t.device.type == "meta":
-        return torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device="meta")
+    """The gradient of ones for ``t``. For a contiguous meta tensor (values are never
+    there), an empty one, as ``torch.ones_like`` lays it out: that is a Python ref on meta,
+    slow for a shape."""
+    if t.device.type == "meta" and t.is_contiguous():
+        return torch.empty(tuple(t.shape), dtype=t.dtype, device="meta")
     return torch.ones_like(t)
 
 
