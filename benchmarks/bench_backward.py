@@ -38,25 +38,25 @@ def main() -> None:
     from cnnscope.trace import backward
 
     torch.set_num_threads(1)
-    with_kernels = backward.run_kernel
+    with_kernels = backward.meta_shortcut
 
     def without_kernels(*_):
         return NotImplemented
 
     names = args.models.split(",")
     for name in names:  # warm-up: every import, both ways
-        for run_kernel in (with_kernels, without_kernels):
-            backward.run_kernel = run_kernel
+        for shortcut in (with_kernels, without_kernels):
+            backward.meta_shortcut = shortcut
             cnnscope.analyze(name, train=True)
     times = {(n, side): [] for n in names for side in ("with", "without")}
     for _ in range(args.pairs):
         for name in names:
-            for side, run_kernel in (("with", with_kernels), ("without", without_kernels)):
-                backward.run_kernel = run_kernel
+            for side, shortcut in (("with", with_kernels), ("without", without_kernels)):
+                backward.meta_shortcut = shortcut
                 start = time.process_time()
                 cnnscope.analyze(name, train=True)
                 times[name, side].append(time.process_time() - start)
-    backward.run_kernel = with_kernels
+    backward.meta_shortcut = with_kernels
 
     print(f"torch {torch.__version__}, one thread, CPU time, medians of {args.pairs} "
           "alternating runs (build on meta + forward trace + backward count)\n")

@@ -180,12 +180,18 @@ def geometry(name: str, args: tuple, out_shapes: list[tuple[int, ...]]) -> dict[
     return spec.geometry(name, args, out_shapes)
 
 
-def fast_meta_op(name: str, func, args: tuple, kwargs: dict) -> Any:
-    """The op's result computed from shapes alone, or ``NotImplemented`` to run it normally."""
-    spec = lookup(name)
+def meta_shortcut(spec: OpEntry | None, name: str, func, args: tuple, kwargs: dict) -> Any:
+    """The result of the op of entry ``spec`` computed from shapes alone by its shape
+    kernel, or ``NotImplemented`` to run it normally (no kernel, or a call it may not
+    shortcut). What the forward trace and the backward counter both ask for each op."""
     if spec is None or spec.meta is None:
         return NotImplemented
     return run_kernel(spec.meta, name, func, args, kwargs)
+
+
+def fast_meta_op(name: str, func, args: tuple, kwargs: dict) -> Any:
+    """``meta_shortcut`` for the op named ``name``."""
+    return meta_shortcut(lookup(name), name, func, args, kwargs)
 
 
 def describe(name: str) -> dict[str, Any]:

@@ -57,8 +57,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 import cnnscope.patches as patches
 from cnnscope.ops.names import op_name
-from cnnscope.ops.meta_tensors import run_kernel
-from cnnscope.ops.registry import lookup, op_cost
+from cnnscope.ops.registry import lookup, meta_shortcut, op_cost
 from cnnscope.trace.tensors import shape_args, shape_of, tensors_in
 
 _TAG = "cnnscope_record"  # key of the record name in an autograd node's metadata
@@ -141,8 +140,7 @@ class _BackwardCounter(TorchDispatchMode):
         # does: PyTorch's meta kernels for the backward of activations and batch norm, and
         # for the adds and muls between them, are Python decompositions whose first call
         # imports torch._dynamo (0.8 s), and slow for a shape.
-        kernel = spec.meta if spec is not None else None
-        out = NotImplemented if kernel is None else run_kernel(kernel, name, func, args, kwargs)
+        out = meta_shortcut(spec, name, func, args, kwargs)
         if out is NotImplemented:
             out = func(*args, **kwargs)
         outs = [shape_of(t) for t in tensors_in(out)]

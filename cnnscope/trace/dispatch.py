@@ -19,9 +19,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 import cnnscope.patches as patches
 from cnnscope.ops.cost import TensorShape
 from cnnscope.ops.entry import OpEntry
-from cnnscope.ops.meta_tensors import run_kernel
 from cnnscope.ops.names import op_name
-from cnnscope.ops.registry import has_module_formula, lookup, module_cost, op_cost
+from cnnscope.ops.registry import has_module_formula, lookup, meta_shortcut, module_cost, op_cost
 from cnnscope.trace.blocks import MISSING, PLAIN, Block, subtree_params
 from cnnscope.trace.memo import LeafMemo
 from cnnscope.trace.records import LayerRecord
@@ -432,8 +431,7 @@ class DispatchCounter(TorchDispatchMode):
         name = op_name(func)
         spec = lookup(name)  # the op's one table entry: meta kernel, cost, geometry
         try:
-            kernel = spec.meta if spec is not None else None
-            out = NotImplemented if kernel is None else run_kernel(kernel, name, func, args, kwargs)
+            out = meta_shortcut(spec, name, func, args, kwargs)
             if out is NotImplemented:
                 out = func(*args, **kwargs)
         except Exception:

@@ -36,10 +36,10 @@ def described(out):
 def checked(monkeypatch):
     """Every shortcut result compared with PyTorch's; returns (ops shortcut, mismatches)."""
     used, wrong = Counter(), []
-    run_kernel = backward.run_kernel
+    meta_shortcut = backward.meta_shortcut
 
-    def run(kernel, name, func, args, kwargs):
-        fast = run_kernel(kernel, name, func, args, kwargs)
+    def run(spec, name, func, args, kwargs):
+        fast = meta_shortcut(spec, name, func, args, kwargs)
         if fast is not NotImplemented:
             used[name] += 1
             real = func(*args, **kwargs)
@@ -47,7 +47,7 @@ def checked(monkeypatch):
                 wrong.append((name, described(fast), described(real)))
         return fast
 
-    monkeypatch.setattr(backward, "run_kernel", run)
+    monkeypatch.setattr(backward, "meta_shortcut", run)
     return used, wrong
 
 
@@ -62,7 +62,7 @@ def test_each_shortcut_result_is_pytorchs(checked):
 @pytest.mark.parametrize("name", ["mobilenet_v2", "capsnet"])
 def test_the_backward_count_is_the_same_without_the_shortcuts(name, monkeypatch):
     fast = cnnscope.analyze(name, train=True)
-    monkeypatch.setattr(backward, "run_kernel", lambda *args: NotImplemented)
+    monkeypatch.setattr(backward, "meta_shortcut", lambda *args: NotImplemented)
     real = cnnscope.analyze(name, train=True)
     assert (fast.totals.backward_macs, fast.totals.backward_flops) == \
         (real.totals.backward_macs, real.totals.backward_flops)
