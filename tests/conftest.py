@@ -21,7 +21,12 @@
   core: there the tests run in this process, as without xdist, rather than paying a
   worker's start-up and collection (~8 CPU s) for nothing. ``loadfile`` runs each test
   file on one worker, in file order: its module-scoped fixtures (traces, locks) are paid
-  once, and a docs page's console blocks run in page order in their shared folder.
+  once, and a docs page's console blocks run in page order in their shared folder. The
+  longest files are given out first (``LONGEST_FILES``), so the run ends on small ones.
+- the garbage collector, for the suite's own process(es): it waits during collection
+  (``pytest_collection``) and stays out of a worker's teardown (``pytest_sessionfinish``);
+  while tests run it works as in any program, so cnnscope's own handling of it is what
+  runs under test.
   Not in pyproject's addopts: an environment without xdist (the extended one, a GPU
   machine's) would then refuse every pytest command line.
 - ``warm_python``: a stand-in for ``sys.executable`` whose commands are forks of one
@@ -57,6 +62,50 @@ def pytest_cmdline_main(config):
         option.numprocesses = "auto"
         if option.dist == "no":
             option.dist = "loadfile"
+            # Files go out in the order pytest_collection_modifyitems gives, not re-sorted
+            # by their number of tests (xdist's default for loadfile).
+            option.loadscopereorder = False
+
+
+# The files that take longest (wall seconds on the 2-core machine, two workers), longest
+# first. A worker takes a whole file at a time, in collection order, so the run ends when
+# the last file given out ends: with these given out first, the end of the run is made of
+# small files that even the workers out. Ordered by their number of tests instead (xdist's
+# default), the DDP launches started at ~40 s of 60 and one worker idled up to 2 s at the
+# end. A path that no longer exists fails tests/test_structure.py.
+LONGEST_FILES = (
+    "tests/bench/test_ddp_cpu.py",  # ~18 s: DDP launches, two ranks each
+    "tests/docs/test_console_examples.py",  # ~9 s
+    "tests/test_warm.py",  # ~8 s: interpreters started and compared
+    "tests/analysis/test_memory.py",  # ~7 s: the CPU allocator measured
+    "tests/bench/test_bench_vs_timm.py",  # ~6.5 s: the GPU-session script on the CPU
+    "tests/cli/test_safety_output.py",  # ~5 s: the CLI as a process
+    "tests/bench/test_runner_cpu.py",
+    "tests/trace/test_leaf_memo.py",
+    "tests/zoo/test_all_models.py",
+    "tests/cli/test_safety_plots.py",
+    "tests/trace/test_op_table.py",
+    "tests/cli/test_tables_80.py",
+    "tests/zoo/test_senet.py",
+    "tests/docs/test_mkdocs_build.py",  # ~1.6 s in two tests
+    "tests/test_zoo_gate.py",  # ~1.2 s in one test
+    "tests/test_zoo_report_fresh.py",  # ~1 s in one test
+)
+
+
+def pytest_collection_modifyitems(items):
+    """Whole files in the order above, then the rest by number of tests, most first; the
+    tests of a file keep their order (a docs page's console blocks share a folder)."""
+    def file_of(item):
+        return item.nodeid.split("::", 1)[0]
+
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[file_of(item)] = counts.get(file_of(item), 0) + 1
+    rank = {path: i for i, path in enumerate(LONGEST_FILES)}
+    order = sorted(counts, key=lambda path: (rank.get(path, len(rank)), -counts[path]))
+    position = {path: i for i, path in enumerate(order)}
+    items.sort(key=lambda item: position[file_of(item)])  # stable: a file's own order kept
 
 
 # A worker imports readline (through pdb) before any test, and readline exports COLUMNS=80
@@ -84,6 +133,40 @@ def pytest_xdist_auto_num_workers(config):
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     cores = min(cores or 1, MAX_AUTO_WORKERS)
     return 0 if cores == 1 else cores
+
+
+# Collection imports every test module and rewrites its asserts: some 300,000 objects that
+# live as long as the process, and the AST garbage of the rewriting. The collector would
+# run ~17 full collections over them meanwhile (~1.2 CPU s a process, on the critical path
+# of every run); instead it waits, and what collection made goes to the oldest generation
+# unscanned, as cnnscope does after a trace (cnnscope.trace.meta.paused_gc).
+@pytest.hookimpl(wrapper=True)
+def pytest_collection(session):
+    import gc
+
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return (yield)
+    finally:
+        if was_enabled:
+            gc.freeze()
+            gc.unfreeze()
+            gc.enable()
+
+
+# A worker's last act is its interpreter's teardown, with up to ~1.2 million objects alive
+# (torch, the session's traces): pytest's final collection at unconfigure and the
+# interpreter's own collections at exit scan them all, ~3 CPU s a worker, while the run
+# waits for it. On a worker nothing after its session can reach the user (a warning from
+# that final collection is not sent to the controller: tried with a failing __del__), so
+# the objects are frozen out of the collector's reach. Serially the collection is kept.
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session):
+    if hasattr(session.config, "workerinput"):
+        import gc
+
+        gc.freeze()
 
 
 def _invoke(*args, **kwargs):
