@@ -70,6 +70,11 @@ class OpEntry:
     geometry: Reader | None = None  # the spatial geometry its arguments describe
     rf: RfRule | None = None  # None: the receptive-field analysis does not know it
     meta: Kernel | None = None  # its shape kernel on meta; None: PyTorch's own
+    # Its kernel's results are PyTorch's meta results to the stride (shape, strides, dtype,
+    # storage size) wherever it does not decline: the memory planner, which counts storages
+    # and whose later views or copies depend on strides, takes them too
+    # (tests/trace/test_exact_meta_kernels.py holds each one to PyTorch's).
+    meta_exact: bool = False
     # A layer whose inner ops' windows are not its own (LRN pools over channels): its
     # record gets no kernel geometry from them.
     no_window: bool = False

@@ -76,27 +76,83 @@ def group_norm_backward_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost
     return _norm_backward(args[1], _mask(args[9] if len(args) > 9 else None), True)
 
 
+def _batch_norm_call(name: str, func, args: tuple) -> tuple | None:
+    """(input, weight, bias, running_mean, running_var, training) of a batch-norm op, None
+    for an argument layout not read here."""
+    if name == "_native_batch_norm_legit_no_training" and len(args) >= 5:
+        return (*args[:5], False)  # (input, weight, bias, running_mean, running_var, momentum, eps)
+    if name == "_native_batch_norm_legit" and getattr(func, "_overloadname", "") == "no_stats":
+        return (args[0], args[1], args[2], None, None, args[3]) if len(args) >= 4 else None
+    if name in ("native_batch_norm", "_native_batch_norm_legit") and len(args) >= 6:
+        return tuple(args[:6])
+    return None
+
+
+def _standard_layout(x: torch.Tensor) -> bool:
+    """Contiguous, or channels-last: a layout ``empty_like`` keeps to the stride, as the
+    elementwise steps of PyTorch's batch-norm decompositions keep it."""
+    if x.is_contiguous():
+        return True
+    channels_last = {4: torch.channels_last, 5: torch.channels_last_3d}.get(x.dim())
+    return channels_last is not None and x.is_contiguous(memory_format=channels_last)
+
+
+def _per_channel(t: Any, channels: int) -> bool:
+    return t is None or (isinstance(t, torch.Tensor) and tuple(t.shape) == (channels,))
+
+
+def _computation_dtype(dtype: torch.dtype) -> torch.dtype:
+    """What batch norm computes its statistics in: float32 for the half types."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
 def batch_norm_kernel(name: str, func, args: tuple, kwargs: dict) -> Any:
-    """native_batch_norm and relatives -> (out, save_mean, save_invstd)."""
-    x = args[0]
-    c = x.shape[1] if x.dim() > 1 else 0
-    stats = empty(x, (c,)) if len(args) > 5 and args[5] is True else empty(x, (0,))
-    return empty(x, x.shape), stats, empty(x, stats.shape)
+    """native_batch_norm and relatives -> (out, save_mean, save_invstd), as PyTorch's meta
+    kernel (its decomposition) gives them: the output in the input's dtype and layout; the
+    statistics (C,) in the computation dtype, in training and in eval alike (the CPU
+    kernel's are (0,) in eval, in the input's dtype: not on meta). Declines what PyTorch
+    would refuse or lay out otherwise (an odd layout, a missing or misshapen statistic)."""
+    call = _batch_norm_call(name, func, args)
+    if call is None:
+        return NotImplemented
+    x, weight, bias, running_mean, running_var, training = call
+    if not isinstance(training, bool) or x.dim() < 2 or not x.is_floating_point() \
+            or x.numel() == 0 or not _standard_layout(x):
+        return NotImplemented
+    channels = x.shape[1]
+    if not all(_per_channel(t, channels) for t in (weight, bias, running_mean, running_var)):
+        return NotImplemented
+    if training and running_var is not None and x.numel() // channels < 2:
+        return NotImplemented  # an unbiased variance of one value: PyTorch raises
+    if not training and (running_mean is None or running_var is None):
+        return NotImplemented  # eval needs the running statistics: PyTorch raises
+    stats = _computation_dtype(x.dtype)
+    return (torch.empty_like(x), torch.empty((channels,), dtype=stats, device="meta"),
+            torch.empty((channels,), dtype=stats, device="meta"))
 
 
 def batch_norm_backward_kernel(name: str, func, args: tuple, kwargs: dict) -> Any:
-    """native_batch_norm_backward(grad_out, input, weight, ..., output_mask) -> (grad_input,
-    grad_weight, grad_bias) as PyTorch's meta kernel gives them: the input gradient always,
-    the weight and bias gradients where the mask asks, in the weight's dtype."""
+    """native_batch_norm_backward(grad_out, input, weight, running_mean, running_var,
+    save_mean, save_invstd, train, eps, output_mask) -> (grad_input, grad_weight, grad_bias)
+    as PyTorch's meta kernel gives them: the input gradient always, in the input's dtype and
+    layout; the weight and bias gradients where the mask asks, in the weight's dtype (the
+    input's without a weight). Declines a gradient laid out unlike the input (PyTorch's
+    result then follows both) and what PyTorch would refuse."""
     if name != "native_batch_norm_backward" or len(args) < 10:
         return NotImplemented  # cudnn/miopen/batch_norm_backward: other layouts
-    x, weight = args[1], args[2]
-    mask = _mask(args[9])
-    if x.dim() < 2 or not isinstance(weight, (torch.Tensor, type(None))):
+    grad_out, x, weight, running_mean, running_var, save_mean, save_invstd, train = args[:8]
+    if not isinstance(grad_out, torch.Tensor) or x.dim() < 2 \
+            or not isinstance(weight, (torch.Tensor, type(None))) or not isinstance(train, bool):
         return NotImplemented
+    if grad_out.shape != x.shape or grad_out.stride() != x.stride() or not _standard_layout(x):
+        return NotImplemented
+    if (train and (save_mean is None or save_invstd is None)) \
+            or (not train and (running_mean is None or running_var is None)):
+        return NotImplemented  # PyTorch raises
+    mask = _mask(args[9])
     param = (x.shape[1],)
     like = weight if weight is not None else x
-    return (empty(x, x.shape), empty(like, param) if mask[1] else None,
+    return (torch.empty_like(x), empty(like, param) if mask[1] else None,
             empty(like, param) if mask[2] else None)
 
 
@@ -118,9 +174,9 @@ _BN_BACKWARD = ("native_batch_norm_backward", "cudnn_batch_norm_backward",
 
 ENTRIES = (
     entry("_native_batch_norm_legit_no_training", cost=batch_norm_eval_cost, rf=RfRule.POINTWISE,
-          meta=batch_norm_kernel, backward=_BN_BACKWARD),
+          meta=batch_norm_kernel, meta_exact=True, backward=_BN_BACKWARD),
     entry(("native_batch_norm", "_native_batch_norm_legit"), cost=batch_norm_cost,
-          rf=RfRule.POINTWISE, meta=batch_norm_kernel, backward=_BN_BACKWARD),
+          rf=RfRule.POINTWISE, meta=batch_norm_kernel, meta_exact=True, backward=_BN_BACKWARD),
     entry(("batch_norm", "_batch_norm_impl_index", "cudnn_batch_norm"), cost=batch_norm_cost,
           rf=RfRule.POINTWISE, backward=_BN_BACKWARD),
     entry("native_layer_norm", cost=norm_with_statistics_cost, rf=RfRule.LAYER_NORM,
@@ -132,7 +188,7 @@ ENTRIES = (
     entry("instance_norm", cost=norm_with_statistics_cost, rf=RfRule.CONTEXT,
           backward=("native_batch_norm_backward",)),
     entry(_BN_BACKWARD, cost=batch_norm_backward_cost, meta=batch_norm_backward_kernel,
-          backward=BACKWARD_IS_A_BACKWARD),
+          meta_exact=True, backward=BACKWARD_IS_A_BACKWARD),
     entry("native_layer_norm_backward", cost=layer_norm_backward_cost,
           backward=BACKWARD_IS_A_BACKWARD),
     entry("native_group_norm_backward", cost=group_norm_backward_cost,

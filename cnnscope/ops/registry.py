@@ -194,6 +194,15 @@ def fast_meta_op(name: str, func, args: tuple, kwargs: dict) -> Any:
     return meta_shortcut(lookup(name), name, func, args, kwargs)
 
 
+def exact_meta_op(name: str, func, args: tuple, kwargs: dict) -> Any:
+    """``fast_meta_op`` where the entry's kernel is exact to the stride (``meta_exact``),
+    else ``NotImplemented``: what the memory planner asks for each op."""
+    spec = lookup(name)
+    if spec is None or not spec.meta_exact:
+        return NotImplemented
+    return meta_shortcut(spec, name, func, args, kwargs)
+
+
 def describe(name: str) -> dict[str, Any]:
     """The entry as plain names (for reading the table, e.g. in a REPL or a test)."""
     spec = lookup(name)
@@ -208,6 +217,7 @@ def describe(name: str) -> dict[str, Any]:
         "geometry": None if spec.geometry is None else spec.geometry.__name__,
         "rf": None if spec.rf is None else spec.rf.value,
         "meta": None if spec.meta is None else spec.meta.__name__,
+        "meta_exact": spec.meta_exact,
         "no_window": spec.no_window,
         "data_dependent": spec.data_dependent,
         "weighted": spec.weighted,
