@@ -82,6 +82,7 @@ LONGEST_FILES = (
     "tests/cli/test_safety_output.py",  # ~5 s: the CLI as a process
     "tests/bench/test_runner_cpu.py",
     "tests/trace/test_leaf_memo.py",
+    "tests/trace/test_exact_meta_kernels.py",  # ~2.5 s: PyTorch's decompositions swept
     "tests/zoo/test_all_models.py",
     "tests/cli/test_safety_plots.py",
     "tests/trace/test_op_table.py",

@@ -88,13 +88,34 @@ def _batch_norm_call(name: str, func, args: tuple) -> tuple | None:
     return None
 
 
+def _strides(shape: Sequence[int], order: Sequence[int]) -> tuple[int, ...]:
+    """The strides of a dense tensor of ``shape`` whose dims run ``order``, innermost last."""
+    strides = [0] * len(shape)
+    step = 1
+    for d in reversed(order):
+        strides[d] = step
+        step *= max(shape[d], 1)
+    return tuple(strides)
+
+
+_CHANNELS_LAST_ORDER = {4: (0, 2, 3, 1), 5: (0, 2, 3, 4, 1)}
+
+
 def _standard_layout(x: torch.Tensor) -> bool:
-    """Contiguous, or channels-last: a layout ``empty_like`` keeps to the stride, as the
-    elementwise steps of PyTorch's batch-norm decompositions keep it."""
-    if x.is_contiguous():
+    """Laid out contiguous or channels-last to the stride, size-1 dims included: what
+    ``empty_like`` keeps as it is, as the elementwise steps of PyTorch's batch-norm
+    decompositions keep it (other strides for a size-1 dim are not kept)."""
+    shape, stride = tuple(x.shape), x.stride()
+    if stride == _strides(shape, range(len(shape))):
         return True
-    channels_last = {4: torch.channels_last, 5: torch.channels_last_3d}.get(x.dim())
-    return channels_last is not None and x.is_contiguous(memory_format=channels_last)
+    order = _CHANNELS_LAST_ORDER.get(len(shape))
+    return order is not None and stride == _strides(shape, order)
+
+
+def _laid_out_as(x: torch.Tensor) -> torch.Tensor:
+    """What ``empty_like`` gives for an ``x`` in a standard layout: its shape, strides and
+    dtype. (On meta, empty_like is a Python reference whose first call imports sympy.)"""
+    return torch.empty_strided(x.shape, x.stride(), dtype=x.dtype, device="meta")
 
 
 def _per_channel(t: Any, channels: int) -> bool:
@@ -127,7 +148,7 @@ def batch_norm_kernel(name: str, func, args: tuple, kwargs: dict) -> Any:
     if not training and (running_mean is None or running_var is None):
         return NotImplemented  # eval needs the running statistics: PyTorch raises
     stats = _computation_dtype(x.dtype)
-    return (torch.empty_like(x), torch.empty((channels,), dtype=stats, device="meta"),
+    return (_laid_out_as(x), torch.empty((channels,), dtype=stats, device="meta"),
             torch.empty((channels,), dtype=stats, device="meta"))
 
 
@@ -152,7 +173,7 @@ def batch_norm_backward_kernel(name: str, func, args: tuple, kwargs: dict) -> An
     mask = _mask(args[9])
     param = (x.shape[1],)
     like = weight if weight is not None else x
-    return (torch.empty_like(x), empty(like, param) if mask[1] else None,
+    return (_laid_out_as(x), empty(like, param) if mask[1] else None,
             empty(like, param) if mask[2] else None)
 
 
