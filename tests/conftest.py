@@ -23,12 +23,12 @@
   file on one worker, in file order: its module-scoped fixtures (traces, locks) are paid
   once, and a docs page's console blocks run in page order in their shared folder. The
   longest files are given out first (``LONGEST_FILES``), so the run ends on small ones.
+  Not in pyproject's addopts: an environment without xdist (the extended one, a GPU
+  machine's) would then refuse every pytest command line.
 - the garbage collector, for the suite's own process(es): it waits during collection
   (``pytest_collection``) and stays out of a worker's teardown (``pytest_sessionfinish``);
   while tests run it works as in any program, so cnnscope's own handling of it is what
   runs under test.
-  Not in pyproject's addopts: an environment without xdist (the extended one, a GPU
-  machine's) would then refuse every pytest command line.
 - ``warm_python``: a stand-in for ``sys.executable`` whose commands are forks of one
   interpreter that imported torch once (``tests/warm.py``): real processes (signals,
   file descriptors, rlimits, exit codes) without ~1.5 CPU s of start-up each. Tests of
@@ -72,7 +72,7 @@ def pytest_cmdline_main(config):
 # the last file given out ends: with these given out first, the end of the run is made of
 # small files that even the workers out. Ordered by their number of tests instead (xdist's
 # default), the DDP launches started at ~40 s of 60 and one worker idled up to 2 s at the
-# end. A path that no longer exists fails tests/test_structure.py.
+# end. A path that no longer exists fails tests/test_suite_setup.py.
 LONGEST_FILES = (
     "tests/bench/test_ddp_cpu.py",  # ~18 s: DDP launches, two ranks each
     "tests/docs/test_console_examples.py",  # ~9 s

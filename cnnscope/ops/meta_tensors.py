@@ -66,13 +66,20 @@ def empty_following(shape, like: torch.Tensor, *others: Any) -> torch.Tensor:
             if t.is_contiguous():
                 break
             order = sorted(range(len(shape)), key=lambda d: -t.stride(d))
-            strides = [0] * len(shape)
-            step = 1
-            for d in reversed(order):
-                strides[d] = step
-                step *= max(shape[d], 1)
-            return torch.empty_strided(shape, strides, dtype=like.dtype, device="meta")
+            return torch.empty_strided(shape, dense_strides(shape, order), dtype=like.dtype,
+                                       device="meta")
     return empty(like, shape)
+
+
+def dense_strides(shape, order) -> tuple[int, ...]:
+    """The strides of a dense tensor of ``shape`` whose dims run in ``order``, outermost
+    first (``range(len(shape))``: contiguous)."""
+    strides = [0] * len(shape)
+    step = 1
+    for d in reversed(tuple(order)):
+        strides[d] = step
+        step *= max(shape[d], 1)
+    return tuple(strides)
 
 
 def empty(like: torch.Tensor, shape) -> torch.Tensor:

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from cnnscope.ops.cost import Cost, Shape, TensorShape, out_numel
 from cnnscope.ops.entry import BACKWARD_IS_A_BACKWARD, RfRule, entry
-from cnnscope.ops.meta_tensors import FULL_FLOATS, empty
+from cnnscope.ops.meta_tensors import FULL_FLOATS, dense_strides, empty
 
 
 def batch_norm_eval_cost(args: Sequence[Any], outs: Sequence[Shape]) -> Cost:
@@ -88,16 +88,6 @@ def _batch_norm_call(name: str, func, args: tuple) -> tuple | None:
     return None
 
 
-def _strides(shape: Sequence[int], order: Sequence[int]) -> tuple[int, ...]:
-    """The strides of a dense tensor of ``shape`` whose dims run ``order``, innermost last."""
-    strides = [0] * len(shape)
-    step = 1
-    for d in reversed(order):
-        strides[d] = step
-        step *= max(shape[d], 1)
-    return tuple(strides)
-
-
 _CHANNELS_LAST_ORDER = {4: (0, 2, 3, 1), 5: (0, 2, 3, 4, 1)}
 
 
@@ -106,10 +96,10 @@ def _standard_layout(x: torch.Tensor) -> bool:
     ``empty_like`` keeps as it is, as the elementwise steps of PyTorch's batch-norm
     decompositions keep it (other strides for a size-1 dim are not kept)."""
     shape, stride = tuple(x.shape), x.stride()
-    if stride == _strides(shape, range(len(shape))):
+    if stride == dense_strides(shape, range(len(shape))):
         return True
     order = _CHANNELS_LAST_ORDER.get(len(shape))
-    return order is not None and stride == _strides(shape, order)
+    return order is not None and stride == dense_strides(shape, order)
 
 
 def _laid_out_as(x: torch.Tensor) -> torch.Tensor:
